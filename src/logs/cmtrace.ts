@@ -1,0 +1,160 @@
+/**
+ * CMTrace-format log files, one per component, under `<data>/logs/`.
+ *
+ *   <![LOG[text]LOG]!><time="HH:MM:SS.mmm+zzz" date="MM-DD-YYYY" component="Name" context="" type="1" thread="1234" file="">
+ *
+ * Writes are synchronous on a kept-open descriptor: a line is on disk before the call returns, so
+ * a crash never loses the line that explains it. Size-based rotation keeps one previous file as
+ * `NAME.lo_`, as the platform does.
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger as PinoLogger } from "pino";
+
+export type Severity = "info" | "warning" | "error";
+const TYPE: Record<Severity, number> = { info: 1, warning: 2, error: 3 };
+
+export interface ComponentLog {
+  readonly file: string;
+  readonly component: string;
+  info(text: string, fields?: Record<string, unknown>): void;
+  warn(text: string, fields?: Record<string, unknown>): void;
+  error(text: string, fields?: Record<string, unknown>): void;
+}
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, "0");
+
+/** The marker that ends a message; escaped inside text so a viewer never cuts a line short. */
+export function escapeText(text: string): string {
+  return text.replaceAll("]LOG]!>", "]LOG]!&gt;");
+}
+
+/** One CMTrace line (with the trailing CRLF viewers expect). */
+export function formatLine(text: string, component: string, severity: Severity, at: Date, thread = process.pid): string {
+  // The platform writes its time-zone *bias* (UTC = local + bias): the sign of getTimezoneOffset().
+  const bias = at.getTimezoneOffset();
+  const zone = `${bias < 0 ? "-" : "+"}${pad(Math.abs(bias), 3)}`;
+  const time = `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}.${pad(at.getMilliseconds(), 3)}${zone}`;
+  const date = `${pad(at.getMonth() + 1)}-${pad(at.getDate())}-${at.getFullYear()}`;
+  return (
+    `<![LOG[${escapeText(text)}]LOG]!><time="${time}" date="${date}" component="${component}" ` +
+    `context="" type="${TYPE[severity]}" thread="${thread}" file="">\r\n`
+  );
+}
+
+const LINE = /^<!\[LOG\[([\s\S]*?)\]LOG\]!><time="([^"]*)" date="([^"]*)" component="([^"]*)" context="[^"]*" type="(\d)" thread="(\d+)" file="[^"]*">$/;
+
+export interface ParsedLine {
+  text: string;
+  time: string;
+  date: string;
+  component: string;
+  type: number;
+  thread: number;
+}
+
+/** Parses the lines of a CMTrace file (tests and `opencmg logs` read files back with it). */
+export function parseLines(content: string): ParsedLine[] {
+  const out: ParsedLine[] = [];
+  for (const raw of content.split("\r\n")) {
+    if (!raw) continue;
+    const m = LINE.exec(raw);
+    if (!m) continue;
+    out.push({ text: m[1]!.replaceAll("]LOG]!&gt;", "]LOG]!>"), time: m[2]!, date: m[3]!, component: m[4]!, type: Number(m[5]), thread: Number(m[6]) });
+  }
+  return out;
+}
+
+class LogFile {
+  private fd: number;
+  private size: number;
+  constructor(
+    readonly path: string,
+    private readonly maxBytes: number,
+  ) {
+    this.fd = openSync(path, "a", 0o640);
+    this.size = fstatSync(this.fd).size;
+  }
+  write(line: string): void {
+    const buf = Buffer.from(line, "utf8");
+    if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
+    writeSync(this.fd, buf);
+    this.size += buf.length;
+  }
+  private rotate(): void {
+    closeSync(this.fd);
+    const previous = this.path.replace(/\.log$/i, "") + ".lo_";
+    rmSync(previous, { force: true });
+    renameSync(this.path, previous);
+    this.fd = openSync(this.path, "a", 0o640);
+    this.size = 0;
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+export interface LogSetOptions {
+  /** Folder of the .log files; created when missing. */
+  dir: string;
+  /** Rotation size per file (default 2.5 MB, the platform's default). */
+  maxBytes?: number;
+  /** Structured copy of every line (stdout for servers); none for one-shot CLI commands. */
+  pino?: PinoLogger;
+  /** Clock, for tests. */
+  now?: () => Date;
+}
+
+/** The set of component log files of one process. */
+export class LogSet {
+  private readonly files = new Map<string, LogFile>();
+  private readonly maxBytes: number;
+  private readonly now: () => Date;
+  constructor(private readonly options: LogSetOptions) {
+    mkdirSync(options.dir, { recursive: true });
+    this.maxBytes = options.maxBytes ?? 2_621_440;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  get dir(): string {
+    return this.options.dir;
+  }
+
+  /** A logger writing `component` lines to `file` (e.g. `ruleengine.log`, `SMS_RULE_ENGINE`). */
+  component(file: string, component: string): ComponentLog {
+    const write = (severity: Severity, text: string, fields?: Record<string, unknown>): void => {
+      this.write(file, component, severity, text);
+      const p = this.options.pino;
+      if (p) {
+        const obj = { component, log: file, ...fields };
+        if (severity === "error") p.error(obj, text);
+        else if (severity === "warning") p.warn(obj, text);
+        else p.info(obj, text);
+      }
+    };
+    return {
+      file,
+      component,
+      info: (t, f) => write("info", t, f),
+      warn: (t, f) => write("warning", t, f),
+      error: (t, f) => write("error", t, f),
+    };
+  }
+
+  private write(file: string, component: string, severity: Severity, text: string): void {
+    let f = this.files.get(file);
+    if (!f) {
+      f = new LogFile(join(this.options.dir, file), this.maxBytes);
+      this.files.set(file, f);
+    }
+    f.write(formatLine(text, component, severity, this.now()));
+  }
+
+  close(): void {
+    for (const f of this.files.values()) f.close();
+    this.files.clear();
+  }
+}
+
+/** A logger that drops everything (for library use without a data folder). */
+export const nullLog: ComponentLog = { file: "", component: "", info() {}, warn() {}, error() {} };

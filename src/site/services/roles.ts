@@ -1,0 +1,150 @@
+import { z } from "zod";
+import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
+import { checkRoleSettings } from "../../proxy/rules.ts";
+import { ROLE_KINDS, type Role, type RoleKind, type RoleSettingsByKind } from "../model.ts";
+import { check, checkObject, fqdn as fqdnRule, httpUrl } from "../validation.ts";
+import { iso, type ServiceContext } from "./context.ts";
+import { getServer } from "./servers.ts";
+import { loadProxyModel, toRole } from "./snapshot.ts";
+
+/** Everything `role add|set` may carry; which apply depends on the role. */
+export interface RoleOptions {
+  allowCmgTraffic?: boolean | undefined;
+  useProxyForSync?: boolean | undefined;
+  useProxyForAdr?: boolean | undefined;
+  connectedCache?: boolean | undefined;
+  internalUrl?: string | undefined;
+  upstreamUrl?: string | undefined;
+  updateFeedUrl?: string | undefined;
+  cmgName?: string | undefined;
+}
+
+const roleKind = z.enum(ROLE_KINDS, { error: `must be one of ${ROLE_KINDS.join(", ")}` });
+
+const APPLIES: Record<keyof RoleOptions, readonly RoleKind[]> = {
+  allowCmgTraffic: ["management-point", "software-update-point"],
+  useProxyForSync: ["software-update-point"],
+  useProxyForAdr: ["software-update-point"],
+  connectedCache: ["distribution-point"],
+  internalUrl: ["management-point", "software-update-point"],
+  upstreamUrl: ["software-update-point"],
+  updateFeedUrl: ["service-connection-point"],
+  cmgName: ["cmg-connection-point"],
+};
+
+const optionsSchema = z.object({
+  allowCmgTraffic: z.boolean().optional(),
+  useProxyForSync: z.boolean().optional(),
+  useProxyForAdr: z.boolean().optional(),
+  connectedCache: z.boolean().optional(),
+  internalUrl: httpUrl.optional(),
+  upstreamUrl: httpUrl.optional(),
+  updateFeedUrl: httpUrl.optional(),
+  cmgName: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/i, "must be a CMG name (letters, digits, hyphens)").optional(),
+});
+
+function defaults(kind: RoleKind): RoleSettingsByKind[RoleKind] {
+  switch (kind) {
+    case "management-point":
+      return { allowCmgTraffic: false };
+    case "software-update-point":
+      return { allowCmgTraffic: false, useProxyForSync: false, useProxyForAdr: false };
+    case "distribution-point":
+      return { connectedCache: false };
+    default:
+      return {};
+  }
+}
+
+export function parseRoleKind(value: string): RoleKind {
+  return check("role", roleKind, value);
+}
+
+/** Roles installed on site system servers, with their settings. */
+export class RolesService {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  private merge(kind: RoleKind, base: object, options: RoleOptions): RoleSettingsByKind[RoleKind] {
+    const given = checkObject(optionsSchema, options);
+    for (const [k, v] of Object.entries(given)) {
+      if (v === undefined) continue;
+      if (!APPLIES[k as keyof RoleOptions].includes(kind))
+        throw new ValidationError(k, `applies only to ${APPLIES[k as keyof RoleOptions].join(" and ")}, not to ${kind}`);
+    }
+    const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+    return { ...base, ...defined } as RoleSettingsByKind[RoleKind];
+  }
+
+  async add(fqdnInput: string, kindInput: string, options: RoleOptions = {}): Promise<Role> {
+    const fqdn = check("fqdn", fqdnRule, fqdnInput);
+    const kind = parseRoleKind(kindInput);
+    const settings = this.merge(kind, defaults(kind), options);
+    const role = await this.ctx.db.transaction().execute(async (tx) => {
+      const server = await getServer(tx, fqdn);
+      const dup = await tx.selectFrom("roles").select("id").where("server_id", "=", server.id).where("kind", "=", kind).executeTakeFirst();
+      if (dup) throw new ConflictError("role", `${fqdn} already hosts the ${kind} role`);
+      if (kind === "service-connection-point") {
+        const other = await tx.selectFrom("roles").innerJoin("servers", "servers.id", "roles.server_id").select("servers.fqdn").where("kind", "=", kind).executeTakeFirst();
+        if (other) throw new ConflictError("role", `the hierarchy already has a service connection point on ${other.fqdn}; there is only one`);
+      }
+      checkRoleSettings(await loadProxyModel(tx), fqdn, kind, settings);
+      const now = iso(this.ctx.now());
+      const row = await tx
+        .insertInto("roles")
+        .values({ server_id: server.id, kind, settings: JSON.stringify(settings), created_at: now, updated_at: now })
+        .returning(["id"])
+        .executeTakeFirstOrThrow();
+      return { id: row.id, kind, serverFqdn: fqdn, settings } as Role;
+    });
+    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Installed ${kind} (role id ${role.id}) on ${fqdn} with ${JSON.stringify(settings)}.`);
+    return role;
+  }
+
+  /** Changes the given settings of an installed role; the others keep their values. */
+  async set(fqdnInput: string, kindInput: string, options: RoleOptions): Promise<Role> {
+    const fqdn = check("fqdn", fqdnRule, fqdnInput);
+    const kind = parseRoleKind(kindInput);
+    const role = await this.ctx.db.transaction().execute(async (tx) => {
+      const current = await this.findOn(tx, fqdn, kind);
+      if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
+      const settings = this.merge(kind, current.settings, options);
+      checkRoleSettings(await loadProxyModel(tx), fqdn, kind, settings);
+      await tx.updateTable("roles").set({ settings: JSON.stringify(settings), updated_at: iso(this.ctx.now()) }).where("id", "=", current.id).execute();
+      return { ...current, settings } as Role;
+    });
+    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Changed ${kind} on ${fqdn}: ${JSON.stringify(role.settings)}.`);
+    return role;
+  }
+
+  async remove(fqdnInput: string, kindInput: string): Promise<void> {
+    const fqdn = check("fqdn", fqdnRule, fqdnInput);
+    const kind = parseRoleKind(kindInput);
+    const current = await this.findOn(this.ctx.db, fqdn, kind);
+    if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
+    await this.ctx.db.deleteFrom("roles").where("id", "=", current.id).execute();
+    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Removed ${kind} from ${fqdn}.`);
+  }
+
+  async list(fqdn?: string): Promise<Role[]> {
+    let q = this.ctx.db.selectFrom("roles").innerJoin("servers", "servers.id", "roles.server_id").select(["roles.id", "roles.kind", "roles.settings", "servers.fqdn"]);
+    if (fqdn) q = q.where("servers.fqdn", "=", check("fqdn", fqdnRule, fqdn));
+    return (await q.orderBy("servers.fqdn").orderBy("roles.kind").execute()).map(toRole);
+  }
+
+  async getById(id: number): Promise<Role> {
+    const r = await this.ctx.db.selectFrom("roles").innerJoin("servers", "servers.id", "roles.server_id").select(["roles.id", "roles.kind", "roles.settings", "servers.fqdn"]).where("roles.id", "=", id).executeTakeFirst();
+    if (!r) throw new NotFoundError("roleId", `role ${id}`);
+    return toRole(r);
+  }
+
+  async findOn(db: ServiceContext["db"] | Parameters<typeof getServer>[0], fqdn: string, kind: RoleKind): Promise<Role | undefined> {
+    const r = await db
+      .selectFrom("roles")
+      .innerJoin("servers", "servers.id", "roles.server_id")
+      .select(["roles.id", "roles.kind", "roles.settings", "servers.fqdn"])
+      .where("servers.fqdn", "=", fqdn)
+      .where("roles.kind", "=", kind)
+      .executeTakeFirst();
+    return r ? toRole(r) : undefined;
+  }
+}

@@ -1,0 +1,96 @@
+import { z } from "zod";
+import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
+import { SITE_TYPES, type Site, type SiteType } from "../model.ts";
+import { check, siteCode } from "../validation.ts";
+import { iso, type ServiceContext } from "./context.ts";
+import { toSite } from "./snapshot.ts";
+
+const siteName = z.string().trim().min(1, "must not be empty").max(128, "must be at most 128 characters");
+const siteType = z.enum(SITE_TYPES, { error: `must be one of ${SITE_TYPES.join(", ")}` });
+
+export interface SiteInput {
+  code: string;
+  name: string;
+  type?: string;
+  parentCode?: string | undefined;
+}
+
+/** Sites of the hierarchy. The top-level site (no parent) is where CMGs are created. */
+export class SitesService {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  /** Creates the top-level site, or returns it when it already exists with the same code. */
+  async init(input: SiteInput): Promise<Site> {
+    const code = check("siteCode", siteCode, input.code);
+    const name = check("siteName", siteName, input.name);
+    const type = check("type", siteType, input.type ?? "primary") as SiteType;
+    if (type === "secondary") throw new ValidationError("type", "the top-level site must be a primary or central administration site");
+    const existing = await this.top();
+    if (existing) {
+      if (existing.code !== code) throw new ConflictError("siteCode", `this data folder already holds site ${existing.code}`);
+      return existing;
+    }
+    await this.ctx.db.insertInto("sites").values({ code, name, type, parent_code: null, created_at: iso(this.ctx.now()) }).execute();
+    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Created site ${code} (${name}), type ${type}.`);
+    return { code, name, type, parentCode: null };
+  }
+
+  /** Adds a child site: a primary under a central administration site, or a secondary under a primary. */
+  async add(input: SiteInput): Promise<Site> {
+    const code = check("siteCode", siteCode, input.code);
+    const name = check("siteName", siteName, input.name);
+    const type = check("type", siteType, input.type ?? "secondary") as SiteType;
+    if (!input.parentCode) throw new ValidationError("parent", "a child site needs its parent site's code");
+    const parentCode = check("parent", siteCode, input.parentCode);
+    const parent = await this.get(parentCode);
+    if (type === "cas") throw new ValidationError("type", "a central administration site can only be the top-level site");
+    if (type === "primary" && parent.type !== "cas") throw new ValidationError("parent", "a primary site can only be a child of a central administration site");
+    if (type === "secondary" && parent.type !== "primary") throw new ValidationError("parent", "a secondary site can only be a child of a primary site");
+    if (await this.find(code)) throw new ConflictError("siteCode", `site ${code} already exists`);
+    await this.ctx.db.insertInto("sites").values({ code, name, type, parent_code: parentCode, created_at: iso(this.ctx.now()) }).execute();
+    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Created site ${code} (${name}), type ${type}, parent ${parentCode}.`);
+    return { code, name, type, parentCode };
+  }
+
+  async top(): Promise<Site | undefined> {
+    const r = await this.ctx.db.selectFrom("sites").selectAll().where("parent_code", "is", null).executeTakeFirst();
+    return r ? toSite(r) : undefined;
+  }
+
+  async requireTop(): Promise<Site> {
+    const s = await this.top();
+    if (!s) throw new NotFoundError("site", "a site in this data folder (run `opencmg site init` first)");
+    return s;
+  }
+
+  async find(code: string): Promise<Site | undefined> {
+    const r = await this.ctx.db.selectFrom("sites").selectAll().where("code", "=", code.toUpperCase()).executeTakeFirst();
+    return r ? toSite(r) : undefined;
+  }
+
+  async get(code: string): Promise<Site> {
+    const s = await this.find(code);
+    if (!s) throw new NotFoundError("site", `site ${code}`);
+    return s;
+  }
+
+  async list(): Promise<Site[]> {
+    return (await this.ctx.db.selectFrom("sites").selectAll().orderBy("code").execute()).map(toSite);
+  }
+
+  async rename(code: string, name: string): Promise<Site> {
+    const s = await this.get(code);
+    const n = check("siteName", siteName, name);
+    await this.ctx.db.updateTable("sites").set({ name: n }).where("code", "=", s.code).execute();
+    return { ...s, name: n };
+  }
+
+  async remove(code: string): Promise<void> {
+    const s = await this.get(code);
+    const child = await this.ctx.db.selectFrom("sites").select("code").where("parent_code", "=", s.code).executeTakeFirst();
+    if (child) throw new ConflictError("siteCode", `site ${s.code} has child site ${child.code}; remove it first`);
+    const server = await this.ctx.db.selectFrom("servers").select("fqdn").where("site_code", "=", s.code).executeTakeFirst();
+    if (server) throw new ConflictError("siteCode", `site ${s.code} still has site system server ${server.fqdn}; remove it first`);
+    await this.ctx.db.deleteFrom("sites").where("code", "=", s.code).execute();
+  }
+}

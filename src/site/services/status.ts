@@ -1,0 +1,108 @@
+import { z } from "zod";
+import type { ComponentState, ComponentStatus, StatusMessage, StatusSeverity } from "../model.ts";
+import { checkObject } from "../validation.ts";
+import { iso, type ServiceContext } from "./context.ts";
+
+export interface RaiseInput {
+  messageId: number;
+  severity: StatusSeverity;
+  component: string;
+  server: string;
+  text: string;
+  properties?: Record<string, unknown>;
+  /** "site" (default) or the client that uploaded it. */
+  source?: string;
+  /** When given, a second message with the same key is ignored (idempotent uploads). */
+  dedupeKey?: string;
+  time?: string;
+}
+
+const raiseSchema = z.object({
+  messageId: z.number().int().min(0, "must be 0 or more").max(2 ** 31 - 1, "must fit in 32 bits"),
+  severity: z.enum(["informational", "warning", "error"], { error: "must be informational, warning or error" }),
+  component: z.string().min(1, "must not be empty").max(128, "must be at most 128 characters"),
+  server: z.string().min(1, "must not be empty").max(253, "must be at most 253 characters"),
+  text: z.string().max(8192, "must be at most 8192 characters"),
+  properties: z.record(z.string(), z.unknown()).optional(),
+  source: z.string().max(256).optional(),
+  dedupeKey: z.string().max(512).optional(),
+  time: z.string().datetime({ offset: true, error: "must be an ISO-8601 time" }).optional(),
+});
+
+export interface MessageFilter {
+  component?: string | undefined;
+  messageId?: number | undefined;
+  source?: string | undefined;
+  limit?: number | undefined;
+}
+
+const TYPE = { informational: "info", warning: "warn", error: "error" } as const;
+
+/** Status messages and component status: how the site tells administrators what happened. */
+export class StatusService {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  /** Records a status message; returns it, or undefined when its dedupe key was already seen. */
+  async raise(input: RaiseInput): Promise<StatusMessage | undefined> {
+    const m = checkObject(raiseSchema, input);
+    const row = {
+      message_id: m.messageId,
+      severity: m.severity,
+      component: m.component,
+      server: m.server,
+      time: m.time ?? iso(this.ctx.now()),
+      text: m.text,
+      properties: JSON.stringify(m.properties ?? {}),
+      source: m.source ?? "site",
+      dedupe_key: m.dedupeKey ?? null,
+    };
+    const inserted = await this.ctx.db
+      .insertInto("status_messages")
+      .values(row)
+      .onConflict((oc) => oc.column("dedupe_key").doNothing())
+      .returning(["id"])
+      .executeTakeFirst();
+    if (!inserted) return undefined;
+    this.ctx.logs.component("statmgr.log", "SMS_STATUS_MANAGER")[TYPE[m.severity]](`Status message ${m.messageId} from ${m.component} on ${m.server}: ${m.text}`);
+    return { id: inserted.id, messageId: m.messageId, severity: m.severity, component: m.component, server: m.server, time: row.time, text: m.text, properties: m.properties ?? {}, source: row.source };
+  }
+
+  async messages(filter: MessageFilter = {}): Promise<StatusMessage[]> {
+    let q = this.ctx.db.selectFrom("status_messages").selectAll();
+    if (filter.component) q = q.where("component", "=", filter.component);
+    if (filter.messageId !== undefined) q = q.where("message_id", "=", filter.messageId);
+    if (filter.source) q = q.where("source", "=", filter.source);
+    const rows = await q.orderBy("id", "desc").limit(Math.min(filter.limit ?? 1000, 100_000)).execute();
+    return rows.reverse().map((r) => ({
+      id: r.id,
+      messageId: r.message_id,
+      severity: r.severity as StatusSeverity,
+      component: r.component,
+      server: r.server,
+      time: r.time,
+      text: r.text,
+      properties: JSON.parse(r.properties) as Record<string, unknown>,
+      source: r.source,
+    }));
+  }
+
+  /** Sets a component's status on a server; returns the previous state (undefined if none). */
+  async setComponent(server: string, component: string, status: ComponentState, reason: string): Promise<ComponentState | undefined> {
+    return this.ctx.db.transaction().execute(async (tx) => {
+      const prev = await tx.selectFrom("component_status").select("status").where("server", "=", server).where("component", "=", component).executeTakeFirst();
+      const updated_at = iso(this.ctx.now());
+      if (prev) await tx.updateTable("component_status").set({ status, reason, updated_at }).where("server", "=", server).where("component", "=", component).execute();
+      else await tx.insertInto("component_status").values({ server, component, status, reason, updated_at }).execute();
+      if (prev?.status !== status)
+        this.ctx.logs.component("statmgr.log", "SMS_STATUS_MANAGER")[status === "OK" ? "info" : status === "Warning" ? "warn" : "error"](`Component ${component} on ${server} is now ${status}: ${reason}`);
+      return prev?.status as ComponentState | undefined;
+    });
+  }
+
+  async components(server?: string): Promise<ComponentStatus[]> {
+    let q = this.ctx.db.selectFrom("component_status").selectAll();
+    if (server) q = q.where("server", "=", server);
+    const rows = await q.orderBy("server").orderBy("component").execute();
+    return rows.map((r) => ({ server: r.server, component: r.component, status: r.status as ComponentState, reason: r.reason, updatedAt: r.updated_at }));
+  }
+}

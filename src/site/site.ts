@@ -1,0 +1,122 @@
+/**
+ * A site opened from its data folder: the database (SQLite in the folder, or PostgreSQL), the site
+ * key, the log files and the services. The CLI, the admin API and the roles all go through this.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Logger as PinoLogger } from "pino";
+import { LogSet } from "../logs/cmtrace.ts";
+import { openDatabase, type SiteDb } from "./db/connect.ts";
+import type { Site } from "./model.ts";
+import { SiteKey } from "./secrets.ts";
+import { AccountsService } from "./services/accounts.ts";
+import type { ServiceContext } from "./services/context.ts";
+import { ProxiesService } from "./services/proxies.ts";
+import { RolesService } from "./services/roles.ts";
+import { ServersService } from "./services/servers.ts";
+import { SitesService } from "./services/sites.ts";
+import { StatusService } from "./services/status.ts";
+
+export interface SitePaths {
+  data: string;
+  sqlite: string;
+  key: string;
+  adminToken: string;
+  logs: string;
+}
+
+export function sitePaths(dataDir: string): SitePaths {
+  const data = resolve(dataDir);
+  return { data, sqlite: join(data, "site.db"), key: join(data, "site.key"), adminToken: join(data, "admin.token"), logs: join(data, "logs") };
+}
+
+export interface SiteServices {
+  sites: SitesService;
+  servers: ServersService;
+  roles: RolesService;
+  accounts: AccountsService;
+  proxies: ProxiesService;
+  status: StatusService;
+}
+
+export interface OpenSiteOptions {
+  dataDir: string;
+  /** PostgreSQL URL; the embedded SQLite database in the data folder when left out. */
+  databaseUrl?: string | undefined;
+  /** Structured copy of the log lines (servers log to stdout). */
+  pino?: PinoLogger | undefined;
+  now?: () => Date;
+}
+
+export interface OpenedSite {
+  paths: SitePaths;
+  database: SiteDb;
+  logs: LogSet;
+  services: SiteServices;
+  ctx: ServiceContext;
+  close(): Promise<void>;
+}
+
+/** Opens (and migrates) the site database of a data folder. The site key is loaded when present. */
+export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
+  const paths = sitePaths(o.dataDir);
+  mkdirSync(paths.data, { recursive: true, mode: 0o700 });
+  const logs = new LogSet({ dir: paths.logs, pino: o.pino });
+  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite });
+  const key = existsSync(paths.key) ? SiteKey.load(paths.key) : undefined;
+  const ctx: ServiceContext = { db: database.db, key, logs, now: o.now ?? (() => new Date()) };
+  const sites = new SitesService(ctx);
+  const accounts = new AccountsService(ctx);
+  const services: SiteServices = {
+    sites,
+    servers: new ServersService(ctx, sites),
+    roles: new RolesService(ctx),
+    accounts,
+    proxies: new ProxiesService(ctx, accounts),
+    status: new StatusService(ctx),
+  };
+  return {
+    paths,
+    database,
+    logs,
+    services,
+    ctx,
+    async close() {
+      await database.close();
+      logs.close();
+    },
+  };
+}
+
+const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
+
+export interface InitSiteInput {
+  code: string;
+  name: string;
+  type?: string | undefined;
+}
+
+/**
+ * `site init`: creates the site key (0600), the admin token (0600 file; only its hash is in the
+ * database) and the top-level site. Running it again keeps everything and returns the same token.
+ */
+export async function initSite(site: OpenedSite, input: InitSiteInput): Promise<{ site: Site; adminToken: string }> {
+  const key = SiteKey.ensure(site.paths.key);
+  (site.ctx as { key: SiteKey | undefined }).key = key;
+  const s = await site.services.sites.init(input);
+  if (!existsSync(site.paths.adminToken)) writeFileSync(site.paths.adminToken, randomBytes(32).toString("base64url") + "\n", { mode: 0o600, flag: "wx" });
+  const adminToken = readFileSync(site.paths.adminToken, "utf8").trim();
+  const hash = sha256(adminToken);
+  const known = await site.database.db.selectFrom("admin_tokens").select("id").where("token_sha256", "=", hash).executeTakeFirst();
+  if (!known) await site.database.db.insertInto("admin_tokens").values({ token_sha256: hash, created_at: new Date().toISOString() }).execute();
+  return { site: s, adminToken };
+}
+
+/** True when `token` is an admin token of this site (compared by hash, in constant time). */
+export async function verifyAdminToken(site: OpenedSite, token: string | undefined): Promise<boolean> {
+  if (!token) return false;
+  const hash = sha256(token);
+  const rows = await site.database.db.selectFrom("admin_tokens").select("token_sha256").execute();
+  return rows.some((r) => timingSafeEqual(Buffer.from(r.token_sha256), Buffer.from(hash)));
+}
