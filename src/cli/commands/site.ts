@@ -1,0 +1,88 @@
+import type { Command } from "commander";
+import { pino } from "pino";
+import { ValidationError } from "../../errors.ts";
+import { initSite, openSite } from "../../site/site.ts";
+import { startSiteServer } from "../../site/serve.ts";
+import type { CliContext } from "../context.ts";
+import { keyValues, table } from "../output.ts";
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT` -> parts, refusing anything else with a clear rule. */
+export function parseListen(value: string, field = "listen"): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 0 || port > 65535) throw new ValidationError(field, "must be HOST:PORT with a port from 0 to 65535", `${field}: must be HOST:PORT with a port from 0 to 65535 (got ${JSON.stringify(value)})`);
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+export function registerSiteCommands(program: Command, ctx: CliContext): void {
+  const site = program.command("site").description("the site: create it, serve its admin API");
+
+  site
+    .command("init")
+    .description("create the site database, site key and admin token in the data folder (safe to run again)")
+    .option("--site-code <code>", "site code: 3 letters or digits", "P01")
+    .option("--site-name <name>", "site name", "Primary site")
+    .option("--type <type>", "primary or cas (central administration site)", "primary")
+    .action(async (o: { siteCode: string; siteName: string; type: string }, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const { site: created, adminToken } = await initSite(s, { code: o.siteCode, name: o.siteName, type: o.type });
+        const result = { site: created, dataDir: s.paths.data, database: s.database.location, adminTokenFile: s.paths.adminToken };
+        ctx.print(cmd, { ...result, adminToken }, () =>
+          keyValues({ site: `${created.code} (${created.name}, ${created.type})`, data: s.paths.data, database: s.database.location, "admin token": adminToken, "token file": s.paths.adminToken }),
+        );
+      });
+    });
+
+  site
+    .command("add <code>")
+    .description("add a child site (a secondary under a primary, a primary under a CAS)")
+    .requiredOption("--parent <code>", "parent site code")
+    .option("--site-name <name>", "site name")
+    .option("--type <type>", "secondary or primary", "secondary")
+    .action(async (code: string, o: { parent: string; siteName?: string; type: string }, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const added = await s.services.sites.add({ code, name: o.siteName ?? code, type: o.type, parentCode: o.parent });
+        ctx.print(cmd, added, () => `Added site ${added.code} (${added.type}) under ${added.parentCode}.\n`);
+      });
+    });
+
+  site
+    .command("list")
+    .description("the sites of the hierarchy")
+    .action(async (_o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const sites = await s.services.sites.list();
+        ctx.print(cmd, sites, () => table(sites as unknown as Record<string, unknown>[], ["code", "name", "type", "parentCode"]));
+      });
+    });
+
+  site
+    .command("serve")
+    .description("run the site: admin API (and, as they are added, the console and scheduled tasks)")
+    .option("--listen <host:port>", "where the admin API listens", "127.0.0.1:8240")
+    .action(async (o: { listen: string }, cmd: Command) => {
+      const listen = parseListen(o.listen);
+      const g = ctx.globals(cmd);
+      const log = pino({ redact: ["req.headers.authorization", "*.password", "*.secret"] });
+      const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, pino: log });
+      await opened.services.sites.requireTop();
+      const server = await startSiteServer({ site: opened, listen, log });
+      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} (token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
+      await waitForSignal();
+      await server.close();
+      await opened.close();
+    });
+}
+
+/** Resolves on SIGINT or SIGTERM (the foreground commands stop cleanly on either). */
+export function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+      resolve(sig);
+    };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+}
