@@ -5,11 +5,13 @@
 import { Command, CommanderError, Option } from "commander";
 import { isOpenCmgError } from "../errors.ts";
 import { registerAccountCommands } from "./commands/account.ts";
+import { registerCmgCommands } from "./commands/cmg.ts";
 import { registerProxyCommands } from "./commands/proxy.ts";
 import { registerRoleCommands } from "./commands/role.ts";
 import { registerServerCommands } from "./commands/server.ts";
 import { registerSiteCommands } from "./commands/site.ts";
 import { registerStatusCommands } from "./commands/status.ts";
+import { describeFailure, registerSupCommands } from "./commands/sup.ts";
 import { createContext, type CliContext } from "./context.ts";
 import type { Io } from "./output.ts";
 
@@ -31,6 +33,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerAccountCommands(program, ctx);
   registerProxyCommands(program, ctx);
   registerStatusCommands(program, ctx);
+  registerSupCommands(program, ctx);
+  registerCmgCommands(program, ctx);
   // Subcommands inherit the error handling and output of the root.
   const inherit = (c: Command): void => {
     for (const sub of c.commands) {
@@ -53,8 +57,10 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       // help and version end with exit code 0 through the same path
       return e.exitCode === 0 ? 0 : 2;
     }
+    if ((e as { silent?: boolean }).silent) return 1; // the command already explained itself
     if (isOpenCmgError(e)) {
-      io.err.write(`error: ${e.message}\n`);
+      const hop = describeFailure(e);
+      io.err.write(`error: ${e.message}${hop && !e.message.includes(String(e.code)) ? ` (${hop})` : ""}\n`);
       return e.exitCode;
     }
     io.err.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -6,11 +6,16 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger as PinoLogger } from "pino";
+import { EgressPool } from "../egress/pool.ts";
 import { LogSet } from "../logs/cmtrace.ts";
+import { AdrService } from "../sup/adr.ts";
+import { ContentLibrary } from "../sup/content-library.ts";
 import { openDatabase, type SiteDb } from "./db/connect.ts";
 import type { Site } from "./model.ts";
 import { SiteKey } from "./secrets.ts";
+import { SitePki } from "./site-pki.ts";
 import { AccountsService } from "./services/accounts.ts";
+import { CmgsService } from "./services/cmgs.ts";
 import type { ServiceContext } from "./services/context.ts";
 import { ProxiesService } from "./services/proxies.ts";
 import { RolesService } from "./services/roles.ts";
@@ -24,11 +29,14 @@ export interface SitePaths {
   key: string;
   adminToken: string;
   logs: string;
+  content: string;
+  /** Extra trusted roots for outbound TLS (a TLS-inspecting proxy's CA), PEM; optional. */
+  egressCa: string;
 }
 
 export function sitePaths(dataDir: string): SitePaths {
   const data = resolve(dataDir);
-  return { data, sqlite: join(data, "site.db"), key: join(data, "site.key"), adminToken: join(data, "admin.token"), logs: join(data, "logs") };
+  return { data, sqlite: join(data, "site.db"), key: join(data, "site.key"), adminToken: join(data, "admin.token"), logs: join(data, "logs"), content: join(data, "content"), egressCa: join(data, "egress-ca.pem") };
 }
 
 export interface SiteServices {
@@ -38,6 +46,8 @@ export interface SiteServices {
   accounts: AccountsService;
   proxies: ProxiesService;
   status: StatusService;
+  adrs: AdrService;
+  cmgs: CmgsService;
 }
 
 export interface OpenSiteOptions {
@@ -47,6 +57,8 @@ export interface OpenSiteOptions {
   /** Structured copy of the log lines (servers log to stdout). */
   pino?: PinoLogger | undefined;
   now?: () => Date;
+  /** Extra trusted roots for outbound TLS, added to those of `<data>/egress-ca.pem`. */
+  egressCa?: string[] | undefined;
 }
 
 export interface OpenedSite {
@@ -55,6 +67,9 @@ export interface OpenedSite {
   logs: LogSet;
   services: SiteServices;
   ctx: ServiceContext;
+  /** Outbound connections of every role, through the proxy the rules give. */
+  egress: EgressPool;
+  library: ContentLibrary;
   close(): Promise<void>;
 }
 
@@ -68,13 +83,21 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const ctx: ServiceContext = { db: database.db, key, logs, now: o.now ?? (() => new Date()) };
   const sites = new SitesService(ctx);
   const accounts = new AccountsService(ctx);
+  const proxies = new ProxiesService(ctx, accounts);
+  const roles = new RolesService(ctx);
+  const status = new StatusService(ctx);
+  const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
+  const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined });
+  const library = new ContentLibrary(paths.content);
   const services: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
-    roles: new RolesService(ctx),
+    roles,
     accounts,
-    proxies: new ProxiesService(ctx, accounts),
-    status: new StatusService(ctx),
+    proxies,
+    status,
+    adrs: new AdrService({ ctx, roles, status, egress, logs }, library),
+    cmgs: new CmgsService(ctx, sites, roles),
   };
   return {
     paths,
@@ -82,7 +105,10 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     logs,
     services,
     ctx,
+    egress,
+    library,
     async close() {
+      await egress.close();
       await database.close();
       logs.close();
     },
@@ -105,6 +131,7 @@ export async function initSite(site: OpenedSite, input: InitSiteInput): Promise<
   const key = SiteKey.ensure(site.paths.key);
   (site.ctx as { key: SiteKey | undefined }).key = key;
   const s = await site.services.sites.init(input);
+  await new SitePki(site.paths.data).ensureCa(s.code);
   if (!existsSync(site.paths.adminToken)) writeFileSync(site.paths.adminToken, randomBytes(32).toString("base64url") + "\n", { mode: 0o600, flag: "wx" });
   const adminToken = readFileSync(site.paths.adminToken, "utf8").trim();
   const hash = sha256(adminToken);

@@ -77,6 +77,101 @@ export interface AdminTokensTable {
   created_at: string;
 }
 
+export interface UpdatesTable {
+  update_id: string;
+  title: string;
+  classification: string;
+  product: string;
+  release_date: string;
+  files: string; // JSON UpdateFile[]
+  synced_from: string;
+  synced_at: string;
+}
+
+export interface AdrsTable {
+  id: Id;
+  name: string;
+  server: string;
+  products: string; // JSON string[]
+  classifications: string; // JSON string[]
+  title_contains: string | null;
+  created_at: string;
+}
+
+export interface AdrDownloadsTable {
+  id: Id;
+  adr_id: number;
+  update_id: string;
+  file_name: string;
+  status: string; // "downloaded" | "present" | "failed"
+  code: number | null;
+  bytes: number;
+  sha256: string | null;
+  message: string;
+  time: string;
+}
+
+export interface CmgsTable {
+  name: string;
+  service_fqdn: string;
+  service_name: string;
+  cloud: string;
+  provider: string;
+  region: string;
+  resource_group: string;
+  instances: number;
+  crl_check: Bool;
+  server_cert: string;
+  server_key: string; // sealed with the site key
+  trusted_roots: string; // JSON string[] (PEM)
+  intermediates: string; // JSON string[] (PEM)
+  settings: string; // JSON CmgDeploySettings
+  revision: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CmgTunnelsTable {
+  cmg_name: string;
+  instance: number;
+  connection_point: string;
+  connected: Bool;
+  detail: string;
+  reported_at: string;
+}
+
+export interface CmgTrafficTable {
+  id: Id;
+  cmg_name: string;
+  connection_point: string;
+  period_end: string;
+  requests: number;
+  bytes_in: number;
+  bytes_out: number;
+}
+
+export interface ClientsTable {
+  id: string; // "GUID:<uuid>"
+  name: string;
+  thumbprint: string | null;
+  subject: string | null;
+  token_sha256: string | null;
+  approved: Bool;
+  always_internet: Bool;
+  last_contact_at: string | null;
+  connection_type: string | null; // "intranet" | "internet"
+  registered_at: string;
+}
+
+export interface ClientSettingsTable {
+  name: string; // "default"
+  location_interval_minutes: number;
+  policy_interval_minutes: number;
+  use_cmg: Bool;
+  always_on_internet: Bool;
+  updated_at: string;
+}
+
 export interface Database {
   sites: SitesTable;
   servers: ServersTable;
@@ -86,6 +181,14 @@ export interface Database {
   status_messages: StatusMessagesTable;
   component_status: ComponentStatusTable;
   admin_tokens: AdminTokensTable;
+  updates: UpdatesTable;
+  adrs: AdrsTable;
+  adr_downloads: AdrDownloadsTable;
+  cmgs: CmgsTable;
+  cmg_tunnels: CmgTunnelsTable;
+  cmg_traffic: CmgTrafficTable;
+  clients: ClientsTable;
+  client_settings: ClientSettingsTable;
 }
 
 export type { ColumnType };

@@ -3,7 +3,7 @@ import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { checkRoleSettings } from "../../proxy/rules.ts";
 import { ROLE_KINDS, type Role, type RoleKind, type RoleSettingsByKind } from "../model.ts";
 import { check, checkObject, fqdn as fqdnRule, httpUrl } from "../validation.ts";
-import { iso, type ServiceContext } from "./context.ts";
+import { iso, type Db, type ServiceContext } from "./context.ts";
 import { getServer } from "./servers.ts";
 import { loadProxyModel, toRole } from "./snapshot.ts";
 
@@ -56,6 +56,16 @@ function defaults(kind: RoleKind): RoleSettingsByKind[RoleKind] {
   }
 }
 
+/** A connection point is bound to one CMG, and that CMG must exist. */
+async function checkCmgBinding(tx: Db, kind: RoleKind, settings: object): Promise<void> {
+  if (kind !== "cmg-connection-point") return;
+  const name = (settings as { cmgName?: string }).cmgName?.toLowerCase();
+  if (!name) throw new ValidationError("cmgName", "a CMG connection point is bound to one CMG: give --cmg NAME");
+  if (!(await tx.selectFrom("cmgs").select("name").where("name", "=", name).executeTakeFirst()))
+    throw new ValidationError("cmgName", `must name an existing CMG; there is no CMG ${name} (opencmg cmg create)`);
+  (settings as { cmgName?: string }).cmgName = name;
+}
+
 export function parseRoleKind(value: string): RoleKind {
   return check("role", roleKind, value);
 }
@@ -88,6 +98,7 @@ export class RolesService {
         if (other) throw new ConflictError("role", `the hierarchy already has a service connection point on ${other.fqdn}; there is only one`);
       }
       checkRoleSettings(await loadProxyModel(tx), fqdn, kind, settings);
+      await checkCmgBinding(tx, kind, settings);
       const now = iso(this.ctx.now());
       const row = await tx
         .insertInto("roles")
@@ -109,6 +120,7 @@ export class RolesService {
       if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
       const settings = this.merge(kind, current.settings, options);
       checkRoleSettings(await loadProxyModel(tx), fqdn, kind, settings);
+      await checkCmgBinding(tx, kind, settings);
       await tx.updateTable("roles").set({ settings: JSON.stringify(settings), updated_at: iso(this.ctx.now()) }).where("id", "=", current.id).execute();
       return { ...current, settings } as Role;
     });

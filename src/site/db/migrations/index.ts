@@ -6,12 +6,18 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from "k
 import { OpenCmgError } from "../../../errors.ts";
 import type { Dialect } from "../connect.ts";
 import { m0001Site } from "./0001_site.ts";
+import { m0002Sup } from "./0002_sup.ts";
+import { m0003Cmg } from "./0003_cmg.ts";
+import { m0004Clients } from "./0004_clients.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
 /** Every migration, by name. New ones are appended; names are never reused. */
 export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0001_site": m0001Site,
+  "0002_sup": m0002Sup,
+  "0003_cmg": m0003Cmg,
+  "0004_clients": m0004Clients,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

@@ -1,0 +1,293 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { pino } from "pino";
+import { ValidationError } from "../../errors.ts";
+import { gatewayLogs, startGatewayInstance } from "../../gateway/instance.ts";
+import { loadStartupFile } from "../../gateway/startup-file.ts";
+import { LogSet } from "../../logs/cmtrace.ts";
+import { pemBlocks, toPem } from "../../pki/pem.ts";
+import { readPfx } from "../../pki/pfx.ts";
+import { writeCmgBundle } from "../../site/cmg/bundle.ts";
+import { runConnectionPointRole } from "../../site/cmg/connection-point-role.ts";
+import { runLocalInstances } from "../../site/cmg/local-provider.ts";
+import type { CmgView } from "../../site/services/cmgs.ts";
+import { openSite } from "../../site/site.ts";
+import type { CliContext } from "../context.ts";
+import { keyValues, readStdin, table } from "../output.ts";
+import { waitForSignal } from "./site.ts";
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+function readFile(field: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ValidationError(field, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** Every certificate of each file, as PEM (a file may hold one CA or a bundle). */
+function certFiles(field: string, files: string[] | undefined): string[] | undefined {
+  if (!files) return undefined;
+  return files.flatMap((f) => {
+    const text = readFile(field, f).toString("utf8");
+    const certs = pemBlocks(text).filter((b) => b.label === "CERTIFICATE");
+    if (certs.length === 0) throw new ValidationError(field, `${f} holds no PEM certificate`);
+    return certs.map((b) => toPem(b.der, "CERTIFICATE"));
+  });
+}
+
+function portOpt(field: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new ValidationError(field, "must be a whole number");
+  return Number(v);
+}
+
+function showText(c: CmgView): string {
+  return (
+    keyValues({
+      name: c.name,
+      status: `${c.status} (${c.statusReason})`,
+      "service FQDN": c.serviceFqdn,
+      "service name": c.serviceName,
+      cloud: c.cloud,
+      provider: c.provider,
+      region: c.region,
+      "resource group": c.resourceGroup,
+      "VM instances": c.instanceCount,
+      "server certificate": `${c.serverCertificate.subject} (${c.serverCertificate.thumbprint}, until ${c.serverCertificate.notAfter})`,
+      "trusted roots": c.trustedRoots.map((r) => r.subject).join("; ") || "none",
+      intermediates: c.intermediates.map((r) => r.subject).join("; ") || "none",
+      "verify client revocation": c.crlCheck ? "yes" : "no",
+      "connection points": c.connectionPointServers.join(", ") || "none",
+    }) +
+    table(
+      c.instances.map((i) => ({ index: i.index, clientUrl: i.clientUrl, tunnel: `${i.tunnelHost}:${i.tunnelPort}`, connected: i.connectionPoints.filter((x) => x.connected).map((x) => x.server).join(",") || "-" })),
+      ["index", "clientUrl", "tunnel", "connected"],
+    )
+  );
+}
+
+export function registerCmgCommands(program: Command, ctx: CliContext): void {
+  const cmg = program.command("cmg").description("cloud management gateways: create, show, run");
+
+  cmg
+    .command("create <name>")
+    .description("create a cloud management gateway at the top-level site")
+    .option("--server-cert <file>", "server authentication certificate (PEM; may include its chain)")
+    .option("--server-key <file>", "its private key (PEM)")
+    .option("--server-pfx <file>", "server authentication certificate and key as PFX (password with --pfx-password-stdin)")
+    .option("--pfx-password-stdin", "read the PFX password from standard input")
+    .option("--service-fqdn <fqdn>", "service FQDN, required with a wildcard certificate (the * replaced)")
+    .option("--instances <n>", "VM instances, 1 to 16", "1")
+    .option("--trusted-root <file>", "trusted root CA for client certificates (at most 2; repeatable)", collect)
+    .option("--intermediate <file>", "intermediate CA for client certificates (at most 4; repeatable)", collect)
+    .option("--crl-check", "verify client certificate revocation (default)")
+    .option("--no-crl-check", "do not verify client certificate revocation")
+    .option("--cloud <env>", "public, usgov or custom", "public")
+    .option("--region <name>", "region label for the provider", "local")
+    .option("--resource-group <name>", "resource group label for the provider")
+    .option("--provider <p>", "where instances run: local (this machine) or external", "local")
+    .option("--listen-host <addr>", "address the instances' listeners bind", "0.0.0.0")
+    .option("--public-host <host>", "host name in the client URL (default: the service FQDN)")
+    .option("--instance-host <host>", "host connection points dial (default: 127.0.0.1 for local, the service FQDN for external)")
+    .option("--client-port <n>", "client port of instance 0; instance i uses this + i", "443")
+    .option("--tunnel-port <n>", "tunnel port of instance 0; instance i uses this + i", "10140")
+    .option("--metrics-port <n>", "metrics port of instance 0 on 127.0.0.1 (0: none)", "9440")
+    .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days exceeds this many GB")
+    .option("--traffic-warning-pct <n>", "warning at this % of the threshold", "50")
+    .option("--traffic-critical-pct <n>", "critical at this % of the threshold", "90")
+    .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
+      let certPem: string;
+      let keyPem: string;
+      let chain: string[] = [];
+      if (o.serverPfx) {
+        if (o.serverCert || o.serverKey) throw new ValidationError("serverPfx", "give either --server-pfx or --server-cert with --server-key, not both");
+        if (!o.pfxPasswordStdin) throw new ValidationError("pfxPassword", "give the PFX password on standard input with --pfx-password-stdin");
+        const pfx = readPfx(readFile("serverPfx", o.serverPfx as string), await readStdin(ctx.io.stdin));
+        ({ certPem, keyPem } = pfx);
+        chain = pfx.chainPem;
+      } else {
+        if (!o.serverCert) throw new ValidationError("serverCert", "give the server authentication certificate: --server-cert FILE --server-key FILE, or --server-pfx FILE");
+        if (!o.serverKey) throw new ValidationError("serverKey", "give the certificate's private key with --server-key FILE");
+        const blocks = pemBlocks(readFile("serverCert", o.serverCert as string).toString("utf8")).filter((b) => b.label === "CERTIFICATE");
+        if (blocks.length === 0) throw new ValidationError("serverCert", `${String(o.serverCert)} holds no PEM certificate`);
+        certPem = toPem(blocks[0]!.der, "CERTIFICATE");
+        chain = blocks.slice(1).map((b) => toPem(b.der, "CERTIFICATE"));
+        keyPem = readFile("serverKey", o.serverKey as string).toString("utf8");
+      }
+      const alertGb = o.trafficAlertGb === undefined ? undefined : Number(o.trafficAlertGb);
+      if (alertGb !== undefined && !(alertGb > 0)) throw new ValidationError("trafficAlertGb", "must be a number above 0");
+      await ctx.withSite(cmd, async (s) => {
+        const view = await s.services.cmgs.create({
+          name,
+          serverCertPem: certPem,
+          serverKeyPem: keyPem,
+          serverChainPem: chain,
+          serviceFqdn: o.serviceFqdn as string | undefined,
+          instances: o.instances as string,
+          trustedRoots: certFiles("trustedRoot", o.trustedRoot as string[] | undefined),
+          intermediates: certFiles("intermediate", o.intermediate as string[] | undefined),
+          crlCheck: o.crlCheck as boolean | undefined,
+          cloud: o.cloud as string,
+          region: o.region as string,
+          resourceGroup: o.resourceGroup as string | undefined,
+          provider: o.provider as string,
+          deploy: {
+            listenHost: o.listenHost as string,
+            ...(o.publicHost ? { publicHost: o.publicHost as string } : {}),
+            ...(o.instanceHost ? { instanceHost: o.instanceHost as string } : {}),
+            clientPortBase: portOpt("clientPort", o.clientPort as string),
+            tunnelPortBase: portOpt("tunnelPort", o.tunnelPort as string),
+            metricsPortBase: portOpt("metricsPort", o.metricsPort as string),
+            trafficAlert: alertGb ? { thresholdGb: alertGb, warningPct: Number(o.trafficWarningPct), criticalPct: Number(o.trafficCriticalPct) } : null,
+          },
+        });
+        ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n`);
+      });
+    });
+
+  cmg
+    .command("list")
+    .description("list CMGs with their status")
+    .action(async (_o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const list = await s.services.cmgs.list();
+        ctx.print(cmd, list, () => table(list.map((c) => ({ name: c.name, serviceFqdn: c.serviceFqdn, instances: c.instanceCount, provider: c.provider, status: c.status, reason: c.statusReason })), ["name", "serviceFqdn", "instances", "provider", "status", "reason"]));
+      });
+    });
+
+  cmg
+    .command("show <name>")
+    .description("a CMG's settings, instances and status")
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const c = await s.services.cmgs.show(name);
+        ctx.print(cmd, c, () => showText(c));
+      });
+    });
+
+  cmg
+    .command("update <name>")
+    .description("change what can change after creation: instances, revocation checking, trusted CAs, server certificate")
+    .option("--instances <n>", "VM instances, 1 to 16")
+    .option("--crl-check", "verify client certificate revocation")
+    .option("--no-crl-check", "do not verify client certificate revocation")
+    .option("--trusted-root <file>", "replace the trusted roots (repeatable, at most 2)", collect)
+    .option("--intermediate <file>", "replace the intermediates (repeatable, at most 4)", collect)
+    .option("--server-cert <file>", "renewed server authentication certificate (PEM)")
+    .option("--server-key <file>", "its private key")
+    .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const c = await s.services.cmgs.update(name, {
+          ...(o.instances !== undefined ? { instances: o.instances as string } : {}),
+          ...(o.crlCheck !== undefined ? { crlCheck: o.crlCheck as boolean } : {}),
+          ...(o.trustedRoot ? { trustedRoots: certFiles("trustedRoot", o.trustedRoot as string[]) } : {}),
+          ...(o.intermediate ? { intermediates: certFiles("intermediate", o.intermediate as string[]) } : {}),
+          ...(o.serverCert ? { serverCertPem: readFile("serverCert", o.serverCert as string).toString("utf8") } : {}),
+          ...(o.serverKey ? { serverKeyPem: readFile("serverKey", o.serverKey as string).toString("utf8") } : {}),
+        });
+        ctx.print(cmd, c, () => `Updated CMG ${c.name}; connection points push the change to its instances.\n`);
+      });
+    });
+
+  cmg
+    .command("delete <name>")
+    .description("delete a CMG (remove its connection points first)")
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        await s.services.cmgs.remove(name);
+        ctx.print(cmd, { deleted: name }, () => `Deleted CMG ${name}.\n`);
+      });
+    });
+
+  cmg
+    .command("bundle <name>")
+    .description("write the instances' start-up files (certificates, keys, one JSON per instance) for external hosts")
+    .requiredOption("--out <dir>", "folder to write")
+    .action(async (name: string, o: { out: string }, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const b = await writeCmgBundle(s, await s.services.cmgs.show(name), o.out);
+        ctx.print(cmd, b, () => `Wrote ${b.files.length} start-up file(s) to ${b.dir}; run \`opencmg gateway serve --config FILE\` on each host.\n`);
+      });
+    });
+
+  cmg
+    .command("start <name>")
+    .description("run all instances of a local-provider CMG on this machine until Ctrl-C")
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const g = ctx.globals(cmd);
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database });
+      const view = await site.services.cmgs.show(name);
+      if (view.provider !== "local") throw new ValidationError("provider", `CMG ${view.name} uses the ${view.provider} provider: run its instances with \`opencmg gateway serve\` on their hosts`);
+      const bundle = await writeCmgBundle(site, view);
+      const log = site.logs.component("CMGSetup.log", "CMGSetup");
+      const running = runLocalInstances({ files: bundle.files, dataDir: g.data, log });
+      const pidFile = join(bundle.dir, "start.pid");
+      writeFileSync(pidFile, String(process.pid));
+      try {
+        await running.ready;
+        log.info(`Started ${view.instanceCount} local instance(s) of ${view.name}.`);
+        ctx.io.err.write(`CMG ${view.name}: ${view.instances.map((i) => `instance ${i.index} at ${i.clientUrl} (tunnel ${i.tunnelPort})`).join("; ")}; Ctrl-C stops them\n`);
+        await site.close();
+        await waitForSignal();
+      } finally {
+        await running.stop();
+        rmSync(pidFile, { force: true });
+      }
+    });
+
+  cmg
+    .command("stop <name>")
+    .description("stop the instances that `opencmg cmg start` runs")
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const g = ctx.globals(cmd);
+      const pidFile = join(g.data, "cmg", name.toLowerCase(), "start.pid");
+      if (!existsSync(pidFile)) throw new ValidationError("name", `CMG ${name} is not running here (no ${pidFile})`);
+      const pid = Number(readFileSync(pidFile, "utf8"));
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        rmSync(pidFile, { force: true });
+      }
+      ctx.print(cmd, { stopped: name, pid }, () => `Stopping CMG ${name} (process ${pid}).\n`);
+    });
+
+  program
+    .command("gateway")
+    .description("one CMG instance")
+    .command("serve")
+    .description("run one gateway instance from its start-up file until Ctrl-C")
+    .requiredOption("--config <file>", "start-up file (from `opencmg cmg bundle`)")
+    .action(async (o: { config: string }, cmd: Command) => {
+      const cfg = loadStartupFile(o.config);
+      const g = ctx.globals(cmd);
+      const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino() });
+      const inst = await startGatewayInstance(cfg, { log: gatewayLogs(logs) });
+      ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on 127.0.0.1:${inst.metricsPort}` : ""}\n`);
+      await waitForSignal();
+      await inst.stop();
+      logs.close();
+    });
+
+  program
+    .command("connection-point")
+    .description("the CMG connection point role")
+    .command("serve")
+    .description("run the CMG connection point of a server until Ctrl-C")
+    .requiredOption("--server <fqdn>", "the site system server hosting the role")
+    .option("--report-interval <s>", "health report interval, seconds", "60")
+    .option("--metrics-port <n>", "Prometheus metrics on 127.0.0.1:PORT")
+    .action(async (o: { server: string; reportInterval: string; metricsPort?: string }, cmd: Command) => {
+      const g = ctx.globals(cmd);
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, pino: pino() });
+      const seconds = Number(o.reportInterval);
+      if (!(seconds >= 1)) throw new ValidationError("reportInterval", "must be at least 1 second");
+      const running = await runConnectionPointRole(site, o.server, { healthIntervalMs: seconds * 1000, ...(o.metricsPort ? { metricsPort: portOpt("metricsPort", o.metricsPort)! } : {}) });
+      ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
+      await waitForSignal();
+      await running.stop();
+      await site.close();
+    });
+}

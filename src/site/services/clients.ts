@@ -1,0 +1,256 @@
+/**
+ * Managed clients (devices) as the site knows them: registered at a management point with their
+ * client authentication certificate, or registered without one and approved by an administrator;
+ * when and how (intranet or internet) they last reached a management point. Also the site's
+ * client settings that management points hand out as policy.
+ */
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { z } from "zod";
+import { NotFoundError } from "../../errors.ts";
+import type { ClientsTable } from "../db/schema.ts";
+import { check, checkObject } from "../validation.ts";
+import { iso, type ServiceContext } from "./context.ts";
+
+export type ConnectionType = "intranet" | "internet";
+
+export interface Client {
+  /** The SMS unique identifier, "GUID:<uuid>". */
+  id: string;
+  name: string;
+  /** SHA-1 of the client authentication certificate (uppercase hex); null without a certificate. */
+  thumbprint: string | null;
+  subject: string | null;
+  approved: boolean;
+  /** The client was installed with `--always-internet` (the documents' CCMALWAYSINF=1). */
+  alwaysInternet: boolean;
+  lastContactAt: string | null;
+  /** How the client last reached a management point: directly (intranet) or through a CMG (internet). */
+  connectionType: ConnectionType | null;
+  registeredAt: string;
+}
+
+/** Client settings, as the site's default client settings hold them. */
+export interface ClientSettings {
+  /** How often a client makes a location request (documents: every 24 hours). */
+  locationIntervalMinutes: number;
+  /** How often a client fetches policy. */
+  policyIntervalMinutes: number;
+  /** Clients receive CMG locations ("use CMG" on by default; off gives them no CMG). */
+  useCmg: boolean;
+  /** The documents' ClientAlwaysOnInternet = 1: use the CMG wherever the client is. */
+  alwaysOnInternet: boolean;
+}
+
+export const DEFAULT_CLIENT_SETTINGS: ClientSettings = { locationIntervalMinutes: 24 * 60, policyIntervalMinutes: 60, useCmg: true, alwaysOnInternet: false };
+
+const SETTINGS_ROW = "default";
+
+/** A computer name or FQDN as clients report it; no control characters. */
+const clientName = z
+  .string()
+  .min(1, "must not be empty")
+  .max(253, "must be at most 253 characters")
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a computer name (letters, digits, dots, hyphens, underscores)");
+
+const thumbprint = z
+  .string()
+  .regex(/^[0-9A-Fa-f]{40}$/, "must be a SHA-1 thumbprint (40 hex digits)")
+  .transform((s) => s.toUpperCase());
+
+export const clientId = z
+  .string()
+  .trim()
+  .regex(/^GUID:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/, "must be a client ID (GUID:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+  .transform((s) => "GUID:" + s.slice(5).toUpperCase());
+
+const minutes = (max: number) =>
+  z.preprocess(
+    (v) => (typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+    z.number({ error: `must be a whole number of minutes from 1 to ${max}` }).int(`must be a whole number of minutes from 1 to ${max}`).min(1, `must be from 1 to ${max} minutes`).max(max, `must be from 1 to ${max} minutes`),
+  );
+
+const settingsPatch = z.object({
+  locationIntervalMinutes: minutes(7 * 24 * 60).optional(),
+  policyIntervalMinutes: minutes(7 * 24 * 60).optional(),
+  useCmg: z.boolean().optional(),
+  alwaysOnInternet: z.boolean().optional(),
+});
+
+export interface CertificateRegistration {
+  name: string;
+  thumbprint: string;
+  subject: string;
+  connectionType: ConnectionType;
+  alwaysInternet?: boolean | undefined;
+}
+
+export interface PendingRegistration {
+  name: string;
+  connectionType: ConnectionType;
+  alwaysInternet?: boolean | undefined;
+}
+
+const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
+const newClientId = (): string => `GUID:${randomUUID().toUpperCase()}`;
+
+function toClient(r: ClientsTable): Client {
+  return {
+    id: r.id,
+    name: r.name,
+    thumbprint: r.thumbprint,
+    subject: r.subject,
+    approved: r.approved === 1,
+    alwaysInternet: r.always_internet === 1,
+    lastContactAt: r.last_contact_at,
+    connectionType: r.connection_type as ConnectionType | null,
+    registeredAt: r.registered_at,
+  };
+}
+
+/**
+ * @example
+ * const clients = new ClientsService(site.ctx);
+ * const { client } = await clients.registerWithCertificate({ name: "PC-001", thumbprint, subject, connectionType: "intranet" });
+ * await clients.approve(pendingId); // `opencmg site clients approve ID`
+ */
+export class ClientsService {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  private log() {
+    return this.ctx.logs.component("MP_RegistrationManager.log", "MP_RegistrationManager");
+  }
+
+  /**
+   * Registers (or re-registers) the client that proved it holds this client authentication
+   * certificate. A PKI certificate is its own approval. The same certificate always gives the same
+   * client ID, so a reinstalled client keeps its history.
+   */
+  async registerWithCertificate(input: CertificateRegistration): Promise<{ client: Client; created: boolean }> {
+    const name = check("name", clientName, input.name);
+    const tp = check("thumbprint", thumbprint, input.thumbprint);
+    const now = iso(this.ctx.now());
+    const inserted = await this.ctx.db
+      .insertInto("clients")
+      .values({
+        id: newClientId(),
+        name,
+        thumbprint: tp,
+        subject: input.subject,
+        token_sha256: null,
+        approved: 1,
+        always_internet: input.alwaysInternet ? 1 : 0,
+        last_contact_at: now,
+        connection_type: input.connectionType,
+        registered_at: now,
+      })
+      .onConflict((oc) => oc.column("thumbprint").doNothing())
+      .returning(["id"])
+      .executeTakeFirst();
+    if (!inserted) {
+      await this.ctx.db
+        .updateTable("clients")
+        .set({ name, subject: input.subject, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: input.connectionType })
+        .where("thumbprint", "=", tp)
+        .execute();
+    }
+    const client = await this.findByThumbprint(tp);
+    if (!client) throw new NotFoundError("thumbprint", `client with certificate ${tp}`);
+    return { client, created: inserted !== undefined };
+  }
+
+  /**
+   * A registration request without a certificate: the client is recorded as pending until an
+   * administrator approves it. Returns the token the client authenticates with from now on (only
+   * its hash is kept).
+   */
+  async requestRegistration(input: PendingRegistration): Promise<{ client: Client; token: string }> {
+    const name = check("name", clientName, input.name);
+    const token = randomBytes(32).toString("base64url");
+    const now = iso(this.ctx.now());
+    const id = newClientId();
+    await this.ctx.db
+      .insertInto("clients")
+      .values({
+        id,
+        name,
+        thumbprint: null,
+        subject: null,
+        token_sha256: sha256(token),
+        approved: 0,
+        always_internet: input.alwaysInternet ? 1 : 0,
+        last_contact_at: now,
+        connection_type: input.connectionType,
+        registered_at: now,
+      })
+      .execute();
+    return { client: await this.get(id), token };
+  }
+
+  async findByThumbprint(tp: string): Promise<Client | undefined> {
+    const r = await this.ctx.db.selectFrom("clients").selectAll().where("thumbprint", "=", tp.toUpperCase()).executeTakeFirst();
+    return r ? toClient(r) : undefined;
+  }
+
+  async findByToken(token: string): Promise<Client | undefined> {
+    const r = await this.ctx.db.selectFrom("clients").selectAll().where("token_sha256", "=", sha256(token)).executeTakeFirst();
+    return r ? toClient(r) : undefined;
+  }
+
+  async get(idInput: string): Promise<Client> {
+    const id = check("id", clientId, idInput);
+    const r = await this.ctx.db.selectFrom("clients").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!r) throw new NotFoundError("id", `client ${id}`);
+    return toClient(r);
+  }
+
+  async list(): Promise<Client[]> {
+    return (await this.ctx.db.selectFrom("clients").selectAll().orderBy("name").orderBy("id").execute()).map(toClient);
+  }
+
+  /** Approves a client that registered without a certificate (`opencmg site clients approve ID`). */
+  async approve(idInput: string): Promise<Client> {
+    const client = await this.get(idInput);
+    if (!client.approved) {
+      await this.ctx.db.updateTable("clients").set({ approved: 1 }).where("id", "=", client.id).execute();
+      this.log().info(`Client ${client.id} (${client.name}) approved by an administrator.`);
+    }
+    return { ...client, approved: true };
+  }
+
+  /** Records that the client reached a management point now, and how. */
+  async touch(id: string, connectionType: ConnectionType): Promise<void> {
+    await this.ctx.db.updateTable("clients").set({ last_contact_at: iso(this.ctx.now()), connection_type: connectionType }).where("id", "=", id).execute();
+  }
+
+  async settings(): Promise<ClientSettings> {
+    const r = await this.ctx.db.selectFrom("client_settings").selectAll().where("name", "=", SETTINGS_ROW).executeTakeFirst();
+    if (!r) return { ...DEFAULT_CLIENT_SETTINGS };
+    return {
+      locationIntervalMinutes: r.location_interval_minutes,
+      policyIntervalMinutes: r.policy_interval_minutes,
+      useCmg: r.use_cmg === 1,
+      alwaysOnInternet: r.always_on_internet === 1,
+    };
+  }
+
+  /** Changes the given client settings; the others keep their values. */
+  async setSettings(patch: Partial<Record<keyof ClientSettings, unknown>>): Promise<ClientSettings> {
+    const given = checkObject(settingsPatch, patch);
+    const next: ClientSettings = { ...(await this.settings()) };
+    for (const [k, v] of Object.entries(given)) if (v !== undefined) (next as unknown as Record<string, unknown>)[k] = v;
+    const row = {
+      location_interval_minutes: next.locationIntervalMinutes,
+      policy_interval_minutes: next.policyIntervalMinutes,
+      use_cmg: next.useCmg ? 1 : 0,
+      always_on_internet: next.alwaysOnInternet ? 1 : 0,
+      updated_at: iso(this.ctx.now()),
+    };
+    await this.ctx.db
+      .insertInto("client_settings")
+      .values({ name: SETTINGS_ROW, ...row })
+      .onConflict((oc) => oc.column("name").doUpdateSet(row))
+      .execute();
+    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Changed the default client settings: ${JSON.stringify(next)}.`);
+    return next;
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Status message IDs. 11488 comes from the source documents (required endpoints unreachable);
+ * the others are OpenCMG's own, in one place so that alerts and searches can rely on them.
+ */
+export const StatusId = {
+  /** The site cannot reach the internet endpoints a cloud service needs (documents). */
+  ENDPOINTS_UNREACHABLE: 11488,
+  /** The endpoints a cloud service needs are reachable again. */
+  ENDPOINTS_REACHABLE: 11489,
+  /** Software update synchronisation failed. */
+  SUP_SYNC_FAILED: 6703,
+  /** Software update synchronisation completed. */
+  SUP_SYNC_DONE: 6702,
+  /** An automatic deployment rule could not download update content. */
+  ADR_DOWNLOAD_FAILED: 5800,
+  /** The service connection point could not check the product update feed. */
+  SCP_FEED_FAILED: 9700,
+  /** The CMG connection point lost or regained its gateway connections. */
+  CMG_CONNECTOR_STATE: 9417,
+} as const;
