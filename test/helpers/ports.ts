@@ -12,3 +12,21 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** `n` consecutive TCP ports that were free on 127.0.0.1 a moment ago (instance i uses base + i). */
+export async function freePortRange(n: number): Promise<number> {
+  const { createServer: create } = await import("node:net");
+  const tryBind = (port: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const s = create();
+      s.once("error", () => resolve(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 40000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await tryBind(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports found`);
+}
