@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import type { ProxyDecision } from "../proxy/rules.ts";
-import { Egress } from "./egress.ts";
+import { Egress, type EgressOptions } from "./egress.ts";
 import type { EgressRoute } from "./route.ts";
 
 /** Resolves the route of `subject` on `fqdn` (the site's ProxiesService.route). */
@@ -28,6 +28,8 @@ export interface EgressPoolOptions {
   /** Extra trusted roots for targets' TLS (a TLS-inspecting proxy's CA; the tests' CA). */
   ca?: string[] | undefined;
   connectTimeoutMs?: number | undefined;
+  /** Name resolution for direct targets and proxy names (tests map names to loopback). */
+  lookup?: EgressOptions["lookup"] | undefined;
 }
 
 function routeKey(route: EgressRoute, logFile: string): string {
@@ -48,7 +50,7 @@ export class EgressPool implements EgressProvider {
     const key = routeKey(route, log.file);
     let egress = this.byKey.get(key);
     if (!egress) {
-      egress = new Egress(route, { log, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(this.options.connectTimeoutMs ? { connectTimeoutMs: this.options.connectTimeoutMs } : {}) });
+      egress = new Egress(route, { log, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(this.options.connectTimeoutMs ? { connectTimeoutMs: this.options.connectTimeoutMs } : {}), ...(this.options.lookup ? { lookup: this.options.lookup } : {}) });
       // A route that changed leaves its old Egress behind: close those of the same log and mode.
       for (const [k, e] of this.byKey) {
         if (k.endsWith(`|${log.file}`) && k.split("|")[0] === key.split("|")[0] && k !== key) {

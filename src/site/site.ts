@@ -6,7 +6,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger as PinoLogger } from "pino";
-import { EgressPool } from "../egress/pool.ts";
+import { EgressPool, type EgressPoolOptions } from "../egress/pool.ts";
 import { LogSet } from "../logs/cmtrace.ts";
 import { AdrService } from "../sup/adr.ts";
 import { ContentLibrary } from "../sup/content-library.ts";
@@ -59,6 +59,8 @@ export interface OpenSiteOptions {
   now?: () => Date;
   /** Extra trusted roots for outbound TLS, added to those of `<data>/egress-ca.pem`. */
   egressCa?: string[] | undefined;
+  /** Name resolution for outbound connections (tests map names to loopback stand-ins). */
+  egressLookup?: EgressPoolOptions["lookup"];
 }
 
 export interface OpenedSite {
@@ -87,7 +89,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const roles = new RolesService(ctx);
   const status = new StatusService(ctx);
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
-  const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined });
+  const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
   const library = new ContentLibrary(paths.content);
   const services: SiteServices = {
     sites,
