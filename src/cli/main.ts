@@ -5,7 +5,11 @@
 import { Command, CommanderError, Option } from "commander";
 import { isOpenCmgError } from "../errors.ts";
 import { registerAccountCommands } from "./commands/account.ts";
+import { registerClientCommands } from "./commands/client.ts";
 import { registerCmgCommands } from "./commands/cmg.ts";
+import { registerUpCommand } from "./commands/up.ts";
+import { registerEndpointsCommands } from "./commands/endpoints.ts";
+import { registerMpCommands } from "./commands/mp.ts";
 import { registerProxyCommands } from "./commands/proxy.ts";
 import { registerRoleCommands } from "./commands/role.ts";
 import { registerServerCommands } from "./commands/server.ts";
@@ -35,6 +39,10 @@ export function buildProgram(ctx: CliContext): Command {
   registerStatusCommands(program, ctx);
   registerSupCommands(program, ctx);
   registerCmgCommands(program, ctx);
+  registerUpCommand(program, ctx);
+  registerEndpointsCommands(program, ctx);
+  registerMpCommands(program, ctx);
+  registerClientCommands(program, ctx);
   // Subcommands inherit the error handling and output of the root.
   const inherit = (c: Command): void => {
     for (const sub of c.commands) {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, beforeEach, it } from "node:test";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { forEachDatabase } from "../../test/helpers/databases.ts";
-import { openTestSite } from "../../test/helpers/site.ts";
+import { createTestCmg, openTestSite } from "../../test/helpers/site.ts";
 import type { OpenedSite } from "../site/site.ts";
 
 forEachDatabase("proxy rules", (db) => {
@@ -38,7 +38,8 @@ forEachDatabase("proxy rules", (db) => {
     await roles.add("srv02.contoso.com", "service-connection-point");
     await roles.add("srv02.contoso.com", "asset-intelligence-sync-point");
     await roles.add("srv02.contoso.com", "exchange-connector");
-    await roles.add("srv02.contoso.com", "cmg-connection-point");
+    await createTestCmg(site);
+    await roles.add("srv02.contoso.com", "cmg-connection-point", { cmgName: "cmg1" });
     await roles.add("srv02.contoso.com", "software-update-point");
     await proxies.set("srv02.contoso.com", { host: "proxy.contoso.com", port: 8080, account: "CONTOSO\\svc-proxy" });
     for (const r of ["service-connection-point", "asset-intelligence-sync-point", "exchange-connector", "cmg-connection-point", "software-update-point"]) {

@@ -6,12 +6,15 @@ import type { Logger as PinoLogger } from "pino";
 import { buildAdminApi } from "./api/server.ts";
 import type { ApiRoute } from "./api/routes.ts";
 import type { OpenedSite } from "./site.ts";
+import { EndpointMonitor, scheduleFromEnv, type EndpointMonitorOptions } from "../scp/endpoint-monitor.ts";
 
 export interface SiteServerOptions {
   site: OpenedSite;
   listen: { host: string; port: number };
   log?: PinoLogger;
   extraRoutes?: ApiRoute[];
+  /** The service connection point's scheduled endpoint check (default hourly, or $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds; false: off). */
+  endpointCheck?: EndpointMonitorOptions | false;
 }
 
 export interface RunningSiteServer {
@@ -20,11 +23,17 @@ export interface RunningSiteServer {
 }
 
 export async function startSiteServer(o: SiteServerOptions): Promise<RunningSiteServer> {
+  const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
   const app = await buildAdminApi({ site: o.site, extraRoutes: o.extraRoutes ?? [], ...(o.log ? { logger: { level: "info" } } : {}) });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
   o.site.logs.component("sitecomp.log", "SMS_SITE_COMPONENT_MANAGER").info(`Admin API listening on ${address}.`);
+  const monitor = check === false ? undefined : EndpointMonitor.forSite(o.site, check);
+  monitor?.start();
   return {
     url: address,
-    close: () => app.close(),
+    close: async () => {
+      await monitor?.stop();
+      await app.close();
+    },
   };
 }

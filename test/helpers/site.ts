@@ -8,3 +8,11 @@ export async function openTestSite(db: TestDatabase, code = "P01"): Promise<Open
   const { adminToken } = await initSite(site, { code, name: "Test site" });
   return Object.assign(site, { adminToken });
 }
+
+/** A CMG with a freshly issued server certificate (for tests that need one to bind a connection point to). */
+export async function createTestCmg(site: OpenedSite, name = "cmg1"): Promise<void> {
+  const { createCa, issueCert } = await import("../../src/pki/issue.ts");
+  const root = await createCa({ commonName: "Test Root" });
+  const server = await issueCert({ issuer: root, commonName: `${name}.contoso.test`, dnsNames: [`${name}.contoso.test`], usage: "server" });
+  await site.services.cmgs.create({ name, serverCertPem: server.certPem, serverKeyPem: server.keyPem, trustedRoots: [root.certPem] });
+}

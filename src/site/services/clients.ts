@@ -60,7 +60,7 @@ const thumbprint = z
 export const clientId = z
   .string()
   .trim()
-  .regex(/^GUID:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/, "must be a client ID (GUID:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+  .regex(/^GUID:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/i, "must be a client ID (GUID:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
   .transform((s) => "GUID:" + s.slice(5).toUpperCase());
 
 const minutes = (max: number) =>

@@ -1,0 +1,233 @@
+/**
+ * `opencmg client ...` (the agent on a managed device, state in its own folder) and
+ * `opencmg site clients ...` (the site's view of its clients).
+ */
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { ValidationError } from "../../errors.ts";
+import { ClientAgent, clientCandidates, clientStatus, installClient, queueStatus, type AgentOptions } from "../../client/agent.ts";
+import { parseDuration } from "../../client/duration.ts";
+import { clientDir } from "../../client/store.ts";
+import { ClientsService } from "../../site/services/clients.ts";
+import type { CliContext } from "../context.ts";
+import { keyValues, table } from "../output.ts";
+import { waitForSignal } from "./site.ts";
+
+function readPem(field: string, file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ValidationError(field, "must be a readable file", `${field}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+function wholeNumber(field: string, value: string, min: number, max: number): number {
+  if (!/^\s*\d+\s*$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ValidationError(field, `must be a whole number from ${min} to ${max}`, `${field}: must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return Number(value);
+}
+
+const onOff = (field: string, v: string | undefined): boolean | undefined => {
+  if (v === undefined) return undefined;
+  if (/^(on|true|yes|1)$/i.test(v)) return true;
+  if (/^(off|false|no|0)$/i.test(v)) return false;
+  throw new ValidationError(field, "must be on or off", `${field}: must be on or off (got ${JSON.stringify(v)})`);
+};
+
+interface RunOptions {
+  once?: boolean;
+  internalProbe?: string;
+  locationInterval?: string;
+  checkInterval?: string;
+  probeTimeout?: string;
+}
+
+export function registerClientCommands(program: Command, ctx: CliContext): void {
+  const client = program
+    .command("client")
+    .description("the client agent of a managed device (state in --client-dir)")
+    .option("--client-dir <dir>", "the agent's folder (default $OPENCMG_CLIENT_DIR, else ./opencmg-client)");
+  const dirOf = (cmd: Command): string => clientDir((cmd.optsWithGlobals() as { clientDir?: string }).clientDir, ctx.env);
+
+  client
+    .command("install")
+    .description("register with a management point and make the first location request")
+    .requiredOption("--mp <url>", "management point URL (https://FQDN, or its URL through a CMG)")
+    .option("--always-internet", "always use the CMG, wherever the device is (CCMALWAYSINF=1)")
+    .option("--cert <file>", "client authentication certificate (PEM); without it the site must approve the client")
+    .option("--key <file>", "its private key (PEM); copied into the client folder with mode 0600")
+    .option("--ca <file>", "trusted roots for the management points' and CMGs' server certificates (PEM)")
+    .option("--name <name>", "computer name (default: this host's name)")
+    .option("--internal-probe <url>", "an internal URL whose answer means the device is on the intranet")
+    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string }, cmd: Command) => {
+      const r = await installClient({
+        dir: dirOf(cmd),
+        mp: o.mp,
+        alwaysInternet: o.alwaysInternet,
+        certPem: readPem("cert", o.cert),
+        keyPem: readPem("key", o.key),
+        caPem: readPem("ca", o.ca),
+        name: o.name,
+        internalProbe: o.internalProbe,
+      });
+      ctx.print(cmd, r, () =>
+        keyValues({
+          client: `${r.clientId} (${r.name})`,
+          approved: r.approved ? "yes" : `no: the site approves it with \`opencmg site clients approve ${r.clientId}\``,
+          "registered at": r.mp,
+          "client folder": r.dir,
+          "management points": r.candidates.map((m) => `${m.type} ${m.url}`).join(", ") || "(none)",
+        }),
+      );
+    });
+
+  client
+    .command("run")
+    .description("keep the device managed: intranet/internet, location, policy, status uploads")
+    .option("--once", "one full cycle, then exit")
+    .option("--internal-probe <url>", "an internal URL whose answer means the device is on the intranet")
+    .option("--location-interval <duration>", "time between location requests (default: the client settings, 24h)")
+    .option("--check-interval <duration>", "time between intranet/internet checks", "5m")
+    .option("--probe-timeout <duration>", "how long an intranet MP or the probe has to answer", "3s")
+    .action(async (o: RunOptions, cmd: Command) => {
+      const opts: AgentOptions = {
+        dir: dirOf(cmd),
+        internalProbe: o.internalProbe,
+        locationIntervalMs: o.locationInterval ? parseDuration("location-interval", o.locationInterval) : undefined,
+        checkIntervalMs: parseDuration("check-interval", o.checkInterval ?? "5m"),
+        probeTimeoutMs: parseDuration("probe-timeout", o.probeTimeout ?? "3s"),
+      };
+      const agent = new ClientAgent(opts);
+      try {
+        if (o.once) {
+          const r = await agent.cycle();
+          ctx.print(cmd, r, () =>
+            keyValues({
+              connection: r.connectionType,
+              "management point": r.mp,
+              location: r.located ? "updated" : "not requested",
+              policy: r.policy ? "updated" : "not requested",
+              uploaded: r.uploaded,
+              queued: r.queued,
+            }),
+          );
+          if (r.errors.length > 0) {
+            for (const e of r.errors) ctx.io.err.write(`error: ${e}\n`);
+            throw Object.assign(new Error(r.errors.join("; ")), { silent: true });
+          }
+          return;
+        }
+        const abort = new AbortController();
+        void waitForSignal().then(() => abort.abort());
+        ctx.io.err.write(`OpenCMG client agent running from ${opts.dir}; Ctrl-C stops it\n`);
+        await agent.run(abort.signal);
+      } finally {
+        await agent.close();
+      }
+    });
+
+  client
+    .command("locate")
+    .description("the management point candidates of the last location request (Intranet/Internet)")
+    .action(async (_o: unknown, cmd: Command) => {
+      const list = clientCandidates(dirOf(cmd));
+      ctx.print(cmd, list, () => table(list.map((m) => ({ type: m.type, url: m.url, name: m.fqdn ?? m.cmg })), ["type", "url", "name"]));
+    });
+
+  client
+    .command("status")
+    .description("connection type, management point in use, last location and policy, queued uploads")
+    .action(async (_o: unknown, cmd: Command) => {
+      const s = clientStatus(dirOf(cmd));
+      ctx.print(cmd, s, () =>
+        keyValues({
+          client: `${s.clientId} (${s.name})${s.approved ? "" : " awaiting approval"}`,
+          connection: s.connectionType,
+          "management point": s.mpInUse,
+          "always internet": s.alwaysInternet ? "yes" : "no",
+          "last location": s.lastLocationAt,
+          "last policy": s.lastPolicyAt,
+          "last upload": s.lastUploadAt,
+          "queued uploads": s.queuedUploads,
+          "last error": s.lastError,
+        }),
+      );
+    });
+
+  client
+    .command("send-status")
+    .description("queue status messages for upload (sent by the next `client run`)")
+    .requiredOption("--id <messageId>", "status message ID")
+    .requiredOption("--text <text>", "message text")
+    .option("--count <n>", "queue this many copies (each with its own upload ID)", "1")
+    .option("--severity <s>", "informational, warning or error", "informational")
+    .option("--component <name>", "component", "CCMExec")
+    .action(async (o: { id: string; text: string; count: string; severity: string; component: string }, cmd: Command) => {
+      const messageId = wholeNumber("id", o.id, 0, 2 ** 31 - 1);
+      const count = wholeNumber("count", o.count, 1, 100_000);
+      const n = queueStatus(
+        dirOf(cmd),
+        Array.from({ length: count }, (_, i) => ({
+          messageId,
+          text: o.text,
+          severity: o.severity as "informational",
+          component: o.component,
+          ...(count > 1 ? { properties: { sequence: i + 1, of: count } } : {}),
+        })),
+      );
+      ctx.print(cmd, { queued: n }, () => `Queued ${n} status message(s).\n`);
+    });
+
+  registerSiteClientCommands(program, ctx);
+}
+
+/** `opencmg site clients [approve ID | settings]`, under the `site` command. */
+function registerSiteClientCommands(program: Command, ctx: CliContext): void {
+  const site = program.commands.find((c) => c.name() === "site") ?? program.command("site");
+  const clients = site
+    .command("clients")
+    .description("registered clients, with their last contact and connection type")
+    .action(async (_o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const list = await new ClientsService(s.ctx).list();
+        ctx.print(cmd, list, () =>
+          table(
+            list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint })),
+            ["id", "name", "approved", "connection", "lastContact", "certificate"],
+          ),
+        );
+      });
+    });
+  clients
+    .command("approve <id>")
+    .description("approve a client that registered without a certificate")
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const c = await new ClientsService(s.ctx).approve(id);
+        ctx.print(cmd, c, () => `Approved client ${c.id} (${c.name}).\n`);
+      });
+    });
+  clients
+    .command("settings")
+    .description("show or change the default client settings (policy)")
+    .option("--location-interval <minutes>", "minutes between location requests (default 1440 = 24 h)")
+    .option("--policy-interval <minutes>", "minutes between policy requests (default 60)")
+    .option("--use-cmg <on|off>", "clients receive CMG locations")
+    .option("--always-internet <on|off>", "clients always use the CMG (ClientAlwaysOnInternet)")
+    .action(async (o: { locationInterval?: string; policyInterval?: string; useCmg?: string; alwaysInternet?: string }, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const svc = new ClientsService(s.ctx);
+        const patch = {
+          locationIntervalMinutes: o.locationInterval,
+          policyIntervalMinutes: o.policyInterval,
+          useCmg: onOff("useCmg", o.useCmg),
+          alwaysOnInternet: onOff("alwaysInternet", o.alwaysInternet),
+        };
+        const changed = Object.values(patch).some((v) => v !== undefined);
+        const settings = changed ? await svc.setSettings(patch) : await svc.settings();
+        ctx.print(cmd, settings, () => keyValues(settings as unknown as Record<string, unknown>));
+      });
+    });
+}

@@ -1,0 +1,366 @@
+/**
+ * `opencmg endpoints` (the allow-list exports) and `opencmg check` (the connectivity checker).
+ * Both work without a site (the whole catalog); with a site in --data they default to what the
+ * site uses: its installed roles, its CMGs' service names and cloud, its servers' proxies.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { Egress } from "../../egress/egress.ts";
+import type { EgressRoute } from "../../egress/route.ts";
+import { ValidationError } from "../../errors.ts";
+import { nullLog, type ComponentLog } from "../../logs/cmtrace.ts";
+import { PROXY_ROLES } from "../../proxy/rules.ts";
+import { bundledCatalog, hostOf, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
+import { CHECK_CONCURRENCY, STAGE_TIMEOUT_MS, checkEndpoints, checkTargets, summaryLine, type CheckReport } from "../../endpoints/checker.ts";
+import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat } from "../../endpoints/export.ts";
+import { ENDPOINT_CHECK_LOG, EndpointMonitor, SERVICE_CONNECTOR, selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../scp/endpoint-monitor.ts";
+import { openSite, sitePaths, type OpenedSite } from "../../site/site.ts";
+import type { CliContext, GlobalOptions } from "../context.ts";
+import { table } from "../output.ts";
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+interface FilterOptions {
+  role?: string[];
+  feature?: string[];
+  cloud?: string;
+  cmgName?: string;
+  childSupFqdn?: string;
+  parentSupFqdn?: string;
+}
+
+interface EndpointsOptions extends FilterOptions {
+  format?: string;
+  proxy?: string;
+}
+
+interface CheckOptions extends FilterOptions {
+  server?: string;
+  proxy?: string;
+  timeout: string;
+  concurrency: string;
+  ca?: string[];
+  wildcardHost?: string[];
+  site?: boolean;
+}
+
+export function registerEndpointsCommands(program: Command, ctx: CliContext): void {
+  program
+    .command("endpoints")
+    .description(
+      "the internet endpoints to allow on firewalls and proxies. With no filters: those of the roles installed at the site " +
+        "when a site exists in --data, else the whole catalog. Entries that take <name> need --cmg-name (or the site's CMGs)",
+    )
+    .option("--role <role>", `only what this role or machine needs (repeatable): ${bundledRoles()}`, collect)
+    .option("--feature <feature>", "only this feature (repeatable), e.g. cmg, software-updates, delivery-optimization", collect)
+    .option("--cloud <cloud>", "public or usgov (default: both clouds' variants)")
+    .option("--cmg-name <name>", "the CMG or cloud distribution point service name (GraniteFalls or GraniteFalls.cloudapp.net): fills <name>")
+    .option("--child-sup-fqdn <fqdn>", "software update point of the child site (intranet firewall entries)")
+    .option("--parent-sup-fqdn <fqdn>", "software update point of the parent site (intranet firewall entries)")
+    .option("--format <format>", `${EXPORT_FORMATS.join(", ")} (default text; json with --json)`)
+    .option("--proxy <host:port>", "for --format pac: the proxy that the catalog's hosts go to")
+    .action(async (o: EndpointsOptions, cmd: Command) => {
+      const g = ctx.globals(cmd);
+      const format = (o.format ?? (g.json ? "json" : "text")) as ExportFormat;
+      if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new ValidationError("format", `one of ${EXPORT_FORMATS.join(", ")}`);
+      if (o.proxy !== undefined && format !== "pac") throw new ValidationError("proxy", "applies to --format pac only");
+      const proxy = o.proxy === undefined ? undefined : parseProxyAddress(o.proxy);
+      if (format === "pac" && proxy === undefined) throw new ValidationError("proxy", "--format pac needs --proxy host:port");
+      const cloud = checkCloud(o.cloud);
+      await withExistingSite(ctx, g, async (site) => {
+        const selection = await selection_(ctx, site, o, cloud, undefined);
+        noteOmitted(ctx, selection);
+        ctx.io.out.write(exportEndpoints(format, selection, proxy ? { proxy } : {}));
+      });
+    });
+
+  program
+    .command("check")
+    .description(
+      "check that the internet endpoints can be reached, in stages (dns, proxy, connect, tls, http), through the proxy the roles use. " +
+        "Route: --server FQDN (that server's proxy configuration and proxy account), --proxy URL, or by default the service connection " +
+        "point's server when a site exists in --data; without a site, $HTTPS_PROXY when set, else direct (the environment is never used when a site exists). " +
+        "Exit code 0 when every required endpoint that could be tried passed, 1 otherwise, 2 on bad arguments",
+    )
+    .option("--server <fqdn>", "check through this site system server's proxy configuration and proxy account (default selection: its roles)")
+    .option("--proxy <url>", "an ad-hoc proxy: http://[user:password@]host:port (the password shows in the process list: prefer --server)")
+    .option("--role <role>", "only what this role or machine needs (repeatable)", collect)
+    .option("--feature <feature>", "only this feature (repeatable)", collect)
+    .option("--cloud <cloud>", "public or usgov (default: the site's CMGs' cloud, else public)")
+    .option("--cmg-name <name>", "the CMG or cloud distribution point service name: fills <name> (default: the site's CMGs)")
+    .option("--timeout <seconds>", "limit of each stage", String(STAGE_TIMEOUT_MS / 1000))
+    .option("--concurrency <n>", "endpoints checked at once", String(CHECK_CONCURRENCY))
+    .option("--ca <file>", "extra trusted root certificates, PEM (repeatable; e.g. a TLS-inspecting proxy's CA)", collect)
+    .option("--wildcard-host <host>", "a host to try for the wildcard entries it falls under (repeatable), e.g. a.manage.microsoft.com", collect)
+    .option("--site", "run the site's own check now (as the service connection point's schedule does) and record it: status message 11488, SMS_SERVICE_CONNECTOR")
+    .action(async (o: CheckOptions, cmd: Command) => {
+      const g = ctx.globals(cmd);
+      const stageTimeoutMs = positiveNumber("timeout", o.timeout, "a positive number of seconds") * 1000;
+      const concurrency = positiveNumber("concurrency", o.concurrency, "a whole number from 1 to 1024");
+      if (!Number.isInteger(concurrency) || concurrency > 1024) throw new ValidationError("concurrency", "a whole number from 1 to 1024");
+      if (o.server !== undefined && o.proxy !== undefined) throw new ValidationError("server", "give --server or --proxy, not both");
+      const cloud = checkCloud(o.cloud);
+      const ca = (o.ca ?? []).map((f) => readPem(f));
+      const wildcardHosts = wildcardMap(o.wildcardHost ?? []);
+      const adhoc = o.proxy === undefined ? undefined : parseProxyUrl("proxy", o.proxy);
+
+      if (o.site) {
+        const extra = [o.server && "--server", o.proxy && "--proxy", o.role && "--role", o.feature && "--feature", o.cloud && "--cloud", o.cmgName && "--cmg-name"].filter(Boolean);
+        if (extra.length > 0) throw new ValidationError("site", `--site checks what the site uses, from its service connection point: leave out ${extra.join(", ")}`);
+        await withExistingSite(ctx, g, async (site) => {
+          if (!site) throw new ValidationError("site", `there is no site in ${sitePaths(g.data).data} (opencmg site init)`);
+          const run = await EndpointMonitor.forSite(site, { stageTimeoutMs, concurrency, ca, wildcardHosts }).runOnce();
+          if (!run) throw new ValidationError("site", "no service connection point is installed: the site's check runs from its server (opencmg role add FQDN service-connection-point)");
+          printReport(ctx, cmd, run.report, { omitted: [], site: siteOutcome(run) });
+        });
+        return;
+      }
+
+      await withExistingSite(ctx, g, async (site) => {
+        if (o.server !== undefined && !site) throw new ValidationError("server", `--server needs a site; there is none in ${sitePaths(g.data).data}`);
+        const log = site ? site.logs.component(ENDPOINT_CHECK_LOG, SERVICE_CONNECTOR) : nullLog;
+        const path = await egressFor(ctx, site, o.server, adhoc, log, stageTimeoutMs, ca);
+        try {
+          ctx.io.err.write(`Checking through ${path.describe}.\n`);
+          const selection = await selection_(ctx, site, o, cloud ?? "default", o.server);
+          noteOmitted(ctx, selection);
+          const report = await checkEndpoints(checkTargets(selection, { wildcardHosts }), { egress: path.egress, log, stageTimeoutMs, concurrency, ca: [...path.ca, ...ca] });
+          printReport(ctx, cmd, report, { omitted: selection.omitted.map((x) => ({ id: x.endpoint.id, address: x.endpoint.address, reason: x.reason })) });
+        } finally {
+          if (path.owned) await path.egress.close();
+        }
+      });
+    });
+}
+
+function bundledRoles(): string {
+  return [...new Set(bundledCatalog().endpoints.flatMap((e) => e.roles))].join(", ");
+}
+
+function checkCloud(v: string | undefined): "public" | "usgov" | undefined {
+  if (v === undefined) return undefined;
+  if (v !== "public" && v !== "usgov") throw new ValidationError("cloud", "one of public, usgov");
+  return v;
+}
+
+function positiveNumber(field: string, v: string, rule: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new ValidationError(field, rule);
+  return n;
+}
+
+function readPem(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw new ValidationError("ca", `cannot read ${file}`);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new ValidationError("ca", `${file} holds no PEM certificate`);
+  return text;
+}
+
+/** `--wildcard-host a.manage.microsoft.com` -> { "*.manage.microsoft.com": "a.manage.microsoft.com" } for every wildcard it falls under. */
+function wildcardMap(hosts: readonly string[]): Record<string, string> {
+  const patterns = [...new Set(bundledCatalog().endpoints.filter((e) => e.wildcard).map((e) => hostOf(e)))];
+  const out: Record<string, string> = {};
+  for (const raw of hosts) {
+    const h = raw.trim().toLowerCase();
+    const under = patterns.filter((p) => h.endsWith(p.slice(1)) && h.length > p.length - 1);
+    if (under.length === 0) throw new ValidationError("wildcardHost", `${raw} is under none of the catalog's wildcard entries (${patterns.join(", ")})`);
+    for (const p of under) out[p] = h;
+  }
+  return out;
+}
+
+/**
+ * `http://[user:password@]host[:port]` -> a proxy route. The port defaults to 80, as the
+ * documents' proxy settings do.
+ */
+export function parseProxyUrl(field: string, value: string): Extract<EgressRoute, { mode: "proxy" }> {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ValidationError(field, "a URL: http://[user:password@]host:port");
+  }
+  if (u.protocol !== "http:") throw new ValidationError(field, "an http:// URL (the proxy is spoken to in plain HTTP; https:// targets tunnel through it)");
+  if ((u.pathname !== "/" && u.pathname !== "") || u.search || u.hash) throw new ValidationError(field, "http://[user:password@]host:port, with nothing after the port");
+  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+  const { host: h, port } = parseProxyAddress(`${host.includes(":") ? `[${host}]` : host}:${u.port || "80"}`);
+  const username = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  if (password && !username) throw new ValidationError(field, "a password needs a user name");
+  return { mode: "proxy", host: h, port, ...(username ? { credentials: { username, password } } : {}) };
+}
+
+/**
+ * Runs `fn` with the site of --data/--database when there is one (an initialised site), else
+ * with undefined. Never creates a data folder or database just to look.
+ */
+async function withExistingSite<T>(ctx: CliContext, g: GlobalOptions, fn: (site: OpenedSite | undefined) => Promise<T>): Promise<T> {
+  if (g.database === undefined && !existsSync(sitePaths(g.data).sqlite)) return fn(undefined);
+  const site = await openSite({ dataDir: g.data, databaseUrl: g.database });
+  try {
+    if (!(await site.services.sites.top())) return await fn(undefined);
+    return await fn(site);
+  } finally {
+    await site.close();
+  }
+}
+
+/**
+ * The selection of a command. Filters win; with none, what the site uses (all its roles, or the
+ * roles of `server`), else the whole catalog. `cloud`: the flag, "default" (check: the site's
+ * CMGs' cloud, else public) or undefined (every variant).
+ */
+async function selection_(ctx: CliContext, site: OpenedSite | undefined, o: FilterOptions, cloud: "public" | "usgov" | "default" | undefined, server: string | undefined): Promise<Selection> {
+  const usage: SiteUsage | undefined = site ? await siteUsage(site.services) : undefined;
+  for (const n of usage?.notes ?? []) ctx.io.err.write(`note: ${n}\n`);
+  let roles = o.role ?? [];
+  const features = o.feature ?? [];
+  if (roles.length === 0 && features.length === 0 && site && usage) {
+    if (server !== undefined) {
+      const info = await site.services.servers.get(server);
+      roles = (await site.services.roles.list(info.fqdn)).map((r) => r.kind);
+      if (info.isSiteServer) roles.push("site-server");
+      if (roles.length === 0) ctx.io.err.write(`note: ${server} hosts no roles: checking the whole catalog (use --role to narrow it)\n`);
+    } else {
+      roles = usage.roles;
+      if (roles.length === 0) ctx.io.err.write("note: no roles are installed at the site: listing the whole catalog (use --role to narrow it)\n");
+    }
+  }
+  const chosenCloud = cloud === "default" ? (usage && usage.cmgNames.length > 0 ? usage.cloud : "public") : cloud ?? (usage && usage.cmgNames.length > 0 ? usage.cloud : undefined);
+  const opts: Omit<SelectOptions, "cmgName"> = {
+    roles,
+    features,
+    ...(chosenCloud ? { cloud: chosenCloud } : {}),
+    ...(o.childSupFqdn !== undefined ? { childSupFqdn: o.childSupFqdn } : {}),
+    ...(o.parentSupFqdn !== undefined ? { parentSupFqdn: o.parentSupFqdn } : {}),
+  };
+  const names = o.cmgName !== undefined ? [o.cmgName] : (usage?.cmgNames ?? []);
+  return selectForNames(opts, names);
+}
+
+function noteOmitted(ctx: CliContext, selection: Selection): void {
+  const byReason = new Map<string, string[]>();
+  for (const o of selection.omitted) byReason.set(o.reason, [...(byReason.get(o.reason) ?? []), o.endpoint.address]);
+  for (const [reason, addresses] of byReason) {
+    const flag = reason.includes("cmgName") ? "--cmg-name NAME" : reason.includes("child") ? "--child-sup-fqdn FQDN" : "--parent-sup-fqdn FQDN";
+    ctx.io.err.write(`note: ${addresses.length} entr${addresses.length === 1 ? "y" : "ies"} left out: ${reason.replace(/ \(\w+\)$/, "")} (give ${flag}): ${addresses.join(", ")}\n`);
+  }
+}
+
+interface EgressPath {
+  egress: Egress;
+  /** Closed by the command (not one of the site's pooled ones). */
+  owned: boolean;
+  describe: string;
+  /** Trusted roots the path brings (the site's egress-ca.pem). */
+  ca: string[];
+}
+
+/** The outbound path of `check`: --proxy, --server, the service connection point's server, $HTTPS_PROXY (no site only), direct. */
+async function egressFor(ctx: CliContext, site: OpenedSite | undefined, server: string | undefined, adhoc: EgressRoute | undefined, log: ComponentLog, timeoutMs: number, ca: string[]): Promise<EgressPath> {
+  const own = (route: EgressRoute, describe: string): EgressPath => ({ egress: new Egress(route, { log, connectTimeoutMs: timeoutMs, ...(ca.length ? { ca } : {}) }), owned: true, describe, ca: [] });
+  const siteCa = site && existsSync(site.paths.egressCa) ? [readFileSync(site.paths.egressCa, "utf8")] : [];
+  if (adhoc) return own(adhoc, describeProxy(adhoc, "--proxy"));
+  if (site) {
+    let fqdn = server;
+    if (fqdn === undefined) {
+      fqdn = (await site.services.roles.list()).find((r) => r.kind === "service-connection-point")?.serverFqdn;
+      if (fqdn === undefined) return { ...own({ mode: "direct" }, "a direct connection (the site has no service connection point, whose server's proxy would be used)"), ca: siteCa };
+    }
+    const info = await site.services.servers.get(fqdn);
+    const kinds = (await site.services.roles.list(info.fqdn)).map((r) => r.kind);
+    // The role whose proxy use is checked: the service connection point first, else another internet role.
+    const subject = [...PROXY_ROLES].sort((a, b) => (a === "service-connection-point" ? -1 : b === "service-connection-point" ? 1 : 0)).find((k) => kinds.includes(k));
+    if (subject) {
+      const lease = await site.egress.for(info.fqdn, subject, log);
+      const how = lease.route.mode === "proxy" ? describeProxy(lease.route, `the proxy configuration of ${info.fqdn}, as its ${subject}`) : `a direct connection (${lease.decision.reason})`;
+      return { egress: lease.egress, owned: false, describe: how, ca: siteCa };
+    }
+    // No internet role on it: its stored proxy configuration as it stands.
+    const cfg = await site.services.proxies.show(info.fqdn);
+    if (!cfg || !cfg.enabled) return { ...own({ mode: "direct" }, `a direct connection (${info.fqdn} has ${cfg ? "its proxy configuration disabled" : "no proxy configuration"})`), ca: siteCa };
+    const credentials = cfg.account ? await site.services.accounts.credentials(cfg.account) : undefined;
+    const route: EgressRoute = { mode: "proxy", host: cfg.host, port: cfg.port, ...(credentials ? { credentials } : {}) };
+    return { ...own(route, describeProxy(route, `the proxy configuration of ${info.fqdn}`)), ca: siteCa };
+  }
+  const env = ctx.env.HTTPS_PROXY ?? ctx.env.https_proxy;
+  if (env) return own(parseProxyUrl("HTTPS_PROXY", env), describeProxy(parseProxyUrl("HTTPS_PROXY", env), "$HTTPS_PROXY (no site in --data)"));
+  return own({ mode: "direct" }, "a direct connection (no site in --data, no $HTTPS_PROXY)");
+}
+
+function describeProxy(route: EgressRoute, source: string): string {
+  if (route.mode === "direct") return "a direct connection";
+  return `proxy ${route.host.includes(":") ? `[${route.host}]` : route.host}:${route.port} ${route.credentials ? `as ${route.credentials.username}` : "without an account"} (${source})`;
+}
+
+interface SiteOutcome {
+  server: string;
+  transition: MonitorRun["transition"];
+  statusMessage: number | null;
+  component: string;
+}
+
+function siteOutcome(run: MonitorRun): SiteOutcome {
+  return {
+    server: run.server,
+    transition: run.transition,
+    statusMessage: run.message?.messageId ?? null,
+    component: run.failing.length > 0 ? "Critical" : "OK",
+  };
+}
+
+const TRANSITION_TEXT: Record<MonitorRun["transition"], string> = {
+  raised: "status message 11488 raised",
+  unchanged: "the same endpoints as already reported: no new status message",
+  recovered: "reachable again: status message 11489",
+  ok: "nothing to report",
+};
+
+function printReport(ctx: CliContext, cmd: Command, report: CheckReport, extra: { omitted: { id: string; address: string; reason: string }[]; site?: SiteOutcome }): void {
+  const json = {
+    ok: report.ok,
+    route: report.route,
+    startedAt: report.startedAt,
+    ms: report.ms,
+    concurrency: report.concurrency,
+    stageTimeoutMs: report.stageTimeoutMs,
+    summary: report.summary,
+    ...(extra.site ? { site: extra.site } : {}),
+    results: report.results.map((r) => ({
+      url: r.url,
+      result: r.result,
+      stage: r.stage,
+      code: r.code,
+      ms: r.ms,
+      hop: r.hop,
+      httpStatus: r.httpStatus,
+      required: r.required,
+      address: r.address,
+      endpoints: r.endpointIds,
+      message: r.message,
+      stages: r.stages,
+    })),
+    omitted: extra.omitted,
+  };
+  ctx.print(cmd, json, () => {
+    const rows = report.results.map((r) => ({
+      result: r.result.toUpperCase(),
+      req: r.required ? "yes" : "no",
+      stage: r.stage ?? "-",
+      code: r.code ?? (r.httpStatus !== null ? `HTTP ${r.httpStatus}` : "-"),
+      ms: r.stages.length > 0 ? r.ms : "-",
+      url: r.url,
+      detail: r.result === "pass" ? "" : r.message,
+    }));
+    let out = table(rows, ["result", "req", "stage", "code", "ms", "url", "detail"]);
+    if (extra.site) {
+      out += `Site: SMS_SERVICE_CONNECTOR on ${extra.site.server} is ${extra.site.component}; ${TRANSITION_TEXT[extra.site.transition]}.\n`;
+    }
+    return out + `${summaryLine(report)} (${report.route}, ${report.ms} ms).\n`;
+  });
+  if (!report.ok) throw Object.assign(new Error("check failed"), { silent: true });
+}

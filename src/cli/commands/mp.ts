@@ -1,0 +1,62 @@
+/** `opencmg mp serve`: runs a management point role of the site. */
+import { existsSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import type { Command } from "commander";
+import { pino } from "pino";
+import { ValidationError } from "../../errors.ts";
+import { startManagementPoint } from "../../mp/server.ts";
+import { SitePki } from "../../site/site-pki.ts";
+import { openSite } from "../../site/site.ts";
+import type { CliContext } from "../context.ts";
+import { parseListen, waitForSignal } from "./site.ts";
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+function readFile(field: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ValidationError(field, "must be a readable file", `${field}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+export function registerMpCommands(program: Command, ctx: CliContext): void {
+  const mp = program.command("mp").description("management point: registration, location, policy and status for clients");
+  mp.command("serve")
+    .description("serve the management-point role of a site system server over HTTPS")
+    .requiredOption("--server <fqdn>", "the site system server whose management-point role this is")
+    .option("--listen <host:port>", "where to listen", "0.0.0.0:8443")
+    .option("--cert <file>", "server certificate (PEM; default: issued by the site CA for --server)")
+    .option("--key <file>", "its private key (PEM)")
+    .option("--ca <file>", "the site CA certificate (default: <data>/pki/site-ca.pem): connection points' certificates chain to it")
+    .option("--trusted-root <file>", "a CA that client certificates chain to (repeatable; default: the site CA)", collect)
+    .action(async (o: { server: string; listen: string; cert?: string; key?: string; ca?: string; trustedRoot?: string[] }, cmd: Command) => {
+      const listen = parseListen(o.listen);
+      if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
+      const g = ctx.globals(cmd);
+      const log = pino({ redact: ["req.headers.authorization"] });
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, pino: log });
+      try {
+        const pki = new SitePki(site.paths.data);
+        const haveSiteCa = existsSync(`${pki.dir}/site-ca.pem`);
+        if (!o.ca && !haveSiteCa) throw new ValidationError("ca", "the site CA is needed", `ca: no site CA in ${pki.dir}; run \`opencmg site init\` or give --ca`);
+        const caPem = o.ca ? readFile("ca", o.ca) : pki.caPem;
+        const fqdn = o.server.toLowerCase();
+        // Listening on one address: clients may name it, so the issued certificate names it too.
+        const ips = isIP(listen.host) && listen.host !== "0.0.0.0" && listen.host !== "::" ? [listen.host] : [];
+        const tls = o.cert && o.key ? { certPem: readFile("cert", o.cert), keyPem: readFile("key", o.key) } : await pki.issue(`mp-${fqdn}`, { commonName: fqdn, usage: "server", dnsNames: [fqdn], ipAddresses: ips });
+        const server = await startManagementPoint({
+          site,
+          serverFqdn: fqdn,
+          listen,
+          tls: { ...tls, caPem },
+          trustedClientRoots: o.trustedRoot?.map((f) => readFile("trustedRoot", f)),
+        });
+        ctx.io.err.write(`OpenCMG management point ${fqdn} (role ${server.roleId}) serving ${server.url}; Ctrl-C stops it\n`);
+        await waitForSignal();
+        await server.close();
+      } finally {
+        await site.close();
+      }
+    });
+}

@@ -1,0 +1,127 @@
+/**
+ * HTTPS to management points, directly or through a CMG, with the client's certificate (mutual
+ * TLS) and the roots it trusts. Network failures become NetError (12002, 12029, 12175, ...);
+ * refusals become MpRefusedError with the MP's reason code.
+ */
+import { Agent, request } from "undici";
+import { OpenCmgError } from "../errors.ts";
+import { toNetError } from "../egress/errors.ts";
+import type { MpErrorAnswer, MpReason } from "../mp/protocol.ts";
+import { MP_PATHS } from "../mp/protocol.ts";
+
+export interface ClientTls {
+  certPem?: string | undefined;
+  keyPem?: string | undefined;
+  /** Trusted roots for MP and CMG server certificates; the system's roots when absent. */
+  ca?: string[] | undefined;
+}
+
+/** A management point (or the CMG in front of it) answered with a refusal. */
+export class MpRefusedError extends OpenCmgError {
+  constructor(
+    readonly status: number,
+    readonly reason: MpReason | string,
+    readonly url: string,
+    message: string,
+  ) {
+    super(status === 401 || status === 403 ? "unauthorized" : "net", reason, `${url} refused the request: ${status} ${reason}: ${message}`);
+  }
+  /** Retrying the same request can never succeed (the request itself is wrong). */
+  get permanent(): boolean {
+    return this.status === 400 || this.status === 413 || this.status === 415 || this.status === 422;
+  }
+}
+
+/** `https://mp01.contoso.com` + `/SMS_MP/v1/policy`, keeping a path prefix such as `/CCM_Proxy_MutualAuth/16777217`. */
+export function mpEndpoint(mpUrl: string, path: string): string {
+  return mpUrl.replace(/\/+$/, "") + path;
+}
+
+export class MpTransport {
+  private readonly agent: Agent;
+  private token: string | undefined;
+  constructor(
+    tls: ClientTls,
+    private readonly o: { token?: string | undefined; timeoutMs?: number | undefined } = {},
+  ) {
+    this.token = o.token;
+    this.agent = new Agent({
+      connect: {
+        ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
+        ...(tls.ca ? { ca: tls.ca } : {}),
+        timeout: o.timeoutMs ?? 30_000,
+      },
+      keepAliveTimeout: 10_000,
+    });
+  }
+
+  /**
+   * One JSON request. Throws MpRefusedError for a non-2xx answer, NetError when the MP cannot be
+   * reached.
+   *
+   * @example
+   * const loc = await t.call<LocationAnswer>("https://mp01.contoso.com", MP_PATHS.location);
+   */
+  async call<T>(mpUrl: string, path: string, o: { method?: "GET" | "POST"; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
+    const url = mpEndpoint(mpUrl, path);
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (o.body !== undefined) headers["content-type"] = "application/json";
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let status: number;
+    let text: string;
+    try {
+      const res = await request(url, {
+        dispatcher: this.agent,
+        method: o.method ?? (o.body === undefined ? "GET" : "POST"),
+        headers,
+        body: o.body === undefined ? undefined : JSON.stringify(o.body),
+        signal: AbortSignal.timeout(o.timeoutMs ?? this.o.timeoutMs ?? 30_000),
+      });
+      status = res.statusCode;
+      text = await res.body.text();
+    } catch (e) {
+      throw toNetError(e, { route: { mode: "direct" }, targetHost: new URL(url).host });
+    }
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (status < 200 || status > 299) {
+      const e = (json ?? {}) as Partial<MpErrorAnswer>;
+      throw new MpRefusedError(status, e.error ?? `http_${status}`, url, e.message ?? (text.slice(0, 200) || "no reason given"));
+    }
+    return json as T;
+  }
+
+  /** From now on, authenticate with this registration token (a client without certificate). */
+  useToken(token: string): void {
+    this.token = token;
+  }
+
+  /** True when a management point answers at `mpUrl` within `timeoutMs`. */
+  async ping(mpUrl: string, timeoutMs: number): Promise<boolean> {
+    try {
+      await this.call(mpUrl, MP_PATHS.ping, { timeoutMs });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** True when anything answers HTTP at `url` within `timeoutMs` (the internal probe). */
+  async reachable(url: string, timeoutMs: number): Promise<boolean> {
+    try {
+      const res = await request(url, { dispatcher: this.agent, method: "GET", signal: AbortSignal.timeout(timeoutMs) });
+      await res.body.dump();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}

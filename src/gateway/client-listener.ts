@@ -1,0 +1,149 @@
+/**
+ * The client listener: HTTPS for devices, with the server authentication certificate, TLS 1.2 at
+ * least (1.3 preferred by OpenSSL), HTTP/2 and HTTP/1.1 by ALPN. It asks every client for a
+ * certificate but accepts the handshake without one (client-auth.ts decides per request, with a
+ * reason). The CA list sent in the certificate request follows the trusted roots and intermediates
+ * of the settings in force: the secure context is replaced when they change.
+ *
+ * Limits, so one slow or oversized client cannot starve the others: handshake, header, request
+ * and idle timeouts, a header size cap, a stream cap per HTTP/2 connection, and a cap on open
+ * connections (the excess is closed on accept).
+ */
+import http2, { type Http2SecureServer } from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { ComponentLog } from "../logs/cmtrace.ts";
+import type { GatewayLimits, PemPair } from "./config.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import type { CmgSettings } from "./protocol.ts";
+import type { ClientResponse } from "./router.ts";
+import type { ClientRequest } from "./client-auth.ts";
+
+export interface ClientListenerOptions {
+  host: string;
+  port: number;
+  serverCert: PemPair;
+  limits: GatewayLimits;
+  metrics: GatewayMetrics;
+  /** CMGHttpHandler.log */
+  log: ComponentLog;
+  handler: (req: ClientRequest, res: ClientResponse) => void;
+}
+
+export interface ClientListener {
+  port: number;
+  server: Http2SecureServer;
+  /** New trusted CAs for the certificate request (existing connections keep their handshake). */
+  applySettings(s: CmgSettings): void;
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Client-side HTTP/2 receive window per stream (uploads); the default 64 KiB slows big uploads. */
+const CLIENT_STREAM_WINDOW = 256 * 1024;
+
+/**
+ * @example
+ * const cl = await startClientListener({ host: "0.0.0.0", port: 443, serverCert, limits, metrics, log, handler: createRouter(deps) });
+ */
+export async function startClientListener(o: ClientListenerOptions): Promise<ClientListener> {
+  const { limits } = o;
+  const contextOptions = (ca: string[] | undefined) => ({
+    cert: o.serverCert.certPem,
+    key: o.serverCert.keyPem,
+    ca: ca && ca.length > 0 ? ca : undefined,
+    minVersion: "TLSv1.2" as const,
+  });
+  const server = http2.createSecureServer({
+    ...contextOptions(undefined),
+    allowHTTP1: true,
+    requestCert: true,
+    rejectUnauthorized: false,
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    settings: {
+      maxConcurrentStreams: limits.maxStreamsPerClient,
+      maxHeaderListSize: limits.maxHeaderBytes,
+      initialWindowSize: CLIENT_STREAM_WINDOW,
+      enablePush: false,
+    },
+    maxSessionMemory: 16,
+    // Buffered-but-unsent data per client session is bounded by flow control; a peer that floods
+    // invalid frames or RST_STREAMs is cut off by Node's defaults (maxSessionInvalidFrames, ...).
+  });
+  // HTTP/1.1 limits of the embedded HTTP/1.1 server (allowHTTP1).
+  const h1 = server as unknown as {
+    headersTimeout: number;
+    requestTimeout: number;
+    maxHeaderSize: number;
+    keepAliveTimeout: number;
+    connectionsCheckingInterval: number;
+  };
+  h1.headersTimeout = limits.headersTimeoutMs;
+  // How often Node looks for HTTP/1.1 connections past those timeouts (its default, 30 s, would let
+  // a slow-headers client hold a connection well past headersTimeout).
+  h1.connectionsCheckingInterval = Math.max(250, Math.min(5000, limits.headersTimeoutMs / 4));
+  h1.requestTimeout = limits.requestTimeoutMs;
+  h1.maxHeaderSize = limits.maxHeaderBytes;
+  h1.keepAliveTimeout = limits.idleTimeoutMs;
+  // Idle timeout for HTTP/1.1 sockets and HTTP/2 sessions alike (no listener: they are destroyed).
+  server.setTimeout(limits.idleTimeoutMs);
+  server.maxConnections = limits.maxConnections;
+
+  const sockets = new Set<TLSSocket>();
+  server.on("secureConnection", (socket: TLSSocket) => {
+    // The verdict cache keys on the connection, so its certificate must not change under it.
+    socket.disableRenegotiation();
+    sockets.add(socket);
+    o.metrics.clientConnections.inc();
+    o.metrics.clientConnectionsTotal.inc();
+    socket.once("close", () => {
+      sockets.delete(socket);
+      o.metrics.clientConnections.dec();
+    });
+  });
+  server.on("tlsClientError", () => {
+    // Not logged per event: scanners on the internet would flood the log. The metric tells.
+    o.metrics.handshakeFailures.inc({ listener: "client" });
+  });
+  server.on("request", o.handler);
+  server.on("sessionError", (err) => o.log.warn(`HTTP/2 client session error: ${err.message}`));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", (err) => o.log.error(`Client listener error: ${err.message}`));
+  const port = (server.address() as AddressInfo).port;
+  o.log.info(`Client listener on ${o.host}:${port} (TLS 1.2+, h2 and http/1.1)`);
+
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+
+  return {
+    port,
+    server,
+    applySettings(s) {
+      server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates]));
+    },
+    async close(graceMs = 5000) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          for (const s of sessions) s.destroy();
+          for (const s of sockets) s.destroy();
+        }, graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        // GOAWAY to HTTP/2 clients so they stop sending new requests here.
+        for (const s of sessions) s.close();
+      });
+    },
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * Start-up configuration of one gateway instance. On purpose it holds only what the instance
+ * needs before any connection point has reached it: its certificates, where to listen, which CA
+ * issues connection point certificates, and its limits. Trusted roots, revocation checking and the
+ * URL map arrive over the tunnel (protocol.ts), so an instance can be rebuilt anywhere at any time.
+ */
+import { X509Certificate, createPrivateKey } from "node:crypto";
+import { ValidationError } from "../errors.ts";
+import { DEFAULT_TUNNEL_PORT_BASE, type RoleKind } from "./protocol.ts";
+
+export interface PemPair {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface GatewayLimits {
+  /** TLS handshake must finish within this (client and tunnel listeners). */
+  handshakeTimeoutMs: number;
+  /** HTTP/1.1: complete request headers within this after the connection or previous request. */
+  headersTimeoutMs: number;
+  /** HTTP/1.1: the whole request (headers and body) within this; 0 = no limit. */
+  requestTimeoutMs: number;
+  /** A client connection with no traffic at all for this long is closed. */
+  idleTimeoutMs: number;
+  /** Largest request header block (HTTP/1.1 bytes; HTTP/2 header list size). */
+  maxHeaderBytes: number;
+  /** Largest request body by role kind, unless the URL map entry says otherwise. */
+  maxRequestBodyBytes: Record<RoleKind, number>;
+  /** Client connections held at once; further connections are closed on accept. */
+  maxConnections: number;
+  /** Concurrent requests on one HTTP/2 client connection. */
+  maxStreamsPerClient: number;
+  /** Time for the management point's answer (response headers) to come back through the tunnel. */
+  upstreamResponseTimeoutMs: number;
+  /** A relayed request or response that moves no byte for this long is aborted. */
+  streamIdleTimeoutMs: number;
+  /** Tunnels tried for one request (failover) before the client gets 502. */
+  maxAttempts: number;
+  /** `Retry-After` seconds on 503 when no connection point is connected. */
+  retryAfterSeconds: number;
+  /** How long a client verdict is reused for the same certificate (per connection and by thumbprint). */
+  authCacheMs: number;
+  /** Client connections accepted on the tunnel listener at once. */
+  maxTunnels: number;
+  /** HTTP/2 PING interval on tunnels; a tunnel that misses two answers is closed. */
+  tunnelPingMs: number;
+}
+
+export const DEFAULT_LIMITS: GatewayLimits = {
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 300_000,
+  idleTimeoutMs: 120_000,
+  maxHeaderBytes: 16 * 1024,
+  maxRequestBodyBytes: { mp: 64 * 1024 * 1024, sup: 1024 * 1024 },
+  maxConnections: 18_000,
+  maxStreamsPerClient: 128,
+  upstreamResponseTimeoutMs: 60_000,
+  streamIdleTimeoutMs: 120_000,
+  maxAttempts: 3,
+  retryAfterSeconds: 10,
+  authCacheMs: 60_000,
+  maxTunnels: 256,
+  tunnelPingMs: 15_000,
+};
+
+export interface GatewayInstanceConfig {
+  /** CMG name (its service name), for logs and the tunnel hello. */
+  name: string;
+  /** 0-based instance index within the CMG. */
+  index: number;
+  /** Server authentication certificate that devices see (PEM certificate, chain allowed, and key). */
+  serverCert: PemPair;
+  /** Where devices connect. */
+  client: { host: string; port: number };
+  tunnel: {
+    host: string;
+    /** Default 10140 + index. 0 picks a free port (tests). */
+    port?: number;
+    /** PEM of the site's CA: only connection point certificates it issued may open a tunnel. */
+    siteCaPem: string;
+    /**
+     * Certificate the tunnel listener presents to connection points. Default: `serverCert`.
+     * A certificate issued by the site CA lets connection points trust the tunnel with the site CA alone.
+     */
+    cert?: PemPair;
+  };
+  /** Prometheus metrics listener (local only). Absent or null: no metrics listener. */
+  metrics?: { host?: string; port: number } | null;
+  limits?: Partial<GatewayLimits>;
+}
+
+/** The configuration with defaults filled in, checked once. */
+export interface ResolvedGatewayConfig extends Omit<GatewayInstanceConfig, "limits" | "tunnel" | "metrics"> {
+  /** "<name>-<index>", used in logs, metrics and the tunnel hello. */
+  instanceName: string;
+  tunnel: { host: string; port: number; siteCaPem: string; cert: PemPair };
+  metrics: { host: string; port: number } | null;
+  limits: GatewayLimits;
+}
+
+/**
+ * Fills defaults and validates; throws ValidationError naming the field.
+ *
+ * @example
+ * const cfg = resolveGatewayConfig({ name: "cmg1", index: 0, serverCert, client: { host: "0.0.0.0", port: 443 }, tunnel: { host: "0.0.0.0", siteCaPem } });
+ */
+export function resolveGatewayConfig(cfg: GatewayInstanceConfig): ResolvedGatewayConfig {
+  if (!cfg.name || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(cfg.name)) throw new ValidationError("name", "letters, digits, dots and hyphens, at most 63");
+  if (!Number.isInteger(cfg.index) || cfg.index < 0 || cfg.index > 15) throw new ValidationError("index", "an integer from 0 to 15");
+  checkPair("serverCert", cfg.serverCert);
+  if (cfg.tunnel.cert) checkPair("tunnel.cert", cfg.tunnel.cert);
+  try {
+    if (!new X509Certificate(cfg.tunnel.siteCaPem).ca) throw new Error("not a CA");
+  } catch {
+    throw new ValidationError("tunnel.siteCaPem", "must be the site's CA certificate (PEM)");
+  }
+  checkPort("client.port", cfg.client.port);
+  const tunnelPort = cfg.tunnel.port ?? DEFAULT_TUNNEL_PORT_BASE + cfg.index;
+  checkPort("tunnel.port", tunnelPort);
+  if (cfg.metrics) checkPort("metrics.port", cfg.metrics.port);
+  const limits: GatewayLimits = {
+    ...DEFAULT_LIMITS,
+    ...cfg.limits,
+    maxRequestBodyBytes: { ...DEFAULT_LIMITS.maxRequestBodyBytes, ...cfg.limits?.maxRequestBodyBytes },
+  };
+  for (const [k, v] of Object.entries(limits)) {
+    if (typeof v === "number" && (!Number.isFinite(v) || v < 0)) throw new ValidationError(`limits.${k}`, "a non-negative number");
+  }
+  if (limits.maxAttempts < 1) throw new ValidationError("limits.maxAttempts", "at least 1");
+  return {
+    name: cfg.name,
+    index: cfg.index,
+    instanceName: `${cfg.name}-${cfg.index}`,
+    serverCert: cfg.serverCert,
+    client: cfg.client,
+    tunnel: { host: cfg.tunnel.host, port: tunnelPort, siteCaPem: cfg.tunnel.siteCaPem, cert: cfg.tunnel.cert ?? cfg.serverCert },
+    metrics: cfg.metrics ? { host: cfg.metrics.host ?? "127.0.0.1", port: cfg.metrics.port } : null,
+    limits,
+  };
+}
+
+function checkPair(field: string, pair: PemPair): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pair.certPem);
+  } catch {
+    throw new ValidationError(`${field}.certPem`, "must be a PEM certificate");
+  }
+  let key;
+  try {
+    key = createPrivateKey(pair.keyPem);
+  } catch {
+    throw new ValidationError(`${field}.keyPem`, "must be an unencrypted PEM private key");
+  }
+  if (!cert.checkPrivateKey(key)) throw new ValidationError(`${field}.keyPem`, "does not belong to the certificate");
+}
+
+function checkPort(field: string, port: number): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ValidationError(field, "a TCP port from 0 to 65535");
+}

@@ -1,0 +1,133 @@
+/**
+ * Header rewriting on the data path: what a client sent becomes what the management point sees,
+ * and what the management point answered becomes what the client sees. Hop-by-hop headers stop at
+ * each hop (RFC 9110 section 7.6.1), and only the gateway may speak for the client's identity.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import { Header, RESERVED_HEADER_PREFIXES } from "./protocol.ts";
+
+/** Connection-specific headers: never relayed (HTTP/2 forbids most of them outright). */
+export const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  // HTTP/1.1 `Host` travels as HTTP/2 `:authority`; the gateway answered `Expect: 100-continue` itself.
+  "host",
+  "expect",
+  "http2-settings",
+]);
+
+/** Who the client is, as the gateway authenticated it. */
+export interface ClientIdentity {
+  /** How the client proved it: a client certificate now, site-issued tokens later. */
+  method: "mtls" | "token";
+  /** SHA-1 of the client certificate, uppercase hex (token: the token's subject key id, if any). */
+  thumbprint: string;
+  /** Subject, RFC 4514 order ("CN=PC-001, O=Contoso"). */
+  subject: string;
+  /** Subject alternative names as "DNS:pc-001.contoso.com", "IP Address:10.0.0.5", ... */
+  sans: string[];
+}
+
+/** Names listed in `Connection: a, b` are hop-by-hop too. */
+function connectionTokens(value: string | string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const v of Array.isArray(value) ? value : value ? [value] : []) {
+    for (const t of v.split(",")) {
+      const name = t.trim().toLowerCase();
+      if (name) out.add(name);
+    }
+  }
+  return out;
+}
+
+function reserved(name: string): boolean {
+  return RESERVED_HEADER_PREFIXES.some((p) => name.startsWith(p));
+}
+
+/**
+ * Header values must be visible ASCII; subjects and names may not be. Percent-encodes anything
+ * outside 0x20..0x7E, and `%` itself, as UTF-8 (decodeURIComponent reverses it).
+ */
+export function encodeHeaderValue(s: string): string {
+  return s.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
+}
+
+/**
+ * Headers of the tunnel stream for one client request: the client's end-to-end headers, minus
+ * hop-by-hop and reserved ones, plus the routing and identity headers.
+ *
+ * @example
+ * session.request(tunnelRequestHeaders(req.headers, { method: "GET", path: "/SMS_MP/.sms_aut?MPLIST", ... }))
+ */
+export function tunnelRequestHeaders(
+  incoming: IncomingHttpHeaders,
+  ctx: {
+    method: string;
+    path: string;
+    roleId: string;
+    requestId: string;
+    identity: ClientIdentity;
+    clientAddress: string | undefined;
+  },
+): OutgoingHttpHeaders {
+  const drop = connectionTokens(incoming.connection);
+  const authority = incoming[":authority"] ?? incoming.host;
+  const out: OutgoingHttpHeaders = {
+    ":method": ctx.method,
+    ":path": ctx.path,
+    ":scheme": "https",
+    ":authority": typeof authority === "string" ? authority : "gateway",
+  };
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || drop.has(name) || reserved(name)) continue;
+    // x-forwarded-* from the internet are not trusted either: the gateway writes its own below.
+    if (name === "x-forwarded-for" || name === "x-forwarded-proto" || name === "x-forwarded-host" || name === "forwarded") continue;
+    out[name] = value;
+  }
+  out[Header.role] = ctx.roleId;
+  out[Header.requestId] = ctx.requestId;
+  out[Header.clientAuth] = ctx.identity.method;
+  out[Header.clientThumbprint] = ctx.identity.thumbprint;
+  out[Header.clientSubject] = encodeHeaderValue(ctx.identity.subject);
+  out[Header.clientSans] = encodeHeaderValue(ctx.identity.sans.join(", "));
+  if (ctx.clientAddress) out["x-forwarded-for"] = ctx.clientAddress;
+  out["x-forwarded-proto"] = "https";
+  if (typeof authority === "string") out["x-forwarded-host"] = authority;
+  return out;
+}
+
+/**
+ * Response headers for the client: the upstream's headers minus pseudo, hop-by-hop and reserved
+ * ones. Returns the status separately.
+ */
+export function clientResponseHeaders(upstream: Readonly<Record<string, string | string[] | number | undefined>>): { status: number; headers: OutgoingHttpHeaders } {
+  const drop = connectionTokens(upstream.connection as string | string[] | undefined);
+  const headers: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || drop.has(name) || reserved(name)) continue;
+    headers[name] = value;
+  }
+  return { status: Number(upstream[":status"] ?? 502), headers };
+}
+
+/**
+ * Strips hop-by-hop headers from a backend response before it goes on an HTTP/2 stream (used by
+ * the connection point; reserved names are kept, the gateway removes them).
+ */
+export function endToEndHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+  const drop = connectionTokens(headers.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const [rawName, value] of Object.entries(headers)) {
+    const name = rawName.toLowerCase();
+    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || drop.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}

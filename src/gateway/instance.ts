@@ -1,0 +1,208 @@
+/**
+ * One gateway instance: a client listener for devices, a tunnel listener for connection points,
+ * the router between them, client authentication, and metrics. It keeps no site state on disk:
+ * everything it enforces beyond its start-up configuration arrives over the tunnels.
+ */
+import { request } from "undici";
+import { CrlCache } from "../pki/crl.ts";
+import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
+import { MutualTlsAuthenticator, type ClientAuthenticator } from "./client-auth.ts";
+import { startClientListener } from "./client-listener.ts";
+import { resolveGatewayConfig, type GatewayInstanceConfig } from "./config.ts";
+import { GatewayMetrics, serveMetrics, type MetricsServer } from "./metrics.ts";
+import { createRouter } from "./router.ts";
+import { SettingsStore } from "./settings-store.ts";
+import { startTunnelListener } from "./tunnel-listener.ts";
+import { TunnelPool, type TunnelState } from "./tunnel-pool.ts";
+
+export type { GatewayInstanceConfig } from "./config.ts";
+
+/** The log files of a gateway instance. */
+export interface GatewayLogs {
+  /** CMGHttpHandler.log: client requests, refusals with the failed check. */
+  http: ComponentLog;
+  /** CMGService.log: listeners, tunnels, settings, CRL downloads. */
+  service: ComponentLog;
+}
+
+/**
+ * The gateway's component logs in a LogSet.
+ *
+ * @example
+ * const inst = await startGatewayInstance(cfg, { log: gatewayLogs(new LogSet({ dir })) });
+ */
+export function gatewayLogs(logs: LogSet): GatewayLogs {
+  return { http: logs.component("CMGHttpHandler.log", "CMGHttpHandler"), service: logs.component("CMGService.log", "CMGService") };
+}
+
+export interface GatewayDeps {
+  log: GatewayLogs;
+  /** Downloads a CRL (default: plain HTTP(S) GET, 10 s timeout, 32 MB at most). */
+  fetchCrl?: (url: string) => Promise<Buffer>;
+  /**
+   * More authenticators by URL scheme segment (e.g. `CCM_Proxy_ServerAuth` for site-issued
+   * tokens). `CCM_Proxy_MutualAuth` is always the client-certificate authenticator.
+   */
+  authenticators?: Record<string, ClientAuthenticator>;
+}
+
+export interface GatewayStatus {
+  instance: string;
+  /** At least one tunnel is ready: requests can reach the site. */
+  ready: boolean;
+  settingsRevision: number | null;
+  tunnels: { id: number; connectionPoint: string; remote: string; state: TunnelState; inFlight: number }[];
+  /** Ready tunnels per connection point. */
+  connectionPoints: Record<string, number>;
+}
+
+export interface GatewayInstance {
+  /** "<name>-<index>" */
+  readonly instanceName: string;
+  readonly clientPort: number;
+  readonly tunnelPort: number;
+  /** Null when no metrics listener was asked for. */
+  readonly metricsPort: number | null;
+  readonly metrics: GatewayMetrics;
+  status(): GatewayStatus;
+  /** Stops both listeners: GOAWAY to clients and tunnels, `graceMs` for requests in flight (default 5 s). */
+  stop(opts?: { graceMs?: number }): Promise<void>;
+}
+
+/**
+ * Starts one instance and resolves once all its listeners are bound.
+ *
+ * @example
+ * const inst = await startGatewayInstance(
+ *   { name: "cmg1", index: 0, serverCert: { certPem, keyPem }, client: { host: "0.0.0.0", port: 443 },
+ *     tunnel: { host: "0.0.0.0", siteCaPem }, metrics: { port: 9464 } },
+ *   { log: gatewayLogs(logSet) },
+ * );
+ * // ... on SIGTERM:
+ * await inst.stop();
+ */
+export async function startGatewayInstance(config: GatewayInstanceConfig, deps: GatewayDeps): Promise<GatewayInstance> {
+  const cfg = resolveGatewayConfig(config);
+  const { http: httpLog, service: serviceLog } = deps.log;
+  const metrics = new GatewayMetrics(cfg.instanceName);
+  const settings = new SettingsStore();
+  const pool = new TunnelPool();
+
+  const crls = new CrlCache({ fetch: deps.fetchCrl ?? fetchCrl, log: serviceLog });
+  const mtls = new MutualTlsAuthenticator({
+    trust: () => {
+      const s = settings.current();
+      return s && { generation: settings.generation, trustedRoots: s.trustedRoots, intermediates: s.intermediates, crlCheck: s.crlCheck };
+    },
+    revocation: crls,
+    cacheMs: cfg.limits.authCacheMs,
+  });
+  const router = createRouter({
+    settings,
+    pool,
+    authenticators: { ...deps.authenticators, CCM_Proxy_MutualAuth: mtls },
+    limits: cfg.limits,
+    metrics,
+    log: httpLog,
+  });
+
+  const opened: { close(graceMs?: number): Promise<void> }[] = [];
+  try {
+    const client = await startClientListener({
+      host: cfg.client.host,
+      port: cfg.client.port,
+      serverCert: cfg.serverCert,
+      limits: cfg.limits,
+      metrics,
+      log: httpLog,
+      handler: router,
+    });
+    opened.push(client);
+    settings.onChange((s) => {
+      client.applySettings(s);
+      metrics.settingsRevision.set(s.revision);
+    });
+    const tunnel = await startTunnelListener({
+      host: cfg.tunnel.host,
+      port: cfg.tunnel.port,
+      cert: cfg.tunnel.cert,
+      siteCaPem: cfg.tunnel.siteCaPem,
+      instanceName: cfg.instanceName,
+      limits: cfg.limits,
+      pool,
+      settings,
+      metrics,
+      log: serviceLog,
+    });
+    opened.push(tunnel);
+
+    const status = (): GatewayStatus => ({
+      instance: cfg.instanceName,
+      ready: pool.readyCount() > 0,
+      settingsRevision: settings.current()?.revision ?? null,
+      tunnels: pool.all().map((t) => ({ id: t.id, connectionPoint: t.connectionPoint, remote: t.remote, state: t.state, inFlight: t.inFlight })),
+      connectionPoints: Object.fromEntries(pool.byConnectionPoint()),
+    });
+
+    let metricsServer: MetricsServer | null = null;
+    if (cfg.metrics) {
+      metricsServer = await serveMetrics(metrics.registry, cfg.metrics, () => ({ ok: pool.readyCount() > 0, ...status() }));
+      opened.push(metricsServer);
+    }
+    serviceLog.info(
+      `Gateway instance ${cfg.instanceName} started: clients on ${cfg.client.host}:${client.port}, connection points on ${cfg.tunnel.host}:${tunnel.port}` +
+        (metricsServer ? `, metrics on ${cfg.metrics!.host}:${metricsServer.port}` : ""),
+    );
+
+    let stopping: Promise<void> | null = null;
+    return {
+      instanceName: cfg.instanceName,
+      clientPort: client.port,
+      tunnelPort: tunnel.port,
+      metricsPort: metricsServer?.port ?? null,
+      metrics,
+      status,
+      stop(opts) {
+        stopping ??= (async () => {
+          const graceMs = opts?.graceMs ?? 5000;
+          serviceLog.info(`Gateway instance ${cfg.instanceName} stopping`);
+          // Clients first (no new requests), then the tunnels once requests in flight are done.
+          await client.close(graceMs);
+          await tunnel.close(graceMs);
+          await metricsServer?.close();
+          crls.close();
+          serviceLog.info(`Gateway instance ${cfg.instanceName} stopped`);
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    for (const o of opened.reverse()) await o.close(0);
+    crls.close();
+    throw err;
+  }
+}
+
+const MAX_CRL_BYTES = 32 * 1024 * 1024;
+
+/** Plain HTTP(S) CRL download: the gateway is on the internet side, where CRLs are published. */
+async function fetchCrl(url: string): Promise<Buffer> {
+  const u = new URL(url);
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`unsupported CRL URL scheme ${u.protocol}`);
+  const res = await request(u, { method: "GET", headersTimeout: 10_000, bodyTimeout: 10_000 });
+  if (res.statusCode !== 200) {
+    await res.body.dump();
+    throw new Error(`HTTP ${res.statusCode}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_CRL_BYTES) {
+      res.body.destroy();
+      throw new Error(`CRL larger than ${MAX_CRL_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

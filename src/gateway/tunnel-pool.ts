@@ -1,0 +1,110 @@
+/**
+ * The tunnels an instance holds to connection points, and the choice of one per request: the
+ * ready tunnel with the fewest requests in flight (ties broken in turn), so load spreads across
+ * connection points and across the connections of each. A failed attempt passes the connection
+ * point it used, and the next pick avoids that connection point while another one is available.
+ */
+import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
+
+export type TunnelState = "handshake" | "ready" | "draining" | "closed";
+
+/** One HTTP/2 session over one TLS connection that a connection point dialled. */
+export class Tunnel {
+  /** The connection point's name: its certificate's common name (the hello's name is logged beside it). */
+  connectionPoint: string;
+  state: TunnelState = "handshake";
+  /** The connection point said hello on the control stream. */
+  greeted = false;
+  inFlight = 0;
+  /** Requests relayed since the tunnel opened. */
+  served = 0;
+
+  constructor(
+    readonly id: number,
+    readonly session: ClientHttp2Session,
+    readonly remote: string,
+    connectionPoint: string,
+  ) {
+    this.connectionPoint = connectionPoint;
+  }
+
+  /** Opens a request stream. Throws synchronously when the session can no longer open streams. */
+  open(headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
+    const stream = this.session.request(headers, { endStream });
+    this.inFlight++;
+    this.served++;
+    stream.once("close", () => {
+      this.inFlight--;
+    });
+    return stream;
+  }
+
+  get label(): string {
+    return `tunnel #${this.id} (${this.connectionPoint} at ${this.remote})`;
+  }
+}
+
+export class TunnelPool {
+  private readonly tunnels = new Set<Tunnel>();
+  private turn = 0;
+  private readonly listeners = new Set<() => void>();
+
+  add(t: Tunnel): void {
+    this.tunnels.add(t);
+    this.changed();
+  }
+
+  remove(t: Tunnel): void {
+    if (this.tunnels.delete(t)) this.changed();
+  }
+
+  /** Call when a tunnel's state changed (ready, draining). */
+  changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * The tunnel for the next attempt, or undefined when none is ready. `tried` holds tunnels
+   * already used for this request; `avoid` connection points that failed it.
+   */
+  pick(tried: ReadonlySet<Tunnel> = new Set(), avoid: ReadonlySet<string> = new Set()): Tunnel | undefined {
+    let best: Tunnel | undefined;
+    let fallback: Tunnel | undefined;
+    const list = [...this.tunnels];
+    const n = list.length;
+    if (n === 0) return undefined;
+    const start = this.turn++ % n;
+    for (let i = 0; i < n; i++) {
+      const t = list[(start + i) % n]!;
+      if (t.state !== "ready" || tried.has(t) || t.session.destroyed || t.session.closed) continue;
+      if (avoid.has(t.connectionPoint)) {
+        if (!fallback || t.inFlight < fallback.inFlight) fallback = t;
+      } else if (!best || t.inFlight < best.inFlight) {
+        best = t;
+      }
+    }
+    return best ?? fallback;
+  }
+
+  all(): Tunnel[] {
+    return [...this.tunnels];
+  }
+
+  readyCount(): number {
+    let n = 0;
+    for (const t of this.tunnels) if (t.state === "ready") n++;
+    return n;
+  }
+
+  /** Ready tunnels per connection point (for status and metrics). */
+  byConnectionPoint(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const t of this.tunnels) if (t.state === "ready") m.set(t.connectionPoint, (m.get(t.connectionPoint) ?? 0) + 1);
+    return m;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * What crosses the wire between a client agent and a management point: paths, request and answer
+ * shapes, limits. The management point and the client both import this file.
+ *
+ * Every path is relative to the MP's URL, so the same request works directly on the intranet
+ * (`https://mp01.contoso.com/SMS_MP/v1/policy`) and through a CMG
+ * (`https://cmg.contoso.com/CCM_Proxy_MutualAuth/72057594037927939/SMS_MP/v1/policy`).
+ */
+import { z } from "zod";
+import type { ClientSettings, ConnectionType } from "../site/services/clients.ts";
+
+export const MP_PATHS = {
+  /** GET: does an MP answer here? (the client's intranet check; no identity needed) */
+  ping: "/SMS_MP/v1/ping",
+  /** POST RegisterRequest -> RegisterAnswer */
+  register: "/SMS_MP/v1/register",
+  /** GET -> LocationAnswer: the management point candidates */
+  location: "/SMS_MP/v1/location",
+  /** GET -> PolicyAnswer: the client settings */
+  policy: "/SMS_MP/v1/policy",
+  /** POST StatusUpload -> StatusUploadAnswer */
+  status: "/SMS_MP/v1/status",
+} as const;
+
+/** Largest request body an MP accepts (a full status batch of short messages fits many times). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** Most messages in one status upload. */
+export const MAX_STATUS_BATCH = 500;
+/** Message types a client may upload. Status messages only for now; inventory would be another. */
+export const UPLOAD_TYPES = ["status"] as const;
+
+/** Reason codes of MP refusals, in the answer's `error`. */
+export type MpReason =
+  | "unknown_endpoint"
+  | "method_not_allowed"
+  | "unsupported_media_type"
+  | "malformed_json"
+  | "body_too_large"
+  | "invalid_request"
+  | "unknown_message_type"
+  | "forged_identity"
+  | "untrusted_certificate"
+  | "certificate_not_seen"
+  | "client_identity_required"
+  | "not_registered"
+  | "awaiting_approval"
+  | "internal_error";
+
+/** Body of every refusal. */
+export interface MpErrorAnswer {
+  error: MpReason;
+  message: string;
+}
+
+export const registerRequest = z.object({
+  /** Computer name. */
+  name: z.string(),
+  /**
+   * Thumbprint of the certificate the client registers with. Must be the certificate the MP saw
+   * in TLS (or that the connection point relayed); a registration for any other is refused.
+   */
+  thumbprint: z.string().regex(/^[0-9A-Fa-f]{40}$/, "must be a SHA-1 thumbprint (40 hex digits)").optional(),
+  /** Installed with `--always-internet` (CCMALWAYSINF=1). */
+  alwaysInternet: z.boolean().optional(),
+});
+export type RegisterRequest = z.infer<typeof registerRequest>;
+
+export interface RegisterAnswer {
+  clientId: string;
+  approved: boolean;
+  /** Only for a registration without certificate: what the client authenticates with from now on. */
+  token?: string;
+  connectionType: ConnectionType;
+}
+
+export type MpType = "Intranet" | "Internet";
+
+/** One management point candidate (the documents' SMS_ActiveMPCandidate). */
+export interface MpCandidate {
+  type: MpType;
+  url: string;
+  /** The MP's server, for intranet candidates. */
+  fqdn?: string;
+  /** The CMG, for internet candidates. */
+  cmg?: string;
+}
+
+export interface LocationAnswer {
+  siteCode: string;
+  mps: MpCandidate[];
+  locationIntervalMinutes: number;
+}
+
+export interface PolicyAnswer {
+  clientId: string;
+  settings: ClientSettings;
+}
+
+const iso = z.string().datetime({ offset: true, error: "must be an ISO-8601 time" });
+
+export const statusItem = z.object({
+  type: z.literal("status"),
+  /** Unique per message and client: the key that makes a retried upload harmless. */
+  id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "must be 1-128 letters, digits, dots, colons, hyphens or underscores"),
+  /** The status message ID (e.g. 10002). */
+  messageId: z.number().int().min(0, "must be 0 or more").max(2 ** 31 - 1, "must fit in 32 bits"),
+  severity: z.enum(["informational", "warning", "error"], { error: "must be informational, warning or error" }),
+  component: z.string().min(1, "must not be empty").max(128, "must be at most 128 characters"),
+  text: z.string().max(8192, "must be at most 8192 characters"),
+  time: iso,
+  properties: z.record(z.string(), z.unknown()).optional(),
+});
+export type StatusItem = z.infer<typeof statusItem>;
+
+export const statusUpload = z.object({
+  messages: z.array(z.unknown()).min(1, "must hold at least one message").max(MAX_STATUS_BATCH, `must hold at most ${MAX_STATUS_BATCH} messages`),
+});
+
+export interface StatusUploadAnswer {
+  /** IDs the site now holds (new or seen before): the client may forget them. */
+  acknowledged: string[];
+  /** How many of them the site already had (a retried upload). */
+  duplicates: number;
+}
