@@ -9,6 +9,7 @@ import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../gate
 import { loadStartupFile } from "../gateway/startup-file.ts";
 import { startManagementPoint, type ManagementPoint } from "../mp/server.ts";
 import { createCa, issueCert, type CertKeyPem } from "../pki/issue.ts";
+import { startSoftwareUpdatePoint } from "../sup/serve.ts";
 import { writeCmgBundle } from "./cmg/bundle.ts";
 import { runConnectionPointRole, type RunningConnectionPoint } from "./cmg/connection-point-role.ts";
 import { startSiteServer, type RunningSiteServer } from "./serve.ts";
@@ -110,6 +111,9 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     const mpTls = await sitePki.issue(`mp-${UP_SERVER}`, { commonName: UP_SERVER, usage: "server", dnsNames: [UP_SERVER, "localhost"], ipAddresses: ["127.0.0.1"] });
     const mp: ManagementPoint = await startManagementPoint({ site, serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp }, tls: { ...mpTls, caPem: sitePki.caPem }, trustedClientRoots: [pki.rootPem, sitePki.caPem] });
     running.push(mp);
+    step("starting the software update point");
+    const supTls = await sitePki.issue(`sup-${UP_SERVER}`, { commonName: UP_SERVER, usage: "server", dnsNames: [UP_SERVER, "localhost"], ipAddresses: ["127.0.0.1"] });
+    running.push(await startSoftwareUpdatePoint({ site, serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp + 1 }, tls: supTls }));
     step("starting the gateway");
     const view = await cmgs.show(UP_CMG);
     const bundle = await writeCmgBundle(site, view);
