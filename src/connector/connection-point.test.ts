@@ -3,6 +3,7 @@
 // when either side's certificate is wrong.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -78,6 +79,26 @@ describe("connection point: settings, backends, reports", () => {
     assert.ok(h.logLines("gw0", "CMGHttpHandler.log").some((l) => /answered 502 backend_unreachable \(12029\)/.test(l.text)));
     assert.ok(h.logLines("cp0", "SMS_Cloud_ProxyConnector.log").some((l) => /127\.0\.0\.1:1.*\(12029\)/.test(l.text)));
     cp.update({ backends: { [h.roles.mp]: h.backend.url, [h.roles.sup]: `${h.backend.url}/sup` } });
+  });
+
+  it("forwards to an HTTPS backend whose certificate the site CA issued", async () => {
+    const cert = await issueCert({ issuer: h.pki.siteCa, commonName: "mp1.opencmg.test", ipAddresses: ["127.0.0.1"], usage: "server" });
+    const server = https.createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+      req.resume();
+      res.end(JSON.stringify({ tls: true, url: req.url, thumbprint: req.headers["x-opencmg-client-thumbprint"] }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const cp = h.connectionPoints[0]!;
+    try {
+      cp.update({ backends: { [h.roles.mp]: `https://127.0.0.1:${(server.address() as AddressInfo).port}/base/`, [h.roles.sup]: `${h.backend.url}/sup` } });
+      const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/.sms_aut?MPLIST`, { cert: h.pki.client, h2: true });
+      assert.equal(r.status, 200);
+      assert.deepEqual(JSON.parse(r.body.toString()), { tls: true, url: "/base/SMS_MP/.sms_aut?MPLIST", thumbprint: h.pki.client.thumbprint });
+    } finally {
+      cp.update({ backends: { [h.roles.mp]: h.backend.url, [h.roles.sup]: `${h.backend.url}/sup` } });
+      server.close();
+      server.closeAllConnections();
+    }
   });
 
   it("reports traffic (requests, bytes, per role) and health through its callbacks", async () => {

@@ -105,7 +105,8 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     o.metrics.handshakeFailures.inc({ listener: "client" });
   });
   server.on("request", o.handler);
-  server.on("sessionError", (err) => o.log.warn(`HTTP/2 client session error: ${err.message}`));
+  // Broken HTTP/2 sessions from the internet are routine; they are not logged one by one.
+  server.on("sessionError", () => {});
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

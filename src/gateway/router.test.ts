@@ -108,6 +108,15 @@ describe("routing (2 instances, 2 connection points)", () => {
     }
   });
 
+  it("relays HEAD: headers without a body", async () => {
+    for (const h2 of [false, true]) {
+      const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.sup}/bytes/1000`, { cert: h.pki.client, method: "HEAD", h2 });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers["content-length"], "1000");
+      assert.equal(r.body.length, 0);
+    }
+  });
+
   it("answers 413 for a body over the endpoint's limit, declared or streamed", async () => {
     const before = h.backend.requests.length;
     // Software update points take at most 1 MiB by default.

@@ -17,7 +17,7 @@ import http2, { type ClientHttp2Stream, type Http2ServerRequest, type Http2Serve
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import { CHECK_NAMES, type ClientAuthenticator, type ClientRequest } from "./client-auth.ts";
 import type { GatewayLimits } from "./config.ts";
-import { clientResponseHeaders, tunnelRequestHeaders, type ClientIdentity } from "./headers.ts";
+import { clientResponseHeaders, tunnelRequestHeaders } from "./headers.ts";
 import type { GatewayMetrics, RequestResult } from "./metrics.ts";
 import { Header, ROLE_ID } from "./protocol.ts";
 import type { SettingsStore } from "./settings-store.ts";
@@ -53,6 +53,10 @@ const PROXY_PATH = /^\/([^/?]+)\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 export function createRouter(deps: RouterDeps): (req: ClientRequest, res: ClientResponse) => void {
   const { settings, pool, limits, metrics, log } = deps;
   const authenticators = new Map(Object.entries(deps.authenticators).map(([k, v]) => [k.toLowerCase(), v]));
+  // Label children resolved once: these counters move on every request and every body chunk.
+  const bytesIn = metrics.bytes.labels({ direction: "in" });
+  const bytesOut = metrics.bytes.labels({ direction: "out" });
+  const results = new Map<RequestResult, { inc(): void }>();
   // Request ids: a random prefix per router and a counter (cheaper than random bytes per request).
   const idPrefix = randomBytes(4).toString("hex");
   let idCounter = 0;
@@ -131,17 +135,16 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
         identity: verdict.identity,
         clientAddress: req.socket.remoteAddress,
       }),
-      identity: verdict.identity,
     });
   }
 
   function relay(
     req: ClientRequest,
     res: ClientResponse,
-    r: { where: string; maxBody: number; roleId: string; headers: Record<string, unknown>; identity: ClientIdentity },
+    r: { where: string; maxBody: number; roleId: string; headers: Record<string, unknown> },
   ): void {
     const method = req.method ?? "GET";
-    const body = hasBody(req) ? new BodyRelay(req, r.maxBody, (n) => metrics.bytes.inc({ direction: "in" }, n)) : null;
+    const body = hasBody(req) ? new BodyRelay(req, r.maxBody, (n) => bytesIn.inc(n)) : null;
     const tried = new Set<Tunnel>();
     const avoid = new Set<string>();
     let done = false;
@@ -231,7 +234,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
         }
         if (gone(res)) return;
         res.writeHead(status, headers as never);
-        stream.on("data", (chunk: Buffer) => metrics.bytes.inc({ direction: "out" }, chunk.length));
+        stream.on("data", (chunk: Buffer) => bytesOut.inc(chunk.length));
         // stream.pipe, not stream.pipeline: pipeline waits forever for an "end" that a destroyed
         // HTTP/2 stream never emits once its readable side has seen EOF. Here "close" without
         // "end" means the response was cut short, and the client must see it cut short too.
@@ -276,7 +279,9 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
   }
 
   function count(result: RequestResult): void {
-    metrics.requests.inc({ result });
+    let child = results.get(result);
+    if (!child) results.set(result, (child = metrics.requests.labels({ result })));
+    child.inc();
   }
 
   function retryAfter(): Record<string, string> {

@@ -62,7 +62,6 @@ export interface TunnelListener {
  */
 export async function startTunnelListener(o: TunnelListenerOptions): Promise<TunnelListener> {
   let nextId = 1;
-  const controls = new Set<ClientHttp2Stream>();
   const server = tls.createServer({
     cert: o.cert.certPem,
     key: o.cert.keyPem,
@@ -110,7 +109,8 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     const cpName = peer ? commonName(peer) : "unknown";
     socket.setKeepAlive(true, 30_000);
     socket.setNoDelay(true);
-    const session = http2.connect("https://connection-point.opencmg.invalid", { // authority only; the socket is already open
+    // The URL only names the :authority default; createConnection hands over the open socket.
+    const session = http2.connect("https://connection-point.opencmg.invalid", {
       createConnection: () => socket,
       maxSessionMemory: TUNNEL_H2.maxSessionMemoryMb,
       settings: { enablePush: false, initialWindowSize: TUNNEL_H2.streamWindow, maxFrameSize: TUNNEL_H2.maxFrameSize },
@@ -168,7 +168,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       [Header.instance]: o.instanceName,
       "content-type": "application/x-ndjson",
     });
-    controls.add(control);
+    tunnel.control = control;
     const send = (m: GatewayMessage): void => {
       if (!control.destroyed && control.writable) control.write(encodeMessage(m));
     };
@@ -233,13 +233,12 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     });
     control.on("error", (err) => o.log.warn(`${tunnel.label}: control stream error: ${err.message}`));
     control.on("close", () => {
-      controls.delete(control);
       senders.delete(control);
       // Without its control stream a tunnel cannot be kept in step: drain it and let the
       // connection point dial again.
       if (!tunnel.session.destroyed) {
         setState(tunnel, "draining");
-        closeWhenIdle(tunnel);
+        tunnel.retire();
       }
     });
   }
@@ -251,12 +250,6 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     for (const [cp, n] of o.pool.byConnectionPoint()) o.metrics.tunnelSessions.set({ connection_point: cp }, n);
     if (state === "ready") o.log.info(`${t.label} is ready`);
     o.pool.changed();
-  }
-
-  function closeWhenIdle(t: Tunnel): void {
-    if (t.session.closed || t.session.destroyed) return;
-    // session.close() waits for the open streams to end, then closes.
-    t.session.close();
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -275,11 +268,10 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     async close(graceMs = 5000) {
       unsubscribe();
       server.close();
-      for (const c of controls) c.close(http2.constants.NGHTTP2_NO_ERROR);
       const tunnels = o.pool.all();
       for (const t of tunnels) {
         setState(t, "draining");
-        closeWhenIdle(t);
+        t.retire();
       }
       await waitAll(tunnels, graceMs);
     },

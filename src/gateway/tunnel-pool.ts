@@ -4,9 +4,16 @@
  * connection points and across the connections of each. A failed attempt passes the connection
  * point it used, and the next pick avoids that connection point while another one is available.
  */
-import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
 
 export type TunnelState = "handshake" | "ready" | "draining" | "closed";
+
+/**
+ * HTTP/2 client stream ids are odd numbers below 2^31: a session can open about 1.07 billion
+ * streams, some days of traffic on a busy tunnel. A tunnel is retired (drained, then closed; the
+ * connection point dials a fresh one) well before it runs out.
+ */
+const RETIRE_AT_STREAM_ID = 2 ** 31 - 2 ** 24;
 
 /** One HTTP/2 session over one TLS connection that a connection point dialled. */
 export class Tunnel {
@@ -15,6 +22,8 @@ export class Tunnel {
   state: TunnelState = "handshake";
   /** The connection point said hello on the control stream. */
   greeted = false;
+  /** The control stream (set by the tunnel listener). */
+  control: ClientHttp2Stream | null = null;
   inFlight = 0;
   /** Requests relayed since the tunnel opened. */
   served = 0;
@@ -36,7 +45,19 @@ export class Tunnel {
     stream.once("close", () => {
       this.inFlight--;
     });
+    if ((this.session.state.nextStreamID ?? 0) >= RETIRE_AT_STREAM_ID && this.state === "ready") this.retire();
     return stream;
+  }
+
+  /**
+   * Stops new requests here and closes the tunnel once the requests in flight are done: the
+   * control stream ends (it would keep the session open forever) and the session closes.
+   */
+  retire(): void {
+    if (this.state === "closed") return;
+    this.state = "draining";
+    if (this.control && !this.control.destroyed) this.control.close(http2.constants.NGHTTP2_NO_ERROR);
+    if (!this.session.closed && !this.session.destroyed) this.session.close();
   }
 
   get label(): string {
