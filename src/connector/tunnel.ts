@@ -72,6 +72,7 @@ export class TunnelSlot {
   lastError: { code: number | string; message: string; at: Date } | null = null;
   connectedSince: Date | null = null;
   private session: ServerHttp2Session | null = null;
+  private socket: TLSSocket | null = null;
   private control: ServerHttp2Stream | null = null;
   private readonly stopper = new AbortController();
   private loop: Promise<void> | null = null;
@@ -105,15 +106,21 @@ export class TunnelSlot {
   async stop(drainMs: number): Promise<void> {
     this.stopper.abort();
     const s = this.session;
+    const socket = this.socket;
     if (s && !s.destroyed) {
       const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
-      const timer = setTimeout(() => s.destroy(), drainMs);
+      const cut = setTimeout(() => {
+        s.destroy();
+        socket?.destroy();
+      }, drainMs);
       s.close();
       this.control?.close(http2.constants.NGHTTP2_NO_ERROR);
-      await closed;
-      clearTimeout(timer);
+      await bounded(closed, drainMs + 1000);
+      clearTimeout(cut);
     }
-    await this.loop;
+    // The loop ends at its next step (dial, handshake and sleep all watch the stopper); bounded
+    // anyway, so a stop never hangs on a socket that does not report its end.
+    await bounded(this.loop ?? Promise.resolve(), this.ctx.dialTimeoutMs + 1000);
     this.setState("stopped");
   }
 
@@ -184,9 +191,15 @@ export class TunnelSlot {
         }
         resolve(socket);
       });
-      socket.once("error", (err) => {
+      socket.once("error", (err: Error & { code?: string }) => {
         clearTimeout(timer);
         socket.destroy();
+        // A connection cut during the handshake (an instance that is down behind a proxy or load
+        // balancer looks like this) is not a certificate problem.
+        if (err.code === "ECONNRESET" || err.code === "EPIPE") {
+          reject(new NetError(NetCode.CONNECTION_ENDED, "gateway", host, `${host}:${port} ended the connection during the TLS handshake: ${err.message}`, { cause: err }));
+          return;
+        }
         this.ctx.onHandshakeFailure();
         reject(new NetError(NetCode.SECURITY, "gateway", host, `TLS with ${host}:${port} failed: ${err.message}`, { cause: err }));
       });
@@ -205,6 +218,7 @@ export class TunnelSlot {
         },
       });
       this.session = session;
+      this.socket = socket;
       const openedAt = Date.now();
       let up = false;
       let sent = 0;
@@ -289,6 +303,7 @@ export class TunnelSlot {
         countBytes();
         this.flushBytes = () => {};
         this.session = null;
+        this.socket = null;
         this.control = null;
         this.instance = null;
         this.revisionInForce = null;
@@ -385,6 +400,18 @@ export class TunnelSlot {
     this.state = s;
     this.ctx.changed();
   }
+}
+
+/** Waits for `p`, at most `ms`. */
+function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    void p.finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 function withTimeout<T extends { destroy(): void }>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {

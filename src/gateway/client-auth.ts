@@ -20,9 +20,25 @@ import type { ClientIdentity } from "./headers.ts";
 
 export type { ClientIdentity } from "./headers.ts";
 
+/** Why the client-certificate authenticator refuses a request. */
 export type RefusalReason = "no_certificate" | ChainFailure | "revoked" | "crl_unavailable";
 
-export type AuthVerdict = { ok: true; identity: ClientIdentity } | { ok: false; status: 403; reason: RefusalReason; detail: string };
+/** A refusal: the status and reason code the client gets, and what the log line says. */
+export interface AuthRefusal {
+  ok: false;
+  /** 403 for client certificates; a token authenticator may answer 401. */
+  status: 401 | 403;
+  /** Stable code, in the response body and `x-opencmg-reason` (RefusalReason for client certificates). */
+  reason: string;
+  /** Which check failed, for the log line. */
+  check: string;
+  /** Details for the log line only (names, dates, URLs). */
+  detail: string;
+  /** Extra response headers (e.g. `www-authenticate` for tokens). */
+  headers?: Record<string, string>;
+}
+
+export type AuthVerdict = { ok: true; identity: ClientIdentity } | AuthRefusal;
 
 /** A client request on the client listener, HTTP/1.1 or HTTP/2. */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -33,7 +49,7 @@ export type ClientRequest = IncomingMessage | Http2ServerRequest;
  *
  * @example
  * const v = await auth.authenticate(req);
- * if (!v.ok) return refuse(res, v.status, v.reason, v.detail);
+ * if (!v.ok) return refuse(res, v.status, v.reason, v.check, v.detail);
  */
 export interface ClientAuthenticator {
   readonly method: ClientIdentity["method"];
@@ -167,8 +183,8 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
   }
 }
 
-function refusal(reason: RefusalReason, detail: string): AuthVerdict {
-  return { ok: false, status: 403, reason, detail };
+function refusal(reason: RefusalReason, detail: string): AuthRefusal {
+  return { ok: false, status: 403, reason, check: CHECK_NAMES[reason], detail };
 }
 
 /**

@@ -46,6 +46,9 @@ export interface GatewayLimits {
   tunnelPingMs: number;
 }
 
+/** Limits as given: any subset, body limits per kind included. */
+export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyBytes">> & { maxRequestBodyBytes?: Partial<Record<RoleKind, number>> };
+
 export const DEFAULT_LIMITS: GatewayLimits = {
   handshakeTimeoutMs: 10_000,
   headersTimeoutMs: 20_000,
@@ -87,7 +90,7 @@ export interface GatewayInstanceConfig {
   };
   /** Prometheus metrics listener (local only). Absent or null: no metrics listener. */
   metrics?: { host?: string; port: number } | null;
-  limits?: Partial<GatewayLimits>;
+  limits?: GatewayLimitsInput;
 }
 
 /** The configuration with defaults filled in, checked once. */

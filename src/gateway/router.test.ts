@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startCmgHarness, type CmgHarness } from "../../test/helpers/cmg-harness.ts";
+import type { ClientAuthenticator } from "./client-auth.ts";
 
 describe("routing (2 instances, 2 connection points)", () => {
   let h: CmgHarness;
@@ -196,5 +197,38 @@ describe("routing without connection points", () => {
     await h.waitReady();
     const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client });
     assert.equal(r.status, 200);
+  });
+});
+
+describe("another client authenticator plugs in without routing changes", () => {
+  // A stand-in for site-issued tokens on CCM_Proxy_ServerAuth: the router only sees the interface.
+  const tokens: ClientAuthenticator = {
+    method: "token",
+    async authenticate(req) {
+      const auth = req.headers.authorization;
+      if (auth === "Bearer good-token") return { ok: true, identity: { method: "token", thumbprint: "", subject: "CN=PC-TOKEN", sans: [] } };
+      return { ok: false, status: 401, reason: "invalid_token", check: "token check: no valid site-issued token", detail: `authorization ${auth ? "present" : "absent"}`, headers: { "www-authenticate": "Bearer" } };
+    },
+  };
+  let h: CmgHarness;
+  before(async () => {
+    h = await startCmgHarness({ instances: 1, connectionPoints: 1, authenticators: { CCM_Proxy_ServerAuth: tokens } });
+    await h.waitReady();
+  });
+  after(() => h.close());
+
+  it("routes token requests like certificate requests, with the token identity", async () => {
+    const ok = await h.request(0, `/CCM_Proxy_ServerAuth/${h.roles.mp}/SMS_MP/.sms_aut?MPLIST`, { headers: { authorization: "Bearer good-token" } });
+    assert.equal(ok.status, 200);
+    const seen = JSON.parse(ok.body.toString());
+    assert.equal(seen.url, "/SMS_MP/.sms_aut?MPLIST");
+    assert.equal(seen.headers["x-opencmg-client-auth"], "token");
+    assert.equal(seen.headers["x-opencmg-client-subject"], "CN=PC-TOKEN");
+
+    const refused = await h.request(0, `/CCM_Proxy_ServerAuth/${h.roles.mp}/x`, { h2: true });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers["www-authenticate"], "Bearer");
+    assert.equal(JSON.parse(refused.body.toString()).error, "invalid_token");
+    assert.ok(h.logLines("gw0", "CMGHttpHandler.log").some((l) => /refused with 401 invalid_token: token check/.test(l.text)));
   });
 });

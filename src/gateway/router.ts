@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import http2, { type ClientHttp2Stream, type Http2ServerRequest, type Http2ServerResponse, type IncomingHttpHeaders } from "node:http2";
 import type { ComponentLog } from "../logs/cmtrace.ts";
-import { CHECK_NAMES, type ClientAuthenticator, type ClientRequest } from "./client-auth.ts";
+import type { ClientAuthenticator, ClientRequest } from "./client-auth.ts";
 import type { GatewayLimits } from "./config.ts";
 import { clientResponseHeaders, tunnelRequestHeaders } from "./headers.ts";
 import type { GatewayMetrics, RequestResult } from "./metrics.ts";
@@ -93,8 +93,8 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
     if (!verdict.ok) {
       count("refused");
       metrics.refusals.inc({ reason: verdict.reason });
-      log.warn(`Request ${where} refused with ${verdict.status} ${verdict.reason}: ${CHECK_NAMES[verdict.reason]} (${verdict.detail})`);
-      return reply(req, res, verdict.status, verdict.reason, CHECK_NAMES[verdict.reason]);
+      log.warn(`Request ${where} refused with ${verdict.status} ${verdict.reason}: ${verdict.check} (${verdict.detail})`);
+      return reply(req, res, verdict.status, verdict.reason, verdict.check, verdict.headers);
     }
 
     const route = ROLE_ID.test(roleId) ? current.urlMap[roleId] : undefined;

@@ -11,13 +11,14 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2 from "node:http2";
 import https from "node:https";
 import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
-import type { AddressInfo, Socket } from "node:net";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LogSet, parseLines, type ParsedLine } from "../../src/logs/cmtrace.ts";
 import { issueCert, type CertKeyPem, type IssuedCert } from "../../src/pki/issue.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../../src/gateway/instance.ts";
-import type { GatewayLimits } from "../../src/gateway/config.ts";
+import type { GatewayLimitsInput } from "../../src/gateway/config.ts";
+import type { ClientAuthenticator } from "../../src/gateway/client-auth.ts";
 import type { CmgSettings } from "../../src/gateway/protocol.ts";
 import {
   connectorLogs,
@@ -90,11 +91,13 @@ export interface HarnessOptions {
   connectionPoints?: number;
   connectionsPerInstance?: number;
   crlCheck?: boolean;
-  limits?: Partial<GatewayLimits>;
+  limits?: GatewayLimitsInput;
   /** How connection point j dials (default direct). */
   dial?: (j: number) => ((host: string, port: number) => Promise<Socket>) | undefined;
   /** Extra options for every connection point. */
   connector?: Partial<ConnectionPointOptions>;
+  /** More client authenticators for the instances, by URL scheme segment. */
+  authenticators?: Record<string, ClientAuthenticator>;
 }
 
 export interface CmgHarness {
@@ -118,7 +121,7 @@ export interface CmgHarness {
   startInstance(i: number): Promise<GatewayInstance>;
   stopInstance(i: number, graceMs?: number): Promise<void>;
   startConnectionPoint(j: number, extra?: Partial<ConnectionPointOptions>): Promise<ConnectionPoint>;
-  /** Kills connection point j abruptly: its tunnel sockets are destroyed, no GOAWAY. */
+  /** Kills connection point j as a crash would: its TCP connections are destroyed (no GOAWAY), then it stops. */
   killConnectionPoint(j: number): Promise<void>;
   stopConnectionPoint(j: number): Promise<void>;
   /** Resolves once every running instance has a ready tunnel from every running connection point. */
@@ -162,6 +165,11 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
   };
   const backends = { [ROLES.mp]: backend.url, [ROLES.sup]: `${backend.url}/sup`, [ROLES.closed]: backend.url };
 
+  // Each connection point reaches the instances through its own little "network" (a TCP relay),
+  // so a test can cut its connections the way a crash or a network failure would, on both ends.
+  const networks: Network[] = [];
+  const network = (j: number): Network => (networks[j] ??= new Network());
+
   const logSets: LogSet[] = [];
   const logSetFor = (who: string): LogSet => {
     const l = new LogSet({ dir: join(logDir, who) });
@@ -194,7 +202,7 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
           metrics: { host: "127.0.0.1", port: 0 },
           limits: { tunnelPingMs: 2000, ...o.limits },
         },
-        { log: gatewayLogs(logSetFor(`gw${i}`)) },
+        { log: gatewayLogs(logSetFor(`gw${i}`)), ...(o.authenticators ? { authenticators: o.authenticators } : {}) },
       );
       h.ports[i] = { client: inst.clientPort, tunnel: inst.tunnelPort };
       h.instances[i] = inst;
@@ -212,7 +220,7 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
       const cp = await startConnectionPoint({
         name: `cp${j + 1}.opencmg.test`,
         instances: h.ports.map((p) => ({ host: "127.0.0.1", port: p.tunnel })),
-        dial: o.dial?.(j),
+        dial: o.dial?.(j) ?? ((host, port) => network(j).dial(host, port)),
         tls: { certPem: tunnelCerts[j]!.certPem, keyPem: tunnelCerts[j]!.keyPem, siteCaPem: pki.siteCa.certPem },
         connectionsPerInstance: o.connectionsPerInstance ?? 2,
         settings: h.settings,
@@ -234,7 +242,8 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
     async killConnectionPoint(j) {
       const cp = h.connectionPoints[j];
       h.connectionPoints[j] = null;
-      // Abrupt: drain time 0 destroys the tunnels at once, as a crashed process would leave them.
+      // As a crash would: its TCP connections die first (no GOAWAY, no drain), then it stops.
+      networks[j]?.cut();
       await cp?.stop({ drainMs: 0 });
     },
 
@@ -277,6 +286,7 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
     async close() {
       await Promise.all(h.connectionPoints.map((_, j) => h.killConnectionPoint(j)));
       await Promise.all(h.instances.map((_, i) => h.stopInstance(i, 0)));
+      for (const n of networks) await n?.close();
       await backend.close();
       await crlServer.close();
       for (const l of logSets) l.close();
@@ -287,6 +297,68 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
   for (let i = 0; i < nInstances; i++) await h.startInstance(i);
   for (let j = 0; j < nCps; j++) await h.startConnectionPoint(j);
   return h;
+}
+
+/**
+ * A TCP relay per target: `dial(host, port)` connects through a local relay to host:port, and
+ * `cut()` destroys both sides of every relayed connection at once.
+ */
+class Network {
+  private readonly relays = new Map<string, Promise<Server>>();
+  private readonly pairs = new Set<[Socket, Socket]>();
+
+  async dial(host: string, port: number): Promise<Socket> {
+    const key = `${host}:${port}`;
+    let relay = this.relays.get(key);
+    if (!relay) {
+      relay = this.startRelay(host, port);
+      this.relays.set(key, relay);
+    }
+    const at = (await relay).address() as AddressInfo;
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: "127.0.0.1", port: at.port });
+      s.once("connect", () => {
+        s.off("error", reject);
+        resolve(s);
+      });
+      s.once("error", reject);
+    });
+  }
+
+  cut(): void {
+    for (const [a, b] of this.pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    for (const r of this.relays.values()) {
+      const server = await r;
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+  }
+
+  private async startRelay(host: string, port: number): Promise<Server> {
+    const server = createServer((down) => {
+      const up = connect({ host, port });
+      const pair: [Socket, Socket] = [down, up];
+      this.pairs.add(pair);
+      const end = (): void => {
+        this.pairs.delete(pair);
+        down.destroy();
+        up.destroy();
+      };
+      down.on("error", end).on("close", end);
+      up.on("error", end).on("close", end);
+      down.pipe(up);
+      up.pipe(down);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return server;
+  }
 }
 
 /** HTTP/1.1 request with an optional client certificate; a fresh connection each time. */
