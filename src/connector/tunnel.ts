@@ -21,6 +21,7 @@ import {
   type CmgSettings,
   type ConnectorMessage,
 } from "../gateway/protocol.ts";
+import { keepAlive } from "../gateway/keepalive.ts";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 
 /** HTTP/2 sizing on the connection point's side (it sends the big responses). */
@@ -243,25 +244,7 @@ export class TunnelSlot {
         session.destroy();
       }, this.ctx.dialTimeoutMs);
 
-      let awaitingPong = false;
-      const pinger = setInterval(() => {
-        countBytes();
-        if (session.destroyed) return;
-        if (awaitingPong) {
-          this.ctx.log.warn(`${this.label}: the gateway missed a keep-alive answer; closing the tunnel`);
-          session.destroy();
-          return;
-        }
-        awaitingPong = true;
-        try {
-          session.ping((err) => {
-            if (!err) awaitingPong = false;
-          });
-        } catch {
-          session.destroy();
-        }
-      }, this.ctx.pingMs);
-      pinger.unref();
+      const pinger = keepAlive(session, this.ctx.pingMs, () => this.ctx.log.warn(`${this.label}: the gateway missed a keep-alive answer; closing the tunnel`), countBytes);
 
       session.on("stream", (stream, headers, flags) => {
         if (headers[":path"] === CONTROL_PATH) {

@@ -22,6 +22,7 @@ import {
   parseConnectorMessage,
   type GatewayMessage,
 } from "./protocol.ts";
+import { keepAlive } from "./keepalive.ts";
 import type { SettingsStore } from "./settings-store.ts";
 import { Tunnel, type TunnelPool } from "./tunnel-pool.ts";
 
@@ -138,24 +139,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       o.log.info(`${tunnel.label} closed after ${tunnel.served} request(s)`);
     });
 
-    let awaitingPong = false;
-    const pinger = setInterval(() => {
-      if (session.destroyed) return;
-      if (awaitingPong) {
-        o.log.warn(`${tunnel.label} missed a keep-alive answer; closing it`);
-        session.destroy();
-        return;
-      }
-      awaitingPong = true;
-      try {
-        session.ping((err) => {
-          if (!err) awaitingPong = false;
-        });
-      } catch {
-        session.destroy();
-      }
-    }, o.limits.tunnelPingMs);
-    pinger.unref();
+    const pinger = keepAlive(session, o.limits.tunnelPingMs, () => o.log.warn(`${tunnel.label} missed a keep-alive answer; closing it`));
 
     openControl(tunnel);
   }

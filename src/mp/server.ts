@@ -9,10 +9,10 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
-import { isIP, type AddressInfo, type Socket } from "node:net";
 import { isOpenCmgError, NotFoundError, ValidationError } from "../errors.ts";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import { ClientsService } from "../site/services/clients.ts";
+import { listenRole } from "../site/role-listener.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { locate, policy, register, uploadStatus, type EndpointDeps, type MpLogs } from "./endpoints.ts";
 import { CallerIdentifier, splitTrust, type Caller } from "./identity.ts";
@@ -150,40 +150,19 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
     },
     (req, res) => void handle(req, res),
   );
-  const sockets = new Set<Socket>();
-  httpsServer.on("connection", (s: Socket) => {
-    sockets.add(s);
-    s.once("close", () => sockets.delete(s));
-  });
-  httpsServer.on("tlsClientError", (err, socket) => logs.control.warn(`TLS handshake with ${socket.remoteAddress ?? "?"} failed: ${err.message}`));
-  await new Promise<void>((resolve, reject) => {
-    httpsServer.once("error", reject);
-    httpsServer.listen(o.listen.port, o.listen.host, () => {
-      httpsServer.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (httpsServer.address() as AddressInfo).port;
-  const wildcard = o.listen.host === "0.0.0.0" || o.listen.host === "::" || o.listen.host === "";
-  const host = wildcard ? fqdn : isIP(o.listen.host) === 6 ? `[${o.listen.host}]` : o.listen.host;
-  const url = `https://${host}${port === 443 ? "" : `:${port}`}`;
+  const { port, url, close } = await listenRole(httpsServer, o.listen, fqdn, logs.control);
   logs.control.info(
     `Management point ${fqdn} (role ${role.id}, site ${server.siteCode}) serving ${url} on ${o.listen.host}:${port}; client certificates must chain to ${clientTrust.roots.length} trusted root(s); identity is relayed only by connection points of the site CA.`,
   );
   await o.site.services.status.setComponent(fqdn, "SMS_MP_CONTROL_MANAGER", "OK", `serving ${url}`).catch(() => {});
 
-  let closing: Promise<void> | undefined;
   return {
     url,
     port,
     roleId: role.id,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        httpsServer.close(() => resolve());
-        for (const s of sockets) s.destroy();
-        logs.control.info(`Management point ${fqdn} stopped serving ${url}.`);
-      });
-      return closing;
+    async close() {
+      await close();
+      logs.control.info(`Management point ${fqdn} stopped serving ${url}.`);
     },
   };
 }

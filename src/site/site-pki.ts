@@ -56,8 +56,9 @@ export class SitePki {
     const have = this.read(base);
     if (have) {
       const c = new X509Certificate(have.certPem);
-      const names = o.dnsNames ?? [];
-      const stillGood = new Date(c.validTo).getTime() - Date.now() > RENEW_BEFORE_MS && names.every((n) => (c.subjectAltName ?? "").includes(`DNS:${n}`));
+      const san = (c.subjectAltName ?? "").split(", ");
+      const wanted = [...(o.dnsNames ?? []).map((n) => `DNS:${n}`), ...(o.ipAddresses ?? []).map((ip) => `IP Address:${ip}`)];
+      const stillGood = new Date(c.validTo).getTime() - Date.now() > RENEW_BEFORE_MS && wanted.every((w) => san.includes(w));
       if (stillGood) return have;
     }
     const issued = await issueCert({ issuer: this.ca(), commonName: o.commonName, usage: o.usage, dnsNames: o.dnsNames ?? [], ipAddresses: o.ipAddresses ?? [], notAfter: new Date(Date.now() + 365 * 24 * 3600 * 1000) });

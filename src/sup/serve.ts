@@ -13,11 +13,11 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
-import { isIP, type AddressInfo, type Socket } from "node:net";
 import { resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { NotFoundError } from "../errors.ts";
 import type { ComponentLog } from "../logs/cmtrace.ts";
+import { listenRole } from "../site/role-listener.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { listUpdates } from "./sync.ts";
 import type { Update } from "./update-catalog.ts";
@@ -154,37 +154,16 @@ export async function startSoftwareUpdatePoint(o: SoftwareUpdatePointOptions): P
   };
 
   const httpsServer: Server = createServer({ cert: o.tls.certPem, key: o.tls.keyPem, keepAliveTimeout: 30_000, headersTimeout: 20_000 }, (req, res) => void handle(req, res));
-  const sockets = new Set<Socket>();
-  httpsServer.on("connection", (s: Socket) => {
-    sockets.add(s);
-    s.once("close", () => sockets.delete(s));
-  });
-  httpsServer.on("tlsClientError", (err, socket) => log.warn(`TLS handshake with ${socket.remoteAddress ?? "?"} failed: ${err.message}`));
-  await new Promise<void>((done, reject) => {
-    httpsServer.once("error", reject);
-    httpsServer.listen(o.listen.port, o.listen.host, () => {
-      httpsServer.off("error", reject);
-      done();
-    });
-  });
-  const port = (httpsServer.address() as AddressInfo).port;
-  const wildcard = o.listen.host === "0.0.0.0" || o.listen.host === "::" || o.listen.host === "";
-  const host = wildcard ? fqdn : isIP(o.listen.host) === 6 ? `[${o.listen.host}]` : o.listen.host;
-  const url = `https://${host}${port === 443 ? "" : `:${port}`}`;
+  const { port, url, close } = await listenRole(httpsServer, o.listen, fqdn, log);
   log.info(`Software update point ${fqdn} (role ${role.id}) serving ${url}${SUP_PATHS.updates} and content from ${libraryRoot} on ${o.listen.host}:${port}.`);
 
-  let closing: Promise<void> | undefined;
   return {
     url,
     port,
     roleId: role.id,
-    close() {
-      closing ??= new Promise<void>((done) => {
-        httpsServer.close(() => done());
-        for (const s of sockets) s.destroy();
-        log.info(`Software update point ${fqdn} stopped serving ${url}.`);
-      });
-      return closing;
+    async close() {
+      await close();
+      log.info(`Software update point ${fqdn} stopped serving ${url}.`);
     },
   };
 }

@@ -27,8 +27,6 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
   const app = Fastify({
     logger: o.logger ?? false,
     bodyLimit: 1_048_576,
-    // Never log the admin token.
-    ...(o.logger ? {} : {}),
   });
   const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
   const doc = openApiDocument(routes, o.version ?? "0.1.0");
