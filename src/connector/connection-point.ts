@@ -378,7 +378,7 @@ function keyOf(e: GatewayEndpoint): string {
 }
 
 function toBackendMap(b: Record<string, BackendTarget | string>): Map<string, BackendTarget> {
-  return new Map(Object.entries(b).map(([roleId, t]) => [roleId, typeof t === "string" ? { url: t } : t]));
+  return new Map(Object.entries(b).map(([roleId, t]) => [roleId, typeof t === "string" ? { url: t } : { url: t.url }]));
 }
 
 function emptyTraffic(): Omit<TrafficReport, "to" | "connectionPoint"> {

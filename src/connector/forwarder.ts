@@ -57,7 +57,8 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     const requestId = String(headers[Header.requestId] ?? "-");
     const method = String(headers[":method"] ?? "GET");
     const path = String(headers[":path"] ?? "/");
-    const where = `${method} ${path.split("?")[0]} for role ${roleId} (request ${requestId})`;
+    // Only needed for log lines: not built on the success path.
+    const where = (): string => `${method} ${path.split("?")[0]} for role ${roleId} (request ${requestId})`;
     stream.on("error", () => {}); // a cancelled stream errors; the outcome is handled below
 
     const { settings, backends } = deps.routes();
@@ -67,22 +68,9 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     const backend = backends.get(roleId);
     if (!backend) return refuse(502, "no_backend", `role ${roleId} has no internal URL`);
 
-    let base: URL;
-    try {
-      base = new URL(backend.url);
-    } catch {
-      return refuse(502, "no_backend", `role ${roleId} has an invalid internal URL`);
-    }
+    const base = parsedBackend(backend);
+    if (!base) return refuse(502, "no_backend", `role ${roleId} has an invalid internal URL`);
     if (!path.startsWith("/")) return refuse(400, "bad_request", `request path must start with "/"`);
-    const prefix = base.pathname.replace(/\/+$/, "");
-
-    const abort = new AbortController();
-    let finished = false;
-    stream.once("close", () => {
-      // A tunnel stream that closes before the whole response went out was cancelled by the
-      // gateway (client gone) or broke: stop the backend request too.
-      if (!finished && !stream.writableFinished) abort.abort();
-    });
 
     const hasBody = (flags & NGHTTP2_FLAG_END_STREAM) === 0 && !stream.readableEnded;
     let body: PassThrough | undefined;
@@ -92,47 +80,39 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
       stream.pipe(body);
     }
 
-    deps.dispatcher
-      .stream(
-        {
-          origin: base.origin,
-          path: prefix + path,
-          method: method as Dispatcher.HttpMethod,
-          headers: backendHeaders(headers),
-          body,
-          signal: abort.signal,
-          headersTimeout,
-          bodyTimeout,
-        },
-        ({ statusCode, headers: h }) => {
-          if (!stream.destroyed) stream.respond({ ":status": statusCode, ...endToEndHeaders(h) });
-          return stream;
-        },
-      )
-      .then(
-        () => {
-          finished = true;
-          deps.record(roleId, "ok");
-        },
-        (err: Error & { code?: string }) => {
-          finished = true;
-          if (abort.signal.aborted) return deps.record(roleId, "cancelled"); // the gateway cancelled (client went away)
-          // Backends are on-premises and reached directly, never through the proxy.
-          const net = toNetError(err, { route: { mode: "direct" }, targetHost: base.host });
-          deps.record(roleId, "backend_error");
-          deps.log.warn(`Request ${where} to ${base.origin}: ${net.message} (${net.code})`);
-          if (!stream.headersSent && !stream.destroyed) {
-            const timeout = net.code === NetCode.TIMEOUT;
-            sendError(timeout ? 504 : 502, timeout ? "backend_timeout" : "backend_unreachable", net.message, net.code);
-          } else if (!stream.destroyed) {
-            stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-          }
-        },
-      );
+    // undici's dispatch API, not request()/stream(): one handler object per request and no
+    // promise, AbortSignal or intermediate stream on the hot path.
+    const handler = new BackendResponseHandler(stream, {
+      done: (result) => deps.record(roleId, result),
+      failed: (err) => {
+        // Backends are on-premises and reached directly, never through the proxy.
+        const net = toNetError(err, { route: { mode: "direct" }, targetHost: base.host });
+        deps.record(roleId, "backend_error");
+        deps.log.warn(`Request ${where()} to ${base.origin}: ${net.message} (${net.code})`);
+        if (!stream.headersSent && !stream.destroyed) {
+          const timeout = net.code === NetCode.TIMEOUT;
+          sendError(timeout ? 504 : 502, timeout ? "backend_timeout" : "backend_unreachable", net.message, net.code);
+        } else if (!stream.destroyed) {
+          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        }
+      },
+    });
+    deps.dispatcher.dispatch(
+      {
+        origin: base.origin,
+        path: base.prefix + path,
+        method: method as Dispatcher.HttpMethod,
+        headers: backendHeaders(headers),
+        body: body ?? null,
+        headersTimeout,
+        bodyTimeout,
+      },
+      handler,
+    );
 
     function refuse(status: number, code: TunnelErrorCode, message: string): void {
       deps.record(roleId, "refused");
-      deps.log.warn(`Request ${where} refused: ${status} ${code}: ${message}`);
+      deps.log.warn(`Request ${where()} refused: ${status} ${code}: ${message}`);
       sendError(status, code, message);
     }
 
@@ -151,6 +131,84 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
       if (!stream.readableEnded) stream.resume();
     }
   };
+}
+
+interface ParsedBackend {
+  origin: string;
+  host: string;
+  /** The internal URL's path without trailing slashes, put in front of every request path. */
+  prefix: string;
+}
+
+const parsedBackends = new WeakMap<BackendTarget, ParsedBackend | null>();
+
+/** The internal URL taken apart once per backend entry (entries are replaced, never changed, when the URL map changes). */
+function parsedBackend(b: BackendTarget): ParsedBackend | null {
+  let p = parsedBackends.get(b);
+  if (p === undefined) {
+    try {
+      const u = new URL(b.url);
+      p = { origin: u.origin, host: u.host, prefix: u.pathname.replace(/\/+$/, "") };
+    } catch {
+      p = null;
+    }
+    parsedBackends.set(b, p);
+  }
+  return p;
+}
+
+/**
+ * Streams one backend response onto its tunnel stream, with backpressure both ways: a full tunnel
+ * stream pauses the backend socket. A tunnel stream that closes before the whole response went
+ * out was cancelled by the gateway (client gone) or broke: the backend request is aborted too.
+ */
+class BackendResponseHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private settled = false;
+  private cancelled = false;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly on: { done: (result: ForwardResult) => void; failed: (err: Error & { code?: string }) => void },
+  ) {
+    stream.once("close", () => {
+      if (this.settled || stream.writableFinished) return;
+      this.cancelled = true;
+      this.controller?.abort(new Error("the gateway cancelled the request"));
+    });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.cancelled) controller.abort(new Error("the gateway cancelled the request"));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return; // informational answers stay on this hop
+    if (this.stream.destroyed) return controller.abort(new Error("the tunnel stream is gone"));
+    this.stream.respond({ ":status": statusCode, ...endToEndHeaders(headers) });
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.stream.destroyed) return;
+    if (!this.stream.write(chunk)) {
+      controller.pause();
+      this.stream.once("drain", () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.settled = true;
+    if (!this.stream.destroyed) this.stream.end();
+    this.on.done("ok");
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error & { code?: string }): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.cancelled) return this.on.done("cancelled");
+    this.on.failed(err);
+  }
 }
 
 /** Headers for the backend: end-to-end ones, identity included, minus tunnel-internal ones. */

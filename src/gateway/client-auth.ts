@@ -45,7 +45,8 @@ export type ClientRequest = IncomingMessage | Http2ServerRequest;
 
 /**
  * Decides who a client is, or why it is refused. Implementations must be cheap on repeated calls
- * from the same connection (the gateway calls it for every request).
+ * from the same connection (the gateway calls it for every request), and should answer a
+ * repeated call synchronously: a plain verdict spares the request a promise and a microtask.
  *
  * @example
  * const v = await auth.authenticate(req);
@@ -53,7 +54,7 @@ export type ClientRequest = IncomingMessage | Http2ServerRequest;
  */
 export interface ClientAuthenticator {
   readonly method: ClientIdentity["method"];
-  authenticate(req: ClientRequest): Promise<AuthVerdict>;
+  authenticate(req: ClientRequest): AuthVerdict | Promise<AuthVerdict>;
 }
 
 /** The part of the instance's settings client-certificate checks depend on. */
@@ -123,7 +124,8 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
     this.now = options.now ?? Date.now;
   }
 
-  async authenticate(req: ClientRequest): Promise<AuthVerdict> {
+  /** Synchronous for a connection or certificate already checked (the common case). */
+  authenticate(req: ClientRequest): AuthVerdict | Promise<AuthVerdict> {
     const trust = this.options.trust();
     const generation = trust?.generation ?? -1;
     const now = this.now();
@@ -142,6 +144,10 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
       return known.verdict;
     }
 
+    return this.checkAndRemember(conn, leaf, thumbprint, trust, generation, now);
+  }
+
+  private async checkAndRemember(conn: object, leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null, generation: number, now: number): Promise<AuthVerdict> {
     const key = `${generation}:${thumbprint}`;
     let running = this.pending.get(key);
     if (!running) {

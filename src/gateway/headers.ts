@@ -59,6 +59,18 @@ export function encodeHeaderValue(s: string): string {
   return s.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
 
+/** Identities are cached verdicts shared by many requests: their header values are encoded once. */
+const encodedIdentities = new WeakMap<ClientIdentity, { subject: string; sans: string }>();
+
+function encodedIdentity(identity: ClientIdentity): { subject: string; sans: string } {
+  let e = encodedIdentities.get(identity);
+  if (!e) {
+    e = { subject: encodeHeaderValue(identity.subject), sans: encodeHeaderValue(identity.sans.join(", ")) };
+    encodedIdentities.set(identity, e);
+  }
+  return e;
+}
+
 /**
  * Headers of the tunnel stream for one client request: the client's end-to-end headers, minus
  * hop-by-hop and reserved ones, plus the routing and identity headers.
@@ -95,8 +107,9 @@ export function tunnelRequestHeaders(
   out[Header.requestId] = ctx.requestId;
   out[Header.clientAuth] = ctx.identity.method;
   out[Header.clientThumbprint] = ctx.identity.thumbprint;
-  out[Header.clientSubject] = encodeHeaderValue(ctx.identity.subject);
-  out[Header.clientSans] = encodeHeaderValue(ctx.identity.sans.join(", "));
+  const encoded = encodedIdentity(ctx.identity);
+  out[Header.clientSubject] = encoded.subject;
+  out[Header.clientSans] = encoded.sans;
   if (ctx.clientAddress) out["x-forwarded-for"] = ctx.clientAddress;
   out["x-forwarded-proto"] = "https";
   if (typeof authority === "string") out["x-forwarded-host"] = authority;

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import http2, { type ClientHttp2Stream, type Http2ServerRequest, type Http2ServerResponse, type IncomingHttpHeaders } from "node:http2";
 import type { ComponentLog } from "../logs/cmtrace.ts";
-import type { ClientAuthenticator, ClientRequest } from "./client-auth.ts";
+import type { AuthVerdict, ClientAuthenticator, ClientRequest } from "./client-auth.ts";
 import type { GatewayLimits } from "./config.ts";
 import { clientResponseHeaders, tunnelRequestHeaders } from "./headers.ts";
 import type { GatewayMetrics, RequestResult } from "./metrics.ts";
@@ -34,6 +34,16 @@ export interface RouterDeps {
   metrics: GatewayMetrics;
   /** CMGHttpHandler.log */
   log: ComponentLog;
+}
+
+/** A request on its way through the router, once its path is parsed. */
+interface RoutedRequest {
+  requestId: string;
+  /** "GET /path from 1.2.3.4 (request id)", built only when a log line needs it. */
+  where: () => string;
+  roleId: string;
+  /** Path and query for the role's internal URL. */
+  path: string;
 }
 
 /** Bodies up to this size are kept while they stream, so the request can be retried on another tunnel. */
@@ -62,50 +72,71 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
   let idCounter = 0;
 
   return (req, res) => {
-    handle(req, res).catch((err: Error) => {
-      log.error(`Request ${req.method} ${req.url} failed inside the gateway: ${err.stack ?? err.message}`);
-      if (!res.headersSent) reply(req, res, 500, "internal_error", "the gateway failed to handle the request");
-      else abortResponse(res);
-    });
+    try {
+      handle(req, res);
+    } catch (err) {
+      internalError(req, res, err as Error);
+    }
   };
 
-  async function handle(req: ClientRequest, res: ClientResponse): Promise<void> {
+  function internalError(req: ClientRequest, res: ClientResponse, err: Error): void {
+    log.error(`Request ${req.method} ${req.url} failed inside the gateway: ${err.stack ?? err.message}`);
+    if (!res.headersSent) reply(req, res, 500, "internal_error", "the gateway failed to handle the request");
+    else abortResponse(res);
+  }
+
+  /** Up to authentication; goes on in `authorized` at once when the authenticator answers synchronously (a cached verdict). */
+  function handle(req: ClientRequest, res: ClientResponse): void {
     const requestId = `${idPrefix}${(idCounter++).toString(36).padStart(6, "0")}`;
     const url = originForm(req.url ?? "/");
-    const where = `${req.method} ${url.split("?")[0]} from ${req.socket.remoteAddress ?? "?"} (request ${requestId})`;
+    // For log lines only: not built on the success path.
+    const where = (): string => `${req.method} ${url.split("?")[0]} from ${req.socket?.remoteAddress ?? "?"} (request ${requestId})`;
     const m = PROXY_PATH.exec(url);
     const auth = m ? authenticators.get(m[1]!.toLowerCase()) : undefined;
     if (!m || !auth) {
       count("not_found");
       return reply(req, res, 404, "not_found", "no such endpoint on this gateway");
     }
-    const roleId = m[2]!;
-    const path = (m[3] ?? "/") + (m[4] ?? "");
+    const request: RoutedRequest = { requestId, where, roleId: m[2]!, path: (m[3] ?? "/") + (m[4] ?? "") };
 
     const current = settings.current();
     if (!current) {
       count("not_configured");
-      log.warn(`Request ${where}: 503, no connection point has configured this instance yet`);
+      log.warn(`Request ${where()}: 503, no connection point has configured this instance yet`);
       return reply(req, res, 503, "not_configured", "the gateway has not been configured by a connection point yet", retryAfter());
     }
 
-    const verdict = await auth.authenticate(req);
+    const verdict = auth.authenticate(req);
+    if (verdict instanceof Promise) {
+      verdict.then(
+        (v) => authorized(req, res, request, v),
+        (err: Error) => internalError(req, res, err),
+      ).catch((err: Error) => internalError(req, res, err));
+    } else {
+      authorized(req, res, request, verdict);
+    }
+  }
+
+  function authorized(req: ClientRequest, res: ClientResponse, r: RoutedRequest, verdict: AuthVerdict): void {
+    const { where, roleId } = r;
     if (!verdict.ok) {
       count("refused");
       metrics.refusals.inc({ reason: verdict.reason });
-      log.warn(`Request ${where} refused with ${verdict.status} ${verdict.reason}: ${verdict.check} (${verdict.detail})`);
+      log.warn(`Request ${where()} refused with ${verdict.status} ${verdict.reason}: ${verdict.check} (${verdict.detail})`);
       return reply(req, res, verdict.status, verdict.reason, verdict.check, verdict.headers);
     }
 
-    const route = ROLE_ID.test(roleId) ? current.urlMap[roleId] : undefined;
+    // Settings may have changed while an authentication was under way.
+    const current = settings.current();
+    const route = current && ROLE_ID.test(roleId) ? current.urlMap[roleId] : undefined;
     if (!route) {
       count("not_found");
-      log.warn(`Request ${where}: 404, role ${roleId} is not in the URL map`);
+      log.warn(`Request ${where()}: 404, role ${roleId} is not in the URL map`);
       return reply(req, res, 404, "unknown_role", `role ${roleId} is not served by this gateway`);
     }
     if (!route.allowCmgTraffic) {
       count("role_not_allowed");
-      log.warn(`Request ${where}: 403, role ${roleId} does not allow cloud management gateway traffic`);
+      log.warn(`Request ${where()}: 403, role ${roleId} does not allow cloud management gateway traffic`);
       return reply(req, res, 403, "role_not_allowed", `role ${roleId} does not allow cloud management gateway traffic`);
     }
 
@@ -113,14 +144,8 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
     const declared = contentLength(req.headers["content-length"]);
     if (declared !== undefined && declared > maxBody) {
       count("too_large");
-      log.warn(`Request ${where}: 413, body of ${declared} bytes is over the ${maxBody}-byte limit of role ${roleId}`);
+      log.warn(`Request ${where()}: 413, body of ${declared} bytes is over the ${maxBody}-byte limit of role ${roleId}`);
       return reply(req, res, 413, "body_too_large", `request bodies for this endpoint are limited to ${maxBody} bytes`);
-    }
-
-    if (!pool.pick()) {
-      count("no_tunnel");
-      log.warn(`Request ${where}: 503, no connection point is connected`);
-      return reply(req, res, 503, "no_connection_point", "no connection point is connected to this gateway", retryAfter());
     }
 
     relay(req, res, {
@@ -129,9 +154,9 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
       roleId,
       headers: tunnelRequestHeaders(req.headers, {
         method: req.method ?? "GET",
-        path,
+        path: r.path,
         roleId,
-        requestId,
+        requestId: r.requestId,
         identity: verdict.identity,
         clientAddress: req.socket.remoteAddress,
       }),
@@ -141,7 +166,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
   function relay(
     req: ClientRequest,
     res: ClientResponse,
-    r: { where: string; maxBody: number; roleId: string; headers: Record<string, unknown> },
+    r: { where: () => string; maxBody: number; roleId: string; headers: Record<string, unknown> },
   ): void {
     const method = req.method ?? "GET";
     const body = hasBody(req) ? new BodyRelay(req, r.maxBody, (n) => bytesIn.inc(n)) : null;
@@ -166,7 +191,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
 
     if (body) {
       body.onTooLarge = () => {
-        log.warn(`Request ${r.where}: 413, body grew past the ${r.maxBody}-byte limit of role ${r.roleId}`);
+        log.warn(`Request ${r.where()}: 413, body grew past the ${r.maxBody}-byte limit of role ${r.roleId}`);
         if (current && !current.destroyed) current.close(NGHTTP2_CANCEL);
         if (!res.headersSent) {
           finish("too_large");
@@ -181,9 +206,10 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
       if (!tunnel) {
         finish(tried.size === 0 ? "no_tunnel" : "upstream_error");
         if (tried.size === 0) {
+          log.warn(`Request ${r.where()}: 503, no connection point is connected`);
           reply(req, res, 503, "no_connection_point", "no connection point is connected to this gateway", retryAfter());
         } else {
-          log.error(`Request ${r.where}: 502, the tunnel failed and no other tunnel could take the request`);
+          log.error(`Request ${r.where()}: 502, the tunnel failed and no other tunnel could take the request`);
           reply(req, res, 502, "tunnel_failed", "the connection to the site failed");
         }
         return;
@@ -195,7 +221,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
       } catch (err) {
         // The session is closing or gone: nothing was sent, any request may go elsewhere.
         avoid.add(tunnel.connectionPoint);
-        log.warn(`Request ${r.where}: ${tunnel.label} cannot open a stream (${(err as Error).message}); trying another`);
+        log.warn(`Request ${r.where()}: ${tunnel.label} cannot open a stream (${(err as Error).message}); trying another`);
         metrics.failovers.inc();
         attempt();
         return;
@@ -206,7 +232,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
 
       const headersTimer = setTimeout(() => {
         if (responded || done) return;
-        log.error(`Request ${r.where}: 504, ${tunnel.label} gave no answer within ${limits.upstreamResponseTimeoutMs} ms`);
+        log.error(`Request ${r.where()}: 504, ${tunnel.label} gave no answer within ${limits.upstreamResponseTimeoutMs} ms`);
         finish("upstream_timeout");
         stream.close(NGHTTP2_CANCEL);
         reply(req, res, 504, "upstream_timeout", "the site did not answer in time");
@@ -214,7 +240,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
       headersTimer.unref();
 
       stream.setTimeout(limits.streamIdleTimeoutMs, () => {
-        log.error(`Request ${r.where}: no data moved on ${tunnel.label} for ${limits.streamIdleTimeoutMs} ms; aborting`);
+        log.error(`Request ${r.where()}: no data moved on ${tunnel.label} for ${limits.streamIdleTimeoutMs} ms; aborting`);
         stream.close(NGHTTP2_CANCEL);
         if (responded) abortResponse(res);
       });
@@ -230,7 +256,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
         const { status, headers } = clientResponseHeaders(upstream);
         const tunnelError = upstream[Header.error];
         if (tunnelError) {
-          log.warn(`Request ${r.where}: the connection point answered ${status} ${String(tunnelError)}${upstream[Header.netCode] ? ` (${String(upstream[Header.netCode])})` : ""}`);
+          log.warn(`Request ${r.where()}: the connection point answered ${status} ${String(tunnelError)}${upstream[Header.netCode] ? ` (${String(upstream[Header.netCode])})` : ""}`);
         }
         if (gone(res)) return;
         res.writeHead(status, headers as never);
@@ -247,7 +273,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
         stream.once("close", () => {
           if (ended) return;
           if (!gone(res)) {
-            log.warn(`Request ${r.where}: the response broke off on ${tunnel.label} (${lastError?.message ?? `stream closed with code ${stream.rstCode}`})`);
+            log.warn(`Request ${r.where()}: the response broke off on ${tunnel.label} (${lastError?.message ?? `stream closed with code ${stream.rstCode}`})`);
             finish("upstream_error");
             abortResponse(res);
           }
@@ -263,12 +289,12 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
         const why = lastError?.message ?? `stream closed with code ${stream.rstCode}`;
         avoid.add(tunnel.connectionPoint);
         if (!gone(res) && replayable && (IDEMPOTENT.has(method) || refused) && tried.size < limits.maxAttempts) {
-          log.warn(`Request ${r.where}: ${tunnel.label} failed before answering (${why}); retrying on another tunnel`);
+          log.warn(`Request ${r.where()}: ${tunnel.label} failed before answering (${why}); retrying on another tunnel`);
           metrics.failovers.inc();
           attempt();
           return;
         }
-        log.error(`Request ${r.where}: 502, ${tunnel.label} failed before answering (${why}) and the request cannot be retried`);
+        log.error(`Request ${r.where()}: 502, ${tunnel.label} failed before answering (${why}) and the request cannot be retried`);
         finish("upstream_error");
         reply(req, res, 502, "tunnel_failed", "the connection to the site failed");
       });

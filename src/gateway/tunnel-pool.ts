@@ -67,6 +67,8 @@ export class Tunnel {
 
 export class TunnelPool {
   private readonly tunnels = new Set<Tunnel>();
+  /** The same tunnels as an array, rebuilt on change: pick() runs for every request. */
+  private list: Tunnel[] = [];
   private turn = 0;
   private readonly listeners = new Set<() => void>();
 
@@ -81,6 +83,7 @@ export class TunnelPool {
 
   /** Call when a tunnel's state changed (ready, draining). */
   changed(): void {
+    this.list = [...this.tunnels];
     for (const l of this.listeners) l();
   }
 
@@ -93,17 +96,17 @@ export class TunnelPool {
    * The tunnel for the next attempt, or undefined when none is ready. `tried` holds tunnels
    * already used for this request; `avoid` connection points that failed it.
    */
-  pick(tried: ReadonlySet<Tunnel> = new Set(), avoid: ReadonlySet<string> = new Set()): Tunnel | undefined {
+  pick(tried?: ReadonlySet<Tunnel>, avoid?: ReadonlySet<string>): Tunnel | undefined {
     let best: Tunnel | undefined;
     let fallback: Tunnel | undefined;
-    const list = [...this.tunnels];
+    const list = this.list;
     const n = list.length;
     if (n === 0) return undefined;
     const start = this.turn++ % n;
     for (let i = 0; i < n; i++) {
       const t = list[(start + i) % n]!;
-      if (t.state !== "ready" || tried.has(t) || t.session.destroyed || t.session.closed) continue;
-      if (avoid.has(t.connectionPoint)) {
+      if (t.state !== "ready" || tried?.has(t) || t.session.destroyed || t.session.closed) continue;
+      if (avoid?.has(t.connectionPoint)) {
         if (!fallback || t.inFlight < fallback.inFlight) fallback = t;
       } else if (!best || t.inFlight < best.inFlight) {
         best = t;

@@ -426,7 +426,7 @@ function requestH2(port: number, path: string, ca: string, o: RequestOptions): P
   });
 }
 
-async function startBackend(): Promise<TestBackend> {
+export async function startBackend(): Promise<TestBackend> {
   const requests: BackendRequest[] = [];
   const holds = new Map<string, ServerResponse[]>();
   const arrivals = new Map<string, () => void>();
@@ -499,7 +499,7 @@ function streamBytes(res: ServerResponse, n: number): void {
   pump();
 }
 
-interface CrlServer {
+export interface CrlServer {
   base: string;
   available: boolean;
   hits: number;
@@ -507,7 +507,7 @@ interface CrlServer {
   close(): Promise<void>;
 }
 
-async function startCrlServer(): Promise<CrlServer> {
+export async function startCrlServer(): Promise<CrlServer> {
   const state: CrlServer = {
     base: "",
     available: true,

@@ -58,6 +58,8 @@ export interface TestSquid {
   host: "127.0.0.1";
   port: number;
   dir: string;
+  /** Process id of Squid (-N: one process does the proxying). */
+  pid: number;
   /** Stops Squid (and its helpers); resolves when it has exited. Idempotent. */
   stop(): Promise<void>;
   /** The access log as written so far (CONNECT lines appear when the tunnel closes). */
@@ -246,6 +248,7 @@ async function startOnce(dir: string, port: number, o: SquidOptions, user: Retur
     host: "127.0.0.1",
     port,
     dir,
+    pid: child.pid!,
     stop() {
       stopping ??= (async () => {
         if (exited === undefined) {
