@@ -6,6 +6,8 @@
  *   C  like B with the client side in mutual TLS (the TLS cost alone, for reading D fairly)
  *   D  client --mTLS--> gateway instance --tunnel--> connection point -> backend
  *   E  like D, with the connection point's tunnel dialled through a real Squid (Egress#connect)
+ *   F  the floor: D's topology in a few lines of plain Node (bench/floor-relay.ts), none of the
+ *      product's checks; D - F is what the product itself costs
  *
  * Every part runs in its own process, as in production: the backend, the gateway instance, the
  * connection point, and the load generator (this same file in `backend`, `gateway`, `cp`, `load`
@@ -13,7 +15,7 @@
  * The idle-connection figures are the RSS of the gateway instance's process alone.
  *
  *   npx tsx bench/gateway.ts [--n 10000] [--conc 64] [--rate 100] [--lat-n 400] [--mb 256]
- *                            [--idle 1000,5000,15000] [--only A,B,C,D,E]
+ *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F]
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
@@ -34,6 +36,7 @@ import { LogSet } from "../src/logs/cmtrace.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../src/gateway/instance.ts";
 import { connectorLogs, startConnectionPoint } from "../src/connector/connection-point.ts";
 import type { CmgSettings } from "../src/gateway/protocol.ts";
+import { startFloorConnectionPoint, startFloorGateway, type FloorSetup } from "./floor-relay.ts";
 
 const SERVERNAME = "cmg.opencmg.test";
 const SMALL = 100;
@@ -72,6 +75,7 @@ interface Setup {
   settings: CmgSettings;
   backends: Record<string, string>;
   gateway: { clientPort: number; tunnelPort: number; idleTimeoutMs: number };
+  floor: FloorSetup;
 }
 
 type ChildMessage = { type: "ready"; port?: number } | { type: "rss"; rssMiB: number } | { type: "status"; ready: boolean };
@@ -254,6 +258,18 @@ async function runGateway(setup: Setup): Promise<void> {
     await inst.stop({ graceMs: 0 });
     logs.close();
   });
+  process.send!({ type: "ready" } satisfies ChildMessage);
+}
+
+async function runFloorGateway(setup: Setup): Promise<void> {
+  const f = await startFloorGateway(setup.floor);
+  serveIpc(() => f.ready(), async () => {});
+  process.send!({ type: "ready" } satisfies ChildMessage);
+}
+
+function runFloorConnectionPoint(setup: Setup): void {
+  startFloorConnectionPoint(setup.floor);
+  serveIpc(() => true, async () => {});
   process.send!({ type: "ready" } satisfies ChildMessage);
 }
 
@@ -460,7 +476,7 @@ async function main(): Promise<void> {
   const latN = Number(arg("lat-n", "400"));
   const bytes = Number(arg("mb", "256")) * 1024 * 1024;
   const idleSteps = arg("idle", "1000,5000,15000").split(",").filter(Boolean).map(Number);
-  const only = new Set(arg("only", "A,B,C,D,E").split(","));
+  const only = new Set(arg("only", "A,B,C,D,E,F").split(","));
 
   const dir = mkdtempSync(join(tmpdir(), "opencmg-bench-gw-"));
   const squid: TestSquid = await startSquid();
@@ -483,6 +499,15 @@ async function main(): Promise<void> {
     backends: { [ROLES.mp]: backendUrl },
     // Idle connections must outlive the time it takes to open 15,000 of them.
     gateway: { clientPort: await freePort(), tunnelPort: await freePort(), idleTimeoutMs: 15 * 60_000 },
+    floor: {
+      cert: pki.server.certPem,
+      key: pki.server.keyPem,
+      clientCa: [...pki.trust.roots, ...pki.trust.intermediates],
+      clientPort: await freePort(),
+      tunnelPort: await freePort(),
+      backendUrl,
+      tunnels: 2, // as many as the product's connection point keeps per instance
+    },
   };
   const setupFile = join(dir, "setup.json");
   writeFileSync(setupFile, JSON.stringify(setup), { mode: 0o600 });
@@ -492,6 +517,12 @@ async function main(): Promise<void> {
   const gatewayReady = async (): Promise<boolean> => ((await gateway.ask("status")) as { ready: boolean }).ready;
   await waitUntil("the gateway's first tunnel", gatewayReady);
   const nginx = await startNginx(backend.port!, pki);
+  const floor: Part[] = [];
+  if (only.has("F")) {
+    floor.push((await Part.start("floor-gw", setupFile)).part);
+    floor.push((await Part.start("floor-cp", setupFile)).part);
+    await waitUntil("the floor relay's tunnels", async () => ((await floor[0]!.ask("status")) as { ready: boolean }).ready);
+  }
 
   const mtls = { ca: pki.root.certPem, cert: pki.client.certPem, key: pki.client.keyPem };
   const gw: Target = { origin: `https://127.0.0.1:${setup.gateway.clientPort}`, prefix: `/CCM_Proxy_MutualAuth/${ROLES.mp}`, tls: mtls };
@@ -501,13 +532,14 @@ async function main(): Promise<void> {
     C: { origin: `https://127.0.0.1:${nginx.tlsPort}`, prefix: "", tls: mtls },
     D: gw,
     E: gw,
+    F: { origin: `https://127.0.0.1:${setup.floor.clientPort}`, prefix: "", tls: mtls },
   };
   const results: Record<string, { rps: LoadResult; lat: LoadResult; dl: LoadResult; cpuUs: Record<string, number>; cpuMsPerMB: Record<string, number> }> = {};
   const idle: { conns: number; open: number; failed: number; rssMiB: number; perConnKiB: number }[] = [];
   const gatewayRss = async (): Promise<number> => ((await gateway.ask("rss")) as { rssMiB: number }).rssMiB;
 
   try {
-    for (const name of ["A", "B", "C", "D", "E"].filter((x) => only.has(x))) {
+    for (const name of ["A", "B", "C", "D", "E", "F"].filter((x) => only.has(x))) {
       if (name === "E") {
         // Same instance and backend; only the connection point's tunnel now goes through Squid.
         await cp.stop();
@@ -520,6 +552,7 @@ async function main(): Promise<void> {
       // CPU per request of every process on the path, over the timed part of the rps run.
       const pids: Record<string, number> = { backend: backend.part.proc.pid! };
       if (name === "B" || name === "C") pids.nginx = nginx.pid;
+      if (name === "F") Object.assign(pids, { gateway: floor[0]!.proc.pid!, cp: floor[1]!.proc.pid! });
       if (name === "D" || name === "E") Object.assign(pids, { gateway: gateway.proc.pid!, cp: cp.proc.pid!, ...(name === "E" ? { squid: squid.pid } : {}) });
       let before: Record<string, number> = {};
       const rps = await load({ kind: "rps", target: t, n, conc, rate, bytes }, () => {
@@ -567,6 +600,7 @@ async function main(): Promise<void> {
   } finally {
     await cp.stop();
     await gateway.stop();
+    for (const f of floor) await f.stop();
     await backend.part.stop();
     await nginx.stop();
     await crl.close();
@@ -579,6 +613,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`Gateway benchmark: ${n} requests of ${SMALL} B at ${conc} connections; latency at ${rate} req/s x ${latN}; download ${bytes / 1024 / 1024} MiB`);
   lines.push("A direct (HTTP) | B nginx one hop (HTTP) | C nginx one hop (mTLS) | D gateway+tunnel+connection point (mTLS) | E = D, tunnel via Squid");
+  lines.push("F = D's topology as a bare Node relay (bench/floor-relay.ts): Node's own floor for D");
   lines.push("Each part in its own process; load generator: undici, HTTP/1.1, in child processes.");
   lines.push("");
   lines.push(`${"path".padEnd(6)}${"req/s".padStart(10)}${"errors".padStart(8)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}${"MB/s".padStart(10)}`);
@@ -600,6 +635,8 @@ async function main(): Promise<void> {
   ratio("D", "C");
   ratio("C", "A");
   ratio("E", "D");
+  ratio("D", "F");
+  ratio("F", "A");
   lines.push("");
   lines.push("CPU per small request, microseconds (user + system from /proc, timed part of the rps run; 10 ms clock ticks)");
   const parts = ["load", "nginx", "gateway", "cp", "squid", "backend"];
@@ -641,6 +678,10 @@ if (mode === "load") {
   runBackend().catch(exitOnError);
 } else if (mode === "gateway") {
   runGateway(JSON.parse(readFileSync(process.argv[3]!, "utf8")) as Setup).catch(exitOnError);
+} else if (mode === "floor-gw") {
+  runFloorGateway(JSON.parse(readFileSync(process.argv[3]!, "utf8")) as Setup).catch(exitOnError);
+} else if (mode === "floor-cp") {
+  runFloorConnectionPoint(JSON.parse(readFileSync(process.argv[3]!, "utf8")) as Setup);
 } else if (mode === "cp") {
   runConnectionPoint(JSON.parse(readFileSync(process.argv[3]!, "utf8")) as Setup, process.argv[4] ? Number(process.argv[4]) : null).catch(exitOnError);
 } else {

@@ -154,6 +154,9 @@ export class TunnelSlot {
       raw.destroy();
       return false;
     }
+    // Small frames (HEADERS, then DATA) must leave at once: Nagle would hold the second one back
+    // until the first is acknowledged. Set on the TCP socket itself, before TLS wraps it.
+    raw.setNoDelay(true);
     const socket = await this.handshake(raw);
     if (this.stopper.signal.aborted) {
       socket.destroy();
