@@ -36,7 +36,10 @@ export interface ClientIdentity {
 }
 
 /** Names listed in `Connection: a, b` are hop-by-hop too. */
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NO_TOKENS;
   const out = new Set<string>();
   for (const v of Array.isArray(value) ? value : value ? [value] : []) {
     for (const t of v.split(",")) {
