@@ -112,6 +112,22 @@ describe("connection point: settings, backends, reports", () => {
     assert.ok(last.instances.every((i) => i.connected === 2 && i.instance?.startsWith("cmg1-")));
   });
 
+  it("stops the backend's response when the device goes away mid-download, and counts it as cancelled", async () => {
+    const cp = h.connectionPoints[0]!;
+    const cancelled = async (): Promise<number> => (await cp.metrics.requests.get()).values.find((v) => v.labels.result === "cancelled")?.value ?? 0;
+    const before = { closed: h.backend.closedEarly, cancelled: await cancelled() };
+    const session = http2.connect(`https://127.0.0.1:${h.ports[0]!.client}`, { ca: h.pki.root.certPem, cert: h.pki.client.certPem, key: h.pki.client.keyPem, servername: "cmg.opencmg.test" });
+    session.on("error", () => {});
+    // 1 GiB: far more than every window and buffer on the way, so the backend is still writing.
+    const stream = session.request({ ":path": `/CCM_Proxy_MutualAuth/${h.roles.mp}/bytes/${1024 ** 3}` });
+    stream.on("error", () => {});
+    await new Promise<void>((resolve) => stream.once("data", () => resolve()));
+    session.destroy();
+    await until("the backend to see its response cut off", () => h.backend.closedEarly > before.closed);
+    for (let k = 0; k < 200 && (await cancelled()) <= before.cancelled; k++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(await cancelled(), before.cancelled + 1);
+  });
+
   it("defends in depth: refuses a role the gateway let through but its own settings do not allow", async () => {
     // A second connection point with newer settings that open the closed role: the instances take
     // them (newest revision wins), but cp1, still at the old revision, refuses that role itself.

@@ -59,6 +59,8 @@ export interface TestBackend {
   url: string;
   port: number;
   requests: BackendRequest[];
+  /** Responses whose connection closed before the whole response was written (the request was cancelled). */
+  readonly closedEarly: number;
   /** Answers the held requests with `key` (200, body "released"). */
   release(key: string): void;
   /** Resolves when a request for /hold/<key> has arrived. */
@@ -431,10 +433,14 @@ export async function startBackend(): Promise<TestBackend> {
   const holds = new Map<string, ServerResponse[]>();
   const arrivals = new Map<string, () => void>();
   const arrived = new Set<string>();
+  let closedEarly = 0;
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? "/";
     const record: BackendRequest = { method: req.method ?? "", url, headers: req.headers, bodyBytes: 0 };
     requests.push(record);
+    res.once("close", () => {
+      if (!res.writableFinished) closedEarly++;
+    });
     const bytes = /\/bytes\/(\d+)/.exec(url);
     const hold = /\/hold\/([\w-]+)/.exec(url);
     if (bytes) {
@@ -461,6 +467,9 @@ export async function startBackend(): Promise<TestBackend> {
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
+    get closedEarly() {
+      return closedEarly;
+    },
     release(key) {
       for (const res of holds.get(key) ?? []) if (!res.destroyed) res.end("released");
       holds.delete(key);
