@@ -9,6 +9,7 @@ import http2, { type ClientHttp2Session } from "node:http2";
 import https from "node:https";
 import tls from "node:tls";
 import { Agent } from "undici";
+import { TUNNEL_H2 } from "../src/gateway/tunnel-listener.ts";
 
 export interface FloorSetup {
   cert: string;
@@ -22,7 +23,8 @@ export interface FloorSetup {
   tunnels: number;
 }
 
-const H2 = { initialWindowSize: 4 * 1024 * 1024, maxFrameSize: 64 * 1024 };
+/** The product's tunnel windows and frame size, so F and D differ only in the work done per request. */
+const H2 = { initialWindowSize: TUNNEL_H2.streamWindow, maxFrameSize: TUNNEL_H2.maxFrameSize };
 
 /** The floor gateway: resolves once both listeners are bound. */
 export async function startFloorGateway(o: FloorSetup): Promise<{ ready(): boolean }> {
@@ -31,7 +33,7 @@ export async function startFloorGateway(o: FloorSetup): Promise<{ ready(): boole
     socket.setNoDelay(true);
     const s = http2.connect("https://floor.invalid", { createConnection: () => socket, settings: H2 });
     s.on("connect", () => {
-      s.setLocalWindowSize(64 * 1024 * 1024);
+      s.setLocalWindowSize(TUNNEL_H2.connectionWindow);
       sessions.push(s);
     });
     s.on("error", () => {});

@@ -325,19 +325,7 @@ function nextLines(c: ChildProcess): () => Promise<string> {
     });
 }
 
-function firstLine(c: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    c.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const i = buf.indexOf("\n");
-      if (i >= 0) resolve(buf.slice(0, i));
-    });
-    c.once("exit", (code) => reject(new Error(`child exited ${code} before answering`)));
-  });
-}
-
-/** Runs a load job in a child; for rps jobs `onWarm` runs between the warm-up and the timed part. */
+/** Runs a load job in a child; `onWarm` runs between the warm-up and the timed part. */
 async function load(job: LoadJob, onWarm?: () => void): Promise<LoadResult> {
   const c = child("load", job);
   const lines = nextLines(c);
@@ -586,7 +574,7 @@ async function main(): Promise<void> {
           process.stderr.write(`idle: opening ${k} (held ${open})\n`);
           const c = child("idle", { target: gw, n: k });
           holders.push(c);
-          const r = JSON.parse(await firstLine(c)) as { open: number; failed: number };
+          const r = JSON.parse(await nextLines(c)()) as { open: number; failed: number };
           open += r.open;
           failed += r.failed;
         }

@@ -13,7 +13,7 @@ import type { ComponentLog } from "../logs/cmtrace.ts";
 import {
   CONTROL_PATH,
   Header,
-  LineSplitter,
+  readControlLines,
   PROTOCOL_VERSION,
   TUNNEL_ALPN,
   encodeMessage,
@@ -323,25 +323,17 @@ export class TunnelSlot {
     this.send({ type: "hello", protocol: PROTOCOL_VERSION, connectionPoint: this.ctx.connectionPoint });
     this.send({ type: "settings", settings: this.ctx.settings() });
 
-    const lines = new LineSplitter();
-    stream.on("data", (chunk: Buffer) => {
-      let batch: string[];
-      try {
-        batch = lines.push(chunk);
-      } catch (err) {
-        this.ctx.log.error(`${this.label}: control stream: ${(err as Error).message}`);
-        this.session?.destroy();
-        return;
-      }
-      for (const line of batch) {
+    readControlLines(
+      stream,
+      (line) => {
         let m;
         try {
           m = parseGatewayMessage(line);
         } catch (err) {
           this.ctx.log.warn(`${this.label}: unreadable control message ignored: ${(err as Error).message}`);
-          continue;
+          return;
         }
-        if (!m) continue;
+        if (!m) return;
         if (m.type === "hello") {
           this.instance = m.instance;
           this.revisionInForce = m.revision;
@@ -356,8 +348,12 @@ export class TunnelSlot {
           this.ctx.serviceLog.error(`Gateway instance ${this.instance ?? "?"} rejected settings revision ${m.revision}: ${m.error}`);
         }
         this.ctx.changed();
-      }
-    });
+      },
+      (err) => {
+        this.ctx.log.error(`${this.label}: control stream: ${err.message}`);
+        this.session?.destroy();
+      },
+    );
     this.connectedSince = new Date();
     this.lastError = null;
     this.setState("connected");

@@ -8,6 +8,7 @@
  * NDJSON messages, and one stream per client request.
  */
 import { X509Certificate } from "node:crypto";
+import type { Readable } from "node:stream";
 import { z } from "zod";
 import { ValidationError } from "../errors.ts";
 
@@ -210,4 +211,25 @@ export class LineSplitter {
     }
     return lines;
   }
+}
+
+/**
+ * Reads a control stream line by line (both ends of a tunnel do): `onLine` for each non-empty
+ * line, in order, until it returns false; `onBroken` when a line is over the limit.
+ *
+ * @example
+ * readControlLines(control, (line) => handle(parseConnectorMessage(line)), (err) => session.destroy());
+ */
+export function readControlLines(stream: Readable, onLine: (line: string) => boolean | void, onBroken: (err: Error) => void): void {
+  const lines = new LineSplitter();
+  stream.on("data", (chunk: Buffer) => {
+    let batch: string[];
+    try {
+      batch = lines.push(chunk);
+    } catch (err) {
+      onBroken(err as Error);
+      return;
+    }
+    for (const line of batch) if (onLine(line) === false) return;
+  });
 }

@@ -108,10 +108,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
 
     const verdict = auth.authenticate(req);
     if (verdict instanceof Promise) {
-      verdict.then(
-        (v) => authorized(req, res, request, v),
-        (err: Error) => internalError(req, res, err),
-      ).catch((err: Error) => internalError(req, res, err));
+      verdict.then((v) => authorized(req, res, request, v)).catch((err: Error) => internalError(req, res, err));
     } else {
       authorized(req, res, request, verdict);
     }

@@ -15,7 +15,7 @@ import type { GatewayMetrics } from "./metrics.ts";
 import {
   CONTROL_PATH,
   Header,
-  LineSplitter,
+  readControlLines,
   PROTOCOL_VERSION,
   TUNNEL_ALPN,
   encodeMessage,
@@ -175,16 +175,9 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
         fail(`the connection point answered status ${status} with protocol version ${String(version)} (this instance speaks ${PROTOCOL_VERSION})`);
       }
     });
-    const lines = new LineSplitter();
-    control.on("data", (chunk: Buffer) => {
-      let batch: string[];
-      try {
-        batch = lines.push(chunk);
-      } catch (err) {
-        fail((err as Error).message);
-        return;
-      }
-      for (const line of batch) {
+    readControlLines(
+      control,
+      (line) => {
         let m;
         try {
           m = parseConnectorMessage(line);
@@ -192,13 +185,13 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
           const revision = safeRevision(line);
           if (revision !== null) send({ type: "settings-rejected", revision, error: (err as Error).message });
           o.log.error(`${tunnel.label}: invalid control message refused: ${(err as Error).message}`);
-          continue;
+          return;
         }
-        if (!m) continue;
+        if (!m) return;
         if (m.type === "hello") {
           if (m.protocol !== PROTOCOL_VERSION) {
             fail(`the connection point speaks protocol ${m.protocol}`);
-            return;
+            return false;
           }
           tunnel.greeted = true;
           if (m.connectionPoint && m.connectionPoint !== tunnel.connectionPoint) {
@@ -218,8 +211,9 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
         }
         // A tunnel carries requests once its connection point said hello and the instance has settings.
         if (tunnel.greeted && tunnel.state === "handshake" && o.settings.current()) setState(tunnel, "ready");
-      }
-    });
+      },
+      (err) => fail(err.message),
+    );
     control.on("error", (err) => o.log.warn(`${tunnel.label}: control stream error: ${err.message}`));
     control.on("close", () => {
       senders.delete(control);
