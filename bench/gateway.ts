@@ -34,8 +34,8 @@ import { issueCert, type IssuedCert } from "../src/pki/issue.ts";
 import { Egress } from "../src/egress/egress.ts";
 import { LogSet } from "../src/logs/cmtrace.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../src/gateway/instance.ts";
-import { connectorLogs, startConnectionPoint } from "../src/connector/connection-point.ts";
-import type { CmgSettings } from "../src/gateway/protocol.ts";
+import { connectorLogs, startConnectionPoint } from "../src/connection-point/connection-point.ts";
+import type { CmgSettings } from "../src/wire/tunnel/protocol.ts";
 import { startFloorConnectionPoint, startFloorGateway, type FloorSetup } from "./floor-relay.ts";
 
 const SERVERNAME = "cmg.opencmg.test";

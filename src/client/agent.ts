@@ -16,7 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { NetError, ValidationError } from "../errors.ts";
 import { LogSet, type ComponentLog } from "../logs/cmtrace.ts";
 import { thumbprintOf } from "../pki/cert.ts";
-import { MP_PATHS, type LocationAnswer, type MpCandidate, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../mp/protocol.ts";
+import { MP_PATHS, type LocationAnswer, type MpCandidate, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
 import { DEFAULT_CLIENT_SETTINGS } from "../site/services/clients.ts";
 import { StatusQueue, type NewStatus } from "./queue.ts";
 import { ClientStore, writeFileAtomic, type ClientConfig, type ClientConnectionType, type ClientState } from "./store.ts";

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { checkObject } from "../site/validation.ts";
-import { statusItem, type StatusItem } from "../mp/protocol.ts";
+import { statusItem, type StatusItem } from "../wire/mp.ts";
 import { fsyncDir, writeFileAtomic } from "./store.ts";
 
 export interface NewStatus {

@@ -12,7 +12,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { OpenCmgError } from "../errors.ts";
-import type { MpCandidate } from "../mp/protocol.ts";
+import type { MpCandidate } from "../wire/mp.ts";
 import type { ClientSettings } from "../site/services/clients.ts";
 
 export type ClientConnectionType = "intranet" | "internet";

@@ -6,8 +6,8 @@
 import { Agent, request } from "undici";
 import { OpenCmgError } from "../errors.ts";
 import { toNetError } from "../egress/errors.ts";
-import type { MpErrorAnswer, MpReason } from "../mp/protocol.ts";
-import { MP_PATHS } from "../mp/protocol.ts";
+import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
+import { MP_PATHS } from "../wire/mp.ts";
 
 export interface ClientTls {
   certPem?: string | undefined;

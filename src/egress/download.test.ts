@@ -9,7 +9,7 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { NetError } from "../errors.ts";
 import { closeMidBody, serveBytes, serveStatus } from "../../test/helpers/internet.ts";
 import { ContentMismatchError, HttpStatusError, downloadToFile } from "./download.ts";
-import { setUp, type Fixture } from "./egress.cases.ts";
+import { setUp, type Fixture } from "../../test/e2e/egress/egress.cases.ts";
 import { Egress } from "./egress.ts";
 
 describe("downloadToFile (through a proxy with authentication)", () => {

@@ -15,9 +15,9 @@ import type { TLSSocket } from "node:tls";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import type { GatewayLimits, PemPair } from "./config.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import type { CmgSettings } from "./protocol.ts";
-import type { ClientResponse } from "./router.ts";
-import type { ClientRequest } from "./client-auth.ts";
+import type { CmgSettings } from "../wire/tunnel/protocol.ts";
+import type { ClientResponse } from "./relay/router.ts";
+import type { ClientRequest } from "./auth/client-cert.ts";
 
 export interface ClientListenerOptions {
   host: string;

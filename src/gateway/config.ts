@@ -6,7 +6,7 @@
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { ValidationError } from "../errors.ts";
-import { DEFAULT_TUNNEL_PORT_BASE, type RoleKind } from "./protocol.ts";
+import { DEFAULT_TUNNEL_PORT_BASE, type RoleKind } from "../wire/tunnel/protocol.ts";
 
 export interface PemPair {
   certPem: string;

@@ -6,14 +6,14 @@
 import { request } from "undici";
 import { CrlCache } from "../pki/crl.ts";
 import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
-import { MutualTlsAuthenticator, type ClientAuthenticator } from "./client-auth.ts";
+import { MutualTlsAuthenticator, type ClientAuthenticator } from "./auth/client-cert.ts";
 import { startClientListener } from "./client-listener.ts";
 import { resolveGatewayConfig, type GatewayInstanceConfig } from "./config.ts";
 import { GatewayMetrics, serveMetrics, type MetricsServer } from "./metrics.ts";
-import { createRouter } from "./router.ts";
+import { createRouter } from "./relay/router.ts";
 import { SettingsStore } from "./settings-store.ts";
-import { startTunnelListener } from "./tunnel-listener.ts";
-import { TunnelPool, type TunnelState } from "./tunnel-pool.ts";
+import { startTunnelListener } from "./tunnels/tunnel-listener.ts";
+import { TunnelPool, type TunnelState } from "./tunnels/tunnel-pool.ts";
 
 export type { GatewayInstanceConfig } from "./config.ts";
 

@@ -2,7 +2,7 @@
  * The settings an instance enforces, as the connection points pushed them. In memory only: an
  * instance that restarts has none until a connection point reconnects (and answers 503 meanwhile).
  */
-import type { CmgSettings } from "./protocol.ts";
+import type { CmgSettings } from "../wire/tunnel/protocol.ts";
 
 export type OfferResult = { result: "applied" } | { result: "ignored"; current: number };
 

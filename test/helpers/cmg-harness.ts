@@ -18,8 +18,8 @@ import { LogSet, parseLines, type ParsedLine } from "../../src/logs/cmtrace.ts";
 import { issueCert, type CertKeyPem, type IssuedCert } from "../../src/pki/issue.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../../src/gateway/instance.ts";
 import type { GatewayLimitsInput } from "../../src/gateway/config.ts";
-import type { ClientAuthenticator } from "../../src/gateway/client-auth.ts";
-import type { CmgSettings } from "../../src/gateway/protocol.ts";
+import type { ClientAuthenticator } from "../../src/gateway/auth/client-cert.ts";
+import type { CmgSettings } from "../../src/wire/tunnel/protocol.ts";
 import {
   connectorLogs,
   startConnectionPoint,
@@ -27,7 +27,7 @@ import {
   type ConnectionPointOptions,
   type HealthReport,
   type TrafficReport,
-} from "../../src/connector/connection-point.ts";
+} from "../../src/connection-point/connection-point.ts";
 import { makeTestPki, type TestPki } from "./pki-fixtures.ts";
 
 /** Role IDs of the URL map (digits, as the platform's role IDs are). */

@@ -13,7 +13,7 @@ import { PROXY_ROLES } from "../../proxy/rules.ts";
 import { bundledCatalog, hostOf, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
 import { CHECK_CONCURRENCY, STAGE_TIMEOUT_MS, checkEndpoints, checkTargets, summaryLine, type CheckReport } from "../../endpoints/checker.ts";
 import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat } from "../../endpoints/export.ts";
-import { ENDPOINT_CHECK_LOG, EndpointMonitor, SERVICE_CONNECTOR, selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../scp/endpoint-monitor.ts";
+import { ENDPOINT_CHECK_LOG, EndpointMonitor, SERVICE_CONNECTOR, selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../roles/scp/endpoint-monitor.ts";
 import { openSite, sitePaths, type OpenedSite } from "../../site/site.ts";
 import type { CliContext, GlobalOptions } from "../context.ts";
 import { table } from "../output.ts";

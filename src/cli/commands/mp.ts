@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
-import { startManagementPoint } from "../../mp/server.ts";
+import { startManagementPoint } from "../../roles/mp/server.ts";
 import { SitePki } from "../../site/site-pki.ts";
 import { openSite } from "../../site/site.ts";
 import type { CliContext } from "../context.ts";

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
 import { initSite, openSite } from "../../site/site.ts";
-import { startSiteServer } from "../../site/serve.ts";
+import { startSiteServer } from "../../app/site-server.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
 

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import type { NetError } from "../../errors.ts";
-import { checkUpdateFeed } from "../../scp/update-feed.ts";
+import { checkUpdateFeed } from "../../roles/scp/update-feed.ts";
 import type { OpenedSite } from "../../site/site.ts";
-import { listUpdates, syncSoftwareUpdates } from "../../sup/sync.ts";
+import { listUpdates, syncSoftwareUpdates } from "../../roles/sup/sync.ts";
 import type { CliContext } from "../context.ts";
 import { table } from "../output.ts";
 

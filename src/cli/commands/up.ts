@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { ValidationError } from "../../errors.ts";
-import { DEFAULT_UP_PORTS, up, type UpPorts } from "../../site/up.ts";
+import { DEFAULT_UP_PORTS, up, type UpPorts } from "../../app/up.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues } from "../output.ts";
 import { waitForSignal } from "./site.ts";

@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
-import type { CmgSettings, RouteEntry } from "../../gateway/protocol.ts";
+import type { CmgSettings, RouteEntry } from "../../wire/tunnel/protocol.ts";
 import { describe, parseCertificates } from "../../pki/cert.ts";
 import { check, isHostName } from "../validation.ts";
 import type { RolesService } from "./roles.ts";

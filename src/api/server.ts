@@ -1,0 +1,72 @@
+/**
+ * The admin API: JSON over HTTP behind the admin token. Handlers only translate HTTP to the
+ * service layer; the services validate and decide.
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+import { ZodError } from "zod";
+import { OpenCmgError, ValidationError } from "../errors.ts";
+import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
+import { openApiDocument } from "./openapi.ts";
+import { ROUTES, type ApiRoute } from "./routes.ts";
+
+export interface AdminApiOptions {
+  site: OpenedSite;
+  /** Extra routes from other parts (CMG, clients, endpoints) registered by the caller. */
+  extraRoutes?: ApiRoute[];
+  version?: string;
+  logger?: boolean | object;
+}
+
+function zodToValidation(e: ZodError): ValidationError {
+  const issue = e.issues[0]!;
+  const field = issue.path.join(".") || "body";
+  return new ValidationError(field, issue.message, `${field}: ${issue.message}`);
+}
+
+export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: o.logger ?? false,
+    bodyLimit: 1_048_576,
+  });
+  const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
+  const doc = openApiDocument(routes, o.version ?? "0.1.0");
+
+  app.get("/api/v1/openapi.json", async () => doc);
+  app.get("/healthz", async () => ({ ok: true }));
+
+  app.addHook("onRequest", async (req, reply) => {
+    if (!req.url.startsWith("/api/") || req.url === "/api/v1/openapi.json") return;
+    const h = req.headers.authorization;
+    const token = h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
+    if (!(await verifyAdminToken(o.site, token))) {
+      await reply.code(401).header("www-authenticate", 'Bearer realm="opencmg"').send({ error: "Unauthorized", kind: "unauthorized", code: "ADMIN_TOKEN", message: "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token)" });
+    }
+  });
+
+  app.setErrorHandler(async (err, _req, reply) => {
+    let e: unknown = err;
+    if (err instanceof ZodError) e = zodToValidation(err);
+    if (e instanceof OpenCmgError) return reply.code(e.httpStatus).send(e.toJSON());
+    const fe = err as { statusCode?: number; code?: string; message: string };
+    if (fe.statusCode && fe.statusCode < 500) return reply.code(fe.statusCode).send({ error: "BadRequest", kind: "validation", code: fe.code ?? "BAD_REQUEST", field: "body", message: fe.message });
+    o.site.logs.component("smsprov.log", "SMS Provider").error(`Admin API request failed: ${fe.message}`);
+    return reply.code(500).send({ error: "InternalError", kind: "internal", code: "INTERNAL", message: "internal error; see smsprov.log" });
+  });
+
+  for (const r of routes) {
+    app.route({
+      method: r.method,
+      url: r.path,
+      handler: async (req, reply) => {
+        const result = await r.handle(o.site.services, {
+          params: req.params as Record<string, string>,
+          query: req.query as Record<string, string | undefined>,
+          body: req.body,
+        });
+        reply.code(r.status ?? 200);
+        return r.status === 204 ? reply.send() : reply.send(result ?? null);
+      },
+    });
+  }
+  return app;
+}

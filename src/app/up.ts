@@ -1,0 +1,152 @@
+/**
+ * `opencmg up`: the embedded default. One machine, no set-up beyond `npm ci`: a SQLite site, a test
+ * PKI, a management point and a software update point that allow CMG traffic, a local-provider CMG
+ * with its connection point, all started in this process. Running it again reuses the same data.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../gateway/instance.ts";
+import { loadStartupFile } from "../gateway/startup-file.ts";
+import { startManagementPoint, type ManagementPoint } from "../roles/mp/server.ts";
+import { createCa, issueCert, type CertKeyPem } from "../pki/issue.ts";
+import { startSoftwareUpdatePoint } from "../roles/sup/serve.ts";
+import { writeCmgBundle } from "../cmg/bundle.ts";
+import { runConnectionPointRole, type RunningConnectionPoint } from "../roles/cmg-connection-point/role.ts";
+import { startSiteServer, type RunningSiteServer } from "./site-server.ts";
+import { initSite, openSite, type OpenedSite } from "../site/site.ts";
+import { SitePki } from "../site/site-pki.ts";
+
+export const UP_SERVER = "site.opencmg.local";
+export const UP_CMG = "opencmg";
+const CMG_FQDN = "cmg.opencmg.local";
+
+export interface UpPorts {
+  api: number;
+  mp: number;
+  /** Client port of CMG instance 0 (instance i: + i). */
+  client: number;
+  /** Tunnel port of CMG instance 0. */
+  tunnel: number;
+}
+export const DEFAULT_UP_PORTS: UpPorts = { api: 8240, mp: 8443, client: 10443, tunnel: 10140 };
+
+export interface UpFacts {
+  siteUrl: string;
+  adminToken: string;
+  mpUrl: string;
+  cmgUrl: string;
+  internetMpUrl: string;
+  /** The command that installs a client reaching the site through the gateway; `--client-dir DIR` may be appended. */
+  clientInstall: string[];
+  dataDir: string;
+}
+
+export interface RunningUp {
+  facts: UpFacts;
+  stop(): Promise<void>;
+}
+
+/** The test PKI of the embedded default: a root for clients, the CMG's server certificate, one client. */
+async function testPki(dir: string): Promise<{ rootPem: string; server: CertKeyPem; clientCert: string; clientKey: string; rootFile: string }> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const f = (n: string) => join(dir, n);
+  if (!existsSync(f("client.key"))) {
+    const root = await createCa({ commonName: "OpenCMG Test Client Root CA" });
+    const server = await issueCert({ issuer: root, commonName: CMG_FQDN, dnsNames: [CMG_FQDN, "localhost"], ipAddresses: ["127.0.0.1"], usage: "server" });
+    const client = await issueCert({ issuer: root, commonName: "OPENCMG-TEST-PC", usage: "client" });
+    writeFileSync(f("root-ca.pem"), root.certPem);
+    writeFileSync(f("root-ca.key"), root.keyPem, { mode: 0o600 });
+    writeFileSync(f("cmg-server.pem"), server.certPem);
+    writeFileSync(f("cmg-server.key"), server.keyPem, { mode: 0o600 });
+    writeFileSync(f("client.pem"), client.certPem);
+    writeFileSync(f("client.key"), client.keyPem, { mode: 0o600 });
+  }
+  return {
+    rootPem: readFileSync(f("root-ca.pem"), "utf8"),
+    server: { certPem: readFileSync(f("cmg-server.pem"), "utf8"), keyPem: readFileSync(f("cmg-server.key"), "utf8") },
+    clientCert: f("client.pem"),
+    clientKey: f("client.key"),
+    rootFile: f("root-ca.pem"),
+  };
+}
+
+/** Creates what is missing (idempotent), then starts everything. */
+export async function up(o: { dataDir: string; databaseUrl?: string | undefined; ports?: Partial<UpPorts>; onStep?: (s: string) => void }): Promise<RunningUp> {
+  const ports = { ...DEFAULT_UP_PORTS, ...o.ports };
+  const step = o.onStep ?? (() => undefined);
+  const dataDir = resolve(o.dataDir);
+  const site: OpenedSite = await openSite({ dataDir, databaseUrl: o.databaseUrl });
+  const running: { close(): Promise<void> }[] = [];
+  try {
+    const top = await site.services.sites.top();
+    const { adminToken } = await initSite(site, { code: top?.code ?? "P01", name: top?.name ?? "OpenCMG embedded site" });
+    const pki = await testPki(join(dataDir, "pki", "test"));
+    const { servers, roles, cmgs } = site.services;
+    const mpUrl = `https://127.0.0.1:${ports.mp}`;
+    if (!(await servers.list()).some((s) => s.fqdn === UP_SERVER)) await servers.add({ fqdn: UP_SERVER, siteServer: true });
+    const have = (kind: string) => roles.list(UP_SERVER).then((l) => l.find((r) => r.kind === kind));
+    const mpRole = (await have("management-point")) ?? (await roles.add(UP_SERVER, "management-point", { allowCmgTraffic: true, internalUrl: mpUrl }));
+    if (mpRole.kind === "management-point" && (mpRole.settings.internalUrl !== mpUrl || !mpRole.settings.allowCmgTraffic)) await roles.set(UP_SERVER, "management-point", { allowCmgTraffic: true, internalUrl: mpUrl });
+    if (!(await have("software-update-point"))) await roles.add(UP_SERVER, "software-update-point", { allowCmgTraffic: true, internalUrl: `https://127.0.0.1:${ports.mp + 1}` });
+    if (!(await cmgs.list()).some((c) => c.name === UP_CMG)) {
+      step("creating the CMG");
+      await cmgs.create({
+        name: UP_CMG,
+        serverCertPem: pki.server.certPem,
+        serverKeyPem: pki.server.keyPem,
+        trustedRoots: [pki.rootPem],
+        // The embedded test PKI publishes no CRL; a real deployment keeps revocation checking on.
+        crlCheck: false,
+        provider: "local",
+        deploy: { listenHost: "127.0.0.1", publicHost: "localhost", instanceHost: "127.0.0.1", clientPortBase: ports.client, tunnelPortBase: ports.tunnel, metricsPortBase: 0 },
+      });
+    }
+    if (!(await have("cmg-connection-point"))) await roles.add(UP_SERVER, "cmg-connection-point", { cmgName: UP_CMG });
+
+    step("starting the admin API");
+    const api: RunningSiteServer = await startSiteServer({ site, listen: { host: "127.0.0.1", port: ports.api } });
+    running.push(api);
+    step("starting the management point");
+    const sitePki = new SitePki(dataDir);
+    const mpTls = await sitePki.issue(`mp-${UP_SERVER}`, { commonName: UP_SERVER, usage: "server", dnsNames: [UP_SERVER, "localhost"], ipAddresses: ["127.0.0.1"] });
+    const mp: ManagementPoint = await startManagementPoint({ site, serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp }, tls: { ...mpTls, caPem: sitePki.caPem }, trustedClientRoots: [pki.rootPem, sitePki.caPem] });
+    running.push(mp);
+    step("starting the software update point");
+    const supTls = await sitePki.issue(`sup-${UP_SERVER}`, { commonName: UP_SERVER, usage: "server", dnsNames: [UP_SERVER, "localhost"], ipAddresses: ["127.0.0.1"] });
+    running.push(await startSoftwareUpdatePoint({ site, serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp + 1 }, tls: supTls }));
+    step("starting the gateway");
+    const view = await cmgs.show(UP_CMG);
+    const bundle = await writeCmgBundle(site, view);
+    const instances: GatewayInstance[] = [];
+    for (const file of bundle.files) instances.push(await startGatewayInstance(loadStartupFile(file), { log: gatewayLogs(site.logs) }));
+    running.push({ close: async () => void (await Promise.all(instances.map((i) => i.stop({ graceMs: 2000 })))) });
+    step("starting the connection point");
+    const cp: RunningConnectionPoint = await runConnectionPointRole(site, UP_SERVER, { healthIntervalMs: 10_000 });
+    running.unshift({ close: () => cp.stop() }); // the connection point drains first
+    await cp.cp.waitConnected({ timeoutMs: 30_000 });
+
+    const cmgUrl = view.instances[0]!.clientUrl;
+    const internetMpUrl = `${cmgUrl}/CCM_Proxy_MutualAuth/${mp.roleId}`;
+    const facts: UpFacts = {
+      siteUrl: api.url,
+      adminToken,
+      mpUrl: mp.url,
+      cmgUrl,
+      internetMpUrl,
+      clientInstall: ["npx", "opencmg", "client", "install", "--mp", internetMpUrl, "--always-internet", "--cert", pki.clientCert, "--key", pki.clientKey, "--ca", pki.rootFile],
+      dataDir,
+    };
+    writeFileSync(join(dataDir, "up.json"), JSON.stringify(facts, null, 2) + "\n", { mode: 0o600 });
+    return {
+      facts,
+      async stop() {
+        for (const r of running) await r.close().catch(() => undefined);
+        await site.close();
+      },
+    };
+  } catch (e) {
+    for (const r of running) await r.close().catch(() => undefined);
+    await site.close();
+    throw e;
+  }
+}

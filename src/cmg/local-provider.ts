@@ -1,0 +1,74 @@
+/**
+ * The `local` provider: runs every instance of a CMG as its own `opencmg gateway serve` process on
+ * this machine, restarts one that dies (with backoff), and stops them all on request.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { ComponentLog } from "../logs/cmtrace.ts";
+
+const BIN = fileURLToPath(new URL("../../bin/opencmg.mjs", import.meta.url));
+
+export interface LocalInstances {
+  /** Resolves once every instance printed that it listens (or rejects when one cannot start). */
+  ready: Promise<void>;
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+export function runLocalInstances(o: { files: string[]; dataDir: string; log: ComponentLog; env?: NodeJS.ProcessEnv }): LocalInstances {
+  let stopping = false;
+  const children = new Map<number, ChildProcess>();
+  const readyWaiters: Promise<void>[] = [];
+
+  const start = (index: number, file: string, attempt: number, onReady?: { resolve: () => void; reject: (e: Error) => void }): void => {
+    const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...o.env } });
+    children.set(index, child);
+    let err = "";
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (d: string) => {
+      err = (err + d).slice(-4000);
+      if (onReady && /listening/.test(err)) {
+        onReady.resolve();
+        onReady = undefined;
+      }
+    });
+    child.on("exit", (code, signal) => {
+      children.delete(index);
+      if (onReady) {
+        onReady.reject(new Error(`instance ${index} did not start (exit ${code ?? signal}): ${err.trim().split("\n").at(-1) ?? ""}`));
+        onReady = undefined;
+        return;
+      }
+      if (stopping) return;
+      const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+      o.log.warn(`Instance ${index} exited (${code ?? signal}); restarting in ${delay} ms. ${err.trim().split("\n").at(-1) ?? ""}`);
+      setTimeout(() => !stopping && start(index, file, attempt + 1), delay).unref();
+    });
+  };
+
+  o.files.forEach((file, index) => {
+    readyWaiters.push(new Promise<void>((resolve, reject) => start(index, file, 0, { resolve, reject })));
+  });
+
+  return {
+    ready: Promise.all(readyWaiters).then(() => undefined),
+    pids: () => [...children.values()].map((c) => c.pid!).filter(Boolean),
+    async stop() {
+      stopping = true;
+      await Promise.all(
+        [...children.values()].map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null || c.signalCode !== null) return resolve();
+              const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
+              c.once("exit", () => {
+                clearTimeout(t);
+                resolve();
+              });
+              c.kill("SIGTERM");
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,297 @@
+/**
+ * The tunnel listener: where connection points dial in. TLS with mutual authentication (only
+ * certificates issued by the site CA), then reverse HTTP/2: on each accepted connection the
+ * gateway is the HTTP/2 *client* (`http2.connect` over the accepted socket), because the
+ * connection point, which dialled, serves the requests. The first stream the gateway opens is the
+ * control stream, on which the connection point sends its hello and the settings.
+ */
+import { X509Certificate } from "node:crypto";
+import http2, { type ClientHttp2Stream } from "node:http2";
+import type { AddressInfo } from "node:net";
+import tls, { type TLSSocket } from "node:tls";
+import type { ComponentLog } from "../../logs/cmtrace.ts";
+import type { GatewayLimits, PemPair } from "../config.ts";
+import type { GatewayMetrics } from "../metrics.ts";
+import {
+  CONTROL_PATH,
+  Header,
+  readControlLines,
+  PROTOCOL_VERSION,
+  TUNNEL_ALPN,
+  encodeMessage,
+  parseConnectorMessage,
+  type GatewayMessage,
+} from "../../wire/tunnel/protocol.ts";
+import { keepAlive } from "../../wire/tunnel/keepalive.ts";
+import type { SettingsStore } from "../settings-store.ts";
+import { Tunnel, type TunnelPool } from "./tunnel-pool.ts";
+
+/** HTTP/2 sizing of tunnels: a tunnel carries many clients' downloads at once. */
+export const TUNNEL_H2 = {
+  /**
+   * Per-stream receive window: bytes of one response in flight before the client reads them. It
+   * sets the throughput of one download (1 MiB gave about 80 MB/s on loopback, 4 MiB about
+   * 120 MB/s, 8 MiB and more about 145 MB/s: bench/gateway.ts) and it is also what one slow
+   * client can make the instance buffer, so it stays at 4 MiB.
+   */
+  streamWindow: 4 * 1024 * 1024,
+  /** Connection-level receive window, shared by all streams of the tunnel (Node consumes it on receipt). */
+  connectionWindow: 64 * 1024 * 1024,
+  /** nghttp2 memory cap per session, MB (Node's default of 10 throttles busy tunnels). */
+  maxSessionMemoryMb: 64,
+  maxFrameSize: 64 * 1024,
+};
+
+export interface TunnelListenerOptions {
+  host: string;
+  port: number;
+  cert: PemPair;
+  siteCaPem: string;
+  instanceName: string;
+  limits: GatewayLimits;
+  pool: TunnelPool;
+  settings: SettingsStore;
+  metrics: GatewayMetrics;
+  /** CMGService.log */
+  log: ComponentLog;
+}
+
+export interface TunnelListener {
+  port: number;
+  /** Stops accepting, closes control streams, lets requests in flight finish for `graceMs`, then cuts. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * @example
+ * const tl = await startTunnelListener({ host: "0.0.0.0", port: 10140, cert, siteCaPem, instanceName: "cmg1-0", limits, pool, settings, metrics, log });
+ */
+export async function startTunnelListener(o: TunnelListenerOptions): Promise<TunnelListener> {
+  let nextId = 1;
+  const server = tls.createServer({
+    cert: o.cert.certPem,
+    key: o.cert.keyPem,
+    ca: o.siteCaPem,
+    requestCert: true,
+    // Checked in "secureConnection" instead, so the log can say why a connection point was refused
+    // (with true, Node drops the socket and reports only "socket hang up"). No byte of HTTP/2 is
+    // exchanged before that check.
+    rejectUnauthorized: false,
+    minVersion: "TLSv1.2",
+    ALPNProtocols: [TUNNEL_ALPN],
+    handshakeTimeout: o.limits.handshakeTimeoutMs,
+  });
+  server.maxConnections = o.limits.maxTunnels;
+  // A tunnel that said hello before any settings existed becomes ready when another one brings them.
+  const senders = new Map<ClientHttp2Stream, (m: GatewayMessage) => void>();
+  const unsubscribe = o.settings.onChange((s) => {
+    for (const t of o.pool.all()) if (t.greeted && t.state === "handshake") setState(t, "ready");
+    // Every connection point learns what the instance enforces, not only the one that sent it.
+    for (const send of senders.values()) send({ type: "settings-in-force", revision: s.revision });
+  });
+
+  server.on("tlsClientError", (err, socket) => {
+    o.metrics.handshakeFailures.inc({ listener: "tunnel" });
+    const from = socket.remoteAddress ? ` from ${socket.remoteAddress}:${socket.remotePort}` : "";
+    o.log.warn(`Tunnel TLS handshake${from} failed: ${err.message}`);
+  });
+
+  server.on("secureConnection", (socket: TLSSocket) => {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (!socket.authorized) {
+      o.metrics.handshakeFailures.inc({ listener: "tunnel" });
+      const peer = socket.getPeerX509Certificate();
+      const who = peer ? `certificate "${peer.subject.replaceAll("\n", ", ")}" issued by "${peer.issuer.replaceAll("\n", ", ")}"` : "no certificate";
+      o.log.warn(`Tunnel from ${remote} refused: ${who} is not a connection point certificate of the site CA (${String(socket.authorizationError)})`);
+      socket.destroy();
+      return;
+    }
+    if (socket.alpnProtocol !== TUNNEL_ALPN) {
+      o.log.warn(`Tunnel from ${remote} refused: it does not speak ${TUNNEL_ALPN} (ALPN ${String(socket.alpnProtocol)})`);
+      socket.destroy();
+      return;
+    }
+    const peer = socket.getPeerX509Certificate();
+    const cpName = peer ? commonName(peer) : "unknown";
+    socket.setKeepAlive(true, 30_000);
+    socket.setNoDelay(true);
+    // The URL only names the :authority default; createConnection hands over the open socket.
+    const session = http2.connect("https://connection-point.opencmg.invalid", {
+      createConnection: () => socket,
+      maxSessionMemory: TUNNEL_H2.maxSessionMemoryMb,
+      settings: { enablePush: false, initialWindowSize: TUNNEL_H2.streamWindow, maxFrameSize: TUNNEL_H2.maxFrameSize },
+    });
+    const tunnel = new Tunnel(nextId++, session, remote, cpName);
+    o.log.info(`Connection point ${cpName} opened ${tunnel.label}`);
+    o.metrics.tunnelSessionsTotal.inc();
+    o.pool.add(tunnel);
+    track(tunnel);
+  });
+
+  /** Wires one tunnel: window, keep-alive pings, control stream, and its end. */
+  function track(tunnel: Tunnel): void {
+    const { session } = tunnel;
+    session.on("connect", () => session.setLocalWindowSize(TUNNEL_H2.connectionWindow));
+    session.on("error", (err) => o.log.warn(`${tunnel.label}: ${err.message}`));
+    session.on("goaway", () => {
+      // The connection point is draining: no new requests here; the ones in flight finish.
+      if (tunnel.state !== "closed") setState(tunnel, "draining");
+    });
+    session.on("close", () => {
+      clearInterval(pinger);
+      setState(tunnel, "closed");
+      o.pool.remove(tunnel);
+      o.log.info(`${tunnel.label} closed after ${tunnel.served} request(s)`);
+    });
+
+    const pinger = keepAlive(session, o.limits.tunnelPingMs, () => o.log.warn(`${tunnel.label} missed a keep-alive answer; closing it`));
+
+    openControl(tunnel);
+  }
+
+  function openControl(tunnel: Tunnel): void {
+    const control = tunnel.session.request({
+      ":method": "POST",
+      ":path": CONTROL_PATH,
+      [Header.protocol]: String(PROTOCOL_VERSION),
+      [Header.instance]: o.instanceName,
+      "content-type": "application/x-ndjson",
+    });
+    tunnel.control = control;
+    const send = (m: GatewayMessage): void => {
+      if (!control.destroyed && control.writable) control.write(encodeMessage(m));
+    };
+    senders.set(control, send);
+    send({ type: "hello", protocol: PROTOCOL_VERSION, instance: o.instanceName, revision: o.settings.current()?.revision ?? null });
+
+    const fail = (why: string): void => {
+      o.log.error(`${tunnel.label}: control stream: ${why}; closing the tunnel`);
+      tunnel.session.destroy();
+    };
+    control.on("response", (headers) => {
+      const status = headers[":status"];
+      const version = headers[Header.protocol];
+      if (status !== 200 || version !== String(PROTOCOL_VERSION)) {
+        fail(`the connection point answered status ${status} with protocol version ${String(version)} (this instance speaks ${PROTOCOL_VERSION})`);
+      }
+    });
+    readControlLines(
+      control,
+      (line) => {
+        let m;
+        try {
+          m = parseConnectorMessage(line);
+        } catch (err) {
+          const revision = safeRevision(line);
+          if (revision !== null) send({ type: "settings-rejected", revision, error: (err as Error).message });
+          o.log.error(`${tunnel.label}: invalid control message refused: ${(err as Error).message}`);
+          return;
+        }
+        if (!m) return;
+        if (m.type === "hello") {
+          if (m.protocol !== PROTOCOL_VERSION) {
+            fail(`the connection point speaks protocol ${m.protocol}`);
+            return false;
+          }
+          tunnel.greeted = true;
+          if (m.connectionPoint && m.connectionPoint !== tunnel.connectionPoint) {
+            o.log.info(`${tunnel.label}: connection point calls itself "${m.connectionPoint}"`);
+          }
+        } else if (m.type === "settings") {
+          const r = o.settings.offer(m.settings);
+          if (r.result === "applied") {
+            o.log.info(
+              `Settings revision ${m.settings.revision} applied from ${tunnel.connectionPoint}: ${m.settings.trustedRoots.length} trusted root(s), ` +
+                `${m.settings.intermediates.length} intermediate(s), CRL check ${m.settings.crlCheck ? "on" : "off"}, ${Object.keys(m.settings.urlMap).length} role(s) in the URL map`,
+            );
+            send({ type: "settings-applied", revision: m.settings.revision });
+          } else {
+            send({ type: "settings-ignored", revision: m.settings.revision, current: r.current });
+          }
+        }
+        // A tunnel carries requests once its connection point said hello and the instance has settings.
+        if (tunnel.greeted && tunnel.state === "handshake" && o.settings.current()) setState(tunnel, "ready");
+      },
+      (err) => fail(err.message),
+    );
+    control.on("error", (err) => o.log.warn(`${tunnel.label}: control stream error: ${err.message}`));
+    control.on("close", () => {
+      senders.delete(control);
+      // Without its control stream a tunnel cannot be kept in step: drain it and let the
+      // connection point dial again.
+      if (!tunnel.session.destroyed) {
+        setState(tunnel, "draining");
+        tunnel.retire();
+      }
+    });
+  }
+
+  function setState(t: Tunnel, state: Tunnel["state"]): void {
+    if (t.state === state || t.state === "closed") return;
+    t.state = state;
+    o.metrics.tunnelSessions.reset();
+    for (const [cp, n] of o.pool.byConnectionPoint()) o.metrics.tunnelSessions.set({ connection_point: cp }, n);
+    if (state === "ready") o.log.info(`${t.label} is ready`);
+    o.pool.changed();
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", (err) => o.log.error(`Tunnel listener error: ${err.message}`));
+  const port = (server.address() as AddressInfo).port;
+  o.log.info(`Tunnel listener of ${o.instanceName} on ${o.host}:${port}, accepting connection points with certificates of the site CA`);
+
+  return {
+    port,
+    async close(graceMs = 5000) {
+      unsubscribe();
+      server.close();
+      const tunnels = o.pool.all();
+      for (const t of tunnels) {
+        setState(t, "draining");
+        t.retire();
+      }
+      await waitAll(tunnels, graceMs);
+    },
+  };
+}
+
+/** Waits until every tunnel has closed, destroying the stragglers after `graceMs`. */
+async function waitAll(tunnels: Tunnel[], graceMs: number): Promise<void> {
+  // "closed" is set by the session's close handler; a destroyed session may not have emitted it yet.
+  const open = tunnels.filter((t) => t.state !== "closed").map((t) => t.session);
+  if (open.length === 0) return;
+  await new Promise<void>((resolve) => {
+    let left = open.length;
+    const timer = setTimeout(() => {
+      for (const s of open) s.destroy();
+    }, graceMs);
+    for (const s of open) {
+      s.once("close", () => {
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+  });
+}
+
+function commonName(cert: X509Certificate): string {
+  const m = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject);
+  return m?.[1] ?? "";
+}
+
+function safeRevision(line: string): number | null {
+  try {
+    const j = JSON.parse(line) as { type?: string; settings?: { revision?: unknown } };
+    return j.type === "settings" && typeof j.settings?.revision === "number" ? j.settings.revision : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Runs the CMG connection point role of a site system server: reads its CMG from the site, dials
+ * every instance through the server's proxy (the egress route of `cmg-connection-point`), pushes
+ * the client-authentication settings and URL map, follows changes at the site, and records health
+ * (component SMS_CLOUD_PROXYCONNECTOR) and traffic in the site database.
+ */
+import { connectorLogs, startConnectionPoint, type ConnectionPoint, type HealthReport } from "../../connection-point/connection-point.ts";
+import { ValidationError } from "../../errors.ts";
+import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
+import type { ComponentState } from "../../site/model.ts";
+import type { OpenedSite } from "../../site/site.ts";
+import { SitePki } from "../../site/site-pki.ts";
+import { StatusId } from "../../site/status-ids.ts";
+
+export interface ConnectionPointRoleOptions {
+  /** Health report interval (default 60 s, as the documents' connector reports). */
+  healthIntervalMs?: number;
+  /** Traffic report interval (default 5 min). */
+  trafficIntervalMs?: number;
+  /** How often site changes (roles, CMG settings) are looked for (default 10 s). */
+  pollMs?: number;
+  connectionsPerInstance?: number;
+  metricsPort?: number | null;
+}
+
+export interface RunningConnectionPoint {
+  cmg: string;
+  cp: ConnectionPoint;
+  /** Reads the site again and pushes what changed (also runs on a timer). */
+  refresh(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const STATE: Record<HealthReport["status"], ComponentState> = { ok: "OK", warning: "Warning", critical: "Critical" };
+
+export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string, o: ConnectionPointRoleOptions = {}): Promise<RunningConnectionPoint> {
+  const fqdn = fqdnInput.toLowerCase();
+  const role = (await site.services.roles.list(fqdn)).find((r) => r.kind === "cmg-connection-point");
+  if (!role || role.kind !== "cmg-connection-point") throw new ValidationError("server", `${fqdn} has no CMG connection point role (opencmg role add ${fqdn} cmg-connection-point --cmg NAME)`);
+  const cmgName = role.settings.cmgName;
+  if (!cmgName) throw new ValidationError("cmg", `the connection point on ${fqdn} is not bound to a CMG (opencmg role set ${fqdn} cmg-connection-point --cmg NAME)`);
+  const cmgs = site.services.cmgs;
+  const cmg = await cmgs.show(cmgName);
+  const pki = new SitePki(site.paths.data);
+  const tls = await pki.connectionPointCert(fqdn);
+  const log = connectorLogs(site.logs);
+  const instancesOf = (v: typeof cmg) => v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort }));
+
+  const settingsKey = (s: CmgSettings): string => JSON.stringify({ ...s, revision: 0 });
+  let settings = await cmgs.gatewaySettings(cmg.name);
+  let backends = await cmgs.backends();
+  let instances = instancesOf(cmg);
+  let lastState: ComponentState | undefined;
+
+  const onHealth = async (h: HealthReport): Promise<void> => {
+    const state = STATE[h.status];
+    await site.services.status.setComponent(fqdn, "SMS_CLOUD_PROXYCONNECTOR", state, h.message);
+    await cmgs.reportTunnels(
+      cmg.name,
+      fqdn,
+      instances.map((inst, index) => {
+        const ih = h.instances.find((x) => x.host === inst.host && x.port === inst.port);
+        return { instance: index, connected: (ih?.connected ?? 0) > 0, detail: ih?.lastError ? `error ${ih.lastError.code}: ${ih.lastError.message}` : `${ih?.connected ?? 0} of ${ih?.wanted ?? 0} tunnels connected` };
+      }),
+    );
+    if (lastState !== undefined && lastState !== state) {
+      await site.services.status.raise({ messageId: StatusId.CMG_CONNECTOR_STATE, severity: state === "OK" ? "informational" : state === "Warning" ? "warning" : "error", component: "SMS_CLOUD_PROXYCONNECTOR", server: fqdn, text: `CMG connection point for ${cmg.name}: ${h.message}` });
+    }
+    lastState = state;
+  };
+
+  const cp = await startConnectionPoint({
+    name: fqdn,
+    instances,
+    dial: async (host, port) => {
+      // Resolved per dial: a proxy configuration replaced at the site applies to the next tunnel.
+      const { egress } = await site.egress.for(fqdn, "cmg-connection-point", log.connector);
+      return egress.connect(host, port);
+    },
+    tls: { certPem: tls.certPem, keyPem: tls.keyPem, siteCaPem: pki.caPem },
+    settings,
+    backends,
+    backendTls: { ca: [pki.caPem], certPem: tls.certPem, keyPem: tls.keyPem },
+    log,
+    onHealth,
+    onTraffic: (t) => cmgs.reportTraffic(cmg.name, fqdn, { requests: t.requests, bytesIn: t.bytesFromGateway, bytesOut: t.bytesToGateway }),
+    ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
+    ...(o.trafficIntervalMs ? { trafficIntervalMs: o.trafficIntervalMs } : {}),
+    ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
+    ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
+  });
+  log.service.info(`Connection point on ${fqdn} started for CMG ${cmg.name}: ${instances.length} instance(s), ${Object.keys(backends).length} role(s) allowing CMG traffic.`);
+
+  const refresh = async (): Promise<void> => {
+    const [nextSettings, nextBackends, view] = await Promise.all([cmgs.gatewaySettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
+    const patch: Parameters<ConnectionPoint["update"]>[0] = {};
+    if (settingsKey(nextSettings) !== settingsKey(settings)) {
+      // Any change (roles too, not only the CMG row) needs a revision newer than what instances have.
+      nextSettings.revision = Math.max(nextSettings.revision, settings.revision + 1, Date.now());
+      patch.settings = nextSettings;
+      settings = nextSettings;
+    }
+    if (JSON.stringify(nextBackends) !== JSON.stringify(backends)) patch.backends = backends = nextBackends;
+    const nextInstances = instancesOf(view);
+    if (JSON.stringify(nextInstances) !== JSON.stringify(instances)) patch.instances = instances = nextInstances;
+    if (Object.keys(patch).length > 0) {
+      log.service.info(`Site changes for CMG ${cmg.name}: ${Object.keys(patch).join(", ")} pushed to the instances.`);
+      cp.update(patch);
+    }
+  };
+  const timer = setInterval(() => {
+    refresh().catch((e: unknown) => log.service.warn(`Could not read the site's CMG settings: ${(e as Error).message}`));
+  }, o.pollMs ?? 10_000);
+  timer.unref();
+  // A first report right away, so the CMG's status does not wait a whole interval.
+  setTimeout(() => void onHealth(cp.health()).catch(() => undefined), 2000).unref();
+
+  return {
+    cmg: cmg.name,
+    cp,
+    refresh,
+    async stop() {
+      clearInterval(timer);
+      await cp.stop();
+      await onHealth(cp.health()).catch(() => undefined);
+    },
+  };
+}

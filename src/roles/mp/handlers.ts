@@ -1,0 +1,178 @@
+/**
+ * What the management point does for clients, one function per endpoint: registration, location,
+ * policy, status upload. HTTP plumbing (TLS, bodies, answers) is in server.ts; who the caller is
+ * comes from identity.ts.
+ */
+import { ValidationError } from "../../errors.ts";
+import type { ComponentLog } from "../../logs/cmtrace.ts";
+import type { RolesService } from "../../site/services/roles.ts";
+import type { Client, ClientsService, ConnectionType } from "../../site/services/clients.ts";
+import type { StatusService } from "../../site/services/status.ts";
+import { checkObject } from "../../site/validation.ts";
+import type { Caller } from "./identity.ts";
+import type { InternetMp } from "./internet-mps.ts";
+import { MpError } from "./mp-error.ts";
+import {
+  registerRequest,
+  statusItem,
+  statusUpload,
+  UPLOAD_TYPES,
+  type LocationAnswer,
+  type MpCandidate,
+  type PolicyAnswer,
+  type RegisterAnswer,
+  type StatusItem,
+  type StatusUploadAnswer,
+} from "../../wire/mp.ts";
+
+export interface EndpointDeps {
+  clients: ClientsService;
+  roles: RolesService;
+  status: StatusService;
+  siteCode: string;
+  internetMps: () => Promise<InternetMp[]>;
+}
+
+export interface MpLogs {
+  registration: ComponentLog;
+  location: ComponentLog;
+  policy: ComponentLog;
+  status: ComponentLog;
+  control: ComponentLog;
+}
+
+/**
+ * The client behind a request, or the refusal that says why there is none. Changes nothing: the
+ * last contact is recorded by the endpoint once the request succeeded.
+ */
+export async function resolveClient(deps: EndpointDeps, caller: Caller, o: { requireApproved: boolean }): Promise<{ client: Client; connectionType: ConnectionType }> {
+  let client: Client | undefined;
+  let connectionType: ConnectionType = "intranet";
+  switch (caller.kind) {
+    case "certificate":
+      client = await deps.clients.findByThumbprint(caller.thumbprint);
+      connectionType = caller.connectionType;
+      if (!client) throw new MpError(403, "not_registered", `no client is registered with the certificate "${caller.subject}" (${caller.thumbprint}); register first (POST /SMS_MP/v1/register)`);
+      break;
+    case "untrusted-certificate":
+      throw untrusted(caller);
+    case "token":
+      client = await deps.clients.findByToken(caller.token);
+      if (!client) throw new MpError(401, "client_identity_required", "the registration token is not known to this site; register again");
+      break;
+    case "anonymous":
+      throw new MpError(401, "client_identity_required", "present a client authentication certificate (or the token of a registration request)");
+  }
+  if (o.requireApproved && !client.approved) throw new MpError(403, "awaiting_approval", `client ${client.id} (${client.name}) awaits approval: opencmg site clients approve ${client.id}`);
+  return { client, connectionType };
+}
+
+function untrusted(caller: Extract<Caller, { kind: "untrusted-certificate" }>): MpError {
+  return new MpError(403, "untrusted_certificate", `the client certificate "${caller.subject}" (${caller.thumbprint}) is not trusted: ${caller.detail}`);
+}
+
+/** Client registration: by certificate (approved at once) or by request (approved by the site). */
+export async function register(deps: EndpointDeps, log: ComponentLog, caller: Caller, body: unknown): Promise<RegisterAnswer> {
+  const req = checkObject(registerRequest, body);
+  const seen = caller.kind === "certificate" || caller.kind === "untrusted-certificate" ? caller.thumbprint : undefined;
+  if (req.thumbprint && req.thumbprint.toUpperCase() !== seen) {
+    throw new MpError(
+      400,
+      "certificate_not_seen",
+      `the registration is for certificate ${req.thumbprint.toUpperCase()}, but ${seen ? `this connection presented ${seen}` : "this connection presented no client certificate"}: a client registers the certificate it authenticates with`,
+    );
+  }
+  switch (caller.kind) {
+    case "untrusted-certificate":
+      throw untrusted(caller);
+    case "certificate": {
+      const { client, created } = await deps.clients.registerWithCertificate({
+        name: req.name,
+        thumbprint: caller.thumbprint,
+        subject: caller.subject,
+        connectionType: caller.connectionType,
+        alwaysInternet: req.alwaysInternet,
+      });
+      log.info(`${created ? "Registered" : "Re-registered"} client ${client.id} (${client.name}) with certificate "${caller.subject}" (${caller.thumbprint}), ${caller.connectionType} via ${caller.via}.`);
+      return { clientId: client.id, approved: true, connectionType: caller.connectionType };
+    }
+    case "token": {
+      const { client } = await resolveClient(deps, caller, { requireApproved: false });
+      await deps.clients.touch(client.id, "intranet");
+      log.info(`Client ${client.id} (${client.name}) registered again with its token; ${client.approved ? "approved" : "still awaiting approval"}.`);
+      return { clientId: client.id, approved: client.approved, connectionType: "intranet" };
+    }
+    case "anonymous": {
+      const { client, token } = await deps.clients.requestRegistration({ name: req.name, connectionType: "intranet", alwaysInternet: req.alwaysInternet });
+      log.info(`Registration request from ${client.name} without a certificate: client ${client.id} awaits approval (opencmg site clients approve ${client.id}).`);
+      return { clientId: client.id, approved: false, token, connectionType: "intranet" };
+    }
+  }
+}
+
+/**
+ * Location request: every intranet management point, and the CMGs as internet management points
+ * unless the client settings turned CMG use off.
+ */
+export async function locate(deps: EndpointDeps, log: ComponentLog, caller: Caller): Promise<LocationAnswer> {
+  const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: false });
+  const settings = await deps.clients.settings();
+  const intranet: MpCandidate[] = (await deps.roles.list())
+    .filter((r) => r.kind === "management-point")
+    .map((r) => ({ type: "Intranet", url: (r.settings as { internalUrl?: string }).internalUrl ?? `https://${r.serverFqdn}`, fqdn: r.serverFqdn }));
+  const internet: MpCandidate[] = settings.useCmg ? (await deps.internetMps()).map((m) => ({ type: "Internet", url: m.url, cmg: m.cmg })) : [];
+  await deps.clients.touch(client.id, connectionType);
+  log.info(
+    `Location request from ${client.id} (${client.name}, ${connectionType}): ${intranet.length} intranet and ${internet.length} internet management point(s)${settings.useCmg ? "" : " (CMG use is off in the client settings)"}.`,
+  );
+  return { siteCode: deps.siteCode, mps: [...intranet, ...internet], locationIntervalMinutes: settings.locationIntervalMinutes };
+}
+
+export async function policy(deps: EndpointDeps, log: ComponentLog, caller: Caller): Promise<PolicyAnswer> {
+  const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: true });
+  const settings = await deps.clients.settings();
+  await deps.clients.touch(client.id, connectionType);
+  log.info(`Policy request from ${client.id} (${client.name}, ${connectionType}): ${JSON.stringify(settings)}.`);
+  return { clientId: client.id, settings };
+}
+
+/**
+ * Status upload. The whole batch is checked before anything is stored, so a bad message changes
+ * nothing. Each message is stored once per client and message ID: a retried upload (the answer
+ * was lost) is acknowledged again without a second copy.
+ */
+export async function uploadStatus(deps: EndpointDeps, log: ComponentLog, caller: Caller, body: unknown): Promise<StatusUploadAnswer> {
+  const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: true });
+  const batch = checkObject(statusUpload, body);
+  const items: StatusItem[] = batch.messages.map((m, i) => {
+    const type = (m as { type?: unknown } | null)?.type;
+    if (typeof type !== "string" || !(UPLOAD_TYPES as readonly string[]).includes(type)) {
+      throw new MpError(400, "unknown_message_type", `messages.${i}.type: unknown message type ${JSON.stringify(type ?? null)} (this management point accepts: ${UPLOAD_TYPES.join(", ")})`);
+    }
+    const r = statusItem.safeParse(m);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      const field = `messages.${i}.${issue.path.join(".")}`;
+      throw new ValidationError(field, issue.message, `${field}: ${issue.message}`);
+    }
+    return r.data;
+  });
+  let duplicates = 0;
+  for (const m of items) {
+    const stored = await deps.status.raise({
+      messageId: m.messageId,
+      severity: m.severity,
+      component: m.component,
+      server: client.name,
+      text: m.text,
+      properties: { ...(m.properties ?? {}), uploadId: m.id },
+      source: client.id,
+      dedupeKey: `client:${client.id}:${m.id}`,
+      time: m.time,
+    });
+    if (!stored) duplicates++;
+  }
+  await deps.clients.touch(client.id, connectionType);
+  log.info(`Received ${items.length} status message(s) from ${client.id} (${client.name}, ${connectionType}): ${items.length - duplicates} new, ${duplicates} already held.`);
+  return { acknowledged: items.map((m) => m.id), duplicates };
+}

@@ -1,0 +1,229 @@
+/**
+ * The management point's HTTPS server: TLS that asks for (but does not require) a client
+ * certificate, a body limit, JSON in and out, and one answer per refusal with a reason code. A bad
+ * request is logged and refused on its own; the server keeps serving everyone else.
+ *
+ * Logs (as the platform names them): MP_RegistrationManager.log, MP_Location.log, MP_Policy.log,
+ * MP_Status.log, and mpcontrol.log for the server itself.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import { isOpenCmgError, NotFoundError, ValidationError } from "../../errors.ts";
+import type { ComponentLog } from "../../logs/cmtrace.ts";
+import { ClientsService } from "../../site/services/clients.ts";
+import { listenRole } from "../listener.ts";
+import type { OpenedSite } from "../../site/site.ts";
+import { locate, policy, register, uploadStatus, type EndpointDeps, type MpLogs } from "./handlers.ts";
+import { CallerIdentifier, splitTrust, type Caller } from "./identity.ts";
+import { siteInternetMps, type InternetMp } from "./internet-mps.ts";
+import { MpError } from "./mp-error.ts";
+import { DEFAULT_MAX_BODY_BYTES, MP_PATHS, type MpErrorAnswer } from "../../wire/mp.ts";
+
+export interface ManagementPointOptions {
+  site: OpenedSite;
+  /** The site system server whose management-point role this serves. */
+  serverFqdn: string;
+  listen: { host: string; port: number };
+  tls: {
+    certPem: string;
+    keyPem: string;
+    /** The site CA: connection points' certificates chain to it. */
+    caPem: string;
+  };
+  /**
+   * CA certificates (PEM; roots and intermediates, sorted out by self-signature) that client
+   * authentication certificates must chain to. Default: the site CA.
+   */
+  trustedClientRoots?: string[] | undefined;
+  /**
+   * The CMGs as internet management points. Default: the site's Ready CMGs with every MP that
+   * allows CMG traffic (`siteInternetMps(site)`).
+   */
+  internetMps?: (() => Promise<InternetMp[]>) | undefined;
+  /** Largest request body, bytes (default 1 MiB). */
+  maxBodyBytes?: number | undefined;
+}
+
+export interface ManagementPoint {
+  /** Where clients reach this MP directly, e.g. `https://127.0.0.1:8443`. */
+  url: string;
+  port: number;
+  /** The management-point role's id (what a CMG's `/CCM_Proxy_MutualAuth/<roleId>` names). */
+  roleId: number;
+  /** Stops accepting, drops open connections, resolves once closed. */
+  close(): Promise<void>;
+}
+
+type Handler = (caller: Caller, body: unknown) => Promise<unknown>;
+interface Endpoint {
+  method: "GET" | "POST";
+  log: ComponentLog;
+  /** Identity is not needed (the ping). */
+  open?: boolean;
+  handle: Handler;
+}
+
+/**
+ * Starts a management point for the management-point role on `serverFqdn`.
+ *
+ * @example
+ * const mp = await startManagementPoint({
+ *   site, serverFqdn: "mp01.contoso.com", listen: { host: "0.0.0.0", port: 443 },
+ *   tls: { certPem, keyPem, caPem: pki.caPem },
+ *   trustedClientRoots: [clientRootPem],
+ *   internetMps: async () => cmgInternetMps(await cmgs.list(), await site.services.roles.list()),
+ * });
+ * // ... await mp.close();
+ */
+export async function startManagementPoint(o: ManagementPointOptions): Promise<ManagementPoint> {
+  const fqdn = o.serverFqdn.toLowerCase();
+  const server = await o.site.services.servers.get(fqdn);
+  const role = await o.site.services.roles.findOn(o.site.ctx.db, fqdn, "management-point");
+  if (!role) throw new NotFoundError("server", `the management-point role on ${fqdn} (opencmg role add ${fqdn} management-point)`);
+  const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const logs: MpLogs = {
+    registration: o.site.logs.component("MP_RegistrationManager.log", "MP_RegistrationManager"),
+    location: o.site.logs.component("MP_Location.log", "MP_LocationManager"),
+    policy: o.site.logs.component("MP_Policy.log", "MP_PolicyManager"),
+    status: o.site.logs.component("MP_Status.log", "MP_StatusManager"),
+    control: o.site.logs.component("mpcontrol.log", "SMS_MP_CONTROL_MANAGER"),
+  };
+  const clientTrust = splitTrust(o.trustedClientRoots && o.trustedClientRoots.length > 0 ? o.trustedClientRoots : [o.tls.caPem]);
+  // Without a root no chain can end: every client would be refused, which is a setup mistake.
+  if (clientTrust.roots.length === 0) throw new ValidationError("trustedClientRoots", "must hold at least one root CA certificate (PEM, self-signed)");
+  const identifier = new CallerIdentifier({ siteCaPem: o.tls.caPem, clients: clientTrust });
+  const deps: EndpointDeps = {
+    clients: new ClientsService(o.site.ctx),
+    roles: o.site.services.roles,
+    status: o.site.services.status,
+    siteCode: server.siteCode,
+    internetMps: o.internetMps ?? siteInternetMps(o.site),
+  };
+  const endpoints: Record<string, Endpoint> = {
+    [MP_PATHS.ping]: { method: "GET", log: logs.control, open: true, handle: async () => ({ mp: fqdn, siteCode: server.siteCode, roleId: role.id }) },
+    [MP_PATHS.register]: { method: "POST", log: logs.registration, handle: (c, b) => register(deps, logs.registration, c, b) },
+    [MP_PATHS.location]: { method: "GET", log: logs.location, handle: (c) => locate(deps, logs.location, c) },
+    [MP_PATHS.policy]: { method: "GET", log: logs.policy, handle: (c) => policy(deps, logs.policy, c) },
+    [MP_PATHS.status]: { method: "POST", log: logs.status, handle: (c, b) => uploadStatus(deps, logs.status, c, b) },
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    const method = req.method ?? "GET";
+    const requestId = String(req.headers["x-opencmg-request-id"] ?? "") || randomUUID();
+    const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
+    const endpoint = endpoints[path];
+    let caller: Caller | undefined;
+    try {
+      if (!endpoint) throw new MpError(404, "unknown_endpoint", `${path} is not a management point endpoint`);
+      if (method !== endpoint.method) throw new MpError(405, "method_not_allowed", `${path} takes ${endpoint.method}, not ${method}`);
+      caller = endpoint.open ? undefined : identifier.identify(req);
+      const body = method === "POST" ? await readJson(req, maxBody) : undefined;
+      const answer = await endpoint.handle(caller ?? { kind: "anonymous" }, body);
+      send(res, 200, answer);
+    } catch (e) {
+      const err = toMpError(e);
+      const log = endpoint?.log ?? logs.control;
+      const line = `Refused ${method} ${path} from ${remote}${describeCaller(caller)} (request ${requestId}): ${err.status} ${err.reason}: ${err.message}`;
+      if (err.status >= 500) log.error(`${line}`, { cause: String((e as Error)?.stack ?? e) });
+      else if (err.reason === "forged_identity") log.error(line);
+      else log.warn(line);
+      // Unread body bytes (an oversized upload): answer, then close rather than read them all.
+      if (!req.complete) res.setHeader("connection", "close");
+      send(res, err.status, { error: err.reason, message: err.message } satisfies MpErrorAnswer);
+      if (!req.complete) req.resume();
+    }
+  };
+
+  const httpsServer: Server = createServer(
+    {
+      cert: o.tls.certPem,
+      key: o.tls.keyPem,
+      // Ask every client for its certificate but decide ourselves (identity.ts): an intranet client
+      // without one may still register, and a refusal can say why.
+      requestCert: true,
+      rejectUnauthorized: false,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 20_000,
+      requestTimeout: 60_000,
+    },
+    (req, res) => void handle(req, res),
+  );
+  const { port, url, close } = await listenRole(httpsServer, o.listen, fqdn, logs.control);
+  logs.control.info(
+    `Management point ${fqdn} (role ${role.id}, site ${server.siteCode}) serving ${url} on ${o.listen.host}:${port}; client certificates must chain to ${clientTrust.roots.length} trusted root(s); identity is relayed only by connection points of the site CA.`,
+  );
+  await o.site.services.status.setComponent(fqdn, "SMS_MP_CONTROL_MANAGER", "OK", `serving ${url}`).catch(() => {});
+
+  return {
+    url,
+    port,
+    roleId: role.id,
+    async close() {
+      await close();
+      logs.control.info(`Management point ${fqdn} stopped serving ${url}.`);
+    },
+  };
+}
+
+function describeCaller(c: Caller | undefined): string {
+  if (!c) return "";
+  switch (c.kind) {
+    case "certificate":
+      return ` (certificate ${c.thumbprint} via ${c.via})`;
+    case "untrusted-certificate":
+      return ` (untrusted certificate ${c.thumbprint})`;
+    case "token":
+      return " (registration token)";
+    default:
+      return " (no client certificate)";
+  }
+}
+
+function toMpError(e: unknown): MpError {
+  if (e instanceof MpError) return e;
+  if (e instanceof ValidationError) return new MpError(400, "invalid_request", e.message);
+  if (isOpenCmgError(e) && e.httpStatus < 500) return new MpError(e.httpStatus, "invalid_request", e.message);
+  return new MpError(500, "internal_error", "the management point failed to process the request; see its logs");
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return void res.end();
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+  res.end(text);
+}
+
+/** Reads a JSON body of at most `limit` bytes. Refuses oversized, non-JSON and malformed bodies. */
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const type = String(req.headers["content-type"] ?? "");
+  if (!/^application\/json\s*(;|$)/i.test(type)) throw new MpError(415, "unsupported_media_type", `the body must be application/json, not ${JSON.stringify(type || "(none)")}`);
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (declared > limit) throw new MpError(413, "body_too_large", `the body of ${declared} bytes is over the ${limit}-byte limit`);
+  // Events rather than `for await`: leaving that loop early would destroy the socket, and the
+  // refusal could not be sent.
+  const chunks = await new Promise<Buffer[]>((resolve, reject) => {
+    const got: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.resume(); // discard the rest
+        reject(new MpError(413, "body_too_large", `the body is over the ${limit}-byte limit`));
+      } else got.push(chunk);
+    };
+    const onEnd = (): void => resolve(got);
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", reject);
+  });
+  const text = Buffer.concat(chunks).toString("utf8");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new MpError(400, "malformed_json", `the body is not valid JSON: ${(e as Error).message}`);
+  }
+}

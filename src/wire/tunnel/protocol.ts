@@ -1,0 +1,235 @@
+/**
+ * What crosses the tunnel between a gateway instance and a connection point (docs/protocol.md
+ * says the same in prose). Both sides import this file, so a name or a limit changes in one place.
+ *
+ * The connection point dials the instance and opens TLS (ALPN `opencmg/1`); then the roles flip:
+ * the connection point is the HTTP/2 *server* and the gateway the HTTP/2 *client*. The gateway
+ * opens one long-lived control stream (`POST /.opencmg/v1/control`) on which both sides exchange
+ * NDJSON messages, and one stream per client request.
+ */
+import { X509Certificate } from "node:crypto";
+import type { Readable } from "node:stream";
+import { z } from "zod";
+import { ValidationError } from "../../errors.ts";
+
+/** Version of the tunnel protocol. A side that sees another version refuses the tunnel. */
+export const PROTOCOL_VERSION = 1;
+/** ALPN protocol id of the tunnel's TLS: says "reverse HTTP/2, OpenCMG protocol 1". */
+export const TUNNEL_ALPN = `opencmg/${PROTOCOL_VERSION}`;
+/** Path of the control stream the gateway opens on every tunnel. */
+export const CONTROL_PATH = `/.opencmg/v${PROTOCOL_VERSION}/control`;
+/** Instance i of a CMG listens for connection points on 10140 + i unless told otherwise. */
+export const DEFAULT_TUNNEL_PORT_BASE = 10140;
+/** Longest NDJSON line accepted on the control stream (a settings message with 6 CA certificates and a large URL map fits easily). */
+export const MAX_CONTROL_LINE = 4 * 1024 * 1024;
+
+/** Header names on tunnel streams. Lower case: HTTP/2 requires it. */
+export const Header = {
+  /** Control stream request and response: the protocol version the side speaks. */
+  protocol: "opencmg-protocol",
+  /** Control stream request: the gateway instance's name. */
+  instance: "opencmg-instance",
+  /** Request streams: the role ID the client addressed (`/CCM_Proxy_*Auth/<roleId>/...`). */
+  role: "opencmg-role",
+  /** Request streams: the gateway's request id, for matching log lines on both sides. */
+  requestId: "opencmg-request-id",
+  /** Response from the connection point when it refuses or fails: a reason code (see TunnelErrorCode). */
+  error: "opencmg-error",
+  /** Response from the connection point when the backend failed: the NetCode (12002, 12029, ...). */
+  netCode: "opencmg-net-code",
+  /** Authenticated client identity, added by the gateway, relayed to the management point. */
+  clientAuth: "x-opencmg-client-auth",
+  clientThumbprint: "x-opencmg-client-thumbprint",
+  clientSubject: "x-opencmg-client-subject",
+  clientSans: "x-opencmg-client-sans",
+} as const;
+
+/** Prefixes of header names a client may never send: the gateway removes them before relaying. */
+export const RESERVED_HEADER_PREFIXES = ["x-opencmg-", "opencmg-"] as const;
+
+/** Reason codes the connection point puts in `opencmg-error`. */
+export type TunnelErrorCode = "unknown_role" | "role_not_allowed" | "no_backend" | "backend_unreachable" | "backend_timeout" | "bad_request";
+
+export type RoleKind = "mp" | "sup";
+
+/** One entry of the URL map: a management point or software update point reachable through the CMG. */
+export interface RouteEntry {
+  kind: RoleKind;
+  /** The role's "allow Configuration Manager cloud management gateway traffic" switch. */
+  allowCmgTraffic: boolean;
+  /** Largest request body accepted for this role, bytes; the instance's default for the kind when absent. */
+  maxBodyBytes?: number;
+}
+
+/** Everything an instance enforces that is not in its start-up configuration. Sent by connection points. */
+export interface CmgSettings {
+  /**
+   * Increases with every change at the site (e.g. milliseconds of the change). An instance applies
+   * a settings message only when its revision is newer than what it has, so several connection
+   * points pushing at once cannot roll it back.
+   */
+  revision: number;
+  /** Trusted root CAs for client certificates, PEM, at most 2. */
+  trustedRoots: string[];
+  /** Intermediate CAs that may complete a client chain, PEM, at most 4. */
+  intermediates: string[];
+  /** Verify client certificate revocation (CRL). */
+  crlCheck: boolean;
+  /** roleId -> route. */
+  urlMap: Record<string, RouteEntry>;
+}
+
+export const MAX_TRUSTED_ROOTS = 2;
+export const MAX_INTERMEDIATES = 4;
+/** Role IDs are what the site database gives (digits in the platform); kept to URL-safe characters. */
+export const ROLE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+
+const routeEntrySchema = z.object({
+  kind: z.enum(["mp", "sup"]),
+  allowCmgTraffic: z.boolean(),
+  maxBodyBytes: z.number().int().nonnegative().optional(),
+});
+
+const settingsSchema = z.object({
+  revision: z.number().finite().nonnegative(),
+  trustedRoots: z.array(z.string()).max(MAX_TRUSTED_ROOTS),
+  intermediates: z.array(z.string()).max(MAX_INTERMEDIATES),
+  crlCheck: z.boolean(),
+  urlMap: z.record(z.string().regex(ROLE_ID), routeEntrySchema),
+});
+
+/**
+ * Checks settings (shape, limits, and that every trusted certificate is a readable CA
+ * certificate). Both sides call it: the connection point before pushing, the gateway on receipt.
+ * Throws ValidationError naming the field.
+ *
+ * @example
+ * const s = parseSettings(JSON.parse(line).settings);
+ */
+export function parseSettings(input: unknown): CmgSettings {
+  const r = settingsSchema.safeParse(input);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const field = `settings.${issue.path.join(".")}`;
+    throw new ValidationError(field, issue.message, `${field}: ${issue.message}`);
+  }
+  const s = r.data as CmgSettings;
+  for (const [field, pems] of [["trustedRoots", s.trustedRoots], ["intermediates", s.intermediates]] as const) {
+    pems.forEach((pem, i) => {
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(pem);
+      } catch {
+        throw new ValidationError(`settings.${field}.${i}`, "must be a PEM certificate");
+      }
+      if (!cert.ca) throw new ValidationError(`settings.${field}.${i}`, "must be a CA certificate");
+    });
+  }
+  return s;
+}
+
+/** Control messages from the connection point to the gateway. */
+export type ConnectorMessage =
+  | { type: "hello"; protocol: number; connectionPoint: string }
+  | { type: "settings"; settings: CmgSettings };
+
+/** Control messages from the gateway to the connection point. */
+export type GatewayMessage =
+  | { type: "hello"; protocol: number; instance: string; revision: number | null }
+  | { type: "settings-applied"; revision: number }
+  | { type: "settings-ignored"; revision: number; current: number }
+  | { type: "settings-rejected"; revision: number; error: string }
+  /** Sent on every tunnel whenever the instance applies new settings, whichever connection point sent them. */
+  | { type: "settings-in-force"; revision: number };
+
+const connectorMessageSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("hello"), protocol: z.number().int(), connectionPoint: z.string().max(255) }),
+  z.object({ type: z.literal("settings"), settings: z.unknown() }),
+]);
+
+const gatewayMessageSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("hello"), protocol: z.number().int(), instance: z.string().max(255), revision: z.number().nullable() }),
+  z.object({ type: z.literal("settings-applied"), revision: z.number() }),
+  z.object({ type: z.literal("settings-ignored"), revision: z.number(), current: z.number() }),
+  z.object({ type: z.literal("settings-rejected"), revision: z.number(), error: z.string() }),
+  z.object({ type: z.literal("settings-in-force"), revision: z.number() }),
+]);
+
+/**
+ * A control message from a connection point. Unknown message types are returned as null (a newer
+ * connection point may send more; the gateway ignores what it does not know).
+ */
+export function parseConnectorMessage(line: string): ConnectorMessage | null {
+  const json = JSON.parse(line) as { type?: unknown };
+  if (json.type !== "hello" && json.type !== "settings") return null;
+  const m = connectorMessageSchema.parse(json);
+  return m.type === "settings" ? { type: "settings", settings: parseSettings(m.settings) } : m;
+}
+
+/** A control message from a gateway; unknown types are returned as null. */
+export function parseGatewayMessage(line: string): GatewayMessage | null {
+  const json = JSON.parse(line) as { type?: unknown };
+  const known = ["hello", "settings-applied", "settings-ignored", "settings-rejected", "settings-in-force"];
+  if (typeof json.type !== "string" || !known.includes(json.type)) return null;
+  return gatewayMessageSchema.parse(json) as GatewayMessage;
+}
+
+/** One NDJSON line. */
+export function encodeMessage(m: ConnectorMessage | GatewayMessage): string {
+  return JSON.stringify(m) + "\n";
+}
+
+/**
+ * Splits a byte stream into lines. Refuses a line longer than `maxLine` (the peer is broken or
+ * hostile; the caller closes the stream).
+ *
+ * @example
+ * const lines = new LineSplitter();
+ * stream.on("data", (chunk) => { for (const line of lines.push(chunk)) handle(line); });
+ */
+export class LineSplitter {
+  private buffered: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly maxLine = MAX_CONTROL_LINE) {}
+
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      const part = chunk.subarray(start, nl);
+      const line = this.size > 0 ? Buffer.concat([...this.buffered, part]).toString("utf8") : part.toString("utf8");
+      this.buffered = [];
+      this.size = 0;
+      if (line.trim() !== "") lines.push(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.size += rest.length;
+      if (this.size > this.maxLine) throw new Error(`control line longer than ${this.maxLine} bytes`);
+      this.buffered.push(rest);
+    }
+    return lines;
+  }
+}
+
+/**
+ * Reads a control stream line by line (both ends of a tunnel do): `onLine` for each non-empty
+ * line, in order, until it returns false; `onBroken` when a line is over the limit.
+ *
+ * @example
+ * readControlLines(control, (line) => handle(parseConnectorMessage(line)), (err) => session.destroy());
+ */
+export function readControlLines(stream: Readable, onLine: (line: string) => boolean | void, onBroken: (err: Error) => void): void {
+  const lines = new LineSplitter();
+  stream.on("data", (chunk: Buffer) => {
+    let batch: string[];
+    try {
+      batch = lines.push(chunk);
+    } catch (err) {
+      onBroken(err as Error);
+      return;
+    }
+    for (const line of batch) if (onLine(line) === false) return;
+  });
+}

@@ -1,0 +1,83 @@
+/** The admin API over real HTTP, on SQLite and PostgreSQL. */
+import assert from "node:assert/strict";
+import { after, beforeEach, it } from "node:test";
+import { forEachDatabase } from "../../helpers/databases.ts";
+import { openTestSite } from "../../helpers/site.ts";
+import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
+import type { OpenedSite } from "../../../src/site/site.ts";
+
+forEachDatabase("admin API", (db) => {
+  let site: OpenedSite & { adminToken: string };
+  let server: RunningSiteServer;
+  const open: { site: OpenedSite; server: RunningSiteServer }[] = [];
+  after(async () => {
+    for (const o of open) {
+      await o.server.close();
+      await o.site.close();
+    }
+  });
+  beforeEach(async () => {
+    site = await openTestSite(db);
+    server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 } });
+    open.push({ site, server });
+  });
+  const call = async (method: string, path: string, body?: unknown, token: string | null = site.adminToken) => {
+    const res = await fetch(server.url + path, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+
+  it("a request without a valid token gets 401 and changes nothing", async () => {
+    for (const token of [null, "wrong-token"]) {
+      const r = await call("POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" }, token);
+      assert.equal(r.status, 401);
+      assert.equal(r.body.code, "ADMIN_TOKEN");
+    }
+    assert.deepEqual((await call("GET", "/api/v1/servers")).body, []);
+  });
+
+  it("manages servers, roles, accounts and proxy settings through the same services as the CLI", async () => {
+    assert.equal((await call("POST", "/api/v1/servers", { fqdn: "scp01.contoso.com" })).status, 201);
+    const role = await call("POST", "/api/v1/servers/scp01.contoso.com/roles", { role: "service-connection-point" });
+    assert.equal(role.status, 201);
+    assert.equal(typeof role.body.id, "number");
+    const acc = await call("POST", "/api/v1/accounts", { name: "CONTOSO\\svc-proxy", username: "svc", password: "Api-S3cret" });
+    assert.equal(acc.status, 201);
+    assert.ok(!JSON.stringify(acc.body).includes("Api-S3cret"));
+    const put = await call("PUT", "/api/v1/servers/scp01.contoso.com/proxy", { host: "proxy.contoso.com", port: 8080, account: "CONTOSO\\svc-proxy" });
+    assert.equal(put.status, 200);
+    assert.deepEqual(put.body, { server: "scp01.contoso.com", enabled: true, host: "proxy.contoso.com", port: 8080, account: "CONTOSO\\svc-proxy" });
+    const eff = await call("GET", "/api/v1/servers/scp01.contoso.com/proxy/effective/service-connection-point");
+    assert.equal(eff.body.use, "proxy");
+    const accounts = await call("GET", "/api/v1/accounts");
+    assert.ok(!JSON.stringify(accounts.body).includes("Api-S3cret"));
+  });
+
+  it("validation errors name the field and the rule; malformed JSON is a 400 too", async () => {
+    await call("POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" });
+    const bad = await call("PUT", "/api/v1/servers/srv01.contoso.com/proxy", { host: "proxy.contoso.com", port: 70000 });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.field, "port");
+    assert.match(bad.body.rule, /1 to 65535/);
+    const missing = await call("PUT", "/api/v1/servers/srv01.contoso.com/proxy", { port: 8080 });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.field, "host");
+    const malformed = await call("POST", "/api/v1/servers", "{not json");
+    assert.equal(malformed.status, 400);
+    const dup = await call("POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" });
+    assert.equal(dup.status, 409);
+    assert.equal(dup.body.field, "fqdn");
+    assert.equal((await call("GET", "/api/v1/servers/srv01.contoso.com/proxy")).body, null);
+  });
+
+  it("serves its OpenAPI description", async () => {
+    const r = await call("GET", "/api/v1/openapi.json", undefined, null);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.openapi, "3.1.0");
+    assert.ok(r.body.paths["/api/v1/servers/{fqdn}/proxy"].put.requestBody);
+  });
+});
