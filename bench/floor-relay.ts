@@ -9,7 +9,7 @@ import http2, { type ClientHttp2Session } from "node:http2";
 import https from "node:https";
 import tls from "node:tls";
 import { Agent } from "undici";
-import { TUNNEL_H2 } from "../src/gateway/tunnels/tunnel-listener.ts";
+import { TUNNEL_H2 } from "../src/wire/tunnel/h2.ts";
 
 export interface FloorSetup {
   cert: string;

@@ -34,7 +34,7 @@ import { issueCert, type IssuedCert } from "../src/pki/issue.ts";
 import { Egress } from "../src/egress/egress.ts";
 import { LogSet } from "../src/logs/cmtrace.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../src/gateway/instance.ts";
-import { connectorLogs, startConnectionPoint } from "../src/connection-point/connection-point.ts";
+import { connectionPointLogs, startConnectionPoint } from "../src/connection-point/connection-point.ts";
 import type { CmgSettings } from "../src/wire/tunnel/protocol.ts";
 import { startFloorConnectionPoint, startFloorGateway, type FloorSetup } from "./floor-relay.ts";
 
@@ -283,7 +283,7 @@ async function runConnectionPoint(setup: Setup, squidPort: number | null): Promi
     tls: { certPem: setup.pki.tunnelClient.certPem, keyPem: setup.pki.tunnelClient.keyPem, siteCaPem: setup.pki.siteCa.certPem },
     settings: setup.settings,
     backends: setup.backends,
-    log: connectorLogs(logs),
+    log: connectionPointLogs(logs),
     metrics: null,
   });
   serveIpc(() => true, async () => {

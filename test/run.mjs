@@ -1,4 +1,4 @@
-// Runs every *.test.ts under src/ and test/ with Node's own test runner (Node 20's `--test`
+// Runs every *.test.ts under src/ and test/e2e/ with Node's own test runner (Node 20's `--test`
 // takes no globs, so the files are listed here). Extra arguments filter by path substring.
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -13,8 +13,14 @@ function find(dir) {
   }
   return out;
 }
-const filters = process.argv.slice(2);
-const files = [...find("src"), ...find("test")]
+// --unit: the fast tests beside the code (src/); --e2e: multi-process, Squid, PostgreSQL and
+// browser tests (test/e2e/). Neither: both.
+const argv = process.argv.slice(2);
+const unit = argv.includes("--unit");
+const e2e = argv.includes("--e2e");
+const filters = argv.filter((a) => a !== "--unit" && a !== "--e2e");
+const roots = unit && !e2e ? ["src"] : e2e && !unit ? ["test"] : ["src", "test"];
+const files = roots.flatMap(find)
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 if (files.length === 0) {

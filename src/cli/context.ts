@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { openSite, type OpenedSite } from "../site/site.ts";
+import type { OpenedSite } from "../site/site.ts";
 import type { Io } from "./output.ts";
 
 export interface GlobalOptions {
@@ -31,6 +31,7 @@ export function createContext(io: Io, env: NodeJS.ProcessEnv): CliContext {
     globals,
     async withSite(cmd, fn) {
       const g = globals(cmd);
+      const { openSite } = await import("../site/site.ts"); // loaded by the commands that need a site
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database });
       try {
         return await fn(site, g);

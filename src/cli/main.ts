@@ -4,24 +4,71 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { isOpenCmgError } from "../errors.ts";
-import { registerAccountCommands } from "./commands/account.ts";
-import { registerClientCommands } from "./commands/client.ts";
-import { registerCmgCommands } from "./commands/cmg.ts";
-import { registerUpCommand } from "./commands/up.ts";
-import { registerEndpointsCommands } from "./commands/endpoints.ts";
-import { registerMpCommands } from "./commands/mp.ts";
-import { registerProxyCommands } from "./commands/proxy.ts";
-import { registerRoleCommands } from "./commands/role.ts";
-import { registerServerCommands } from "./commands/server.ts";
-import { registerSiteCommands } from "./commands/site.ts";
-import { registerStatusCommands } from "./commands/status.ts";
-import { describeFailure, registerSupCommands } from "./commands/sup.ts";
 import { createContext, type CliContext } from "./context.ts";
-import type { Io } from "./output.ts";
+import { describeFailure, type Io } from "./output.ts";
+
+type Register = (program: Command, ctx: CliContext) => void;
+
+/**
+ * Each command's module, loaded only when that command runs: a command pays for its own imports
+ * (the site database, TLS, HTTP servers), not for every other command's. Listed in help order.
+ */
+const MODULES: Record<string, () => Promise<Register>> = {
+  site: () => import("./commands/site.ts").then((m) => m.registerSiteCommands),
+  server: () => import("./commands/server.ts").then((m) => m.registerServerCommands),
+  role: () => import("./commands/role.ts").then((m) => m.registerRoleCommands),
+  account: () => import("./commands/account.ts").then((m) => m.registerAccountCommands),
+  proxy: () => import("./commands/proxy.ts").then((m) => m.registerProxyCommands),
+  status: () => import("./commands/status.ts").then((m) => m.registerStatusCommands),
+  sup: () => import("./commands/sup.ts").then((m) => m.registerSupCommands),
+  cmg: () => import("./commands/cmg.ts").then((m) => m.registerCmgCommands),
+  up: () => import("./commands/up.ts").then((m) => m.registerUpCommand),
+  endpoints: () => import("./commands/endpoints.ts").then((m) => m.registerEndpointsCommands),
+  mp: () => import("./commands/mp.ts").then((m) => m.registerMpCommands),
+  client: () => import("./commands/client.ts").then((m) => m.registerClientCommands),
+};
+
+/** Top-level command name -> the modules that register it (`site clients` lives with `client`). */
+const COMMAND_MODULES: Record<string, string[]> = {
+  site: ["site", "client"],
+  server: ["server"],
+  role: ["role"],
+  account: ["account"],
+  proxy: ["proxy"],
+  status: ["status"],
+  sup: ["sup"],
+  adr: ["sup"],
+  scp: ["sup"],
+  cmg: ["cmg"],
+  gateway: ["cmg"],
+  "connection-point": ["cmg"],
+  up: ["up"],
+  endpoints: ["endpoints"],
+  check: ["endpoints"],
+  mp: ["mp"],
+  client: ["client"],
+};
+
+/** The first word that is not a global option (or its value): the command being run. */
+function commandName(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--data" || a === "--database") i++;
+    else if (!a.startsWith("-")) return a;
+  }
+  return undefined;
+}
+
+/** Which command modules `argv` needs: its command's, or all of them for help and unknown words. */
+export function modulesFor(argv: string[]): string[] {
+  const name = commandName(argv);
+  if (name === undefined && (argv.includes("--version") || argv.includes("-V"))) return [];
+  return (name !== undefined && COMMAND_MODULES[name]) || Object.keys(MODULES);
+}
 
 export const VERSION = "0.1.0";
 
-export function buildProgram(ctx: CliContext): Command {
+export async function buildProgram(ctx: CliContext, argv?: string[]): Promise<Command> {
   const program = new Command("opencmg")
     .description("OpenCMG: a self-hosted cloud management gateway for device management")
     .version(VERSION)
@@ -31,18 +78,9 @@ export function buildProgram(ctx: CliContext): Command {
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => ctx.io.out.write(s), writeErr: (s) => ctx.io.err.write(s) });
-  registerSiteCommands(program, ctx);
-  registerServerCommands(program, ctx);
-  registerRoleCommands(program, ctx);
-  registerAccountCommands(program, ctx);
-  registerProxyCommands(program, ctx);
-  registerStatusCommands(program, ctx);
-  registerSupCommands(program, ctx);
-  registerCmgCommands(program, ctx);
-  registerUpCommand(program, ctx);
-  registerEndpointsCommands(program, ctx);
-  registerMpCommands(program, ctx);
-  registerClientCommands(program, ctx);
+  const wanted = new Set(modulesFor(argv ?? ["--help"]));
+  const registers = await Promise.all(Object.keys(MODULES).filter((m) => wanted.has(m)).map((m) => MODULES[m]!()));
+  for (const register of registers) register(program, ctx);
   // Subcommands inherit the error handling and output of the root.
   const inherit = (c: Command): void => {
     for (const sub of c.commands) {
@@ -56,7 +94,7 @@ export function buildProgram(ctx: CliContext): Command {
 
 export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr, stdin: process.stdin }, env = process.env): Promise<number> {
   const ctx = createContext(io, env);
-  const program = buildProgram(ctx);
+  const program = await buildProgram(ctx, argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

@@ -1,5 +1,6 @@
 /** Printing for people (aligned tables) or machines (`--json`). No business rules here. */
 import type { Writable } from "node:stream";
+import type { NetError } from "../errors.ts";
 
 export interface Io {
   out: Writable;
@@ -26,4 +27,10 @@ export async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stdin) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
   return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+/** "error 12029 at the proxy (proxy.contoso.com)" for a network failure, else undefined. */
+export function describeFailure(e: unknown): string | undefined {
+  const n = e as Partial<NetError>;
+  return n && typeof n.hop === "string" ? `error ${String(n.code)} at the ${n.hop} (${n.host})` : undefined;
 }

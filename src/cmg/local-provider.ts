@@ -3,10 +3,20 @@
  * this machine, restarts one that dies (with backoff), and stops them all on request.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/opencmg.mjs", import.meta.url));
+/** The package's `bin/opencmg.mjs`, found upwards from this module (src/ in development, dist/ once built). */
+function opencmgBin(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const bin = join(dir, "bin", "opencmg.mjs");
+    if (existsSync(bin)) return bin;
+  }
+  throw new Error("bin/opencmg.mjs not found above " + fileURLToPath(import.meta.url));
+}
+const BIN = opencmgBin();
 
 export interface LocalInstances {
   /** Resolves once every instance printed that it listens (or rejects when one cannot start). */

@@ -15,14 +15,14 @@ import { serveMetrics, type MetricsServer } from "../gateway/metrics.ts";
 import { parseSettings, type CmgSettings } from "../wire/tunnel/protocol.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { createForwarder, type BackendTarget, type ForwardResult } from "./forwarder.ts";
-import { ConnectorMetrics } from "./metrics.ts";
+import { ConnectionPointMetrics } from "./metrics.ts";
 import { TunnelSlot, type GatewayEndpoint, type TunnelContext } from "./tunnel.ts";
 
 export type { GatewayEndpoint } from "./tunnel.ts";
 export type { BackendTarget } from "./forwarder.ts";
 
 /** The log files of a connection point. */
-export interface ConnectorLogs {
+export interface ConnectionPointLogs {
   /** SMS_Cloud_ProxyConnector.log (component SMS_CLOUD_PROXYCONNECTOR): tunnels and relayed requests. */
   connector: ComponentLog;
   /** CMGService.log: settings pushed and applied, health changes. */
@@ -31,9 +31,9 @@ export interface ConnectorLogs {
 
 /**
  * @example
- * const cp = await startConnectionPoint({ ..., log: connectorLogs(new LogSet({ dir })) });
+ * const cp = await startConnectionPoint({ ..., log: connectionPointLogs(new LogSet({ dir })) });
  */
-export function connectorLogs(logs: LogSet): ConnectorLogs {
+export function connectionPointLogs(logs: LogSet): ConnectionPointLogs {
   return {
     connector: logs.component("SMS_Cloud_ProxyConnector.log", "SMS_CLOUD_PROXYCONNECTOR"),
     service: logs.component("CMGService.log", "CMGService"),
@@ -106,7 +106,7 @@ export interface ConnectionPointOptions {
   backends: Record<string, BackendTarget | string>;
   /** TLS to the backends: extra CAs (default: system roots + the site CA), optional client certificate. */
   backendTls?: { ca?: string[]; certPem?: string; keyPem?: string };
-  log: ConnectorLogs;
+  log: ConnectionPointLogs;
   onHealth?: (r: HealthReport) => void | Promise<void>;
   /** Default 60 s. */
   healthIntervalMs?: number;
@@ -124,7 +124,7 @@ export interface ConnectionPointOptions {
 }
 
 export interface ConnectionPoint {
-  readonly metrics: ConnectorMetrics;
+  readonly metrics: ConnectionPointMetrics;
   readonly metricsPort: number | null;
   /** New settings (pushed to every instance), backends, or instance list (reconciled). */
   update(patch: { settings?: CmgSettings; backends?: Record<string, BackendTarget | string>; instances?: GatewayEndpoint[] }): void;
@@ -147,7 +147,7 @@ export interface ConnectionPoint {
  *   tls: { certPem, keyPem, siteCaPem },
  *   settings: { revision: Date.now(), trustedRoots, intermediates: [], crlCheck: true, urlMap: { "72057594037927941": { kind: "mp", allowCmgTraffic: true } } },
  *   backends: { "72057594037927941": "https://mp1.contoso.local" },
- *   log: connectorLogs(logSet),
+ *   log: connectionPointLogs(logSet),
  *   onHealth: (h) => site.componentStatus("SMS_CLOUD_PROXYCONNECTOR", h),
  *   onTraffic: (t) => site.recordTraffic(t),
  * });
@@ -156,7 +156,7 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   const log = o.log.connector;
   const serviceLog = o.log.service;
   const perInstance = o.connectionsPerInstance ?? 2;
-  const metrics = new ConnectorMetrics(o.name);
+  const metrics = new ConnectionPointMetrics(o.name);
   let settings = parseSettings(o.settings);
   let backends = toBackendMap(o.backends);
 

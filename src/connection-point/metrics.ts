@@ -5,7 +5,7 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import type { ForwardResult } from "./forwarder.ts";
 
-export class ConnectorMetrics {
+export class ConnectionPointMetrics {
   readonly registry = new Registry();
   readonly tunnels: Gauge<"gateway">;
   readonly tunnelConnects: Counter;

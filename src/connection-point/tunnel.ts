@@ -22,17 +22,9 @@ import {
   type ConnectorMessage,
 } from "../wire/tunnel/protocol.ts";
 import { keepAlive } from "../wire/tunnel/keepalive.ts";
+import { CONNECTION_POINT_H2 } from "../wire/tunnel/h2.ts";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 
-/** HTTP/2 sizing on the connection point's side (it sends the big responses). */
-export const CONNECTOR_H2 = {
-  /** Receive window per stream (request bodies from the gateway). */
-  streamWindow: 1024 * 1024,
-  connectionWindow: 32 * 1024 * 1024,
-  maxSessionMemoryMb: 64,
-  maxConcurrentStreams: 1000,
-  maxFrameSize: 64 * 1024,
-};
 
 /** A gateway instance to keep tunnels to. */
 export interface GatewayEndpoint {
@@ -214,11 +206,11 @@ export class TunnelSlot {
   private serve(socket: TLSSocket): Promise<boolean> {
     return new Promise((resolve) => {
       const session = http2.performServerHandshake(socket, {
-        maxSessionMemory: CONNECTOR_H2.maxSessionMemoryMb,
+        maxSessionMemory: CONNECTION_POINT_H2.maxSessionMemoryMb,
         settings: {
-          initialWindowSize: CONNECTOR_H2.streamWindow,
-          maxConcurrentStreams: CONNECTOR_H2.maxConcurrentStreams,
-          maxFrameSize: CONNECTOR_H2.maxFrameSize,
+          initialWindowSize: CONNECTION_POINT_H2.streamWindow,
+          maxConcurrentStreams: CONNECTION_POINT_H2.maxConcurrentStreams,
+          maxFrameSize: CONNECTION_POINT_H2.maxFrameSize,
         },
       });
       this.session = session;
@@ -236,9 +228,9 @@ export class TunnelSlot {
       };
       this.flushBytes = countBytes;
       try {
-        session.setLocalWindowSize(CONNECTOR_H2.connectionWindow);
+        session.setLocalWindowSize(CONNECTION_POINT_H2.connectionWindow);
       } catch {
-        session.once("connect", () => session.setLocalWindowSize(CONNECTOR_H2.connectionWindow));
+        session.once("connect", () => session.setLocalWindowSize(CONNECTION_POINT_H2.connectionWindow));
       }
 
       // The gateway must open its control stream promptly; a listener that does not is not ours.

@@ -59,7 +59,7 @@ export class Egress {
   readonly #dispatcher: Dispatcher;
   readonly #lookup: LookupFunction | undefined;
   /** Pool of connections to the proxy that carry CONNECT requests (shared with the ProxyAgent). */
-  #tunnels: TunnelPool | undefined;
+  #tunnels: ProxyTunnelPool | undefined;
 
   constructor(route: EgressRoute, opts: EgressOptions = {}) {
     this.route = validateRoute(route);
@@ -92,7 +92,7 @@ export class Egress {
         bodyTimeout,
         // The pool that sends CONNECT: our connector, and a check of the answer that keeps
         // Squid's X-Squid-Error (undici's own check keeps only the status).
-        clientFactory: (origin: URL) => (this.#tunnels = new TunnelPool(origin, { connect: toProxy, headersTimeout })),
+        clientFactory: (origin: URL) => (this.#tunnels = new ProxyTunnelPool(origin, { connect: toProxy, headersTimeout })),
         // Called for tunnelled origins (keep undici's options, its connect opens the tunnel) and,
         // with the proxy's own URL, for the pool that carries absolute-form requests.
         factory: (origin: string | URL, options: object) =>
@@ -243,7 +243,7 @@ class MappingHandler implements Dispatcher.DispatchHandler {
 }
 
 /** A pool to the proxy whose CONNECT fails unless the proxy answers 200, keeping its headers. */
-class TunnelPool extends Pool {
+class ProxyTunnelPool extends Pool {
   override connect(options: Dispatcher.ConnectOptions): Promise<Dispatcher.ConnectData>;
   override connect(options: Dispatcher.ConnectOptions, callback: (err: Error | null, data: Dispatcher.ConnectData) => void): void;
   override connect(

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import type { ProxyDecision } from "../proxy/rules.ts";
-import { Egress, type EgressOptions } from "./egress.ts";
+import type { Egress, EgressOptions } from "./egress.ts";
 import type { EgressRoute } from "./route.ts";
 
 /** Resolves the route of `subject` on `fqdn` (the site's ProxiesService.route). */
@@ -32,14 +32,17 @@ export interface EgressPoolOptions {
   lookup?: EgressOptions["lookup"] | undefined;
 }
 
-function routeKey(route: EgressRoute, logFile: string): string {
+/** One Egress per server, role or feature (subject) and route: each keeps its own connections and log. */
+function routeKey(fqdn: string, subject: string, route: EgressRoute): { owner: string; key: string } {
   // The password is part of the identity of a route, but only as a hash.
   const cred = route.mode === "proxy" && route.credentials ? createHash("sha256").update(`${route.credentials.username}\0${route.credentials.password}`).digest("hex") : "";
-  return route.mode === "direct" ? `direct|${logFile}` : `proxy|${route.host}|${route.port}|${cred}|${logFile}`;
+  const owner = `${fqdn.toLowerCase()}|${subject}`;
+  return { owner, key: route.mode === "direct" ? `${owner}|direct` : `${owner}|proxy|${route.host}|${route.port}|${cred}` };
 }
 
 export class EgressPool implements EgressProvider {
-  private readonly byKey = new Map<string, Egress>();
+  /** owner (server and subject) -> its current route's key and Egress. */
+  private readonly byOwner = new Map<string, { key: string; egress: Egress }>();
   constructor(
     private readonly resolve: RouteResolver,
     private readonly options: EgressPoolOptions = {},
@@ -47,25 +50,27 @@ export class EgressPool implements EgressProvider {
 
   async for(fqdn: string, subject: string, log: ComponentLog): Promise<EgressLease> {
     const { decision, route } = await this.resolve(fqdn, subject);
-    const key = routeKey(route, log.file);
-    let egress = this.byKey.get(key);
-    if (!egress) {
-      egress = new Egress(route, { log, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(this.options.connectTimeoutMs ? { connectTimeoutMs: this.options.connectTimeoutMs } : {}), ...(this.options.lookup ? { lookup: this.options.lookup } : {}) });
-      // A route that changed leaves its old Egress behind: close those of the same log and mode.
-      for (const [k, e] of this.byKey) {
-        if (k.endsWith(`|${log.file}`) && k.split("|")[0] === key.split("|")[0] && k !== key) {
-          this.byKey.delete(k);
-          void e.close();
-        }
-      }
-      this.byKey.set(key, egress);
+    const { owner, key } = routeKey(fqdn, subject, route);
+    const current = this.byOwner.get(owner);
+    if (current?.key === key) return { egress: current.egress, decision, route };
+    // undici is loaded with the first outbound call, not by every command that opens the site.
+    const { Egress } = await import("./egress.ts");
+    const o = this.options;
+    const egress = new Egress(route, { log, ...(o.ca ? { ca: o.ca } : {}), ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}), ...(o.lookup ? { lookup: o.lookup } : {}) });
+    // A route that changed leaves its old Egress behind; its kept-alive connections go with it.
+    const raced = this.byOwner.get(owner);
+    if (raced?.key === key) {
+      void egress.close();
+      return { egress: raced.egress, decision, route };
     }
+    if (raced) void raced.egress.close();
+    this.byOwner.set(owner, { key, egress });
     return { egress, decision, route };
   }
 
   async close(): Promise<void> {
-    const all = [...this.byKey.values()];
-    this.byKey.clear();
-    await Promise.all(all.map((e) => e.close()));
+    const all = [...this.byOwner.values()];
+    this.byOwner.clear();
+    await Promise.all(all.map((e) => e.egress.close()));
   }
 }

@@ -4,7 +4,7 @@
  * the product; this module validates it when it is loaded (a broken entry fails loudly, by id)
  * and answers "which endpoints for these roles, features and cloud".
  */
-import { readFileSync } from "node:fs";
+import catalogJson from "./catalog.json" with { type: "json" };
 import { z } from "zod";
 import { ValidationError } from "../errors.ts";
 
@@ -234,7 +234,7 @@ let bundled: Catalog | undefined;
 
 /** The catalog shipped with the product (read and validated once; the result is frozen). */
 export function bundledCatalog(): Catalog {
-  bundled ??= parseCatalog(JSON.parse(readFileSync(new URL("./catalog.json", import.meta.url), "utf8")));
+  bundled ??= parseCatalog(catalogJson);
   return bundled;
 }
 

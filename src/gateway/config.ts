@@ -6,7 +6,7 @@
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { ValidationError } from "../errors.ts";
-import { DEFAULT_TUNNEL_PORT_BASE, type RoleKind } from "../wire/tunnel/protocol.ts";
+import { DEFAULT_TUNNEL_PORT_BASE, type BackendKind } from "../wire/tunnel/protocol.ts";
 
 export interface PemPair {
   certPem: string;
@@ -25,7 +25,7 @@ export interface GatewayLimits {
   /** Largest request header block (HTTP/1.1 bytes; HTTP/2 header list size). */
   maxHeaderBytes: number;
   /** Largest request body by role kind, unless the URL map entry says otherwise. */
-  maxRequestBodyBytes: Record<RoleKind, number>;
+  maxRequestBodyBytes: Record<BackendKind, number>;
   /** Client connections held at once; further connections are closed on accept. */
   maxConnections: number;
   /** Concurrent requests on one HTTP/2 client connection. */
@@ -47,7 +47,7 @@ export interface GatewayLimits {
 }
 
 /** Limits as given: any subset, body limits per kind included. */
-export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyBytes">> & { maxRequestBodyBytes?: Partial<Record<RoleKind, number>> };
+export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyBytes">> & { maxRequestBodyBytes?: Partial<Record<BackendKind, number>> };
 
 export const DEFAULT_LIMITS: GatewayLimits = {
   handshakeTimeoutMs: 10_000,

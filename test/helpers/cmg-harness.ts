@@ -21,7 +21,7 @@ import type { GatewayLimitsInput } from "../../src/gateway/config.ts";
 import type { ClientAuthenticator } from "../../src/gateway/auth/client-cert.ts";
 import type { CmgSettings } from "../../src/wire/tunnel/protocol.ts";
 import {
-  connectorLogs,
+  connectionPointLogs,
   startConnectionPoint,
   type ConnectionPoint,
   type ConnectionPointOptions,
@@ -227,7 +227,7 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
         connectionsPerInstance: o.connectionsPerInstance ?? 2,
         settings: h.settings,
         backends,
-        log: connectorLogs(logSetFor(`cp${j}`)),
+        log: connectionPointLogs(logSetFor(`cp${j}`)),
         onHealth: (r) => void h.health[j]!.push(r),
         onTraffic: (r) => void h.traffic[j]!.push(r),
         reconnect: { minDelayMs: 50, maxDelayMs: 500 },

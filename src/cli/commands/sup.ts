@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import type { NetError } from "../../errors.ts";
 import { checkUpdateFeed } from "../../roles/scp/update-feed.ts";
 import type { OpenedSite } from "../../site/site.ts";
 import { listUpdates, syncSoftwareUpdates } from "../../roles/sup/sync.ts";
@@ -13,10 +12,6 @@ export function supDeps(site: OpenedSite) {
 }
 
 /** "12007 at the target (download.windowsupdate.com)": the code and the failing hop, for stderr. */
-export function describeFailure(e: unknown): string | undefined {
-  const n = e as Partial<NetError>;
-  return n && typeof n.hop === "string" ? `error ${String(n.code)} at the ${n.hop} (${n.host})` : undefined;
-}
 
 export function registerSupCommands(program: Command, ctx: CliContext): void {
   const sup = program.command("sup").description("software update point: synchronisation and update metadata");

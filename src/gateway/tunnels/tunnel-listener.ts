@@ -23,24 +23,10 @@ import {
   type GatewayMessage,
 } from "../../wire/tunnel/protocol.ts";
 import { keepAlive } from "../../wire/tunnel/keepalive.ts";
+import { TUNNEL_H2 } from "../../wire/tunnel/h2.ts";
 import type { SettingsStore } from "../settings-store.ts";
 import { Tunnel, type TunnelPool } from "./tunnel-pool.ts";
 
-/** HTTP/2 sizing of tunnels: a tunnel carries many clients' downloads at once. */
-export const TUNNEL_H2 = {
-  /**
-   * Per-stream receive window: bytes of one response in flight before the client reads them. It
-   * sets the throughput of one download (1 MiB gave about 80 MB/s on loopback, 4 MiB about
-   * 120 MB/s, 8 MiB and more about 145 MB/s: bench/gateway.ts) and it is also what one slow
-   * client can make the instance buffer, so it stays at 4 MiB.
-   */
-  streamWindow: 4 * 1024 * 1024,
-  /** Connection-level receive window, shared by all streams of the tunnel (Node consumes it on receipt). */
-  connectionWindow: 64 * 1024 * 1024,
-  /** nghttp2 memory cap per session, MB (Node's default of 10 throttles busy tunnels). */
-  maxSessionMemoryMb: 64,
-  maxFrameSize: 64 * 1024,
-};
 
 export interface TunnelListenerOptions {
   host: string;

@@ -4,7 +4,7 @@
  * the client-authentication settings and URL map, follows changes at the site, and records health
  * (component SMS_CLOUD_PROXYCONNECTOR) and traffic in the site database.
  */
-import { connectorLogs, startConnectionPoint, type ConnectionPoint, type HealthReport } from "../../connection-point/connection-point.ts";
+import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type HealthReport } from "../../connection-point/connection-point.ts";
 import { ValidationError } from "../../errors.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import type { ComponentState } from "../../site/model.ts";
@@ -43,7 +43,7 @@ export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string
   const cmg = await cmgs.show(cmgName);
   const pki = new SitePki(site.paths.data);
   const tls = await pki.connectionPointCert(fqdn);
-  const log = connectorLogs(site.logs);
+  const log = connectionPointLogs(site.logs);
   const instancesOf = (v: typeof cmg) => v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort }));
 
   const settingsKey = (s: CmgSettings): string => JSON.stringify({ ...s, revision: 0 });

@@ -50,11 +50,12 @@ export const RESERVED_HEADER_PREFIXES = ["x-opencmg-", "opencmg-"] as const;
 /** Reason codes the connection point puts in `opencmg-error`. */
 export type TunnelErrorCode = "unknown_role" | "role_not_allowed" | "no_backend" | "backend_unreachable" | "backend_timeout" | "bad_request";
 
-export type RoleKind = "mp" | "sup";
+/** Which kind of site role a relayed URL reaches (the site model has its own, longer `RoleKind`). */
+export type BackendKind = "mp" | "sup";
 
 /** One entry of the URL map: a management point or software update point reachable through the CMG. */
 export interface RouteEntry {
-  kind: RoleKind;
+  kind: BackendKind;
   /** The role's "allow Configuration Manager cloud management gateway traffic" switch. */
   allowCmgTraffic: boolean;
   /** Largest request body accepted for this role, bytes; the instance's default for the kind when absent. */

@@ -1,0 +1,30 @@
+// Builds what `opencmg` runs: src/ bundled by esbuild into dist/ (ES modules, one chunk per
+// command's own code, loaded when that command runs). One file per chunk instead of hundreds of
+// small modules is what makes a command start fast; `npm test` type-checks the sources with tsc.
+// `npm ci` runs this through the package's `prepare` script.
+import { rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const outdir = join(root, "dist");
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { "cli/main": "src/cli/main.ts" },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  sourcemap: true,
+  chunkNames: "chunks/[name]-[hash]",
+  logLevel: "warning",
+  // Left to Node: native addons (better-sqlite3), packages that load files of their own at run time
+  // (pino's transports run in worker threads; pg's optional native driver).
+  external: ["better-sqlite3", "pg", "pg-native", "pino", "fastify", "@fastify/*"],
+  // Bundled CommonJS packages call require() for Node's own modules.
+  banner: { js: 'import { createRequire as __opencmgCreateRequire } from "node:module"; const require = __opencmgCreateRequire(import.meta.url);' },
+});
