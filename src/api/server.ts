@@ -8,6 +8,7 @@ import { OpenCmgError, ValidationError } from "../errors.ts";
 import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
 import { openApiDocument } from "./openapi.ts";
 import { ROUTES, type ApiRoute } from "./routes.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 export interface AdminApiOptions {
   site: OpenedSite;
@@ -49,7 +50,7 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
     if (e instanceof OpenCmgError) return reply.code(e.httpStatus).send(e.toJSON());
     const fe = err as { statusCode?: number; code?: string; message: string };
     if (fe.statusCode && fe.statusCode < 500) return reply.code(fe.statusCode).send({ error: "BadRequest", kind: "validation", code: fe.code ?? "BAD_REQUEST", field: "body", message: fe.message });
-    o.site.logs.component("smsprov.log", "SMS Provider").error(`Admin API request failed: ${fe.message}`);
+    o.site.logs.component(LOG_FILES.smsprov).error(`Admin API request failed: ${fe.message}`);
     return reply.code(500).send({ error: "InternalError", kind: "internal", code: "INTERNAL", message: "internal error; see smsprov.log" });
   });
 

@@ -7,6 +7,7 @@ import { buildAdminApi } from "../api/server.ts";
 import type { ApiRoute } from "../api/routes.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { EndpointMonitor, scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 export interface SiteServerOptions {
   site: OpenedSite;
@@ -26,7 +27,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
   const app = await buildAdminApi({ site: o.site, extraRoutes: o.extraRoutes ?? [], ...(o.log ? { logger: { level: "info" } } : {}) });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
-  o.site.logs.component("sitecomp.log", "SMS_SITE_COMPONENT_MANAGER").info(`Admin API listening on ${address}.`);
+  o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API listening on ${address}.`);
   const monitor = check === false ? undefined : EndpointMonitor.forSite(o.site, check);
   monitor?.start();
   return {

@@ -21,6 +21,7 @@ import { DEFAULT_CLIENT_SETTINGS } from "../site/services/clients.ts";
 import { StatusQueue, type NewStatus } from "./queue.ts";
 import { ClientStore, writeFileAtomic, type ClientConfig, type ClientConnectionType, type ClientState } from "./store.ts";
 import { MpRefusedError, MpTransport, type ClientTls } from "./transport.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 const MINUTE = 60_000;
 
@@ -115,8 +116,8 @@ export async function installClient(o: InstallOptions): Promise<InstallResult> {
   const store = new ClientStore(o.dir);
   store.ensure();
   const logs = new LogSet({ dir: store.paths.logs, now });
-  const regLog = logs.component("ClientIDManagerStartup.log", "ClientIdManagerStartup");
-  const locLog = logs.component("LocationServices.log", "LocationServices");
+  const regLog = logs.component(LOG_FILES.clientIdManagerStartup);
+  const locLog = logs.component(LOG_FILES.locationServices);
   const tls: ClientTls = { certPem: o.certPem, keyPem: o.keyPem, ca: o.caPem ? [o.caPem] : undefined };
   // A client without certificate keeps its token across reinstalls, so it stays the same client.
   const token = thumbprint ? undefined : store.token();
@@ -303,10 +304,10 @@ export class ClientAgent {
     this.queue = new StatusQueue(this.store.paths.queue, this.now);
     this.logs = new LogSet({ dir: this.store.paths.logs, now: this.now });
     this.log = {
-      location: this.logs.component("LocationServices.log", "LocationServices"),
-      policy: this.logs.component("PolicyAgent.log", "PolicyAgent_RequestAssignments"),
-      messaging: this.logs.component("CcmMessaging.log", "CcmMessaging"),
-      exec: this.logs.component("CcmExec.log", "CcmExec"),
+      location: this.logs.component(LOG_FILES.locationServices),
+      policy: this.logs.component(LOG_FILES.policyAgent),
+      messaging: this.logs.component(LOG_FILES.ccmMessaging),
+      exec: this.logs.component(LOG_FILES.ccmExec),
     };
     if (o.internalProbe) checkUrl("internalProbe", o.internalProbe);
     this.transport = new MpTransport(this.store.tls(), { token: config.hasCertificate ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs });

@@ -17,6 +17,7 @@ import type { BackoffOptions } from "./backoff.ts";
 import { createForwarder, type BackendTarget, type ForwardResult } from "./forwarder.ts";
 import { ConnectionPointMetrics } from "./metrics.ts";
 import { TunnelSlot, type GatewayEndpoint, type TunnelContext } from "./tunnel.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 export type { GatewayEndpoint } from "./tunnel.ts";
 export type { BackendTarget } from "./forwarder.ts";
@@ -35,8 +36,8 @@ export interface ConnectionPointLogs {
  */
 export function connectionPointLogs(logs: LogSet): ConnectionPointLogs {
   return {
-    connector: logs.component("SMS_Cloud_ProxyConnector.log", "SMS_CLOUD_PROXYCONNECTOR"),
-    service: logs.component("CMGService.log", "CMGService"),
+    connector: logs.component(LOG_FILES.cloudProxyConnector),
+    service: logs.component(LOG_FILES.cmgService),
   };
 }
 

@@ -14,6 +14,7 @@ import { createRouter } from "./relay/router.ts";
 import { SettingsStore } from "./settings-store.ts";
 import { startTunnelListener } from "./tunnels/tunnel-listener.ts";
 import { TunnelPool, type TunnelState } from "./tunnels/tunnel-pool.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 export type { GatewayInstanceConfig } from "./config.ts";
 
@@ -32,7 +33,7 @@ export interface GatewayLogs {
  * const inst = await startGatewayInstance(cfg, { log: gatewayLogs(new LogSet({ dir })) });
  */
 export function gatewayLogs(logs: LogSet): GatewayLogs {
-  return { http: logs.component("CMGHttpHandler.log", "CMGHttpHandler"), service: logs.component("CMGService.log", "CMGService") };
+  return { http: logs.component(LOG_FILES.cmgHttpHandler), service: logs.component(LOG_FILES.cmgService) };
 }
 
 export interface GatewayDeps {

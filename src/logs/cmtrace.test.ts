@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { it } from "node:test";
 import { tempDir } from "../../test/helpers/databases.ts";
 import { formatLine, LogSet, parseLines } from "./cmtrace.ts";
+import { LOG_FILES } from "./files.ts";
 
 it("writes the CMTrace line format with the platform's time-zone bias", () => {
   const at = new Date(2026, 10, 22, 9, 5, 7, 42);
@@ -25,7 +26,7 @@ it("escapes the end marker inside a message so a viewer reads one entry", () => 
 it("rotates by size, keeping the previous file as NAME.lo_", () => {
   const dir = tempDir();
   const logs = new LogSet({ dir, maxBytes: 2000 });
-  const log = logs.component("ruleengine.log", "SMS_RULE_ENGINE");
+  const log = logs.component(LOG_FILES.ruleengine);
   for (let i = 0; i < 30; i++) log.info(`line ${i} ${"x".repeat(100)}`);
   logs.close();
   const current = parseLines(readFileSync(join(dir, "ruleengine.log"), "utf8"));

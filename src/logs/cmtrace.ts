@@ -10,6 +10,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger as PinoLogger } from "pino";
+import type { LogFileSpec } from "./files.ts";
 
 export type Severity = "info" | "warning" | "error";
 const TYPE: Record<Severity, number> = { info: 1, warning: 2, error: 3 };
@@ -120,8 +121,9 @@ export class LogSet {
     return this.options.dir;
   }
 
-  /** A logger writing `component` lines to `file` (e.g. `ruleengine.log`, `SMS_RULE_ENGINE`). */
-  component(file: string, component: string): ComponentLog {
+  /** A logger writing to one of the product's log files (`LOG_FILES.ruleengine`: ruleengine.log, SMS_RULE_ENGINE). */
+  component(spec: LogFileSpec): ComponentLog {
+    const { file, component } = spec;
     const write = (severity: Severity, text: string, fields?: Record<string, unknown>): void => {
       this.write(file, component, severity, text);
       const p = this.options.pino;

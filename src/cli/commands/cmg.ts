@@ -16,6 +16,7 @@ import { openSite } from "../../site/site.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
 import { waitForSignal } from "./site.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -222,7 +223,7 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
       const view = await site.services.cmgs.show(name);
       if (view.provider !== "local") throw new ValidationError("provider", `CMG ${view.name} uses the ${view.provider} provider: run its instances with \`opencmg gateway serve\` on their hosts`);
       const bundle = await writeCmgBundle(site, view);
-      const log = site.logs.component("CMGSetup.log", "CMGSetup");
+      const log = site.logs.component(LOG_FILES.cmgSetup);
       const running = runLocalInstances({ files: bundle.files, dataDir: g.data, log });
       const pidFile = join(bundle.dir, "start.pid");
       writeFileSync(pidFile, String(process.pid));

@@ -13,10 +13,11 @@ import { PROXY_ROLES } from "../../proxy/rules.ts";
 import { bundledCatalog, hostOf, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
 import { CHECK_CONCURRENCY, STAGE_TIMEOUT_MS, checkEndpoints, checkTargets, summaryLine, type CheckReport } from "../../endpoints/checker.ts";
 import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat } from "../../endpoints/export.ts";
-import { ENDPOINT_CHECK_LOG, EndpointMonitor, SERVICE_CONNECTOR, selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../roles/scp/endpoint-monitor.ts";
+import { EndpointMonitor, selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../roles/scp/endpoint-monitor.ts";
 import { openSite, sitePaths, type OpenedSite } from "../../site/site.ts";
 import type { CliContext, GlobalOptions } from "../context.ts";
 import { table } from "../output.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -118,7 +119,7 @@ export function registerEndpointsCommands(program: Command, ctx: CliContext): vo
 
       await withExistingSite(ctx, g, async (site) => {
         if (o.server !== undefined && !site) throw new ValidationError("server", `--server needs a site; there is none in ${sitePaths(g.data).data}`);
-        const log = site ? site.logs.component(ENDPOINT_CHECK_LOG, SERVICE_CONNECTOR) : nullLog;
+        const log = site ? site.logs.component(LOG_FILES.endpointCheck) : nullLog;
         const path = await egressFor(ctx, site, o.server, adhoc, log, stageTimeoutMs, ca);
         try {
           ctx.io.err.write(`Checking through ${path.describe}.\n`);

@@ -19,6 +19,7 @@ import { CallerIdentifier, splitTrust, type Caller } from "./identity.ts";
 import { siteInternetMps, type InternetMp } from "./internet-mps.ts";
 import { MpError } from "./mp-error.ts";
 import { DEFAULT_MAX_BODY_BYTES, MP_PATHS, type MpErrorAnswer } from "../../wire/mp.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export interface ManagementPointOptions {
   site: OpenedSite;
@@ -83,11 +84,11 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
   if (!role) throw new NotFoundError("server", `the management-point role on ${fqdn} (opencmg role add ${fqdn} management-point)`);
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logs: MpLogs = {
-    registration: o.site.logs.component("MP_RegistrationManager.log", "MP_RegistrationManager"),
-    location: o.site.logs.component("MP_Location.log", "MP_LocationManager"),
-    policy: o.site.logs.component("MP_Policy.log", "MP_PolicyManager"),
-    status: o.site.logs.component("MP_Status.log", "MP_StatusManager"),
-    control: o.site.logs.component("mpcontrol.log", "SMS_MP_CONTROL_MANAGER"),
+    registration: o.site.logs.component(LOG_FILES.mpRegistration),
+    location: o.site.logs.component(LOG_FILES.mpLocation),
+    policy: o.site.logs.component(LOG_FILES.mpPolicy),
+    status: o.site.logs.component(LOG_FILES.mpStatus),
+    control: o.site.logs.component(LOG_FILES.mpcontrol),
   };
   const clientTrust = splitTrust(o.trustedClientRoots && o.trustedClientRoots.length > 0 ? o.trustedClientRoots : [o.tls.caPem]);
   // Without a root no chain can end: every client would be refused, which is a setup mistake.

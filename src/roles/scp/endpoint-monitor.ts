@@ -28,10 +28,10 @@ import type { ServersService } from "../../site/services/servers.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import type { OpenedSite } from "../../site/site.ts";
 import { StatusId } from "../../site/status-ids.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
-export const SERVICE_CONNECTOR = "SMS_SERVICE_CONNECTOR";
-/** The monitor's CMTrace log (with the egress lines of its connections). */
-export const ENDPOINT_CHECK_LOG = "EndpointCheck.log";
+/** The component whose status the monitor sets (and that raises 11488). */
+export const SERVICE_CONNECTOR = LOG_FILES.endpointCheck.component;
 export const DEFAULT_CHECK_INTERVAL_MS = 60 * 60_000;
 /** A failing set that does not change is raised again once a day. */
 export const DEFAULT_REMINDER_MS = 24 * 60 * 60_000;
@@ -183,7 +183,7 @@ export class EndpointMonitor {
   }
 
   get log() {
-    return this.#deps.logs.component(ENDPOINT_CHECK_LOG, SERVICE_CONNECTOR);
+    return this.#deps.logs.component(LOG_FILES.endpointCheck);
   }
 
   /** Starts the schedule: a first run after `firstRunDelayMs`, then one every `intervalMs`. */

@@ -9,6 +9,7 @@ import type { LogSet } from "../../logs/cmtrace.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import { StatusId } from "../../site/status-ids.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 const feed = z.object({
   product: z.string().optional(),
@@ -33,7 +34,7 @@ export interface FeedCheckResult {
 }
 
 export async function checkUpdateFeed(deps: FeedDeps, fqdn: string): Promise<FeedCheckResult> {
-  const log = deps.logs.component("dmpdownloader.log", "SMS_DMP_DOWNLOADER");
+  const log = deps.logs.component(LOG_FILES.dmpdownloader);
   const scp = (await deps.roles.list(fqdn)).find((r) => r.kind === "service-connection-point");
   if (!scp || scp.kind !== "service-connection-point") throw new ValidationError("server", `${fqdn} has no service connection point`);
   const url = scp.settings.updateFeedUrl;

@@ -16,6 +16,7 @@ import { StatusId } from "../../site/status-ids.ts";
 import type { ContentLibrary } from "./content-library.ts";
 import { listUpdates, supSettings, type SupDeps } from "./sync.ts";
 import type { Update, UpdateFile } from "./update-catalog.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export interface AdrInput {
   name: string;
@@ -81,7 +82,7 @@ export class AdrService {
       .values({ name: r.name, server, products: JSON.stringify(r.products), classifications: JSON.stringify(r.classifications), title_contains: r.titleContains ?? null, created_at: this.deps.ctx.now().toISOString() })
       .returning(["id"])
       .executeTakeFirstOrThrow();
-    this.deps.logs.component("ruleengine.log", "SMS_RULE_ENGINE").info(`Created automatic deployment rule ${r.name} on ${server}.`);
+    this.deps.logs.component(LOG_FILES.ruleengine).info(`Created automatic deployment rule ${r.name} on ${server}.`);
     return { id: row.id, name: r.name, server, products: r.products, classifications: r.classifications, titleContains: r.titleContains ?? null };
   }
 
@@ -105,7 +106,7 @@ export class AdrService {
   /** Runs a rule now. Files already in the library are not downloaded again. */
   async run(name: string, onProgress?: (p: DownloadProgress & { file: string }) => void): Promise<AdrRunResult> {
     const rule = await this.get(name);
-    const log = this.deps.logs.component("ruleengine.log", "SMS_RULE_ENGINE");
+    const log = this.deps.logs.component(LOG_FILES.ruleengine);
     const updates = (await listUpdates(this.deps.ctx)).filter((u) => matches(rule, u));
     log.info(`Running automatic deployment rule ${rule.name}: ${updates.length} matching updates.`);
     const files: AdrFileResult[] = [];
@@ -129,7 +130,7 @@ export class AdrService {
   }
 
   private async fetchOne(rule: Adr, u: Update, f: UpdateFile, onProgress?: (p: DownloadProgress & { file: string }) => void): Promise<AdrFileResult> {
-    const log = this.deps.logs.component("ruleengine.log", "SMS_RULE_ENGINE");
+    const log = this.deps.logs.component(LOG_FILES.ruleengine);
     let result: AdrFileResult;
     if (await this.library.has(u.id, f)) {
       result = { updateId: u.id, file: f.name, status: "present", code: null, bytes: f.size, message: "already in the content library" };

@@ -21,6 +21,7 @@ import { listenRole } from "../listener.ts";
 import type { OpenedSite } from "../../site/site.ts";
 import { listUpdates } from "./sync.ts";
 import type { Update } from "./update-catalog.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export const SUP_PATHS = { updates: "/SMS_SUP/v1/updates", contentPrefix: "/SMS_SUP/v1/content/" } as const;
 
@@ -69,7 +70,7 @@ export async function startSoftwareUpdatePoint(o: SoftwareUpdatePointOptions): P
   const fqdn = o.serverFqdn.toLowerCase();
   const role = await o.site.services.roles.findOn(o.site.ctx.db, fqdn, "software-update-point");
   if (!role) throw new NotFoundError("server", `the software-update-point role on ${fqdn} (opencmg role add ${fqdn} software-update-point)`);
-  const log = o.site.logs.component("SUPServe.log", "SMS_SUP");
+  const log = o.site.logs.component(LOG_FILES.supServe);
   const libraryRoot = resolve(o.site.library.root);
 
   const updatesAnswer = async (): Promise<SupUpdatesAnswer> => {

@@ -12,6 +12,7 @@ import type { RolesService } from "../../site/services/roles.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import { StatusId } from "../../site/status-ids.ts";
 import { updateCatalog, type Update } from "./update-catalog.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export interface SupDeps {
   ctx: ServiceContext;
@@ -38,7 +39,7 @@ export async function supSettings(roles: RolesService, fqdn: string): Promise<So
 }
 
 export async function syncSoftwareUpdates(deps: SupDeps, fqdn: string): Promise<SyncResult> {
-  const log = deps.logs.component("wsyncmgr.log", "SMS_WSUS_SYNC_MANAGER");
+  const log = deps.logs.component(LOG_FILES.wsyncmgr);
   const settings = await supSettings(deps.roles, fqdn);
   if (!settings.upstreamUrl) throw new ValidationError("upstreamUrl", `the software update point on ${fqdn} has no upstream update source (opencmg role set ${fqdn} software-update-point --upstream-url URL)`);
   const url = settings.upstreamUrl;

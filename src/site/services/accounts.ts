@@ -2,6 +2,7 @@ import { ConflictError, NotFoundError, OpenCmgError, ValidationError } from "../
 import type { AccountInfo } from "../model.ts";
 import { accountName, check } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export interface Credentials {
   username: string;
@@ -34,7 +35,7 @@ export class AccountsService {
       const row = await tx.insertInto("accounts").values({ name, username, secret: sealed, created_at: now, updated_at: now }).returning(["id"]).executeTakeFirstOrThrow();
       return { id: row.id, name, username };
     });
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Created account ${name} (user name ${username}).`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Created account ${name} (user name ${username}).`);
     return info;
   }
 
@@ -48,7 +49,7 @@ export class AccountsService {
       .set({ username, secret: this.key.seal(password, name), updated_at: iso(this.ctx.now()) })
       .where("id", "=", current.id)
       .execute();
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Changed the credentials of account ${name}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Changed the credentials of account ${name}.`);
     return { ...current, username };
   }
 
@@ -72,7 +73,7 @@ export class AccountsService {
       .executeTakeFirst();
     if (user) throw new ConflictError("account", `account ${a.name} is the proxy account of ${user.fqdn}; change that proxy configuration first`);
     await this.ctx.db.deleteFrom("accounts").where("id", "=", a.id).execute();
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Removed account ${a.name}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Removed account ${a.name}.`);
   }
 
   /** The plain credentials, for the egress module only. Never print, log or return these. */

@@ -10,6 +10,7 @@ import { NotFoundError } from "../../errors.ts";
 import type { ClientsTable } from "../db/schema.ts";
 import { check, checkObject } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export type ConnectionType = "intranet" | "internet";
 
@@ -117,7 +118,7 @@ export class ClientsService {
   constructor(private readonly ctx: ServiceContext) {}
 
   private log() {
-    return this.ctx.logs.component("MP_RegistrationManager.log", "MP_RegistrationManager");
+    return this.ctx.logs.component(LOG_FILES.mpRegistration);
   }
 
   /**
@@ -250,7 +251,7 @@ export class ClientsService {
       .values({ name: SETTINGS_ROW, ...row })
       .onConflict((oc) => oc.column("name").doUpdateSet(row))
       .execute();
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Changed the default client settings: ${JSON.stringify(next)}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Changed the default client settings: ${JSON.stringify(next)}.`);
     return next;
   }
 }

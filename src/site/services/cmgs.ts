@@ -11,6 +11,7 @@ import { check, isHostName } from "../validation.ts";
 import type { RolesService } from "./roles.ts";
 import type { SitesService } from "./sites.ts";
 import { iso, type ServiceContext } from "./context.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export const CLOUDS = ["public", "usgov", "custom"] as const;
 export const PROVIDERS = ["local", "external"] as const;
@@ -144,7 +145,7 @@ export class CmgsService {
   ) {}
 
   private log(file: "CloudMgr.log" | "CMGSetup.log") {
-    return this.ctx.logs.component(file, file === "CloudMgr.log" ? "SMS_CLOUD_SERVICES_MANAGER" : "CMGSetup");
+    return this.ctx.logs.component(file === "CloudMgr.log" ? LOG_FILES.cloudMgr : LOG_FILES.cmgSetup);
   }
 
   private get key() {

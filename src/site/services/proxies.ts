@@ -8,6 +8,7 @@ import { findAccount } from "./accounts.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { getServer } from "./servers.ts";
 import { loadProxyModel } from "./snapshot.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export interface ProxyInput {
   enabled?: boolean | undefined;
@@ -49,7 +50,7 @@ export class ProxiesService {
       return { server: fqdn, ...next };
     });
     const as = saved.account ? `with account ${saved.account}` : "without an account";
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Saved the proxy configuration of ${fqdn}: ${saved.enabled ? "enabled" : "disabled"}, ${host}:${port}, ${as}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Saved the proxy configuration of ${fqdn}: ${saved.enabled ? "enabled" : "disabled"}, ${host}:${port}, ${as}.`);
     return saved;
   }
 
@@ -72,7 +73,7 @@ export class ProxiesService {
       checkProxyConfig(await loadProxyModel(tx), fqdn, null);
       await tx.deleteFrom("proxy_configs").where("server_id", "=", server.id).execute();
     });
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Cleared the proxy configuration of ${fqdn}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Cleared the proxy configuration of ${fqdn}.`);
   }
 
   /** Which proxy role or feature `subject` uses on `fqdn`, and why. */

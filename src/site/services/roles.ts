@@ -6,6 +6,7 @@ import { check, checkObject, fqdn as fqdnRule, httpUrl } from "../validation.ts"
 import { iso, type Db, type ServiceContext } from "./context.ts";
 import { getServer } from "./servers.ts";
 import { loadProxyModel, toRole } from "./snapshot.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 /** Everything `role add|set` may carry; which apply depends on the role. */
 export interface RoleOptions {
@@ -107,7 +108,7 @@ export class RolesService {
         .executeTakeFirstOrThrow();
       return { id: row.id, kind, serverFqdn: fqdn, settings } as Role;
     });
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Installed ${kind} (role id ${role.id}) on ${fqdn} with ${JSON.stringify(settings)}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Installed ${kind} (role id ${role.id}) on ${fqdn} with ${JSON.stringify(settings)}.`);
     return role;
   }
 
@@ -124,7 +125,7 @@ export class RolesService {
       await tx.updateTable("roles").set({ settings: JSON.stringify(settings), updated_at: iso(this.ctx.now()) }).where("id", "=", current.id).execute();
       return { ...current, settings } as Role;
     });
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Changed ${kind} on ${fqdn}: ${JSON.stringify(role.settings)}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Changed ${kind} on ${fqdn}: ${JSON.stringify(role.settings)}.`);
     return role;
   }
 
@@ -134,7 +135,7 @@ export class RolesService {
     const current = await this.findOn(this.ctx.db, fqdn, kind);
     if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
     await this.ctx.db.deleteFrom("roles").where("id", "=", current.id).execute();
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Removed ${kind} from ${fqdn}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Removed ${kind} from ${fqdn}.`);
   }
 
   async list(fqdn?: string): Promise<Role[]> {

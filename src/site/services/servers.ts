@@ -4,6 +4,7 @@ import { check, fqdn as fqdnRule, siteCode } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
 import { toServer } from "./snapshot.ts";
 import type { SitesService } from "./sites.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export interface ServerInput {
   fqdn: string;
@@ -35,7 +36,7 @@ export class ServersService {
         .values({ fqdn, site_code: site.code, is_site_server: isSiteServer ? 1 : 0, created_at: iso(this.ctx.now()) })
         .returning(["id"])
         .executeTakeFirstOrThrow();
-      this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Added site system server ${fqdn} to site ${site.code}${isSiteServer ? " as its site server" : ""}.`);
+      this.ctx.logs.component(LOG_FILES.smsprov).info(`Added site system server ${fqdn} to site ${site.code}${isSiteServer ? " as its site server" : ""}.`);
       return { id: row.id, fqdn, siteCode: site.code, isSiteServer };
     });
   }
@@ -58,7 +59,7 @@ export class ServersService {
       await tx.deleteFrom("proxy_configs").where("server_id", "=", s.id).execute();
       await tx.deleteFrom("servers").where("id", "=", s.id).execute();
     });
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Removed site system server ${fqdn}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Removed site system server ${fqdn}.`);
   }
 }
 

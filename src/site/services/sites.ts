@@ -4,6 +4,7 @@ import { SITE_TYPES, type Site, type SiteType } from "../model.ts";
 import { check, siteCode } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { toSite } from "./snapshot.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 const siteName = z.string().trim().min(1, "must not be empty").max(128, "must be at most 128 characters");
 const siteType = z.enum(SITE_TYPES, { error: `must be one of ${SITE_TYPES.join(", ")}` });
@@ -31,7 +32,7 @@ export class SitesService {
       return existing;
     }
     await this.ctx.db.insertInto("sites").values({ code, name, type, parent_code: null, created_at: iso(this.ctx.now()) }).execute();
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Created site ${code} (${name}), type ${type}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Created site ${code} (${name}), type ${type}.`);
     return { code, name, type, parentCode: null };
   }
 
@@ -48,7 +49,7 @@ export class SitesService {
     if (type === "secondary" && parent.type !== "primary") throw new ValidationError("parent", "a secondary site can only be a child of a primary site");
     if (await this.find(code)) throw new ConflictError("siteCode", `site ${code} already exists`);
     await this.ctx.db.insertInto("sites").values({ code, name, type, parent_code: parentCode, created_at: iso(this.ctx.now()) }).execute();
-    this.ctx.logs.component("smsprov.log", "SMS Provider").info(`Created site ${code} (${name}), type ${type}, parent ${parentCode}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Created site ${code} (${name}), type ${type}, parent ${parentCode}.`);
     return { code, name, type, parentCode };
   }
 

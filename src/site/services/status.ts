@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ComponentState, ComponentStatus, StatusMessage, StatusSeverity } from "../model.ts";
 import { checkObject } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 
 export interface RaiseInput {
   messageId: number;
@@ -63,7 +64,7 @@ export class StatusService {
       .returning(["id"])
       .executeTakeFirst();
     if (!inserted) return undefined;
-    this.ctx.logs.component("statmgr.log", "SMS_STATUS_MANAGER")[TYPE[m.severity]](`Status message ${m.messageId} from ${m.component} on ${m.server}: ${m.text}`);
+    this.ctx.logs.component(LOG_FILES.statmgr)[TYPE[m.severity]](`Status message ${m.messageId} from ${m.component} on ${m.server}: ${m.text}`);
     return { id: inserted.id, messageId: m.messageId, severity: m.severity, component: m.component, server: m.server, time: row.time, text: m.text, properties: m.properties ?? {}, source: row.source };
   }
 
@@ -94,7 +95,7 @@ export class StatusService {
       if (prev) await tx.updateTable("component_status").set({ status, reason, updated_at }).where("server", "=", server).where("component", "=", component).execute();
       else await tx.insertInto("component_status").values({ server, component, status, reason, updated_at }).execute();
       if (prev?.status !== status)
-        this.ctx.logs.component("statmgr.log", "SMS_STATUS_MANAGER")[status === "OK" ? "info" : status === "Warning" ? "warn" : "error"](`Component ${component} on ${server} is now ${status}: ${reason}`);
+        this.ctx.logs.component(LOG_FILES.statmgr)[status === "OK" ? "info" : status === "Warning" ? "warn" : "error"](`Component ${component} on ${server} is now ${status}: ${reason}`);
       return prev?.status as ComponentState | undefined;
     });
   }

@@ -15,6 +15,7 @@ import { closeMidBody, hang, refusingPort, serveBytes, startInternet, type Inter
 import { startSquid, type AccessEntry, type TestSquid } from "../../helpers/squid.ts";
 import { Egress, basicAuthorization, type EgressOptions } from "../../../src/egress/egress.ts";
 import type { EgressRoute } from "../../../src/egress/route.ts";
+import { LOG_FILES } from "../../../src/logs/files.ts";
 
 export type Variant = "direct" | "proxy" | "proxy+auth";
 
@@ -42,7 +43,7 @@ export async function setUp(variant: Variant): Promise<Fixture> {
     : { mode: "proxy", host: squid.host, port: squid.port, ...(variant === "proxy+auth" ? { credentials: PROXY_ACCOUNT } : {}) };
   const dir = mkdtempSync(join(tmpdir(), "opencmg-egress-"));
   const logs = new LogSet({ dir });
-  const log = logs.component("egress.log", "EGRESS");
+  const log = logs.component(LOG_FILES.egress);
   const rawLog = (): string => {
     try {
       return readFileSync(join(dir, "egress.log"), "utf8");

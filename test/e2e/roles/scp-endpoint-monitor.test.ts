@@ -16,7 +16,8 @@ import { openTestSite } from "../../helpers/site.ts";
 import { startSquid, type TestSquid } from "../../helpers/squid.ts";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ENDPOINT_CHECK_LOG, EndpointMonitor, SERVICE_CONNECTOR, scheduleFromEnv, siteUsage } from "../../../src/roles/scp/endpoint-monitor.ts";
+import { EndpointMonitor, SERVICE_CONNECTOR, scheduleFromEnv, siteUsage } from "../../../src/roles/scp/endpoint-monitor.ts";
+import { LOG_FILES } from "../../../src/logs/files.ts";
 
 const SCP = "scp01.contoso.com";
 const AUTH = { username: "svc-proxy", password: "Pr0xy-Secret" };
@@ -122,7 +123,7 @@ forEachDatabase("the endpoint monitor", (db) => {
     assert.equal((await messages(StatusId.ENDPOINTS_REACHABLE)).length, 1, "no 11489 without a failure before it");
     assert.equal((await messages(StatusId.ENDPOINTS_UNREACHABLE)).length, 2);
 
-    const lines = parseLines(readFileSync(join(site.logs.dir, ENDPOINT_CHECK_LOG), "utf8"));
+    const lines = parseLines(readFileSync(join(site.logs.dir, LOG_FILES.endpointCheck.file), "utf8"));
     assert.ok(lines.every((l) => l.component === SERVICE_CONNECTOR));
     assert.ok(lines.some((l) => l.type === 3 && /go\.microsoft\.com.*12029/.test(l.text)));
     assert.ok(!lines.some((l) => l.text.includes(AUTH.password)));

@@ -14,6 +14,7 @@ import { tempDir } from "../../helpers/databases.ts";
 import { serveBytes, startInternet, type Internet } from "../../helpers/internet.ts";
 import { startSquid, type TestSquid } from "../../helpers/squid.ts";
 import { checkUpdateFeed } from "../../../src/roles/scp/update-feed.ts";
+import { LOG_FILES } from "../../../src/logs/files.ts";
 
 let net: Internet;
 let squid: TestSquid;
@@ -53,7 +54,7 @@ it("checks the product update feed through the server's proxy with the proxy acc
 });
 
 it("directory discovery from another server goes out through the service connection point's proxy", async () => {
-  const { egress, decision } = await site.egress.for("dc-sync.contoso.com", "directory-user-discovery", site.logs.component("adsysdis.log", "SMS_AD_SYSTEM_DISCOVERY_AGENT"));
+  const { egress, decision } = await site.egress.for("dc-sync.contoso.com", "directory-user-discovery", site.logs.component(LOG_FILES.adsysdis));
   assert.ok(decision.use === "proxy" && decision.proxyServer === SCP);
   const res = await egress.request(net.url("https", "/feed.json", "go.microsoft.com"), { method: "GET" });
   assert.equal(res.statusCode, 200);
