@@ -109,3 +109,17 @@ export class NetError extends OpenCmgError {
 export function isOpenCmgError(e: unknown): e is OpenCmgError {
   return e instanceof OpenCmgError;
 }
+
+/** What checkObject needs of a schema (zod's `safeParse`), so this module does not load zod. */
+export interface SafeParser<T> {
+  safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } };
+}
+
+/** Validates `value` against a schema; the first issue becomes a ValidationError naming its field. */
+export function checkObject<T>(schema: SafeParser<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const field = issue.path.map(String).join(".") || "body";
+  throw new ValidationError(field, issue.message, `${field}: ${issue.message}`);
+}

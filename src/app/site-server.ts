@@ -6,7 +6,8 @@ import type { Logger as PinoLogger } from "pino";
 import { buildAdminApi } from "../api/server.ts";
 import type { ApiRoute } from "../api/routes.ts";
 import type { OpenedSite } from "../site/site.ts";
-import { EndpointMonitor, scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
+import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
+import { endpointMonitor } from "./role-deps.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
 export interface SiteServerOptions {
@@ -28,7 +29,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   const app = await buildAdminApi({ site: o.site, extraRoutes: o.extraRoutes ?? [], ...(o.log ? { logger: { level: "info" } } : {}) });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
   o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API listening on ${address}.`);
-  const monitor = check === false ? undefined : EndpointMonitor.forSite(o.site, check);
+  const monitor = check === false ? undefined : endpointMonitor(o.site, check);
   monitor?.start();
   return {
     url: address,

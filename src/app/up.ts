@@ -15,6 +15,7 @@ import { runConnectionPointRole, type RunningConnectionPoint } from "../roles/cm
 import { startSiteServer, type RunningSiteServer } from "./site-server.ts";
 import { initSite, openSite, type OpenedSite } from "../site/site.ts";
 import { SitePki } from "../site/site-pki.ts";
+import { managementPointDeps, softwareUpdatePointDeps } from "./role-deps.ts";
 
 export const UP_SERVER = "site.opencmg.local";
 export const UP_CMG = "opencmg";
@@ -109,11 +110,11 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     step("starting the management point");
     const sitePki = new SitePki(dataDir);
     const mpTls = await sitePki.issue(`mp-${UP_SERVER}`, { commonName: UP_SERVER, usage: "server", dnsNames: [UP_SERVER, "localhost"], ipAddresses: ["127.0.0.1"] });
-    const mp: ManagementPoint = await startManagementPoint({ site, serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp }, tls: { ...mpTls, caPem: sitePki.caPem }, trustedClientRoots: [pki.rootPem, sitePki.caPem] });
+    const mp: ManagementPoint = await startManagementPoint({ deps: managementPointDeps(site), serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp }, tls: { ...mpTls, caPem: sitePki.caPem }, trustedClientRoots: [pki.rootPem, sitePki.caPem] });
     running.push(mp);
     step("starting the software update point");
     const supTls = await sitePki.issue(`sup-${UP_SERVER}`, { commonName: UP_SERVER, usage: "server", dnsNames: [UP_SERVER, "localhost"], ipAddresses: ["127.0.0.1"] });
-    running.push(await startSoftwareUpdatePoint({ site, serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp + 1 }, tls: supTls }));
+    running.push(await startSoftwareUpdatePoint({ deps: softwareUpdatePointDeps(site), serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp + 1 }, tls: supTls }));
     step("starting the gateway");
     const view = await cmgs.show(UP_CMG);
     const bundle = await writeCmgBundle(site, view);

@@ -17,7 +17,7 @@ import { NetError, ValidationError } from "../errors.ts";
 import { LogSet, type ComponentLog } from "../logs/cmtrace.ts";
 import { thumbprintOf } from "../pki/cert.ts";
 import { MP_PATHS, type LocationAnswer, type MpCandidate, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
-import { DEFAULT_CLIENT_SETTINGS } from "../site/services/clients.ts";
+import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
 import { StatusQueue, type NewStatus } from "./queue.ts";
 import { ClientStore, writeFileAtomic, type ClientConfig, type ClientConnectionType, type ClientState } from "./store.ts";
 import { MpRefusedError, MpTransport, type ClientTls } from "./transport.ts";

@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { checkObject } from "../site/validation.ts";
+import { checkObject } from "../errors.ts";
 import { statusItem, type StatusItem } from "../wire/mp.ts";
 import { fsyncDir, writeFileAtomic } from "./store.ts";
 

@@ -13,7 +13,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join, resolve } from "node:path";
 import { OpenCmgError } from "../errors.ts";
 import type { MpCandidate } from "../wire/mp.ts";
-import type { ClientSettings } from "../site/services/clients.ts";
+import type { ClientSettings } from "../wire/mp.ts";
 
 export type ClientConnectionType = "intranet" | "internet";
 

@@ -46,3 +46,24 @@ export class SiteKey {
     }
   }
 }
+
+/**
+ * The site key file of a data folder, read when first needed: `site init` creates it after the
+ * site is opened, and commands that never touch a secret never read it.
+ */
+export class SiteKeyFile {
+  #key: SiteKey | undefined;
+  constructor(readonly path: string) {}
+
+  /** The key, or undefined while the file does not exist. */
+  current(): SiteKey | undefined {
+    if (!this.#key && existsSync(this.path)) this.#key = SiteKey.load(this.path);
+    return this.#key;
+  }
+
+  /** Creates the key file if missing, then loads it. */
+  ensure(): SiteKey {
+    this.#key = SiteKey.ensure(this.path);
+    return this.#key;
+  }
+}

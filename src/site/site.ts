@@ -1,20 +1,20 @@
 /**
  * A site opened from its data folder: the database (SQLite in the folder, or PostgreSQL), the site
- * key, the log files and the services. The CLI, the admin API and the roles all go through this.
+ * key, the log files, the services and the egress pool, each built once here. The wiring layer
+ * (app/, cli/, api/) opens it and hands each role runner the narrow part it needs.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger as PinoLogger } from "pino";
-import { EgressPool, type EgressPoolOptions } from "../egress/pool.ts";
+import { EgressPool, type EgressPoolOptions, type EgressProvider } from "../egress/pool.ts";
 import { LogSet } from "../logs/cmtrace.ts";
-import { AdrService } from "../roles/sup/adr.ts";
-import { ContentLibrary } from "../roles/sup/content-library.ts";
 import { openDatabase, type SiteDb } from "./db/connect.ts";
 import type { Site } from "./model.ts";
-import { SiteKey } from "./secrets.ts";
-import { SitePki } from "./site-pki.ts";
+import { SiteKeyFile } from "./secrets.ts";
 import { AccountsService } from "./services/accounts.ts";
+import { AdrsService } from "./services/adrs.ts";
+import { ClientsService } from "./services/clients.ts";
 import { CmgsService } from "./services/cmgs.ts";
 import type { ServiceContext } from "./services/context.ts";
 import { ProxiesService } from "./services/proxies.ts";
@@ -22,6 +22,7 @@ import { RolesService } from "./services/roles.ts";
 import { ServersService } from "./services/servers.ts";
 import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
+import { UpdatesService } from "./services/updates.ts";
 
 export interface SitePaths {
   data: string;
@@ -46,8 +47,10 @@ export interface SiteServices {
   accounts: AccountsService;
   proxies: ProxiesService;
   status: StatusService;
-  adrs: AdrService;
+  clients: ClientsService;
   cmgs: CmgsService;
+  updates: UpdatesService;
+  adrs: AdrsService;
 }
 
 export interface OpenSiteOptions {
@@ -68,10 +71,10 @@ export interface OpenedSite {
   database: SiteDb;
   logs: LogSet;
   services: SiteServices;
+  /** What the services share; for the few readers that are not a service yet (tests, the endpoint monitor). */
   ctx: ServiceContext;
   /** Outbound connections of every role, through the proxy the rules give. */
-  egress: EgressPool;
-  library: ContentLibrary;
+  egress: EgressProvider;
   close(): Promise<void>;
 }
 
@@ -81,25 +84,33 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   const logs = new LogSet({ dir: paths.logs, pino: o.pino });
   const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite });
-  const key = existsSync(paths.key) ? SiteKey.load(paths.key) : undefined;
-  const ctx: ServiceContext = { db: database.db, key, logs, now: o.now ?? (() => new Date()) };
+  const keyFile = new SiteKeyFile(paths.key);
+  const ctx: ServiceContext = {
+    db: database.db,
+    // Read when a secret is first sealed or opened: `site init` may create the file after this.
+    get key() {
+      return keyFile.current();
+    },
+    logs,
+    now: o.now ?? (() => new Date()),
+  };
   const sites = new SitesService(ctx);
   const accounts = new AccountsService(ctx);
   const proxies = new ProxiesService(ctx, accounts);
   const roles = new RolesService(ctx);
-  const status = new StatusService(ctx);
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
   const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
-  const library = new ContentLibrary(paths.content);
   const services: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
     roles,
     accounts,
     proxies,
-    status,
-    adrs: new AdrService({ ctx, roles, status, egress, logs }, library),
+    status: new StatusService(ctx),
+    clients: new ClientsService(ctx),
     cmgs: new CmgsService(ctx, sites, roles),
+    updates: new UpdatesService(ctx),
+    adrs: new AdrsService(ctx, roles),
   };
   return {
     paths,
@@ -108,13 +119,17 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     services,
     ctx,
     egress,
-    library,
     async close() {
       await egress.close();
       await database.close();
       logs.close();
     },
   };
+}
+
+/** Creates the site key file if missing (`site init`). */
+export function ensureSiteKey(site: OpenedSite): void {
+  new SiteKeyFile(site.paths.key).ensure();
 }
 
 const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
@@ -130,9 +145,9 @@ export interface InitSiteInput {
  * database) and the top-level site. Running it again keeps everything and returns the same token.
  */
 export async function initSite(site: OpenedSite, input: InitSiteInput): Promise<{ site: Site; adminToken: string }> {
-  const key = SiteKey.ensure(site.paths.key);
-  (site.ctx as { key: SiteKey | undefined }).key = key;
+  ensureSiteKey(site);
   const s = await site.services.sites.init(input);
+  const { SitePki } = await import("./site-pki.ts"); // X.509 issuing: only `site init` needs it here
   await new SitePki(site.paths.data).ensureCa(s.code);
   if (!existsSync(site.paths.adminToken)) writeFileSync(site.paths.adminToken, randomBytes(32).toString("base64url") + "\n", { mode: 0o600, flag: "wx" });
   const adminToken = readFileSync(site.paths.adminToken, "utf8").trim();

@@ -70,11 +70,5 @@ export function check<T extends z.ZodType>(field: string, schema: T, value: unkn
   throw new ValidationError(sub, rule, `${sub}: ${rule} (got ${JSON.stringify(value)})`);
 }
 
-/** Like `check` but for an object: each failing property is named as the field. */
-export function checkObject<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const field = issue.path.join(".") || "body";
-  throw new ValidationError(field, issue.message, `${field}: ${issue.message}`);
-}
+/** Validates `value` against a schema; the first issue becomes a ValidationError naming its field. */
+export { checkObject } from "../errors.ts";

@@ -7,7 +7,23 @@
  * (`https://cmg.contoso.com/CCM_Proxy_MutualAuth/72057594037927939/SMS_MP/v1/policy`).
  */
 import { z } from "zod";
-import type { ClientSettings, ConnectionType } from "../site/services/clients.ts";
+
+/** How a client last reached a management point: directly (intranet) or through a CMG (internet). */
+export type ConnectionType = "intranet" | "internet";
+
+/** Client settings, as the site's default client settings hold them and a policy answer carries them. */
+export interface ClientSettings {
+  /** How often a client makes a location request (documents: every 24 hours). */
+  locationIntervalMinutes: number;
+  /** How often a client fetches policy. */
+  policyIntervalMinutes: number;
+  /** Clients receive CMG locations ("use CMG" on by default; off gives them no CMG). */
+  useCmg: boolean;
+  /** The documents' ClientAlwaysOnInternet = 1: use the CMG wherever the client is. */
+  alwaysOnInternet: boolean;
+}
+
+export const DEFAULT_CLIENT_SETTINGS: ClientSettings = { locationIntervalMinutes: 24 * 60, policyIntervalMinutes: 60, useCmg: true, alwaysOnInternet: false };
 
 export const MP_PATHS = {
   /** GET: does an MP answer here? (the client's intranet check; no identity needed) */

@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { after, it } from "node:test";
 import { tempDir } from "../helpers/databases.ts";
 import { freePort, freePortRange } from "../helpers/ports.ts";
+import { OPENCMG_BIN } from "../helpers/bin.ts";
 
-const BIN = join(import.meta.dirname, "../bin/opencmg.mjs");
+const BIN = OPENCMG_BIN;
 let upProc: ChildProcess | undefined;
 after(() => {
   if (upProc && upProc.exitCode === null) upProc.kill("SIGKILL");

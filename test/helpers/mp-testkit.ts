@@ -21,6 +21,7 @@ import { verifyClientChain } from "../../src/pki/verify.ts";
 import { initSite, openSite, type OpenedSite } from "../../src/site/site.ts";
 import type { InternetMp } from "../../src/roles/mp/internet-mps.ts";
 import { startManagementPoint, type ManagementPoint } from "../../src/roles/mp/server.ts";
+import { managementPointDeps } from "../../src/app/role-deps.ts";
 
 export const MP_FQDN = "mp01.contoso.test";
 
@@ -78,12 +79,11 @@ export async function openMpSite(db: TestDatabase): Promise<MpSite> {
 
 export function startTestMp(s: MpSite, pki: MpPki, o: { port?: number; internetMps?: () => Promise<InternetMp[]>; maxBodyBytes?: number } = {}): Promise<ManagementPoint> {
   return startManagementPoint({
-    site: s.site,
+    deps: { ...managementPointDeps(s.site), internetMps: o.internetMps ?? (async () => []) },
     serverFqdn: MP_FQDN,
     listen: { host: "127.0.0.1", port: o.port ?? s.port },
     tls: { certPem: pki.mpServer.certPem, keyPem: pki.mpServer.keyPem, caPem: pki.caPem },
     trustedClientRoots: pki.clientRoots,
-    internetMps: o.internetMps ?? (async () => []),
     maxBodyBytes: o.maxBodyBytes,
   });
 }

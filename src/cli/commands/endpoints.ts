@@ -13,11 +13,12 @@ import { PROXY_ROLES } from "../../proxy/rules.ts";
 import { bundledCatalog, hostOf, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
 import { CHECK_CONCURRENCY, STAGE_TIMEOUT_MS, checkEndpoints, checkTargets, summaryLine, type CheckReport } from "../../endpoints/checker.ts";
 import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat } from "../../endpoints/export.ts";
-import { EndpointMonitor, selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../roles/scp/endpoint-monitor.ts";
+import { selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../roles/scp/endpoint-monitor.ts";
 import { openSite, sitePaths, type OpenedSite } from "../../site/site.ts";
 import type { CliContext, GlobalOptions } from "../context.ts";
 import { table } from "../output.ts";
 import { LOG_FILES } from "../../logs/files.ts";
+import { endpointMonitor } from "../../app/role-deps.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -110,7 +111,7 @@ export function registerEndpointsCommands(program: Command, ctx: CliContext): vo
         if (extra.length > 0) throw new ValidationError("site", `--site checks what the site uses, from its service connection point: leave out ${extra.join(", ")}`);
         await withExistingSite(ctx, g, async (site) => {
           if (!site) throw new ValidationError("site", `there is no site in ${sitePaths(g.data).data} (opencmg site init)`);
-          const run = await EndpointMonitor.forSite(site, { stageTimeoutMs, concurrency, ca, wildcardHosts }).runOnce();
+          const run = await endpointMonitor(site, { stageTimeoutMs, concurrency, ca, wildcardHosts }).runOnce();
           if (!run) throw new ValidationError("site", "no service connection point is installed: the site's check runs from its server (opencmg role add FQDN service-connection-point)");
           printReport(ctx, cmd, run.report, { omitted: [], site: siteOutcome(run) });
         });

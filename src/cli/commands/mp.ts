@@ -1,12 +1,9 @@
 /** `opencmg mp serve`: runs a management point role of the site. */
-import { existsSync, readFileSync } from "node:fs";
-import { isIP } from "node:net";
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
-import { startManagementPoint } from "../../roles/mp/server.ts";
-import { SitePki } from "../../site/site-pki.ts";
-import { openSite } from "../../site/site.ts";
+import { runManagementPoint } from "../../app/management-point.ts";
 import type { CliContext } from "../context.ts";
 import { parseListen, waitForSignal } from "./site.ts";
 
@@ -34,29 +31,18 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
       const listen = parseListen(o.listen);
       if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
       const g = ctx.globals(cmd);
-      const log = pino({ redact: ["req.headers.authorization"] });
-      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, pino: log });
-      try {
-        const pki = new SitePki(site.paths.data);
-        const haveSiteCa = existsSync(`${pki.dir}/site-ca.pem`);
-        if (!o.ca && !haveSiteCa) throw new ValidationError("ca", "the site CA is needed", `ca: no site CA in ${pki.dir}; run \`opencmg site init\` or give --ca`);
-        const caPem = o.ca ? readFile("ca", o.ca) : pki.caPem;
-        const fqdn = o.server.toLowerCase();
-        // Listening on one address: clients may name it, so the issued certificate names it too.
-        const ips = isIP(listen.host) && listen.host !== "0.0.0.0" && listen.host !== "::" ? [listen.host] : [];
-        const tls = o.cert && o.key ? { certPem: readFile("cert", o.cert), keyPem: readFile("key", o.key) } : await pki.issue(`mp-${fqdn}`, { commonName: fqdn, usage: "server", dnsNames: [fqdn], ipAddresses: ips });
-        const server = await startManagementPoint({
-          site,
-          serverFqdn: fqdn,
-          listen,
-          tls: { ...tls, caPem },
-          trustedClientRoots: o.trustedRoot?.map((f) => readFile("trustedRoot", f)),
-        });
-        ctx.io.err.write(`OpenCMG management point ${fqdn} (role ${server.roleId}) serving ${server.url}; Ctrl-C stops it\n`);
-        await waitForSignal();
-        await server.close();
-      } finally {
-        await site.close();
-      }
+      const running = await runManagementPoint({
+        dataDir: g.data,
+        databaseUrl: g.database,
+        pino: pino({ redact: ["req.headers.authorization"] }),
+        serverFqdn: o.server,
+        listen,
+        tls: o.cert && o.key ? { certPem: readFile("cert", o.cert), keyPem: readFile("key", o.key) } : undefined,
+        caPem: o.ca ? readFile("ca", o.ca) : undefined,
+        trustedClientRoots: o.trustedRoot?.map((f) => readFile("trustedRoot", f)),
+      });
+      ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} (role ${running.mp.roleId}) serving ${running.mp.url}; Ctrl-C stops it\n`);
+      await waitForSignal();
+      await running.stop();
     });
 }

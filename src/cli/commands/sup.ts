@@ -1,17 +1,11 @@
 import type { Command } from "commander";
+import { adrRunner, supSyncDeps, updateFeedDeps } from "../../app/role-deps.ts";
 import { checkUpdateFeed } from "../../roles/scp/update-feed.ts";
-import type { OpenedSite } from "../../site/site.ts";
-import { listUpdates, syncSoftwareUpdates } from "../../roles/sup/sync.ts";
+import { syncSoftwareUpdates } from "../../roles/sup/sync.ts";
 import type { CliContext } from "../context.ts";
 import { table } from "../output.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
-
-export function supDeps(site: OpenedSite) {
-  return { ctx: site.ctx, roles: site.services.roles, status: site.services.status, egress: site.egress, logs: site.logs };
-}
-
-/** "12007 at the target (download.windowsupdate.com)": the code and the failing hop, for stderr. */
 
 export function registerSupCommands(program: Command, ctx: CliContext): void {
   const sup = program.command("sup").description("software update point: synchronisation and update metadata");
@@ -20,7 +14,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .description("synchronise update metadata from the upstream update source now")
     .action(async (fqdn: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await syncSoftwareUpdates(supDeps(s), fqdn);
+        const r = await syncSoftwareUpdates(supSyncDeps(s), fqdn);
         ctx.print(cmd, r, () => `Synchronized ${r.updates} updates (${r.added} new) from ${r.upstreamUrl} ${r.route}.\n`);
       });
     });
@@ -29,7 +23,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .description("list synchronised updates")
     .action(async (_o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const list = await listUpdates(s.ctx);
+        const list = await s.services.updates.list();
         ctx.print(cmd, list, () => table(list.map((u) => ({ id: u.id, product: u.product, classification: u.classification, released: u.releaseDate, files: u.files.length, title: u.title })), ["id", "product", "classification", "released", "files", "title"]));
       });
     });
@@ -63,7 +57,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .action(async (name: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
         let last = 0;
-        const r = await s.services.adrs.run(name, (p) => {
+        const r = await adrRunner(s).run(name, (p) => {
           const now = Date.now();
           if (now - last < 1000 && p.bytes !== p.total) return;
           last = now;
@@ -93,7 +87,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .description("check the product update feed now, through the server's proxy")
     .action(async (fqdn: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await checkUpdateFeed({ roles: s.services.roles, status: s.services.status, egress: s.egress, logs: s.logs }, fqdn);
+        const r = await checkUpdateFeed(updateFeedDeps(s), fqdn);
         ctx.print(cmd, r, () => `Latest version ${r.latestVersion} (${r.releases} releases) from ${r.url} ${r.route}.\n`);
       });
     });

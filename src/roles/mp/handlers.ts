@@ -1,5 +1,5 @@
 /**
- * What the management point does for clients, one function per endpoint: registration, location,
+ * What the management point does for clients, one handler per request: registration, location,
  * policy, status upload. HTTP plumbing (TLS, bodies, answers) is in server.ts; who the caller is
  * comes from identity.ts.
  */
@@ -25,7 +25,7 @@ import {
   type StatusUploadAnswer,
 } from "../../wire/mp.ts";
 
-export interface EndpointDeps {
+export interface HandlerDeps {
   clients: ClientsService;
   roles: RolesService;
   status: StatusService;
@@ -45,7 +45,7 @@ export interface MpLogs {
  * The client behind a request, or the refusal that says why there is none. Changes nothing: the
  * last contact is recorded by the endpoint once the request succeeded.
  */
-export async function resolveClient(deps: EndpointDeps, caller: Caller, o: { requireApproved: boolean }): Promise<{ client: Client; connectionType: ConnectionType }> {
+export async function resolveClient(deps: HandlerDeps, caller: Caller, o: { requireApproved: boolean }): Promise<{ client: Client; connectionType: ConnectionType }> {
   let client: Client | undefined;
   let connectionType: ConnectionType = "intranet";
   switch (caller.kind) {
@@ -72,7 +72,7 @@ function untrusted(caller: Extract<Caller, { kind: "untrusted-certificate" }>): 
 }
 
 /** Client registration: by certificate (approved at once) or by request (approved by the site). */
-export async function register(deps: EndpointDeps, log: ComponentLog, caller: Caller, body: unknown): Promise<RegisterAnswer> {
+export async function register(deps: HandlerDeps, log: ComponentLog, caller: Caller, body: unknown): Promise<RegisterAnswer> {
   const req = checkObject(registerRequest, body);
   const seen = caller.kind === "certificate" || caller.kind === "untrusted-certificate" ? caller.thumbprint : undefined;
   if (req.thumbprint && req.thumbprint.toUpperCase() !== seen) {
@@ -114,7 +114,7 @@ export async function register(deps: EndpointDeps, log: ComponentLog, caller: Ca
  * Location request: every intranet management point, and the CMGs as internet management points
  * unless the client settings turned CMG use off.
  */
-export async function locate(deps: EndpointDeps, log: ComponentLog, caller: Caller): Promise<LocationAnswer> {
+export async function locate(deps: HandlerDeps, log: ComponentLog, caller: Caller): Promise<LocationAnswer> {
   const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: false });
   const settings = await deps.clients.settings();
   const intranet: MpCandidate[] = (await deps.roles.list())
@@ -128,7 +128,7 @@ export async function locate(deps: EndpointDeps, log: ComponentLog, caller: Call
   return { siteCode: deps.siteCode, mps: [...intranet, ...internet], locationIntervalMinutes: settings.locationIntervalMinutes };
 }
 
-export async function policy(deps: EndpointDeps, log: ComponentLog, caller: Caller): Promise<PolicyAnswer> {
+export async function policy(deps: HandlerDeps, log: ComponentLog, caller: Caller): Promise<PolicyAnswer> {
   const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: true });
   const settings = await deps.clients.settings();
   await deps.clients.touch(client.id, connectionType);
@@ -141,7 +141,7 @@ export async function policy(deps: EndpointDeps, log: ComponentLog, caller: Call
  * nothing. Each message is stored once per client and message ID: a retried upload (the answer
  * was lost) is acknowledged again without a second copy.
  */
-export async function uploadStatus(deps: EndpointDeps, log: ComponentLog, caller: Caller, body: unknown): Promise<StatusUploadAnswer> {
+export async function uploadStatus(deps: HandlerDeps, log: ComponentLog, caller: Caller, body: unknown): Promise<StatusUploadAnswer> {
   const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: true });
   const batch = checkObject(statusUpload, body);
   const items: StatusItem[] = batch.messages.map((m, i) => {

@@ -11,18 +11,32 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { isOpenCmgError, NotFoundError, ValidationError } from "../../errors.ts";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
-import { ClientsService } from "../../site/services/clients.ts";
+import type { LogSet } from "../../logs/cmtrace.ts";
+import type { ClientsService } from "../../site/services/clients.ts";
+import type { RolesService } from "../../site/services/roles.ts";
+import type { ServersService } from "../../site/services/servers.ts";
+import type { StatusService } from "../../site/services/status.ts";
 import { listenRole } from "../listener.ts";
-import type { OpenedSite } from "../../site/site.ts";
-import { locate, policy, register, uploadStatus, type EndpointDeps, type MpLogs } from "./handlers.ts";
+import { locate, policy, register, uploadStatus, type HandlerDeps, type MpLogs } from "./handlers.ts";
 import { CallerIdentifier, splitTrust, type Caller } from "./identity.ts";
-import { siteInternetMps, type InternetMp } from "./internet-mps.ts";
+import type { InternetMp } from "./internet-mps.ts";
 import { MpError } from "./mp-error.ts";
 import { DEFAULT_MAX_BODY_BYTES, MP_PATHS, type MpErrorAnswer } from "../../wire/mp.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 
+/** What a management point needs of the site (app/role-deps.ts builds it). */
+export interface ManagementPointDeps {
+  servers: ServersService;
+  roles: RolesService;
+  status: StatusService;
+  clients: ClientsService;
+  logs: LogSet;
+  /** The CMGs as internet management points (location answers). */
+  internetMps: () => Promise<InternetMp[]>;
+}
+
 export interface ManagementPointOptions {
-  site: OpenedSite;
+  deps: ManagementPointDeps;
   /** The site system server whose management-point role this serves. */
   serverFqdn: string;
   listen: { host: string; port: number };
@@ -37,11 +51,6 @@ export interface ManagementPointOptions {
    * authentication certificates must chain to. Default: the site CA.
    */
   trustedClientRoots?: string[] | undefined;
-  /**
-   * The CMGs as internet management points. Default: the site's Ready CMGs with every MP that
-   * allows CMG traffic (`siteInternetMps(site)`).
-   */
-  internetMps?: (() => Promise<InternetMp[]>) | undefined;
   /** Largest request body, bytes (default 1 MiB). */
   maxBodyBytes?: number | undefined;
 }
@@ -56,13 +65,14 @@ export interface ManagementPoint {
   close(): Promise<void>;
 }
 
-type Handler = (caller: Caller, body: unknown) => Promise<unknown>;
-interface Endpoint {
+type HandleFn = (caller: Caller, body: unknown) => Promise<unknown>;
+/** One management point request path: its method, log and handler. */
+interface Handler {
   method: "GET" | "POST";
   log: ComponentLog;
   /** Identity is not needed (the ping). */
   open?: boolean;
-  handle: Handler;
+  handle: HandleFn;
 }
 
 /**
@@ -79,29 +89,29 @@ interface Endpoint {
  */
 export async function startManagementPoint(o: ManagementPointOptions): Promise<ManagementPoint> {
   const fqdn = o.serverFqdn.toLowerCase();
-  const server = await o.site.services.servers.get(fqdn);
-  const role = await o.site.services.roles.findOn(o.site.ctx.db, fqdn, "management-point");
+  const server = await o.deps.servers.get(fqdn);
+  const role = await o.deps.roles.findOn(fqdn, "management-point");
   if (!role) throw new NotFoundError("server", `the management-point role on ${fqdn} (opencmg role add ${fqdn} management-point)`);
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logs: MpLogs = {
-    registration: o.site.logs.component(LOG_FILES.mpRegistration),
-    location: o.site.logs.component(LOG_FILES.mpLocation),
-    policy: o.site.logs.component(LOG_FILES.mpPolicy),
-    status: o.site.logs.component(LOG_FILES.mpStatus),
-    control: o.site.logs.component(LOG_FILES.mpcontrol),
+    registration: o.deps.logs.component(LOG_FILES.mpRegistration),
+    location: o.deps.logs.component(LOG_FILES.mpLocation),
+    policy: o.deps.logs.component(LOG_FILES.mpPolicy),
+    status: o.deps.logs.component(LOG_FILES.mpStatus),
+    control: o.deps.logs.component(LOG_FILES.mpcontrol),
   };
   const clientTrust = splitTrust(o.trustedClientRoots && o.trustedClientRoots.length > 0 ? o.trustedClientRoots : [o.tls.caPem]);
   // Without a root no chain can end: every client would be refused, which is a setup mistake.
   if (clientTrust.roots.length === 0) throw new ValidationError("trustedClientRoots", "must hold at least one root CA certificate (PEM, self-signed)");
   const identifier = new CallerIdentifier({ siteCaPem: o.tls.caPem, clients: clientTrust });
-  const deps: EndpointDeps = {
-    clients: new ClientsService(o.site.ctx),
-    roles: o.site.services.roles,
-    status: o.site.services.status,
+  const deps: HandlerDeps = {
+    clients: o.deps.clients,
+    roles: o.deps.roles,
+    status: o.deps.status,
     siteCode: server.siteCode,
-    internetMps: o.internetMps ?? siteInternetMps(o.site),
+    internetMps: o.deps.internetMps,
   };
-  const endpoints: Record<string, Endpoint> = {
+  const handlers: Record<string, Handler> = {
     [MP_PATHS.ping]: { method: "GET", log: logs.control, open: true, handle: async () => ({ mp: fqdn, siteCode: server.siteCode, roleId: role.id }) },
     [MP_PATHS.register]: { method: "POST", log: logs.registration, handle: (c, b) => register(deps, logs.registration, c, b) },
     [MP_PATHS.location]: { method: "GET", log: logs.location, handle: (c) => locate(deps, logs.location, c) },
@@ -114,18 +124,18 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
     const method = req.method ?? "GET";
     const requestId = String(req.headers["x-opencmg-request-id"] ?? "") || randomUUID();
     const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
-    const endpoint = endpoints[path];
+    const handler = handlers[path];
     let caller: Caller | undefined;
     try {
-      if (!endpoint) throw new MpError(404, "unknown_endpoint", `${path} is not a management point endpoint`);
-      if (method !== endpoint.method) throw new MpError(405, "method_not_allowed", `${path} takes ${endpoint.method}, not ${method}`);
-      caller = endpoint.open ? undefined : identifier.identify(req);
+      if (!handler) throw new MpError(404, "unknown_endpoint", `${path} is not a management point endpoint`);
+      if (method !== handler.method) throw new MpError(405, "method_not_allowed", `${path} takes ${handler.method}, not ${method}`);
+      caller = handler.open ? undefined : identifier.identify(req);
       const body = method === "POST" ? await readJson(req, maxBody) : undefined;
-      const answer = await endpoint.handle(caller ?? { kind: "anonymous" }, body);
+      const answer = await handler.handle(caller ?? { kind: "anonymous" }, body);
       send(res, 200, answer);
     } catch (e) {
       const err = toMpError(e);
-      const log = endpoint?.log ?? logs.control;
+      const log = handler?.log ?? logs.control;
       const line = `Refused ${method} ${path} from ${remote}${describeCaller(caller)} (request ${requestId}): ${err.status} ${err.reason}: ${err.message}`;
       if (err.status >= 500) log.error(`${line}`, { cause: String((e as Error)?.stack ?? e) });
       else if (err.reason === "forged_identity") log.error(line);
@@ -155,7 +165,7 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
   logs.control.info(
     `Management point ${fqdn} (role ${role.id}, site ${server.siteCode}) serving ${url} on ${o.listen.host}:${port}; client certificates must chain to ${clientTrust.roots.length} trusted root(s); identity is relayed only by connection points of the site CA.`,
   );
-  await o.site.services.status.setComponent(fqdn, "SMS_MP_CONTROL_MANAGER", "OK", `serving ${url}`).catch(() => {});
+  await o.deps.status.setComponent(fqdn, "SMS_MP_CONTROL_MANAGER", "OK", `serving ${url}`).catch(() => {});
 
   return {
     url,

@@ -14,19 +14,16 @@
  * of the component on that server, whose properties carry the failing set. No table of its own,
  * so a restart or a second site process sees the same state.
  */
-import { readFileSync, existsSync } from "node:fs";
 import { OpenCmgError, ValidationError } from "../../errors.ts";
 import type { EgressProvider } from "../../egress/pool.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
 import { selectEndpoints, type ResolvedEndpoint, type Role as CatalogRole, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
 import { checkEndpoints, checkTargets, summaryLine, type CheckReport, type CheckResult, type CheckTarget } from "../../endpoints/checker.ts";
 import type { StatusMessage } from "../../site/model.ts";
-import type { ServiceContext } from "../../site/services/context.ts";
 import type { CmgsService } from "../../site/services/cmgs.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { ServersService } from "../../site/services/servers.ts";
 import type { StatusService } from "../../site/services/status.ts";
-import type { OpenedSite } from "../../site/site.ts";
 import { StatusId } from "../../site/status-ids.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 
@@ -121,7 +118,7 @@ export interface MonitorRun {
 }
 
 export interface EndpointMonitorDeps extends UsageDeps {
-  ctx: Pick<ServiceContext, "db" | "now">;
+  now: () => Date;
   status: StatusService;
   egress: EgressProvider;
   logs: LogSet;
@@ -149,7 +146,7 @@ export interface EndpointMonitorOptions {
 
 /**
  * @example
- * const monitor = EndpointMonitor.forSite(site, { intervalMs: 3_600_000 });
+ * const monitor = new EndpointMonitor(deps, { intervalMs: 3_600_000 }); // deps: app/role-deps.ts scpDeps(site)
  * monitor.start();                       // scheduled runs
  * const run = await monitor.runOnce();   // on demand: `opencmg check --site`
  * await monitor.stop();
@@ -169,17 +166,6 @@ export class EndpointMonitor {
     }
     this.#deps = deps;
     this.#opts = opts;
-  }
-
-  /** The monitor of an opened site, trusting `<data>/egress-ca.pem` too. */
-  static forSite(site: OpenedSite, opts: EndpointMonitorOptions = {}): EndpointMonitor {
-    const fileCa = existsSync(site.paths.egressCa) ? [readFileSync(site.paths.egressCa, "utf8")] : [];
-    const ca = [...fileCa, ...(opts.ca ?? [])];
-    const s = site.services;
-    return new EndpointMonitor(
-      { ctx: site.ctx, roles: s.roles, servers: s.servers, cmgs: s.cmgs, status: s.status, egress: site.egress, logs: site.logs },
-      { ...opts, ...(ca.length > 0 ? { ca } : {}) },
-    );
   }
 
   get log() {
@@ -266,7 +252,7 @@ export class EndpointMonitor {
     if (failing.length === 0) {
       const required = report.results.filter((r) => r.required && r.result === "pass").length;
       await status.setComponent(server, SERVICE_CONNECTOR, "OK", `The ${required} required endpoint(s) that could be checked are reachable (${summaryLine(report)}).`);
-      if (last?.message_id === StatusId.ENDPOINTS_UNREACHABLE) {
+      if (last?.messageId === StatusId.ENDPOINTS_UNREACHABLE) {
         const text = `The internet endpoints that the site's cloud services need are reachable again from ${server} (${report.route}): ${summaryLine(report)}.`;
         const message = await status.raise({ messageId: StatusId.ENDPOINTS_REACHABLE, severity: "informational", component: SERVICE_CONNECTOR, server, text, properties: { route: report.route, summary: report.summary } });
         log.info(text);
@@ -278,9 +264,9 @@ export class EndpointMonitor {
     const signature = failing.map((f) => `${f.url} ${f.code}`).join("\n");
     const list = failing.map((f) => `${f.url} (error ${f.code} at the ${f.stage} stage)`);
     await status.setComponent(server, SERVICE_CONNECTOR, "Critical", `${failing.length} required endpoint(s) unreachable: ${truncate(list.join(", "), 900)}`);
-    const lastProps = last ? (JSON.parse(last.properties) as { signature?: string }) : undefined;
-    const age = last ? this.#deps.ctx.now().getTime() - Date.parse(last.time) : Infinity;
-    if (last?.message_id === StatusId.ENDPOINTS_UNREACHABLE && lastProps?.signature === signature && age < (this.#opts.reminderMs ?? DEFAULT_REMINDER_MS)) {
+    const lastProps = last?.properties as { signature?: string } | undefined;
+    const age = last ? this.#deps.now().getTime() - Date.parse(last.time) : Infinity;
+    if (last?.messageId === StatusId.ENDPOINTS_UNREACHABLE && lastProps?.signature === signature && age < (this.#opts.reminderMs ?? DEFAULT_REMINDER_MS)) {
       log.warn(`Still unreachable, as already reported at ${last.time}: ${list.join(", ")}.`);
       return { server, report, failing, transition: "unchanged", message: undefined };
     }
@@ -302,17 +288,8 @@ export class EndpointMonitor {
   }
 
   /** The newest 11488 or 11489 of the component on `server`: the monitor's memory. */
-  async #lastTransitionMessage(server: string) {
-    return this.#deps.ctx.db
-      .selectFrom("status_messages")
-      .select(["message_id", "time", "properties"])
-      .where("component", "=", SERVICE_CONNECTOR)
-      .where("server", "=", server)
-      .where("source", "=", "site")
-      .where("message_id", "in", [StatusId.ENDPOINTS_UNREACHABLE, StatusId.ENDPOINTS_REACHABLE])
-      .orderBy("id", "desc")
-      .limit(1)
-      .executeTakeFirst();
+  #lastTransitionMessage(server: string) {
+    return this.#deps.status.latest(SERVICE_CONNECTOR, server, [StatusId.ENDPOINTS_UNREACHABLE, StatusId.ENDPOINTS_REACHABLE]);
   }
 }
 

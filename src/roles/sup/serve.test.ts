@@ -13,6 +13,7 @@ import { parseLines } from "../../logs/cmtrace.ts";
 import { createCa, issueCert } from "../../pki/issue.ts";
 import { initSite, openSite, type OpenedSite } from "../../site/site.ts";
 import { parseRange, startSoftwareUpdatePoint, type SoftwareUpdatePointServer, type SupUpdatesAnswer } from "./serve.ts";
+import { contentLibrary, softwareUpdatePointDeps } from "../../app/role-deps.ts";
 
 const SUP = "sup01.contoso.test";
 const UPDATE = "KB5040001";
@@ -33,17 +34,17 @@ before(async () => {
   await site.services.roles.add(SUP, "software-update-point", { allowCmgTraffic: true, internalUrl: "https://127.0.0.1:1" });
   // A synchronised update whose file an ADR has put in the library.
   const file = { name: "windows11-kb5040001-x64.cab", url: "https://update.opencmg.test/a.cab", size: body.length, sha256: sha };
-  const row = { title: "2026-11 Cumulative Update", classification: "Security Updates", product: "Windows 11", release_date: "2026-11-10", files: JSON.stringify([file, { ...file, name: "missing.cab" }]), synced_from: "test", synced_at: new Date().toISOString() };
-  await site.ctx.db.insertInto("updates").values({ update_id: UPDATE, ...row }).execute();
-  site.library.prepare(UPDATE);
-  writeFileSync(site.library.pathOf(UPDATE, file), body);
-  writeFileSync(site.library.pathOf(UPDATE, { name: ".windows11-kb5040001-x64.cab.abc.part" }), body.subarray(0, 10));
-  writeFileSync(`${site.library.root}/../secret.txt`, "not for clients");
+  await site.services.updates.store([{ id: UPDATE, title: "2026-11 Cumulative Update", classification: "Security Updates", product: "Windows 11", releaseDate: "2026-11-10", files: [file, { ...file, name: "missing.cab" }] }], "test");
+  const library = contentLibrary(site);
+  library.prepare(UPDATE);
+  writeFileSync(library.pathOf(UPDATE, file), body);
+  writeFileSync(library.pathOf(UPDATE, { name: ".windows11-kb5040001-x64.cab.abc.part" }), body.subarray(0, 10));
+  writeFileSync(`${library.root}/../secret.txt`, "not for clients");
 
   const ca = await createCa({ commonName: "Test SUP CA" });
   caPem = ca.certPem;
   const cert = await issueCert({ issuer: ca, commonName: SUP, dnsNames: [SUP], ipAddresses: ["127.0.0.1"], usage: "server" });
-  sup = await startSoftwareUpdatePoint({ site, serverFqdn: SUP, listen: { host: "127.0.0.1", port: 0 }, tls: { certPem: cert.certPem, keyPem: cert.keyPem } });
+  sup = await startSoftwareUpdatePoint({ deps: softwareUpdatePointDeps(site), serverFqdn: SUP, listen: { host: "127.0.0.1", port: 0 }, tls: { certPem: cert.certPem, keyPem: cert.keyPem } });
   agent = new Agent({ connect: { ca: caPem } });
 });
 

@@ -18,15 +18,24 @@ import { pipeline } from "node:stream/promises";
 import { NotFoundError } from "../../errors.ts";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import { listenRole } from "../listener.ts";
-import type { OpenedSite } from "../../site/site.ts";
-import { listUpdates } from "./sync.ts";
-import type { Update } from "./update-catalog.ts";
+import type { LogSet } from "../../logs/cmtrace.ts";
+import type { RolesService } from "../../site/services/roles.ts";
+import type { SoftwareUpdate, UpdatesService } from "../../site/services/updates.ts";
+import type { ContentLibrary } from "./content-library.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 
 export const SUP_PATHS = { updates: "/SMS_SUP/v1/updates", contentPrefix: "/SMS_SUP/v1/content/" } as const;
 
+/** What the software update point's server needs of the site (app/role-deps.ts builds it). */
+export interface SoftwareUpdatePointDeps {
+  roles: RolesService;
+  updates: UpdatesService;
+  logs: LogSet;
+  library: ContentLibrary;
+}
+
 export interface SoftwareUpdatePointOptions {
-  site: OpenedSite;
+  deps: SoftwareUpdatePointDeps;
   /** The site system server whose software-update-point role this serves. */
   serverFqdn: string;
   listen: { host: string; port: number };
@@ -44,7 +53,7 @@ export interface SoftwareUpdatePointServer {
 
 /** What `GET /SMS_SUP/v1/updates` answers. */
 export interface SupUpdatesAnswer {
-  updates: (Omit<Update, "files"> & { files: { name: string; size: number; sha256: string; /** relative to the updates URL */ url: string }[] })[];
+  updates: (Omit<SoftwareUpdate, "files"> & { files: { name: string; size: number; sha256: string; /** relative to the updates URL */ url: string }[] })[];
 }
 
 class HttpRefusal extends Error {
@@ -63,18 +72,18 @@ const SAFE_ID = /^[A-Za-z0-9._-]+$/;
  * Starts serving the software-update-point role on `serverFqdn`.
  *
  * @example
- * const sup = await startSoftwareUpdatePoint({ site, serverFqdn: "sup01.contoso.com", listen: { host: "0.0.0.0", port: 8531 }, tls });
+ * const sup = await startSoftwareUpdatePoint({ deps: softwareUpdatePointDeps(site), serverFqdn: "sup01.contoso.com", listen: { host: "0.0.0.0", port: 8531 }, tls });
  * // ... await sup.close();
  */
 export async function startSoftwareUpdatePoint(o: SoftwareUpdatePointOptions): Promise<SoftwareUpdatePointServer> {
   const fqdn = o.serverFqdn.toLowerCase();
-  const role = await o.site.services.roles.findOn(o.site.ctx.db, fqdn, "software-update-point");
+  const role = await o.deps.roles.findOn(fqdn, "software-update-point");
   if (!role) throw new NotFoundError("server", `the software-update-point role on ${fqdn} (opencmg role add ${fqdn} software-update-point)`);
-  const log = o.site.logs.component(LOG_FILES.supServe);
-  const libraryRoot = resolve(o.site.library.root);
+  const log = o.deps.logs.component(LOG_FILES.supServe);
+  const libraryRoot = resolve(o.deps.library.root);
 
   const updatesAnswer = async (): Promise<SupUpdatesAnswer> => {
-    const updates = await listUpdates(o.site.ctx);
+    const updates = await o.deps.updates.list();
     return {
       updates: updates.map((u) => ({
         ...u,
@@ -97,8 +106,7 @@ export async function startSoftwareUpdatePoint(o: SoftwareUpdatePointOptions): P
     if (decoded.length !== 2 || bad(updateId) || bad(name) || !SAFE_ID.test(updateId!)) throw new HttpRefusal(400, "the content path must be <updateId>/<file>, nothing more");
     const path = resolve(libraryRoot, updateId!, name!);
     if (!path.startsWith(libraryRoot + sep)) throw new HttpRefusal(400, "the content path leaves the content library");
-    const row = await o.site.ctx.db.selectFrom("updates").select("files").where("update_id", "=", updateId!).executeTakeFirst();
-    const files = row ? (JSON.parse(row.files) as { name: string }[]) : [];
+    const files = await o.deps.updates.filesOf(updateId!);
     if (!files.some((f) => f.name === name)) throw new HttpRefusal(404, `no synchronised update ${updateId} lists a file ${name}`);
     return path;
   };

@@ -28,3 +28,4 @@ export const updateCatalog = z.object({
 export type UpdateFile = z.output<typeof updateFile>;
 export type Update = z.output<typeof update>;
 export type UpdateCatalog = z.output<typeof updateCatalog>;
+

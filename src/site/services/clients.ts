@@ -12,7 +12,9 @@ import { check, checkObject } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 
-export type ConnectionType = "intranet" | "internet";
+import { DEFAULT_CLIENT_SETTINGS, type ClientSettings, type ConnectionType } from "../../wire/mp.ts";
+
+export { DEFAULT_CLIENT_SETTINGS, type ClientSettings, type ConnectionType };
 
 export interface Client {
   /** The SMS unique identifier, "GUID:<uuid>". */
@@ -30,19 +32,6 @@ export interface Client {
   registeredAt: string;
 }
 
-/** Client settings, as the site's default client settings hold them. */
-export interface ClientSettings {
-  /** How often a client makes a location request (documents: every 24 hours). */
-  locationIntervalMinutes: number;
-  /** How often a client fetches policy. */
-  policyIntervalMinutes: number;
-  /** Clients receive CMG locations ("use CMG" on by default; off gives them no CMG). */
-  useCmg: boolean;
-  /** The documents' ClientAlwaysOnInternet = 1: use the CMG wherever the client is. */
-  alwaysOnInternet: boolean;
-}
-
-export const DEFAULT_CLIENT_SETTINGS: ClientSettings = { locationIntervalMinutes: 24 * 60, policyIntervalMinutes: 60, useCmg: true, alwaysOnInternet: false };
 
 const SETTINGS_ROW = "default";
 

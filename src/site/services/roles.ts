@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { checkRoleSettings } from "../../proxy/rules.ts";
-import { ROLE_KINDS, type Role, type RoleKind, type RoleSettingsByKind } from "../model.ts";
+import { ROLE_KINDS, type Role, type RoleKind, type RoleSettingsByKind, type SoftwareUpdatePointSettings } from "../model.ts";
 import { check, checkObject, fqdn as fqdnRule, httpUrl } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
 import { getServer } from "./servers.ts";
@@ -58,6 +58,17 @@ function defaults(kind: RoleKind): RoleSettingsByKind[RoleKind] {
 }
 
 /** A connection point is bound to one CMG, and that CMG must exist. */
+async function findRole(db: Db, fqdn: string, kind: RoleKind): Promise<Role | undefined> {
+  const r = await db
+    .selectFrom("roles")
+    .innerJoin("servers", "servers.id", "roles.server_id")
+    .select(["roles.id", "roles.kind", "roles.settings", "servers.fqdn"])
+    .where("servers.fqdn", "=", fqdn.toLowerCase())
+    .where("roles.kind", "=", kind)
+    .executeTakeFirst();
+  return r ? toRole(r) : undefined;
+}
+
 async function checkCmgBinding(tx: Db, kind: RoleKind, settings: object): Promise<void> {
   if (kind !== "cmg-connection-point") return;
   const name = (settings as { cmgName?: string }).cmgName?.toLowerCase();
@@ -117,7 +128,7 @@ export class RolesService {
     const fqdn = check("fqdn", fqdnRule, fqdnInput);
     const kind = parseRoleKind(kindInput);
     const role = await this.ctx.db.transaction().execute(async (tx) => {
-      const current = await this.findOn(tx, fqdn, kind);
+      const current = await findRole(tx, fqdn, kind);
       if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
       const settings = this.merge(kind, current.settings, options);
       checkRoleSettings(await loadProxyModel(tx), fqdn, kind, settings);
@@ -132,7 +143,7 @@ export class RolesService {
   async remove(fqdnInput: string, kindInput: string): Promise<void> {
     const fqdn = check("fqdn", fqdnRule, fqdnInput);
     const kind = parseRoleKind(kindInput);
-    const current = await this.findOn(this.ctx.db, fqdn, kind);
+    const current = await findRole(this.ctx.db, fqdn, kind);
     if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
     await this.ctx.db.deleteFrom("roles").where("id", "=", current.id).execute();
     this.ctx.logs.component(LOG_FILES.smsprov).info(`Removed ${kind} from ${fqdn}.`);
@@ -150,14 +161,15 @@ export class RolesService {
     return toRole(r);
   }
 
-  async findOn(db: ServiceContext["db"] | Parameters<typeof getServer>[0], fqdn: string, kind: RoleKind): Promise<Role | undefined> {
-    const r = await db
-      .selectFrom("roles")
-      .innerJoin("servers", "servers.id", "roles.server_id")
-      .select(["roles.id", "roles.kind", "roles.settings", "servers.fqdn"])
-      .where("servers.fqdn", "=", fqdn)
-      .where("roles.kind", "=", kind)
-      .executeTakeFirst();
-    return r ? toRole(r) : undefined;
+  /** The role of `kind` on the server, if it has one. */
+  findOn(fqdn: string, kind: RoleKind): Promise<Role | undefined> {
+    return findRole(this.ctx.db, fqdn, kind);
+  }
+
+  /** The software update point settings of the server, or a ValidationError when it has none. */
+  async softwareUpdatePoint(fqdn: string): Promise<SoftwareUpdatePointSettings> {
+    const sup = await this.findOn(fqdn, "software-update-point");
+    if (!sup || sup.kind !== "software-update-point") throw new ValidationError("server", `${fqdn} has no software update point`);
+    return sup.settings;
   }
 }

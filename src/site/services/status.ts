@@ -87,6 +87,21 @@ export class StatusService {
     }));
   }
 
+  /** The newest message of `component` on `server` with one of `messageIds` (from the site itself). */
+  async latest(component: string, server: string, messageIds: readonly number[]): Promise<StatusMessage | undefined> {
+    const r = await this.ctx.db
+      .selectFrom("status_messages")
+      .selectAll()
+      .where("component", "=", component)
+      .where("server", "=", server)
+      .where("source", "=", "site")
+      .where("message_id", "in", [...messageIds])
+      .orderBy("id", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return r ? { id: r.id, messageId: r.message_id, severity: r.severity as StatusSeverity, component: r.component, server: r.server, time: r.time, text: r.text, properties: JSON.parse(r.properties) as Record<string, unknown>, source: r.source } : undefined;
+  }
+
   /** Sets a component's status on a server; returns the previous state (undefined if none). */
   async setComponent(server: string, component: string, status: ComponentState, reason: string): Promise<ComponentState | undefined> {
     return this.ctx.db.transaction().execute(async (tx) => {

@@ -10,6 +10,7 @@ import { beforeEach, it } from "node:test";
 import pg from "pg";
 import { forEachDatabase } from "../../helpers/databases.ts";
 import { runCli } from "../../helpers/cli.ts";
+import { OPENCMG_BIN } from "../../helpers/bin.ts";
 
 const PASSWORD = "Very-S3cret-Proxy-Passw0rd";
 
@@ -125,7 +126,7 @@ forEachDatabase("opencmg CLI", (db) => {
 });
 
 it("the binary runs from the checkout (npx opencmg) and exits 2 on a usage error", () => {
-  const bin = join(import.meta.dirname, "../../bin/opencmg.mjs");
+  const bin = OPENCMG_BIN;
   const v = execFileSync(process.execPath, [bin, "--version"]).toString().trim();
   assert.match(v, /^\d+\.\d+\.\d+$/);
   const r = spawnSync(process.execPath, [bin, "proxy", "set"], { encoding: "utf8" });

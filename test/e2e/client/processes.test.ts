@@ -14,8 +14,9 @@ import { runCli } from "../../helpers/cli.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 import { clientStatus } from "../../../src/client/agent.ts";
+import { OPENCMG_BIN } from "../../helpers/bin.ts";
 
-const BIN = join(import.meta.dirname, "..", "..", "bin", "opencmg.mjs");
+const BIN = OPENCMG_BIN;
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 after(() => {

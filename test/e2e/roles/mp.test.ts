@@ -16,6 +16,7 @@ import { cmgInternetMps, internetMpUrl } from "../../../src/roles/mp/internet-mp
 import { MP_PATHS, type LocationAnswer, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../../../src/wire/mp.ts";
 import { startManagementPoint, type ManagementPoint } from "../../../src/roles/mp/server.ts";
 import { makeMpPki, MP_FQDN, openMpSite, startStandinCmg, startTestMp, type MpPki, type MpSite } from "../../helpers/mp-testkit.ts";
+import { managementPointDeps } from "../../../src/app/role-deps.ts";
 
 interface CallOptions {
   cert?: IssuedCert | undefined;
@@ -255,7 +256,7 @@ forEachDatabase("management point", (db) => {
   });
 
   it("refuses to start without its role, or with client trust that cannot end a chain", async () => {
-    const base = { site: s.site, listen: { host: "127.0.0.1", port: 0 }, tls: { certPem: pki.mpServer.certPem, keyPem: pki.mpServer.keyPem, caPem: pki.caPem } };
+    const base = { deps: managementPointDeps(s.site), listen: { host: "127.0.0.1", port: 0 }, tls: { certPem: pki.mpServer.certPem, keyPem: pki.mpServer.keyPem, caPem: pki.caPem } };
     await assert.rejects(startManagementPoint({ ...base, serverFqdn: "nowhere.contoso.test" }), /server: site system server nowhere.contoso.test does not exist/);
     await s.site.services.servers.add({ fqdn: "plain.contoso.test" });
     await assert.rejects(startManagementPoint({ ...base, serverFqdn: "plain.contoso.test" }), /the management-point role on plain.contoso.test \(opencmg role add plain.contoso.test management-point\)/);

@@ -18,6 +18,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EndpointMonitor, SERVICE_CONNECTOR, scheduleFromEnv, siteUsage } from "../../../src/roles/scp/endpoint-monitor.ts";
 import { LOG_FILES } from "../../../src/logs/files.ts";
+import { endpointMonitor } from "../../../src/app/role-deps.ts";
 
 const SCP = "scp01.contoso.com";
 const AUTH = { username: "svc-proxy", password: "Pr0xy-Secret" };
@@ -62,7 +63,7 @@ async function scpSite(db: Parameters<typeof openTestSite>[0]): Promise<OpenedSi
 }
 
 function monitorFor(site: OpenedSite, extra: { reminderMs?: number } = {}): EndpointMonitor {
-  return EndpointMonitor.forSite(site, { mapTarget, ca: [internet.ca.certPem], stageTimeoutMs: 5000, ...extra });
+  return endpointMonitor(site, { mapTarget, ca: [internet.ca.certPem], stageTimeoutMs: 5000, ...extra });
 }
 
 forEachDatabase("the endpoint monitor", (db) => {
@@ -154,7 +155,7 @@ forEachDatabase("the endpoint monitor", (db) => {
     const site = await scpSite(db);
     sites.push(site);
     broken = new Set(["aka.ms"]);
-    const monitor = EndpointMonitor.forSite(site, { mapTarget, ca: [internet.ca.certPem], stageTimeoutMs: 5000, firstRunDelayMs: 1, intervalMs: 3_600_000 });
+    const monitor = endpointMonitor(site, { mapTarget, ca: [internet.ca.certPem], stageTimeoutMs: 5000, firstRunDelayMs: 1, intervalMs: 3_600_000 });
     monitor.start();
     // Bounded wait for the first scheduled run to be recorded.
     for (let i = 0; i < 200 && (await site.services.status.messages({ messageId: StatusId.ENDPOINTS_UNREACHABLE })).length === 0; i++) await new Promise((r) => setTimeout(r, 50));

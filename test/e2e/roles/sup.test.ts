@@ -15,6 +15,7 @@ import { tempDir } from "../../helpers/databases.ts";
 import { closeMidBody, refusingPort, serveBytes, startInternet, type Internet } from "../../helpers/internet.ts";
 import { startSquid, type TestSquid } from "../../helpers/squid.ts";
 import { syncSoftwareUpdates } from "../../../src/roles/sup/sync.ts";
+import { adrRunner, supSyncDeps } from "../../../src/app/role-deps.ts";
 
 const SUP = "sup01.contoso.com";
 const PASSWORD = "Squid-Pr0xy-Pass";
@@ -79,12 +80,12 @@ function libraryFiles(site: OpenedSite): string[] {
   const walk = (d: string): string[] => (existsSync(d) ? readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)])) : []);
   return walk(site.paths.content);
 }
-const deps = (site: OpenedSite) => ({ ctx: site.ctx, roles: site.services.roles, status: site.services.status, egress: site.egress, logs: site.logs });
+const deps = (site: OpenedSite) => supSyncDeps(site);
 
 async function syncAndRun(site: OpenedSite) {
   await syncSoftwareUpdates(deps(site), SUP);
   await site.services.adrs.add({ name: "Patch Tuesday", server: SUP, products: ["Windows 11"] });
-  return site.services.adrs.run("Patch Tuesday");
+  return adrRunner(site).run("Patch Tuesday");
 }
 
 describe("software update point egress", () => {
@@ -122,7 +123,7 @@ describe("software update point egress", () => {
     const site = await siteWithSup({ catalogUrl: url, proxy: authed, account: "svc-proxy", password: "not-the-password", sync: false });
     await syncSoftwareUpdates(deps(site), SUP); // sync goes direct (option off), ADR through the proxy
     await site.services.adrs.add({ name: "r", server: SUP, products: ["Windows 11"] });
-    const r = await site.services.adrs.run("r");
+    const r = await adrRunner(site).run("r");
     assert.equal(r.failed, 1);
     assert.equal(r.files[0]!.code, 407);
     assert.ok(ruleengine(site).includes("Failed to download the update from internet. Error = 407."));
@@ -198,7 +199,7 @@ describe("software update point egress", () => {
     let switched = false;
     const openBefore = (await open.accessEntries()).length;
     const authBefore = (await authed.accessEntries()).length;
-    const r = await site.services.adrs.run("r", (p) => {
+    const r = await adrRunner(site).run("r", (p) => {
       if (!switched && p.file === "a.cab" && p.bytes === fileA.length) {
         switched = true;
         void site.services.proxies.set(SUP, { host: authed.host, port: authed.port, account: "CONTOSO\\svc-proxy" });

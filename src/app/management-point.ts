@@ -1,0 +1,55 @@
+/**
+ * The management point's process (`opencmg mp serve`): opens the site, finds or issues the MP's
+ * server certificate, and serves the management-point role of one site system server.
+ */
+import { existsSync } from "node:fs";
+import { isIP } from "node:net";
+import type { Logger as PinoLogger } from "pino";
+import { ValidationError } from "../errors.ts";
+import { startManagementPoint, type ManagementPoint } from "../roles/mp/server.ts";
+import { SitePki } from "../site/site-pki.ts";
+import { openSite } from "../site/site.ts";
+import { managementPointDeps } from "./role-deps.ts";
+
+export interface ManagementPointProcessOptions {
+  dataDir: string;
+  databaseUrl?: string | undefined;
+  pino?: PinoLogger | undefined;
+  serverFqdn: string;
+  listen: { host: string; port: number };
+  /** Server certificate and key (PEM); issued by the site CA for the server when left out. */
+  tls?: { certPem: string; keyPem: string } | undefined;
+  /** The site CA (PEM); default `<data>/pki/site-ca.pem`. */
+  caPem?: string | undefined;
+  /** CAs client certificates chain to (PEM); default the site CA. */
+  trustedClientRoots?: string[] | undefined;
+}
+
+export interface RunningManagementPoint {
+  mp: ManagementPoint;
+  stop(): Promise<void>;
+}
+
+export async function runManagementPoint(o: ManagementPointProcessOptions): Promise<RunningManagementPoint> {
+  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, pino: o.pino });
+  try {
+    const pki = new SitePki(site.paths.data);
+    if (!o.caPem && !existsSync(`${pki.dir}/site-ca.pem`)) throw new ValidationError("ca", "the site CA is needed", `ca: no site CA in ${pki.dir}; run \`opencmg site init\` or give --ca`);
+    const caPem = o.caPem ?? pki.caPem;
+    const fqdn = o.serverFqdn.toLowerCase();
+    // Listening on one address: clients may name it, so the issued certificate names it too.
+    const ips = isIP(o.listen.host) && o.listen.host !== "0.0.0.0" && o.listen.host !== "::" ? [o.listen.host] : [];
+    const tls = o.tls ?? (await pki.issue(`mp-${fqdn}`, { commonName: fqdn, usage: "server", dnsNames: [fqdn], ipAddresses: ips }));
+    const mp = await startManagementPoint({ deps: managementPointDeps(site), serverFqdn: fqdn, listen: o.listen, tls: { ...tls, caPem }, trustedClientRoots: o.trustedClientRoots });
+    return {
+      mp,
+      async stop() {
+        await mp.close();
+        await site.close();
+      },
+    };
+  } catch (e) {
+    await site.close();
+    throw e;
+  }
+}

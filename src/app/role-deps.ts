@@ -1,0 +1,54 @@
+/**
+ * The wiring of each role runner: what it needs of an opened site, built here once, so that a role
+ * gets narrow, typed dependencies and never the whole site (nor its database).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import type { ManagementPointDeps } from "../roles/mp/server.ts";
+import { siteInternetMps } from "../roles/mp/internet-mps.ts";
+import { EndpointMonitor, type EndpointMonitorDeps, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
+import type { FeedDeps } from "../roles/scp/update-feed.ts";
+import { AdrRunner } from "../roles/sup/adr.ts";
+import { ContentLibrary } from "../roles/sup/content-library.ts";
+import type { SoftwareUpdatePointDeps } from "../roles/sup/serve.ts";
+import type { SupSyncDeps } from "../roles/sup/sync.ts";
+import type { OpenedSite } from "../site/site.ts";
+
+export function managementPointDeps(site: OpenedSite): ManagementPointDeps {
+  const s = site.services;
+  return { servers: s.servers, roles: s.roles, status: s.status, clients: s.clients, logs: site.logs, internetMps: siteInternetMps(site) };
+}
+
+export function contentLibrary(site: OpenedSite): ContentLibrary {
+  return new ContentLibrary(site.paths.content);
+}
+
+export function softwareUpdatePointDeps(site: OpenedSite): SoftwareUpdatePointDeps {
+  return { roles: site.services.roles, updates: site.services.updates, logs: site.logs, library: contentLibrary(site) };
+}
+
+export function supSyncDeps(site: OpenedSite): SupSyncDeps {
+  const s = site.services;
+  return { updates: s.updates, roles: s.roles, status: s.status, egress: site.egress, logs: site.logs };
+}
+
+export function adrRunner(site: OpenedSite): AdrRunner {
+  const s = site.services;
+  return new AdrRunner({ adrs: s.adrs, updates: s.updates, status: s.status, egress: site.egress, logs: site.logs, library: contentLibrary(site) });
+}
+
+export function updateFeedDeps(site: OpenedSite): FeedDeps {
+  const s = site.services;
+  return { roles: s.roles, status: s.status, egress: site.egress, logs: site.logs };
+}
+
+export function endpointMonitorDeps(site: OpenedSite): EndpointMonitorDeps {
+  const s = site.services;
+  return { roles: s.roles, servers: s.servers, cmgs: s.cmgs, status: s.status, egress: site.egress, logs: site.logs, now: site.ctx.now };
+}
+
+/** The service connection point's endpoint monitor of a site, trusting `<data>/egress-ca.pem` too. */
+export function endpointMonitor(site: OpenedSite, opts: EndpointMonitorOptions = {}): EndpointMonitor {
+  const fileCa = existsSync(site.paths.egressCa) ? [readFileSync(site.paths.egressCa, "utf8")] : [];
+  const ca = [...fileCa, ...(opts.ca ?? [])];
+  return new EndpointMonitor(endpointMonitorDeps(site), { ...opts, ...(ca.length > 0 ? { ca } : {}) });
+}
