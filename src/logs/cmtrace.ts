@@ -7,7 +7,7 @@
  * a crash never loses the line that explains it. Size-based rotation keeps one previous file as
  * `NAME.lo_`, as the platform does.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger as PinoLogger } from "pino";
 import type { LogFileSpec } from "./files.ts";
@@ -112,7 +112,9 @@ export class LogSet {
   private readonly maxBytes: number;
   private readonly now: () => Date;
   constructor(private readonly options: LogSetOptions) {
-    mkdirSync(options.dir, { recursive: true });
+    // Logs name servers, clients and URLs: readable by the service account (and its group), not by everyone.
+    mkdirSync(options.dir, { recursive: true, mode: 0o750 });
+    if ((statSync(options.dir).mode & 0o007) !== 0) chmodSync(options.dir, 0o750);
     this.maxBytes = options.maxBytes ?? 2_621_440;
     this.now = options.now ?? (() => new Date());
   }

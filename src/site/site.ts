@@ -4,7 +4,7 @@
  * (app/, cli/, api/) opens it and hands each role runner the narrow part it needs.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger as PinoLogger } from "pino";
 import { EgressPool, type EgressPoolOptions, type EgressProvider } from "../egress/pool.ts";
@@ -82,6 +82,7 @@ export interface OpenedSite {
 export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const paths = sitePaths(o.dataDir);
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
+  if (!o.databaseUrl) ownerOnly(paths.sqlite);
   const logs = new LogSet({ dir: paths.logs, pino: o.pino });
   const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite });
   const keyFile = new SiteKeyFile(paths.key);
@@ -125,6 +126,15 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
       logs.close();
     },
   };
+}
+
+/**
+ * The SQLite file holds the site's settings and sealed secrets: created 0600 before SQLite opens it
+ * (its -wal and -shm files take the same mode), and tightened if someone loosened it.
+ */
+function ownerOnly(file: string): void {
+  if (!existsSync(file)) closeSync(openSync(file, "a", 0o600));
+  else if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
 }
 
 /** Creates the site key file if missing (`site init`). */
