@@ -67,7 +67,9 @@ export function check<T extends z.ZodType>(field: string, schema: T, value: unkn
   const issue = r.error.issues[0];
   const sub = issue && issue.path.length > 0 ? `${field}.${issue.path.join(".")}` : field;
   const rule = issue?.message ?? "is invalid";
-  throw new ValidationError(sub, rule, `${sub}: ${rule} (got ${JSON.stringify(value)})`);
+  // Quote what was given, but never more than a glance: the value may be a stranger's megabyte.
+  const got = JSON.stringify(value) ?? String(value);
+  throw new ValidationError(sub, rule, `${sub}: ${rule} (got ${got.length > 80 ? `${got.slice(0, 80)}... (${got.length} characters)` : got})`);
 }
 
 /** Validates `value` against a schema; the first issue becomes a ValidationError naming its field. */

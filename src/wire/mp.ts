@@ -60,6 +60,7 @@ export type MpReason =
   | "client_identity_required"
   | "not_registered"
   | "awaiting_approval"
+  | "too_many_registrations"
   | "internal_error";
 
 /** Body of every refusal. */
@@ -70,7 +71,7 @@ export interface MpErrorAnswer {
 
 export const registerRequest = z.object({
   /** Computer name. */
-  name: z.string(),
+  name: z.string().max(253, "must be at most 253 characters"),
   /**
    * Thumbprint of the certificate the client registers with. Must be the certificate the MP saw
    * in TLS (or that the connection point relayed); a registration for any other is refused.

@@ -22,6 +22,7 @@ import { initSite, openSite, type OpenedSite } from "../../src/site/site.ts";
 import type { InternetMp } from "../../src/roles/mp/internet-mps.ts";
 import { startManagementPoint, type ManagementPoint } from "../../src/roles/mp/server.ts";
 import { managementPointDeps } from "../../src/app/role-deps.ts";
+import type { RegistrationLimits } from "../../src/roles/mp/registration-limit.ts";
 
 export const MP_FQDN = "mp01.contoso.test";
 
@@ -77,7 +78,7 @@ export async function openMpSite(db: TestDatabase): Promise<MpSite> {
   return { site, dataDir, databaseUrl, port, roleId: role.id };
 }
 
-export function startTestMp(s: MpSite, pki: MpPki, o: { port?: number; internetMps?: () => Promise<InternetMp[]>; maxBodyBytes?: number } = {}): Promise<ManagementPoint> {
+export function startTestMp(s: MpSite, pki: MpPki, o: { port?: number; internetMps?: () => Promise<InternetMp[]>; maxBodyBytes?: number; registrationLimits?: Partial<RegistrationLimits> } = {}): Promise<ManagementPoint> {
   return startManagementPoint({
     deps: { ...managementPointDeps(s.site), internetMps: o.internetMps ?? (async () => []) },
     serverFqdn: MP_FQDN,
@@ -85,6 +86,7 @@ export function startTestMp(s: MpSite, pki: MpPki, o: { port?: number; internetM
     tls: { certPem: pki.mpServer.certPem, keyPem: pki.mpServer.keyPem, caPem: pki.caPem },
     trustedClientRoots: pki.clientRoots,
     maxBodyBytes: o.maxBodyBytes,
+    registrationLimits: o.registrationLimits,
   });
 }
 

@@ -31,6 +31,8 @@ export interface HandlerDeps {
   status: StatusService;
   siteCode: string;
   internetMps: () => Promise<InternetMp[]>;
+  /** Registrations without a certificate that may await approval at once. */
+  maxPendingRegistrations: number;
 }
 
 export interface MpLogs {
@@ -103,6 +105,11 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
       return { clientId: client.id, approved: client.approved, connectionType: "intranet" };
     }
     case "anonymous": {
+      const pending = await deps.clients.pendingCount();
+      if (pending >= deps.maxPendingRegistrations) {
+        log.error(`${pending} registrations without a certificate await approval, the most allowed: refusing more until some are approved or removed (opencmg site clients).`);
+        throw new MpError(429, "too_many_registrations", "too many registrations await an administrator's approval; try again later", 3600);
+      }
       const { client, token } = await deps.clients.requestRegistration({ name: req.name, connectionType: "intranet", alwaysInternet: req.alwaysInternet });
       log.info(`Registration request from ${client.name} without a certificate: client ${client.id} awaits approval (opencmg site clients approve ${client.id}).`);
       return { clientId: client.id, approved: false, token, connectionType: "intranet" };

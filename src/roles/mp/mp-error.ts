@@ -15,6 +15,8 @@ export class MpError extends OpenCmgError {
     readonly status: number,
     readonly reason: MpReason,
     message: string,
+    /** Seconds after which a refused client may try again (429, 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(KIND[status] ?? (status >= 500 ? "internal" : "validation"), reason, message);
   }

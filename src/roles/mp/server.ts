@@ -21,6 +21,7 @@ import { locate, policy, register, uploadStatus, type HandlerDeps, type MpLogs }
 import { CallerIdentifier, splitTrust, type Caller } from "./identity.ts";
 import type { InternetMp } from "./internet-mps.ts";
 import { MpError } from "./mp-error.ts";
+import { RegistrationLimiter, type RegistrationLimits } from "./registration-limit.ts";
 import { DEFAULT_MAX_BODY_BYTES, MP_PATHS, type MpErrorAnswer } from "../../wire/mp.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 
@@ -53,7 +54,13 @@ export interface ManagementPointOptions {
   trustedClientRoots?: string[] | undefined;
   /** Largest request body, bytes (default 1 MiB). */
   maxBodyBytes?: number | undefined;
+  /** Limits on registrations without a certificate (defaults: DEFAULT_REGISTRATION_LIMITS). */
+  registrationLimits?: Partial<RegistrationLimits> | undefined;
 }
+
+/** Longest refusal message answered or logged: a refusal may quote what the client sent. */
+const MAX_REFUSAL_MESSAGE = 512;
+const clip = (s: string): string => (s.length > MAX_REFUSAL_MESSAGE ? `${s.slice(0, MAX_REFUSAL_MESSAGE)}... (${s.length} characters)` : s);
 
 export interface ManagementPoint {
   /** Where clients reach this MP directly, e.g. `https://127.0.0.1:8443`. */
@@ -104,12 +111,14 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
   // Without a root no chain can end: every client would be refused, which is a setup mistake.
   if (clientTrust.roots.length === 0) throw new ValidationError("trustedClientRoots", "must hold at least one root CA certificate (PEM, self-signed)");
   const identifier = new CallerIdentifier({ siteCaPem: o.tls.caPem, clients: clientTrust });
+  const registrations = new RegistrationLimiter(o.registrationLimits);
   const deps: HandlerDeps = {
     clients: o.deps.clients,
     roles: o.deps.roles,
     status: o.deps.status,
     siteCode: server.siteCode,
     internetMps: o.deps.internetMps,
+    maxPendingRegistrations: registrations.limits.maxPending,
   };
   const handlers: Record<string, Handler> = {
     [MP_PATHS.ping]: { method: "GET", log: logs.control, open: true, handle: async () => ({ mp: fqdn, siteCode: server.siteCode, roleId: role.id }) },
@@ -130,19 +139,28 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
       if (!handler) throw new MpError(404, "unknown_endpoint", `${path} is not a management point endpoint`);
       if (method !== handler.method) throw new MpError(405, "method_not_allowed", `${path} takes ${handler.method}, not ${method}`);
       caller = handler.open ? undefined : identifier.identify(req);
+      if (path === MP_PATHS.register && (caller ?? { kind: "anonymous" }).kind === "anonymous") {
+        const verdict = registrations.take(req.socket.remoteAddress ?? "?");
+        if (!verdict.allowed) {
+          const who = verdict.scope === "source" ? `from ${req.socket.remoteAddress ?? "?"}` : "from all sources together";
+          throw new MpError(429, "too_many_registrations", `too many registrations without a certificate ${who}; try again in ${verdict.retryAfterSeconds} s`, verdict.retryAfterSeconds);
+        }
+      }
       const body = method === "POST" ? await readJson(req, maxBody) : undefined;
       const answer = await handler.handle(caller ?? { kind: "anonymous" }, body);
       send(res, 200, answer);
     } catch (e) {
       const err = toMpError(e);
       const log = handler?.log ?? logs.control;
-      const line = `Refused ${method} ${path} from ${remote}${describeCaller(caller)} (request ${requestId}): ${err.status} ${err.reason}: ${err.message}`;
+      const message = clip(err.message);
+      const line = `Refused ${method} ${path} from ${remote}${describeCaller(caller)} (request ${requestId}): ${err.status} ${err.reason}: ${message}`;
       if (err.status >= 500) log.error(`${line}`, { cause: String((e as Error)?.stack ?? e) });
       else if (err.reason === "forged_identity") log.error(line);
       else log.warn(line);
       // Unread body bytes (an oversized upload): answer, then close rather than read them all.
       if (!req.complete) res.setHeader("connection", "close");
-      send(res, err.status, { error: err.reason, message: err.message } satisfies MpErrorAnswer);
+      if (err.retryAfterSeconds !== undefined) res.setHeader("retry-after", String(err.retryAfterSeconds));
+      send(res, err.status, { error: err.reason, message } satisfies MpErrorAnswer);
       if (!req.complete) req.resume();
     }
   };

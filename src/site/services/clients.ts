@@ -193,6 +193,12 @@ export class ClientsService {
     return toClient(r);
   }
 
+  /** Clients that registered without a certificate and await approval. */
+  async pendingCount(): Promise<number> {
+    const r = await this.ctx.db.selectFrom("clients").select((eb) => eb.fn.countAll<number>().as("n")).where("approved", "=", 0).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
   async list(): Promise<Client[]> {
     return (await this.ctx.db.selectFrom("clients").selectAll().orderBy("name").orderBy("id").execute()).map(toClient);
   }

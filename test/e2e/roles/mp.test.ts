@@ -160,6 +160,33 @@ forEachDatabase("management point", (db) => {
     assert.equal((await call(mp.url, MP_PATHS.policy)).json.error, "client_identity_required");
   });
 
+  it("a flood of registrations without a certificate is refused with 429 and Retry-After; certificate registrations go on", async () => {
+    await mp.close();
+    mp = await startTestMp(s, pki, { internetMps: async () => internet.list, registrationLimits: { perSourceBurst: 3, perSourcePerMinute: 1, maxPending: 1000 } });
+    const answers = [];
+    for (let i = 0; i < 8; i++) answers.push(await call(mp.url, MP_PATHS.register, { body: { name: `FLOOD-${i}` } }));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429, 429, 429, 429]);
+    assert.equal(answers[3]!.json.error, "too_many_registrations");
+    assert.equal((await clients.list()).length, 3, "refused requests add no client");
+    assert.equal((await call(mp.url, MP_PATHS.register, { cert: pki.client, body: { name: "PC-CERT" } })).status, 200);
+    assert.match(logText(s, "MP_RegistrationManager.log"), /429 too_many_registrations: too many registrations without a certificate from 127\.0\.0\.1/);
+  });
+
+  it("caps the registrations that await approval, and a refusal never echoes a huge value", async () => {
+    await mp.close();
+    mp = await startTestMp(s, pki, { internetMps: async () => internet.list, registrationLimits: { maxPending: 2 } });
+    assert.equal((await call(mp.url, MP_PATHS.register, { body: { name: "P1" } })).status, 200);
+    assert.equal((await call(mp.url, MP_PATHS.register, { body: { name: "P2" } })).status, 200);
+    const third = await call(mp.url, MP_PATHS.register, { body: { name: "P3" } });
+    assert.equal(third.status, 429);
+    assert.match(third.json.message, /await an administrator's approval/);
+    const huge = "A".repeat(1024 * 1024 - 100);
+    const bad = await call(mp.url, MP_PATHS.register, { cert: pki.client, body: { name: huge } });
+    assert.equal(bad.status, 400);
+    assert.ok(JSON.stringify(bad.json).length < 2048, `answer of ${JSON.stringify(bad.json).length} characters`);
+    assert.ok(logText(s, "MP_RegistrationManager.log").length < 64 * 1024);
+  });
+
   it("trusts the client identity relayed by a connection point, and records the client as internet", async () => {
     const cmg = await startStandinCmg({ target: () => mp.url, pki });
     try {
