@@ -61,6 +61,8 @@ export interface OpenSiteOptions {
   egressCa?: string[] | undefined;
   /** Name resolution for outbound connections (tests map names to loopback stand-ins). */
   egressLookup?: EgressPoolOptions["lookup"];
+  /** What this process does (`server add`, `site serve`), told to other writers that wait on it. */
+  work?: string | undefined;
 }
 
 export interface OpenedSite {
@@ -80,7 +82,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const paths = sitePaths(o.dataDir);
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   const logs = new LogSet({ dir: paths.logs, pino: o.pino });
-  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite });
+  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work });
   const key = existsSync(paths.key) ? SiteKey.load(paths.key) : undefined;
   const ctx: ServiceContext = { db: database.db, key, logs, now: o.now ?? (() => new Date()) };
   const sites = new SitesService(ctx);

@@ -7,7 +7,7 @@ import { ValidationError } from "../../errors.ts";
 import { startManagementPoint } from "../../roles/mp/server.ts";
 import { SitePki } from "../../site/site-pki.ts";
 import { openSite } from "../../site/site.ts";
-import type { CliContext } from "../context.ts";
+import { commandPath, type CliContext } from "../context.ts";
 import { parseListen, waitForSignal } from "./site.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -35,7 +35,7 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
       if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
       const g = ctx.globals(cmd);
       const log = pino({ redact: ["req.headers.authorization"] });
-      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, pino: log });
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log });
       try {
         const pki = new SitePki(site.paths.data);
         const haveSiteCa = existsSync(`${pki.dir}/site-ca.pem`);

@@ -8,6 +8,7 @@ import type { EgressProvider } from "../../egress/pool.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
 import type { SoftwareUpdatePointSettings } from "../../site/model.ts";
 import type { ServiceContext } from "../../site/services/context.ts";
+import { writeTransaction } from "../../site/db/transaction.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import { StatusId } from "../../site/status-ids.ts";
@@ -83,7 +84,7 @@ export async function syncSoftwareUpdates(deps: SupDeps, fqdn: string): Promise<
 
 async function storeUpdates(ctx: ServiceContext, updates: Update[], source: string): Promise<number> {
   const now = ctx.now().toISOString();
-  return ctx.db.transaction().execute(async (tx) => {
+  return writeTransaction(ctx.db, async (tx) => {
     const known = new Set((await tx.selectFrom("updates").select("update_id").execute()).map((r) => r.update_id));
     let added = 0;
     for (const u of updates) {

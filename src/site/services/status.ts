@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ComponentState, ComponentStatus, StatusMessage, StatusSeverity } from "../model.ts";
 import { checkObject } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
+import { writeTransaction } from "../db/transaction.ts";
 
 export interface RaiseInput {
   messageId: number;
@@ -88,7 +89,7 @@ export class StatusService {
 
   /** Sets a component's status on a server; returns the previous state (undefined if none). */
   async setComponent(server: string, component: string, status: ComponentState, reason: string): Promise<ComponentState | undefined> {
-    return this.ctx.db.transaction().execute(async (tx) => {
+    return writeTransaction(this.ctx.db, async (tx) => {
       const prev = await tx.selectFrom("component_status").select("status").where("server", "=", server).where("component", "=", component).executeTakeFirst();
       const updated_at = iso(this.ctx.now());
       if (prev) await tx.updateTable("component_status").set({ status, reason, updated_at }).where("server", "=", server).where("component", "=", component).execute();
