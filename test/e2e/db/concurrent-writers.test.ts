@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, it } from "node:test";
+import { initSite, openSite } from "../../../src/site/site.ts";
 import { forEachDatabase } from "../../helpers/databases.ts";
 
 const BIN = fileURLToPath(new URL("../../../bin/opencmg.mjs", import.meta.url));
@@ -46,21 +47,18 @@ function spawnCli(base: string[], args: string[], barrier: boolean): { child: Ch
   return { child, done };
 }
 
-async function cli(base: string[], args: string[]): Promise<Run> {
-  const r = await spawnCli(base, args, false).done;
-  assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-  return r;
-}
-
 const LOCK_ERRORS = /locked|busy|DATABASE_BUSY|serializ|deadlock|SQLITE_|could not obtain lock/i;
 
 forEachDatabase("concurrent writers", (db) => {
   it("16 processes writing at once while site serve runs: each succeeds or is refused as a duplicate, none fails on a lock", async () => {
     const { dataDir, databaseUrl } = await db.fresh();
     const base = ["--data", dataDir, ...(databaseUrl ? ["--database", databaseUrl] : [])];
-    await cli(base, ["site", "init"]);
-    for (const n of [1, 2, 3, 4, 5]) await cli(base, ["server", "add", `base${n}.contoso.com`]);
-    await cli(base, ["role", "add", "base3.contoso.com", "management-point"]);
+    // Set up in-process (quicker than a process per step), closed before the writers start.
+    const setup = await openSite({ dataDir, databaseUrl });
+    await initSite(setup, { code: "P01", name: "Primary site" });
+    for (const n of [1, 2, 3, 4, 5]) await setup.services.servers.add({ fqdn: `base${n}.contoso.com` });
+    await setup.services.roles.add("base3.contoso.com", "management-point");
+    await setup.close();
 
     // The long-running server on the same data folder and database.
     const serve = spawnCli(base, ["site", "serve", "--listen", "127.0.0.1:0"], false);
@@ -117,27 +115,32 @@ forEachDatabase("concurrent writers", (db) => {
     assert.doesNotMatch(served.stderr + served.stdout, LOCK_ERRORS);
 
     // The database holds exactly what succeeded.
-    const servers = JSON.parse((await cli(base, ["server", "list", "--json"])).stdout) as { fqdn: string }[];
-    assert.deepEqual(
-      servers.map((s) => s.fqdn).sort(),
-      ["base1", "base2", "base3", "base4", "dup", "new1", "new2", "new3", "new4", "new5", "new6"].map((n) => `${n}.contoso.com`),
-    );
-    const roles = JSON.parse((await cli(base, ["role", "list", "--json"])).stdout) as { serverFqdn: string; kind: string; settings: Record<string, unknown> }[];
-    assert.deepEqual(
-      roles.map((r) => [r.serverFqdn, r.kind, r.settings]),
-      [
-        ["base1.contoso.com", "management-point", { allowCmgTraffic: false }],
-        ["base2.contoso.com", "distribution-point", { connectedCache: true }],
-        ["base3.contoso.com", "management-point", { allowCmgTraffic: true }],
-      ],
-    );
-    const proxies: Record<string, unknown> = {};
-    for (const n of [1, 2, 3, 4]) proxies[`base${n}`] = JSON.parse((await cli(base, ["proxy", "show", `base${n}.contoso.com`, "--json"])).stdout);
-    assert.deepEqual(proxies, {
-      base1: { server: "base1.contoso.com", enabled: true, host: "proxy1.contoso.com", port: 3128, account: null },
-      base2: { server: "base2.contoso.com", enabled: true, host: "proxy2.contoso.com", port: 8080, account: null },
-      base3: { server: "base3.contoso.com", enabled: false, host: null, port: null, account: null },
-      base4: { server: "base4.contoso.com", enabled: true, host: "proxy4.contoso.com", port: 80, account: null },
-    });
+    const site = await openSite({ dataDir, databaseUrl });
+    try {
+      const servers = await site.services.servers.list();
+      assert.deepEqual(
+        servers.map((s) => s.fqdn),
+        ["base1", "base2", "base3", "base4", "dup", "new1", "new2", "new3", "new4", "new5", "new6"].map((n) => `${n}.contoso.com`),
+      );
+      const roles = await site.services.roles.list();
+      assert.deepEqual(
+        roles.map((r) => [r.serverFqdn, r.kind, r.settings]),
+        [
+          ["base1.contoso.com", "management-point", { allowCmgTraffic: false }],
+          ["base2.contoso.com", "distribution-point", { connectedCache: true }],
+          ["base3.contoso.com", "management-point", { allowCmgTraffic: true }],
+        ],
+      );
+      const proxies: Record<string, unknown> = {};
+      for (const n of [1, 2, 3, 4]) proxies[`base${n}`] = await site.services.proxies.show(`base${n}.contoso.com`);
+      assert.deepEqual(proxies, {
+        base1: { server: "base1.contoso.com", enabled: true, host: "proxy1.contoso.com", port: 3128, account: null },
+        base2: { server: "base2.contoso.com", enabled: true, host: "proxy2.contoso.com", port: 8080, account: null },
+        base3: null,
+        base4: { server: "base4.contoso.com", enabled: true, host: "proxy4.contoso.com", port: 80, account: null },
+      });
+    } finally {
+      await site.close();
+    }
   });
 });
