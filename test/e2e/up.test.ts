@@ -12,7 +12,7 @@ import { after, it } from "node:test";
 import { tempDir } from "../helpers/databases.ts";
 import { freePort, freePortRange } from "../helpers/ports.ts";
 
-const BIN = join(import.meta.dirname, "../bin/opencmg.mjs");
+const BIN = join(import.meta.dirname, "../../bin/opencmg.mjs");
 let upProc: ChildProcess | undefined;
 after(() => {
   if (upProc && upProc.exitCode === null) upProc.kill("SIGKILL");

@@ -125,7 +125,7 @@ forEachDatabase("opencmg CLI", (db) => {
 });
 
 it("the binary runs from the checkout (npx opencmg) and exits 2 on a usage error", () => {
-  const bin = join(import.meta.dirname, "../../bin/opencmg.mjs");
+  const bin = join(import.meta.dirname, "../../../bin/opencmg.mjs");
   const v = execFileSync(process.execPath, [bin, "--version"]).toString().trim();
   assert.match(v, /^\d+\.\d+\.\d+$/);
   const r = spawnSync(process.execPath, [bin, "proxy", "set"], { encoding: "utf8" });
