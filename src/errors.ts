@@ -17,7 +17,7 @@ export const NetCode = {
 } as const;
 export type NetCode = (typeof NetCode)[keyof typeof NetCode];
 
-export type ErrorKind = "validation" | "not_found" | "conflict" | "unauthorized" | "net" | "internal";
+export type ErrorKind = "validation" | "not_found" | "conflict" | "unauthorized" | "net" | "busy" | "internal";
 
 export class OpenCmgError extends Error {
   readonly kind: ErrorKind;
@@ -41,6 +41,8 @@ export class OpenCmgError extends Error {
         return 401;
       case "net":
         return 502;
+      case "busy":
+        return 503;
       default:
         return 500;
     }
@@ -87,6 +89,23 @@ export class ConflictError extends OpenCmgError {
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), field: this.field };
+  }
+}
+
+/**
+ * The site database stayed locked by another writer for longer than the wait allows (or kept
+ * conflicting with concurrent writers). Nothing was changed; running the same command again is safe.
+ */
+export class DatabaseBusyError extends OpenCmgError {
+  /** What the other writer was doing, when that is known (`opencmg site serve`, `opencmg server add`). */
+  readonly otherWork: string | undefined;
+  constructor(waitedMs: number, otherWork?: string | undefined, options?: { cause?: unknown }) {
+    const who = otherWork ? `another process (${otherWork})` : "another OpenCMG process";
+    super("busy", "DATABASE_BUSY", `the site database is busy: ${who} kept it locked for writing for more than ${Math.round(waitedMs / 1000)} s; nothing was changed, retry the command`, options);
+    this.otherWork = otherWork;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), ...(this.otherWork ? { otherWork: this.otherWork } : {}) };
   }
 }
 

@@ -14,6 +14,8 @@ import { managementPointDeps } from "./role-deps.ts";
 export interface ManagementPointProcessOptions {
   dataDir: string;
   databaseUrl?: string | undefined;
+  /** What this process does, named to other writers waiting on the database (`opencmg mp serve`). */
+  work?: string | undefined;
   pino?: PinoLogger | undefined;
   serverFqdn: string;
   listen: { host: string; port: number };
@@ -31,7 +33,7 @@ export interface RunningManagementPoint {
 }
 
 export async function runManagementPoint(o: ManagementPointProcessOptions): Promise<RunningManagementPoint> {
-  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, pino: o.pino });
+  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino });
   try {
     const pki = new SitePki(site.paths.data);
     if (!o.caPem && !existsSync(`${pki.dir}/site-ca.pem`)) throw new ValidationError("ca", "the site CA is needed", `ca: no site CA in ${pki.dir}; run \`opencmg site init\` or give --ca`);

@@ -76,7 +76,7 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
   const ports = { ...DEFAULT_UP_PORTS, ...o.ports };
   const step = o.onStep ?? (() => undefined);
   const dataDir = resolve(o.dataDir);
-  const site: OpenedSite = await openSite({ dataDir, databaseUrl: o.databaseUrl });
+  const site: OpenedSite = await openSite({ dataDir, databaseUrl: o.databaseUrl, work: "up" });
   const running: { close(): Promise<void> }[] = [];
   try {
     const top = await site.services.sites.top();

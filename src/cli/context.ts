@@ -32,7 +32,7 @@ export function createContext(io: Io, env: NodeJS.ProcessEnv): CliContext {
     async withSite(cmd, fn) {
       const g = globals(cmd);
       const { openSite } = await import("../site/site.ts"); // loaded by the commands that need a site
-      const site = await openSite({ dataDir: g.data, databaseUrl: g.database });
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd) });
       try {
         return await fn(site, g);
       } finally {
@@ -44,4 +44,11 @@ export function createContext(io: Io, env: NodeJS.ProcessEnv): CliContext {
       else io.out.write(text());
     },
   };
+}
+
+/** `server add`: the command's words without the program name. */
+export function commandPath(cmd: Command): string {
+  const words: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) words.unshift(c.name());
+  return words.join(" ");
 }

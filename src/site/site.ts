@@ -64,6 +64,8 @@ export interface OpenSiteOptions {
   egressCa?: string[] | undefined;
   /** Name resolution for outbound connections (tests map names to loopback stand-ins). */
   egressLookup?: EgressPoolOptions["lookup"];
+  /** What this process does (`server add`, `site serve`), told to other writers that wait on it. */
+  work?: string | undefined;
 }
 
 export interface OpenedSite {
@@ -84,7 +86,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   if (!o.databaseUrl) ownerOnly(paths.sqlite);
   const logs = new LogSet({ dir: paths.logs, pino: o.pino });
-  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite });
+  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work });
   const keyFile = new SiteKeyFile(paths.key);
   const ctx: ServiceContext = {
     db: database.db,

@@ -13,7 +13,7 @@ import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts
 import { runLocalInstances } from "../../cmg/local-provider.ts";
 import type { CmgView } from "../../site/services/cmgs.ts";
 import { openSite } from "../../site/site.ts";
-import type { CliContext } from "../context.ts";
+import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
 import { waitForSignal } from "./site.ts";
 import { LOG_FILES } from "../../logs/files.ts";
@@ -219,7 +219,7 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
     .description("run all instances of a local-provider CMG on this machine until Ctrl-C")
     .action(async (name: string, _o: unknown, cmd: Command) => {
       const g = ctx.globals(cmd);
-      const site = await openSite({ dataDir: g.data, databaseUrl: g.database });
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd) });
       const view = await site.services.cmgs.show(name);
       if (view.provider !== "local") throw new ValidationError("provider", `CMG ${view.name} uses the ${view.provider} provider: run its instances with \`opencmg gateway serve\` on their hosts`);
       const bundle = await writeCmgBundle(site, view);
@@ -282,7 +282,7 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
     .option("--metrics-port <n>", "Prometheus metrics on 127.0.0.1:PORT")
     .action(async (o: { server: string; reportInterval: string; metricsPort?: string }, cmd: Command) => {
       const g = ctx.globals(cmd);
-      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, pino: pino() });
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino() });
       const seconds = Number(o.reportInterval);
       if (!(seconds >= 1)) throw new ValidationError("reportInterval", "must be at least 1 second");
       const running = await runConnectionPointRole(site, o.server, { healthIntervalMs: seconds * 1000, ...(o.metricsPort ? { metricsPort: portOpt("metricsPort", o.metricsPort)! } : {}) });

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
 import { runManagementPoint } from "../../app/management-point.ts";
-import type { CliContext } from "../context.ts";
+import { commandPath, type CliContext } from "../context.ts";
 import { parseListen, waitForSignal } from "./site.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -34,6 +34,7 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
       const running = await runManagementPoint({
         dataDir: g.data,
         databaseUrl: g.database,
+        work: commandPath(cmd),
         pino: pino({ redact: ["req.headers.authorization"] }),
         serverFqdn: o.server,
         listen,

@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
 import { initSite, openSite } from "../../site/site.ts";
 import { startSiteServer } from "../../app/site-server.ts";
-import type { CliContext } from "../context.ts";
+import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT` -> parts, refusing anything else with a clear rule. */
@@ -64,7 +64,7 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       const listen = parseListen(o.listen);
       const g = ctx.globals(cmd);
       const log = pino({ redact: ["req.headers.authorization", "*.password", "*.secret"] });
-      const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, pino: log });
+      const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log });
       await opened.services.sites.requireTop();
       const server = await startSiteServer({ site: opened, listen, log });
       ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} (token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);

@@ -6,12 +6,13 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
-import pg from "pg";
 import { ValidationError } from "../../errors.ts";
+import type { Dialect } from "./dialect.ts";
+import { DEFAULT_BUSY_TIMEOUT_MS, siteDialect, translateDbError, type TranslateOptions } from "./driver.ts";
 import { migrateToLatest } from "./migrations/index.ts";
 import type { Database } from "./schema.ts";
 
-export type Dialect = "sqlite" | "postgres";
+export type { Dialect } from "./dialect.ts";
 
 export interface SiteDb {
   readonly db: Kysely<Database>;
@@ -36,27 +37,64 @@ export interface OpenDbOptions {
   /** A `postgres://` / `postgresql://` URL; otherwise SQLite at `sqlitePath`. */
   databaseUrl?: string | undefined;
   sqlitePath: string;
+  /** What this process does (`server add`, `site serve`): named to other writers that wait on it. */
+  work?: string | undefined;
+  /** How long a write waits for another writer's lock before DATABASE_BUSY; default 15 s. */
+  busyTimeoutMs?: number | undefined;
 }
 
 export async function openDatabase(o: OpenDbOptions): Promise<SiteDb> {
   const url = o.databaseUrl;
+  const busyTimeoutMs = o.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const work = `opencmg ${o.work ?? "process"}`;
   let siteDb: SiteDb;
   if (url) {
     if (!/^postgres(ql)?:\/\//.test(url)) {
       throw new ValidationError("database", "must be a postgres:// or postgresql:// URL (leave it out to use the embedded SQLite database)");
     }
-    // 20: BIGINT counts come back as strings by default; our ids fit in a JS number.
-    pg.types.setTypeParser(20, (v) => Number(v));
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    // Loaded only here: SQLite commands never load the PostgreSQL driver.
+    const { default: pg } = await import("pg");
+    // 20: BIGINT counts come back as strings by default; our ids fit in a JS number. Set on this
+    // pool only, never process-wide (pg.types), so other users of the driver keep its defaults.
+    const types = {
+      getTypeParser: ((oid: number, format?: "text" | "binary") => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text"))) as typeof pg.types.getTypeParser,
+    };
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      types,
+      application_name: work.slice(0, 63),
+      // A lock wait (another writer's row, the migration lock) ends with 55P03 -> DATABASE_BUSY.
+      lock_timeout: busyTimeoutMs,
+      connectionTimeoutMillis: busyTimeoutMs,
+    });
+    const translate: TranslateOptions = {
+      dialect: "postgres",
+      busyTimeoutMs,
+      otherWork: async () => {
+        const r = await pool.query<{ name: string }>(
+          "select distinct application_name as name from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null and application_name like 'opencmg%'",
+        );
+        return r.rows.map((x) => x.name).join(", ") || undefined;
+      },
+    };
+    const db = new Kysely<Database>({ dialect: siteDialect(new PostgresDialect({ pool }), translate) });
     siteDb = { db, dialect: "postgres", location: redactUrl(url), close: () => db.destroy() };
   } else {
     mkdirSync(dirname(o.sqlitePath), { recursive: true });
-    const sqlite = new SQLite(o.sqlitePath);
-    sqlite.pragma("journal_mode = WAL");
-    sqlite.pragma("foreign_keys = ON");
-    sqlite.pragma("busy_timeout = 5000");
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const translate: TranslateOptions = { dialect: "sqlite", busyTimeoutMs };
+    let sqlite: SQLite.Database | undefined;
+    try {
+      // `timeout` is SQLite's busy timeout, set as the file opens: before the WAL switch and the
+      // migrations, every statement of this process waits for another writer's lock.
+      sqlite = new SQLite(o.sqlitePath, { timeout: busyTimeoutMs });
+      sqlite.pragma("journal_mode = WAL");
+      sqlite.pragma("foreign_keys = ON");
+    } catch (e) {
+      sqlite?.close();
+      throw await translateDbError(e, translate);
+    }
+    const db = new Kysely<Database>({ dialect: siteDialect(new SqliteDialect({ database: sqlite }), translate) });
     siteDb = { db, dialect: "sqlite", location: o.sqlitePath, close: () => db.destroy() };
   }
   try {
@@ -67,3 +105,4 @@ export async function openDatabase(o: OpenDbOptions): Promise<SiteDb> {
   }
   return siteDb;
 }
+

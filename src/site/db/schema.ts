@@ -191,4 +191,37 @@ export interface Database {
   client_settings: ClientSettingsTable;
 }
 
+/** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
+type ColumnLists = { readonly [T in keyof Database]: readonly (keyof Database[T] & string)[] };
+
+/**
+ * The columns of each table, as the migrations must create them (a test compares the two).
+ * tsc refuses a name that is not a column of the interface, and the check below refuses a list
+ * that misses one.
+ */
+export const SCHEMA_COLUMNS = {
+  sites: ["code", "name", "type", "parent_code", "created_at"],
+  servers: ["id", "fqdn", "site_code", "is_site_server", "created_at"],
+  roles: ["id", "server_id", "kind", "settings", "created_at", "updated_at"],
+  accounts: ["id", "name", "username", "secret", "created_at", "updated_at"],
+  proxy_configs: ["server_id", "enabled", "host", "port", "account_id", "updated_at"],
+  status_messages: ["id", "message_id", "severity", "component", "server", "time", "text", "properties", "source", "dedupe_key"],
+  component_status: ["server", "component", "status", "reason", "updated_at"],
+  admin_tokens: ["id", "token_sha256", "created_at"],
+  updates: ["update_id", "title", "classification", "product", "release_date", "files", "synced_from", "synced_at"],
+  adrs: ["id", "name", "server", "products", "classifications", "title_contains", "created_at"],
+  adr_downloads: ["id", "adr_id", "update_id", "file_name", "status", "code", "bytes", "sha256", "message", "time"],
+  cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at"],
+  cmg_tunnels: ["cmg_name", "instance", "connection_point", "connected", "detail", "reported_at"],
+  cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out"],
+  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at"],
+  client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
+} as const satisfies ColumnLists;
+
+type Unlisted<T extends keyof Database> = Exclude<keyof Database[T], (typeof SCHEMA_COLUMNS)[T][number]>;
+/** Fails to compile, naming the column, when SCHEMA_COLUMNS misses a column of an interface. */
+type EveryColumnListed = { [T in keyof Database]: [Unlisted<T>] extends [never] ? true : { unlisted: Unlisted<T> } };
+type AllTrue<T extends { [K in keyof Database]: true }> = T;
+export type SchemaColumnsComplete = AllTrue<EveryColumnListed>;
+
 export type { ColumnType };

@@ -3,6 +3,7 @@ import type { AccountInfo } from "../model.ts";
 import { accountName, check } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
 import { LOG_FILES } from "../../logs/files.ts";
+import { writeTransaction } from "../db/transaction.ts";
 
 export interface Credentials {
   username: string;
@@ -30,7 +31,7 @@ export class AccountsService {
     checkSecret(password);
     const sealed = this.key.seal(password, name);
     const now = iso(this.ctx.now());
-    const info = await this.ctx.db.transaction().execute(async (tx) => {
+    const info = await writeTransaction(this.ctx.db, async (tx) => {
       if (await findAccount(tx, name)) throw new ConflictError("name", `account ${name} already exists`);
       const row = await tx.insertInto("accounts").values({ name, username, secret: sealed, created_at: now, updated_at: now }).returning(["id"]).executeTakeFirstOrThrow();
       return { id: row.id, name, username };

@@ -12,6 +12,7 @@ import type { RolesService } from "./roles.ts";
 import type { SitesService } from "./sites.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { LOG_FILES } from "../../logs/files.ts";
+import { writeTransaction } from "../db/transaction.ts";
 
 export const CLOUDS = ["public", "usgov", "custom"] as const;
 export const PROVIDERS = ["local", "external"] as const;
@@ -212,7 +213,7 @@ export class CmgsService {
     };
     const serverCertPem = [cert!.toString(), ...(input.serverChainPem ?? [])].join("");
     const created = iso(now);
-    await this.ctx.db.transaction().execute(async (tx) => {
+    await writeTransaction(this.ctx.db, async (tx) => {
       if (await tx.selectFrom("cmgs").select("name").where("name", "=", name).executeTakeFirst()) throw new ConflictError("name", `a CMG named ${name} already exists`);
       const clash = await tx.selectFrom("cmgs").select("name").where("service_fqdn", "=", serviceFqdn).executeTakeFirst();
       if (clash) throw new ConflictError("serviceFqdn", `CMG ${clash.name} already serves ${serviceFqdn}`);
@@ -357,7 +358,7 @@ export class CmgsService {
     const current = await this.show(nameInput);
     if (current.connectionPointServers.length > 0)
       throw new ConflictError("name", `CMG ${current.name} still has connection point(s) on ${current.connectionPointServers.join(", ")}; remove them first (opencmg role remove FQDN cmg-connection-point)`);
-    await this.ctx.db.transaction().execute(async (tx) => {
+    await writeTransaction(this.ctx.db, async (tx) => {
       await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", current.name).execute();
       await tx.deleteFrom("cmgs").where("name", "=", current.name).execute();
     });
@@ -395,7 +396,7 @@ export class CmgsService {
   /** A connection point's view of its tunnels, recorded for the CMG's status. */
   async reportTunnels(name: string, connectionPoint: string, states: { instance: number; connected: boolean; detail: string }[]): Promise<void> {
     const at = iso(this.ctx.now());
-    await this.ctx.db.transaction().execute(async (tx) => {
+    await writeTransaction(this.ctx.db, async (tx) => {
       for (const s of states) {
         await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", name).where("instance", "=", s.instance).where("connection_point", "=", connectionPoint).execute();
         await tx.insertInto("cmg_tunnels").values({ cmg_name: name, instance: s.instance, connection_point: connectionPoint, connected: s.connected ? 1 : 0, detail: s.detail, reported_at: at }).execute();

@@ -6,6 +6,7 @@ import { check, fqdn as fqdnRule, port as portRule, proxyHost } from "../validat
 import type { AccountsService } from "./accounts.ts";
 import { findAccount } from "./accounts.ts";
 import { iso, type ServiceContext } from "./context.ts";
+import { writeTransaction } from "../db/transaction.ts";
 import { getServer } from "./servers.ts";
 import { loadProxyModel } from "./snapshot.ts";
 import { LOG_FILES } from "../../logs/files.ts";
@@ -33,7 +34,7 @@ export class ProxiesService {
     const port = input.port === undefined ? DEFAULT_PROXY_PORT : check("port", portRule, input.port);
     const enabled = input.enabled ?? true;
     const accountName = input.account ?? null;
-    const saved = await this.ctx.db.transaction().execute(async (tx) => {
+    const saved = await writeTransaction(this.ctx.db, async (tx) => {
       const server = await getServer(tx, fqdn);
       let accountId: number | null = null;
       if (accountName !== null) {
@@ -68,7 +69,7 @@ export class ProxiesService {
 
   async clear(fqdnInput: string): Promise<void> {
     const fqdn = check("fqdn", fqdnRule, fqdnInput);
-    await this.ctx.db.transaction().execute(async (tx) => {
+    await writeTransaction(this.ctx.db, async (tx) => {
       const server = await getServer(tx, fqdn);
       checkProxyConfig(await loadProxyModel(tx), fqdn, null);
       await tx.deleteFrom("proxy_configs").where("server_id", "=", server.id).execute();

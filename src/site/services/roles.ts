@@ -4,6 +4,7 @@ import { checkRoleSettings } from "../../proxy/rules.ts";
 import { ROLE_KINDS, type Role, type RoleKind, type RoleSettingsByKind, type SoftwareUpdatePointSettings } from "../model.ts";
 import { check, checkObject, fqdn as fqdnRule, httpUrl } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
+import { writeTransaction } from "../db/transaction.ts";
 import { getServer } from "./servers.ts";
 import { loadProxyModel, toRole } from "./snapshot.ts";
 import { LOG_FILES } from "../../logs/files.ts";
@@ -101,7 +102,7 @@ export class RolesService {
     const fqdn = check("fqdn", fqdnRule, fqdnInput);
     const kind = parseRoleKind(kindInput);
     const settings = this.merge(kind, defaults(kind), options);
-    const role = await this.ctx.db.transaction().execute(async (tx) => {
+    const role = await writeTransaction(this.ctx.db, async (tx) => {
       const server = await getServer(tx, fqdn);
       const dup = await tx.selectFrom("roles").select("id").where("server_id", "=", server.id).where("kind", "=", kind).executeTakeFirst();
       if (dup) throw new ConflictError("role", `${fqdn} already hosts the ${kind} role`);
@@ -127,7 +128,7 @@ export class RolesService {
   async set(fqdnInput: string, kindInput: string, options: RoleOptions): Promise<Role> {
     const fqdn = check("fqdn", fqdnRule, fqdnInput);
     const kind = parseRoleKind(kindInput);
-    const role = await this.ctx.db.transaction().execute(async (tx) => {
+    const role = await writeTransaction(this.ctx.db, async (tx) => {
       const current = await findRole(tx, fqdn, kind);
       if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
       const settings = this.merge(kind, current.settings, options);

@@ -2,6 +2,7 @@ import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { SiteSystemServer } from "../model.ts";
 import { check, fqdn as fqdnRule, siteCode } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
+import { writeTransaction } from "../db/transaction.ts";
 import { toServer } from "./snapshot.ts";
 import type { SitesService } from "./sites.ts";
 import { LOG_FILES } from "../../logs/files.ts";
@@ -25,7 +26,7 @@ export class ServersService {
     const fqdn = check("fqdn", fqdnRule, input.fqdn);
     const site = input.site ? await this.sites.get(check("site", siteCode, input.site)) : await this.sites.requireTop();
     const isSiteServer = input.siteServer === true;
-    return this.ctx.db.transaction().execute(async (tx) => {
+    return writeTransaction(this.ctx.db, async (tx) => {
       if (await findServer(tx, fqdn)) throw new ConflictError("fqdn", `site system server ${fqdn} already exists`);
       if (isSiteServer) {
         const other = await tx.selectFrom("servers").select("fqdn").where("site_code", "=", site.code).where("is_site_server", "=", 1).executeTakeFirst();
@@ -52,7 +53,7 @@ export class ServersService {
   /** Removes a server that has no roles left (roles first, so nothing is orphaned silently). */
   async remove(fqdnInput: string): Promise<void> {
     const fqdn = check("fqdn", fqdnRule, fqdnInput);
-    await this.ctx.db.transaction().execute(async (tx) => {
+    await writeTransaction(this.ctx.db, async (tx) => {
       const s = await getServer(tx, fqdn);
       const role = await tx.selectFrom("roles").select("kind").where("server_id", "=", s.id).executeTakeFirst();
       if (role) throw new ConflictError("fqdn", `${fqdn} still hosts the ${role.kind} role; remove its roles first (opencmg role remove ${fqdn} ${role.kind})`);

@@ -3,6 +3,7 @@ import type { ComponentState, ComponentStatus, StatusMessage, StatusSeverity } f
 import { checkObject } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { LOG_FILES } from "../../logs/files.ts";
+import { writeTransaction } from "../db/transaction.ts";
 
 export interface RaiseInput {
   messageId: number;
@@ -104,7 +105,7 @@ export class StatusService {
 
   /** Sets a component's status on a server; returns the previous state (undefined if none). */
   async setComponent(server: string, component: string, status: ComponentState, reason: string): Promise<ComponentState | undefined> {
-    return this.ctx.db.transaction().execute(async (tx) => {
+    return writeTransaction(this.ctx.db, async (tx) => {
       const prev = await tx.selectFrom("component_status").select("status").where("server", "=", server).where("component", "=", component).executeTakeFirst();
       const updated_at = iso(this.ctx.now());
       if (prev) await tx.updateTable("component_status").set({ status, reason, updated_at }).where("server", "=", server).where("component", "=", component).execute();

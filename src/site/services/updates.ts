@@ -2,6 +2,7 @@
  * Software updates the software update point synchronised: their metadata and content files, as
  * the site database keeps them. The SUP's sync writes them, its server and the ADRs read them.
  */
+import { writeTransaction } from "../db/transaction.ts";
 import type { ServiceContext } from "./context.ts";
 
 export interface SoftwareUpdateFile {
@@ -38,7 +39,7 @@ export class UpdatesService {
   /** Stores a synchronised catalog (known updates are refreshed); returns how many are new. */
   async store(updates: readonly SoftwareUpdate[], source: string): Promise<number> {
     const now = this.ctx.now().toISOString();
-    return this.ctx.db.transaction().execute(async (tx) => {
+    return writeTransaction(this.ctx.db, async (tx) => {
       const known = new Set((await tx.selectFrom("updates").select("update_id").execute()).map((r) => r.update_id));
       let added = 0;
       for (const u of updates) {

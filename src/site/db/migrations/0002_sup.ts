@@ -1,5 +1,5 @@
 import type { Kysely, Migration } from "kysely";
-import type { Dialect } from "../connect.ts";
+import type { Dialect } from "../dialect.ts";
 import { withId } from "./helpers.ts";
 
 /** Software update point: synchronised update metadata, automatic deployment rules and their downloads. */

@@ -1,5 +1,5 @@
 import type { Kysely, Migration } from "kysely";
-import type { Dialect } from "../connect.ts";
+import type { Dialect } from "../dialect.ts";
 
 /** Managed clients registered at a management point, and the site's client settings. */
 export function m0004Clients(_dialect: Dialect): Migration {

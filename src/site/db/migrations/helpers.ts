@@ -1,5 +1,5 @@
 import { sql, type CreateTableBuilder } from "kysely";
-import type { Dialect } from "../connect.ts";
+import type { Dialect } from "../dialect.ts";
 
 /** Adds an auto-increment integer primary key `id` in the dialect's own way. */
 export function withId<T extends string>(t: CreateTableBuilder<T, never>, dialect: Dialect): CreateTableBuilder<T, "id"> {

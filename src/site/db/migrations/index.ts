@@ -1,10 +1,16 @@
 /**
  * Versioned migrations, applied in name order at start-up (kysely's Migrator keeps the record).
  * A migration gets the dialect so that the few differences (auto-increment ids) stay here.
+ *
+ * Several processes may open a fresh site at once (commands started together, `site serve`):
+ * one migrates while the others wait, then find nothing left to do. SQLite: the whole run is one
+ * `BEGIN IMMEDIATE` transaction (kysely runs SQLite migrations without a transaction or lock).
+ * PostgreSQL: a session advisory lock around the run (kysely's own lock comes only after it has
+ * created its tables, which two processes could otherwise race on).
  */
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
 import { OpenCmgError } from "../../../errors.ts";
-import type { Dialect } from "../connect.ts";
+import type { Dialect } from "../dialect.ts";
 import { m0001Site } from "./0001_site.ts";
 import { m0002Sup } from "./0002_sup.ts";
 import { m0003Cmg } from "./0003_cmg.ts";
@@ -20,7 +26,44 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0004_clients": m0004Clients,
 };
 
+/** Any advisory lock key of our own; the same in every process. */
+const PG_MIGRATION_LOCK = 0x6f636d67; // "ocmg"
+
+/** True when every migration is already recorded (the usual case: no lock taken). */
+async function upToDate(db: Kysely<any>): Promise<boolean> {
+  try {
+    const rows = await db.selectFrom("kysely_migration").select("name").execute();
+    const done = new Set(rows.map((r: { name: string }) => r.name));
+    return Object.keys(MIGRATIONS).every((n) => done.has(n));
+  } catch {
+    return false; // no migration table yet
+  }
+}
+
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  if (await upToDate(db)) return;
+  if (dialect === "sqlite") {
+    await sql`begin immediate`.execute(db);
+    try {
+      await runMigrator(db, dialect);
+      await sql`commit`.execute(db);
+    } catch (e) {
+      await sql`rollback`.execute(db).catch(() => undefined);
+      throw e;
+    }
+    return;
+  }
+  await db.connection().execute(async (lockConn) => {
+    await sql`select pg_advisory_lock(${sql.lit(PG_MIGRATION_LOCK)})`.execute(lockConn);
+    try {
+      await runMigrator(db, dialect);
+    } finally {
+      await sql`select pg_advisory_unlock(${sql.lit(PG_MIGRATION_LOCK)})`.execute(lockConn);
+    }
+  });
+}
+
+async function runMigrator(db: Kysely<any>, dialect: Dialect): Promise<void> {
   const provider: MigrationProvider = {
     getMigrations: async () => Object.fromEntries(Object.entries(MIGRATIONS).map(([k, f]) => [k, f(dialect)])),
   };
