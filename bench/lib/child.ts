@@ -79,6 +79,8 @@ export class Child {
   readonly pid: number;
   /** Resolves with the exit code (or the signal's name) when the process has exited. */
   readonly exited: Promise<number | string>;
+  /** Like `exited`, once its piped output has also been read to the end (a last line comes before this). */
+  private readonly closed: Promise<number | string>;
   private readonly out: Lines | null;
   private readonly err: Lines | null;
 
@@ -94,6 +96,7 @@ export class Child {
         resolve(code ?? signal ?? -1);
       });
     });
+    this.closed = new Promise((resolve) => proc.once("close", (code, signal) => resolve(code ?? signal ?? -1)));
     this.out = proc.stdout ? new Lines(proc.stdout, () => this.name) : null;
     this.err = proc.stderr ? new Lines(proc.stderr, () => this.name) : null;
   }
@@ -188,7 +191,7 @@ export class Child {
       const tail = this.stderrTail();
       return new Error(`${this.name} ${why} while waiting for ${what}${tail ? `:\n${tail}` : ""}`);
     };
-    const exit = this.exited.then((code) => Promise.reject(fail(`exited (${code})`)));
+    const exit = this.closed.then((code) => Promise.reject(fail(`exited (${code})`)));
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(fail(`timed out after ${timeoutMs} ms`)), timeoutMs)));
     exit.catch(() => {});
     return Promise.race([p, exit, timeout]).finally(() => clearTimeout(timer));
