@@ -169,6 +169,9 @@ async function main(): Promise<void> {
       const cpuMsPerMB: Record<string, number> = { load: (dl.cpuUs ?? NaN) / 1000 };
       for (const k of Object.keys(cpu)) cpuMsPerMB[k] = (used(k) * 1e3) / (bytes / 1e6);
       results[name] = { rps, lat, dl, cpuUs, cpuMsPerMB };
+      // Each row as it ends, so a run stopped early still shows what it measured.
+      const total = Object.values(cpuUs).reduce((a, b) => a + b, 0);
+      process.stderr.write(`${name}: ${rps.rps?.toFixed(0)} req/s, p50 ${lat.p50Ms?.toFixed(3)} ms, p99 ${lat.p99Ms?.toFixed(3)} ms, ${dl.mbPerS?.toFixed(0)} MB/s, CPU ${total.toFixed(0)} us/req, errors ${rps.errors + lat.errors}\n`);
     }
 
     // Idle authenticated connections last, in the gateway process alone (its heap already warmed by the load).
