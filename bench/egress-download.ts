@@ -13,19 +13,17 @@
  * and MB/s are printed with the ratios to curl (best of --runs; goal: egress / curl >= 0.9).
  * Egress first fetches 8 MB untimed (a running product has a warm JIT and connection pool).
  */
-import { spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { pipeline } from "node:stream/promises";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createHash, randomBytes } from "node:crypto";
 import { downloadToFile } from "../src/egress/download.ts";
 import { Egress } from "../src/egress/egress.ts";
 import { serveBytes, startInternet } from "../test/helpers/internet.ts";
 import { startSquid } from "../test/helpers/squid.ts";
+import { Child, run } from "./lib/child.ts";
 
 const { values } = parseArgs({
   options: {
@@ -71,14 +69,8 @@ async function main(): Promise<void> {
   const account = values.auth ? { username: "bench", password: "bench-pass" } : undefined;
   const dir = mkdtempSync(join(tmpdir(), "opencmg-bench-"));
   process.stdout.write(`generating and serving ${values.mb} MB in a child process... `);
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--serve", "--mb", String(values.mb)], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const first = await new Promise<string>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`server child exited ${code}`)));
-    createInterface({ input: child.stdout! }).once("line", resolve);
-  });
-  const served = JSON.parse(first) as Served;
+  const child = Child.node(import.meta.filename, ["--serve", "--mb", String(values.mb)], { name: "file server", stdin: "pipe" });
+  const served = JSON.parse(await child.line()) as Served;
   const squid = await startSquid({ hosts: served.hosts, ...(account ? { auth: account } : {}) });
   try {
     const url = values.https ? served.url.https : served.url.http;
@@ -100,7 +92,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < runs; i++) {
       const c = join(dir, "curl.bin");
       const proxyUser = account ? ["-U", `${account.username}:${account.password}`] : [];
-      times.curl.push(await timed(() => run("curl", ["-sS", "--fail", "-x", `http://${squid.host}:${squid.port}`, ...proxyUser, "--cacert", caFile, "-o", c, url])));
+      times.curl.push(await timed(async () => void (await run("curl", ["-sS", "--fail", "-x", `http://${squid.host}:${squid.port}`, ...proxyUser, "--cacert", caFile, "-o", c, url]))));
       check(c);
       const e = join(dir, "egress.bin");
       times.egress.push(
@@ -124,17 +116,10 @@ async function main(): Promise<void> {
     console.log(`downloadToFile   ${mbps(times.download).toFixed(1).padStart(7)} MB/s   (${list(times.download)})   ratio ${(mbps(times.download) / curl).toFixed(2)} (adds SHA-256 + flush)`);
   } finally {
     await squid.stop();
-    child.stdin!.end();
+    child.endInput();
+    await child.exited;
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"] });
-    p.once("error", reject);
-    p.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}`))));
-  });
 }
 
 async function timed(fn: () => Promise<void>): Promise<number> {

@@ -11,17 +11,15 @@
  * product's concurrency (CHECK_CONCURRENCY) and with concurrency 1; the total times and their
  * ratio are printed, and every endpoint must pass in both.
  */
-import { spawn } from "node:child_process";
 import { createServer as createHttpServer, type RequestListener } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Egress } from "../src/egress/egress.ts";
 import { CHECK_CONCURRENCY, checkEndpoints, type CheckReport, type CheckTarget } from "../src/endpoints/checker.ts";
 import { createCa, issueCert } from "../src/pki/issue.ts";
 import { startSquid } from "../test/helpers/squid.ts";
+import { Child } from "./lib/child.ts";
 
 const { values } = parseArgs({
   options: {
@@ -73,14 +71,8 @@ if (values.serve) {
 
 async function main(): Promise<void> {
   const account = values.auth ? { username: "bench", password: "bench-pass" } : undefined;
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--serve", "--count", String(count), "--slow-every", String(slowEvery), "--slow-ms", String(slowMs)], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const first = await new Promise<string>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`stand-in child exited ${code}`)));
-    createInterface({ input: child.stdout! }).once("line", resolve);
-  });
-  const served = JSON.parse(first) as Served;
+  const child = Child.node(import.meta.filename, ["--serve", "--count", String(count), "--slow-every", String(slowEvery), "--slow-ms", String(slowMs)], { name: "stand-ins", stdin: "pipe" });
+  const served = JSON.parse(await child.line()) as Served;
   const hosts = Object.fromEntries(Array.from({ length: count }, (_, i) => [name(i), "127.0.0.1"]));
   const squid = await startSquid({ hosts, ...(account ? { auth: account } : {}) });
   try {
@@ -119,6 +111,7 @@ async function main(): Promise<void> {
     console.log(`ratio serial / product    ${(serial.ms / parallel.ms).toFixed(1).padStart(7)} x   (all ${count} endpoints passed in both runs)`);
   } finally {
     await squid.stop();
-    child.stdin!.end();
+    child.endInput();
+    await child.exited;
   }
 }

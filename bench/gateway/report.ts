@@ -1,0 +1,78 @@
+/** The table bench/gateway.ts prints. */
+import { SMALL, type LoadResult } from "./load.ts";
+
+export interface RowResult {
+  rps: LoadResult;
+  lat: LoadResult;
+  dl: LoadResult;
+  /** CPU microseconds per small request, per process on the path. */
+  cpuUs: Record<string, number>;
+  /** CPU milliseconds per MB of the large download, per process on the path. */
+  cpuMsPerMB: Record<string, number>;
+}
+
+export interface IdleStep {
+  conns: number;
+  open: number;
+  failed: number;
+  rssMiB: number;
+  perConnKiB: number;
+}
+
+export function report(p: { n: number; conc: number; rate: number; latN: number; bytes: number }, results: Record<string, RowResult>, idle: IdleStep[]): string {
+  const f = (x: number | undefined, d = 0): string => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
+  const lines: string[] = [];
+  lines.push(`Gateway benchmark: ${p.n} requests of ${SMALL} B at ${p.conc} connections; latency at ${p.rate} req/s x ${p.latN}; download ${p.bytes / 1024 / 1024} MiB`);
+  lines.push("A direct (HTTP) | B nginx one hop (HTTP) | C nginx one hop (mTLS) | D gateway+tunnel+connection point (mTLS) | E = D, tunnel via Squid");
+  lines.push("F = D's topology as a bare Node relay (bench/floor-relay.ts): Node's own floor for D");
+  lines.push("G = D's two hops built from nginx (mTLS, then TLS to a second nginx) | H = nginx (mTLS) in front of an OpenSSH reverse tunnel (ssh -R)");
+  lines.push("Each part in its own process; load generator: undici, HTTP/1.1, in child processes.");
+  lines.push("");
+  lines.push(`${"path".padEnd(6)}${"req/s".padStart(10)}${"errors".padStart(8)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}${"MB/s".padStart(10)}`);
+  for (const [k, r] of Object.entries(results)) {
+    lines.push(`${k.padEnd(6)}${f(r.rps.rps).padStart(10)}${String(r.rps.errors + r.lat.errors).padStart(8)}${f(r.lat.p50Ms, 3).padStart(10)}${f(r.lat.p99Ms, 3).padStart(10)}${f(r.dl.mbPerS).padStart(10)}`);
+  }
+  const R = (a: string, b: string, key: "rps" | "mbPerS"): string => {
+    const x = key === "rps" ? results[a]?.rps.rps : results[a]?.dl.mbPerS;
+    const y = key === "rps" ? results[b]?.rps.rps : results[b]?.dl.mbPerS;
+    return x && y ? (x / y).toFixed(2) : "-";
+  };
+  const addP50 = (a: string, b: string): string => f((results[a]?.lat.p50Ms ?? NaN) - (results[b]?.lat.p50Ms ?? NaN), 3);
+  lines.push("");
+  lines.push(`${"ratio".padEnd(6)}${"small req/s".padStart(13)}${"large MB/s".padStart(12)}${"added p50 ms".padStart(14)}   goal`);
+  const ratio = (a: string, b: string, goal = ""): void =>
+    void lines.push(`${`${a}/${b}`.padEnd(6)}${R(a, b, "rps").padStart(13)}${R(a, b, "mbPerS").padStart(12)}${addP50(a, b).padStart(14)}   ${goal}`.trimEnd());
+  ratio("D", "A", ">=0.5 small, >=0.8 large, <=1 ms");
+  ratio("D", "B");
+  ratio("D", "C");
+  ratio("D", "G", "(G: two C-speed hops, the limit for D)");
+  ratio("D", "H", "(H: the hand-built nginx + ssh -R alternative)");
+  ratio("C", "A");
+  ratio("E", "D");
+  ratio("D", "F");
+  ratio("F", "A");
+
+  // The columns A-F always had; the ones only G and H use appear when those rows ran.
+  const extra = ["nginx2", "sshd", "ssh"].filter((p) => Object.values(results).some((r) => p in r.cpuUs));
+  const parts = ["load", "nginx", ...extra.filter((p) => p === "nginx2"), "gateway", "cp", "squid", ...extra.filter((p) => p !== "nginx2"), "backend"];
+  const cpuTable = (title: string, pick: (r: RowResult) => Record<string, number>, d: number): void => {
+    lines.push("");
+    lines.push(title);
+    lines.push(`${"path".padEnd(6)}${parts.map((p) => p.padStart(9)).join("")}${"total".padStart(9)}`);
+    for (const [k, r] of Object.entries(results)) {
+      const sum = Object.values(pick(r)).reduce((a, b) => a + b, 0);
+      lines.push(`${k.padEnd(6)}${parts.map((p) => f(pick(r)[p], d).padStart(9)).join("")}${f(sum, d).padStart(9)}`);
+    }
+  };
+  cpuTable("CPU per small request, microseconds (user + system from /proc, timed part of the rps run; 10 ms clock ticks)", (r) => r.cpuUs, 0);
+  cpuTable("CPU per MB of the large download, milliseconds (same method)", (r) => r.cpuMsPerMB, 2);
+  if (extra.length > 0) lines.push("nginx = the front nginx (B, C, G, H); nginx2 = G's inner nginx; sshd = the sshd and its session processes; ssh = the ssh -R client");
+
+  if (idle.length > 0) {
+    lines.push("");
+    lines.push("Idle authenticated client connections (RSS of the gateway instance's process alone, after GC)");
+    lines.push(`${"target".padEnd(8)}${"open".padStart(8)}${"failed".padStart(8)}${"RSS MiB".padStart(10)}${"KiB/conn".padStart(10)}   goal <= 64 KiB/conn at 15,000`);
+    for (const r of idle) lines.push(`${String(r.conns).padEnd(8)}${String(r.open).padStart(8)}${String(r.failed).padStart(8)}${f(r.rssMiB, 1).padStart(10)}${(r.conns ? f(r.perConnKiB, 1) : "-").padStart(10)}`);
+  }
+  return lines.join("\n");
+}
