@@ -110,3 +110,43 @@ test("a leaf signed with the key of a non-CA certificate is untrusted", async ()
   const r = verifyClientChain(der(toPem(forged.rawData, "CERTIFICATE")), trust);
   assert.equal(!r.ok && r.reason, "untrusted_chain");
 });
+
+/** A client certificate under the test root, made with the library so the test picks key and hash. */
+async function forgeClient(o: { key: RsaHashedKeyGenParams | EcKeyGenParams; hash: string; issuer?: { certPem: string; keyPem: string } }): Promise<string> {
+  const crypto = webcrypto as unknown as Crypto;
+  const issuer = o.issuer ?? pki.intermediate;
+  const issuerCert = new x509.X509Certificate(issuer.certPem);
+  const signingKey = await crypto.subtle.importKey("pkcs8", new Uint8Array(x509.PemConverter.decodeFirst(issuer.keyPem)), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const keys = (await crypto.subtle.generateKey(o.key, true, ["sign", "verify"])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: "0a1b2c",
+      subject: "CN=weak-pc",
+      issuer: issuerCert.subjectName,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      publicKey: keys.publicKey,
+      signingKey,
+      signingAlgorithm: { name: "ECDSA", hash: o.hash },
+      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+    },
+    crypto,
+  );
+  return toPem(cert.rawData, "CERTIFICATE");
+}
+
+test("a SHA-1-signed client certificate is refused as weak_signature; SHA-256 passes", async () => {
+  const ec = { name: "ECDSA", namedCurve: "P-256" };
+  assert.equal(verifyClientChain(der(await forgeClient({ key: ec, hash: "SHA-256" })), pki.trust).ok, true);
+  const r = verifyClientChain(der(await forgeClient({ key: ec, hash: "SHA-1" })), pki.trust);
+  assert.equal(!r.ok && r.reason, "weak_signature");
+  assert.match(!r.ok ? r.detail : "", /SHA-1/);
+});
+
+test("an RSA-1024 client key is refused as weak_key; RSA-2048 passes", async () => {
+  const rsa = (bits: number) => ({ name: "RSASSA-PKCS1-v1_5", modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" });
+  assert.equal(verifyClientChain(der(await forgeClient({ key: rsa(2048), hash: "SHA-256" })), pki.trust).ok, true);
+  const r = verifyClientChain(der(await forgeClient({ key: rsa(1024), hash: "SHA-256" })), pki.trust);
+  assert.equal(!r.ok && r.reason, "weak_key");
+  assert.match(!r.ok ? r.detail : "", /1024-bit RSA/);
+});

@@ -9,7 +9,7 @@ import * as x509 from "@peculiar/x509";
 import { X509Certificate } from "node:crypto";
 import { hasClientAuthEku, parseCertificates, validityOf } from "./cert.ts";
 
-export type ChainFailure = "untrusted_chain" | "expired" | "not_yet_valid" | "wrong_usage";
+export type ChainFailure = "untrusted_chain" | "expired" | "not_yet_valid" | "weak_signature" | "weak_key" | "wrong_usage";
 
 export type ChainResult =
   | { ok: true; /** leaf first, trusted root last */ chain: X509Certificate[] }
@@ -28,10 +28,21 @@ export interface ChainTrust {
 const MAX_DEPTH = 8;
 
 /**
+ * Signature hashes refused on any certificate below the trust anchor: SHA-1 and older have
+ * practical collisions, so a certificate signed with them can be forged.
+ */
+const WEAK_HASHES = new Set(["SHA-1", "MD5", "MD4", "MD2"]);
+/** RSA keys shorter than this are refused (NIST SP 800-131A: 2048 bits since 2014). */
+export const MIN_RSA_BITS = 2048;
+/** EC curves accepted (those TLS 1.3 and the platform's CAs use). */
+const CURVES = new Set(["prime256v1", "secp384r1", "secp521r1"]);
+
+/**
  * Checks a client certificate: a signature path up to a trusted root (each issuer a CA allowed
  * to sign certificates, path length constraints honoured), every certificate of the path within
- * its validity period at `at`, and the clientAuth usage on the leaf. Failures are reported in
- * that order.
+ * its validity period at `at`, no weak signature below the root (SHA-1, MD5) and no weak key
+ * (RSA under 2048 bits, an uncommon curve) on the path, and the clientAuth usage on the leaf.
+ * Failures are reported in that order.
  *
  * @example
  * const r = verifyClientChain(socket.getPeerX509Certificate()!, { roots: [rootPem], intermediates: [subPem] });
@@ -55,6 +66,8 @@ export function verifyClientChain(leaf: Buffer | X509Certificate, trust: ChainTr
       return { ok: false, reason: "not_yet_valid", detail: `"${subjectOf(c)}" is valid from ${notBefore.toISOString()}` };
     }
   }
+  const weak = weakness(chain);
+  if (weak) return { ok: false, ...weak };
   if (!hasClientAuthEku(cert)) {
     return { ok: false, reason: "wrong_usage", detail: `"${subjectOf(cert)}" does not allow client authentication (no clientAuth EKU)` };
   }
@@ -95,6 +108,35 @@ function issued(issuer: X509Certificate, subject: X509Certificate, below: number
     return subject.verify(issuer.publicKey);
   } catch {
     return false;
+  }
+}
+
+/** The first weak signature or key of a verified path (leaf first, trust anchor last). */
+function weakness(chain: X509Certificate[]): { reason: ChainFailure; detail: string } | undefined {
+  for (const [i, c] of chain.entries()) {
+    // The trust anchor's own signature proves nothing: it is trusted by configuration.
+    if (i < chain.length - 1) {
+      const hash = signatureHashOf(c);
+      if (hash && WEAK_HASHES.has(hash)) return { reason: "weak_signature", detail: `"${subjectOf(c)}" is signed with ${hash}; reissue it with SHA-256 or better` };
+    }
+    const key = c.publicKey;
+    const details = key.asymmetricKeyDetails ?? {};
+    if ((key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "rsa-pss") && (details.modulusLength ?? 0) < MIN_RSA_BITS) {
+      return { reason: "weak_key", detail: `"${subjectOf(c)}" has a ${details.modulusLength ?? "?"}-bit RSA key; at least ${MIN_RSA_BITS} bits are needed` };
+    }
+    if (key.asymmetricKeyType === "ec" && !CURVES.has(details.namedCurve ?? "")) {
+      return { reason: "weak_key", detail: `"${subjectOf(c)}" has an EC key on ${details.namedCurve ?? "an unknown curve"}; P-256, P-384 or P-521 is needed` };
+    }
+  }
+  return undefined;
+}
+
+function signatureHashOf(c: X509Certificate): string | undefined {
+  try {
+    const alg = new x509.X509Certificate(c.raw).signatureAlgorithm as { hash?: { name?: string } };
+    return alg.hash?.name?.toUpperCase();
+  } catch {
+    return undefined;
   }
 }
 

@@ -77,6 +77,8 @@ export const CHECK_NAMES: Record<RefusalReason, string> = {
   untrusted_chain: "certificate chain check: the certificate does not chain to a trusted root through the configured intermediates",
   expired: "validity check: a certificate of the chain has expired",
   not_yet_valid: "validity check: a certificate of the chain is not yet valid",
+  weak_signature: "signature strength check: a certificate of the chain is signed with SHA-1 or weaker",
+  weak_key: "key strength check: a certificate of the chain has an RSA key under 2048 bits or an uncommon curve",
   wrong_usage: "usage check: the certificate does not allow client authentication",
   revoked: "revocation check: the certificate is revoked",
   crl_unavailable: "revocation check: no usable CRL (checking is on, so the request fails closed)",
