@@ -15,7 +15,7 @@ import { freePort } from "../../helpers/ports.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 import { clientStatus } from "../../../src/client/agent.ts";
 
-const BIN = join(import.meta.dirname, "..", "..", "bin", "opencmg.mjs");
+const BIN = join(import.meta.dirname, "..", "..", "..", "bin", "opencmg.mjs");
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 after(() => {
