@@ -4,7 +4,7 @@
  */
 import { ValidationError } from "../errors.ts";
 import { hostForUrl } from "../egress/route.ts";
-import type { ResolvedEndpoint, Scheme, Selection } from "./catalog.ts";
+import { bundledCatalog, hostOf, type Catalog, type ResolvedEndpoint, type Scheme, type Selection } from "./catalog.ts";
 
 /** One URL to try, standing for one or more catalog entries (the same URL appears in several sections). */
 export interface CheckTarget {
@@ -85,6 +85,25 @@ function knownWildcardHosts(wildcardHosts: Record<string, string>): Map<string, 
     known.set(p, h);
   }
   return known;
+}
+
+/**
+ * The wildcard entries each host falls under, as `TargetOptions.wildcardHosts`. A host under none
+ * of the catalog's wildcards is refused.
+ *
+ * @example
+ * wildcardHostsUnder(["a.manage.microsoft.com"]); // { "*.manage.microsoft.com": "a.manage.microsoft.com" }
+ */
+export function wildcardHostsUnder(hosts: readonly string[], catalog: Catalog = bundledCatalog()): Record<string, string> {
+  const patterns = [...new Set(catalog.endpoints.filter((e) => e.wildcard).map((e) => hostOf(e)))];
+  const out: Record<string, string> = {};
+  for (const raw of hosts) {
+    const h = raw.trim().toLowerCase();
+    const under = patterns.filter((p) => h.endsWith(p.slice(1)) && h.length > p.length - 1);
+    if (under.length === 0) throw new ValidationError("wildcardHost", `${raw} is under none of the catalog's wildcard entries (${patterns.join(", ")})`);
+    for (const p of under) out[p] = h;
+  }
+  return out;
 }
 
 /** The same target on another port (where a stand-in listens, in tests and benchmarks). */
