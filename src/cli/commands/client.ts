@@ -5,7 +5,9 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ValidationError } from "../../errors.ts";
-import { ClientAgent, clientCandidates, clientStatus, installClient, queueStatus, type AgentOptions } from "../../client/agent.ts";
+import { ClientAgent, type AgentOptions } from "../../client/agent.ts";
+import { clientCandidates, clientStatus, MAX_STATUS_COPIES, queueStatusCopies } from "../../client/folder.ts";
+import { installClient } from "../../client/install.ts";
 import { parseDuration } from "../../client/duration.ts";
 import { clientDir } from "../../client/store.ts";
 import { ClientsService } from "../../site/services/clients.ts";
@@ -166,17 +168,8 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
     .option("--component <name>", "component", "CCMExec")
     .action(async (o: { id: string; text: string; count: string; severity: string; component: string }, cmd: Command) => {
       const messageId = wholeNumber("id", o.id, 0, 2 ** 31 - 1);
-      const count = wholeNumber("count", o.count, 1, 100_000);
-      const n = queueStatus(
-        dirOf(cmd),
-        Array.from({ length: count }, (_, i) => ({
-          messageId,
-          text: o.text,
-          severity: o.severity as "informational",
-          component: o.component,
-          ...(count > 1 ? { properties: { sequence: i + 1, of: count } } : {}),
-        })),
-      );
+      const count = wholeNumber("count", o.count, 1, MAX_STATUS_COPIES);
+      const n = queueStatusCopies(dirOf(cmd), { messageId, text: o.text, severity: o.severity as "informational", component: o.component }, count);
       ctx.print(cmd, { queued: n }, () => `Queued ${n} status message(s).\n`);
     });
 

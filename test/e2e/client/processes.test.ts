@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { runCli } from "../../helpers/cli.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
-import { clientStatus } from "../../../src/client/agent.ts";
+import { clientStatus } from "../../../src/client/folder.ts";
 
 const BIN = join(import.meta.dirname, "..", "..", "..", "bin", "opencmg.mjs");
 const children = new Set<ChildProcess>();
