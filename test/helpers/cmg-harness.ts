@@ -247,7 +247,7 @@ class Harness implements CmgHarness {
     await cp?.stop({ drainMs: 2000 });
   }
 
-  async waitReady(timeoutMs = 15_000): Promise<void> {
+  async waitReady(timeoutMs = 60_000): Promise<void> {
     const names = this.connectionPoints.map((cp, j) => (cp ? `cp${j + 1}.opencmg.test` : null)).filter((n): n is string => n !== null);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
