@@ -52,7 +52,16 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
     .description("the client agent of a managed device (state in --client-dir)")
     .option("--client-dir <dir>", "the agent's folder (default $OPENCMG_CLIENT_DIR, else ./opencmg-client)");
   const dirOf = (cmd: Command): string => clientDir((cmd.optsWithGlobals() as { clientDir?: string }).clientDir, ctx.env);
+  registerInstall(client, ctx, dirOf);
+  registerRun(client, ctx, dirOf);
+  registerFolderViews(client, ctx, dirOf);
+  registerSiteClientCommands(program, ctx);
+}
 
+type DirOf = (cmd: Command) => string;
+
+/** `client install`. */
+function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("install")
     .description("register with a management point and make the first location request")
@@ -84,7 +93,10 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
         }),
       );
     });
+}
 
+/** `client run` (once, or until Ctrl-C). */
+function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("run")
     .description("keep the device managed: intranet/internet, location, policy, status uploads")
@@ -129,7 +141,10 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
         await agent.close();
       }
     });
+}
 
+/** `client locate`, `status`, `send-status`: the client folder without running the agent. */
+function registerFolderViews(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("locate")
     .description("the management point candidates of the last location request (Intranet/Internet)")
@@ -172,8 +187,6 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
       const n = queueStatusCopies(dirOf(cmd), { messageId, text: o.text, severity: o.severity as "informational", component: o.component }, count);
       ctx.print(cmd, { queued: n }, () => `Queued ${n} status message(s).\n`);
     });
-
-  registerSiteClientCommands(program, ctx);
 }
 
 /** `opencmg site clients [approve ID | settings]`, under the `site` command. */

@@ -69,7 +69,14 @@ function showText(c: CmgView): string {
 
 export function registerCmgCommands(program: Command, ctx: CliContext): void {
   const cmg = program.command("cmg").description("cloud management gateways: create, show, run");
+  registerCreate(cmg, ctx);
+  registerManage(cmg, ctx);
+  registerLocalRun(cmg, ctx);
+  registerServe(program, ctx);
+}
 
+/** `cmg create`: its many options map one to one onto CmgsService.create's input. */
+function registerCreate(cmg: Command, ctx: CliContext): void {
   cmg
     .command("create <name>")
     .description("create a cloud management gateway at the top-level site")
@@ -133,7 +140,10 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
         ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n`);
       });
     });
+}
 
+/** `cmg list`, `show`, `update`, `delete`, `bundle`. */
+function registerManage(cmg: Command, ctx: CliContext): void {
   cmg
     .command("list")
     .description("list CMGs with their status")
@@ -197,7 +207,10 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
         ctx.print(cmd, b, () => `Wrote ${b.files.length} start-up file(s) to ${b.dir}; run \`opencmg gateway serve --config FILE\` on each host.\n`);
       });
     });
+}
 
+/** `cmg start` and `cmg stop`: a local-provider CMG's instances on this machine. */
+function registerLocalRun(cmg: Command, ctx: CliContext): void {
   cmg
     .command("start <name>")
     .description("run all instances of a local-provider CMG on this machine until Ctrl-C")
@@ -226,7 +239,10 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
       const { pid } = stopLocalCmg(ctx.globals(cmd).data, name);
       ctx.print(cmd, { stopped: name, pid }, () => `Stopping CMG ${name} (process ${pid}).\n`);
     });
+}
 
+/** `gateway serve` (one instance) and `connection-point serve` (the role). */
+function registerServe(program: Command, ctx: CliContext): void {
   program
     .command("gateway")
     .description("one CMG instance")

@@ -45,6 +45,12 @@ interface CheckOptions extends FilterOptions {
 }
 
 export function registerEndpointsCommands(program: Command, ctx: CliContext): void {
+  registerEndpoints(program, ctx);
+  registerCheck(program, ctx);
+}
+
+/** `endpoints`: the allow-list exports. */
+function registerEndpoints(program: Command, ctx: CliContext): void {
   program
     .command("endpoints")
     .description(
@@ -73,7 +79,10 @@ export function registerEndpointsCommands(program: Command, ctx: CliContext): vo
         ctx.io.out.write(exportEndpoints(format, selection, proxy ? { proxy } : {}));
       });
     });
+}
 
+/** `check`: the connectivity checker, ad hoc or as the site's own check (--site). */
+function registerCheck(program: Command, ctx: CliContext): void {
   program
     .command("check")
     .description(
