@@ -10,177 +10,25 @@
  * (location and intranet/internet decisions), PolicyAgent.log, CcmMessaging.log (uploads),
  * CcmExec.log (the agent itself).
  */
-import { createPrivateKey, X509Certificate } from "node:crypto";
-import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { NetError, ValidationError } from "../errors.ts";
 import { LogSet, type ComponentLog } from "../logs/cmtrace.ts";
-import { thumbprintOf } from "../pki/cert.ts";
-import { MP_PATHS, type LocationAnswer, type MpCandidate, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
-import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
-import { StatusQueue, type NewStatus } from "./queue.ts";
-import { ClientStore, writeFileAtomic, type ClientConfig, type ClientConnectionType, type ClientState } from "./store.ts";
-import { MpRefusedError, MpTransport, type ClientTls } from "./transport.ts";
 import { LOG_FILES } from "../logs/files.ts";
+import { MP_PATHS, type LocationAnswer, type MpCandidate, type PolicyAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
+import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
+import { checkUrl, describeCandidates, errorText } from "./mp-url.ts";
+import { decideNetwork, type NetworkDecision } from "./network.ts";
+import { StatusQueue } from "./queue.ts";
+import { ClientStore, type ClientConfig, type ClientConnectionType, type ClientState } from "./store.ts";
+import { MpRefusedError, MpTransport } from "./transport.ts";
+
+export { installClient, type InstallOptions, type InstallResult } from "./install.ts";
+export { clientCandidates, clientStatus, queueStatus, queueStatusCopies, type ClientStatusView } from "./folder.ts";
+export { mpTypeOf } from "./mp-url.ts";
 
 const MINUTE = 60_000;
 
-export interface InstallOptions {
-  dir: string;
-  /** The management point to register with (an intranet MP, or an MP's URL through a CMG). */
-  mp: string;
-  alwaysInternet?: boolean | undefined;
-  /** Client authentication certificate and key (PEM). Without them the site must approve the client. */
-  certPem?: string | undefined;
-  keyPem?: string | undefined;
-  /** Trusted roots for the MPs' and CMGs' server certificates (PEM); the system's roots when absent. */
-  caPem?: string | undefined;
-  /** Computer name (default: this host's name). */
-  name?: string | undefined;
-  internalProbe?: string | undefined;
-  timeoutMs?: number | undefined;
-  now?: (() => Date) | undefined;
-}
-
-export interface InstallResult {
-  dir: string;
-  clientId: string;
-  name: string;
-  approved: boolean;
-  mp: string;
-  candidates: MpCandidate[];
-}
-
-/** An MP URL through a CMG (`.../CCM_Proxy_MutualAuth/<roleId>`) is an internet one. */
-export function mpTypeOf(url: string): MpCandidate["type"] {
-  return /\/CCM_Proxy_[A-Za-z]+\//i.test(url + "/") ? "Internet" : "Intranet";
-}
-
-function checkHttpsUrl(field: string, value: string): string {
-  let u: URL | undefined;
-  try {
-    u = new URL(value);
-  } catch {
-    u = undefined;
-  }
-  if (!u || u.protocol !== "https:" || !u.hostname) throw new ValidationError(field, "must be an https:// URL", `${field}: must be an https:// URL (got ${JSON.stringify(value)})`);
-  return value.replace(/\/+$/, "");
-}
-
-function checkUrl(field: string, value: string): string {
-  try {
-    const u = new URL(value);
-    if (u.protocol === "http:" || u.protocol === "https:") return value;
-  } catch {
-    // below
-  }
-  throw new ValidationError(field, "must be an http:// or https:// URL", `${field}: must be an http:// or https:// URL (got ${JSON.stringify(value)})`);
-}
-
-function defaultName(): string {
-  return hostname().replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "client";
-}
-
-/** Checks that the certificate and key go together and returns the certificate's thumbprint. */
-function checkCertificate(certPem: string, keyPem: string): string {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch (e) {
-    throw new ValidationError("cert", "must be a PEM certificate", `cert: not a readable PEM certificate (${errorText(e)})`);
-  }
-  let matches = false;
-  try {
-    matches = cert.checkPrivateKey(createPrivateKey(keyPem));
-  } catch (e) {
-    throw new ValidationError("key", "must be a PEM private key", `key: not a readable PEM private key (${errorText(e)})`);
-  }
-  if (!matches) throw new ValidationError("key", "must be the private key of --cert", "key: is not the private key of the certificate given with --cert");
-  return thumbprintOf(cert.raw);
-}
-
-/**
- * `opencmg client install`: copies the certificate and key into the client folder (key 0600),
- * registers with the management point, and makes the first location request.
- *
- * @example
- * await installClient({ dir: "/var/lib/opencmg-client", mp: "https://mp01.contoso.com", certPem, keyPem, caPem });
- */
-export async function installClient(o: InstallOptions): Promise<InstallResult> {
-  const mp = checkHttpsUrl("mp", o.mp);
-  const internalProbe = o.internalProbe ? checkUrl("internalProbe", o.internalProbe) : null;
-  if (Boolean(o.certPem) !== Boolean(o.keyPem)) throw new ValidationError(o.certPem ? "key" : "cert", "--cert and --key go together", `${o.certPem ? "key" : "cert"}: --cert and --key go together`);
-  const thumbprint = o.certPem && o.keyPem ? checkCertificate(o.certPem, o.keyPem) : undefined;
-  const name = o.name ?? defaultName();
-  const now = o.now ?? (() => new Date());
-  const store = new ClientStore(o.dir);
-  store.ensure();
-  const logs = new LogSet({ dir: store.paths.logs, now });
-  const regLog = logs.component(LOG_FILES.clientIdManagerStartup);
-  const locLog = logs.component(LOG_FILES.locationServices);
-  const tls: ClientTls = { certPem: o.certPem, keyPem: o.keyPem, ca: o.caPem ? [o.caPem] : undefined };
-  // A client without certificate keeps its token across reinstalls, so it stays the same client.
-  const token = thumbprint ? undefined : store.token();
-  const transport = new MpTransport(tls, { token, timeoutMs: o.timeoutMs });
-  try {
-    let reg: RegisterAnswer;
-    try {
-      reg = await transport.call<RegisterAnswer>(mp, MP_PATHS.register, { body: { name, ...(thumbprint ? { thumbprint } : {}), alwaysInternet: o.alwaysInternet === true } });
-    } catch (e) {
-      regLog.error(`Registration with ${mp} failed: ${errorText(e)}`);
-      throw e;
-    }
-    if (o.certPem && o.keyPem) {
-      writeFileAtomic(store.paths.cert, o.certPem, 0o644);
-      writeFileAtomic(store.paths.key, o.keyPem, 0o600);
-    }
-    if (o.caPem) writeFileAtomic(store.paths.ca, o.caPem, 0o644);
-    if (reg.token) {
-      writeFileAtomic(store.paths.token, reg.token + "\n", 0o600);
-      transport.useToken(reg.token);
-    }
-    const config: ClientConfig = {
-      version: 1,
-      name,
-      bootstrapMp: mp,
-      alwaysInternet: o.alwaysInternet === true,
-      internalProbe,
-      clientId: reg.clientId,
-      approved: reg.approved,
-      hasCertificate: thumbprint !== undefined,
-      installedAt: now().toISOString(),
-    };
-    store.writeConfig(config);
-    regLog.info(
-      `Registered with ${mp} as ${reg.clientId} (${name})${thumbprint ? ` with certificate ${thumbprint}` : " without a certificate"}; ${reg.approved ? "approved" : "awaiting approval by the site"}${config.alwaysInternet ? "; always on internet (CCMALWAYSINF=1)" : ""}.`,
-    );
-    let loc: LocationAnswer;
-    try {
-      loc = await transport.call<LocationAnswer>(mp, MP_PATHS.location);
-    } catch (e) {
-      locLog.error(`First location request to ${mp} failed: ${errorText(e)}`);
-      throw e;
-    }
-    const state: ClientState = { ...store.state(), candidates: loc.mps, siteCode: loc.siteCode, lastLocationAt: now().toISOString(), mpInUse: mp, connectionType: mpTypeOf(mp) === "Internet" ? "internet" : "intranet" };
-    store.writeState(state);
-    locLog.info(`Location request to ${mp}: site ${loc.siteCode}, ${describeCandidates(loc.mps)}.`);
-    return { dir: store.dir, clientId: reg.clientId, name, approved: reg.approved, mp, candidates: loc.mps };
-  } finally {
-    await transport.close();
-    logs.close();
-  }
-}
-
-/** An error for logs and the CLI; network failures carry the platform's code (12002, 12029, ...). */
-function errorText(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return e instanceof NetError && !m.includes(String(e.code)) ? `${m} (error ${e.code})` : m;
-}
-
-function describeCandidates(mps: MpCandidate[]): string {
-  if (mps.length === 0) return "no management point";
-  return mps.map((m) => `${m.type} ${m.url}`).join(", ");
-}
+/** The network decision once a management point answered. */
+type Reached = NetworkDecision & { mp: string };
 
 export interface AgentOptions {
   dir: string;
@@ -220,65 +68,6 @@ export interface CycleReport {
   queued: number;
   uploadFailed: boolean;
   errors: string[];
-}
-
-export interface ClientStatusView {
-  dir: string;
-  clientId: string;
-  name: string;
-  approved: boolean;
-  alwaysInternet: boolean;
-  connectionType: ClientConnectionType | null;
-  mpInUse: string | null;
-  siteCode: string | null;
-  lastLocationAt: string | null;
-  lastPolicyAt: string | null;
-  lastUploadAt: string | null;
-  queuedUploads: number;
-  candidates: number;
-  lastError: string | null;
-}
-
-/** `opencmg client status`: what the agent last learnt, read from its folder. */
-export function clientStatus(dir: string): ClientStatusView {
-  const store = new ClientStore(dir);
-  const c = store.config();
-  const s = store.state();
-  return {
-    dir: store.dir,
-    clientId: c.clientId,
-    name: c.name,
-    approved: c.approved,
-    alwaysInternet: c.alwaysInternet || s.policy?.alwaysOnInternet === true,
-    connectionType: s.connectionType,
-    mpInUse: s.mpInUse,
-    siteCode: s.siteCode,
-    lastLocationAt: s.lastLocationAt,
-    lastPolicyAt: s.lastPolicyAt,
-    lastUploadAt: s.lastUploadAt,
-    queuedUploads: new StatusQueue(store.paths.queue).count(),
-    candidates: s.candidates.length,
-    lastError: s.lastError,
-  };
-}
-
-/** `opencmg client locate`: the management point candidates of the last location request. */
-export function clientCandidates(dir: string): MpCandidate[] {
-  const store = new ClientStore(dir);
-  store.config();
-  return store.state().candidates;
-}
-
-/**
- * `opencmg client send-status`: queues status messages for the next upload.
- *
- * @example
- * queueStatus("/var/lib/opencmg-client", [{ messageId: 10002, text: "Agent started" }]);
- */
-export function queueStatus(dir: string, messages: NewStatus[]): number {
-  const store = new ClientStore(dir);
-  store.config();
-  return new StatusQueue(store.paths.queue).add(messages).length;
 }
 
 /**
@@ -329,33 +118,9 @@ export class ClientAgent {
     return last ? Date.parse(last) + interval - this.now().getTime() : 0;
   }
 
-  /**
-   * Intranet or internet, and the management point to use. Intranet when the internal probe (if
-   * configured) or an intranet management point answers, unless always-on-internet is set.
-   */
-  private async decide(c: ClientConfig, s: ClientState): Promise<{ connectionType: ClientConnectionType; mp: string | null }> {
-    const always = c.alwaysInternet || s.policy?.alwaysOnInternet === true;
-    const timeout = this.o.probeTimeoutMs ?? 3000;
-    const bootstrapType = mpTypeOf(c.bootstrapMp);
-    const of = (type: MpCandidate["type"]): string[] => {
-      const urls = s.candidates.filter((m) => m.type === type).map((m) => m.url);
-      // The install MP is the last resort of its kind (the only one before the first location answer).
-      if (bootstrapType === type && !urls.includes(c.bootstrapMp)) urls.push(c.bootstrapMp);
-      return urls;
-    };
-    const firstAnswering = async (urls: string[]): Promise<string | null> => {
-      const answers = await Promise.all(urls.map((u) => this.transport.ping(u, timeout)));
-      return urls[answers.indexOf(true)] ?? null;
-    };
-    if (!always) {
-      const probe = this.o.internalProbe ?? c.internalProbe;
-      const probeSaysIntranet = probe ? await this.transport.reachable(probe, timeout) : undefined;
-      if (probeSaysIntranet !== false) {
-        const mp = await firstAnswering(of("Intranet"));
-        if (mp || probeSaysIntranet) return { connectionType: "intranet", mp };
-      }
-    }
-    return { connectionType: "internet", mp: await firstAnswering(of("Internet")) };
+  /** Intranet or internet, and the management point to use (see decideNetwork). */
+  private decide(c: ClientConfig, s: ClientState): Promise<NetworkDecision> {
+    return decideNetwork(c, s, { transport: this.transport, internalProbe: this.o.internalProbe, timeoutMs: this.o.probeTimeoutMs ?? 3000 });
   }
 
   /** One full cycle: intranet/internet, location (at start and when due), policy (when due), uploads. */
@@ -377,39 +142,11 @@ export class ClientAgent {
       this.log.location.warn(msg);
     } else {
       if (first || this.dueIn(s.lastLocationAt, this.locationIntervalMs(s)) <= 0) {
-        try {
-          const loc = await this.transport.call<LocationAnswer>(net.mp, MP_PATHS.location);
-          s.candidates = loc.mps;
-          s.siteCode = loc.siteCode;
-          s.lastLocationAt = this.now().toISOString();
-          located = true;
-          this.log.location.info(`Location request to ${net.mp} (${net.connectionType}): site ${loc.siteCode}, ${describeCandidates(loc.mps)}.`);
-          this.emit({ type: "location", mps: loc.mps });
-          this.store.writeState(s);
-          // The answer may name better candidates than the one in use (e.g. the install MP).
-          if (!loc.mps.some((m) => m.url === net.mp)) {
-            net = await this.decide(c, s);
-            this.noteNetwork(s, net);
-          }
-        } catch (e) {
-          errors.push(`location: ${errorText(e)}`);
-          this.log.location.error(`Location request to ${net.mp} failed: ${errorText(e)}`);
-        }
+        const r = await this.locate(c, s, { connectionType: net.connectionType, mp: net.mp }, errors);
+        located = r.located;
+        net = r.net;
       }
-      if (net.mp && (first || this.dueIn(s.lastPolicyAt, this.policyIntervalMs(s)) <= 0)) {
-        try {
-          const p = await this.transport.call<PolicyAnswer>(net.mp, MP_PATHS.policy);
-          s.policy = p.settings;
-          s.lastPolicyAt = this.now().toISOString();
-          gotPolicy = true;
-          if (!c.approved) this.store.writeConfig({ ...c, approved: true });
-          this.log.policy.info(`Policy from ${net.mp} (${net.connectionType}): ${JSON.stringify(p.settings)}.`);
-          this.emit({ type: "policy" });
-        } catch (e) {
-          errors.push(`policy: ${errorText(e)}`);
-          this.log.policy.error(`Policy request to ${net.mp} failed: ${errorText(e)}`);
-        }
-      }
+      if (net.mp && (first || this.dueIn(s.lastPolicyAt, this.policyIntervalMs(s)) <= 0)) gotPolicy = await this.fetchPolicy(c, s, { connectionType: net.connectionType, mp: net.mp }, errors);
       if (net.mp) {
         const r = await this.uploadQueued(net.mp);
         uploaded = r.uploaded;
@@ -428,7 +165,46 @@ export class ClientAgent {
     return report;
   }
 
-  private noteNetwork(s: ClientState, net: { connectionType: ClientConnectionType; mp: string | null }): void {
+  /** A location request to the MP in use; decides again when the answer does not name that MP. */
+  private async locate(c: ClientConfig, s: ClientState, net: Reached, errors: string[]): Promise<{ located: boolean; net: NetworkDecision }> {
+    try {
+      const loc = await this.transport.call<LocationAnswer>(net.mp, MP_PATHS.location);
+      s.candidates = loc.mps;
+      s.siteCode = loc.siteCode;
+      s.lastLocationAt = this.now().toISOString();
+      this.log.location.info(`Location request to ${net.mp} (${net.connectionType}): site ${loc.siteCode}, ${describeCandidates(loc.mps)}.`);
+      this.emit({ type: "location", mps: loc.mps });
+      this.store.writeState(s);
+      // The answer may name better candidates than the one in use (e.g. the install MP).
+      if (loc.mps.some((m) => m.url === net.mp)) return { located: true, net };
+      const next = await this.decide(c, s);
+      this.noteNetwork(s, next);
+      return { located: true, net: next };
+    } catch (e) {
+      errors.push(`location: ${errorText(e)}`);
+      this.log.location.error(`Location request to ${net.mp} failed: ${errorText(e)}`);
+      return { located: false, net };
+    }
+  }
+
+  /** A policy request; the first answer also means the site approved the client. */
+  private async fetchPolicy(c: ClientConfig, s: ClientState, net: Reached, errors: string[]): Promise<boolean> {
+    try {
+      const p = await this.transport.call<PolicyAnswer>(net.mp, MP_PATHS.policy);
+      s.policy = p.settings;
+      s.lastPolicyAt = this.now().toISOString();
+      if (!c.approved) this.store.writeConfig({ ...c, approved: true });
+      this.log.policy.info(`Policy from ${net.mp} (${net.connectionType}): ${JSON.stringify(p.settings)}.`);
+      this.emit({ type: "policy" });
+      return true;
+    } catch (e) {
+      errors.push(`policy: ${errorText(e)}`);
+      this.log.policy.error(`Policy request to ${net.mp} failed: ${errorText(e)}`);
+      return false;
+    }
+  }
+
+  private noteNetwork(s: ClientState, net: NetworkDecision): void {
     if (s.connectionType !== net.connectionType || s.mpInUse !== net.mp) {
       this.log.location.info(`Client is currently ${net.connectionType}; management point in use: ${net.mp ?? "none"}${s.connectionType ? ` (was ${s.connectionType}, ${s.mpInUse ?? "none"})` : ""}.`);
       this.emit({ type: "network", connectionType: net.connectionType, mp: net.mp });

@@ -5,7 +5,9 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ValidationError } from "../../errors.ts";
-import { ClientAgent, clientCandidates, clientStatus, installClient, queueStatus, type AgentOptions } from "../../client/agent.ts";
+import { ClientAgent, type AgentOptions } from "../../client/agent.ts";
+import { clientCandidates, clientStatus, MAX_STATUS_COPIES, queueStatusCopies } from "../../client/folder.ts";
+import { installClient } from "../../client/install.ts";
 import { parseDuration } from "../../client/duration.ts";
 import { clientDir } from "../../client/store.ts";
 import { ClientsService } from "../../site/services/clients.ts";
@@ -50,7 +52,16 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
     .description("the client agent of a managed device (state in --client-dir)")
     .option("--client-dir <dir>", "the agent's folder (default $OPENCMG_CLIENT_DIR, else ./opencmg-client)");
   const dirOf = (cmd: Command): string => clientDir((cmd.optsWithGlobals() as { clientDir?: string }).clientDir, ctx.env);
+  registerInstall(client, ctx, dirOf);
+  registerRun(client, ctx, dirOf);
+  registerFolderViews(client, ctx, dirOf);
+  registerSiteClientCommands(program, ctx);
+}
 
+type DirOf = (cmd: Command) => string;
+
+/** `client install`. */
+function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("install")
     .description("register with a management point and make the first location request")
@@ -82,7 +93,10 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
         }),
       );
     });
+}
 
+/** `client run` (once, or until Ctrl-C). */
+function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("run")
     .description("keep the device managed: intranet/internet, location, policy, status uploads")
@@ -127,7 +141,10 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
         await agent.close();
       }
     });
+}
 
+/** `client locate`, `status`, `send-status`: the client folder without running the agent. */
+function registerFolderViews(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("locate")
     .description("the management point candidates of the last location request (Intranet/Internet)")
@@ -166,21 +183,10 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
     .option("--component <name>", "component", "CCMExec")
     .action(async (o: { id: string; text: string; count: string; severity: string; component: string }, cmd: Command) => {
       const messageId = wholeNumber("id", o.id, 0, 2 ** 31 - 1);
-      const count = wholeNumber("count", o.count, 1, 100_000);
-      const n = queueStatus(
-        dirOf(cmd),
-        Array.from({ length: count }, (_, i) => ({
-          messageId,
-          text: o.text,
-          severity: o.severity as "informational",
-          component: o.component,
-          ...(count > 1 ? { properties: { sequence: i + 1, of: count } } : {}),
-        })),
-      );
+      const count = wholeNumber("count", o.count, 1, MAX_STATUS_COPIES);
+      const n = queueStatusCopies(dirOf(cmd), { messageId, text: o.text, severity: o.severity as "informational", component: o.component }, count);
       ctx.print(cmd, { queued: n }, () => `Queued ${n} status message(s).\n`);
     });
-
-  registerSiteClientCommands(program, ctx);
 }
 
 /** `opencmg site clients [approve ID | settings]`, under the `site` command. */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { pino } from "pino";
@@ -6,17 +6,15 @@ import { ValidationError } from "../../errors.ts";
 import { gatewayLogs, startGatewayInstance } from "../../gateway/instance.ts";
 import { loadStartupFile } from "../../gateway/startup-file.ts";
 import { LogSet } from "../../logs/cmtrace.ts";
-import { pemBlocks, toPem } from "../../pki/pem.ts";
-import { readPfx } from "../../pki/pfx.ts";
 import { writeCmgBundle } from "../../cmg/bundle.ts";
 import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts";
-import { runLocalInstances } from "../../cmg/local-provider.ts";
+import { caCertificatesFromFiles, renewalFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
+import { startLocalCmg, stopLocalCmg } from "../../cmg/local-runner.ts";
 import type { CmgView } from "../../site/services/cmgs.ts";
 import { openSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
 import { waitForSignal } from "./site.ts";
-import { LOG_FILES } from "../../logs/files.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -28,15 +26,14 @@ function readFile(field: string, path: string): Buffer {
   }
 }
 
+/** The file at `path` with its path as its name; undefined without a path. */
+function fileOpt(field: string, path: unknown): NamedFile | undefined {
+  return typeof path === "string" ? { name: path, content: readFile(field, path) } : undefined;
+}
+
 /** Every certificate of each file, as PEM (a file may hold one CA or a bundle). */
-function certFiles(field: string, files: string[] | undefined): string[] | undefined {
-  if (!files) return undefined;
-  return files.flatMap((f) => {
-    const text = readFile(field, f).toString("utf8");
-    const certs = pemBlocks(text).filter((b) => b.label === "CERTIFICATE");
-    if (certs.length === 0) throw new ValidationError(field, `${f} holds no PEM certificate`);
-    return certs.map((b) => toPem(b.der, "CERTIFICATE"));
-  });
+function certFiles(field: string, paths: string[] | undefined): string[] | undefined {
+  return caCertificatesFromFiles(field, paths?.map((p) => fileOpt(field, p)!));
 }
 
 function portOpt(field: string, v: string | undefined): number | undefined {
@@ -72,7 +69,14 @@ function showText(c: CmgView): string {
 
 export function registerCmgCommands(program: Command, ctx: CliContext): void {
   const cmg = program.command("cmg").description("cloud management gateways: create, show, run");
+  registerCreate(cmg, ctx);
+  registerManage(cmg, ctx);
+  registerLocalRun(cmg, ctx);
+  registerServe(program, ctx);
+}
 
+/** `cmg create`: its many options map one to one onto CmgsService.create's input. */
+function registerCreate(cmg: Command, ctx: CliContext): void {
   cmg
     .command("create <name>")
     .description("create a cloud management gateway at the top-level site")
@@ -100,32 +104,20 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
     .option("--traffic-warning-pct <n>", "warning at this % of the threshold", "50")
     .option("--traffic-critical-pct <n>", "critical at this % of the threshold", "90")
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
-      let certPem: string;
-      let keyPem: string;
-      let chain: string[] = [];
-      if (o.serverPfx) {
-        if (o.serverCert || o.serverKey) throw new ValidationError("serverPfx", "give either --server-pfx or --server-cert with --server-key, not both");
-        if (!o.pfxPasswordStdin) throw new ValidationError("pfxPassword", "give the PFX password on standard input with --pfx-password-stdin");
-        const pfx = readPfx(readFile("serverPfx", o.serverPfx as string), await readStdin(ctx.io.stdin));
-        ({ certPem, keyPem } = pfx);
-        chain = pfx.chainPem;
-      } else {
-        if (!o.serverCert) throw new ValidationError("serverCert", "give the server authentication certificate: --server-cert FILE --server-key FILE, or --server-pfx FILE");
-        if (!o.serverKey) throw new ValidationError("serverKey", "give the certificate's private key with --server-key FILE");
-        const blocks = pemBlocks(readFile("serverCert", o.serverCert as string).toString("utf8")).filter((b) => b.label === "CERTIFICATE");
-        if (blocks.length === 0) throw new ValidationError("serverCert", `${String(o.serverCert)} holds no PEM certificate`);
-        certPem = toPem(blocks[0]!.der, "CERTIFICATE");
-        chain = blocks.slice(1).map((b) => toPem(b.der, "CERTIFICATE"));
-        keyPem = readFile("serverKey", o.serverKey as string).toString("utf8");
-      }
+      const server = serverCertificateFromFiles({
+        cert: fileOpt("serverCert", o.serverCert),
+        key: fileOpt("serverKey", o.serverKey),
+        pfx: fileOpt("serverPfx", o.serverPfx),
+        pfxPassword: o.serverPfx && o.pfxPasswordStdin ? await readStdin(ctx.io.stdin) : undefined,
+      });
       const alertGb = o.trafficAlertGb === undefined ? undefined : Number(o.trafficAlertGb);
       if (alertGb !== undefined && !(alertGb > 0)) throw new ValidationError("trafficAlertGb", "must be a number above 0");
       await ctx.withSite(cmd, async (s) => {
         const view = await s.services.cmgs.create({
           name,
-          serverCertPem: certPem,
-          serverKeyPem: keyPem,
-          serverChainPem: chain,
+          serverCertPem: server.certPem,
+          serverKeyPem: server.keyPem,
+          serverChainPem: server.chainPem,
           serviceFqdn: o.serviceFqdn as string | undefined,
           instances: o.instances as string,
           trustedRoots: certFiles("trustedRoot", o.trustedRoot as string[] | undefined),
@@ -148,7 +140,10 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
         ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n`);
       });
     });
+}
 
+/** `cmg list`, `show`, `update`, `delete`, `bundle`. */
+function registerManage(cmg: Command, ctx: CliContext): void {
   cmg
     .command("list")
     .description("list CMGs with their status")
@@ -186,8 +181,7 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
           ...(o.crlCheck !== undefined ? { crlCheck: o.crlCheck as boolean } : {}),
           ...(o.trustedRoot ? { trustedRoots: certFiles("trustedRoot", o.trustedRoot as string[]) } : {}),
           ...(o.intermediate ? { intermediates: certFiles("intermediate", o.intermediate as string[]) } : {}),
-          ...(o.serverCert ? { serverCertPem: readFile("serverCert", o.serverCert as string).toString("utf8") } : {}),
-          ...(o.serverKey ? { serverKeyPem: readFile("serverKey", o.serverKey as string).toString("utf8") } : {}),
+          ...renewalFromFiles(fileOpt("serverCert", o.serverCert), fileOpt("serverKey", o.serverKey)),
         });
         ctx.print(cmd, c, () => `Updated CMG ${c.name}; connection points push the change to its instances.\n`);
       });
@@ -213,29 +207,28 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
         ctx.print(cmd, b, () => `Wrote ${b.files.length} start-up file(s) to ${b.dir}; run \`opencmg gateway serve --config FILE\` on each host.\n`);
       });
     });
+}
 
+/** `cmg start` and `cmg stop`: a local-provider CMG's instances on this machine. */
+function registerLocalRun(cmg: Command, ctx: CliContext): void {
   cmg
     .command("start <name>")
     .description("run all instances of a local-provider CMG on this machine until Ctrl-C")
     .action(async (name: string, _o: unknown, cmd: Command) => {
       const g = ctx.globals(cmd);
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd) });
-      const view = await site.services.cmgs.show(name);
-      if (view.provider !== "local") throw new ValidationError("provider", `CMG ${view.name} uses the ${view.provider} provider: run its instances with \`opencmg gateway serve\` on their hosts`);
-      const bundle = await writeCmgBundle(site, view);
-      const log = site.logs.component(LOG_FILES.cmgSetup);
-      const running = runLocalInstances({ files: bundle.files, dataDir: g.data, log });
-      const pidFile = join(bundle.dir, "start.pid");
-      writeFileSync(pidFile, String(process.pid));
+      let running;
       try {
-        await running.ready;
-        log.info(`Started ${view.instanceCount} local instance(s) of ${view.name}.`);
-        ctx.io.err.write(`CMG ${view.name}: ${view.instances.map((i) => `instance ${i.index} at ${i.clientUrl} (tunnel ${i.tunnelPort})`).join("; ")}; Ctrl-C stops them\n`);
+        running = await startLocalCmg(site, name, { dataDir: g.data });
+      } finally {
         await site.close();
+      }
+      try {
+        const view = running.view;
+        ctx.io.err.write(`CMG ${view.name}: ${view.instances.map((i) => `instance ${i.index} at ${i.clientUrl} (tunnel ${i.tunnelPort})`).join("; ")}; Ctrl-C stops them\n`);
         await waitForSignal();
       } finally {
         await running.stop();
-        rmSync(pidFile, { force: true });
       }
     });
 
@@ -243,18 +236,13 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
     .command("stop <name>")
     .description("stop the instances that `opencmg cmg start` runs")
     .action(async (name: string, _o: unknown, cmd: Command) => {
-      const g = ctx.globals(cmd);
-      const pidFile = join(g.data, "cmg", name.toLowerCase(), "start.pid");
-      if (!existsSync(pidFile)) throw new ValidationError("name", `CMG ${name} is not running here (no ${pidFile})`);
-      const pid = Number(readFileSync(pidFile, "utf8"));
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        rmSync(pidFile, { force: true });
-      }
+      const { pid } = stopLocalCmg(ctx.globals(cmd).data, name);
       ctx.print(cmd, { stopped: name, pid }, () => `Stopping CMG ${name} (process ${pid}).\n`);
     });
+}
 
+/** `gateway serve` (one instance) and `connection-point serve` (the role). */
+function registerServe(program: Command, ctx: CliContext): void {
   program
     .command("gateway")
     .description("one CMG instance")

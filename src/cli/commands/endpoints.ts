@@ -5,13 +5,12 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { Egress } from "../../egress/egress.ts";
-import type { EgressRoute } from "../../egress/route.ts";
 import { ValidationError } from "../../errors.ts";
-import { nullLog, type ComponentLog } from "../../logs/cmtrace.ts";
-import { PROXY_ROLES } from "../../proxy/rules.ts";
-import { bundledCatalog, hostOf, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
+import { nullLog } from "../../logs/cmtrace.ts";
+import { bundledCatalog, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
 import { CHECK_CONCURRENCY, STAGE_TIMEOUT_MS, checkEndpoints, checkTargets, summaryLine, type CheckReport } from "../../endpoints/checker.ts";
+import { wildcardHostsUnder } from "../../endpoints/check-targets.ts";
+import { checkPath, parseProxyUrl } from "../../endpoints/check-path.ts";
 import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat } from "../../endpoints/export.ts";
 import { selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../roles/scp/endpoint-monitor.ts";
 import { openSite, sitePaths, type OpenedSite } from "../../site/site.ts";
@@ -47,6 +46,12 @@ interface CheckOptions extends FilterOptions {
 }
 
 export function registerEndpointsCommands(program: Command, ctx: CliContext): void {
+  registerEndpoints(program, ctx);
+  registerCheck(program, ctx);
+}
+
+/** `endpoints`: the allow-list exports. */
+function registerEndpoints(program: Command, ctx: CliContext): void {
   program
     .command("endpoints")
     .description(
@@ -75,7 +80,10 @@ export function registerEndpointsCommands(program: Command, ctx: CliContext): vo
         ctx.io.out.write(exportEndpoints(format, selection, proxy ? { proxy } : {}));
       });
     });
+}
 
+/** `check`: the connectivity checker, ad hoc or as the site's own check (--site). */
+function registerCheck(program: Command, ctx: CliContext): void {
   program
     .command("check")
     .description(
@@ -103,8 +111,8 @@ export function registerEndpointsCommands(program: Command, ctx: CliContext): vo
       if (o.server !== undefined && o.proxy !== undefined) throw new ValidationError("server", "give --server or --proxy, not both");
       const cloud = checkCloud(o.cloud);
       const ca = (o.ca ?? []).map((f) => readPem(f));
-      const wildcardHosts = wildcardMap(o.wildcardHost ?? []);
-      const adhoc = o.proxy === undefined ? undefined : parseProxyUrl("proxy", o.proxy);
+      const wildcardHosts = wildcardHostsUnder(o.wildcardHost ?? []);
+      if (o.proxy !== undefined) parseProxyUrl("proxy", o.proxy); // a bad URL is a usage error before any site is opened
 
       if (o.site) {
         const extra = [o.server && "--server", o.proxy && "--proxy", o.role && "--role", o.feature && "--feature", o.cloud && "--cloud", o.cmgName && "--cmg-name"].filter(Boolean);
@@ -121,7 +129,7 @@ export function registerEndpointsCommands(program: Command, ctx: CliContext): vo
       await withExistingSite(ctx, g, async (site) => {
         if (o.server !== undefined && !site) throw new ValidationError("server", `--server needs a site; there is none in ${sitePaths(g.data).data}`);
         const log = site ? site.logs.component(LOG_FILES.endpointCheck) : nullLog;
-        const path = await egressFor(ctx, site, o.server, adhoc, log, stageTimeoutMs, ca);
+        const path = await checkPath({ site, server: o.server, proxy: o.proxy, env: ctx.env, log, connectTimeoutMs: stageTimeoutMs, ca });
         try {
           ctx.io.err.write(`Checking through ${path.describe}.\n`);
           const selection = await selection_(ctx, site, o, cloud ?? "default", o.server);
@@ -129,7 +137,7 @@ export function registerEndpointsCommands(program: Command, ctx: CliContext): vo
           const report = await checkEndpoints(checkTargets(selection, { wildcardHosts }), { egress: path.egress, log, stageTimeoutMs, concurrency, ca: [...path.ca, ...ca] });
           printReport(ctx, cmd, report, { omitted: selection.omitted.map((x) => ({ id: x.endpoint.id, address: x.endpoint.address, reason: x.reason })) });
         } finally {
-          if (path.owned) await path.egress.close();
+          await path.close();
         }
       });
     });
@@ -160,40 +168,6 @@ function readPem(file: string): string {
   }
   if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new ValidationError("ca", `${file} holds no PEM certificate`);
   return text;
-}
-
-/** `--wildcard-host a.manage.microsoft.com` -> { "*.manage.microsoft.com": "a.manage.microsoft.com" } for every wildcard it falls under. */
-function wildcardMap(hosts: readonly string[]): Record<string, string> {
-  const patterns = [...new Set(bundledCatalog().endpoints.filter((e) => e.wildcard).map((e) => hostOf(e)))];
-  const out: Record<string, string> = {};
-  for (const raw of hosts) {
-    const h = raw.trim().toLowerCase();
-    const under = patterns.filter((p) => h.endsWith(p.slice(1)) && h.length > p.length - 1);
-    if (under.length === 0) throw new ValidationError("wildcardHost", `${raw} is under none of the catalog's wildcard entries (${patterns.join(", ")})`);
-    for (const p of under) out[p] = h;
-  }
-  return out;
-}
-
-/**
- * `http://[user:password@]host[:port]` -> a proxy route. The port defaults to 80, as the
- * documents' proxy settings do.
- */
-export function parseProxyUrl(field: string, value: string): Extract<EgressRoute, { mode: "proxy" }> {
-  let u: URL;
-  try {
-    u = new URL(value);
-  } catch {
-    throw new ValidationError(field, "a URL: http://[user:password@]host:port");
-  }
-  if (u.protocol !== "http:") throw new ValidationError(field, "an http:// URL (the proxy is spoken to in plain HTTP; https:// targets tunnel through it)");
-  if ((u.pathname !== "/" && u.pathname !== "") || u.search || u.hash) throw new ValidationError(field, "http://[user:password@]host:port, with nothing after the port");
-  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-  const { host: h, port } = parseProxyAddress(`${host.includes(":") ? `[${host}]` : host}:${u.port || "80"}`);
-  const username = decodeURIComponent(u.username);
-  const password = decodeURIComponent(u.password);
-  if (password && !username) throw new ValidationError(field, "a password needs a user name");
-  return { mode: "proxy", host: h, port, ...(username ? { credentials: { username, password } } : {}) };
 }
 
 /**
@@ -251,52 +225,6 @@ function noteOmitted(ctx: CliContext, selection: Selection): void {
     const flag = reason.includes("cmgName") ? "--cmg-name NAME" : reason.includes("child") ? "--child-sup-fqdn FQDN" : "--parent-sup-fqdn FQDN";
     ctx.io.err.write(`note: ${addresses.length} entr${addresses.length === 1 ? "y" : "ies"} left out: ${reason.replace(/ \(\w+\)$/, "")} (give ${flag}): ${addresses.join(", ")}\n`);
   }
-}
-
-interface EgressPath {
-  egress: Egress;
-  /** Closed by the command (not one of the site's pooled ones). */
-  owned: boolean;
-  describe: string;
-  /** Trusted roots the path brings (the site's egress-ca.pem). */
-  ca: string[];
-}
-
-/** The outbound path of `check`: --proxy, --server, the service connection point's server, $HTTPS_PROXY (no site only), direct. */
-async function egressFor(ctx: CliContext, site: OpenedSite | undefined, server: string | undefined, adhoc: EgressRoute | undefined, log: ComponentLog, timeoutMs: number, ca: string[]): Promise<EgressPath> {
-  const own = (route: EgressRoute, describe: string): EgressPath => ({ egress: new Egress(route, { log, connectTimeoutMs: timeoutMs, ...(ca.length ? { ca } : {}) }), owned: true, describe, ca: [] });
-  const siteCa = site && existsSync(site.paths.egressCa) ? [readFileSync(site.paths.egressCa, "utf8")] : [];
-  if (adhoc) return own(adhoc, describeProxy(adhoc, "--proxy"));
-  if (site) {
-    let fqdn = server;
-    if (fqdn === undefined) {
-      fqdn = (await site.services.roles.list()).find((r) => r.kind === "service-connection-point")?.serverFqdn;
-      if (fqdn === undefined) return { ...own({ mode: "direct" }, "a direct connection (the site has no service connection point, whose server's proxy would be used)"), ca: siteCa };
-    }
-    const info = await site.services.servers.get(fqdn);
-    const kinds = (await site.services.roles.list(info.fqdn)).map((r) => r.kind);
-    // The role whose proxy use is checked: the service connection point first, else another internet role.
-    const subject = [...PROXY_ROLES].sort((a, b) => (a === "service-connection-point" ? -1 : b === "service-connection-point" ? 1 : 0)).find((k) => kinds.includes(k));
-    if (subject) {
-      const lease = await site.egress.for(info.fqdn, subject, log);
-      const how = lease.route.mode === "proxy" ? describeProxy(lease.route, `the proxy configuration of ${info.fqdn}, as its ${subject}`) : `a direct connection (${lease.decision.reason})`;
-      return { egress: lease.egress, owned: false, describe: how, ca: siteCa };
-    }
-    // No internet role on it: its stored proxy configuration as it stands.
-    const cfg = await site.services.proxies.show(info.fqdn);
-    if (!cfg || !cfg.enabled) return { ...own({ mode: "direct" }, `a direct connection (${info.fqdn} has ${cfg ? "its proxy configuration disabled" : "no proxy configuration"})`), ca: siteCa };
-    const credentials = cfg.account ? await site.services.accounts.credentials(cfg.account) : undefined;
-    const route: EgressRoute = { mode: "proxy", host: cfg.host, port: cfg.port, ...(credentials ? { credentials } : {}) };
-    return { ...own(route, describeProxy(route, `the proxy configuration of ${info.fqdn}`)), ca: siteCa };
-  }
-  const env = ctx.env.HTTPS_PROXY ?? ctx.env.https_proxy;
-  if (env) return own(parseProxyUrl("HTTPS_PROXY", env), describeProxy(parseProxyUrl("HTTPS_PROXY", env), "$HTTPS_PROXY (no site in --data)"));
-  return own({ mode: "direct" }, "a direct connection (no site in --data, no $HTTPS_PROXY)");
-}
-
-function describeProxy(route: EgressRoute, source: string): string {
-  if (route.mode === "direct") return "a direct connection";
-  return `proxy ${route.host.includes(":") ? `[${route.host}]` : route.host}:${route.port} ${route.credentials ? `as ${route.credentials.username}` : "without an account"} (${source})`;
 }
 
 interface SiteOutcome {

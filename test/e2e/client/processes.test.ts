@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { runCli } from "../../helpers/cli.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
-import { clientStatus } from "../../../src/client/agent.ts";
+import { clientStatus } from "../../../src/client/folder.ts";
 import { OPENCMG_BIN } from "../../helpers/bin.ts";
 
 const BIN = OPENCMG_BIN;

@@ -36,6 +36,8 @@ let hangPort: number;
 let refused: number;
 const hangSockets = new Set<Socket>();
 let hangAccepted = 0;
+/** Connections on which the hanging server received bytes (a TLS ClientHello: the tls stage began). */
+let hangGreeted = 0;
 let squid: TestSquid;
 let authSquid: TestSquid;
 let targets: CheckTarget[];
@@ -125,6 +127,7 @@ before(async () => {
   hangServer = createServer((s) => {
     hangAccepted++;
     hangSockets.add(s);
+    s.once("data", () => hangGreeted++);
     s.on("error", () => {});
     s.once("close", () => hangSockets.delete(s));
   });
@@ -203,13 +206,13 @@ describe("the endpoint checker", () => {
     const egress = new Egress({ mode: "proxy", host: squid.host, port: squid.port });
     const stop = new AbortController();
     try {
-      const seen = hangAccepted;
+      const seen = hangGreeted;
       const running = checkEndpoints([hang, ok], { egress, ca: [internet.ca.certPem], stageTimeoutMs: 60_000, concurrency: 1, signal: stop.signal });
-      // Stop once the hanging endpoint has its tunnel (its TLS stage then waits for ever).
-      for (let i = 0; i < 500 && hangAccepted === seen; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(hangAccepted > seen, "the hanging endpoint was reached");
-      // Squid answers the CONNECT right after it connected: let the TLS stage begin.
-      await new Promise((r) => setTimeout(r, 200));
+      // Stop once the hanging endpoint's TLS stage has begun (its ClientHello arrived; no answer ever comes).
+      // The wait is for a condition; its bound only keeps a broken run from hanging the suite.
+      const deadline = Date.now() + 60_000;
+      while (hangGreeted === seen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(hangGreeted > seen, "the hanging endpoint's TLS stage began");
       stop.abort();
       const report = await running;
       assert.equal(report.aborted, true);

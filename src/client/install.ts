@@ -1,0 +1,151 @@
+/**
+ * `opencmg client install`: checks the certificate and key, registers with the management point,
+ * keeps what the client needs in its folder, and makes the first location request.
+ */
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { hostname } from "node:os";
+import { ValidationError } from "../errors.ts";
+import { LogSet, type ComponentLog } from "../logs/cmtrace.ts";
+import { LOG_FILES } from "../logs/files.ts";
+import { thumbprintOf } from "../pki/cert.ts";
+import { MP_PATHS, type LocationAnswer, type MpCandidate, type RegisterAnswer } from "../wire/mp.ts";
+import { checkHttpsUrl, checkUrl, describeCandidates, errorText, mpTypeOf } from "./mp-url.ts";
+import { ClientStore, writeFileAtomic, type ClientConfig, type ClientState } from "./store.ts";
+import { MpTransport, type ClientTls } from "./transport.ts";
+
+export interface InstallOptions {
+  dir: string;
+  /** The management point to register with (an intranet MP, or an MP's URL through a CMG). */
+  mp: string;
+  alwaysInternet?: boolean | undefined;
+  /** Client authentication certificate and key (PEM). Without them the site must approve the client. */
+  certPem?: string | undefined;
+  keyPem?: string | undefined;
+  /** Trusted roots for the MPs' and CMGs' server certificates (PEM); the system's roots when absent. */
+  caPem?: string | undefined;
+  /** Computer name (default: this host's name). */
+  name?: string | undefined;
+  internalProbe?: string | undefined;
+  timeoutMs?: number | undefined;
+  now?: (() => Date) | undefined;
+}
+
+export interface InstallResult {
+  dir: string;
+  clientId: string;
+  name: string;
+  approved: boolean;
+  mp: string;
+  candidates: MpCandidate[];
+}
+
+function defaultName(): string {
+  return hostname().replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "client";
+}
+
+/** Checks that the certificate and key go together and returns the certificate's thumbprint. */
+function checkCertificate(certPem: string, keyPem: string): string {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    throw new ValidationError("cert", "must be a PEM certificate", `cert: not a readable PEM certificate (${errorText(e)})`);
+  }
+  let matches = false;
+  try {
+    matches = cert.checkPrivateKey(createPrivateKey(keyPem));
+  } catch (e) {
+    throw new ValidationError("key", "must be a PEM private key", `key: not a readable PEM private key (${errorText(e)})`);
+  }
+  if (!matches) throw new ValidationError("key", "must be the private key of --cert", "key: is not the private key of the certificate given with --cert");
+  return thumbprintOf(cert.raw);
+}
+
+/**
+ * Registers with the management point, copies the certificate and key into the client folder
+ * (key 0600), and makes the first location request.
+ *
+ * @example
+ * await installClient({ dir: "/var/lib/opencmg-client", mp: "https://mp01.contoso.com", certPem, keyPem, caPem });
+ */
+export async function installClient(o: InstallOptions): Promise<InstallResult> {
+  const mp = checkHttpsUrl("mp", o.mp);
+  const internalProbe = o.internalProbe ? checkUrl("internalProbe", o.internalProbe) : null;
+  if (Boolean(o.certPem) !== Boolean(o.keyPem)) throw new ValidationError(o.certPem ? "key" : "cert", "--cert and --key go together", `${o.certPem ? "key" : "cert"}: --cert and --key go together`);
+  const thumbprint = o.certPem && o.keyPem ? checkCertificate(o.certPem, o.keyPem) : undefined;
+  const name = o.name ?? defaultName();
+  const now = o.now ?? (() => new Date());
+  const store = new ClientStore(o.dir);
+  store.ensure();
+  const logs = new LogSet({ dir: store.paths.logs, now });
+  const tls: ClientTls = { certPem: o.certPem, keyPem: o.keyPem, ca: o.caPem ? [o.caPem] : undefined };
+  // A client without certificate keeps its token across reinstalls, so it stays the same client.
+  const token = thumbprint ? undefined : store.token();
+  const transport = new MpTransport(tls, { token, timeoutMs: o.timeoutMs });
+  try {
+    const reg = await register(o, { mp, name, thumbprint, internalProbe, now, store, transport, log: logs.component(LOG_FILES.clientIdManagerStartup) });
+    const locLog = logs.component(LOG_FILES.locationServices);
+    let loc: LocationAnswer;
+    try {
+      loc = await transport.call<LocationAnswer>(mp, MP_PATHS.location);
+    } catch (e) {
+      locLog.error(`First location request to ${mp} failed: ${errorText(e)}`);
+      throw e;
+    }
+    const state: ClientState = { ...store.state(), candidates: loc.mps, siteCode: loc.siteCode, lastLocationAt: now().toISOString(), mpInUse: mp, connectionType: mpTypeOf(mp) === "Internet" ? "internet" : "intranet" };
+    store.writeState(state);
+    locLog.info(`Location request to ${mp}: site ${loc.siteCode}, ${describeCandidates(loc.mps)}.`);
+    return { dir: store.dir, clientId: reg.clientId, name, approved: reg.approved, mp, candidates: loc.mps };
+  } finally {
+    await transport.close();
+    logs.close();
+  }
+}
+
+interface Registration {
+  mp: string;
+  name: string;
+  thumbprint: string | undefined;
+  internalProbe: string | null;
+  now: () => Date;
+  store: ClientStore;
+  transport: MpTransport;
+  log: ComponentLog;
+}
+
+/** The registration request; on success the certificate, key, CA, token and configuration are written. */
+async function register(o: InstallOptions, r: Registration): Promise<RegisterAnswer> {
+  const { mp, name, thumbprint, store } = r;
+  let reg: RegisterAnswer;
+  try {
+    reg = await r.transport.call<RegisterAnswer>(mp, MP_PATHS.register, { body: { name, ...(thumbprint ? { thumbprint } : {}), alwaysInternet: o.alwaysInternet === true } });
+  } catch (e) {
+    r.log.error(`Registration with ${mp} failed: ${errorText(e)}`);
+    throw e;
+  }
+  if (o.certPem && o.keyPem) {
+    writeFileAtomic(store.paths.cert, o.certPem, 0o644);
+    writeFileAtomic(store.paths.key, o.keyPem, 0o600);
+  }
+  if (o.caPem) writeFileAtomic(store.paths.ca, o.caPem, 0o644);
+  if (reg.token) {
+    writeFileAtomic(store.paths.token, reg.token + "\n", 0o600);
+    r.transport.useToken(reg.token);
+  }
+  const config: ClientConfig = {
+    version: 1,
+    name,
+    bootstrapMp: mp,
+    alwaysInternet: o.alwaysInternet === true,
+    internalProbe: r.internalProbe,
+    clientId: reg.clientId,
+    approved: reg.approved,
+    hasCertificate: thumbprint !== undefined,
+    installedAt: r.now().toISOString(),
+  };
+  store.writeConfig(config);
+  r.log.info(
+    `Registered with ${mp} as ${reg.clientId} (${name})${thumbprint ? ` with certificate ${thumbprint}` : " without a certificate"}; ${reg.approved ? "approved" : "awaiting approval by the site"}${config.alwaysInternet ? "; always on internet (CCMALWAYSINF=1)" : ""}.`,
+  );
+  return reg;
+}

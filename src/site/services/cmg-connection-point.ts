@@ -1,0 +1,68 @@
+/**
+ * What a CMG's connection point needs of the site and tells it: the settings it pushes to every
+ * instance, the backends it forwards to, and its tunnel and traffic reports.
+ */
+import { NotFoundError } from "../../errors.ts";
+import type { CmgSettings, RouteEntry } from "../../wire/tunnel/protocol.ts";
+import { writeTransaction } from "../db/transaction.ts";
+import { iso, type ServiceContext } from "./context.ts";
+import type { RolesService } from "./roles.ts";
+
+export interface TrafficTotals {
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** The traffic alert's window. */
+const TRAFFIC_WINDOW_MS = 14 * 24 * 3600 * 1000;
+
+export class CmgConnectionPointData {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly roles: RolesService,
+  ) {}
+
+  /** What the connection point pushes to every instance: client trust, revocation, URL map. */
+  async gatewaySettings(name: string): Promise<CmgSettings> {
+    const r = await this.ctx.db.selectFrom("cmgs").selectAll().where("name", "=", name.toLowerCase()).executeTakeFirst();
+    if (!r) throw new NotFoundError("name", `CMG ${name}`);
+    const urlMap: Record<string, RouteEntry> = {};
+    for (const role of await this.roles.list()) {
+      if (role.kind === "management-point") urlMap[String(role.id)] = { kind: "mp", allowCmgTraffic: role.settings.allowCmgTraffic };
+      if (role.kind === "software-update-point") urlMap[String(role.id)] = { kind: "sup", allowCmgTraffic: role.settings.allowCmgTraffic };
+    }
+    return { revision: Number(r.revision), trustedRoots: JSON.parse(r.trusted_roots), intermediates: JSON.parse(r.intermediates), crlCheck: r.crl_check === 1, urlMap };
+  }
+
+  /** roleId -> internal URL of every management point and software update point that allows CMG traffic. */
+  async backends(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const role of await this.roles.list()) {
+      if ((role.kind === "management-point" || role.kind === "software-update-point") && role.settings.allowCmgTraffic) out[String(role.id)] = role.settings.internalUrl ?? `https://${role.serverFqdn}`;
+    }
+    return out;
+  }
+
+  /** A connection point's view of its tunnels, recorded for the CMG's status. */
+  async reportTunnels(name: string, connectionPoint: string, states: { instance: number; connected: boolean; detail: string }[]): Promise<void> {
+    const at = iso(this.ctx.now());
+    await writeTransaction(this.ctx.db, async (tx) => {
+      for (const s of states) {
+        await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", name).where("instance", "=", s.instance).where("connection_point", "=", connectionPoint).execute();
+        await tx.insertInto("cmg_tunnels").values({ cmg_name: name, instance: s.instance, connection_point: connectionPoint, connected: s.connected ? 1 : 0, detail: s.detail, reported_at: at }).execute();
+      }
+    });
+  }
+
+  async reportTraffic(name: string, connectionPoint: string, t: TrafficTotals): Promise<void> {
+    await this.ctx.db.insertInto("cmg_traffic").values({ cmg_name: name, connection_point: connectionPoint, period_end: iso(this.ctx.now()), requests: t.requests, bytes_in: t.bytesIn, bytes_out: t.bytesOut }).execute();
+  }
+
+  /** Outbound bytes over the last 14 days (the traffic alert's window). */
+  async trafficLast14Days(name: string): Promise<TrafficTotals> {
+    const since = iso(new Date(this.ctx.now().getTime() - TRAFFIC_WINDOW_MS));
+    const rows = await this.ctx.db.selectFrom("cmg_traffic").select(["requests", "bytes_in", "bytes_out"]).where("cmg_name", "=", name).where("period_end", ">=", since).execute();
+    return rows.reduce((a, r) => ({ requests: a.requests + Number(r.requests), bytesIn: a.bytesIn + Number(r.bytes_in), bytesOut: a.bytesOut + Number(r.bytes_out) }), { requests: 0, bytesIn: 0, bytesOut: 0 });
+  }
+}

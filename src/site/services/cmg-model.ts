@@ -1,0 +1,133 @@
+/**
+ * A cloud management gateway's shape as the site stores and shows it, and the rules of its
+ * settings (SPEC.md section 3, "Create").
+ */
+import { z } from "zod";
+import { isHostName } from "../validation.ts";
+
+export const CLOUDS = ["public", "usgov", "custom"] as const;
+export const PROVIDERS = ["local", "external"] as const;
+export type CmgStatus = "Provisioning" | "Ready" | "Degraded" | "Error";
+
+/** Where a CMG's instances listen and how devices and connection points reach them. */
+export interface CmgDeploySettings {
+  /** Address the client listeners bind (default 0.0.0.0: internet-facing). */
+  listenHost: string;
+  /** Host name in the client URL devices use (default the service FQDN). */
+  publicHost: string;
+  /** Instance i's client listener port is clientPortBase + i (default 443). */
+  clientPortBase: number;
+  /** Instance i's tunnel listener port is tunnelPortBase + i (default 10140, as the documents' TCP-TLS mode). */
+  tunnelPortBase: number;
+  /** Host connection points dial for every instance (default the service FQDN; 127.0.0.1 with the local provider). */
+  instanceHost: string;
+  /** Instance i's Prometheus metrics on 127.0.0.1:metricsPortBase + i (default 9440); 0 turns metrics off. */
+  metricsPortBase: number;
+  /** Alert on outbound traffic over 14 days. */
+  trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number } | null;
+}
+
+export interface CmgCreateInput {
+  name: string;
+  serverCertPem: string;
+  serverKeyPem: string;
+  /** Certificates that came with the server certificate (a PFX's chain). */
+  serverChainPem?: string[] | undefined;
+  serviceFqdn?: string | undefined;
+  instances?: number | string | undefined;
+  trustedRoots?: string[] | undefined;
+  intermediates?: string[] | undefined;
+  crlCheck?: boolean | undefined;
+  cloud?: string | undefined;
+  region?: string | undefined;
+  resourceGroup?: string | undefined;
+  provider?: string | undefined;
+  deploy?: Partial<CmgDeploySettings> | undefined;
+}
+
+/** What can change after creation. */
+export interface CmgUpdateInput {
+  instances?: number | string;
+  crlCheck?: boolean;
+  trustedRoots?: string[];
+  intermediates?: string[];
+  serverCertPem?: string;
+  serverKeyPem?: string;
+}
+
+export interface CertInfo {
+  subject: string;
+  thumbprint: string;
+  notAfter: string;
+  dnsNames?: string[];
+}
+
+export interface CmgInstanceView {
+  index: number;
+  clientUrl: string;
+  clientPort: number;
+  tunnelHost: string;
+  tunnelPort: number;
+  metricsPort: number | null;
+  connectionPoints: { server: string; connected: boolean; detail: string; reportedAt: string }[];
+}
+
+export interface CmgView {
+  name: string;
+  serviceFqdn: string;
+  serviceName: string;
+  cloud: string;
+  provider: string;
+  region: string;
+  resourceGroup: string;
+  instanceCount: number;
+  crlCheck: boolean;
+  serverCertificate: CertInfo;
+  trustedRoots: CertInfo[];
+  intermediates: CertInfo[];
+  deploy: CmgDeploySettings;
+  connectionPointServers: string[];
+  status: CmgStatus;
+  statusReason: string;
+  instances: CmgInstanceView[];
+  revision: number;
+}
+
+export const cmgName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/, "must be 1-63 letters, digits or hyphens, starting with a letter or digit");
+export const instanceCount = z.preprocess(
+  (v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v),
+  z.number({ error: "must be a whole number from 1 to 16" }).int("must be a whole number from 1 to 16").min(1, "must be at least 1").max(16, "must be at most 16 (the largest CMG has 16 VM instances)"),
+);
+export const label = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,89}$/, "must be 1-90 letters, digits, dots, underscores or hyphens");
+const portBase = (max: number) => z.number().int().min(1, "must be from 1").max(65535 - max, `must leave room for 16 instances (at most ${65535 - 15})`);
+
+export const deploySchema = z.object({
+  listenHost: z.string().min(1).optional(),
+  publicHost: z.string().refine((h) => isHostName(h) || /^[\d.]+$/.test(h), "must be a host name or IP address").optional(),
+  clientPortBase: portBase(15).optional(),
+  tunnelPortBase: portBase(15).optional(),
+  instanceHost: z.string().refine((h) => isHostName(h) || /^[\d.]+$/.test(h), "must be a host name or IP address").optional(),
+  metricsPortBase: z.number().int().min(0).max(65520).optional(),
+  trafficAlert: z
+    .object({
+      thresholdGb: z.number().positive("must be more than 0"),
+      warningPct: z.number().int().min(1).max(100),
+      criticalPct: z.number().int().min(1).max(100),
+    })
+    .refine((t) => t.warningPct < t.criticalPct, "warningPct must be below criticalPct")
+    .nullable()
+    .optional(),
+});
+
+/** The deploy settings with their defaults filled in. */
+export function deploySettings(d: z.infer<typeof deploySchema>, serviceFqdn: string, provider: (typeof PROVIDERS)[number]): CmgDeploySettings {
+  return {
+    listenHost: d.listenHost ?? "0.0.0.0",
+    publicHost: d.publicHost ?? serviceFqdn,
+    clientPortBase: d.clientPortBase ?? 443,
+    tunnelPortBase: d.tunnelPortBase ?? 10140,
+    instanceHost: d.instanceHost ?? (provider === "local" ? "127.0.0.1" : serviceFqdn),
+    metricsPortBase: d.metricsPortBase ?? 9440,
+    trafficAlert: d.trafficAlert ?? null,
+  };
+}

@@ -1,0 +1,44 @@
+/** A CMG's instances as the site shows them, with what the connection points last reported, and the CMG's status. */
+import type { X509Certificate } from "node:crypto";
+import type { CmgDeploySettings, CmgInstanceView, CmgStatus } from "./cmg-model.ts";
+
+/** A tunnel report older than this counts as not connected. */
+export const STALE_MS = 3 * 60_000;
+
+export interface TunnelRow {
+  instance: number;
+  connection_point: string;
+  connected: number;
+  detail: string;
+  reported_at: string;
+}
+
+/** Instance i's ports and URLs, and the tunnels of the connection points bound to the CMG. */
+export function instanceViews(count: number, deploy: CmgDeploySettings, tunnels: readonly TunnelRow[], connectionPoints: readonly string[], nowMs: number): CmgInstanceView[] {
+  return Array.from({ length: count }, (_, i) => {
+    const clientPort = deploy.clientPortBase + i;
+    return {
+      index: i,
+      clientUrl: `https://${deploy.publicHost}${clientPort === 443 ? "" : `:${clientPort}`}`,
+      clientPort,
+      tunnelHost: deploy.instanceHost,
+      tunnelPort: deploy.tunnelPortBase + i,
+      metricsPort: deploy.metricsPortBase ? deploy.metricsPortBase + i : null,
+      connectionPoints: tunnels
+        .filter((t) => t.instance === i && connectionPoints.includes(t.connection_point))
+        .map((t) => ({ server: t.connection_point, connected: t.connected === 1 && nowMs - Date.parse(t.reported_at) < STALE_MS, detail: t.detail, reportedAt: t.reported_at })),
+    };
+  });
+}
+
+/** Ready, Degraded, Error or Provisioning, with the reason an administrator can act on. */
+export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: readonly CmgInstanceView[], nowMs: number): { status: CmgStatus; reason: string } {
+  if (new Date(cert.validTo).getTime() < nowMs) return { status: "Error", reason: `the server authentication certificate expired on ${cert.validTo}: renew it (opencmg cmg update NAME --server-cert ...)` };
+  if (cps.length === 0) return { status: "Provisioning", reason: "no CMG connection point is bound to it (opencmg role add FQDN cmg-connection-point --cmg NAME)" };
+  const reported = inst.some((i) => i.connectionPoints.length > 0);
+  if (!reported) return { status: "Provisioning", reason: `waiting for the connection point (${cps.join(", ")}) to reach the instances` };
+  const down = inst.filter((i) => !i.connectionPoints.some((c) => c.connected));
+  if (down.length === 0) return { status: "Ready", reason: `all ${inst.length} instance(s) connected to a connection point` };
+  if (down.length === inst.length) return { status: "Error", reason: `no instance is connected to a connection point: ${down[0]!.connectionPoints[0]?.detail ?? "no report"}` };
+  return { status: "Degraded", reason: `instance(s) ${down.map((i) => i.index).join(", ")} not connected to any connection point` };
+}
