@@ -10,7 +10,6 @@ import { clientCandidates, clientStatus, MAX_STATUS_COPIES, queueStatusCopies } 
 import { installClient } from "../../client/install.ts";
 import { parseDuration } from "../../client/duration.ts";
 import { clientDir } from "../../client/store.ts";
-import { ClientsService } from "../../site/services/clients.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
 import { waitForSignal } from "./site.ts";
@@ -197,7 +196,7 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
     .description("registered clients, with their last contact and connection type")
     .action(async (_o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const list = await new ClientsService(s.ctx).list();
+        const list = await s.services.clients.list();
         ctx.print(cmd, list, () =>
           table(
             list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint })),
@@ -211,7 +210,7 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
     .description("approve a client that registered without a certificate")
     .action(async (id: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const c = await new ClientsService(s.ctx).approve(id);
+        const c = await s.services.clients.approve(id);
         ctx.print(cmd, c, () => `Approved client ${c.id} (${c.name}).\n`);
       });
     });
@@ -224,7 +223,7 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
     .option("--always-internet <on|off>", "clients always use the CMG (ClientAlwaysOnInternet)")
     .action(async (o: { locationInterval?: string; policyInterval?: string; useCmg?: string; alwaysInternet?: string }, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const svc = new ClientsService(s.ctx);
+        const svc = s.services.clients;
         const patch = {
           locationIntervalMinutes: o.locationInterval,
           policyIntervalMinutes: o.policyInterval,

@@ -8,7 +8,6 @@ import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
-import { certInfo, checkCaList, checkRenewal, checkServerCertificate, requireSelfSigned, serviceFqdnFor } from "./cmg-certificates.ts";
 import { CmgConnectionPointData, type TrafficTotals } from "./cmg-connection-point.ts";
 import { CLOUDS, cmgName, deploySchema, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
 import { cmgStatus, instanceViews } from "./cmg-status.ts";
@@ -19,6 +18,12 @@ import type { SitesService } from "./sites.ts";
 
 export { CLOUDS, PROVIDERS } from "./cmg-model.ts";
 export type { CertInfo, CmgCreateInput, CmgDeploySettings, CmgInstanceView, CmgStatus, CmgUpdateInput, CmgView } from "./cmg-model.ts";
+
+/**
+ * The certificate checks (X.509 parsing through @peculiar/x509), loaded by the methods that need
+ * them: every command opens the site's services, few of them read a certificate.
+ */
+const certificates = () => import("./cmg-certificates.ts");
 
 export class CmgsService {
   private readonly cp: CmgConnectionPointData;
@@ -41,6 +46,7 @@ export class CmgsService {
   }
 
   async create(input: CmgCreateInput): Promise<CmgView> {
+    const { checkCaList, checkServerCertificate, requireSelfSigned, serviceFqdnFor } = await certificates();
     const now = this.ctx.now();
     const name = check("name", cmgName, input.name).toLowerCase();
     const top = await this.sites.requireTop();
@@ -99,6 +105,7 @@ export class CmgsService {
   }
 
   async show(nameInput: string): Promise<CmgView> {
+    const { certInfo } = await certificates();
     const name = nameInput.toLowerCase();
     const r = await this.ctx.db.selectFrom("cmgs").selectAll().where("name", "=", name).executeTakeFirst();
     if (!r) throw new NotFoundError("name", `CMG ${nameInput}`);
@@ -133,6 +140,7 @@ export class CmgsService {
 
   /** Changes what can change after creation; each change reaches the instances with a new revision. */
   async update(nameInput: string, input: CmgUpdateInput): Promise<CmgView> {
+    const { checkCaList, checkRenewal } = await certificates();
     const current = await this.show(nameInput);
     const name = current.name;
     const now = this.ctx.now();
