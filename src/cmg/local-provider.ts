@@ -18,6 +18,13 @@ function opencmgBin(): string {
 }
 const BIN = opencmgBin();
 
+/**
+ * Set in each instance's environment, with a pipe on its standard input: the instance exits when
+ * the pipe closes, so instances never outlive the process that supervises them, even one killed
+ * with SIGKILL (app/signals.ts).
+ */
+export const EXIT_WITH_PARENT_ENV = "OPENCMG_EXIT_WITH_PARENT";
+
 export interface LocalInstances {
   /** Resolves once every instance printed that it listens (or rejects when one cannot start). */
   ready: Promise<void>;
@@ -29,9 +36,10 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
   let stopping = false;
   const children = new Map<number, ChildProcess>();
   const readyWaiters: Promise<void>[] = [];
+  const restarts = new Set<NodeJS.Timeout>();
 
   const start = (index: number, file: string, attempt: number, onReady?: { resolve: () => void; reject: (e: Error) => void }): void => {
-    const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...o.env } });
+    const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...o.env, [EXIT_WITH_PARENT_ENV]: "1" } });
     children.set(index, child);
     let err = "";
     child.stderr!.setEncoding("utf8");
@@ -52,7 +60,12 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
       if (stopping) return;
       const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
       o.log.warn(`Instance ${index} exited (${code ?? signal}); restarting in ${delay} ms. ${err.trim().split("\n").at(-1) ?? ""}`);
-      setTimeout(() => !stopping && start(index, file, attempt + 1), delay).unref();
+      // Not unref'd: this timer is what keeps a supervisor whose every instance died alive to restart them.
+      const timer = setTimeout(() => {
+        restarts.delete(timer);
+        if (!stopping) start(index, file, attempt + 1);
+      }, delay);
+      restarts.add(timer);
     });
   };
 
@@ -65,6 +78,8 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
     pids: () => [...children.values()].map((c) => c.pid!).filter(Boolean),
     async stop() {
       stopping = true;
+      for (const t of restarts) clearTimeout(t);
+      restarts.clear();
       await Promise.all(
         [...children.values()].map(
           (c) =>

@@ -31,7 +31,7 @@ export interface RunningLocalCmg {
  *
  * @example
  * const running = await startLocalCmg(site, "cmg1", { dataDir });
- * await waitForSignal();
+ * await waitForStop();
  * await running.stop();
  */
 export async function startLocalCmg(site: OpenedSite, name: string, o: { dataDir: string; env?: NodeJS.ProcessEnv }): Promise<RunningLocalCmg> {

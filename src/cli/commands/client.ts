@@ -12,7 +12,7 @@ import { parseDuration } from "../../client/duration.ts";
 import { clientDir } from "../../client/store.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
-import { waitForSignal } from "./site.ts";
+import { waitForStop } from "../../app/signals.ts";
 
 function readPem(field: string, file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
@@ -133,7 +133,7 @@ function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
           return;
         }
         const abort = new AbortController();
-        void waitForSignal().then(() => abort.abort());
+        void waitForStop().then(() => abort.abort());
         ctx.io.err.write(`OpenCMG client agent running from ${opts.dir}; Ctrl-C stops it\n`);
         await agent.run(abort.signal);
       } finally {

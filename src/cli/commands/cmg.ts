@@ -14,7 +14,7 @@ import type { CmgView } from "../../site/services/cmgs.ts";
 import { openSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
-import { waitForSignal } from "./site.ts";
+import { waitForStop } from "../../app/signals.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -226,7 +226,7 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
       try {
         const view = running.view;
         ctx.io.err.write(`CMG ${view.name}: ${view.instances.map((i) => `instance ${i.index} at ${i.clientUrl} (tunnel ${i.tunnelPort})`).join("; ")}; Ctrl-C stops them\n`);
-        await waitForSignal();
+        await waitForStop();
       } finally {
         await running.stop();
       }
@@ -255,7 +255,7 @@ function registerServe(program: Command, ctx: CliContext): void {
       const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino() });
       const inst = await startGatewayInstance(cfg, { log: gatewayLogs(logs) });
       ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on 127.0.0.1:${inst.metricsPort}` : ""}\n`);
-      await waitForSignal();
+      await waitForStop();
       await inst.stop();
       logs.close();
     });
@@ -275,7 +275,7 @@ function registerServe(program: Command, ctx: CliContext): void {
       if (!(seconds >= 1)) throw new ValidationError("reportInterval", "must be at least 1 second");
       const running = await runConnectionPointRole(site, o.server, { healthIntervalMs: seconds * 1000, ...(o.metricsPort ? { metricsPort: portOpt("metricsPort", o.metricsPort)! } : {}) });
       ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
-      await waitForSignal();
+      await waitForStop();
       await running.stop();
       await site.close();
     });

@@ -5,7 +5,8 @@ import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
 import { runManagementPoint } from "../../app/management-point.ts";
 import { commandPath, type CliContext } from "../context.ts";
-import { parseListen, waitForSignal } from "./site.ts";
+import { parseListen } from "./site.ts";
+import { waitForStop } from "../../app/signals.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -43,7 +44,7 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
         trustedClientRoots: o.trustedRoot?.map((f) => readFile("trustedRoot", f)),
       });
       ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} (role ${running.mp.roleId}) serving ${running.mp.url}; Ctrl-C stops it\n`);
-      await waitForSignal();
+      await waitForStop();
       await running.stop();
     });
 }

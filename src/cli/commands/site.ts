@@ -5,6 +5,7 @@ import { initSite, openSite } from "../../site/site.ts";
 import { startSiteServer } from "../../app/site-server.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
+import { waitForStop } from "../../app/signals.ts";
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT` -> parts, refusing anything else with a clear rule. */
 export function parseListen(value: string, field = "listen"): { host: string; port: number } {
@@ -68,21 +69,9 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       await opened.services.sites.requireTop();
       const server = await startSiteServer({ site: opened, listen, log });
       ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} (token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
-      await waitForSignal();
+      await waitForStop();
       await server.close();
       await opened.close();
     });
 }
 
-/** Resolves on SIGINT or SIGTERM (the foreground commands stop cleanly on either). */
-export function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals): void => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
-      resolve(sig);
-    };
-    process.on("SIGINT", on);
-    process.on("SIGTERM", on);
-  });
-}

@@ -3,7 +3,7 @@ import { ValidationError } from "../../errors.ts";
 import { DEFAULT_UP_PORTS, up, type UpPorts } from "../../app/up.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues } from "../output.ts";
-import { waitForSignal } from "./site.ts";
+import { waitForStop } from "../../app/signals.ts";
 
 function port(field: string, v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new ValidationError(field, "must be a port from 1 to 65535");
@@ -30,7 +30,7 @@ export function registerUpCommand(program: Command, ctx: CliContext): void {
           "Then: npx opencmg client run --once --client-dir ./opencmg-client; npx opencmg site clients\n" +
           `(the same facts are in ${f.dataDir}/up.json; Ctrl-C stops everything)\n`,
       );
-      await waitForSignal();
+      await waitForStop();
       ctx.io.err.write("stopping...\n");
       await running.stop();
     });

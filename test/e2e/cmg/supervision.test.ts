@@ -1,0 +1,114 @@
+/**
+ * `opencmg cmg start` as a real process supervising its instances: an instance that dies is
+ * restarted (and the supervisor does not exit meanwhile), and instances never outlive their
+ * supervisor, even one killed with SIGKILL.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { after, before, it } from "node:test";
+import { initSite, openSite } from "../../../src/site/site.ts";
+import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { tempDir } from "../../helpers/databases.ts";
+import { makeTestPki } from "../../helpers/pki-fixtures.ts";
+import { freePortRange } from "../../helpers/ports.ts";
+
+/** Data folders, each with one local-provider CMG of one instance (one service FQDN per CMG). */
+const dataDirs: Record<string, string> = {};
+const started: ChildProcess[] = [];
+
+before(async () => {
+  const pki = await makeTestPki({ serverName: "cmg.contoso.test" });
+  for (const name of ["restart", "orphans"]) {
+    const dataDir = (dataDirs[name] = tempDir());
+    const site = await openSite({ dataDir });
+    try {
+      await initSite(site, { code: "P01", name: "E2E" });
+      await site.services.cmgs.create({
+        name,
+        serverCertPem: pki.server.certPem,
+        serverKeyPem: pki.server.keyPem,
+        instances: 1,
+        trustedRoots: [pki.root.certPem],
+        deploy: { listenHost: "127.0.0.1", publicHost: "127.0.0.1", clientPortBase: await freePortRange(1), tunnelPortBase: await freePortRange(1), metricsPortBase: 0 },
+      });
+    } finally {
+      await site.close();
+    }
+  }
+});
+
+after(() => {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
+
+/** Pids of the live processes whose parent is `ppid` (from /proc). */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === ppid && fields[0] !== "Z") out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+};
+
+/** Polls `check` until it returns a value, for at most `ms` (a bound, not an expected time). */
+async function until<T>(what: string, check: () => T | undefined, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts `opencmg cmg start NAME` and resolves once it says its instances run. */
+async function cmgStart(name: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [OPENCMG_BIN, "--data", dataDirs[name]!, "cmg", "start", name], { stdio: ["ignore", "ignore", "pipe"] });
+  started.push(child);
+  let err = "";
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
+  await until(`cmg start ${name} to run its instances (stderr so far: ${err})`, () => (/Ctrl-C stops them/.test(err) ? true : child.exitCode !== null ? assert.fail(`cmg start exited ${child.exitCode}: ${err}`) : undefined));
+  return child;
+}
+
+it("restarts an instance that died, and keeps running meanwhile", async () => {
+  const sup = await cmgStart("restart");
+  const [first] = await until("the instance process", () => {
+    const c = childrenOf(sup.pid!);
+    return c.length === 1 ? c : undefined;
+  });
+  process.kill(first!, "SIGKILL");
+  const second = await until("a new instance process", () => childrenOf(sup.pid!).find((p) => p !== first));
+  assert.equal(sup.exitCode, null, "the supervisor is still running");
+  assert.ok(alive(second));
+  sup.kill("SIGTERM");
+  await until("cmg start to exit on SIGTERM", () => (sup.exitCode !== null || sup.signalCode !== null ? true : undefined));
+  await until("the instance to stop with it", () => (alive(second) ? undefined : true));
+});
+
+it("instances exit when their supervisor is killed with SIGKILL", async () => {
+  const sup = await cmgStart("orphans");
+  const [instance] = await until("the instance process", () => {
+    const c = childrenOf(sup.pid!);
+    return c.length === 1 ? c : undefined;
+  });
+  sup.kill("SIGKILL");
+  await until("the orphaned instance to exit", () => (alive(instance!) ? undefined : true));
+});
