@@ -284,4 +284,8 @@ export class Subscriptions {
   close(): void {
     for (const off of this.#offs.splice(0)) off();
   }
+  /** `close`, as a function to hand on. */
+  closer(): () => void {
+    return () => this.close();
+  }
 }
