@@ -159,7 +159,8 @@ export type TunnelStateMessage =
       /** Instance name from the gateway's hello, once known. */
       instance: string | null;
       state: ConnectionPointTunnelState;
-      previous: ConnectionPointTunnelState;
+      /** Null when the tunnel starts. */
+      previous: ConnectionPointTunnelState | null;
       /** Why it left "connected" or could not get there (the last error), when known. */
       reason?: string;
     };

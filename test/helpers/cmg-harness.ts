@@ -30,6 +30,20 @@ import {
 } from "../../src/connection-point/connection-point.ts";
 import { makeTestPki, type TestPki } from "./pki-fixtures.ts";
 
+/**
+ * Waits until `cond` holds, looking every 10 ms; fails with `what` after `timeoutMs`. The bound is
+ * generous (CI machines are slow and busy): only a broken test ever waits for it.
+ *
+ *   await until("revision 2 in force", () => h.instances[0]!.status().settingsRevision === 2);
+ */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Role IDs of the URL map (digits, as the platform's role IDs are). */
 export const ROLES = {
   /** Management point, allows CMG traffic, backend at "/". */
@@ -255,7 +269,7 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
       await cp?.stop({ drainMs: 2000 });
     },
 
-    async waitReady(timeoutMs = 15_000) {
+    async waitReady(timeoutMs = 30_000) {
       const names = h.connectionPoints.map((cp, j) => (cp ? `cp${j + 1}.opencmg.test` : null)).filter((n): n is string => n !== null);
       const deadline = Date.now() + timeoutMs;
       for (;;) {

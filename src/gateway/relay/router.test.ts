@@ -2,19 +2,8 @@
 // which requests reach the site, which are answered at the gateway, and what the site sees.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { startCmgHarness, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
+import { startCmgHarness, until, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
 import type { ClientAuthenticator } from "../auth/client-cert.ts";
-
-/** Polls `get` until it returns a non-empty list (bounded: a broken gateway fails the test instead of hanging it). */
-async function until<T>(what: string, get: () => T[], timeoutMs = 15_000): Promise<T[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = get();
-    if (v.length > 0) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe("routing (2 instances, 2 connection points)", () => {
   let h: CmgHarness;
@@ -39,10 +28,11 @@ describe("routing (2 instances, 2 connection points)", () => {
     assert.equal(r.status, 200);
     const line = new RegExp(`^GET /CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/\\.sms_pol: 200, ${r.body.length} bytes, \\d+ ms, client CN=[^ ]+ from 127\\.0\\.0\\.1 \\(request \\w+\\)$`);
     // The line is written when the gateway's response finishes, which may come a moment after the client has it all.
-    const lines = await until("the request line", () => h.logLines("gw1", "CMGHttpHandler.log").filter((l) => l.text.includes(".sms_pol")));
-    assert.equal(lines.length, 1);
-    assert.match(lines[0]!.text, line);
-    assert.equal(lines[0]!.type, 1);
+    const lines = (): ReturnType<typeof h.logLines> => h.logLines("gw1", "CMGHttpHandler.log").filter((l) => l.text.includes(".sms_pol"));
+    await until("the request line", () => lines().length > 0);
+    assert.equal(lines().length, 1);
+    assert.match(lines()[0]!.text, line);
+    assert.equal(lines()[0]!.type, 1);
   });
 
   it("joins the path to the role's internal URL (software update point under /sup)", async () => {
@@ -204,7 +194,7 @@ describe("routing without connection points", () => {
   });
 
   it("answers 503 with Retry-After when the connection points are gone (settings kept)", async () => {
-    for (let i = 0; i < 200 && h.instances[0]!.status().ready; i++) await new Promise((r) => setTimeout(r, 10));
+    await until("the instance to see its tunnels go", () => !h.instances[0]!.status().ready);
     for (const h2 of [false, true]) {
       const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client, h2 });
       assert.equal(r.status, 503);
