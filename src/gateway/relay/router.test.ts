@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startCmgHarness, until, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
 import type { ClientAuthenticator } from "../auth/client-cert.ts";
+import { topics } from "../../observe/channels.ts";
 
 describe("routing (2 instances, 2 connection points)", () => {
   let h: CmgHarness;
@@ -242,5 +243,18 @@ describe("another client authenticator plugs in without routing changes", () => 
     assert.equal(refused.headers["www-authenticate"], "Bearer");
     assert.equal(JSON.parse(refused.body.toString()).error, "invalid_token");
     assert.ok(h.logLines("gw0", "CMGHttpHandler.log").some((l) => /refused with 401 invalid_token: token check/.test(l.text)));
+  });
+});
+
+describe("observers of an instance and a connection point", () => {
+  it("subscribe while they run and leave no subscription behind once stopped", async () => {
+    const h = await startCmgHarness({ instances: 1, connectionPoints: 1 });
+    try {
+      await h.waitReady();
+      assert.ok(topics.gatewayRequest.active && topics.tunnelState.active && topics.connectionPointHealth.active);
+    } finally {
+      await h.close();
+    }
+    for (const t of Object.values(topics)) assert.equal(t.active, false, `${t.name} still has subscribers`);
   });
 });
