@@ -7,18 +7,10 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { startCmgHarness, type CmgHarness } from "../../test/helpers/cmg-harness.ts";
+import { startCmgHarness, until, type CmgHarness } from "../../test/helpers/cmg-harness.ts";
 import { createCa, issueCert } from "../pki/issue.ts";
 import { nullLog } from "../logs/cmtrace.ts";
 import { startConnectionPoint } from "./connection-point.ts";
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const quietLogs = { connector: nullLog, service: nullLog };
 
@@ -124,7 +116,7 @@ describe("connection point: settings, backends, reports", () => {
     await new Promise<void>((resolve) => stream.once("data", () => resolve()));
     session.destroy();
     await until("the backend to see its response cut off", () => h.backend.closedEarly > before.closed);
-    for (let k = 0; k < 200 && (await cancelled()) <= before.cancelled; k++) await new Promise((r) => setTimeout(r, 25));
+    await until("the connection point to count it cancelled", async () => (await cancelled()) > before.cancelled);
     assert.equal(await cancelled(), before.cancelled + 1);
   });
 

@@ -6,8 +6,12 @@
  * checking, URL map) on connect and on change, and reports health and traffic through callbacks
  * (the site layer writes them to the database). Like Teleport's agents, it reconciles: given a
  * list of instances it dials until it holds tunnels to each, and drops tunnels to removed ones.
+ *
+ * Tunnel states and health are published on the observe channels (`opencmg:tunnel:state`,
+ * `opencmg:connection-point:health`) with this connection point's source; its metrics, its health
+ * lines, the `onHealth` callback and the site's component status subscribe there.
  */
-import { connect as netConnect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { rootCertificates } from "node:tls";
 import { Agent } from "undici";
 import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
@@ -18,9 +22,16 @@ import { createForwarder, type BackendTarget, type ForwardResult } from "./forwa
 import { ConnectionPointMetrics } from "./metrics.ts";
 import { TunnelSlot, type GatewayEndpoint, type TunnelContext } from "./tunnel.ts";
 import { LOG_FILES } from "../logs/files.ts";
+import { newSource, topics, type HealthMessage, type Source } from "../observe/channels.ts";
+import { computeHealth, type ComponentStatus, type HealthReport } from "./health.ts";
+import { observeConnectionPoint } from "./observers.ts";
+import { TrafficCounter, type TrafficReport } from "./traffic.ts";
+import { directDial } from "./dial.ts";
 
 export type { GatewayEndpoint } from "./tunnel.ts";
 export type { BackendTarget } from "./forwarder.ts";
+export type { ComponentStatus, HealthReport, InstanceHealth } from "./health.ts";
+export type { TrafficReport } from "./traffic.ts";
 
 /** The log files of a connection point. */
 export interface ConnectionPointLogs {
@@ -41,52 +52,14 @@ export function connectionPointLogs(logs: LogSet): ConnectionPointLogs {
   };
 }
 
-/** Component status of SMS_CLOUD_PROXYCONNECTOR, as the site shows it. */
-export type ComponentStatus = "ok" | "warning" | "critical";
-
-export interface InstanceHealth {
-  host: string;
-  port: number;
-  /** Instance name from the gateway's hello (null until a tunnel is up). */
-  instance: string | null;
-  connected: number;
-  wanted: number;
-  /** Settings revision the instance confirmed (null: none confirmed yet). */
-  revisionInForce: number | null;
-  lastError: { code: number | string; message: string; at: Date } | null;
-}
-
-export interface HealthReport {
-  at: Date;
-  connectionPoint: string;
-  /**
-   * ok: every tunnel up and this connection point's settings revision in force everywhere;
-   * warning: every instance reachable, but not all tunnels up or another revision in force somewhere;
-   * critical: an instance has no tunnel.
-   */
-  status: ComponentStatus;
-  message: string;
-  settingsRevision: number;
-  instances: InstanceHealth[];
-}
-
-export interface TrafficReport {
-  from: Date;
-  to: Date;
-  connectionPoint: string;
-  requests: number;
-  /** Requests refused here or not answered by the backend. */
-  failed: number;
-  /** Bytes sent to the gateways (≈ the gateways' outbound traffic to clients), TLS included. */
-  bytesToGateway: number;
-  /** Bytes received from the gateways. */
-  bytesFromGateway: number;
-  byRole: Record<string, { requests: number; failed: number }>;
-}
-
 export interface ConnectionPointOptions {
   /** This connection point's name (its server's FQDN), sent in the hello. */
   name: string;
+  /**
+   * What its tunnel states and health are published with (default: a new source). Pass one to
+   * subscribe before the start, so no event of the start is missed.
+   */
+  source?: Source;
   /** Every instance of the CMG. */
   instances: GatewayEndpoint[];
   /** Opens a TCP connection to an instance: `egress.connect` (through the proxy) in production; direct by default. */
@@ -125,6 +98,8 @@ export interface ConnectionPointOptions {
 }
 
 export interface ConnectionPoint {
+  /** Subscribe to the observe channels for this source to follow this connection point. */
+  readonly source: Source;
   readonly metrics: ConnectionPointMetrics;
   readonly metricsPort: number | null;
   /** New settings (pushed to every instance), backends, or instance list (reconciled). */
@@ -170,16 +145,10 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   });
 
   // Traffic since the last report.
-  let traffic = emptyTraffic();
+  const traffic = new TrafficCounter(o.name);
   const record = (roleId: string, result: ForwardResult): void => {
     metrics.requests.inc({ result });
-    if (result === "cancelled") return;
-    const failed = result === "ok" ? 0 : 1;
-    traffic.requests++;
-    traffic.failed += failed;
-    const r = (traffic.byRole[roleId || "-"] ??= { requests: 0, failed: 0 });
-    r.requests++;
-    r.failed += failed;
+    traffic.request(roleId, result);
   };
 
   const forward = createForwarder({
@@ -191,8 +160,9 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
     bodyTimeoutMs: o.backendBodyTimeoutMs,
   });
 
-  let lastStatus: ComponentStatus | null = null;
+  const source = o.source ?? newSource("connection-point", o.name);
   const ctx: TunnelContext = {
+    source,
     connectionPoint: o.name,
     dial: o.dial ?? directDial,
     tls: { certPem: o.tls.certPem, keyPem: o.tls.keyPem, ca: [o.tls.siteCaPem, ...(o.tls.gatewayCaPem ?? [])] },
@@ -205,8 +175,7 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
     pingMs: o.pingMs ?? 15_000,
     changed: () => onChange(),
     onBytes: (sent, received) => {
-      traffic.bytesToGateway += sent;
-      traffic.bytesFromGateway += received;
+      traffic.bytes(sent, received);
       metrics.bytes.inc({ direction: "out" }, sent);
       metrics.bytes.inc({ direction: "in" }, received);
     },
@@ -215,25 +184,25 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
 
   const slots = new Map<string, TunnelSlot[]>();
   const waiters = new Set<() => void>();
-  const connectedBefore = new WeakSet<TunnelSlot>();
+  const connectedTo = (gateway: string): number | undefined => slots.get(gateway)?.filter((s) => s.state === "connected").length;
+  const unobserve = observeConnectionPoint({ source, metrics, service: serviceLog, connectedTo });
+  const unreport = topics.connectionPointHealth.subscribe((m) => {
+    if (m.trigger === "interval") report("health", o.onHealth, m.report);
+  }, source);
+
+  // Health is published on every status change, on the report interval, and once stopped.
+  let lastStatus: ComponentStatus | null = null;
+  function publishHealth(trigger: HealthMessage["trigger"], h = health()): void {
+    // A change is always published as one, whatever found it first.
+    if (trigger !== "change" && h.status !== lastStatus) publishHealth("change", h);
+    const previous = lastStatus;
+    lastStatus = h.status;
+    if (topics.connectionPointHealth.active) topics.connectionPointHealth.publish({ source, trigger, report: h, previous });
+  }
 
   function onChange(): void {
-    for (const [key, list] of slots) {
-      metrics.tunnels.set({ gateway: key }, list.filter((s) => s.state === "connected").length);
-      for (const s of list) {
-        if (s.state === "connected" && !connectedBefore.has(s)) {
-          connectedBefore.add(s);
-          metrics.tunnelConnects.inc();
-        } else if (s.state !== "connected") connectedBefore.delete(s);
-      }
-    }
     const h = health();
-    if (h.status !== lastStatus) {
-      const line = `Connection point ${o.name} is ${h.status}: ${h.message}`;
-      if (h.status === "ok") serviceLog.info(line);
-      else if (lastStatus !== null) serviceLog.warn(line);
-      lastStatus = h.status;
-    }
+    if (h.status !== lastStatus) publishHealth("change", h);
     for (const w of waiters) w();
   }
 
@@ -257,40 +226,7 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   }
 
   function health(): HealthReport {
-    const instances: InstanceHealth[] = [...slots.values()].map((list) => {
-      const e = list[0]!.endpoint;
-      const up = list.filter((s) => s.state === "connected");
-      return {
-        host: e.host,
-        port: e.port,
-        instance: up.find((s) => s.instance)?.instance ?? null,
-        connected: up.length,
-        wanted: list.length,
-        revisionInForce: up.reduce<number | null>((m, s) => (s.revisionInForce === null ? m : Math.max(m ?? -Infinity, s.revisionInForce)), null),
-        lastError: list.map((s) => s.lastError).find((x) => x !== null) ?? null,
-      };
-    });
-    const down = instances.filter((i) => i.connected === 0);
-    const partial = instances.filter((i) => i.connected > 0 && i.connected < i.wanted);
-    // Either way is worth a look: an instance behind has not taken the push; an instance ahead got
-    // newer settings from another connection point than this one has from the site.
-    const stale = instances.filter((i) => i.connected > 0 && i.revisionInForce !== null && i.revisionInForce !== settings.revision);
-    let status: ComponentStatus = "ok";
-    let message = `${instances.length} instance(s), all tunnels up`;
-    if (instances.length === 0) {
-      status = "critical";
-      message = "no gateway instance to connect to";
-    } else if (down.length > 0) {
-      status = "critical";
-      message = down.map((i) => `no tunnel to ${i.host}:${i.port}${i.lastError ? ` (${i.lastError.code}: ${i.lastError.message})` : ""}`).join("; ");
-    } else if (partial.length > 0 || stale.length > 0) {
-      status = "warning";
-      message = [
-        ...partial.map((i) => `${i.connected} of ${i.wanted} tunnels to ${i.host}:${i.port}`),
-        ...stale.map((i) => `${i.host}:${i.port} enforces settings revision ${i.revisionInForce}, this connection point has ${settings.revision}`),
-      ].join("; ");
-    }
-    return { at: new Date(), connectionPoint: o.name, status, message, settingsRevision: settings.revision, instances };
+    return computeHealth(o.name, [...slots.values()], settings.revision);
   }
 
   function report<T>(name: string, cb: ((r: T) => void | Promise<void>) | undefined, r: T): void {
@@ -302,9 +238,7 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
 
   function takeTraffic(): TrafficReport {
     for (const list of slots.values()) for (const s of list) s.flushBytes();
-    const t = traffic;
-    traffic = emptyTraffic();
-    return { ...t, to: new Date(), connectionPoint: o.name };
+    return traffic.take();
   }
 
   let metricsServer: MetricsServer | null = null;
@@ -318,13 +252,14 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   log.info(`Connection point ${o.name} starting: ${o.instances.length} instance(s), ${perInstance} tunnel(s) each, settings revision ${settings.revision}`);
   reconcile(o.instances);
 
-  const healthTimer = setInterval(() => report("health", o.onHealth, health()), o.healthIntervalMs ?? 60_000);
+  const healthTimer = setInterval(() => publishHealth("interval"), o.healthIntervalMs ?? 60_000);
   const trafficTimer = setInterval(() => report("traffic", o.onTraffic, takeTraffic()), o.trafficIntervalMs ?? 300_000);
   healthTimer.unref();
   trafficTimer.unref();
 
   let stopping: Promise<void> | null = null;
   return {
+    source,
     metrics,
     metricsPort: metricsServer?.port ?? null,
     update(patch) {
@@ -367,6 +302,9 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
         report("traffic", o.onTraffic, takeTraffic());
         await dispatcher.close().catch(() => dispatcher.destroy());
         await metricsServer?.close();
+        publishHealth("stop");
+        unreport();
+        unobserve();
         log.info(`Connection point ${o.name} stopped`);
       })();
       return stopping;
@@ -380,20 +318,4 @@ function keyOf(e: GatewayEndpoint): string {
 
 function toBackendMap(b: Record<string, BackendTarget | string>): Map<string, BackendTarget> {
   return new Map(Object.entries(b).map(([roleId, t]) => [roleId, typeof t === "string" ? { url: t } : { url: t.url }]));
-}
-
-function emptyTraffic(): Omit<TrafficReport, "to" | "connectionPoint"> {
-  return { from: new Date(), requests: 0, failed: 0, bytesToGateway: 0, bytesFromGateway: 0, byRole: {} };
-}
-
-/** Direct TCP (no proxy): resolves once connected. */
-function directDial(host: string, port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ host, port });
-    s.once("connect", () => {
-      s.off("error", reject);
-      resolve(s);
-    });
-    s.once("error", reject);
-  });
 }

@@ -9,6 +9,9 @@
  * error knows whether the proxy or the target failed; an interceptor maps undici's errors and
  * Squid's error pages, logs one line per attempt and one per failure, and passes the rest through.
  * Connections are kept alive and reused (undici pools; one pool per target origin).
+ *
+ * Raw connections and failures are also published on the observe channels
+ * (`opencmg:egress:connect`, `opencmg:egress:connectError`) for whoever watches this egress.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { LookupFunction, Socket } from "node:net";
@@ -17,6 +20,7 @@ import { rootCertificates } from "node:tls";
 import { Agent, Pool, ProxyAgent, buildConnector, request as undiciRequest, type Dispatcher } from "undici";
 import { NetError, ValidationError } from "../errors.ts";
 import { nullLog, type ComponentLog } from "../logs/cmtrace.ts";
+import { newSource, topics, type Source } from "../observe/channels.ts";
 import { ProxyAnswerError, classifyNetError, tagHop, toNetError, type NetErrorContext } from "./errors.ts";
 import { describeRoute, hostForUrl, proxyAddress, type EgressRoute } from "./route.ts";
 
@@ -37,6 +41,8 @@ export interface EgressOptions {
    * the proxy, never here.
    */
   lookup?: LookupFunction;
+  /** What connects and failures are published with (default: a new source named after the log file). */
+  source?: Source;
 }
 
 export type EgressRequestOptions = Omit<NonNullable<Parameters<typeof undiciRequest>[1]>, "dispatcher">;
@@ -54,6 +60,8 @@ type ProxyRoute = Extract<EgressRoute, { mode: "proxy" }>;
  */
 export class Egress {
   readonly route: EgressRoute;
+  /** Subscribe to the observe channels for this source to follow this egress. */
+  readonly source: Source;
   readonly #log: ComponentLog;
   readonly #connectTimeoutMs: number;
   readonly #dispatcher: Dispatcher;
@@ -64,6 +72,7 @@ export class Egress {
   constructor(route: EgressRoute, opts: EgressOptions = {}) {
     this.route = validateRoute(route);
     this.#log = opts.log ?? nullLog;
+    this.source = opts.source ?? newSource("egress", this.#log.file || "egress");
     this.#connectTimeoutMs = positive("connectTimeoutMs", opts.connectTimeoutMs ?? 10_000);
     const headersTimeout = positive("headersTimeoutMs", opts.headersTimeoutMs ?? 60_000);
     const bodyTimeout = positive("bodyTimeoutMs", opts.bodyTimeoutMs ?? 60_000);
@@ -126,6 +135,7 @@ export class Egress {
     const ctx: NetErrorContext = { route: this.route, targetHost: authority };
     const timeoutMs = opts.timeoutMs ?? this.#connectTimeoutMs;
     this.#log.info(`Connecting to ${authority} (${describeRoute(this.route)})`, { host: authority });
+    if (topics.egressConnect.active) topics.egressConnect.publish({ source: this.source, target: authority, ...this.#via() });
     try {
       if (this.route.mode === "direct") {
         const connector = tagged("target", buildConnector({ timeout: timeoutMs, ...(this.#lookup ? { lookup: this.#lookup } : {}) }));
@@ -153,6 +163,7 @@ export class Egress {
     } catch (e) {
       const ne = toNetError(e, ctx);
       this.#log.error(`Connection to ${authority} failed, error ${ne.code} at the ${ne.hop}: ${ne.message}`, { code: ne.code, hop: ne.hop, host: ne.host });
+      this.#publishError("connect", authority, ne);
       throw ne;
     }
   }
@@ -171,12 +182,23 @@ export class Egress {
     // Never the query: it may carry a token (signed storage URLs).
     const what = `${opts.method} ${origin.origin}${opts.path.split("?")[0]}`;
     this.#log.info(`${what} (${describeRoute(this.route)})`, { host: origin.host });
-    return dispatch(opts, new MappingHandler(handler, ctx, forwarded, (err) => this.#logFailure(what, err)));
+    return dispatch(opts, new MappingHandler(handler, ctx, forwarded, (err) => this.#logFailure(what, origin.host, err)));
   };
 
-  #logFailure(what: string, err: Error): void {
+  /** "direct", or the proxy's address. */
+  #via(): { via: "direct" } | { via: "proxy"; proxy: string } {
+    return this.route.mode === "direct" ? { via: "direct" } : { via: "proxy", proxy: proxyAddress(this.route) };
+  }
+
+  #publishError(stage: "connect" | "request", target: string, ne: NetError): void {
+    if (!topics.egressConnectError.active) return;
+    topics.egressConnectError.publish({ source: this.source, target, ...this.#via(), stage, code: ne.code, hop: ne.hop, message: ne.message });
+  }
+
+  #logFailure(what: string, target: string, err: Error): void {
     if (err instanceof NetError) {
       this.#log.error(`${what} failed, error ${err.code} at the ${err.hop}: ${err.message}`, { code: err.code, hop: err.hop, host: err.host });
+      this.#publishError("request", target, err);
     } else {
       // Not a network failure (the caller aborted, a bad argument): noted, not an error.
       this.#log.warn(`${what} stopped: ${err.message}`);

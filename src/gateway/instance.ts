@@ -15,6 +15,8 @@ import { SettingsStore } from "./settings-store.ts";
 import { startTunnelListener } from "./tunnels/tunnel-listener.ts";
 import { TunnelPool, type TunnelState } from "./tunnels/tunnel-pool.ts";
 import { LOG_FILES } from "../logs/files.ts";
+import { newSource } from "../observe/channels.ts";
+import { observeGateway } from "./observers.ts";
 
 export type { GatewayInstanceConfig } from "./config.ts";
 
@@ -88,6 +90,9 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
   const metrics = new GatewayMetrics(cfg.instanceName);
   const settings = new SettingsStore();
   const pool = new TunnelPool();
+  // Metrics and log lines of this instance subscribe to what it publishes, until it stops.
+  const source = newSource("gateway", cfg.instanceName);
+  const unobserve = observeGateway({ source, metrics, pool, http: httpLog, service: serviceLog });
 
   const crls = new CrlCache({ fetch: deps.fetchCrl ?? fetchCrl, log: serviceLog });
   const mtls = new MutualTlsAuthenticator({
@@ -99,11 +104,11 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     cacheMs: cfg.limits.authCacheMs,
   });
   const router = createRouter({
+    source,
     settings,
     pool,
     authenticators: { ...deps.authenticators, CCM_Proxy_MutualAuth: mtls },
     limits: cfg.limits,
-    metrics,
     log: httpLog,
   });
 
@@ -119,11 +124,9 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       handler: router,
     });
     opened.push(client);
-    settings.onChange((s) => {
-      client.applySettings(s);
-      metrics.settingsRevision.set(s.revision);
-    });
+    settings.onChange((s) => client.applySettings(s));
     const tunnel = await startTunnelListener({
+      source,
       host: cfg.tunnel.host,
       port: cfg.tunnel.port,
       cert: cfg.tunnel.cert,
@@ -173,6 +176,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
           await metricsServer?.close();
           crls.close();
           serviceLog.info(`Gateway instance ${cfg.instanceName} stopped`);
+          unobserve();
         })();
         return stopping;
       },
@@ -180,6 +184,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
   } catch (err) {
     for (const o of opened.reverse()) await o.close(0);
     crls.close();
+    unobserve();
     throw err;
   }
 }

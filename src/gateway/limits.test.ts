@@ -6,64 +6,36 @@ import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { startCmgHarness, type CmgHarness } from "../../test/helpers/cmg-harness.ts";
 
-describe("client listener limits", () => {
+/**
+ * Resolves once `emitter` has emitted `event`, listening from the moment it is called (an event
+ * that comes first is never missed); rejects after `guardMs`, so a broken gateway fails the test
+ * instead of hanging the suite. The bound is generous: only a failure ever waits for it.
+ */
+function once(emitter: { once(event: string, fn: () => void): unknown }, event: string, what: string, guardMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const guard = setTimeout(() => reject(new Error(what)), guardMs);
+    emitter.once(event, () => {
+      clearTimeout(guard);
+      resolve();
+    });
+  });
+}
+
+// Sizes and caps, with the default timeouts: nothing here may depend on how fast the machine is.
+describe("client listener limits: sizes and connections", () => {
   let h: CmgHarness;
   before(async () => {
-    h = await startCmgHarness({
-      instances: 1,
-      connectionPoints: 1,
-      limits: { maxHeaderBytes: 4096, headersTimeoutMs: 1000, idleTimeoutMs: 1500, maxConnections: 4, upstreamResponseTimeoutMs: 1000 },
-    });
+    h = await startCmgHarness({ instances: 1, connectionPoints: 1, limits: { maxHeaderBytes: 4096, maxConnections: 4 } });
     await h.waitReady();
   });
   after(() => h.close());
 
   const tlsOpts = () => ({ host: "127.0.0.1", port: h.ports[0]!.client, ca: h.pki.root.certPem, servername: "cmg.opencmg.test", cert: h.pki.client.certPem, key: h.pki.client.keyPem });
 
-  /** Resolves with what the server sent once it closed the connection (guarded: never hangs the suite). */
-  function closedBy(socket: tls.TLSSocket, guardMs = 20_000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      let got = "";
-      const guard = setTimeout(() => {
-        socket.destroy();
-        reject(new Error("the server kept the connection open"));
-      }, guardMs);
-      socket.on("data", (d: Buffer) => (got += d.toString("latin1")));
-      socket.on("error", () => {});
-      socket.on("close", () => {
-        clearTimeout(guard);
-        resolve(got);
-      });
-    });
-  }
-
   it("answers 431 to HTTP/1.1 headers over the size limit", async () => {
     const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client, headers: { "x-big": "a".repeat(8000) } }).catch((e: Error) => e);
     if (r instanceof Error) assert.match(r.message, /socket hang up|ECONNRESET/);
     else assert.equal(r.status, 431);
-  });
-
-  it("closes an HTTP/1.1 connection whose headers do not arrive in time", async () => {
-    const socket = tls.connect({ ...tlsOpts(), ALPNProtocols: ["http/1.1"] });
-    await new Promise<void>((r) => socket.once("secureConnect", () => r()));
-    socket.write(`GET /CCM_Proxy_MutualAuth/${h.roles.mp}/x HTTP/1.1\r\nHost: cmg.opencmg.test\r\nX-Slow: `);
-    const sent = await closedBy(socket);
-    assert.ok(sent === "" || /^HTTP\/1\.1 408/.test(sent), sent);
-  });
-
-  it("closes an idle HTTP/2 connection", async () => {
-    const session = http2.connect(`https://127.0.0.1:${h.ports[0]!.client}`, tlsOpts());
-    session.on("error", () => {});
-    const st = session.request({ ":path": `/CCM_Proxy_MutualAuth/${h.roles.mp}/x` });
-    st.resume();
-    await new Promise((r) => st.on("close", r));
-    await new Promise<void>((resolve, reject) => {
-      const guard = setTimeout(() => reject(new Error("the idle session stayed open")), 20_000);
-      session.on("close", () => {
-        clearTimeout(guard);
-        resolve();
-      });
-    });
   });
 
   it("refuses connections over the cap while serving the ones it holds", async () => {
@@ -82,16 +54,60 @@ describe("client listener limits", () => {
     extra.destroy();
     assert.notEqual(outcome, "connected");
     const st = sessions[0]!.request({ ":path": `/CCM_Proxy_MutualAuth/${h.roles.mp}/x` });
-    const status = await new Promise((r) => st.on("response", (hd) => r(hd[":status"])));
+    const status = await new Promise((resolve, reject) => {
+      st.on("response", (hd) => resolve(hd[":status"]));
+      st.on("error", reject);
+      st.on("close", () => reject(new Error(`the stream closed without a response (code ${st.rstCode})`)));
+    });
     st.resume();
     assert.equal(status, 200);
     for (const s of sessions) s.destroy();
-    // The next test needs a free slot: wait until the instance has seen them all go.
-    for (let k = 0; k < 500; k++) {
-      const g = await h.instances[0]!.metrics.clientConnections.get();
-      if ((g.values[0]?.value ?? 0) === 0) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+  });
+});
+
+// Timeouts, short so the tests are quick; each test waits for the event its limit causes. The
+// idle timeout is well above the others, so that a slow machine cannot make it close a connection
+// before the limit under test fires.
+describe("client listener limits: timeouts", () => {
+  let h: CmgHarness;
+  before(async () => {
+    h = await startCmgHarness({
+      instances: 1,
+      connectionPoints: 1,
+      limits: { headersTimeoutMs: 1000, idleTimeoutMs: 3000, upstreamResponseTimeoutMs: 500 },
+    });
+    await h.waitReady();
+  });
+  after(() => h.close());
+
+  const tlsOpts = () => ({ host: "127.0.0.1", port: h.ports[0]!.client, ca: h.pki.root.certPem, servername: "cmg.opencmg.test", cert: h.pki.client.certPem, key: h.pki.client.keyPem });
+
+  /** Resolves with what the server sent once it closed the connection (guarded: never hangs the suite). */
+  function closedBy(socket: tls.TLSSocket, guardMs = 30_000): Promise<string> {
+    let got = "";
+    socket.on("data", (d: Buffer) => (got += d.toString("latin1")));
+    socket.on("error", () => {});
+    return once(socket, "close", "the server kept the connection open", guardMs).then(() => got);
+  }
+
+  it("closes an HTTP/1.1 connection whose headers do not arrive in time", async () => {
+    const socket = tls.connect({ ...tlsOpts(), ALPNProtocols: ["http/1.1"] });
+    await new Promise<void>((r) => socket.once("secureConnect", () => r()));
+    socket.write(`GET /CCM_Proxy_MutualAuth/${h.roles.mp}/x HTTP/1.1\r\nHost: cmg.opencmg.test\r\nX-Slow: `);
+    const sent = await closedBy(socket);
+    assert.ok(sent === "" || /^HTTP\/1\.1 408/.test(sent), sent);
+  });
+
+  it("closes an idle HTTP/2 connection", async () => {
+    const session = http2.connect(`https://127.0.0.1:${h.ports[0]!.client}`, tlsOpts());
+    session.on("error", () => {});
+    // Listening from the start: on a slow machine the session may be idle long enough to close
+    // while the request is still on its way.
+    const closed = once(session, "close", "the idle session stayed open");
+    const st = session.request({ ":path": `/CCM_Proxy_MutualAuth/${h.roles.mp}/x` });
+    st.on("error", () => {});
+    st.resume();
+    await closed;
   });
 
   it("answers 504 when the site does not answer in time, and cancels the request on-premises", async () => {

@@ -1,24 +1,16 @@
 /**
  * Prometheus metrics of one gateway instance, in a registry of its own (never prom-client's global
  * one: several instances and connection points may share a process, as in the tests), served on
- * a separate local port so the client listener never exposes them.
+ * a separate local port so the client listener never exposes them. They move as subscribers of
+ * the observe channels (observers.ts), never from inside the code that makes an event happen.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Registry } from "prom-client";
+import type { GatewayRequestResult } from "../observe/channels.ts";
 
 /** Request results, the `result` label of opencmg_gateway_requests_total. */
-export type RequestResult =
-  | "ok"
-  | "refused"
-  | "not_found"
-  | "role_not_allowed"
-  | "not_configured"
-  | "no_tunnel"
-  | "too_large"
-  | "upstream_error"
-  | "upstream_timeout"
-  | "client_aborted";
+export type RequestResult = GatewayRequestResult;
 
 export class GatewayMetrics {
   readonly registry = new Registry();

@@ -33,6 +33,20 @@ import { makeTestPki, type TestPki } from "./pki-fixtures.ts";
 export { startBackend, startCrlServer, type BackendRequest, type CrlServer, type TestBackend } from "./cmg-backend.ts";
 export type { HttpResult, RequestOptions } from "./cmg-requests.ts";
 
+/**
+ * Waits until `cond` holds, looking every 10 ms; fails with `what` after `timeoutMs`. The bound is
+ * generous (CI machines are slow and busy): only a broken test ever waits for it.
+ *
+ *   await until("revision 2 in force", () => h.instances[0]!.status().settingsRevision === 2);
+ */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Role IDs of the URL map (digits, as the platform's role IDs are). */
 export const ROLES = {
   /** Management point, allows CMG traffic, backend at "/". */
@@ -220,8 +234,8 @@ class Harness implements CmgHarness {
       settings: this.settings,
       backends: this.backends,
       log: connectionPointLogs(this.logSetFor(`cp${j}`)),
-      onHealth: (r) => void this.health[j]!.push(r),
-      onTraffic: (r) => void this.traffic[j]!.push(r),
+      onHealth: (r) => void (this.health[j] ??= []).push(r),
+      onTraffic: (r) => void (this.traffic[j] ??= []).push(r),
       reconnect: { minDelayMs: 50, maxDelayMs: 500 },
       dialTimeoutMs: 5000,
       pingMs: 2000,

@@ -2,7 +2,7 @@
 // to a real instance; every refusal names its reason in the response and in CMGHttpHandler.log.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { startCmgHarness, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
+import { startCmgHarness, until, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
 import type { CertKeyPem } from "../../pki/issue.ts";
 
 describe("client authentication (mutual TLS)", () => {
@@ -102,8 +102,7 @@ describe("client authentication with revocation checking off", () => {
     h.settings.crlCheck = true;
     h.settings.revision = 2;
     h.connectionPoints[0]!.update({ settings: h.settings });
-    for (let i = 0; i < 200 && h.instances[0]!.status().settingsRevision !== 2; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(h.instances[0]!.status().settingsRevision, 2);
+    await until("revision 2 in force", () => h.instances[0]!.status().settingsRevision === 2);
     const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.revokedClient });
     assert.equal(r.status, 403);
     assert.equal(JSON.parse(r.body.toString()).error, "revoked");

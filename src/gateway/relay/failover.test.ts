@@ -4,15 +4,7 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import https from "node:https";
 import { after, before, describe, it } from "node:test";
-import { startCmgHarness, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { startCmgHarness, until, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
 
 /** Index of the connection point whose tunnel carries a request in flight at instance 0. */
 function carrier(h: CmgHarness): number {

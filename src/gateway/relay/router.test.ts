@@ -2,8 +2,9 @@
 // which requests reach the site, which are answered at the gateway, and what the site sees.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { startCmgHarness, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
+import { startCmgHarness, until, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
 import type { ClientAuthenticator } from "../auth/client-cert.ts";
+import { topics } from "../../observe/channels.ts";
 
 describe("routing (2 instances, 2 connection points)", () => {
   let h: CmgHarness;
@@ -21,6 +22,18 @@ describe("routing (2 instances, 2 connection points)", () => {
         assert.equal(JSON.parse(r.body.toString()).url, "/SMS_MP/.sms_aut?MPLIST");
       }
     }
+  });
+
+  it("leaves one CMGHttpHandler.log line per relayed request: method, path without the query, status, bytes, ms, client", async () => {
+    const r = await h.request(1, `/CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/.sms_pol?secret=1`, { cert: h.pki.client, h2: true });
+    assert.equal(r.status, 200);
+    const line = new RegExp(`^GET /CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/\\.sms_pol: 200, ${r.body.length} bytes, \\d+ ms, client CN=[^ ]+ from 127\\.0\\.0\\.1 \\(request \\w+\\)$`);
+    // The line is written when the gateway's response finishes, which may come a moment after the client has it all.
+    const lines = (): ReturnType<typeof h.logLines> => h.logLines("gw1", "CMGHttpHandler.log").filter((l) => l.text.includes(".sms_pol"));
+    await until("the request line", () => lines().length > 0);
+    assert.equal(lines().length, 1);
+    assert.match(lines()[0]!.text, line);
+    assert.equal(lines()[0]!.type, 1);
   });
 
   it("joins the path to the role's internal URL (software update point under /sup)", async () => {
@@ -182,7 +195,7 @@ describe("routing without connection points", () => {
   });
 
   it("answers 503 with Retry-After when the connection points are gone (settings kept)", async () => {
-    for (let i = 0; i < 200 && h.instances[0]!.status().ready; i++) await new Promise((r) => setTimeout(r, 10));
+    await until("the instance to see its tunnels go", () => !h.instances[0]!.status().ready);
     for (const h2 of [false, true]) {
       const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client, h2 });
       assert.equal(r.status, 503);
@@ -230,5 +243,18 @@ describe("another client authenticator plugs in without routing changes", () => 
     assert.equal(refused.headers["www-authenticate"], "Bearer");
     assert.equal(JSON.parse(refused.body.toString()).error, "invalid_token");
     assert.ok(h.logLines("gw0", "CMGHttpHandler.log").some((l) => /refused with 401 invalid_token: token check/.test(l.text)));
+  });
+});
+
+describe("observers of an instance and a connection point", () => {
+  it("subscribe while they run and leave no subscription behind once stopped", async () => {
+    const h = await startCmgHarness({ instances: 1, connectionPoints: 1 });
+    try {
+      await h.waitReady();
+      assert.ok(topics.gatewayRequest.active && topics.tunnelState.active && topics.connectionPointHealth.active);
+    } finally {
+      await h.close();
+    }
+    for (const t of Object.values(topics)) assert.equal(t.active, false, `${t.name} still has subscribers`);
   });
 });

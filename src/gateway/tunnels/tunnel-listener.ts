@@ -10,6 +10,7 @@ import http2, { type ClientHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
+import { topics, type Source } from "../../observe/channels.ts";
 import type { GatewayLimits, PemPair } from "../config.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import {
@@ -29,6 +30,8 @@ import { Tunnel, type TunnelPool } from "./tunnel-pool.ts";
 
 
 export interface TunnelListenerOptions {
+  /** The instance: tunnel states and settings are published with it. */
+  source: Source;
   host: string;
   port: number;
   cert: PemPair;
@@ -50,7 +53,7 @@ export interface TunnelListener {
 
 /**
  * @example
- * const tl = await startTunnelListener({ host: "0.0.0.0", port: 10140, cert, siteCaPem, instanceName: "cmg1-0", limits, pool, settings, metrics, log });
+ * const tl = await startTunnelListener({ source, host: "0.0.0.0", port: 10140, cert, siteCaPem, instanceName: "cmg1-0", limits, pool, settings, metrics, log });
  */
 export async function startTunnelListener(o: TunnelListenerOptions): Promise<TunnelListener> {
   let nextId = 1;
@@ -108,9 +111,8 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       settings: { enablePush: false, initialWindowSize: TUNNEL_H2.streamWindow, maxFrameSize: TUNNEL_H2.maxFrameSize },
     });
     const tunnel = new Tunnel(nextId++, session, remote, cpName);
-    o.log.info(`Connection point ${cpName} opened ${tunnel.label}`);
-    o.metrics.tunnelSessionsTotal.inc();
     o.pool.add(tunnel);
+    publishState(tunnel, null);
     track(tunnel);
   });
 
@@ -125,9 +127,8 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     });
     session.on("close", () => {
       clearInterval(pinger);
-      setState(tunnel, "closed");
       o.pool.remove(tunnel);
-      o.log.info(`${tunnel.label} closed after ${tunnel.served} request(s)`);
+      setState(tunnel, "closed");
     });
 
     const pinger = keepAlive(session, o.limits.tunnelPingMs, () => o.log.warn(`${tunnel.label} missed a keep-alive answer; closing it`));
@@ -186,10 +187,17 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
         } else if (m.type === "settings") {
           const r = o.settings.offer(m.settings);
           if (r.result === "applied") {
-            o.log.info(
-              `Settings revision ${m.settings.revision} applied from ${tunnel.connectionPoint}: ${m.settings.trustedRoots.length} trusted root(s), ` +
-                `${m.settings.intermediates.length} intermediate(s), CRL check ${m.settings.crlCheck ? "on" : "off"}, ${Object.keys(m.settings.urlMap).length} role(s) in the URL map`,
-            );
+            if (topics.settingsApplied.active) {
+              topics.settingsApplied.publish({
+                source: o.source,
+                revision: m.settings.revision,
+                from: tunnel.connectionPoint,
+                trustedRoots: m.settings.trustedRoots.length,
+                intermediates: m.settings.intermediates.length,
+                crlCheck: m.settings.crlCheck,
+                roles: Object.keys(m.settings.urlMap).length,
+              });
+            }
             send({ type: "settings-applied", revision: m.settings.revision });
           } else {
             send({ type: "settings-ignored", revision: m.settings.revision, current: r.current });
@@ -214,11 +222,16 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
 
   function setState(t: Tunnel, state: Tunnel["state"]): void {
     if (t.state === state || t.state === "closed") return;
+    const previous = t.state;
     t.state = state;
-    o.metrics.tunnelSessions.reset();
-    for (const [cp, n] of o.pool.byConnectionPoint()) o.metrics.tunnelSessions.set({ connection_point: cp }, n);
-    if (state === "ready") o.log.info(`${t.label} is ready`);
     o.pool.changed();
+    publishState(t, previous);
+  }
+
+  /** Metrics and log lines subscribe to tunnel states (src/gateway/observers.ts). */
+  function publishState(t: Tunnel, previous: Tunnel["state"] | null): void {
+    if (!topics.tunnelState.active) return;
+    topics.tunnelState.publish({ source: o.source, side: "gateway", tunnel: t.label, id: t.id, connectionPoint: t.connectionPoint, state: t.state, previous, served: t.served });
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -2,7 +2,9 @@
  * Runs the CMG connection point role of a site system server: reads its CMG from the site, dials
  * every instance through the server's proxy (the egress route of `cmg-connection-point`), pushes
  * the client-authentication settings and URL map, follows changes at the site, and records health
- * (component SMS_CLOUD_PROXYCONNECTOR) and traffic in the site database.
+ * (component SMS_CLOUD_PROXYCONNECTOR) and traffic in the site database. Health reaches the site as
+ * a subscriber of the connection point's `opencmg:connection-point:health` channel: on the report
+ * interval, when the status changes, and once stopped.
  */
 import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type HealthReport } from "../../connection-point/connection-point.ts";
 import { ValidationError } from "../../errors.ts";
@@ -11,6 +13,7 @@ import type { ComponentState } from "../../site/model.ts";
 import type { OpenedSite } from "../../site/site.ts";
 import { SitePki } from "../../site/site-pki.ts";
 import { StatusId } from "../../site/status-ids.ts";
+import { newSource, topics, type HealthMessage } from "../../observe/channels.ts";
 
 export interface ConnectionPointRoleOptions {
   /** Health report interval (default 60 s, as the documents' connector reports). */
@@ -69,26 +72,42 @@ export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string
     lastState = state;
   };
 
-  const cp = await startConnectionPoint({
-    name: fqdn,
-    instances,
-    dial: async (host, port) => {
-      // Resolved per dial: a proxy configuration replaced at the site applies to the next tunnel.
-      const { egress } = await site.egress.for(fqdn, "cmg-connection-point", log.connector);
-      return egress.connect(host, port);
-    },
-    tls: { certPem: tls.certPem, keyPem: tls.keyPem, siteCaPem: pki.caPem },
-    settings,
-    backends,
-    backendTls: { ca: [pki.caPem], certPem: tls.certPem, keyPem: tls.keyPem },
-    log,
-    onHealth,
-    onTraffic: (t) => cmgs.reportTraffic(cmg.name, fqdn, { requests: t.requests, bytesIn: t.bytesFromGateway, bytesOut: t.bytesToGateway }),
-    ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
-    ...(o.trafficIntervalMs ? { trafficIntervalMs: o.trafficIntervalMs } : {}),
-    ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
-    ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
-  });
+  // Health messages are written to the site one after the other, in the order they came.
+  const source = newSource("connection-point", fqdn);
+  let writing: Promise<void> = Promise.resolve();
+  const onMessage = (m: HealthMessage): void => {
+    // Until the first report (below), a change is the start-up itself: tunnels still dialling.
+    if (m.trigger === "change" && lastState === undefined) return;
+    writing = writing.then(() => onHealth(m.report)).catch((e: unknown) => log.service.warn(`Could not record the connection point's health at the site: ${(e as Error).message}`));
+  };
+  const unsubscribe = topics.connectionPointHealth.subscribe(onMessage, source);
+
+  let cp: ConnectionPoint;
+  try {
+    cp = await startConnectionPoint({
+      source,
+      name: fqdn,
+      instances,
+      dial: async (host, port) => {
+        // Resolved per dial: a proxy configuration replaced at the site applies to the next tunnel.
+        const { egress } = await site.egress.for(fqdn, "cmg-connection-point", log.connector);
+        return egress.connect(host, port);
+      },
+      tls: { certPem: tls.certPem, keyPem: tls.keyPem, siteCaPem: pki.caPem },
+      settings,
+      backends,
+      backendTls: { ca: [pki.caPem], certPem: tls.certPem, keyPem: tls.keyPem },
+      log,
+      onTraffic: (t) => cmgs.reportTraffic(cmg.name, fqdn, { requests: t.requests, bytesIn: t.bytesFromGateway, bytesOut: t.bytesToGateway }),
+      ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
+      ...(o.trafficIntervalMs ? { trafficIntervalMs: o.trafficIntervalMs } : {}),
+      ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
+      ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
+    });
+  } catch (err) {
+    unsubscribe();
+    throw err;
+  }
   log.service.info(`Connection point on ${fqdn} started for CMG ${cmg.name}: ${instances.length} instance(s), ${Object.keys(backends).length} role(s) allowing CMG traffic.`);
 
   const refresh = async (): Promise<void> => {
@@ -112,8 +131,9 @@ export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string
     refresh().catch((e: unknown) => log.service.warn(`Could not read the site's CMG settings: ${(e as Error).message}`));
   }, o.pollMs ?? 10_000);
   timer.unref();
-  // A first report right away, so the CMG's status does not wait a whole interval.
-  setTimeout(() => void onHealth(cp.health()).catch(() => undefined), 2000).unref();
+  // A first report soon, so the CMG's status does not wait a whole interval.
+  const first = setTimeout(() => onMessage({ source, trigger: "interval", report: cp.health(), previous: null }), 2000);
+  first.unref();
 
   return {
     cmg: cmg.name,
@@ -121,8 +141,11 @@ export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string
     refresh,
     async stop() {
       clearInterval(timer);
+      clearTimeout(first);
+      // The connection point publishes its last health report as it stops.
       await cp.stop();
-      await onHealth(cp.health()).catch(() => undefined);
+      unsubscribe();
+      await writing;
     },
   };
 }

@@ -1,0 +1,94 @@
+/**
+ * What one gateway instance writes about itself, as subscribers of the observe channels: its
+ * Prometheus metrics, the request and tunnel lines of CMGHttpHandler.log and CMGService.log.
+ * Subscribed for the instance's own source; the returned function unsubscribes on stop.
+ */
+import type { ComponentLog } from "../logs/cmtrace.ts";
+import { Subscriptions, topics, type GatewayRequestMessage, type GatewayRequestResult, type Source } from "../observe/channels.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import type { TunnelPool } from "./tunnels/tunnel-pool.ts";
+
+export interface GatewayObserverDeps {
+  source: Source;
+  metrics: GatewayMetrics;
+  pool: TunnelPool;
+  /** CMGHttpHandler.log */
+  http: ComponentLog;
+  /** CMGService.log */
+  service: ComponentLog;
+}
+
+/**
+ * Subscribes the instance's metrics and log lines; returns the unsubscribe function.
+ *
+ * @example
+ * const unobserve = observeGateway({ source, metrics, pool, http, service });
+ * // ... once stopped:
+ * unobserve();
+ */
+export function observeGateway(d: GatewayObserverDeps): () => void {
+  return new Subscriptions().add(gatewayMetricsObserver(d), gatewayLogObserver(d)).closer();
+}
+
+/** Prometheus metrics from requests, refusals, tunnel states and settings. */
+export function gatewayMetricsObserver({ source, metrics, pool }: Pick<GatewayObserverDeps, "source" | "metrics" | "pool">): () => void {
+  // Label children resolved once: these counters move on every request.
+  const bytesIn = metrics.bytes.labels({ direction: "in" });
+  const bytesOut = metrics.bytes.labels({ direction: "out" });
+  const results = new Map<GatewayRequestResult, { inc(): void }>();
+  const count = (result: GatewayRequestResult): void => {
+    let child = results.get(result);
+    if (!child) results.set(result, (child = metrics.requests.labels({ result })));
+    child.inc();
+  };
+  return new Subscriptions()
+    .add(
+      topics.gatewayRequest.subscribe((m) => {
+        count(m.result);
+        if (m.bytesIn) bytesIn.inc(m.bytesIn);
+        if (m.bytesOut) bytesOut.inc(m.bytesOut);
+        if (m.failovers) metrics.failovers.inc(m.failovers);
+      }, source),
+      topics.gatewayRefusal.subscribe((m) => {
+        count(m.result);
+        if (m.result === "refused") metrics.refusals.inc({ reason: m.reason });
+      }, source),
+      topics.tunnelState.subscribe((m) => {
+        if (m.side !== "gateway") return;
+        if (m.previous === null) metrics.tunnelSessionsTotal.inc();
+        metrics.tunnelSessions.reset();
+        for (const [cp, n] of pool.byConnectionPoint()) metrics.tunnelSessions.set({ connection_point: cp }, n);
+      }, source),
+      topics.settingsApplied.subscribe((m) => metrics.settingsRevision.set(m.revision), source),
+    )
+    .closer();
+}
+
+/** One CMGHttpHandler.log line per relayed request; tunnel and settings lines in CMGService.log. */
+export function gatewayLogObserver({ source, http, service }: Pick<GatewayObserverDeps, "source" | "http" | "service">): () => void {
+  return new Subscriptions()
+    .add(
+      topics.gatewayRequest.subscribe((m) => {
+        if (m.result === "ok") http.info(requestLine(m));
+      }, source),
+      topics.tunnelState.subscribe((m) => {
+        if (m.side !== "gateway") return;
+        if (m.previous === null) service.info(`Connection point ${m.connectionPoint} opened ${m.tunnel}`);
+        else if (m.state === "ready") service.info(`${m.tunnel} is ready`);
+        else if (m.state === "closed") service.info(`${m.tunnel} closed after ${m.served} request(s)`);
+      }, source),
+      topics.settingsApplied.subscribe((m) => {
+        service.info(
+          `Settings revision ${m.revision} applied from ${m.from}: ${m.trustedRoots} trusted root(s), ` +
+            `${m.intermediates} intermediate(s), CRL check ${m.crlCheck ? "on" : "off"}, ${m.roles} role(s) in the URL map`,
+        );
+      }, source),
+    )
+    .closer();
+}
+
+/** `GET /CCM_Proxy_MutualAuth/7205.../SMS_MP/.sms_aut: 200, 512 bytes, 12 ms, client CN=PC-001 from 10.0.0.5 (request 1a2b...)` */
+export function requestLine(m: GatewayRequestMessage): string {
+  const who = m.client.subject || m.client.thumbprint;
+  return `${m.method} ${m.path}: ${m.status}, ${m.bytesOut} bytes, ${m.durationMs} ms, client ${who} from ${m.clientAddress ?? "?"} (request ${m.requestId})`;
+}

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { keepAlive } from "./keepalive.ts";
+
+/** A session whose PINGs are answered (on the next turn of the event loop) or never. */
+function fakeSession(answers: boolean) {
+  const s = {
+    destroyed: false,
+    pings: 0,
+    ping(cb: (err: Error | null) => void): boolean {
+      s.pings++;
+      if (answers) setImmediate(() => cb(null));
+      return true;
+    },
+    destroy(): void {
+      s.destroyed = true;
+    },
+  };
+  return s;
+}
+
+/** Waits for `cond`, looking every few ms (the keep-alive timer is unref'd: this keeps the test alive); bounded. */
+function until(cond: () => boolean, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 30_000;
+    const check = setInterval(() => {
+      if (cond()) {
+        clearInterval(check);
+        resolve();
+      } else if (Date.now() > deadline) {
+        clearInterval(check);
+        reject(new Error(`timed out waiting for ${what}`));
+      }
+    }, 2);
+  });
+}
+
+describe("keepAlive", () => {
+  it("keeps a session that answers its PINGs", async () => {
+    const s = fakeSession(true);
+    let missed = 0;
+    const timer = keepAlive(s as never, 5, () => missed++);
+    await until(() => s.pings >= 4, "four PINGs");
+    clearInterval(timer);
+    assert.equal(missed, 0);
+    assert.equal(s.destroyed, false);
+  });
+
+  it("destroys a session whose PING stays unanswered for two intervals, and says so", async () => {
+    const s = fakeSession(false);
+    const timer = keepAlive(s as never, 5, () => {});
+    await until(() => s.destroyed, "the session destroyed");
+    clearInterval(timer);
+    assert.equal(s.pings, 1, "no second PING while the first is unanswered");
+  });
+
+  it("gives a late answer one interval of grace (a stalled event loop is not a dead tunnel)", async () => {
+    const s = fakeSession(false);
+    let first: ((err: Error | null) => void) | undefined;
+    s.ping = (cb) => {
+      // The first answer comes late, as after a stall; the others at once.
+      if (++s.pings === 1) first = cb;
+      else setImmediate(() => cb(null));
+      return true;
+    };
+    let ticks = 0;
+    let missed = 0;
+    const timer = keepAlive(s as never, 5, () => missed++, () => {
+      if (++ticks === 2) setImmediate(() => first!(null));
+    });
+    await until(() => s.pings >= 3, "three PINGs");
+    clearInterval(timer);
+    assert.equal(missed, 0);
+    assert.equal(s.destroyed, false);
+  });
+});
