@@ -7,7 +7,7 @@
  * a crash never loses the line that explains it. Size-based rotation keeps one previous file as
  * `NAME.lo_`, as the platform does.
  */
-import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger as PinoLogger } from "pino";
 import type { LogFileSpec } from "./files.ts";
@@ -73,8 +73,10 @@ class LogFile {
     readonly path: string,
     private readonly maxBytes: number,
   ) {
-    this.fd = openSync(path, "a", 0o640);
-    this.size = fstatSync(this.fd).size;
+    this.fd = openSync(path, "a", 0o600);
+    const st = fstatSync(this.fd);
+    if ((st.mode & 0o077) !== 0) fchmodSync(this.fd, 0o600); // a file from an older version, or copied
+    this.size = st.size;
   }
   write(line: string): void {
     const buf = Buffer.from(line, "utf8");
@@ -87,7 +89,7 @@ class LogFile {
     const previous = this.path.replace(/\.log$/i, "") + ".lo_";
     rmSync(previous, { force: true });
     renameSync(this.path, previous);
-    this.fd = openSync(this.path, "a", 0o640);
+    this.fd = openSync(this.path, "a", 0o600);
     this.size = 0;
   }
   close(): void {
@@ -112,9 +114,9 @@ export class LogSet {
   private readonly maxBytes: number;
   private readonly now: () => Date;
   constructor(private readonly options: LogSetOptions) {
-    // Logs name servers, clients and URLs: readable by the service account (and its group), not by everyone.
-    mkdirSync(options.dir, { recursive: true, mode: 0o750 });
-    if ((statSync(options.dir).mode & 0o007) !== 0) chmodSync(options.dir, 0o750);
+    // Logs name servers, clients and URLs: for the service account only.
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    if ((statSync(options.dir).mode & 0o077) !== 0) chmodSync(options.dir, 0o700);
     this.maxBytes = options.maxBytes ?? 2_621_440;
     this.now = options.now ?? (() => new Date());
   }

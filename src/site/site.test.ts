@@ -22,8 +22,9 @@ describe("the data folder", () => {
       assert.equal(mode(join(data, "site.db")), 0o600);
       assert.equal(mode(join(data, "site.key")), 0o600);
       assert.equal(mode(join(data, "admin.token")), 0o600);
-      assert.equal(mode(join(data, "logs")) & 0o007, 0);
-      assert.equal(mode(join(data, "logs", "smsprov.log")) & 0o007, 0);
+      assert.equal(mode(data), 0o700);
+      assert.equal(mode(join(data, "logs")), 0o700);
+      assert.equal(mode(join(data, "logs", "smsprov.log")), 0o600);
     } finally {
       await site.close();
     }

@@ -83,7 +83,9 @@ export interface OpenedSite {
 /** Opens (and migrates) the site database of a data folder. The site key is loaded when present. */
 export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const paths = sitePaths(o.dataDir);
+  // The data folder holds the site key, sealed secrets and CMG keys: 0700 whatever mode it had.
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
+  if ((statSync(paths.data).mode & 0o077) !== 0) chmodSync(paths.data, 0o700);
   if (!o.databaseUrl) ownerOnly(paths.sqlite);
   const logs = new LogSet({ dir: paths.logs, pino: o.pino });
   const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work });
