@@ -3,6 +3,7 @@
  * gets narrow, typed dependencies and never the whole site (nor its database).
  */
 import { existsSync, readFileSync } from "node:fs";
+import type { ConnectionPointRoleDeps } from "../roles/cmg-connection-point/role.ts";
 import type { ManagementPointDeps } from "../roles/mp/server.ts";
 import { siteInternetMps } from "../roles/mp/internet-mps.ts";
 import { EndpointMonitor, type EndpointMonitorDeps, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
@@ -11,6 +12,7 @@ import { AdrRunner } from "../roles/sup/adr.ts";
 import { ContentLibrary } from "../roles/sup/content-library.ts";
 import type { SoftwareUpdatePointDeps } from "../roles/sup/serve.ts";
 import type { SupSyncDeps } from "../roles/sup/sync.ts";
+import { SitePki } from "../site/site-pki.ts";
 import type { OpenedSite } from "../site/site.ts";
 
 export function managementPointDeps(site: OpenedSite): ManagementPointDeps {
@@ -51,4 +53,9 @@ export function endpointMonitor(site: OpenedSite, opts: EndpointMonitorOptions =
   const fileCa = existsSync(site.paths.egressCa) ? [readFileSync(site.paths.egressCa, "utf8")] : [];
   const ca = [...fileCa, ...(opts.ca ?? [])];
   return new EndpointMonitor(endpointMonitorDeps(site), { ...opts, ...(ca.length > 0 ? { ca } : {}) });
+}
+
+export function connectionPointRoleDeps(site: OpenedSite): ConnectionPointRoleDeps {
+  const s = site.services;
+  return { roles: s.roles, cmgs: s.cmgs, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data) };
 }

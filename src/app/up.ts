@@ -16,6 +16,7 @@ import { startSiteServer, type RunningSiteServer } from "./site-server.ts";
 import { initSite, openSite, type OpenedSite } from "../site/site.ts";
 import { SitePki } from "../site/site-pki.ts";
 import { managementPointDeps, softwareUpdatePointDeps } from "./role-deps.ts";
+import { connectionPointRoleDeps } from "./role-deps.ts";
 
 export const UP_SERVER = "site.opencmg.local";
 export const UP_CMG = "opencmg";
@@ -122,7 +123,7 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     for (const file of bundle.files) instances.push(await startGatewayInstance(loadStartupFile(file), { log: gatewayLogs(site.logs) }));
     running.push({ close: async () => void (await Promise.all(instances.map((i) => i.stop({ graceMs: 2000 })))) });
     step("starting the connection point");
-    const cp: RunningConnectionPoint = await runConnectionPointRole(site, UP_SERVER, { healthIntervalMs: 10_000 });
+    const cp: RunningConnectionPoint = await runConnectionPointRole(connectionPointRoleDeps(site), UP_SERVER, { healthIntervalMs: 10_000 });
     running.unshift({ close: () => cp.stop() }); // the connection point drains first
     await cp.cp.waitConnected({ timeoutMs: 30_000 });
 

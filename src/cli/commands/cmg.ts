@@ -15,6 +15,7 @@ import { openSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
+import { connectionPointRoleDeps } from "../../app/role-deps.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -273,7 +274,7 @@ function registerServe(program: Command, ctx: CliContext): void {
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino() });
       const seconds = Number(o.reportInterval);
       if (!(seconds >= 1)) throw new ValidationError("reportInterval", "must be at least 1 second");
-      const running = await runConnectionPointRole(site, o.server, { healthIntervalMs: seconds * 1000, ...(o.metricsPort ? { metricsPort: portOpt("metricsPort", o.metricsPort)! } : {}) });
+      const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, ...(o.metricsPort ? { metricsPort: portOpt("metricsPort", o.metricsPort)! } : {}) });
       ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
       await waitForStop();
       await running.stop();

@@ -10,10 +10,25 @@ import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type H
 import { ValidationError } from "../../errors.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import type { ComponentState } from "../../site/model.ts";
-import type { OpenedSite } from "../../site/site.ts";
-import { SitePki } from "../../site/site-pki.ts";
+import type { EgressProvider } from "../../egress/pool.ts";
+import type { LogSet } from "../../logs/cmtrace.ts";
+import type { CertKeyPem } from "../../pki/issue.ts";
+import type { CmgsService } from "../../site/services/cmgs.ts";
+import type { RolesService } from "../../site/services/roles.ts";
+import type { StatusService } from "../../site/services/status.ts";
 import { StatusId } from "../../site/status-ids.ts";
 import { newSource, topics, type HealthMessage } from "../../observe/channels.ts";
+
+/** What the connection point role needs of the site (app/role-deps.ts builds it). */
+export interface ConnectionPointRoleDeps {
+  roles: RolesService;
+  cmgs: CmgsService;
+  status: StatusService;
+  logs: LogSet;
+  egress: EgressProvider;
+  /** The site CA, and the tunnel client certificate it issues to a connection point. */
+  pki: { readonly caPem: string; connectionPointCert(fqdn: string): Promise<CertKeyPem> };
+}
 
 export interface ConnectionPointRoleOptions {
   /** Health report interval (default 60 s, as the documents' connector reports). */
@@ -36,17 +51,17 @@ export interface RunningConnectionPoint {
 
 const STATE: Record<HealthReport["status"], ComponentState> = { ok: "OK", warning: "Warning", critical: "Critical" };
 
-export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string, o: ConnectionPointRoleOptions = {}): Promise<RunningConnectionPoint> {
+export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdnInput: string, o: ConnectionPointRoleOptions = {}): Promise<RunningConnectionPoint> {
   const fqdn = fqdnInput.toLowerCase();
-  const role = (await site.services.roles.list(fqdn)).find((r) => r.kind === "cmg-connection-point");
+  const role = (await deps.roles.list(fqdn)).find((r) => r.kind === "cmg-connection-point");
   if (!role || role.kind !== "cmg-connection-point") throw new ValidationError("server", `${fqdn} has no CMG connection point role (opencmg role add ${fqdn} cmg-connection-point --cmg NAME)`);
   const cmgName = role.settings.cmgName;
   if (!cmgName) throw new ValidationError("cmg", `the connection point on ${fqdn} is not bound to a CMG (opencmg role set ${fqdn} cmg-connection-point --cmg NAME)`);
-  const cmgs = site.services.cmgs;
+  const cmgs = deps.cmgs;
   const cmg = await cmgs.show(cmgName);
-  const pki = new SitePki(site.paths.data);
+  const pki = deps.pki;
   const tls = await pki.connectionPointCert(fqdn);
-  const log = connectionPointLogs(site.logs);
+  const log = connectionPointLogs(deps.logs);
   const instancesOf = (v: typeof cmg) => v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort }));
 
   const settingsKey = (s: CmgSettings): string => JSON.stringify({ ...s, revision: 0 });
@@ -57,7 +72,7 @@ export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string
 
   const onHealth = async (h: HealthReport): Promise<void> => {
     const state = STATE[h.status];
-    await site.services.status.setComponent(fqdn, "SMS_CLOUD_PROXYCONNECTOR", state, h.message);
+    await deps.status.setComponent(fqdn, "SMS_CLOUD_PROXYCONNECTOR", state, h.message);
     await cmgs.reportTunnels(
       cmg.name,
       fqdn,
@@ -67,7 +82,7 @@ export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string
       }),
     );
     if (lastState !== undefined && lastState !== state) {
-      await site.services.status.raise({ messageId: StatusId.CMG_CONNECTOR_STATE, severity: state === "OK" ? "informational" : state === "Warning" ? "warning" : "error", component: "SMS_CLOUD_PROXYCONNECTOR", server: fqdn, text: `CMG connection point for ${cmg.name}: ${h.message}` });
+      await deps.status.raise({ messageId: StatusId.CMG_CONNECTOR_STATE, severity: state === "OK" ? "informational" : state === "Warning" ? "warning" : "error", component: "SMS_CLOUD_PROXYCONNECTOR", server: fqdn, text: `CMG connection point for ${cmg.name}: ${h.message}` });
     }
     lastState = state;
   };
@@ -90,7 +105,7 @@ export async function runConnectionPointRole(site: OpenedSite, fqdnInput: string
       instances,
       dial: async (host, port) => {
         // Resolved per dial: a proxy configuration replaced at the site applies to the next tunnel.
-        const { egress } = await site.egress.for(fqdn, "cmg-connection-point", log.connector);
+        const { egress } = await deps.egress.for(fqdn, "cmg-connection-point", log.connector);
         return egress.connect(host, port);
       },
       tls: { certPem: tls.certPem, keyPem: tls.keyPem, siteCaPem: pki.caPem },

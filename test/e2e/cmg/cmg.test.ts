@@ -16,6 +16,7 @@ import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { writeCmgBundle } from "../../../src/cmg/bundle.ts";
 import { runConnectionPointRole, type RunningConnectionPoint } from "../../../src/roles/cmg-connection-point/role.ts";
+import { connectionPointRoleDeps } from "../../../src/app/role-deps.ts";
 
 let site: OpenedSite;
 let pki: TestPki;
@@ -91,7 +92,7 @@ it("a device reaches the management point through the site's CMG; the CMG turns 
 
   const bundle = await writeCmgBundle(site, await cmgs.show("cmg1"));
   for (const f of bundle.files) instances.push(await startGatewayInstance(loadStartupFile(f), { log: gatewayLogs(site.logs) }));
-  cp = await runConnectionPointRole(site, "cp01.contoso.test", { healthIntervalMs: 300, pollMs: 200 });
+  cp = await runConnectionPointRole(connectionPointRoleDeps(site), "cp01.contoso.test", { healthIntervalMs: 300, pollMs: 200 });
   await cp.cp.waitConnected({ timeoutMs: 20_000 });
 
   const agent = new Agent({ connect: { ca: [pki.root.certPem], cert: pki.client.certPem + pki.intermediate.certPem, key: pki.client.keyPem, servername: "cmg.contoso.test" } });
