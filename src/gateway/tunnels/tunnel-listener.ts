@@ -260,20 +260,27 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
   };
 }
 
-/** Waits until every tunnel has closed, destroying the stragglers after `graceMs`. */
+/**
+ * Waits until every tunnel has closed, destroying the stragglers after `graceMs`. Bounded: a
+ * session whose socket died before its HTTP/2 handshake completed may never emit "close", and a
+ * stop must not hang on it.
+ */
 async function waitAll(tunnels: Tunnel[], graceMs: number): Promise<void> {
   // "closed" is set by the session's close handler; a destroyed session may not have emitted it yet.
   const open = tunnels.filter((t) => t.state !== "closed").map((t) => t.session);
   if (open.length === 0) return;
   await new Promise<void>((resolve) => {
     let left = open.length;
+    let giveUp: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       for (const s of open) s.destroy();
+      giveUp = setTimeout(resolve, 1000);
     }, graceMs);
     for (const s of open) {
       s.once("close", () => {
         if (--left === 0) {
           clearTimeout(timer);
+          clearTimeout(giveUp);
           resolve();
         }
       });
