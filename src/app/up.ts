@@ -3,7 +3,7 @@
  * PKI, a management point and a software update point that allow CMG traffic, a local-provider CMG
  * with its connection point, all started in this process. Running it again reuses the same data.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../gateway/instance.ts";
 import { loadStartupFile } from "../gateway/startup-file.ts";
@@ -138,7 +138,10 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
       clientInstall: ["npx", "opencmg", "client", "install", "--mp", internetMpUrl, "--always-internet", "--cert", pki.clientCert, "--key", pki.clientKey, "--ca", pki.rootFile],
       dataDir,
     };
-    writeFileSync(join(dataDir, "up.json"), JSON.stringify(facts, null, 2) + "\n", { mode: 0o600 });
+    // Whole or not at all (written aside, then renamed): scripts and tests wait for this file to appear.
+    const upJson = join(dataDir, "up.json");
+    writeFileSync(`${upJson}.tmp`, JSON.stringify(facts, null, 2) + "\n", { mode: 0o600 });
+    renameSync(`${upJson}.tmp`, upJson);
     return {
       facts,
       async stop() {
