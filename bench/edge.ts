@@ -4,7 +4,9 @@
  *
  * For each attack: the gateway instance process's RSS before (after GC) and at its peak during the
  * attack (sampled from /proc), and the p50/p99 of a legitimate client (valid certificate, small
- * requests at a fixed rate, open loop) during the attack, against the same client without attack.
+ * requests at a fixed rate, open loop) during the attack, against the same client on the same
+ * instance and connections just before the attack (measured per row: on a shared machine the
+ * background load drifts too much for one baseline at the start).
  *
  *   rapid-reset   HTTP/2 streams opened and cancelled at once (valid certificate), a few
  *                 connections, against a route answering 1 MiB
@@ -15,11 +17,14 @@
  *   upload        chunked uploads going on past the body limit (valid certificate)
  * The registration flood is the management point's concern and is not here.
  *
- * Each row (no attack, then each attack) gets a fresh gateway instance and connection point, so
- * one attack's aftermath does not weigh on the next. Every part runs in its own process (backend, gateway instance, connection point: the parts of
- * bench/gateway.ts; the legitimate client: its load generator; each attacker: bench/edge/attack.ts).
+ * Each attack gets a fresh gateway instance and connection point, so one attack's aftermath does
+ * not weigh on the next. Every part runs in its own process: the backend, gateway instance and
+ * connection point are bench/gateway.ts's parts; the legitimate client is bench/edge/legit.ts; each
+ * attacker is bench/edge/attack.ts. The attackers stop when the measurement is done or at their
+ * bound (--attack-s), whichever comes first; every wait is bounded, and the run ends by itself.
  *
- *   npx tsx bench/edge.ts [--attack-s 30] [--legit-s 8] [--rate 50] [--legit-timeout-s 10] [--rr-conns 4] [--slow-conns 1000]
+ *   npx tsx bench/edge.ts [--attack-s 30] [--legit-s 8] [--rate 50] [--legit-timeout-s 10]
+ *                         [--rr-conns 4] [--slow-conns 1000]
  *                         [--tunnel-conns 1000] [--flood-conns 500] [--upload-conns 4]
  *                         [--body-limit-mib 0] [--only rapid-reset,slow-client,slow-tunnel,tunnel-flood,upload]
  */
