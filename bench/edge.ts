@@ -239,6 +239,8 @@ async function main(): Promise<void> {
         if (name === "tunnel-flood") {
           process.stderr.write(`${name}: restarting the connection point under the flood...\n`);
           reconnect = await restartCp(g).catch((e: unknown) => (addNote((e as Error).message), null));
+          if (performance.now() - tAttack > attackS * 1000)
+            addNote(`the flood reached its bound (${attackS} s) before the connection point was connected again: it may have connected only once the flood ended`);
         }
         const counters = await a.stop();
         const rssPeak = sampler.stop();
