@@ -36,7 +36,7 @@ import { makeTestPki } from "../test/helpers/pki-fixtures.ts";
 import { freePort } from "../test/helpers/ports.ts";
 import { issueCert } from "../src/pki/issue.ts";
 import { DEFAULT_LIMITS } from "../src/gateway/config.ts";
-import { arg, Child, waitUntil } from "./lib/child.ts";
+import { arg, Child, cpuSeconds, waitUntil } from "./lib/child.ts";
 import { Part } from "./gateway/harness.ts";
 import { SERVERNAME, type Target } from "./gateway/load.ts";
 import type { Setup } from "./gateway/parts.ts";
@@ -61,6 +61,8 @@ interface Row {
   reconnectWithout?: { fromReadyS: number; fromSpawnS: number } | null;
   attack: Record<string, number>;
   gatewayAlive: boolean;
+  /** CPU use during the attack (user + system over wall time, %; 100 = one core): gateway instance, connection point. */
+  cpuPct: { gateway: number; cp: number };
   note?: string;
 }
 
@@ -230,6 +232,7 @@ async function main(): Promise<void> {
         }
         const sampler = rssSampler(g.pid);
         const tAttack = performance.now();
+        const cpu0 = { gateway: cpuSeconds(g.pid), cp: cpuSeconds(cp!.pid) };
         const a = await startAttack(jobs[name]());
         process.stderr.write(`${name}: attack ramped up ${JSON.stringify(a.started)}; legitimate client during the attack...\n`);
         const during = await client.run().catch((e: unknown) => (addNote(`legitimate client failed: ${(e as Error).message.split("\n")[0]}`), null));
@@ -242,6 +245,16 @@ async function main(): Promise<void> {
           if (performance.now() - tAttack > attackS * 1000)
             addNote(`the flood reached its bound (${attackS} s) before the connection point was connected again: it may have connected only once the flood ended`);
         }
+        const wallS = (performance.now() - tAttack) / 1000;
+        const cpuOf = (pid: number, before: number): number => {
+          try {
+            return ((cpuSeconds(pid) - before) * 100) / wallS;
+          } catch {
+            return NaN; // exited meanwhile
+          }
+        };
+        // The connection point restarted under the flood is a new process: its share is left out.
+        const cpuPct = { gateway: cpuOf(g.pid, cpu0.gateway), cp: name === "tunnel-flood" ? NaN : cpuOf(cp!.pid, cpu0.cp) };
         const counters = await a.stop();
         const rssPeak = sampler.stop();
         await settle();
@@ -254,6 +267,7 @@ async function main(): Promise<void> {
           legit: during,
           attack: counters,
           gatewayAlive: g.child.alive,
+          cpuPct,
           ...(reconnect !== undefined ? { reconnect, reconnectWithout: reconnectWithout ?? null } : {}),
           ...(note ? { note } : {}),
         };
@@ -289,16 +303,17 @@ function report(p: Record<string, number>, rows: Row[]): string {
   out.push("Shared 2-core machine under other load: the attackers, the legitimate client and the product compete for the same CPUs; the figures are noisy.");
   out.push("");
   out.push(
-    `${"attack".padEnd(13)}${"RSS idle".padStart(9)}${"peak".padStart(7)}${"delta".padStart(7)}${"after".padStart(7)}${"p50 w/o".padStart(9)}${"during".padStart(8)}${"p99 w/o".padStart(9)}${"during".padStart(8)}${"p99 x".padStart(7)}${"failed".padStart(9)}${"reconnect s w/o | during".padStart(27)}`,
+    `${"attack".padEnd(13)}${"RSS idle".padStart(9)}${"peak".padStart(7)}${"delta".padStart(7)}${"after".padStart(7)}${"p50 w/o".padStart(9)}${"during".padStart(8)}${"p99 w/o".padStart(9)}${"during".padStart(8)}${"p99 x".padStart(7)}${"failed".padStart(9)}${"CPU% gw/cp".padStart(12)}${"reconnect s w/o | during".padStart(27)}`,
   );
   for (const r of rows) {
     out.push(
       `${r.name.padEnd(13)}${f(r.rssIdle).padStart(9)}${f(r.rssPeak).padStart(7)}${f(r.rssPeak - r.rssIdle).padStart(7)}${f(r.rssAfter).padStart(7)}` +
         `${f(r.without?.p50Ms).padStart(9)}${f(r.legit?.p50Ms).padStart(8)}${f(r.without?.p99Ms).padStart(9)}${f(r.legit?.p99Ms).padStart(8)}${f(ratio(r.legit?.p99Ms, r.without?.p99Ms), 2).padStart(7)}` +
-        `${(r.legit ? `${failed(r.legit)}/${r.legit.sent}` : "-").padStart(9)}${(r.reconnect !== undefined ? `${rc(r.reconnectWithout)} | ${rc(r.reconnect)}` : "-").padStart(27)}`,
+        `${(r.legit ? `${failed(r.legit)}/${r.legit.sent}` : "-").padStart(9)}${`${f(r.cpuPct.gateway, 0)}/${f(r.cpuPct.cp, 0)}`.padStart(12)}${(r.reconnect !== undefined ? `${rc(r.reconnectWithout)} | ${rc(r.reconnect)}` : "-").padStart(27)}`,
     );
   }
   out.push("p50/p99 in ms over the answered requests; failed: requests during the attack that failed or timed out / sent.");
+  out.push("CPU%: user + system over the attack's wall time (100 = one core), gateway instance / connection point (left out where it was restarted).");
   out.push("reconnect s: from the new connection point process being up to the gateway's first tunnel (in brackets: from its spawn, Node start included).");
   out.push("");
   out.push("Attackers (counters from their processes):");
