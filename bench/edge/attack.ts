@@ -173,26 +173,28 @@ function upload(j: AttackJob): Promise<void>[] {
 async function main(): Promise<void> {
   const j = JSON.parse(process.argv[2]!) as AttackJob;
   const t0 = performance.now();
+  const runs: Promise<void>[] = [];
+  // The counters go out the moment the attack stops (before the clean-up, which may be slow with
+  // many half-open streams); the process then exits within 5 s whatever the clean-up does.
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    process.stdout.write(JSON.stringify({ ...counters, ms: Math.round(performance.now() - t0) }) + "\n");
     for (const s of sockets) s.destroy();
+    setTimeout(() => process.exit(0), 5000).unref();
+    void Promise.all(runs).then(() => process.exit(0));
   };
-  const deadline = setTimeout(stop, j.maxMs);
+  setTimeout(stop, j.maxMs).unref();
   process.stdin.resume();
   process.stdin.on("end", stop);
   process.stdin.on("close", stop);
-  const runs = j.kind === "rapid-reset" ? rapidReset(j) : j.kind === "slow-headers" ? slowHeaders(j) : j.kind === "idle-tcp" ? idleTcp(j) : upload(j);
-  // "started" once the connections are (mostly) up: the ramp of holdMany, a moment for the others.
+  runs.push(...(j.kind === "rapid-reset" ? rapidReset(j) : j.kind === "slow-headers" ? slowHeaders(j) : j.kind === "idle-tcp" ? idleTcp(j) : upload(j)));
+  // "started" once the connections are (mostly) up: the ramp of holdMany, a moment for the others
   // (at most 15 s: 95% of the connections open, or 1 s for the kinds that open few).
   const holding = j.kind === "slow-headers" || j.kind === "idle-tcp";
   const rampEnd = Date.now() + (holding ? 15_000 : 1000);
   while (Date.now() < rampEnd && !stopping && (!holding || (counters.opened ?? 0) < j.conns * 0.95)) await sleep(100);
   process.stdout.write(`started ${JSON.stringify({ ...counters, rampMs: Math.round(performance.now() - t0) })}\n`);
-  await Promise.all(runs);
-  clearTimeout(deadline);
-  process.stdout.write(JSON.stringify({ ...counters, ms: Math.round(performance.now() - t0) }) + "\n");
-  process.exit(0);
 }
 
 main().catch((e: unknown) => {
