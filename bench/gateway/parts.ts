@@ -15,6 +15,7 @@ import { LogSet } from "../../src/logs/cmtrace.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../../src/gateway/instance.ts";
 import { connectionPointLogs, startConnectionPoint } from "../../src/connection-point/connection-point.ts";
 import type { CmgSettings } from "../../src/wire/tunnel/protocol.ts";
+import type { GatewayLimitsInput } from "../../src/gateway/config.ts";
 import { startFloorConnectionPoint, startFloorGateway, type FloorSetup } from "../floor-relay.ts";
 
 /** Everything the gateway and connection point children need, written once by the parent. */
@@ -23,7 +24,8 @@ export interface Setup {
   pki: { server: IssuedCert; siteCa: IssuedCert; tunnelServer: IssuedCert; tunnelClient: IssuedCert };
   settings: CmgSettings;
   backends: Record<string, string>;
-  gateway: { clientPort: number; tunnelPort: number; idleTimeoutMs: number };
+  /** `limits`: more of the instance's limits (bench/edge.ts sets the body limit); the product's defaults otherwise. */
+  gateway: { clientPort: number; tunnelPort: number; idleTimeoutMs: number; limits?: GatewayLimitsInput };
   floor: FloorSetup;
 }
 
@@ -70,7 +72,7 @@ export async function runGateway(setup: Setup): Promise<void> {
       client: { host: "127.0.0.1", port: setup.gateway.clientPort },
       tunnel: { host: "127.0.0.1", port: setup.gateway.tunnelPort, siteCaPem: setup.pki.siteCa.certPem, cert: setup.pki.tunnelServer },
       metrics: null,
-      limits: { idleTimeoutMs: setup.gateway.idleTimeoutMs },
+      limits: { ...setup.gateway.limits, idleTimeoutMs: setup.gateway.idleTimeoutMs },
     },
     { log: gatewayLogs(logs) },
   );

@@ -32,7 +32,14 @@ export interface LocalInstances {
   stop(): Promise<void>;
 }
 
-export function runLocalInstances(o: { files: string[]; dataDir: string; log: ComponentLog; env?: NodeJS.ProcessEnv }): LocalInstances {
+/** An instance restarted after it died: its index, how it exited (code or signal), the restart's number for it. */
+export interface InstanceRestart {
+  index: number;
+  exit: string;
+  attempt: number;
+}
+
+export function runLocalInstances(o: { files: string[]; dataDir: string; log: ComponentLog; env?: NodeJS.ProcessEnv; onRestart?: (r: InstanceRestart) => void }): LocalInstances {
   let stopping = false;
   const children = new Map<number, ChildProcess>();
   const readyWaiters: Promise<void>[] = [];
@@ -61,9 +68,17 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
       const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
       o.log.warn(`Instance ${index} exited (${code ?? signal}); restarting in ${delay} ms. ${err.trim().split("\n").at(-1) ?? ""}`);
       // Not unref'd: this timer is what keeps a supervisor whose every instance died alive to restart them.
+      const exit = String(code ?? signal);
       const timer = setTimeout(() => {
         restarts.delete(timer);
-        if (!stopping) start(index, file, attempt + 1);
+        if (stopping) return;
+        start(index, file, attempt + 1);
+        o.log.warn(`Instance ${index} restarted (restart ${attempt + 1} since this supervisor started; it had exited with ${exit}).`);
+        try {
+          o.onRestart?.({ index, exit, attempt: attempt + 1 });
+        } catch (e) {
+          o.log.warn(`Could not record the restart of instance ${index}: ${(e as Error).message}`);
+        }
       }, delay);
       restarts.add(timer);
     });

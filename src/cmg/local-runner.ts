@@ -10,7 +10,7 @@ import { LOG_FILES } from "../logs/files.ts";
 import type { CmgView } from "../site/services/cmgs.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { writeCmgBundle } from "./bundle.ts";
-import { runLocalInstances } from "./local-provider.ts";
+import { runLocalInstances, type InstanceRestart } from "./local-provider.ts";
 
 /** Where the process running a CMG's local instances writes its process ID. */
 export function localPidFile(dataDir: string, name: string): string {
@@ -34,16 +34,40 @@ export interface RunningLocalCmg {
  * await waitForStop();
  * await running.stop();
  */
-export async function startLocalCmg(site: OpenedSite, name: string, o: { dataDir: string; env?: NodeJS.ProcessEnv }): Promise<RunningLocalCmg> {
+export async function startLocalCmg(
+  site: OpenedSite,
+  name: string,
+  o: {
+    dataDir: string;
+    env?: NodeJS.ProcessEnv;
+    /**
+     * How a restart reaches the site database (restart count for `cmg show`, status message).
+     * Default: through `site`, which the caller then keeps open while the instances run. The CLI
+     * closes its site once the instances run and opens one briefly per restart instead.
+     */
+    withSite?: (fn: (s: OpenedSite) => Promise<void>) => Promise<void>;
+  },
+): Promise<RunningLocalCmg> {
   const view = await site.services.cmgs.show(name);
   if (view.provider !== "local") throw new ValidationError("provider", `CMG ${view.name} uses the ${view.provider} provider: run its instances with \`opencmg gateway serve\` on their hosts`);
   const bundle = await writeCmgBundle(site, view);
   const log = site.logs.component(LOG_FILES.cmgSetup);
-  const running = runLocalInstances({ files: bundle.files, dataDir: o.dataDir, log, ...(o.env ? { env: o.env } : {}) });
+  const withSite = o.withSite ?? ((fn: (s: OpenedSite) => Promise<void>) => fn(site));
+  // One write at a time, in order; a failed one (database busy, gone) is logged and the supervisor goes on.
+  let writes: Promise<void> = Promise.resolve();
+  const onRestart = (r: InstanceRestart): void => {
+    writes = writes.then(() =>
+      withSite((s) => s.services.cmgs.recordRestart(view.name, r.index, r.exit, view.serviceFqdn)).catch((e: unknown) =>
+        log.warn(`Could not record the restart of instance ${r.index} in the site database (${(e as Error).message}); the instance runs anyway.`),
+      ),
+    );
+  };
+  const running = runLocalInstances({ files: bundle.files, dataDir: o.dataDir, log, onRestart, ...(o.env ? { env: o.env } : {}) });
   const pidFile = join(bundle.dir, "start.pid");
   writeFileSync(pidFile, String(process.pid));
   const stop = async (): Promise<void> => {
     await running.stop();
+    await writes;
     rmSync(pidFile, { force: true });
   };
   try {

@@ -66,6 +66,8 @@ export interface OpenSiteOptions {
   egressLookup?: EgressPoolOptions["lookup"];
   /** What this process does (`server add`, `site serve`), told to other writers that wait on it. */
   work?: string | undefined;
+  /** How long a write waits for another writer's lock (default 15 s); short for writers that must not stall. */
+  busyTimeoutMs?: number | undefined;
 }
 
 export interface OpenedSite {
@@ -88,7 +90,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   if ((statSync(paths.data).mode & 0o077) !== 0) chmodSync(paths.data, 0o700);
   if (!o.databaseUrl) ownerOnly(paths.sqlite);
   const logs = new LogSet({ dir: paths.logs, pino: o.pino });
-  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work });
+  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work, busyTimeoutMs: o.busyTimeoutMs });
   const keyFile = new SiteKeyFile(paths.key);
   const ctx: ServiceContext = {
     db: database.db,

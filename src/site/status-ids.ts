@@ -17,4 +17,6 @@ export const StatusId = {
   SCP_FEED_FAILED: 9700,
   /** The CMG connection point lost or regained its gateway connections. */
   CMG_CONNECTOR_STATE: 9417,
+  /** A CMG instance process exited and its supervisor (`opencmg cmg start`) restarted it. */
+  CMG_INSTANCE_RESTARTED: 9460,
 } as const;

@@ -62,8 +62,15 @@ function showText(c: CmgView): string {
       "connection points": c.connectionPointServers.join(", ") || "none",
     }) +
     table(
-      c.instances.map((i) => ({ index: i.index, clientUrl: i.clientUrl, tunnel: `${i.tunnelHost}:${i.tunnelPort}`, connected: i.connectionPoints.filter((x) => x.connected).map((x) => x.server).join(",") || "-" })),
-      ["index", "clientUrl", "tunnel", "connected"],
+      c.instances.map((i) => ({
+        index: i.index,
+        clientUrl: i.clientUrl,
+        tunnel: `${i.tunnelHost}:${i.tunnelPort}`,
+        connected: i.connectionPoints.filter((x) => x.connected).map((x) => x.server).join(",") || "-",
+        restarts: i.restarts,
+        lastRestart: i.lastRestartAt ? `${i.lastRestartAt} (exit ${i.lastExit})` : "-",
+      })),
+      ["index", "clientUrl", "tunnel", "connected", "restarts", "lastRestart"],
     )
   );
 }
@@ -220,7 +227,18 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd) });
       let running;
       try {
-        running = await startLocalCmg(site, name, { dataDir: g.data });
+        running = await startLocalCmg(site, name, {
+          dataDir: g.data,
+          // A restart is recorded through a site opened for that write alone, waiting at most 2 s for other writers.
+          withSite: async (fn) => {
+            const s = await openSite({ dataDir: g.data, databaseUrl: g.database, work: `${commandPath(cmd)} (instance restart)`, busyTimeoutMs: 2000 });
+            try {
+              await fn(s);
+            } finally {
+              await s.close();
+            }
+          },
+        });
       } finally {
         await site.close();
       }

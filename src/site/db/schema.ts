@@ -150,6 +150,14 @@ export interface CmgTrafficTable {
   bytes_out: number;
 }
 
+export interface CmgInstanceRestartsTable {
+  cmg_name: string;
+  instance: number;
+  restarts: number;
+  last_restart_at: string;
+  last_exit: string; // exit code or signal name
+}
+
 export interface ClientsTable {
   id: string; // "GUID:<uuid>"
   name: string;
@@ -187,6 +195,7 @@ export interface Database {
   cmgs: CmgsTable;
   cmg_tunnels: CmgTunnelsTable;
   cmg_traffic: CmgTrafficTable;
+  cmg_instance_restarts: CmgInstanceRestartsTable;
   clients: ClientsTable;
   client_settings: ClientSettingsTable;
 }
@@ -214,6 +223,7 @@ export const SCHEMA_COLUMNS = {
   cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at"],
   cmg_tunnels: ["cmg_name", "instance", "connection_point", "connected", "detail", "reported_at"],
   cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out"],
+  cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
   clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
 } as const satisfies ColumnLists;

@@ -70,6 +70,10 @@ export interface CmgInstanceView {
   tunnelPort: number;
   metricsPort: number | null;
   connectionPoints: { server: string; connected: boolean; detail: string; reportedAt: string }[];
+  /** Times its supervisor (`opencmg cmg start`) restarted it after it died, the last time, and how it had exited. */
+  restarts: number;
+  lastRestartAt: string | null;
+  lastExit: string | null;
 }
 
 export interface CmgView {

@@ -13,10 +13,18 @@ export interface TunnelRow {
   reported_at: string;
 }
 
-/** Instance i's ports and URLs, and the tunnels of the connection points bound to the CMG. */
-export function instanceViews(count: number, deploy: CmgDeploySettings, tunnels: readonly TunnelRow[], connectionPoints: readonly string[], nowMs: number): CmgInstanceView[] {
+export interface RestartRow {
+  instance: number;
+  restarts: number;
+  last_restart_at: string;
+  last_exit: string;
+}
+
+/** Instance i's ports and URLs, the tunnels of the connection points bound to the CMG, and its restarts. */
+export function instanceViews(count: number, deploy: CmgDeploySettings, tunnels: readonly TunnelRow[], connectionPoints: readonly string[], nowMs: number, restarts: readonly RestartRow[] = []): CmgInstanceView[] {
   return Array.from({ length: count }, (_, i) => {
     const clientPort = deploy.clientPortBase + i;
+    const r = restarts.find((x) => x.instance === i);
     return {
       index: i,
       clientUrl: `https://${deploy.publicHost}${clientPort === 443 ? "" : `:${clientPort}`}`,
@@ -27,6 +35,9 @@ export function instanceViews(count: number, deploy: CmgDeploySettings, tunnels:
       connectionPoints: tunnels
         .filter((t) => t.instance === i && connectionPoints.includes(t.connection_point))
         .map((t) => ({ server: t.connection_point, connected: t.connected === 1 && nowMs - Date.parse(t.reported_at) < STALE_MS, detail: t.detail, reportedAt: t.reported_at })),
+      restarts: r ? Number(r.restarts) : 0,
+      lastRestartAt: r?.last_restart_at ?? null,
+      lastExit: r?.last_exit ?? null,
     };
   });
 }

@@ -3,6 +3,7 @@
  * instances, what their connection points push to the gateway, and their status.
  */
 import { X509Certificate } from "node:crypto";
+import { sql } from "kysely";
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
@@ -12,8 +13,10 @@ import { CmgConnectionPointData, type TrafficTotals } from "./cmg-connection-poi
 import { CLOUDS, cmgName, deploySchema, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
 import { cmgStatus, instanceViews } from "./cmg-status.ts";
 import { writeTransaction } from "../db/transaction.ts";
+import { StatusId } from "../status-ids.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import type { RolesService } from "./roles.ts";
+import { StatusService } from "./status.ts";
 import type { SitesService } from "./sites.ts";
 
 export { CLOUDS, PROVIDERS } from "./cmg-model.ts";
@@ -112,8 +115,9 @@ export class CmgsService {
     const deploy = JSON.parse(r.settings) as CmgDeploySettings;
     const tunnels = await this.ctx.db.selectFrom("cmg_tunnels").selectAll().where("cmg_name", "=", name).execute();
     const cps = (await this.roles.list()).filter((x) => x.kind === "cmg-connection-point" && x.settings.cmgName === name).map((x) => x.serverFqdn);
+    const restarts = await this.ctx.db.selectFrom("cmg_instance_restarts").select(["instance", "restarts", "last_restart_at", "last_exit"]).where("cmg_name", "=", name).execute();
     const now = this.ctx.now().getTime();
-    const instances = instanceViews(r.instances, deploy, tunnels, cps, now);
+    const instances = instanceViews(r.instances, deploy, tunnels, cps, now, restarts);
     const cert = new X509Certificate(r.server_cert);
     const { status, reason } = cmgStatus(cert, cps, instances, now);
     return {
@@ -180,9 +184,34 @@ export class CmgsService {
       throw new ConflictError("name", `CMG ${current.name} still has connection point(s) on ${current.connectionPointServers.join(", ")}; remove them first (opencmg role remove FQDN cmg-connection-point)`);
     await writeTransaction(this.ctx.db, async (tx) => {
       await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", current.name).execute();
+      await tx.deleteFrom("cmg_instance_restarts").where("cmg_name", "=", current.name).execute();
       await tx.deleteFrom("cmgs").where("name", "=", current.name).execute();
     });
     this.log("CloudMgr.log").info(`Deleted cloud management gateway ${current.name}. Clients learn of it at their next location request.`);
+  }
+
+  /**
+   * Records that the supervisor of a local CMG restarted instance `index` after it exited with
+   * `exit` (code or signal), for `cmg show`, and raises a warning status message. Two short
+   * statements, no transaction: the supervisor calls it and must not wait on other writers long.
+   */
+  async recordRestart(nameInput: string, index: number, exit: string, server: string): Promise<void> {
+    const name = nameInput.toLowerCase();
+    const at = iso(this.ctx.now());
+    await this.ctx.db
+      .insertInto("cmg_instance_restarts")
+      .values({ cmg_name: name, instance: index, restarts: 1, last_restart_at: at, last_exit: exit })
+      .onConflict((oc) => oc.columns(["cmg_name", "instance"]).doUpdateSet({ restarts: sql<number>`cmg_instance_restarts.restarts + 1`, last_restart_at: at, last_exit: exit }))
+      .execute();
+    await new StatusService(this.ctx).raise({
+      messageId: StatusId.CMG_INSTANCE_RESTARTED,
+      severity: "warning",
+      component: LOG_FILES.cmgSetup.component,
+      server,
+      text: `CMG ${name}: instance ${index} exited (${exit}) and was restarted.`,
+      properties: { cmg: name, instance: index, exit },
+      time: at,
+    });
   }
 
   /** The server certificate with its opened key, for starting instances. Never print the key. */

@@ -3,8 +3,9 @@
  * (bin/opencmg.mjs, so build first), see them running through the pid file, stop them.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
 import { connect } from "node:net";
 import { after, before, it } from "node:test";
 import { ValidationError } from "../../../src/errors.ts";
@@ -75,6 +76,64 @@ it("stop removes the pid file a process that is gone left behind", async () => {
   assert.equal(localCmgStatus(dataDir, "gone").running, false);
   assert.deepEqual(stopLocalCmg(dataDir, "gone"), { pid });
   assert.equal(existsSync(pidFile), false);
+});
+
+/** Polls `check` until it returns a value, for at most `ms` (a bound, not an expected time). */
+async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+it("a restart the busy site database cannot record is logged and the instance runs anyway; the next one is recorded", async () => {
+  await site.services.cmgs.remove("cmg1"); // the test certificate serves one CMG at a time
+  await site.services.cmgs.create({
+    name: "busy",
+    serverCertPem: pki.server.certPem,
+    serverKeyPem: pki.server.keyPem,
+    instances: 1,
+    trustedRoots: [pki.root.certPem],
+    deploy: { listenHost: "127.0.0.1", publicHost: "127.0.0.1", clientPortBase: await freePortRange(1), tunnelPortBase: await freePortRange(1), metricsPortBase: 0 },
+  });
+  // As the CLI does: a site opened for each restart's write, here waiting at most 300 ms for the lock.
+  const withSite = async (fn: (s: OpenedSite) => Promise<void>): Promise<void> => {
+    const s = await openSite({ dataDir, busyTimeoutMs: 300 });
+    try {
+      await fn(s);
+    } finally {
+      await s.close();
+    }
+  };
+  running = await startLocalCmg(site, "busy", { dataDir, withSite });
+  const setupLog = (): string => readFileSync(join(dataDir, "logs", "CMGSetup.log"), "utf8");
+  const [first] = running.pids();
+  // Another writer holds the database's write lock for the whole restart.
+  const lock = new Database(join(dataDir, "site.db"));
+  try {
+    lock.exec("BEGIN IMMEDIATE");
+    process.kill(first!, "SIGKILL");
+    const second = await until("a new instance process", () => running!.pids().find((p) => p !== first));
+    await until("the failed write to be logged", () => (/Could not record the restart of instance 0 in the site database \(the site database is busy/.test(setupLog()) ? true : undefined));
+    assert.deepEqual(running.pids(), [second], "the instance runs anyway");
+  } finally {
+    lock.exec("ROLLBACK");
+    lock.close();
+  }
+  assert.equal((await site.services.cmgs.show("busy")).instances[0]!.restarts, 0);
+
+  const [second] = running.pids();
+  process.kill(second!, "SIGKILL");
+  const inst = await until("the second restart to be recorded", async () => {
+    const i = (await site.services.cmgs.show("busy")).instances[0]!;
+    return i.restarts === 1 ? i : undefined;
+  });
+  assert.equal(inst.lastExit, "SIGKILL");
+  await running.stop();
+  running = undefined;
 });
 
 it("refuses a CMG of the external provider", async () => {

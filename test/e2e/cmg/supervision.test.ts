@@ -1,13 +1,16 @@
 /**
  * `opencmg cmg start` as a real process supervising its instances: an instance that dies is
- * restarted (and the supervisor does not exit meanwhile), and instances never outlive their
- * supervisor, even one killed with SIGKILL.
+ * restarted (and the supervisor does not exit meanwhile), the restart is in the site database
+ * (a warning status message, the restart count in `cmg show --json`), and instances never
+ * outlive their supervisor, even one killed with SIGKILL.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, it } from "node:test";
+import type { CmgView } from "../../../src/site/services/cmgs.ts";
 import { initSite, openSite } from "../../../src/site/site.ts";
+import { StatusId } from "../../../src/site/status-ids.ts";
 import { OPENCMG_BIN } from "../../helpers/bin.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
@@ -94,10 +97,35 @@ it("restarts an instance that died, and keeps running meanwhile", async () => {
     const c = childrenOf(sup.pid!);
     return c.length === 1 ? c : undefined;
   });
+  const show = (): CmgView => JSON.parse(execFileSync(process.execPath, [OPENCMG_BIN, "--data", dataDirs.restart!, "cmg", "show", "restart", "--json"], { encoding: "utf8" })) as CmgView;
+  assert.equal(show().instances[0]!.restarts, 0, "no restart yet");
+  assert.equal(show().instances[0]!.lastRestartAt, null);
   process.kill(first!, "SIGKILL");
   const second = await until("a new instance process", () => childrenOf(sup.pid!).find((p) => p !== first));
   assert.equal(sup.exitCode, null, "the supervisor is still running");
   assert.ok(alive(second));
+
+  // The restart is recorded shortly after the new process starts (a write of its own, off the restart's path).
+  const inst = await until("cmg show to count the restart", () => {
+    const i = show().instances[0]!;
+    return i.restarts === 1 ? i : undefined;
+  }, 20_000);
+  assert.equal(inst.lastExit, "SIGKILL");
+  assert.ok(inst.lastRestartAt && Date.now() - Date.parse(inst.lastRestartAt) < 60_000, `last restart time ${inst.lastRestartAt}`);
+  const site = await openSite({ dataDir: dataDirs.restart! });
+  try {
+    const msgs = await site.services.status.messages({ messageId: StatusId.CMG_INSTANCE_RESTARTED });
+    assert.equal(msgs.length, 1, JSON.stringify(msgs));
+    assert.equal(msgs[0]!.severity, "warning");
+    assert.equal(msgs[0]!.component, "CMGSetup");
+    assert.match(msgs[0]!.text, /instance 0 exited \(SIGKILL\)/);
+    assert.deepEqual(msgs[0]!.properties, { cmg: "restart", instance: 0, exit: "SIGKILL" });
+  } finally {
+    await site.close();
+  }
+  const setupLog = readFileSync(`${dataDirs.restart!}/logs/CMGSetup.log`, "utf8");
+  assert.match(setupLog, /Instance 0 exited \(SIGKILL\); restarting in \d+ ms/);
+  assert.match(setupLog, /Instance 0 restarted \(restart 1/);
   sup.kill("SIGTERM");
   await until("cmg start to exit on SIGTERM", () => (sup.exitCode !== null || sup.signalCode !== null ? true : undefined));
   await until("the instance to stop with it", () => (alive(second) ? undefined : true));

@@ -15,6 +15,7 @@ import { m0001Site } from "./0001_site.ts";
 import { m0002Sup } from "./0002_sup.ts";
 import { m0003Cmg } from "./0003_cmg.ts";
 import { m0004Clients } from "./0004_clients.ts";
+import { m0005CmgRestarts } from "./0005_cmg_restarts.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -24,6 +25,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0002_sup": m0002Sup,
   "0003_cmg": m0003Cmg,
   "0004_clients": m0004Clients,
+  "0005_cmg_restarts": m0005CmgRestarts,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
