@@ -48,7 +48,7 @@ export const Header = {
 export const RESERVED_HEADER_PREFIXES = ["x-opencmg-", "opencmg-"] as const;
 
 /** Reason codes the connection point puts in `opencmg-error`. */
-export type TunnelErrorCode = "unknown_role" | "role_not_allowed" | "no_backend" | "backend_unreachable" | "backend_timeout" | "bad_request";
+export type TunnelErrorCode = "unknown_role" | "role_not_allowed" | "no_backend" | "backend_unreachable" | "backend_timeout" | "bad_request" | "bad_path";
 
 /** Which kind of site role a relayed URL reaches (the site model has its own, longer `RoleKind`). */
 export type BackendKind = "mp" | "sup";
