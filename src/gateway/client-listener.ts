@@ -116,6 +116,8 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   });
   server.on("tlsClientError", (_err, socket) => {
     admission.settled(socket);
+    // A failed or timed-out handshake must not leave the connection open.
+    socket.destroy();
     // Not logged per event: scanners on the internet would flood the log. The metric tells.
     o.metrics.handshakeFailures.inc({ listener: "client" });
   });

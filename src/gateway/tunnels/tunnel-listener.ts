@@ -94,6 +94,9 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
 
   server.on("tlsClientError", (err, socket) => {
     admission.settled(socket);
+    // Node leaves the socket open after a failed handshake (a handshake timeout included) when
+    // "tlsClientError" has a listener: without this, a silent peer holds the connection forever.
+    socket.destroy();
     o.metrics.handshakeFailures.inc({ listener: "tunnel" });
     const from = socket.remoteAddress ? ` from ${socket.remoteAddress}:${socket.remotePort}` : "";
     o.log.warn(`Tunnel TLS handshake${from} failed: ${err.message}`);
