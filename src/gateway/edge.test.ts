@@ -159,7 +159,8 @@ describe("TLS policy and client certificate policy at the client listener", () =
   let h: CmgHarness;
   let dir: string;
   before(async () => {
-    h = await startCmgHarness({ instances: 1, connectionPoints: 1 });
+    // No CRL check: the certificates made here name no CRL.
+    h = await startCmgHarness({ instances: 1, connectionPoints: 1, crlCheck: false });
     await h.waitReady();
     dir = mkdtempSync(join(tmpdir(), "opencmg-edge-"));
     writeFileSync(join(dir, "ca.pem"), h.pki.root.certPem);
@@ -228,14 +229,31 @@ describe("TLS policy and client certificate policy at the client listener", () =
     assert.equal(r.reason, "weak_signature");
     await until("the refusal in CMGHttpHandler.log", () => h.logLines("gw0", "CMGHttpHandler.log").some((l) => /refused with 403 weak_signature/.test(l.text) && /SHA-1/.test(l.text)));
   });
+
+  it("applies the CMG's stricter client certificate policy from its settings (minRsaBits)", async () => {
+    const rsa2048 = await forgedClient(h.pki.intermediate, { hash: "SHA-256", key: { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" } });
+    const path = `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`;
+    assert.equal((await h.request(0, path, { cert: rsa2048 })).status, 200);
+    h.connectionPoints[0]!.update({ settings: { ...h.settings, revision: 2, clientCertPolicy: { minRsaBits: 3072 } } });
+    await until("revision 2 in force", () => h.instances[0]!.status().settingsRevision === 2);
+    const r = await h.request(0, path, { cert: rsa2048 });
+    assert.equal(r.status, 403);
+    assert.equal(JSON.parse(r.body.toString()).error, "weak_key");
+    assert.equal((await h.request(0, path, { cert: h.pki.client })).status, 200);
+  });
 });
 
 /** A client certificate (P-256 key) signed by `issuer` with ECDSA-SHA1. */
-async function sha1Client(issuer: { certPem: string; keyPem: string }): Promise<{ certPem: string; keyPem: string }> {
+function sha1Client(issuer: { certPem: string; keyPem: string }): Promise<{ certPem: string; keyPem: string }> {
+  return forgedClient(issuer, { hash: "SHA-1", key: { name: "ECDSA", namedCurve: "P-256" } });
+}
+
+/** A client certificate with the key and signature hash a test picks, signed by `issuer` (a P-256 CA). */
+async function forgedClient(issuer: { certPem: string; keyPem: string }, o: { hash: string; key: EcKeyGenParams | RsaHashedKeyGenParams }): Promise<{ certPem: string; keyPem: string }> {
   const crypto = webcrypto as unknown as Crypto;
   const issuerCert = new x509.X509Certificate(issuer.certPem);
   const signingKey = await crypto.subtle.importKey("pkcs8", new Uint8Array(x509.PemConverter.decodeFirst(issuer.keyPem)), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
-  const keys = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(o.key, true, ["sign", "verify"])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.create(
     {
       serialNumber: "5a1a",
@@ -245,7 +263,7 @@ async function sha1Client(issuer: { certPem: string; keyPem: string }): Promise<
       notAfter: new Date(Date.now() + 86_400_000),
       publicKey: keys.publicKey,
       signingKey,
-      signingAlgorithm: { name: "ECDSA", hash: "SHA-1" },
+      signingAlgorithm: { name: "ECDSA", hash: o.hash },
       extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
     },
     crypto,
