@@ -1,8 +1,8 @@
 /**
  * The client listener: HTTPS for devices, with the server authentication certificate, TLS_POLICY
- * (TLS 1.3, or 1.2 with ECDHE and AEAD suites only), HTTP/2 and HTTP/1.1 by ALPN. It asks every client for a
- * certificate but accepts the handshake without one (client-auth.ts decides per request, with a
- * reason). The CA list sent in the certificate request follows the trusted roots and intermediates
+ * (TLS 1.3, or 1.2 with ECDHE and AEAD suites only), HTTP/2 and HTTP/1.1 by ALPN. It asks every
+ * client for a certificate but accepts the handshake without one (client-auth.ts decides per
+ * request, with a reason). The CA list sent in the certificate request follows the trusted roots and intermediates
  * of the settings in force: the secure context is replaced when they change.
  *
  * Limits, so one slow or oversized client cannot starve the others: handshake, header, request
