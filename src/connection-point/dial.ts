@@ -7,6 +7,7 @@ import { connect as netConnect, isIP, type Socket } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
 import { NetCode, NetError } from "../errors.ts";
 import { TUNNEL_ALPN } from "../wire/tunnel/protocol.ts";
+import { TLS_POLICY } from "../pki/tls-policy.ts";
 
 /** A gateway instance to keep tunnels to. */
 export interface GatewayEndpoint {
@@ -65,7 +66,8 @@ function handshake(raw: Socket, endpoint: GatewayEndpoint, o: DialOptions): Prom
       cert: o.tls.certPem,
       key: o.tls.keyPem,
       ALPNProtocols: [TUNNEL_ALPN],
-      minVersion: "TLSv1.2",
+      // TLS 1.3, or 1.2 with ECDHE and AEAD suites only, as the tunnel listener.
+      ...TLS_POLICY,
     });
     const timer = setTimeout(() => {
       socket.destroy();

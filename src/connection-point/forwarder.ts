@@ -3,7 +3,7 @@
  * becomes one request to the internal URL of the management point or software update point, and
  * its response streams back on the same tunnel stream. The role must be in the URL map and allow
  * CMG traffic here too (defence in depth: the gateway already checked, but the gateway is on the
- * internet side).
+ * internet side), and the path must stay under the role's internal URL (role-path.ts).
  */
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { PassThrough } from "node:stream";
@@ -13,6 +13,7 @@ import { toNetError } from "../egress/errors.ts";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import { endToEndHeaders, HOP_BY_HOP } from "../wire/tunnel/headers.ts";
 import { Header, type CmgSettings, type TunnelErrorCode } from "../wire/tunnel/protocol.ts";
+import { checkRolePath, staysUnder } from "../wire/tunnel/role-path.ts";
 
 /** Where a role's requests go on-premises. */
 export interface BackendTarget {
@@ -71,6 +72,14 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     const base = parsedBackend(backend);
     if (!base) return refuse(502, "no_backend", `role ${roleId} has an invalid internal URL`);
     if (!path.startsWith("/")) return refuse(400, "bad_request", `request path must start with "/"`);
+    // The gateway checked the path; checked again here, on the joined URL the role will see.
+    const q = path.indexOf("?");
+    const checked = checkRolePath(q < 0 ? path : path.slice(0, q));
+    if (!checked.ok) return refuse(400, "bad_path", `${checked.detail}; paths must stay under the role's internal URL`);
+    const target = base.prefix + checked.path + (q < 0 ? "" : path.slice(q));
+    if (!staysUnder(base.prefix, base.prefix + checked.path)) {
+      return refuse(400, "bad_path", `the joined path leaves the role's internal URL path "${base.prefix || "/"}"`);
+    }
 
     const hasBody = (flags & NGHTTP2_FLAG_END_STREAM) === 0 && !stream.readableEnded;
     let body: PassThrough | undefined;
@@ -100,7 +109,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     deps.dispatcher.dispatch(
       {
         origin: base.origin,
-        path: base.prefix + path,
+        path: target,
         method: method as Dispatcher.HttpMethod,
         headers: backendHeaders(headers),
         body: body ?? null,

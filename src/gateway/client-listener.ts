@@ -1,16 +1,17 @@
 /**
- * The client listener: HTTPS for devices, with the server authentication certificate, TLS 1.2 at
- * least (1.3 preferred by OpenSSL), HTTP/2 and HTTP/1.1 by ALPN. It asks every client for a
- * certificate but accepts the handshake without one (client-auth.ts decides per request, with a
- * reason). The CA list sent in the certificate request follows the trusted roots and intermediates
+ * The client listener: HTTPS for devices, with the server authentication certificate, TLS_POLICY
+ * (TLS 1.3, or 1.2 with ECDHE and AEAD suites only), HTTP/2 and HTTP/1.1 by ALPN. It asks every
+ * client for a certificate but accepts the handshake without one (client-auth.ts decides per
+ * request, with a reason). The CA list sent in the certificate request follows the trusted roots and intermediates
  * of the settings in force: the secure context is replaced when they change.
  *
  * Limits, so one slow or oversized client cannot starve the others: handshake, header, request
- * and idle timeouts, a header size cap, a stream cap per HTTP/2 connection, and a cap on open
- * connections (the excess is closed on accept).
+ * and idle timeouts, a header size cap, a stream cap per HTTP/2 connection, a cap on open
+ * connections (the excess is closed on accept), and caps on unfinished handshakes, in total and
+ * per source address (admission.ts). HTTP/1.1 requests need a Host header.
  */
 import http2, { type Http2SecureServer } from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import type { GatewayLimits, PemPair } from "./config.ts";
@@ -18,6 +19,8 @@ import type { GatewayMetrics } from "./metrics.ts";
 import type { CmgSettings } from "../wire/tunnel/protocol.ts";
 import type { ClientResponse } from "./relay/router.ts";
 import type { ClientRequest } from "./auth/client-cert.ts";
+import { Admission, worthLogging } from "./admission.ts";
+import { TLS_POLICY } from "../pki/tls-policy.ts";
 
 export interface ClientListenerOptions {
   host: string;
@@ -51,7 +54,8 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     cert: o.serverCert.certPem,
     key: o.serverCert.keyPem,
     ca: ca && ca.length > 0 ? ca : undefined,
-    minVersion: "TLSv1.2" as const,
+    // TLS 1.3, or 1.2 with ECDHE and AEAD suites only (no static RSA, no CBC).
+    ...TLS_POLICY,
   });
   const server = http2.createSecureServer({
     ...contextOptions(undefined),
@@ -76,20 +80,30 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     maxHeaderSize: number;
     keepAliveTimeout: number;
     connectionsCheckingInterval: number;
+    requireHostHeader: boolean;
   };
+  // Node's HTTP/1.1 server answers 400 to an HTTP/1.1 request without Host only when this is set,
+  // and the embedded HTTP/1.1 server of http2.createSecureServer leaves it unset.
+  h1.requireHostHeader = true;
   h1.headersTimeout = limits.headersTimeoutMs;
   // How often Node looks for HTTP/1.1 connections past those timeouts (its default, 30 s, would let
-  // a slow-headers client hold a connection well past headersTimeout).
-  h1.connectionsCheckingInterval = Math.max(250, Math.min(5000, limits.headersTimeoutMs / 4));
+  // a slow-headers client hold a connection well past headersTimeout): a tenth of it, 2 s at most.
+  h1.connectionsCheckingInterval = Math.max(100, Math.min(2000, limits.headersTimeoutMs / 10));
   h1.requestTimeout = limits.requestTimeoutMs;
   h1.maxHeaderSize = limits.maxHeaderBytes;
   h1.keepAliveTimeout = limits.idleTimeoutMs;
   // Idle timeout for HTTP/1.1 sockets and HTTP/2 sessions alike (no listener: they are destroyed).
   server.setTimeout(limits.idleTimeoutMs);
   server.maxConnections = limits.maxConnections;
+  // Unfinished handshakes, bounded apart (in total and per address; the oldest is closed first).
+  const admission = new Admission({ maxPending: limits.maxPendingConnections, maxPendingPerAddress: limits.maxPendingPerAddress }, (n, address) => {
+    if (worthLogging(n)) o.log.warn(`Client listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address})`);
+  });
+  server.on("connection", (raw: Socket) => admission.accepted(raw));
 
   const sockets = new Set<TLSSocket>();
   server.on("secureConnection", (socket: TLSSocket) => {
+    admission.settled(socket);
     // The verdict cache keys on the connection, so its certificate must not change under it.
     socket.disableRenegotiation();
     sockets.add(socket);
@@ -100,7 +114,10 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
       o.metrics.clientConnections.dec();
     });
   });
-  server.on("tlsClientError", () => {
+  server.on("tlsClientError", (_err, socket) => {
+    admission.settled(socket);
+    // A failed or timed-out handshake must not leave the connection open.
+    socket.destroy();
     // Not logged per event: scanners on the internet would flood the log. The metric tells.
     o.metrics.handshakeFailures.inc({ listener: "client" });
   });
@@ -117,7 +134,7 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   });
   server.on("error", (err) => o.log.error(`Client listener error: ${err.message}`));
   const port = (server.address() as AddressInfo).port;
-  o.log.info(`Client listener on ${o.host}:${port} (TLS 1.2+, h2 and http/1.1)`);
+  o.log.info(`Client listener on ${o.host}:${port} (TLS 1.3, or 1.2 with ECDHE+AEAD; h2 and http/1.1)`);
 
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {

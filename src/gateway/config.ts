@@ -40,8 +40,19 @@ export interface GatewayLimits {
   retryAfterSeconds: number;
   /** How long a client verdict is reused for the same certificate (per connection and by thumbprint). */
   authCacheMs: number;
-  /** Client connections accepted on the tunnel listener at once. */
+  /**
+   * Client connections whose TLS handshake is not finished yet (TCP accepted, no TLS or slow TLS),
+   * counted apart from `maxConnections`; over it, the oldest unfinished one is closed (admission.ts).
+   */
+  maxPendingConnections: number;
+  /** The same, from one source address. */
+  maxPendingPerAddress: number;
+  /** Authenticated tunnels (site CA certificate checked) held at once; unfinished handshakes do not count. */
   maxTunnels: number;
+  /** Tunnel listener connections whose handshake or certificate check is not done yet; over it, the oldest is closed. */
+  maxPendingTunnels: number;
+  /** The same, from one source address. */
+  maxPendingTunnelsPerAddress: number;
   /** HTTP/2 PING interval on tunnels; a tunnel that misses two answers is closed. */
   tunnelPingMs: number;
 }
@@ -49,6 +60,25 @@ export interface GatewayLimits {
 /** Limits as given: any subset, body limits per kind included. */
 export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyBytes">> & { maxRequestBodyBytes?: Partial<Record<BackendKind, number>> };
 
+/**
+ * The defaults, with their reasons: every resource a stranger can hold is bounded here.
+ *
+ *   handshakeTimeoutMs 10 s       a TLS handshake takes milliseconds, a slow mobile link a second or two;
+ *                                 a connection that never starts TLS is closed after this on both listeners
+ *   headersTimeoutMs 20 s         slow-header (slowloris) connections; checked every headersTimeoutMs/10
+ *                                 (at most 2 s), so the connection closes within ~10% of the limit
+ *   requestTimeoutMs 300 s        a whole upload; content uploads are chunked by clients
+ *   idleTimeoutMs 120 s           clients poll every few minutes; a held idle connection costs memory
+ *   maxConnections 18,000         devices at once per instance (the platform's sizing per VM)
+ *   maxPendingConnections 1,024   unfinished handshakes on the client listener: enough for a reconnect storm
+ *                                 of thousands of devices (handshakes finish in milliseconds), small next to
+ *                                 maxConnections, so idle TCP connections never take devices' places
+ *   maxPendingPerAddress 128      many devices share an address behind NAT, but 128 handshakes at the same
+ *                                 moment from one address is already a burst
+ *   maxTunnels 256                authenticated tunnels: connection points x connections per instance, with room
+ *   maxPendingTunnels 64          only a handful of connection points dial an instance; strangers who reach the
+ *   maxPendingTunnelsPerAddress 16  tunnel port can hold at most this many places, never a tunnel's
+ */
 export const DEFAULT_LIMITS: GatewayLimits = {
   handshakeTimeoutMs: 10_000,
   headersTimeoutMs: 20_000,
@@ -63,7 +93,11 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   maxAttempts: 3,
   retryAfterSeconds: 10,
   authCacheMs: 60_000,
+  maxPendingConnections: 1024,
+  maxPendingPerAddress: 128,
   maxTunnels: 256,
+  maxPendingTunnels: 64,
+  maxPendingTunnelsPerAddress: 16,
   tunnelPingMs: 15_000,
 };
 

@@ -98,7 +98,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
   const mtls = new MutualTlsAuthenticator({
     trust: () => {
       const s = settings.current();
-      return s && { generation: settings.generation, trustedRoots: s.trustedRoots, intermediates: s.intermediates, crlCheck: s.crlCheck };
+      return s && { generation: settings.generation, trustedRoots: s.trustedRoots, intermediates: s.intermediates, crlCheck: s.crlCheck, ...(s.clientCertPolicy ? { policy: s.clientCertPolicy } : {}) };
     },
     revocation: crls,
     cacheMs: cfg.limits.authCacheMs,

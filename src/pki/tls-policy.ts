@@ -1,6 +1,7 @@
 /**
  * The TLS versions and cipher suites of every listener a stranger can reach (the gateway's client
- * and tunnel listeners) and of the tunnel's client side. TLS 1.3 suites are all AEAD with forward
+ * and tunnel listeners), of the tunnel's client side (the connection point's tls.connect) and of
+ * the management point's and software update point's HTTPS servers. TLS 1.3 suites are all AEAD with forward
  * secrecy; for TLS 1.2 only ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 is offered:
  * no static-RSA key exchange (no forward secrecy) and no CBC suites (padding oracles, SHA-1 MACs).
  */

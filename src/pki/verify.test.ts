@@ -150,3 +150,13 @@ test("an RSA-1024 client key is refused as weak_key; RSA-2048 passes", async () 
   assert.equal(!r.ok && r.reason, "weak_key");
   assert.match(!r.ok ? r.detail : "", /1024-bit RSA/);
 });
+
+test("a CMG's policy may ask for longer RSA keys, never shorter ones", async () => {
+  const rsa = (bits: number) => ({ name: "RSASSA-PKCS1-v1_5", modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" });
+  const rsa2048 = der(await forgeClient({ key: rsa(2048), hash: "SHA-256" }));
+  const r = verifyClientChain(rsa2048, { ...pki.trust, policy: { minRsaBits: 3072 } });
+  assert.equal(!r.ok && r.reason, "weak_key");
+  assert.match(!r.ok ? r.detail : "", /at least 3072 bits/);
+  assert.equal(verifyClientChain(der(await forgeClient({ key: rsa(1024), hash: "SHA-256" })), { ...pki.trust, policy: { minRsaBits: 512 } }).ok, false);
+  assert.equal(verifyClientChain(rsa2048, { ...pki.trust, policy: { minRsaBits: 1024 } }).ok, true);
+});

@@ -22,6 +22,18 @@ export interface ChainTrust {
   intermediates: string[];
   /** Time of the check; defaults to now. */
   at?: Date;
+  /** Stricter key rules than the defaults (a CMG's settings); never weaker. */
+  policy?: ClientCertPolicy;
+}
+
+/**
+ * What a CMG may tighten in the client certificate check. Only stricter than the defaults: RSA
+ * keys shorter than MIN_RSA_BITS and SHA-1/MD5 signatures are refused whatever it says (there is
+ * no safe reason to accept them, so no switch for them exists).
+ */
+export interface ClientCertPolicy {
+  /** Shortest RSA key accepted on the chain, at least MIN_RSA_BITS. */
+  minRsaBits?: number;
 }
 
 // Longest chain searched: leaf + intermediates + root. The product allows 4 intermediates.
@@ -66,7 +78,7 @@ export function verifyClientChain(leaf: Buffer | X509Certificate, trust: ChainTr
       return { ok: false, reason: "not_yet_valid", detail: `"${subjectOf(c)}" is valid from ${notBefore.toISOString()}` };
     }
   }
-  const weak = weakness(chain);
+  const weak = weakness(chain, Math.max(MIN_RSA_BITS, trust.policy?.minRsaBits ?? MIN_RSA_BITS));
   if (weak) return { ok: false, ...weak };
   if (!hasClientAuthEku(cert)) {
     return { ok: false, reason: "wrong_usage", detail: `"${subjectOf(cert)}" does not allow client authentication (no clientAuth EKU)` };
@@ -112,7 +124,7 @@ function issued(issuer: X509Certificate, subject: X509Certificate, below: number
 }
 
 /** The first weak signature or key of a verified path (leaf first, trust anchor last). */
-function weakness(chain: X509Certificate[]): { reason: ChainFailure; detail: string } | undefined {
+function weakness(chain: X509Certificate[], minRsaBits: number): { reason: ChainFailure; detail: string } | undefined {
   for (const [i, c] of chain.entries()) {
     // The trust anchor's own signature proves nothing: it is trusted by configuration.
     if (i < chain.length - 1) {
@@ -121,8 +133,8 @@ function weakness(chain: X509Certificate[]): { reason: ChainFailure; detail: str
     }
     const key = c.publicKey;
     const details = key.asymmetricKeyDetails ?? {};
-    if ((key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "rsa-pss") && (details.modulusLength ?? 0) < MIN_RSA_BITS) {
-      return { reason: "weak_key", detail: `"${subjectOf(c)}" has a ${details.modulusLength ?? "?"}-bit RSA key; at least ${MIN_RSA_BITS} bits are needed` };
+    if ((key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "rsa-pss") && (details.modulusLength ?? 0) < minRsaBits) {
+      return { reason: "weak_key", detail: `"${subjectOf(c)}" has a ${details.modulusLength ?? "?"}-bit RSA key; at least ${minRsaBits} bits are needed` };
     }
     if (key.asymmetricKeyType === "ec" && !CURVES.has(details.namedCurve ?? "")) {
       return { reason: "weak_key", detail: `"${subjectOf(c)}" has an EC key on ${details.namedCurve ?? "an unknown curve"}; P-256, P-384 or P-521 is needed` };

@@ -67,6 +67,8 @@ export interface HarnessOptions {
   dial?: (j: number) => ((host: string, port: number) => Promise<Socket>) | undefined;
   /** Extra options for every connection point. */
   connector?: Partial<ConnectionPointOptions>;
+  /** Internal URLs by role ID, instead of the test backend (e.g. a real nginx). */
+  backends?: Record<string, string>;
   /** More client authenticators for the instances, by URL scheme segment. */
   authenticators?: Record<string, ClientAuthenticator>;
 }
@@ -179,7 +181,7 @@ class Harness implements CmgHarness {
     this.tunnelServer = p.tunnelServer;
     this.tunnelCerts = p.tunnelCerts;
     this.settings = testSettings(p.pki, o.crlCheck ?? true);
-    this.backends = { [ROLES.mp]: p.backend.url, [ROLES.sup]: `${p.backend.url}/sup`, [ROLES.closed]: p.backend.url };
+    this.backends = { [ROLES.mp]: p.backend.url, [ROLES.sup]: `${p.backend.url}/sup`, [ROLES.closed]: p.backend.url, ...o.backends };
     this.instances = Array.from({ length: p.nInstances }, () => null);
     this.connectionPoints = Array.from({ length: p.nCps }, () => null);
     this.ports = Array.from({ length: p.nInstances }, () => ({ client: 0, tunnel: 0 }));

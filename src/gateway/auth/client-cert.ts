@@ -15,7 +15,7 @@ import type { Http2ServerRequest, Http2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { describe, thumbprintOf, validityOf } from "../../pki/cert.ts";
 import type { CrlResult } from "../../pki/crl.ts";
-import { verifyClientChain, type ChainFailure } from "../../pki/verify.ts";
+import { verifyClientChain, type ChainFailure, type ClientCertPolicy } from "../../pki/verify.ts";
 import type { ClientIdentity } from "../../wire/tunnel/headers.ts";
 
 export type { ClientIdentity } from "../../wire/tunnel/headers.ts";
@@ -64,6 +64,8 @@ export interface ClientTrust {
   trustedRoots: string[];
   intermediates: string[];
   crlCheck: boolean;
+  /** Stricter client certificate rules of this CMG (settings), if any. */
+  policy?: ClientCertPolicy;
 }
 
 /** Revocation checking (src/pki/crl.ts CrlCache fits). */
@@ -168,7 +170,7 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
 
   private async check(leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null): Promise<AuthVerdict> {
     if (!trust) return refusal("untrusted_chain", "no trusted roots are configured yet (no connection point has sent settings)");
-    const chain = verifyClientChain(leaf, { roots: trust.trustedRoots, intermediates: trust.intermediates, at: new Date(this.now()) });
+    const chain = verifyClientChain(leaf, { roots: trust.trustedRoots, intermediates: trust.intermediates, at: new Date(this.now()), ...(trust.policy ? { policy: trust.policy } : {}) });
     if (!chain.ok) return refusal(chain.reason, chain.detail);
     if (trust.crlCheck) {
       const r = await this.options.revocation.checkChain(chain.chain);

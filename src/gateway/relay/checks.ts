@@ -55,3 +55,29 @@ export function contentLength(v: string | undefined): number | undefined {
   if (v === undefined || !/^\d+$/.test(v)) return undefined;
   return Number(v);
 }
+
+/** Why a request line is refused before routing, or null. */
+export interface RequestLineProblem {
+  status: number;
+  reason: string;
+  detail: string;
+}
+
+/**
+ * HTTP/1.0, HTTP/1.1 (with a Host header, RFC 9112 section 3.2) and HTTP/2 only: an HTTP/0.9
+ * request line (no version) or an unknown version is refused. Node answers a Host-less HTTP/1.1
+ * request itself once the listener sets requireHostHeader; this is the same rule for any path
+ * that would bypass it.
+ *
+ * @example
+ * requestLineProblem(req) // null, or { status: 505, reason: "http_version", detail: "..." }
+ */
+export function requestLineProblem(req: ClientRequest): RequestLineProblem | null {
+  const v = req.httpVersion;
+  if (v === "2.0" && (req as Http2ServerRequest).stream) return null;
+  if (v !== "1.0" && v !== "1.1") {
+    return { status: 505, reason: "http_version", detail: `HTTP/${v} is not served here (HTTP/1.0, HTTP/1.1 and HTTP/2 are)` };
+  }
+  if (v === "1.1" && !req.headers.host) return { status: 400, reason: "missing_host", detail: "an HTTP/1.1 request needs a Host header" };
+  return null;
+}

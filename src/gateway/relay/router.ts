@@ -4,7 +4,8 @@
  *   /<scheme>/<roleId>/<path>     scheme: CCM_Proxy_MutualAuth (client certificates); the
  *                                 authenticator for a scheme is looked up, never hard-wired
  *
- * Order of checks: settings present (else 503), client authenticated (else 403 with the reason),
+ * Order of checks: an HTTP/1.0, 1.1 or 2 request (else 505; HTTP/1.1 with a Host header, else 400),
+ * a path that stays under the role (else 400 bad_path; role-path.ts), settings present (else 503), client authenticated (else 403 with the reason),
  * role known (else 404), role allows CMG traffic (else 403; nothing goes on-premises), body size
  * (else 413), a ready tunnel (else 503 + Retry-After). Then relay.ts relays the request with
  * failover. Each request's end is published on the observe channels (trace.ts), where metrics and
@@ -17,9 +18,10 @@ import type { AuthVerdict, ClientAuthenticator, ClientRequest } from "../auth/cl
 import type { GatewayLimits } from "../config.ts";
 import { tunnelRequestHeaders } from "../../wire/tunnel/headers.ts";
 import { ROLE_ID } from "../../wire/tunnel/protocol.ts";
+import { checkRolePath } from "../../wire/tunnel/role-path.ts";
 import type { SettingsStore } from "../settings-store.ts";
 import type { TunnelPool } from "../tunnels/tunnel-pool.ts";
-import { contentLength, originForm, parseProxyPath } from "./checks.ts";
+import { contentLength, originForm, parseProxyPath, requestLineProblem } from "./checks.ts";
 import { Relay } from "./relay.ts";
 import { abortResponse, reply, type ClientResponse } from "./reply.ts";
 import { RequestTrace } from "./trace.ts";
@@ -79,13 +81,27 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
     const requestId = `${idPrefix}${(idCounter++).toString(36).padStart(6, "0")}`;
     const url = originForm(req.url ?? "/");
     const trace = new RequestTrace(deps.source, requestId, req.method ?? "GET", url.split("?")[0]!, req.socket?.remoteAddress);
+    const line = requestLineProblem(req);
+    if (line) {
+      trace.refused("refused", line.status, line.reason);
+      log.warn(`Request ${trace.where()}: ${line.status} ${line.reason}, ${line.detail}; not relayed`);
+      return reply(req, res, line.status, line.reason, line.detail, { connection: "close" });
+    }
     const p = parseProxyPath(url);
     const auth = p ? authenticators.get(p.scheme.toLowerCase()) : undefined;
     if (!p || !auth) {
       trace.refused("not_found", 404, "not_found");
       return reply(req, res, 404, "not_found", "no such endpoint on this gateway");
     }
-    const request: RoutedRequest = { trace, roleId: p.roleId, path: p.path };
+    // Before anything else about the role: a path that would leave the role's root never goes on-premises.
+    const q = p.path.indexOf("?");
+    const checked = checkRolePath(q < 0 ? p.path : p.path.slice(0, q));
+    if (!checked.ok) {
+      trace.refused("refused", 400, "bad_path", p.roleId);
+      log.warn(`Request ${trace.where()}: 400 bad_path, ${checked.detail}; not relayed`);
+      return reply(req, res, 400, "bad_path", `${checked.detail}; paths must stay under the role`);
+    }
+    const request: RoutedRequest = { trace, roleId: p.roleId, path: checked.path + (q < 0 ? "" : p.path.slice(q)) };
 
     if (!settings.current()) {
       trace.refused("not_configured", 503, "not_configured", p.roleId);

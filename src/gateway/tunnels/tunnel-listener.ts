@@ -4,10 +4,14 @@
  * gateway is the HTTP/2 *client* (`http2.connect` over the accepted socket), because the
  * connection point, which dialled, serves the requests. The first stream the gateway opens is the
  * control stream, on which the connection point sends its hello and the settings.
+ *
+ * Strangers can reach this port too: connections whose handshake is not done are bounded apart
+ * (admission.ts), in total and per address, and closed after the handshake timeout; only
+ * authenticated tunnels count against maxTunnels, so a connection point always gets back in.
  */
 import { X509Certificate } from "node:crypto";
 import http2, { type ClientHttp2Stream } from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import { topics, type Source } from "../../observe/channels.ts";
@@ -27,6 +31,8 @@ import { keepAlive } from "../../wire/tunnel/keepalive.ts";
 import { TUNNEL_H2 } from "../../wire/tunnel/h2.ts";
 import type { SettingsStore } from "../settings-store.ts";
 import { Tunnel, type TunnelPool } from "./tunnel-pool.ts";
+import { Admission, worthLogging } from "../admission.ts";
+import { TLS_POLICY } from "../../pki/tls-policy.ts";
 
 
 export interface TunnelListenerOptions {
@@ -66,11 +72,18 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     // (with true, Node drops the socket and reports only "socket hang up"). No byte of HTTP/2 is
     // exchanged before that check.
     rejectUnauthorized: false,
-    minVersion: "TLSv1.2",
+    // TLS 1.3, or 1.2 with ECDHE and AEAD suites only.
+    ...TLS_POLICY,
     ALPNProtocols: [TUNNEL_ALPN],
     handshakeTimeout: o.limits.handshakeTimeoutMs,
   });
-  server.maxConnections = o.limits.maxTunnels;
+  // Not server.maxConnections: it would count connections that never start TLS as tunnels, and a
+  // stranger holding idle TCP connections would keep connection points out. Unfinished handshakes
+  // are bounded apart (oldest closed first); maxTunnels counts authenticated tunnels only.
+  const admission = new Admission({ maxPending: o.limits.maxPendingTunnels, maxPendingPerAddress: o.limits.maxPendingTunnelsPerAddress }, (n, address) => {
+    if (worthLogging(n)) o.log.warn(`Tunnel listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address}); someone holds connections to the tunnel port without opening a tunnel`);
+  });
+  server.on("connection", (raw: Socket) => admission.accepted(raw));
   // A tunnel that said hello before any settings existed becomes ready when another one brings them.
   const senders = new Map<ClientHttp2Stream, (m: GatewayMessage) => void>();
   const unsubscribe = o.settings.onChange((s) => {
@@ -80,12 +93,17 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
   });
 
   server.on("tlsClientError", (err, socket) => {
+    admission.settled(socket);
+    // Node leaves the socket open after a failed handshake (a handshake timeout included) when
+    // "tlsClientError" has a listener: without this, a silent peer holds the connection forever.
+    socket.destroy();
     o.metrics.handshakeFailures.inc({ listener: "tunnel" });
     const from = socket.remoteAddress ? ` from ${socket.remoteAddress}:${socket.remotePort}` : "";
     o.log.warn(`Tunnel TLS handshake${from} failed: ${err.message}`);
   });
 
   server.on("secureConnection", (socket: TLSSocket) => {
+    admission.settled(socket);
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     if (!socket.authorized) {
       o.metrics.handshakeFailures.inc({ listener: "tunnel" });
@@ -102,6 +120,11 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     }
     const peer = socket.getPeerX509Certificate();
     const cpName = peer ? commonName(peer) : "unknown";
+    if (o.pool.all().length >= o.limits.maxTunnels) {
+      o.log.warn(`Tunnel from ${cpName} at ${remote} refused: ${o.limits.maxTunnels} tunnels are open (maxTunnels)`);
+      socket.destroy();
+      return;
+    }
     socket.setKeepAlive(true, 30_000);
     socket.setNoDelay(true);
     // The URL only names the :authority default; createConnection hands over the open socket.

@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
+import { TLS_POLICY } from "../../pki/tls-policy.ts";
 import { isOpenCmgError, NotFoundError, ValidationError } from "../../errors.ts";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
@@ -173,6 +174,8 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
       // without one may still register, and a refusal can say why.
       requestCert: true,
       rejectUnauthorized: false,
+      // TLS 1.3, or 1.2 with ECDHE and AEAD suites only.
+      ...TLS_POLICY,
       keepAliveTimeout: 30_000,
       headersTimeout: 20_000,
       requestTimeout: 60_000,

@@ -13,6 +13,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
+import { TLS_POLICY } from "../../pki/tls-policy.ts";
 import { resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { NotFoundError } from "../../errors.ts";
@@ -162,7 +163,7 @@ export async function startSoftwareUpdatePoint(o: SoftwareUpdatePointOptions): P
     }
   };
 
-  const httpsServer: Server = createServer({ cert: o.tls.certPem, key: o.tls.keyPem, keepAliveTimeout: 30_000, headersTimeout: 20_000 }, (req, res) => void handle(req, res));
+  const httpsServer: Server = createServer({ cert: o.tls.certPem, key: o.tls.keyPem, ...TLS_POLICY, keepAliveTimeout: 30_000, headersTimeout: 20_000 }, (req, res) => void handle(req, res));
   const { port, url, close } = await listenRole(httpsServer, o.listen, fqdn, log);
   log.info(`Software update point ${fqdn} (role ${role.id}) serving ${url}${SUP_PATHS.updates} and content from ${libraryRoot} on ${o.listen.host}:${port}.`);
 

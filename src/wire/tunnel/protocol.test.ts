@@ -32,6 +32,10 @@ describe("tunnel protocol messages", () => {
     assert.throws(() => parseSettings({ ...settings, trustedRoots: ["not a certificate"] }), { field: "settings.trustedRoots.0" });
     assert.throws(() => parseSettings({ ...settings, urlMap: { "../etc": { kind: "mp", allowCmgTraffic: true } } }), { name: "ValidationError" });
     assert.throws(() => parseSettings({ ...settings, urlMap: { "1": { kind: "dp", allowCmgTraffic: true } } }), { name: "ValidationError" });
+    // A CMG's client certificate policy may only be stricter than the defaults.
+    assert.equal(parseSettings({ ...settings, clientCertPolicy: { minRsaBits: 3072 } }).clientCertPolicy?.minRsaBits, 3072);
+    assert.throws(() => parseSettings({ ...settings, clientCertPolicy: { minRsaBits: 1024 } }), { field: "settings.clientCertPolicy.minRsaBits" });
+    assert.throws(() => parseSettings({ ...settings, clientCertPolicy: { allowSha1: true } }), { name: "ValidationError" });
   });
 });
 

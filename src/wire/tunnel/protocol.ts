@@ -48,7 +48,7 @@ export const Header = {
 export const RESERVED_HEADER_PREFIXES = ["x-opencmg-", "opencmg-"] as const;
 
 /** Reason codes the connection point puts in `opencmg-error`. */
-export type TunnelErrorCode = "unknown_role" | "role_not_allowed" | "no_backend" | "backend_unreachable" | "backend_timeout" | "bad_request";
+export type TunnelErrorCode = "unknown_role" | "role_not_allowed" | "no_backend" | "backend_unreachable" | "backend_timeout" | "bad_request" | "bad_path";
 
 /** Which kind of site role a relayed URL reaches (the site model has its own, longer `RoleKind`). */
 export type BackendKind = "mp" | "sup";
@@ -78,6 +78,11 @@ export interface CmgSettings {
   crlCheck: boolean;
   /** roleId -> route. */
   urlMap: Record<string, RouteEntry>;
+  /**
+   * Client certificate rules of this CMG, stricter than the defaults only (absent: the defaults,
+   * RSA keys of 2048 bits at least; SHA-1 and MD5 signatures are always refused). pki/verify.ts.
+   */
+  clientCertPolicy?: { minRsaBits?: number };
 }
 
 export const MAX_TRUSTED_ROOTS = 2;
@@ -97,6 +102,7 @@ const settingsSchema = z.object({
   intermediates: z.array(z.string()).max(MAX_INTERMEDIATES),
   crlCheck: z.boolean(),
   urlMap: z.record(z.string().regex(ROLE_ID), routeEntrySchema),
+  clientCertPolicy: z.object({ minRsaBits: z.number().int().min(2048).max(16384).optional() }).strict().optional(),
 });
 
 /**

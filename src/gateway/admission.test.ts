@@ -1,0 +1,63 @@
+// Unfinished handshakes: counted per listener and per address, the oldest closed to make room.
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+import { describe, it } from "node:test";
+import { Admission, worthLogging } from "./admission.ts";
+
+let port = 40000;
+/** A stand-in socket: an address, a port, and destroy() that closes it. */
+function fake(address: string): Socket & { destroyed: boolean } {
+  const s = new EventEmitter() as unknown as Socket & { destroyed: boolean };
+  Object.assign(s, { remoteAddress: address, remotePort: port++, destroyed: false });
+  s.destroy = (() => {
+    s.destroyed = true;
+    s.emit("close");
+    return s;
+  }) as Socket["destroy"];
+  return s;
+}
+
+describe("admission of unfinished handshakes", () => {
+  it("closes the oldest of the same address over the per-address cap, and leaves other addresses alone", () => {
+    const a = new Admission({ maxPending: 100, maxPendingPerAddress: 2 });
+    const other = fake("10.0.0.9");
+    a.accepted(other);
+    const [s1, s2, s3] = [fake("10.0.0.1"), fake("10.0.0.1"), fake("10.0.0.1")];
+    a.accepted(s1);
+    a.accepted(s2);
+    a.accepted(s3);
+    assert.deepEqual([s1.destroyed, s2.destroyed, s3.destroyed, other.destroyed], [true, false, false, false]);
+    assert.equal(a.pending, 3);
+    assert.equal(a.evicted, 1);
+  });
+
+  it("closes the oldest overall over the listener's cap", () => {
+    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 0 });
+    const [s1, s2, s3] = [fake("10.0.0.1"), fake("10.0.0.2"), fake("10.0.0.3")];
+    a.accepted(s1);
+    a.accepted(s2);
+    a.accepted(s3);
+    assert.deepEqual([s1.destroyed, s2.destroyed, s3.destroyed], [true, false, false]);
+  });
+
+  it("stops counting a connection once its handshake is done or it closes", () => {
+    let evicted = 0;
+    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2 }, () => evicted++);
+    const [s1, s2] = [fake("10.0.0.1"), fake("10.0.0.1")];
+    a.accepted(s1);
+    a.accepted(s2);
+    a.settled(s1);
+    s2.emit("close");
+    assert.equal(a.pending, 0);
+    const s3 = fake("10.0.0.1");
+    a.accepted(s3);
+    a.accepted(fake("10.0.0.1"));
+    assert.equal(s1.destroyed || s2.destroyed || s3.destroyed, false, "a settled or closed connection is never evicted, and room was left");
+    assert.equal(evicted, 0);
+  });
+
+  it("logs floods at 1, 10, 100, 1000 ...", () => {
+    assert.deepEqual([1, 2, 9, 10, 11, 100, 500, 1000].filter(worthLogging), [1, 10, 100, 1000]);
+  });
+});
