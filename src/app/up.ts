@@ -17,6 +17,7 @@ import { initSite, openSite, type OpenedSite } from "../site/site.ts";
 import { SitePki } from "../site/site-pki.ts";
 import { managementPointDeps, softwareUpdatePointDeps } from "./role-deps.ts";
 import { connectionPointRoleDeps } from "./role-deps.ts";
+import { OpenCmgError } from "../errors.ts";
 
 export const UP_SERVER = "site.opencmg.local";
 export const UP_CMG = "opencmg";
@@ -70,6 +71,14 @@ async function testPki(dir: string): Promise<{ rootPem: string; server: CertKeyP
     clientKey: f("client.key"),
     rootFile: f("root-ca.pem"),
   };
+}
+
+async function waitUntilReady(ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new OpenCmgError("internal", "CMG_NOT_READY", `the CMG ${UP_CMG} was not Ready within ${timeoutMs / 1000} s; see SMS_Cloud_ProxyConnector.log and CMGService.log in the data folder's logs`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Creates what is missing (idempotent), then starts everything. */
@@ -126,6 +135,9 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     const cp: RunningConnectionPoint = await runConnectionPointRole(connectionPointRoleDeps(site), UP_SERVER, { healthIntervalMs: 10_000 });
     running.unshift({ close: () => cp.stop() }); // the connection point drains first
     await cp.cp.waitConnected({ timeoutMs: 30_000 });
+    // "Up" means clients are told about the CMG: the location answer lists it once the connection
+    // point's health report has made it Ready at the site, which follows the tunnels by a moment.
+    await waitUntilReady(async () => (await cmgs.show(UP_CMG)).status === "Ready", 30_000);
 
     const cmgUrl = view.instances[0]!.clientUrl;
     const internetMpUrl = `${cmgUrl}/CCM_Proxy_MutualAuth/${mp.roleId}`;
