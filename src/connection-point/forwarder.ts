@@ -181,7 +181,12 @@ class BackendResponseHandler implements Dispatcher.DispatchHandler {
     private readonly on: { done: (result: ForwardResult) => void; failed: (err: Error & { code?: string }) => void },
   ) {
     stream.once("close", () => {
-      if (this.settled || stream.writableFinished) return;
+      // Only `settled` says the response went out whole, not `stream.writableFinished`: when a
+      // stream is reset or its session dies, Node ends the writable side itself ("aborted",
+      // "finish", then "close"), so a cancelled or cut stream looks finished. Trusting it left
+      // the backend request running until the backend timeouts, and stop() (which waits for the
+      // dispatcher) with it. On Node 24 a cut tunnel always took that path.
+      if (this.settled) return;
       this.cancelled = true;
       this.controller?.abort(new Error("the gateway cancelled the request"));
     });
