@@ -300,7 +300,9 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
         log.info(`Connection point ${o.name} stopping: draining tunnels`);
         await Promise.all([...slots.values()].flat().map((s) => s.stop(drainMs)));
         report("traffic", o.onTraffic, takeTraffic());
-        await dispatcher.close().catch(() => dispatcher.destroy());
+        // Every tunnel is closed: no backend answer can reach a device any more, so requests still
+        // open to a role are cancelled rather than waited for (up to the role's own timeouts).
+        await dispatcher.destroy().catch(() => undefined);
         await metricsServer?.close();
         publishHealth("stop");
         unreport();
