@@ -77,7 +77,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     if (hasBody) {
       // undici destroys a stream body once sent; the tunnel stream must live on for the response.
       body = new PassThrough({ highWaterMark: 64 * 1024 });
-      stream.pipe(body);
+      relayBody(stream, body);
     }
 
     // undici's dispatch API, not request()/stream(): one handler object per request and no
@@ -133,6 +133,27 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
   };
 }
 
+/**
+ * The request body from the tunnel stream to the backend, with backpressure. Only a clean end of
+ * the stream (END_STREAM) ends the body; a reset (the client went away, the body passed its limit
+ * at the gateway) destroys it, so the backend sees an aborted request, never a complete truncated
+ * one. (A destroyed Http2Stream may still emit "end": its _read pushes null once destroyed.)
+ */
+function relayBody(stream: ServerHttp2Stream, body: PassThrough): void {
+  const aborted = (): boolean => stream.destroyed || (stream.closed && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR);
+  const abort = (): void => {
+    if (!body.writableEnded && !body.destroyed) body.destroy(new Error("the gateway reset the request stream before the body ended"));
+  };
+  stream.on("data", (chunk: Buffer) => {
+    if (!body.write(chunk)) {
+      stream.pause();
+      body.once("drain", () => stream.resume());
+    }
+  });
+  stream.once("end", () => (aborted() ? abort() : body.end()));
+  stream.once("close", abort);
+}
+
 interface ParsedBackend {
   origin: string;
   host: string;
@@ -171,8 +192,10 @@ class BackendResponseHandler implements Dispatcher.DispatchHandler {
     private readonly stream: ServerHttp2Stream,
     private readonly on: { done: (result: ForwardResult) => void; failed: (err: Error & { code?: string }) => void },
   ) {
+    // Not stream.writableFinished: closing a stream ends its writable side first, so it reads true
+    // after a reset too. Only the backend's end (settled) makes the close a normal one.
     stream.once("close", () => {
-      if (this.settled || stream.writableFinished) return;
+      if (this.settled) return;
       this.cancelled = true;
       this.controller?.abort(new Error("the gateway cancelled the request"));
     });
