@@ -86,7 +86,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     if (hasBody) {
       // undici destroys a stream body once sent; the tunnel stream must live on for the response.
       body = new PassThrough({ highWaterMark: 64 * 1024 });
-      stream.pipe(body);
+      relayBody(stream, body);
     }
 
     // undici's dispatch API, not request()/stream(): one handler object per request and no
@@ -142,6 +142,27 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
   };
 }
 
+/**
+ * The request body from the tunnel stream to the backend, with backpressure. Only a clean end of
+ * the stream (END_STREAM) ends the body; a reset (the client went away, the body passed its limit
+ * at the gateway) destroys it, so the backend sees an aborted request, never a complete truncated
+ * one. (A destroyed Http2Stream may still emit "end": its _read pushes null once destroyed.)
+ */
+function relayBody(stream: ServerHttp2Stream, body: PassThrough): void {
+  const aborted = (): boolean => stream.destroyed || (stream.closed && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR);
+  const abort = (): void => {
+    if (!body.writableEnded && !body.destroyed) body.destroy(new Error("the gateway reset the request stream before the body ended"));
+  };
+  stream.on("data", (chunk: Buffer) => {
+    if (!body.write(chunk)) {
+      stream.pause();
+      body.once("drain", () => stream.resume());
+    }
+  });
+  stream.once("end", () => (aborted() ? abort() : body.end()));
+  stream.once("close", abort);
+}
+
 interface ParsedBackend {
   origin: string;
   host: string;
@@ -180,12 +201,11 @@ class BackendResponseHandler implements Dispatcher.DispatchHandler {
     private readonly stream: ServerHttp2Stream,
     private readonly on: { done: (result: ForwardResult) => void; failed: (err: Error & { code?: string }) => void },
   ) {
+    // Not stream.writableFinished: when a stream is reset or its session dies, Node ends the
+    // writable side itself ("aborted", "finish", then "close"), so a cancelled or cut stream reads
+    // as finished. Only the backend's end (settled) makes the close a normal one. Trusting it left
+    // the backend request running until its timeouts (on Node 24 a cut tunnel always did).
     stream.once("close", () => {
-      // Only `settled` says the response went out whole, not `stream.writableFinished`: when a
-      // stream is reset or its session dies, Node ends the writable side itself ("aborted",
-      // "finish", then "close"), so a cancelled or cut stream looks finished. Trusting it left
-      // the backend request running until the backend timeouts, and stop() (which waits for the
-      // dispatcher) with it. On Node 24 a cut tunnel always took that path.
       if (this.settled) return;
       this.cancelled = true;
       this.controller?.abort(new Error("the gateway cancelled the request"));

@@ -24,7 +24,9 @@ export function serveTunnel(slot: TunnelSlot, socket: TLSSocket): Promise<boolea
     const { ctx } = slot;
     const session = http2.performServerHandshake(socket, {
       maxSessionMemory: CONNECTION_POINT_H2.maxSessionMemoryMb,
+      maxHeaderListPairs: CONNECTION_POINT_H2.maxHeaderListPairs,
       settings: {
+        maxHeaderListSize: CONNECTION_POINT_H2.maxHeaderListSize,
         initialWindowSize: CONNECTION_POINT_H2.streamWindow,
         maxConcurrentStreams: CONNECTION_POINT_H2.maxConcurrentStreams,
         maxFrameSize: CONNECTION_POINT_H2.maxFrameSize,

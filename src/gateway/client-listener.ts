@@ -31,6 +31,8 @@ export interface ClientListenerOptions {
   /** CMGHttpHandler.log */
   log: ComponentLog;
   handler: (req: ClientRequest, res: ClientResponse) => void;
+  /** Called for every HTTP/2 client session (the stream abuse guard watches it). */
+  onSession?: (session: http2.ServerHttp2Session) => void;
 }
 
 export interface ClientListener {
@@ -70,6 +72,8 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
       enablePush: false,
     },
     maxSessionMemory: 16,
+    // Header fields, pseudo-headers included: within what the connection point accepts (config.ts).
+    maxHeaderListPairs: limits.maxHeaderCount + 4,
     // Buffered-but-unsent data per client session is bounded by flow control; a peer that floods
     // invalid frames or RST_STREAMs is cut off by Node's defaults (maxSessionInvalidFrames, ...).
   });
@@ -139,6 +143,7 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
+    o.onSession?.(s);
     s.once("close", () => sessions.delete(s));
   });
 

@@ -7,6 +7,7 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { ValidationError } from "../errors.ts";
 import { DEFAULT_TUNNEL_PORT_BASE, type BackendKind } from "../wire/tunnel/protocol.ts";
+import { CONNECTION_POINT_H2, GATEWAY_ADDED_HEADERS } from "../wire/tunnel/h2.ts";
 
 export interface PemPair {
   certPem: string;
@@ -22,14 +23,50 @@ export interface GatewayLimits {
   requestTimeoutMs: number;
   /** A client connection with no traffic at all for this long is closed. */
   idleTimeoutMs: number;
-  /** Largest request header block (HTTP/1.1 bytes; HTTP/2 header list size). */
+  /**
+   * Largest request header block (HTTP/1.1 bytes; HTTP/2 header list size). At most what the
+   * connection point's HTTP/2 server accepts less what the gateway adds (CONNECTION_POINT_H2,
+   * GATEWAY_ADDED_HEADERS), so an oversized request gets 431 here and is never relayed.
+   */
   maxHeaderBytes: number;
+  /** Most request header fields (HTTP/1.1 and HTTP/2 alike); same bound by the connection point's limit. */
+  maxHeaderCount: number;
   /** Largest request body by role kind, unless the URL map entry says otherwise. */
   maxRequestBodyBytes: Record<BackendKind, number>;
   /** Client connections held at once; further connections are closed on accept. */
   maxConnections: number;
-  /** Concurrent requests on one HTTP/2 client connection. */
+  /**
+   * Concurrent requests on one HTTP/2 client connection (SETTINGS_MAX_CONCURRENT_STREAMS). With
+   * the tunnel's stream window (TUNNEL_H2.streamWindow, 4 MiB) it bounds what one connection can
+   * make the instance buffer when it stops reading: 32 x 4 MiB = 128 MiB at worst, and only until
+   * streamIdleTimeoutMs. A device agent runs a handful of requests at once.
+   */
   maxStreamsPerClient: number;
+  /**
+   * Abuse detection on HTTP/2 client connections (rapid reset, CVE-2023-44487, and floods): counted
+   * per connection and per client identity (certificate thumbprint) across its connections, over
+   * a sliding window of `abuseWindowMs`. Past a threshold the connection (for an identity: every
+   * connection of it) gets GOAWAY ENHANCE_YOUR_CALM and is closed. 0 turns a rule off.
+   */
+  abuseWindowMs: number;
+  /**
+   * Streams the client cancelled (RST_STREAM) before any response, per connection within the
+   * window. Each one may have started a request on-premises; a normal client cancels a few when
+   * it gives up or shuts down, never hundreds.
+   */
+  maxCancelledStreamsPerConnection: number;
+  /** The same, summed over all connections of one client identity (one device opening many connections). */
+  maxCancelledStreamsPerClient: number;
+  /**
+   * Streams opened per second on one connection (a 1 s sliding window). Concurrency is capped by
+   * maxStreamsPerClient; this catches floods of short streams (each costs a tunnel stream and a
+   * backend request). Well above what a device agent does.
+   */
+  maxStreamsPerSecondPerConnection: number;
+  /** Streams opened per second by one client identity over all its connections. */
+  maxStreamsPerSecondPerClient: number;
+  /** Verbose traffic log: the CMGHttpHandler.log line of each request shows the query string too (it may carry identifiers). */
+  traceQuery: boolean;
   /** Time for the management point's answer (response headers) to come back through the tunnel. */
   upstreamResponseTimeoutMs: number;
   /** A relayed request or response that moves no byte for this long is aborted. */
@@ -85,9 +122,16 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   requestTimeoutMs: 300_000,
   idleTimeoutMs: 120_000,
   maxHeaderBytes: 16 * 1024,
+  maxHeaderCount: 100,
   maxRequestBodyBytes: { mp: 64 * 1024 * 1024, sup: 1024 * 1024 },
   maxConnections: 18_000,
-  maxStreamsPerClient: 128,
+  maxStreamsPerClient: 32,
+  abuseWindowMs: 10_000,
+  maxCancelledStreamsPerConnection: 100,
+  maxCancelledStreamsPerClient: 200,
+  maxStreamsPerSecondPerConnection: 1000,
+  maxStreamsPerSecondPerClient: 2000,
+  traceQuery: false,
   upstreamResponseTimeoutMs: 60_000,
   streamIdleTimeoutMs: 120_000,
   maxAttempts: 3,
@@ -165,6 +209,12 @@ export function resolveGatewayConfig(cfg: GatewayInstanceConfig): ResolvedGatewa
     if (typeof v === "number" && (!Number.isFinite(v) || v < 0)) throw new ValidationError(`limits.${k}`, "a non-negative number");
   }
   if (limits.maxAttempts < 1) throw new ValidationError("limits.maxAttempts", "at least 1");
+  // What the gateway accepts must fit what the connection point accepts once the gateway's own
+  // headers are added: a larger request would be refused on the tunnel instead of with 431 here.
+  const headerRoom = CONNECTION_POINT_H2.maxHeaderListSize - GATEWAY_ADDED_HEADERS.bytes;
+  if (limits.maxHeaderBytes > headerRoom) throw new ValidationError("limits.maxHeaderBytes", `at most ${headerRoom} (the connection point's header list limit less the gateway's own headers)`);
+  const countRoom = CONNECTION_POINT_H2.maxHeaderListPairs - GATEWAY_ADDED_HEADERS.count;
+  if (limits.maxHeaderCount > countRoom || limits.maxHeaderCount < 1) throw new ValidationError("limits.maxHeaderCount", `from 1 to ${countRoom} (the connection point's header count limit less the gateway's own headers)`);
   return {
     name: cfg.name,
     index: cfg.index,

@@ -17,6 +17,7 @@ import { TunnelPool, type TunnelState } from "./tunnels/tunnel-pool.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import { newSource } from "../observe/channels.ts";
 import { observeGateway } from "./observers.ts";
+import { StreamAbuseGuard } from "./abuse.ts";
 
 export type { GatewayInstanceConfig } from "./config.ts";
 
@@ -112,6 +113,8 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     log: httpLog,
   });
 
+  const abuseGuard = new StreamAbuseGuard(source, cfg.limits);
+
   const opened: { close(graceMs?: number): Promise<void> }[] = [];
   try {
     const client = await startClientListener({
@@ -122,6 +125,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       metrics,
       log: httpLog,
       handler: router,
+      onSession: (s) => abuseGuard.watch(s),
     });
     opened.push(client);
     settings.onChange((s) => client.applySettings(s));

@@ -24,6 +24,7 @@ export class GatewayMetrics {
   readonly handshakeFailures: Counter<"listener">;
   readonly failovers: Counter;
   readonly settingsRevision: Gauge;
+  readonly abuse: Counter<"rule" | "scope">;
 
   constructor(instance: string) {
     const registers = [this.registry];
@@ -44,6 +45,12 @@ export class GatewayMetrics {
     this.failovers = new Counter({ name: "opencmg_gateway_failovers_total", help: "Requests retried on another tunnel", registers });
     this.settingsRevision = new Gauge({ name: "opencmg_gateway_settings_revision", help: "Revision of the settings in force (-1: none yet)", registers });
     this.settingsRevision.set(-1);
+    this.abuse = new Counter({
+      name: "opencmg_gateway_client_abuse_total",
+      help: "Client connections cut off with GOAWAY ENHANCE_YOUR_CALM, by rule (cancelled_streams, stream_rate) and scope (connection, client)",
+      labelNames: ["rule", "scope"],
+      registers,
+    });
     for (const direction of ["in", "out"]) this.bytes.inc({ direction }, 0);
     for (const listener of ["client", "tunnel"]) this.handshakeFailures.inc({ listener }, 0);
   }

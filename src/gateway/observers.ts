@@ -4,7 +4,7 @@
  * Subscribed for the instance's own source; the returned function unsubscribes on stop.
  */
 import type { ComponentLog } from "../logs/cmtrace.ts";
-import { Subscriptions, topics, type GatewayRequestMessage, type GatewayRequestResult, type Source } from "../observe/channels.ts";
+import { Subscriptions, topics, type GatewayAbuseMessage, type GatewayRequestMessage, type GatewayRequestResult, type Source } from "../observe/channels.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { TunnelPool } from "./tunnels/tunnel-pool.ts";
 
@@ -60,6 +60,7 @@ export function gatewayMetricsObserver({ source, metrics, pool }: Pick<GatewayOb
         for (const [cp, n] of pool.byConnectionPoint()) metrics.tunnelSessions.set({ connection_point: cp }, n);
       }, source),
       topics.settingsApplied.subscribe((m) => metrics.settingsRevision.set(m.revision), source),
+      topics.gatewayAbuse.subscribe((m) => metrics.abuse.inc({ rule: m.rule, scope: m.scope }), source),
     )
     .closer();
 }
@@ -71,6 +72,7 @@ export function gatewayLogObserver({ source, http, service }: Pick<GatewayObserv
       topics.gatewayRequest.subscribe((m) => {
         if (m.result === "ok") http.info(requestLine(m));
       }, source),
+      topics.gatewayAbuse.subscribe((m) => http.warn(abuseLine(m)), source),
       topics.tunnelState.subscribe((m) => {
         if (m.side !== "gateway") return;
         if (m.previous === null) service.info(`Connection point ${m.connectionPoint} opened ${m.tunnel}`);
@@ -87,8 +89,26 @@ export function gatewayLogObserver({ source, http, service }: Pick<GatewayObserv
     .closer();
 }
 
-/** `GET /CCM_Proxy_MutualAuth/7205.../SMS_MP/.sms_aut: 200, 512 bytes, 12 ms, client CN=PC-001 from 10.0.0.5 (request 1a2b...)` */
+/**
+ * `GET /CCM_Proxy_MutualAuth/7205.../SMS_MP/.sms_aut role 72057594037927941 (mp): 200, in 0 bytes,
+ * out 512 bytes, 12 ms, client CN=PC-001 thumbprint 9E58... from 10.0.0.5 via cp1.contoso.com (request 1a2b...)`;
+ * the query follows the path only when the instance traces queries.
+ */
 export function requestLine(m: GatewayRequestMessage): string {
-  const who = m.client.subject || m.client.thumbprint;
-  return `${m.method} ${m.path}: ${m.status}, ${m.bytesOut} bytes, ${m.durationMs} ms, client ${who} from ${m.clientAddress ?? "?"} (request ${m.requestId})`;
+  const who = m.client.subject ? `${m.client.subject} thumbprint ${m.client.thumbprint}` : `thumbprint ${m.client.thumbprint}`;
+  return (
+    `${m.method} ${m.path}${m.query ?? ""} role ${m.roleId} (${m.roleKind}): ${m.status}, in ${m.bytesIn} bytes, out ${m.bytesOut} bytes, ${m.durationMs} ms, ` +
+    `client ${who} from ${m.clientAddress ?? "?"} via ${m.connectionPoint ?? "?"} (request ${m.requestId})`
+  );
+}
+
+/** `Client CN=PC-001 thumbprint 9E58... from 10.0.0.5: 101 streams cancelled before an answer within 10000 ms on one connection (limit 100): ...` */
+export function abuseLine(m: GatewayAbuseMessage): string {
+  const who = m.thumbprint ? `${m.subject ? `${m.subject} ` : ""}thumbprint ${m.thumbprint}` : "without a certificate";
+  const what = m.rule === "cancelled_streams" ? `${m.count} streams cancelled before an answer within ${m.windowMs} ms` : `${m.count} streams opened within ${m.windowMs} ms`;
+  const where = m.scope === "connection" ? "on one connection" : "over all its connections";
+  return (
+    `Client ${who} from ${m.clientAddress ?? "?"}: ${what} ${where} (limit ${m.limit}): HTTP/2 stream abuse (rapid reset or flood); ` +
+    `sent GOAWAY ENHANCE_YOUR_CALM and closed ${m.connections} connection(s)`
+  );
 }

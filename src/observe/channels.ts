@@ -104,6 +104,10 @@ export interface GatewayRequestMessage extends RequestLine {
   /** Tunnels tried after the first one failed. */
   failovers: number;
   client: ClientIdentity;
+  /** The connection point of the last tunnel tried, if any. */
+  connectionPoint?: string;
+  /** The query string ("?a=b"), only when the instance traces queries (limits.traceQuery). */
+  query?: string;
 }
 
 /** A request the gateway answered itself before relaying it (authentication, routing, size). */
@@ -114,6 +118,26 @@ export interface GatewayRefusalMessage extends RequestLine {
   reason: string;
   result: GatewayRequestResult;
   roleId?: string;
+}
+
+/** Which abuse rule a client broke: too many streams cancelled before an answer, or opened too fast. */
+export type GatewayAbuseRule = "cancelled_streams" | "stream_rate";
+
+/** A client connection (scope "connection") or identity (scope "client", all its connections) cut off with GOAWAY ENHANCE_YOUR_CALM. */
+export interface GatewayAbuseMessage {
+  source: Source;
+  scope: "connection" | "client";
+  rule: GatewayAbuseRule;
+  /** Events counted within the window, and the threshold they passed. */
+  count: number;
+  limit: number;
+  windowMs: number;
+  clientAddress: string | undefined;
+  /** The client certificate's thumbprint and subject, when it sent one. */
+  thumbprint?: string | undefined;
+  subject?: string | undefined;
+  /** Connections closed. */
+  connections: number;
 }
 
 /** Settings that a connection point sent and the instance now enforces. */
@@ -259,6 +283,8 @@ export const topics = {
   gatewayRequest: new Topic<GatewayRequestMessage>("opencmg:gateway:request"),
   /** `opencmg:gateway:refusal` */
   gatewayRefusal: new Topic<GatewayRefusalMessage>("opencmg:gateway:refusal"),
+  /** `opencmg:gateway:abuse` */
+  gatewayAbuse: new Topic<GatewayAbuseMessage>("opencmg:gateway:abuse"),
   /** `opencmg:gateway:settingsApplied` */
   settingsApplied: new Topic<SettingsAppliedMessage>("opencmg:gateway:settingsApplied"),
   /** `opencmg:tunnel:state` (both ends; `side` tells which) */

@@ -11,6 +11,10 @@ export interface BackendRequest {
   url: string;
   headers: http.IncomingHttpHeaders;
   bodyBytes: number;
+  /** The whole request arrived (its body ended cleanly). */
+  complete: boolean;
+  /** The request was cut off before its end (the client side aborted it). */
+  aborted: boolean;
 }
 
 /**
@@ -26,6 +30,8 @@ export interface TestBackend {
   requests: BackendRequest[];
   /** Responses whose connection closed before the whole response was written (the request was cancelled). */
   readonly closedEarly: number;
+  /** Responses under way now (not yet closed, finished or cut off). */
+  readonly open: number;
   /** Answers the held requests with `key` (200, body "released"). */
   release(key: string): void;
   /** Resolves when a request for /hold/<key> has arrived. */
@@ -39,11 +45,18 @@ export async function startBackend(): Promise<TestBackend> {
   const arrivals = new Map<string, () => void>();
   const arrived = new Set<string>();
   let closedEarly = 0;
+  let open = 0;
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? "/";
-    const record: BackendRequest = { method: req.method ?? "", url, headers: req.headers, bodyBytes: 0 };
+    const record: BackendRequest = { method: req.method ?? "", url, headers: req.headers, bodyBytes: 0, complete: false, aborted: false };
     requests.push(record);
+    req.once("end", () => (record.complete = true));
+    req.once("close", () => {
+      if (!req.complete) record.aborted = true;
+    });
+    open++;
     res.once("close", () => {
+      open--;
       if (!res.writableFinished) closedEarly++;
     });
     const bytes = /\/bytes\/(\d+)/.exec(url);
@@ -74,6 +87,9 @@ export async function startBackend(): Promise<TestBackend> {
     requests,
     get closedEarly() {
       return closedEarly;
+    },
+    get open() {
+      return open;
     },
     release(key) {
       for (const res of holds.get(key) ?? []) if (!res.destroyed) res.end("released");

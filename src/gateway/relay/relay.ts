@@ -4,7 +4,8 @@
  * requests or requests the connection point never processed, as long as the body can still be
  * replayed. Bodies stream both ways with backpressure; every wait has a timeout.
  */
-import http2, { type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import type { ServerResponse } from "node:http";
+import http2, { type ClientHttp2Stream, type Http2ServerResponse, type IncomingHttpHeaders } from "node:http2";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import type { ClientIdentity, ClientRequest } from "../auth/client-cert.ts";
 import type { GatewayLimits } from "../config.ts";
@@ -18,7 +19,7 @@ import { abortResponse, gone, reply, type ClientResponse } from "./reply.ts";
 import type { RequestTrace } from "./trace.ts";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
 
 export interface RelayDeps {
   pool: TunnelPool;
@@ -50,6 +51,8 @@ export class Relay {
   /** Connection points that failed this request: the next pick prefers another one. */
   readonly #avoid = new Set<string>();
   #current: ClientHttp2Stream | null = null;
+  /** The role's status once its answer is on its way to the client. */
+  #status = 0;
 
   constructor(
     private readonly deps: RelayDeps,
@@ -63,13 +66,16 @@ export class Relay {
 
   start(): void {
     const { res } = this;
-    // The client went away: cancel upstream so the management point stops working for nobody.
-    res.on("close", () => {
-      if (!res.writableFinished) {
-        this.#cancel();
-        this.#finish("client_aborted", res.headersSent ? res.statusCode : 0);
-      }
-    });
+    // The client went away (HTTP/2 RST_STREAM, HTTP/1.1 disconnect): cancel the tunnel stream at
+    // once, so the connection point aborts the backend request and the tunnel's counters and
+    // buffers are released. A response counts as delivered only when it was complete.
+    const onClose = (): void => {
+      if (this.#delivered()) return this.#finish("ok", this.#status);
+      this.#cancel();
+      this.#finish("client_aborted", res.headersSent ? res.statusCode : 0);
+    };
+    if (gone(res)) return onClose();
+    res.once("close", onClose);
     if (this.#body) this.#body.onTooLarge = () => this.#tooLarge();
     this.#attempt();
   }
@@ -80,6 +86,7 @@ export class Relay {
     const tunnel = deps.pool.pick(this.#tried, this.#avoid);
     if (!tunnel) return this.#noTunnel();
     this.#tried.add(tunnel);
+    trace.connectionPoint = tunnel.connectionPoint;
     let stream: ClientHttp2Stream;
     try {
       stream = tunnel.open(this.target.headers as never, this.#body === null);
@@ -98,18 +105,22 @@ export class Relay {
       if (attempt.responded || trace.done) return;
       deps.log.error(`Request ${trace.where()}: 504, ${tunnel.label} gave no answer within ${deps.limits.upstreamResponseTimeoutMs} ms`);
       this.#finish("upstream_timeout", 504, "upstream_timeout");
-      stream.close(NGHTTP2_CANCEL);
+      cancelStream(stream);
       reply(req, res, 504, "upstream_timeout", "the site did not answer in time");
     }, deps.limits.upstreamResponseTimeoutMs);
     headersTimer.unref();
 
     stream.setTimeout(deps.limits.streamIdleTimeoutMs, () => {
       deps.log.error(`Request ${trace.where()}: no data moved on ${tunnel.label} for ${deps.limits.streamIdleTimeoutMs} ms; aborting`);
-      stream.close(NGHTTP2_CANCEL);
+      cancelStream(stream);
       if (attempt.responded) abortResponse(res);
     });
     stream.on("error", (err: StreamError) => {
       attempt.lastError = err;
+    });
+    // The request could not be sent as it is (e.g. its headers are over the connection point's limit).
+    stream.on("frameError", (_type: number, code: number) => {
+      attempt.lastError = Object.assign(new Error(`the tunnel refused to send the request (HTTP/2 frame error ${code})`), { code: "ERR_HTTP2_FRAME_ERROR" });
     });
     stream.on("response", (upstream: IncomingHttpHeaders & { ":status"?: number }) => {
       if (trace.done && !attempt.responded) return;
@@ -135,7 +146,8 @@ export class Relay {
       const netCode = upstream[Header.netCode];
       deps.log.warn(`Request ${trace.where()}: the connection point answered ${status} ${String(tunnelError)}${netCode ? ` (${String(netCode)})` : ""}`);
     }
-    if (gone(res)) return;
+    if (gone(res)) return cancelStream(stream);
+    this.#status = status;
     res.writeHead(status, headers as never);
     stream.on("data", (chunk: Buffer) => (trace.bytesOut += chunk.length));
     // stream.pipe, not stream.pipeline: pipeline waits forever for an "end" that a destroyed
@@ -145,8 +157,10 @@ export class Relay {
     stream.once("end", () => {
       ended = true;
     });
+    // pipe() respects backpressure: a client that does not read stops the tunnel stream, whose
+    // window (TUNNEL_H2.streamWindow) then bounds what is held for it. The request's end (ok or
+    // client_aborted) is published when the client response closes (start()).
     (stream as NodeJS.ReadableStream).pipe(res as NodeJS.WritableStream);
-    res.once("finish", () => this.#finish("ok", status));
     stream.once("close", () => {
       if (ended || gone(res)) return;
       deps.log.warn(`Request ${trace.where()}: the response broke off on ${tunnel.label} (${a.lastError?.message ?? `stream closed with code ${stream.rstCode}`})`);
@@ -163,6 +177,14 @@ export class Relay {
     const replayable = this.#body === null || this.#body.replayable;
     const why = lastError?.message ?? `stream closed with code ${stream.rstCode}`;
     this.#avoid.add(tunnel.connectionPoint);
+    // Refused for its size (header list over the connection point's limits): every tunnel would
+    // refuse it the same way, so it is not retried.
+    if (stream.rstCode === NGHTTP2_ENHANCE_YOUR_CALM || lastError?.code === "ERR_HTTP2_FRAME_ERROR") {
+      deps.log.error(`Request ${trace.where()}: 431, ${tunnel.label} refused the request's headers (${why}); not retried`);
+      this.#finish("too_large", 431, "headers_too_large");
+      reply(req, res, 431, "headers_too_large", "the request header fields are too large");
+      return;
+    }
     const method = req.method ?? "GET";
     if (!gone(res) && replayable && (IDEMPOTENT.has(method) || refused) && this.#tried.size < deps.limits.maxAttempts) {
       deps.log.warn(`Request ${trace.where()}: ${tunnel.label} failed before answering (${why}); retrying on another tunnel`);
@@ -190,7 +212,10 @@ export class Relay {
 
   #tooLarge(): void {
     const { deps, trace, req, res, target } = this;
-    deps.log.warn(`Request ${trace.where()}: 413, body grew past the ${target.maxBody}-byte limit of role ${target.roleId}`);
+    deps.log.warn(
+      `Request ${trace.where()}: 413, the request body (no length declared or more than declared) grew past the ${target.maxBody}-byte limit ` +
+        `of role ${target.roleId} (${target.roleKind}); its tunnel stream was reset so the role sees an aborted request`,
+    );
     this.#cancel();
     if (!res.headersSent) {
       this.#finish("too_large", 413, "body_too_large");
@@ -200,11 +225,33 @@ export class Relay {
 
   #cancel(): void {
     const s = this.#current;
-    if (s && !s.destroyed) s.close(NGHTTP2_CANCEL);
+    if (s) cancelStream(s);
+  }
+
+  /** True when the client got the whole response (Http2ServerResponse also emits "finish" on reset). */
+  #delivered(): boolean {
+    const { req, res } = this;
+    if (req.httpVersionMajor === 2) {
+      const stream = (res as Http2ServerResponse).stream;
+      return res.writableEnded && stream !== undefined && stream.rstCode === NGHTTP2_NO_ERROR;
+    }
+    return (res as ServerResponse).writableFinished;
   }
 
   #finish(result: GatewayRequestResult, status: number, reason?: string): void {
     const { roleId, roleKind, client } = this.target;
     this.trace.relayed({ result, status, roleId, roleKind, client, ...(reason !== undefined ? { reason } : {}) });
   }
+}
+
+/**
+ * Resets a tunnel stream with CANCEL and nothing else. `close()` ends the writable side first,
+ * which sends END_STREAM when the request body is still open: the connection point would see a
+ * complete (truncated) body before the reset. With the end made a no-op, only RST_STREAM goes out
+ * and the backend request is aborted.
+ */
+export function cancelStream(stream: ClientHttp2Stream): void {
+  if (stream.destroyed || stream.closed) return;
+  if (!stream.writableEnded) (stream as unknown as { _final: (cb: () => void) => void })._final = (cb) => cb();
+  stream.close(NGHTTP2_CANCEL);
 }

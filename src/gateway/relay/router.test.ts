@@ -24,10 +24,13 @@ describe("routing (2 instances, 2 connection points)", () => {
     }
   });
 
-  it("leaves one CMGHttpHandler.log line per relayed request: method, path without the query, status, bytes, ms, client", async () => {
+  it("leaves one CMGHttpHandler.log line per relayed request: method, path without the query, role, status, bytes both ways, ms, client, connection point", async () => {
     const r = await h.request(1, `/CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/.sms_pol?secret=1`, { cert: h.pki.client, h2: true });
     assert.equal(r.status, 200);
-    const line = new RegExp(`^GET /CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/\\.sms_pol: 200, ${r.body.length} bytes, \\d+ ms, client CN=[^ ]+ from 127\\.0\\.0\\.1 \\(request \\w+\\)$`);
+    const line = new RegExp(
+      `^GET /CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/\\.sms_pol role ${h.roles.mp} \\(mp\\): 200, in 0 bytes, out ${r.body.length} bytes, \\d+ ms, ` +
+        `client CN=[^ ]+ thumbprint ${h.pki.client.thumbprint} from 127\\.0\\.0\\.1 via cp\\d\\.opencmg\\.test \\(request \\w+\\)$`,
+    );
     // The line is written when the gateway's response finishes, which may come a moment after the client has it all.
     const lines = (): ReturnType<typeof h.logLines> => h.logLines("gw1", "CMGHttpHandler.log").filter((l) => l.text.includes(".sms_pol"));
     await until("the request line", () => lines().length > 0);
@@ -256,5 +259,22 @@ describe("observers of an instance and a connection point", () => {
       await h.close();
     }
     for (const t of Object.values(topics)) assert.equal(t.active, false, `${t.name} still has subscribers`);
+  });
+});
+
+describe("verbose traffic log (traceQuery)", () => {
+  let h: CmgHarness;
+  before(async () => {
+    h = await startCmgHarness({ instances: 1, connectionPoints: 1, limits: { traceQuery: true } });
+    await h.waitReady();
+  });
+  after(() => h.close());
+
+  it("adds the query string to the request line", async () => {
+    const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/.sms_aut?MPLIST`, { cert: h.pki.client });
+    assert.equal(r.status, 200);
+    const lines = () => h.logLines("gw0", "CMGHttpHandler.log").filter((l) => l.text.includes(".sms_aut"));
+    await until("the request line", () => lines().length > 0);
+    assert.match(lines()[0]!.text, new RegExp(`^GET /CCM_Proxy_MutualAuth/${h.roles.mp}/SMS_MP/\\.sms_aut\\?MPLIST role ${h.roles.mp} \\(mp\\): 200`));
   });
 });

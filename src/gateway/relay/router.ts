@@ -17,6 +17,7 @@ import type { Source } from "../../observe/channels.ts";
 import type { AuthVerdict, ClientAuthenticator, ClientRequest } from "../auth/client-cert.ts";
 import type { GatewayLimits } from "../config.ts";
 import { tunnelRequestHeaders } from "../../wire/tunnel/headers.ts";
+import { CONNECTION_POINT_H2, headerListSize } from "../../wire/tunnel/h2.ts";
 import { ROLE_ID } from "../../wire/tunnel/protocol.ts";
 import { checkRolePath } from "../../wire/tunnel/role-path.ts";
 import type { SettingsStore } from "../settings-store.ts";
@@ -80,7 +81,9 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
   function handle(req: ClientRequest, res: ClientResponse): void {
     const requestId = `${idPrefix}${(idCounter++).toString(36).padStart(6, "0")}`;
     const url = originForm(req.url ?? "/");
-    const trace = new RequestTrace(deps.source, requestId, req.method ?? "GET", url.split("?")[0]!, req.socket?.remoteAddress);
+    const q = url.indexOf("?");
+    const trace = new RequestTrace(deps.source, requestId, req.method ?? "GET", q < 0 ? url : url.slice(0, q), req.socket?.remoteAddress);
+    if (limits.traceQuery && q >= 0) trace.query = url.slice(q);
     const line = requestLineProblem(req);
     if (line) {
       trace.refused("refused", line.status, line.reason);
@@ -147,14 +150,35 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
       return reply(req, res, 413, "body_too_large", `request bodies for this endpoint are limited to ${maxBody} bytes`);
     }
 
+    const clientHeaders = countHeaders(req.rawHeaders);
+    if (clientHeaders > limits.maxHeaderCount) return headersTooLarge(req, res, r, `${clientHeaders} header fields, over the limit of ${limits.maxHeaderCount}`);
     const headers = tunnelRequestHeaders(req.headers, {
       method: req.method ?? "GET",
       path: r.path,
       roleId,
       requestId: trace.requestId,
       identity: verdict.identity,
-      clientAddress: req.socket.remoteAddress,
+      clientAddress: trace.clientAddress,
     });
+    // With the gateway's own headers added, the request must still fit what the connection point
+    // accepts: refused there, it would fail on every tunnel.
+    const size = headerListSize(headers);
+    if (size.bytes > CONNECTION_POINT_H2.maxHeaderListSize || size.count > CONNECTION_POINT_H2.maxHeaderListPairs) {
+      return headersTooLarge(req, res, r, `${size.count} header fields of ${size.bytes} bytes with the gateway's own, over the connection point's limits (${CONNECTION_POINT_H2.maxHeaderListPairs} fields, ${CONNECTION_POINT_H2.maxHeaderListSize} bytes)`);
+    }
     new Relay(deps, req, res, trace, { roleId, roleKind: route.kind, maxBody, client: verdict.identity, headers }).start();
   }
+
+  function headersTooLarge(req: ClientRequest, res: ClientResponse, r: RoutedRequest, why: string): void {
+    r.trace.refused("too_large", 431, "headers_too_large", r.roleId);
+    log.warn(`Request ${r.trace.where()}: 431, ${why}; not relayed`);
+    reply(req, res, 431, "headers_too_large", "the request header fields are too large");
+  }
+}
+
+/** Header fields in a raw header list (name, value, name, value, ...), pseudo-headers left out. */
+function countHeaders(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (!raw[i]!.startsWith(":")) n++;
+  return n;
 }

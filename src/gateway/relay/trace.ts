@@ -13,6 +13,10 @@ export class RequestTrace {
   bytesIn = 0;
   bytesOut = 0;
   failovers = 0;
+  /** The connection point of the tunnel tried last. */
+  connectionPoint: string | undefined;
+  /** The query string, when the instance traces queries (limits.traceQuery); never otherwise. */
+  query: string | undefined;
 
   constructor(
     readonly source: Source,
@@ -70,6 +74,8 @@ export class RequestTrace {
       durationMs: Math.round(performance.now() - this.#started),
       failovers: this.failovers,
       client: r.client,
+      ...(this.connectionPoint !== undefined ? { connectionPoint: this.connectionPoint } : {}),
+      ...(this.query !== undefined ? { query: this.query } : {}),
     });
   }
 

@@ -26,4 +26,41 @@ export const CONNECTION_POINT_H2 = {
   maxSessionMemoryMb: 64,
   maxConcurrentStreams: 1000,
   maxFrameSize: 64 * 1024,
+  /**
+   * Largest request header list (SETTINGS_MAX_HEADER_LIST_SIZE; HPACK size: name + value + 32 per
+   * field) and most header fields (pseudo-headers included) the connection point accepts. The
+   * gateway's own limits stay below these less GATEWAY_ADDED_HEADERS and it checks each tunnel
+   * request against them, so a request too large for the tunnel gets 431 at the gateway.
+   */
+  maxHeaderListSize: 64 * 1024,
+  maxHeaderListPairs: 256,
 };
+
+/**
+ * Room the gateway keeps for the headers it adds to a client's request (pseudo-headers, routing,
+ * request id, client identity, x-forwarded-*): the client's own headers get the rest.
+ */
+export const GATEWAY_ADDED_HEADERS = {
+  count: 20,
+  bytes: 16 * 1024,
+};
+
+/**
+ * A header list's size as HTTP/2 counts it (RFC 9113 section 6.5.2: name + value + 32 per field)
+ * and its number of fields, arrays counting once per value.
+ *
+ * @example
+ * const { bytes, count } = headerListSize({ ":method": "GET", ":path": "/" }); // { bytes: 76, count: 2 }
+ */
+export function headerListSize(headers: Readonly<Record<string, unknown>>): { bytes: number; count: number } {
+  let bytes = 0;
+  let count = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) {
+      bytes += Buffer.byteLength(name) + Buffer.byteLength(String(v)) + 32;
+      count++;
+    }
+  }
+  return { bytes, count };
+}
