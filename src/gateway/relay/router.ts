@@ -97,14 +97,14 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
       return reply(req, res, 404, "not_found", "no such endpoint on this gateway");
     }
     // Before anything else about the role: a path that would leave the role's root never goes on-premises.
-    const q = p.path.indexOf("?");
-    const checked = checkRolePath(q < 0 ? p.path : p.path.slice(0, q));
+    const pq = p.path.indexOf("?");
+    const checked = checkRolePath(pq < 0 ? p.path : p.path.slice(0, pq));
     if (!checked.ok) {
       trace.refused("refused", 400, "bad_path", p.roleId);
       log.warn(`Request ${trace.where()}: 400 bad_path, ${checked.detail}; not relayed`);
       return reply(req, res, 400, "bad_path", `${checked.detail}; paths must stay under the role`);
     }
-    const request: RoutedRequest = { trace, roleId: p.roleId, path: checked.path + (q < 0 ? "" : p.path.slice(q)) };
+    const request: RoutedRequest = { trace, roleId: p.roleId, path: checked.path + (pq < 0 ? "" : p.path.slice(pq)) };
 
     if (!settings.current()) {
       trace.refused("not_configured", 503, "not_configured", p.roleId);
