@@ -300,7 +300,17 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
         log.info(`Connection point ${o.name} stopping: draining tunnels`);
         await Promise.all([...slots.values()].flat().map((s) => s.stop(drainMs)));
         report("traffic", o.onTraffic, takeTraffic());
-        await dispatcher.close().catch(() => dispatcher.destroy());
+        // close() waits for every backend request still under way: bounded, so a backend that never
+        // answers cannot hold the stop forever; what is left is destroyed.
+        let bound: NodeJS.Timeout | undefined;
+        await Promise.race([
+          dispatcher.close(),
+          new Promise<void>((resolve) => {
+            bound = setTimeout(resolve, Math.max(drainMs, 1000));
+          }),
+        ]).catch(() => {});
+        clearTimeout(bound);
+        await dispatcher.destroy().catch(() => {});
         await metricsServer?.close();
         publishHealth("stop");
         unreport();
