@@ -59,6 +59,7 @@ function showText(c: CmgView): string {
       "trusted roots": c.trustedRoots.map((r) => r.subject).join("; ") || "none",
       intermediates: c.intermediates.map((r) => r.subject).join("; ") || "none",
       "verify client revocation": c.crlCheck ? "yes" : "no",
+      "smallest client RSA key": `${c.minRsaBits} bits`,
       "connection points": c.connectionPointServers.join(", ") || "none",
     }) +
     table(
@@ -98,6 +99,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
     .option("--intermediate <file>", "intermediate CA for client certificates (at most 4; repeatable)", collect)
     .option("--crl-check", "verify client certificate revocation (default)")
     .option("--no-crl-check", "do not verify client certificate revocation")
+    .option("--min-rsa-bits <bits>", "smallest RSA key in a client certificate chain (2048-16384; default 2048; SHA-1 and weaker keys are always refused)")
     .option("--cloud <env>", "public, usgov or custom", "public")
     .option("--region <name>", "region label for the provider", "local")
     .option("--resource-group <name>", "resource group label for the provider")
@@ -131,6 +133,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
           trustedRoots: certFiles("trustedRoot", o.trustedRoot as string[] | undefined),
           intermediates: certFiles("intermediate", o.intermediate as string[] | undefined),
           crlCheck: o.crlCheck as boolean | undefined,
+          minRsaBits: o.minRsaBits as string | undefined,
           cloud: o.cloud as string,
           region: o.region as string,
           resourceGroup: o.resourceGroup as string | undefined,
@@ -178,6 +181,7 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .option("--instances <n>", "VM instances, 1 to 16")
     .option("--crl-check", "verify client certificate revocation")
     .option("--no-crl-check", "do not verify client certificate revocation")
+    .option("--min-rsa-bits <bits>", "smallest RSA key in a client certificate chain (2048-16384)")
     .option("--trusted-root <file>", "replace the trusted roots (repeatable, at most 2)", collect)
     .option("--intermediate <file>", "replace the intermediates (repeatable, at most 4)", collect)
     .option("--server-cert <file>", "renewed server authentication certificate (PEM)")
@@ -187,6 +191,7 @@ function registerManage(cmg: Command, ctx: CliContext): void {
         const c = await s.services.cmgs.update(name, {
           ...(o.instances !== undefined ? { instances: o.instances as string } : {}),
           ...(o.crlCheck !== undefined ? { crlCheck: o.crlCheck as boolean } : {}),
+          ...(o.minRsaBits !== undefined ? { minRsaBits: o.minRsaBits as string } : {}),
           ...(o.trustedRoot ? { trustedRoots: certFiles("trustedRoot", o.trustedRoot as string[]) } : {}),
           ...(o.intermediate ? { intermediates: certFiles("intermediate", o.intermediate as string[]) } : {}),
           ...renewalFromFiles(fileOpt("serverCert", o.serverCert), fileOpt("serverKey", o.serverKey)),

@@ -121,6 +121,8 @@ export interface CmgsTable {
   resource_group: string;
   instances: number;
   crl_check: Bool;
+  /** Smallest RSA key of a client certificate chain the CMG accepts (bits, 2048..16384). */
+  min_rsa_bits: Generated<number>;
   server_cert: string;
   server_key: string; // sealed with the site key
   trusted_roots: string; // JSON string[] (PEM)
@@ -220,7 +222,7 @@ export const SCHEMA_COLUMNS = {
   updates: ["update_id", "title", "classification", "product", "release_date", "files", "synced_from", "synced_at"],
   adrs: ["id", "name", "server", "products", "classifications", "title_contains", "created_at"],
   adr_downloads: ["id", "adr_id", "update_id", "file_name", "status", "code", "bytes", "sha256", "message", "time"],
-  cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at"],
+  cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "min_rsa_bits", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at"],
   cmg_tunnels: ["cmg_name", "instance", "connection_point", "connected", "detail", "reported_at"],
   cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out"],
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],

@@ -32,7 +32,9 @@ export class CmgConnectionPointData {
       if (role.kind === "management-point") urlMap[String(role.id)] = { kind: "mp", allowCmgTraffic: role.settings.allowCmgTraffic };
       if (role.kind === "software-update-point") urlMap[String(role.id)] = { kind: "sup", allowCmgTraffic: role.settings.allowCmgTraffic };
     }
-    return { revision: Number(r.revision), trustedRoots: JSON.parse(r.trusted_roots), intermediates: JSON.parse(r.intermediates), crlCheck: r.crl_check === 1, urlMap };
+    // The policy travels only when it is stricter than the instance's built-in floor.
+    const policy = r.min_rsa_bits > 2048 ? { clientCertPolicy: { minRsaBits: r.min_rsa_bits } } : {};
+    return { revision: Number(r.revision), trustedRoots: JSON.parse(r.trusted_roots), intermediates: JSON.parse(r.intermediates), crlCheck: r.crl_check === 1, ...policy, urlMap };
   }
 
   /** roleId -> internal URL of every management point and software update point that allows CMG traffic. */

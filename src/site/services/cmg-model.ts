@@ -38,6 +38,8 @@ export interface CmgCreateInput {
   trustedRoots?: string[] | undefined;
   intermediates?: string[] | undefined;
   crlCheck?: boolean | undefined;
+  /** Smallest RSA key in a client certificate chain (default and floor 2048 bits). */
+  minRsaBits?: number | string | undefined;
   cloud?: string | undefined;
   region?: string | undefined;
   resourceGroup?: string | undefined;
@@ -49,6 +51,7 @@ export interface CmgCreateInput {
 export interface CmgUpdateInput {
   instances?: number | string;
   crlCheck?: boolean;
+  minRsaBits?: number | string;
   trustedRoots?: string[];
   intermediates?: string[];
   serverCertPem?: string;
@@ -86,6 +89,7 @@ export interface CmgView {
   resourceGroup: string;
   instanceCount: number;
   crlCheck: boolean;
+  minRsaBits: number;
   serverCertificate: CertInfo;
   trustedRoots: CertInfo[];
   intermediates: CertInfo[];
@@ -135,3 +139,10 @@ export function deploySettings(d: z.infer<typeof deploySchema>, serviceFqdn: str
     trafficAlert: d.trafficAlert ?? null,
   };
 }
+
+/** The client certificate policy's RSA floor: never under 2048 bits (SHA-1 and weaker keys are always refused). */
+export const minRsaBits = z.coerce
+  .number({ error: "must be a number of bits from 2048 to 16384" })
+  .int("must be a whole number of bits")
+  .min(2048, "must be at least 2048 bits (weaker keys are always refused)")
+  .max(16384, "must be at most 16384 bits");

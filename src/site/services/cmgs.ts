@@ -10,7 +10,7 @@ import { LOG_FILES } from "../../logs/files.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
 import { CmgConnectionPointData, type TrafficTotals } from "./cmg-connection-point.ts";
-import { CLOUDS, cmgName, deploySchema, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
+import { CLOUDS, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
 import { cmgStatus, instanceViews } from "./cmg-status.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { StatusId } from "../status-ids.ts";
@@ -85,6 +85,7 @@ export class CmgsService {
           resource_group: resourceGroup,
           instances: count,
           crl_check: input.crlCheck === false ? 0 : 1,
+          min_rsa_bits: input.minRsaBits === undefined ? 2048 : check("minRsaBits", minRsaBits, input.minRsaBits),
           server_cert: serverCertPem,
           server_key: this.key.seal(input.serverKeyPem, `cmg:${name}`),
           trusted_roots: JSON.stringify(trustedRoots),
@@ -130,6 +131,7 @@ export class CmgsService {
       resourceGroup: r.resource_group,
       instanceCount: r.instances,
       crlCheck: r.crl_check === 1,
+      minRsaBits: r.min_rsa_bits,
       serverCertificate: certInfo(cert, true),
       trustedRoots: (JSON.parse(r.trusted_roots) as string[]).map((p) => certInfo(new X509Certificate(p))),
       intermediates: (JSON.parse(r.intermediates) as string[]).map((p) => certInfo(new X509Certificate(p))),
@@ -157,6 +159,10 @@ export class CmgsService {
     if (input.crlCheck !== undefined) {
       set.crl_check = input.crlCheck ? 1 : 0;
       changes.push(`revocation checking ${input.crlCheck ? "on" : "off"}`);
+    }
+    if (input.minRsaBits !== undefined) {
+      set.min_rsa_bits = check("minRsaBits", minRsaBits, input.minRsaBits);
+      changes.push(`smallest client RSA key ${current.minRsaBits} -> ${String(set.min_rsa_bits)} bits`);
     }
     if (input.trustedRoots) {
       set.trusted_roots = JSON.stringify(checkCaList("trustedRoots", input.trustedRoots, 2, now));
