@@ -3,7 +3,6 @@
 // event the limit causes, with a generous bound (only a broken gateway ever waits for it).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { webcrypto } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import net from "node:net";
@@ -11,9 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import { startCmgHarness, until, type CmgHarness } from "../../test/helpers/cmg-harness.ts";
+import { forgeClientCert } from "../../test/helpers/pki-fixtures.ts";
 
 /** Resolves with what the server sent once it closed the connection; rejects after `guardMs`. */
 function closedByServer(socket: net.Socket, guardMs = 30_000): Promise<string> {
@@ -231,7 +229,7 @@ describe("TLS policy and client certificate policy at the client listener", () =
   });
 
   it("applies the CMG's stricter client certificate policy from its settings (minRsaBits)", async () => {
-    const rsa2048 = await forgedClient(h.pki.intermediate, { hash: "SHA-256", key: { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" } });
+    const rsa2048 = await forgeClientCert(h.pki.intermediate, { hash: "SHA-256", key: { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" } });
     const path = `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`;
     assert.equal((await h.request(0, path, { cert: rsa2048 })).status, 200);
     h.connectionPoints[0]!.update({ settings: { ...h.settings, revision: 2, clientCertPolicy: { minRsaBits: 3072 } } });
@@ -245,29 +243,6 @@ describe("TLS policy and client certificate policy at the client listener", () =
 
 /** A client certificate (P-256 key) signed by `issuer` with ECDSA-SHA1. */
 function sha1Client(issuer: { certPem: string; keyPem: string }): Promise<{ certPem: string; keyPem: string }> {
-  return forgedClient(issuer, { hash: "SHA-1", key: { name: "ECDSA", namedCurve: "P-256" } });
+  return forgeClientCert(issuer, { hash: "SHA-1", key: { name: "ECDSA", namedCurve: "P-256" } });
 }
 
-/** A client certificate with the key and signature hash a test picks, signed by `issuer` (a P-256 CA). */
-async function forgedClient(issuer: { certPem: string; keyPem: string }, o: { hash: string; key: EcKeyGenParams | RsaHashedKeyGenParams }): Promise<{ certPem: string; keyPem: string }> {
-  const crypto = webcrypto as unknown as Crypto;
-  const issuerCert = new x509.X509Certificate(issuer.certPem);
-  const signingKey = await crypto.subtle.importKey("pkcs8", new Uint8Array(x509.PemConverter.decodeFirst(issuer.keyPem)), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
-  const keys = (await crypto.subtle.generateKey(o.key, true, ["sign", "verify"])) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: "5a1a",
-      subject: "CN=sha1-pc",
-      issuer: issuerCert.subjectName,
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      publicKey: keys.publicKey,
-      signingKey,
-      signingAlgorithm: { name: "ECDSA", hash: o.hash },
-      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
-    },
-    crypto,
-  );
-  const pkcs8 = Buffer.from(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
-  return { certPem: cert.toString("pem"), keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").replace(/(.{64})/g, "$1\n").replace(/\n$/, "")}\n-----END PRIVATE KEY-----\n` };
-}

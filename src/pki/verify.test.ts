@@ -3,7 +3,7 @@ import * as x509 from "@peculiar/x509";
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate, webcrypto } from "node:crypto";
-import { makeTestPki, type TestPki } from "../../test/helpers/pki-fixtures.ts";
+import { forgeClientCert, makeTestPki, type TestPki } from "../../test/helpers/pki-fixtures.ts";
 import { thumbprintOf } from "./cert.ts";
 import { createCa, issueCert } from "./issue.ts";
 import { toPem } from "./pem.ts";
@@ -111,28 +111,9 @@ test("a leaf signed with the key of a non-CA certificate is untrusted", async ()
   assert.equal(!r.ok && r.reason, "untrusted_chain");
 });
 
-/** A client certificate under the test root, made with the library so the test picks key and hash. */
-async function forgeClient(o: { key: RsaHashedKeyGenParams | EcKeyGenParams; hash: string; issuer?: { certPem: string; keyPem: string } }): Promise<string> {
-  const crypto = webcrypto as unknown as Crypto;
-  const issuer = o.issuer ?? pki.intermediate;
-  const issuerCert = new x509.X509Certificate(issuer.certPem);
-  const signingKey = await crypto.subtle.importKey("pkcs8", new Uint8Array(x509.PemConverter.decodeFirst(issuer.keyPem)), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
-  const keys = (await crypto.subtle.generateKey(o.key, true, ["sign", "verify"])) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: "0a1b2c",
-      subject: "CN=weak-pc",
-      issuer: issuerCert.subjectName,
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      publicKey: keys.publicKey,
-      signingKey,
-      signingAlgorithm: { name: "ECDSA", hash: o.hash },
-      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
-    },
-    crypto,
-  );
-  return toPem(cert.rawData, "CERTIFICATE");
+/** A client certificate under the test intermediate with the key and hash the test picks (PEM). */
+async function forgeClient(o: { key: RsaHashedKeyGenParams | EcKeyGenParams; hash: string }): Promise<string> {
+  return (await forgeClientCert(pki.intermediate, o)).certPem;
 }
 
 test("a SHA-1-signed client certificate is refused as weak_signature; SHA-256 passes", async () => {

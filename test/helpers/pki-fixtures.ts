@@ -9,6 +9,9 @@
  *   const pki = await makeTestPki({ crlBaseUrl: `http://127.0.0.1:${port}` });
  *   // server: (req, res) => res.end(pki.crlFiles[req.url!])
  */
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { webcrypto } from "node:crypto";
 import { createCa, createCrl, issueCert, type IssuedCert } from "../../src/pki/issue.ts";
 
 export interface TestPki {
@@ -98,4 +101,31 @@ export async function makeTestPki(o: { serverName?: string; crlBaseUrl?: string 
     site: await createCrl({ issuer: siteCa, revoked: [], thisUpdate, nextUpdate }),
   };
   return { ...pki, crls, crlFiles: { "/root.crl": crls.root, "/intermediate.crl": crls.intermediate, "/site.crl": crls.site } };
+}
+
+/**
+ * A client certificate with the key and signature hash a test picks (SHA-1, RSA-1024: what the
+ * product must refuse and `issueCert` will not make), signed by `issuer` (a P-256 CA).
+ */
+export async function forgeClientCert(issuer: { certPem: string; keyPem: string }, o: { hash: string; key: EcKeyGenParams | RsaHashedKeyGenParams }): Promise<{ certPem: string; keyPem: string }> {
+  const crypto = webcrypto as unknown as Crypto;
+  const issuerCert = new x509.X509Certificate(issuer.certPem);
+  const signingKey = await crypto.subtle.importKey("pkcs8", new Uint8Array(x509.PemConverter.decodeFirst(issuer.keyPem)), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const keys = (await crypto.subtle.generateKey(o.key, true, ["sign", "verify"])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: "5a1a",
+      subject: "CN=sha1-pc",
+      issuer: issuerCert.subjectName,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      publicKey: keys.publicKey,
+      signingKey,
+      signingAlgorithm: { name: "ECDSA", hash: o.hash },
+      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+    },
+    crypto,
+  );
+  const pkcs8 = Buffer.from(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
+  return { certPem: cert.toString("pem"), keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").replace(/(.{64})/g, "$1\n").replace(/\n$/, "")}\n-----END PRIVATE KEY-----\n` };
 }
