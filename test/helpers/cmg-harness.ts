@@ -29,23 +29,10 @@ import { startBackend, startCrlServer, type CrlServer, type TestBackend } from "
 import { Network } from "./cmg-network.ts";
 import { requestH1, requestH2, type HttpResult, type RequestOptions } from "./cmg-requests.ts";
 import { makeTestPki, type TestPki } from "./pki-fixtures.ts";
+export { until } from "./until.ts";
 
 export { startBackend, startCrlServer, type BackendRequest, type CrlServer, type TestBackend } from "./cmg-backend.ts";
 export type { HttpResult, RequestOptions } from "./cmg-requests.ts";
-
-/**
- * Waits until `cond` holds, looking every 10 ms; fails with `what` after `timeoutMs`. The bound is
- * generous (CI machines are slow and busy): only a broken test ever waits for it.
- *
- *   await until("revision 2 in force", () => h.instances[0]!.status().settingsRevision === 2);
- */
-export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Role IDs of the URL map (digits, as the platform's role IDs are). */
 export const ROLES = {

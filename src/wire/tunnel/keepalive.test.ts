@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { keepAlive } from "./keepalive.ts";
+import { until } from "../../../test/helpers/until.ts";
 
 /** A session whose PINGs are answered (on the next turn of the event loop) or never. */
 function fakeSession(answers: boolean) {
@@ -19,28 +20,12 @@ function fakeSession(answers: boolean) {
   return s;
 }
 
-/** Waits for `cond`, looking every few ms (the keep-alive timer is unref'd: this keeps the test alive); bounded. */
-function until(cond: () => boolean, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 30_000;
-    const check = setInterval(() => {
-      if (cond()) {
-        clearInterval(check);
-        resolve();
-      } else if (Date.now() > deadline) {
-        clearInterval(check);
-        reject(new Error(`timed out waiting for ${what}`));
-      }
-    }, 2);
-  });
-}
-
 describe("keepAlive", () => {
   it("keeps a session that answers its PINGs", async () => {
     const s = fakeSession(true);
     let missed = 0;
     const timer = keepAlive(s as never, 5, () => missed++);
-    await until(() => s.pings >= 4, "four PINGs");
+    await until("four PINGs", () => s.pings >= 4);
     clearInterval(timer);
     assert.equal(missed, 0);
     assert.equal(s.destroyed, false);
@@ -49,7 +34,7 @@ describe("keepAlive", () => {
   it("destroys a session whose PING stays unanswered for two intervals, and says so", async () => {
     const s = fakeSession(false);
     const timer = keepAlive(s as never, 5, () => {});
-    await until(() => s.destroyed, "the session destroyed");
+    await until("the session destroyed", () => s.destroyed);
     clearInterval(timer);
     assert.equal(s.pings, 1, "no second PING while the first is unanswered");
   });
@@ -68,7 +53,7 @@ describe("keepAlive", () => {
     const timer = keepAlive(s as never, 5, () => missed++, () => {
       if (++ticks === 2) setImmediate(() => first!(null));
     });
-    await until(() => s.pings >= 3, "three PINGs");
+    await until("three PINGs", () => s.pings >= 3);
     clearInterval(timer);
     assert.equal(missed, 0);
     assert.equal(s.destroyed, false);

@@ -15,6 +15,7 @@ import { freePort } from "../../helpers/ports.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 import { clientStatus } from "../../../src/client/folder.ts";
 import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { until } from "../../helpers/until.ts";
 
 const BIN = OPENCMG_BIN;
 const children = new Set<ChildProcess>();
@@ -32,15 +33,6 @@ function start(args: string[]): { child: ChildProcess; stderr: () => string; exi
   child.stdout!.resume();
   const exit = new Promise<number | null>((r) => child.once("exit", (code) => (children.delete(child), r(code))));
   return { child, stderr: () => err, exit };
-}
-
-/** Polls `ok` every 50 ms for at most `ms` (a bounded loop, no timing assert). */
-async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 it("mp serve and client run as processes: install, upload, stop on SIGTERM", async () => {

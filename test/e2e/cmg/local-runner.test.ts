@@ -14,6 +14,7 @@ import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
 import { freePortRange } from "../../helpers/ports.ts";
+import { until } from "../../helpers/until.ts";
 
 let site: OpenedSite;
 let dataDir: string;
@@ -77,17 +78,6 @@ it("stop removes the pid file a process that is gone left behind", async () => {
   assert.deepEqual(stopLocalCmg(dataDir, "gone"), { pid });
   assert.equal(existsSync(pidFile), false);
 });
-
-/** Polls `check` until it returns a value, for at most `ms` (a bound, not an expected time). */
-async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 it("a restart the busy site database cannot record is logged and the instance runs anyway; the next one is recorded", async () => {
   await site.services.cmgs.remove("cmg1"); // the test certificate serves one CMG at a time

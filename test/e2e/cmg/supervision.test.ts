@@ -15,6 +15,7 @@ import { OPENCMG_BIN } from "../../helpers/bin.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 import { freePortRange } from "../../helpers/ports.ts";
+import { until } from "../../helpers/until.ts";
 
 /** Data folders, each with one local-provider CMG of one instance (one service FQDN per CMG). */
 const dataDirs: Record<string, string> = {};
@@ -69,17 +70,6 @@ const alive = (pid: number): boolean => {
     return false;
   }
 };
-
-/** Polls `check` until it returns a value, for at most `ms` (a bound, not an expected time). */
-async function until<T>(what: string, check: () => T | undefined, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Starts `opencmg cmg start NAME` and resolves once it says its instances run. */
 async function cmgStart(name: string): Promise<ChildProcess> {

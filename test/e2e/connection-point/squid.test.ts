@@ -7,16 +7,9 @@ import { startSquid, type TestSquid } from "../../helpers/squid.ts";
 import { Egress } from "../../../src/egress/egress.ts";
 import { nullLog } from "../../../src/logs/cmtrace.ts";
 import { startConnectionPoint } from "../../../src/connection-point/connection-point.ts";
+import { until } from "../../helpers/until.ts";
 
 const account = { username: "cmgproxy", password: "Pr0xy-s3cret" };
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("connection point through Squid with Basic authentication", () => {
   let squid: TestSquid;
