@@ -12,6 +12,7 @@ import { after, it } from "node:test";
 import { tempDir } from "../helpers/databases.ts";
 import { freePort, freePortRange } from "../helpers/ports.ts";
 import { OPENCMG_BIN } from "../helpers/bin.ts";
+import { until } from "../helpers/until.ts";
 
 const BIN = OPENCMG_BIN;
 let upProc: ChildProcess | undefined;
@@ -24,14 +25,20 @@ const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { en
 it("opencmg up, then the printed client command: a device managed through the gateway", async () => {
   const dir = tempDir("opencmg-up-");
   const data = join(dir, "data");
-  const ports = ["--api-port", String(await freePort()), "--mp-port", String(await freePort()), "--client-port", String(await freePortRange(1)), "--tunnel-port", String(await freePortRange(1))];
-  upProc = spawn(process.execPath, [BIN, "--data", data, "up", ...ports], { stdio: ["ignore", "pipe", "pipe"] });
+  // Ports that were free a moment ago can be taken by another test file before `up` binds them
+  // (CI runs files in parallel): a start that hits EADDRINUSE is tried again on other ports.
   let out = "";
-  upProc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  upProc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  for (let i = 0; i < 600 && !existsSync(join(data, "up.json")); i++) {
-    if (upProc.exitCode !== null) assert.fail(`opencmg up exited: ${out}`);
-    await new Promise((r) => setTimeout(r, 100));
+  for (let attempt = 1; ; attempt++) {
+    // The software update point listens on the management point's port + 1: a free pair.
+    const ports = ["--api-port", String(await freePort()), "--mp-port", String(await freePortRange(2)), "--client-port", String(await freePortRange(1)), "--tunnel-port", String(await freePortRange(1))];
+    const proc = spawn(process.execPath, [BIN, "--data", data, "up", ...ports], { stdio: ["ignore", "pipe", "pipe"] });
+    upProc = proc;
+    out = "";
+    proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    await until("opencmg up to write up.json or exit", () => existsSync(join(data, "up.json")) || proc.exitCode !== null);
+    if (existsSync(join(data, "up.json"))) break;
+    if (!/EADDRINUSE/.test(out) || attempt === 5) assert.fail(`opencmg up exited: ${out}`);
   }
   const facts = JSON.parse(readFileSync(join(data, "up.json"), "utf8")) as { clientInstall: string[]; adminToken: string; siteUrl: string; cmgUrl: string };
   assert.match(out, /Install a client that reaches the site through the gateway/);
