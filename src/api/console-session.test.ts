@@ -63,3 +63,13 @@ it("reads one cookie out of a Cookie header", () => {
   assert.equal(readCookie("xopencmg_session=abc", "opencmg_session"), undefined);
   assert.equal(readCookie(undefined, "opencmg_session"), undefined);
 });
+
+it("alive() tells without extending the idle time", () => {
+  let now = 0;
+  const s = new ConsoleSessions({ idleMs: 1000 }, () => now);
+  const { cookie } = s.create();
+  now = 900;
+  assert.ok(s.alive(cookie));
+  now = 1001;
+  assert.equal(s.alive(cookie), false, "alive() did not keep it");
+});

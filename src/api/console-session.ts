@@ -75,6 +75,12 @@ export class ConsoleSessions {
     return s;
   }
 
+  /** True while the session of `cookie` lives; unlike `touch`, its idle time does not start again. */
+  alive(cookie: string): boolean {
+    const s = this.#sessions.get(sha(cookie));
+    return s !== undefined && this.#now() < s.expiresAt;
+  }
+
   end(cookie: string | undefined): void {
     if (cookie) this.#sessions.delete(sha(cookie));
   }

@@ -90,6 +90,12 @@ it("serves the console's files with its security headers, and its index for the 
   assert.equal(api404.json().kind, "not_found");
 });
 
+it("the OpenAPI document describes the console's routes", async () => {
+  const doc = (await app.inject({ method: "GET", url: "/api/v1/openapi.json" })).json() as { paths: Record<string, Record<string, unknown>> };
+  assert.ok(doc.paths["/api/v1/session"]?.post && doc.paths["/api/v1/session"]?.delete);
+  assert.ok(doc.paths["/api/v1/events"]?.get);
+});
+
 it("failed sign-ins from one address are limited", async () => {
   for (let i = 0; i < 3; i++) await app.inject({ method: "POST", url: "/api/v1/session", payload: { token: "guess" }, remoteAddress: "10.9.9.9" });
   const held = await app.inject({ method: "POST", url: "/api/v1/session", payload: { token }, remoteAddress: "10.9.9.9" });

@@ -12,6 +12,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { ApiRoute } from "./routes.ts";
 import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
 import { ConsoleSessions, CSRF_HEADER, readCookie, SESSION_COOKIE, type ConsoleSession } from "./console-session.ts";
 import type { LiveFeed } from "./live.ts";
@@ -75,6 +77,16 @@ export interface ConsoleOptions {
   /** Comment line sent on idle event streams so proxies keep them (default 25 s). */
   keepAliveMs?: number;
 }
+
+const notHere = (): Promise<never> => Promise.reject(new Error("registered by registerConsole"));
+
+/** The console's own routes as the OpenAPI document describes them (registered by `registerConsole`, which needs the reply itself). */
+export const CONSOLE_ROUTE_DOCS: ApiRoute[] = [
+  { method: "POST", path: "/api/v1/session", tag: "console", summary: "Sign in to the console with an admin token: sets the HttpOnly session cookie, returns the CSRF token", body: z.strictObject({ token: z.string() }), status: 201, handle: notHere },
+  { method: "GET", path: "/api/v1/session", tag: "console", summary: "The console session of the cookie (its CSRF token and expiry), or 401", handle: notHere },
+  { method: "DELETE", path: "/api/v1/session", tag: "console", summary: "Sign out: ends the session", status: 204, handle: notHere },
+  { method: "GET", path: "/api/v1/events", tag: "console", summary: "Server-sent events: `change` notices ({topic: status|cmg}) for the live views", handle: notHere },
+];
 
 export type AuthResult = { ok: true; via: "token" | "session"; session?: ConsoleSession } | { ok: false; status: number; code: string; message: string };
 
@@ -158,7 +170,7 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
     const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
     const off = o.live.listen((t) => {
       // A session that ended (sign-out, expiry) stops receiving: the stream closes and the console signs in again.
-      if (cookie && !o.sessions.touch(cookie)) return res.end();
+      if (cookie && !o.sessions.alive(cookie)) return res.end();
       res.write(`event: change\ndata: ${JSON.stringify({ topic: t })}\n\n`);
     });
     const ping = setInterval(() => res.write(": keep-alive\n\n"), keepAliveMs);

@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { ZodError } from "zod";
 import { OpenCmgError, ValidationError } from "../errors.ts";
 import type { OpenedSite } from "../site/site.ts";
-import { authenticate, defaultConsoleDir, loadConsoleAssets, registerConsole } from "./console.ts";
+import { authenticate, CONSOLE_ROUTE_DOCS, defaultConsoleDir, loadConsoleAssets, registerConsole } from "./console.ts";
 import { ConsoleSessions, type SessionLimits } from "./console-session.ts";
 import { LiveFeed, type LiveFeedOptions } from "./live.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -37,7 +37,7 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
     bodyLimit: 1_048_576,
   });
   const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
-  const doc = openApiDocument(routes, o.version ?? "0.1.0");
+  const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? "0.1.0");
 
   app.get("/api/v1/openapi.json", async () => doc);
   app.get("/healthz", async () => ({ ok: true }));

@@ -16,7 +16,7 @@ export function parseListen(value: string, field = "listen"): { host: string; po
 }
 
 export function registerSiteCommands(program: Command, ctx: CliContext): void {
-  const site = program.command("site").description("the site: create it, serve its admin API");
+  const site = program.command("site").description("the site: create it, serve its admin API and console");
 
   site
     .command("init")
