@@ -23,9 +23,12 @@ export class ApiError extends Error {
   get field(): string | undefined {
     return this.body.field;
   }
-  /** The route is not on this site's API yet (an older or partial server). */
+  /**
+   * The route is not on this site's API yet (an older or partial server): a 404 that names no
+   * field (a missing object's 404 names the field that named it).
+   */
   get notAvailable(): boolean {
-    return this.status === 404 && this.body.code === "NO_ROUTE";
+    return this.status === 404 && (this.body.code === "NO_ROUTE" || !this.body.field);
   }
 }
 
