@@ -1,7 +1,8 @@
 // Builds what `opencmg` runs: src/ bundled by esbuild into dist/ (ES modules, one chunk per
 // command's own code, loaded when that command runs). One file per chunk instead of hundreds of
 // small modules is what makes a command start fast; `npm test` type-checks the sources with tsc.
-// `npm ci` runs this through the package's `prepare` script.
+// `npm ci` runs this through the package's `prepare` script. Then the administration console
+// (console/: React + Fluent UI) is built by Vite into dist/console, which the site server serves.
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,3 +29,7 @@ await build({
   // Bundled CommonJS packages call require() for Node's own modules.
   banner: { js: 'import { createRequire as __opencmgCreateRequire } from "node:module"; const require = __opencmgCreateRequire(import.meta.url);' },
 });
+
+// The console: its own Vite config and tsconfig (browser code, kept apart from the server's).
+const { build: viteBuild } = await import("vite");
+await viteBuild({ configFile: join(root, "console", "vite.config.ts"), logLevel: "warn" });

@@ -5,7 +5,10 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { ZodError } from "zod";
 import { OpenCmgError, ValidationError } from "../errors.ts";
-import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
+import type { OpenedSite } from "../site/site.ts";
+import { authenticate, CONSOLE_ROUTE_DOCS, defaultConsoleDir, loadConsoleAssets, registerConsole } from "./console.ts";
+import { ConsoleSessions, type SessionLimits } from "./console-session.ts";
+import { LiveFeed, type LiveFeedOptions } from "./live.ts";
 import { openApiDocument } from "./openapi.ts";
 import { ROUTES, type ApiRoute } from "./routes.ts";
 import { LOG_FILES } from "../logs/files.ts";
@@ -16,6 +19,10 @@ export interface AdminApiOptions {
   extraRoutes?: ApiRoute[];
   version?: string;
   logger?: boolean | object;
+  /** The built console's folder (default: dist/console when built; null: no console). */
+  consoleDir?: string | null;
+  sessions?: Partial<SessionLimits>;
+  live?: LiveFeedOptions;
 }
 
 function zodToValidation(e: ZodError): ValidationError {
@@ -30,17 +37,25 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
     bodyLimit: 1_048_576,
   });
   const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
-  const doc = openApiDocument(routes, o.version ?? "0.1.0");
+  const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? "0.1.0");
 
   app.get("/api/v1/openapi.json", async () => doc);
   app.get("/healthz", async () => ({ ok: true }));
 
+  const sessions = new ConsoleSessions(o.sessions);
+  const live = new LiveFeed(o.site, o.live);
+  app.addHook("onClose", async () => live.close());
+  const consoleDir = o.consoleDir === null ? undefined : (o.consoleDir ?? defaultConsoleDir());
+  registerConsole(app, { site: o.site, sessions, live, assets: consoleDir ? loadConsoleAssets(consoleDir) : undefined });
+
+  // Who may call: a bearer admin token, or a console session (changes with its CSRF header); see console.ts.
   app.addHook("onRequest", async (req, reply) => {
-    if (!req.url.startsWith("/api/") || req.url === "/api/v1/openapi.json") return;
-    const h = req.headers.authorization;
-    const token = h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
-    if (!(await verifyAdminToken(o.site, token))) {
-      await reply.code(401).header("www-authenticate", 'Bearer realm="opencmg"').send({ error: "Unauthorized", kind: "unauthorized", code: "ADMIN_TOKEN", message: "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token)" });
+    const path = req.url.split("?")[0]!;
+    if (!path.startsWith("/api/") || path === "/api/v1/openapi.json" || path === "/api/v1/session") return;
+    const who = await authenticate({ site: o.site, sessions }, req);
+    if (!who.ok) {
+      if (who.status === 401) reply.header("www-authenticate", 'Bearer realm="opencmg"');
+      await reply.code(who.status).send({ error: who.status === 401 ? "Unauthorized" : "Forbidden", kind: "unauthorized", code: who.code, message: who.message });
     }
   });
 

@@ -5,6 +5,8 @@
 import type { Logger as PinoLogger } from "pino";
 import { buildAdminApi } from "../api/server.ts";
 import type { ApiRoute } from "../api/routes.ts";
+import type { SessionLimits } from "../api/console-session.ts";
+import type { LiveFeedOptions } from "../api/live.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
 import { endpointMonitor } from "./role-deps.ts";
@@ -17,22 +19,36 @@ export interface SiteServerOptions {
   extraRoutes?: ApiRoute[];
   /** The service connection point's scheduled endpoint check (default: the site setting endpoint-check-interval; $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds overrides it, 0 turns it off; false: off). */
   endpointCheck?: EndpointMonitorOptions | false;
+  /** The console: its built folder (default dist/console; null: API only), session limits, live feed. */
+  console?: { dir?: string | null; sessions?: Partial<SessionLimits>; live?: LiveFeedOptions };
 }
 
 export interface RunningSiteServer {
   url: string;
+  /** Where an administrator opens the console (the same listener). */
+  consoleUrl: string;
   close(): Promise<void>;
 }
 
 export async function startSiteServer(o: SiteServerOptions): Promise<RunningSiteServer> {
   const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
-  const app = await buildAdminApi({ site: o.site, extraRoutes: o.extraRoutes ?? [], ...(o.log ? { logger: { level: "info" } } : {}) });
+  const app = await buildAdminApi({
+    site: o.site,
+    extraRoutes: o.extraRoutes ?? [],
+    ...(o.log ? { logger: { level: "info" } } : {}),
+    ...(o.console?.dir !== undefined ? { consoleDir: o.console.dir } : {}),
+    ...(o.console?.sessions ? { sessions: o.console.sessions } : {}),
+    ...(o.console?.live ? { live: o.console.live } : {}),
+  });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
-  o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API listening on ${address}.`);
+  o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API and console listening on ${address}.`);
   const monitor = check === false ? undefined : endpointMonitor(o.site, check);
   monitor?.start();
+  // Browsers treat localhost as a secure context (the session cookie is Secure), and it reads better than 127.0.0.1.
+  const consoleUrl = address.replace("://127.0.0.1:", "://localhost:") + "/";
   return {
     url: address,
+    consoleUrl,
     close: async () => {
       await monitor?.stop();
       await app.close();

@@ -35,6 +35,8 @@ export const DEFAULT_UP_PORTS: UpPorts = { api: 8240, mp: 8443, client: 10443, t
 
 export interface UpFacts {
   siteUrl: string;
+  /** The administration console (same listener as the admin API). */
+  consoleUrl: string;
   adminToken: string;
   mpUrl: string;
   cmgUrl: string;
@@ -143,6 +145,7 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     const internetMpUrl = `${cmgUrl}/CCM_Proxy_MutualAuth/${mp.roleId}`;
     const facts: UpFacts = {
       siteUrl: api.url,
+      consoleUrl: api.consoleUrl,
       adminToken,
       mpUrl: mp.url,
       cmgUrl,

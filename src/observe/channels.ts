@@ -22,7 +22,7 @@ import type { ClientIdentity } from "../wire/tunnel/headers.ts";
 
 /** Who publishes: one gateway instance, one connection point, one egress. Compared by identity, never by name. */
 export interface Source {
-  readonly kind: "gateway" | "connection-point" | "egress";
+  readonly kind: "gateway" | "connection-point" | "egress" | "site";
   /** For people: the instance name, the connection point's name, the egress's log file. */
   readonly name: string;
 }
@@ -229,6 +229,16 @@ export interface HealthMessage {
   previous: ComponentStatus | null;
 }
 
+// ---- site status ---------------------------------------------------------------------------
+
+/** The site recorded a status message or a component changed state (live console views follow it). */
+export interface SiteStatusMessage {
+  source: Source;
+  what: "message" | "component";
+  server: string;
+  component: string;
+}
+
 // ---- the channels ----------------------------------------------------------------------------
 
 /** One named channel with a typed message. */
@@ -291,6 +301,8 @@ export const topics = {
   tunnelState: new Topic<TunnelStateMessage>("opencmg:tunnel:state"),
   /** `opencmg:connection-point:health` */
   connectionPointHealth: new Topic<HealthMessage>("opencmg:connection-point:health"),
+  /** `opencmg:site:status` */
+  siteStatus: new Topic<SiteStatusMessage>("opencmg:site:status"),
 } as const;
 
 /**

@@ -16,7 +16,7 @@ export function parseListen(value: string, field = "listen"): { host: string; po
 }
 
 export function registerSiteCommands(program: Command, ctx: CliContext): void {
-  const site = program.command("site").description("the site: create it, serve its admin API");
+  const site = program.command("site").description("the site: create it, serve its admin API and console");
 
   site
     .command("init")
@@ -59,16 +59,16 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
 
   site
     .command("serve")
-    .description("run the site: admin API (and, as they are added, the console and scheduled tasks)")
-    .option("--listen <host:port>", "where the admin API listens", "127.0.0.1:8240")
+    .description("run the site: admin API, administration console and scheduled tasks")
+    .option("--listen <host:port>", "where the admin API and the console listen", "127.0.0.1:8240")
     .action(async (o: { listen: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
       const g = ctx.globals(cmd);
-      const log = pino({ redact: ["req.headers.authorization", "*.password", "*.secret"] });
+      const log = pino({ redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log });
       await opened.services.sites.requireTop();
       const server = await startSiteServer({ site: opened, listen, log });
-      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} (token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
+      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
       await waitForStop();
       await server.close();
       await opened.close();

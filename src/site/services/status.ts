@@ -4,6 +4,10 @@ import { checkObject } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import { writeTransaction } from "../db/transaction.ts";
+import { newSource, topics } from "../../observe/channels.ts";
+
+/** The status service as a publisher on `topics.siteStatus` (one for every site in the process: listeners only refresh). */
+const STATUS_SOURCE = newSource("site", "status");
 
 export interface RaiseInput {
   messageId: number;
@@ -66,6 +70,7 @@ export class StatusService {
       .executeTakeFirst();
     if (!inserted) return undefined;
     this.ctx.logs.component(LOG_FILES.statmgr)[TYPE[m.severity]](`Status message ${m.messageId} from ${m.component} on ${m.server}: ${m.text}`);
+    if (topics.siteStatus.active) topics.siteStatus.publish({ source: STATUS_SOURCE, what: "message", server: m.server, component: m.component });
     return { id: inserted.id, messageId: m.messageId, severity: m.severity, component: m.component, server: m.server, time: row.time, text: m.text, properties: m.properties ?? {}, source: row.source };
   }
 
@@ -105,7 +110,7 @@ export class StatusService {
 
   /** Sets a component's status on a server; returns the previous state (undefined if none). */
   async setComponent(server: string, component: string, status: ComponentState, reason: string): Promise<ComponentState | undefined> {
-    return writeTransaction(this.ctx.db, async (tx) => {
+    const prev = await writeTransaction(this.ctx.db, async (tx) => {
       const prev = await tx.selectFrom("component_status").select("status").where("server", "=", server).where("component", "=", component).executeTakeFirst();
       const updated_at = iso(this.ctx.now());
       if (prev) await tx.updateTable("component_status").set({ status, reason, updated_at }).where("server", "=", server).where("component", "=", component).execute();
@@ -114,6 +119,8 @@ export class StatusService {
         this.ctx.logs.component(LOG_FILES.statmgr)[status === "OK" ? "info" : status === "Warning" ? "warn" : "error"](`Component ${component} on ${server} is now ${status}: ${reason}`);
       return prev?.status as ComponentState | undefined;
     });
+    if (prev !== status && topics.siteStatus.active) topics.siteStatus.publish({ source: STATUS_SOURCE, what: "component", server, component });
+    return prev;
   }
 
   async components(server?: string): Promise<ComponentStatus[]> {

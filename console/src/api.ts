@@ -1,0 +1,153 @@
+/**
+ * The admin API as the console calls it: same-origin fetch with the session cookie, the CSRF
+ * header on every change, and the API's one error shape turned into `ApiError` (with the field a
+ * validation error names, so a form shows the message next to that field).
+ */
+
+export interface ApiErrorBody {
+  error?: string;
+  kind?: string;
+  code?: string | number;
+  field?: string;
+  rule?: string;
+  message?: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ApiErrorBody,
+  ) {
+    super(body.message ?? `HTTP ${status}`);
+  }
+  get field(): string | undefined {
+    return this.body.field;
+  }
+  /**
+   * The route is not on this site's API yet (an older or partial server): a 404 that names no
+   * field (a missing object's 404 names the field that named it).
+   */
+  get notAvailable(): boolean {
+    return this.status === 404 && (this.body.code === "NO_ROUTE" || !this.body.field);
+  }
+}
+
+let csrfToken = "";
+let onSignedOut: () => void = () => undefined;
+
+export function setSession(csrf: string): void {
+  csrfToken = csrf;
+}
+
+export function whenSignedOut(fn: () => void): void {
+  onSignedOut = fn;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (method !== "GET") headers["x-opencmg-csrf"] = csrfToken;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  const text = await res.text();
+  let data: unknown = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { message: text };
+  }
+  if (!res.ok) {
+    const err = new ApiError(res.status, (data ?? {}) as ApiErrorBody);
+    if (res.status === 401 && path !== "/api/v1/session") onSignedOut();
+    throw err;
+  }
+  return data as T;
+}
+
+export const get = <T>(path: string): Promise<T> => api<T>("GET", path);
+
+// ---- shapes the API returns (the site's model) ----
+
+export interface Site {
+  code: string;
+  name: string;
+  type: string;
+  parentCode: string | null;
+}
+export interface Server {
+  id: number;
+  fqdn: string;
+  siteCode: string;
+  isSiteServer: boolean;
+}
+export interface Role {
+  id: number;
+  serverFqdn: string;
+  kind: string;
+  settings: Record<string, unknown>;
+}
+export interface Account {
+  id: number;
+  name: string;
+  username: string;
+}
+export interface ProxyConfig {
+  server: string;
+  enabled: boolean;
+  host: string;
+  port: number;
+  account: string | null;
+}
+export interface ComponentStatus {
+  server: string;
+  component: string;
+  status: "OK" | "Warning" | "Critical";
+  reason: string;
+  updatedAt: string;
+}
+export interface StatusMessage {
+  id: number;
+  messageId: number;
+  severity: "informational" | "warning" | "error";
+  component: string;
+  server: string;
+  time: string;
+  text: string;
+  source: string;
+}
+export interface CertInfo {
+  subject: string;
+  thumbprint: string;
+  notAfter: string;
+  dnsNames?: string[];
+}
+export interface CmgInstance {
+  index: number;
+  clientUrl: string;
+  tunnelHost: string;
+  tunnelPort: number;
+  connectionPoints: { server: string; connected: boolean; detail: string; reportedAt: string }[];
+  restarts: number;
+}
+export interface Cmg {
+  name: string;
+  serviceFqdn: string;
+  serviceName: string;
+  cloud: string;
+  provider: string;
+  region: string;
+  resourceGroup: string;
+  instanceCount: number;
+  crlCheck: boolean;
+  minRsaBits: number;
+  serverCertificate: CertInfo;
+  trustedRoots: CertInfo[];
+  intermediates: CertInfo[];
+  deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number } | null };
+  connectionPointServers: string[];
+  status: "Provisioning" | "Ready" | "Degraded" | "Error";
+  statusReason: string;
+  instances: CmgInstance[];
+  revision: number;
+  /** Present once the lifecycle routes report it (started or stopped service). */
+  state?: string;
+}

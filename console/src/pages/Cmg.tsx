@@ -1,0 +1,338 @@
+/**
+ * Administration > Cloud Services > Cloud Management Gateway: the list with its Status column, and
+ * the ribbon's actions: Create Cloud Management Gateway, Properties, Start, Stop, Delete (with the
+ * keep-one-active warning) and the Connection analyzer.
+ */
+import { useEffect, useState } from "react";
+import {
+  Badge,
+  Button,
+  Checkbox,
+  Dialog,
+  DialogActions,
+  DialogBody,
+  DialogContent,
+  DialogSurface,
+  DialogTitle,
+  Field,
+  Input,
+  SpinButton,
+  Table,
+  TableBody,
+  TableCell,
+  TableHeader,
+  TableHeaderCell,
+  TableRow,
+  Toolbar,
+  ToolbarButton,
+  MessageBar,
+  MessageBarBody,
+  MessageBarTitle,
+} from "@fluentui/react-components";
+import { api, ApiError, type Cmg } from "../api.ts";
+import { ErrorBar, NotAvailable, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
+import { pemBlocks, readFileText } from "../certs.ts";
+
+export function statusColor(s: string): "success" | "warning" | "danger" | "informative" {
+  return s === "Ready" ? "success" : s === "Degraded" ? "warning" : s === "Error" ? "danger" : "informative";
+}
+
+export function CmgPage() {
+  const cmgs = useGet<Cmg[]>("/api/v1/cmgs", ["cmg"]);
+  const [selected, setSelected] = useState<string>();
+  const [dialog, setDialog] = useState<"create" | "properties" | "delete" | "analyze" | undefined>();
+  const [actionError, setActionError] = useState<Error>();
+  const [notice, setNotice] = useState<string>();
+  const current = cmgs.data?.find((c) => c.name === selected);
+
+  const action = async (verb: "start" | "stop") => {
+    if (!current) return;
+    try {
+      await api("POST", `/api/v1/cmgs/${encodeURIComponent(current.name)}/${verb}`);
+      setActionError(undefined);
+      setNotice(`${verb === "start" ? "Start" : "Stop"} of ${current.name} requested.`);
+      cmgs.reload();
+    } catch (e) {
+      setActionError(e instanceof ApiError && e.notAvailable ? new Error(`${verb === "start" ? "Start" : "Stop"} is not available on this site's admin API yet`) : (e as Error));
+    }
+  };
+
+  return (
+    <>
+      <PageTitle>Cloud Management Gateway</PageTitle>
+      <Toolbar aria-label="Cloud Management Gateway actions">
+        <ToolbarButton appearance="primary" onClick={() => setDialog("create")}>
+          Create Cloud Management Gateway
+        </ToolbarButton>
+        <ToolbarButton disabled={!current} onClick={() => setDialog("properties")}>
+          Properties
+        </ToolbarButton>
+        <ToolbarButton disabled={!current} onClick={() => void action("start")}>
+          Start
+        </ToolbarButton>
+        <ToolbarButton disabled={!current} onClick={() => void action("stop")}>
+          Stop
+        </ToolbarButton>
+        <ToolbarButton disabled={!current} onClick={() => setDialog("delete")}>
+          Delete
+        </ToolbarButton>
+        <ToolbarButton disabled={!current} onClick={() => setDialog("analyze")}>
+          Connection analyzer
+        </ToolbarButton>
+      </Toolbar>
+      <ErrorBar error={actionError} />
+      {notice && (
+        <MessageBar intent="success" role="status">
+          <MessageBarBody>{notice}</MessageBarBody>
+        </MessageBar>
+      )}
+      <Show l={cmgs} what="The Cloud Management Gateway list">
+        {(list) =>
+          list.length === 0 ? (
+            <p>No cloud management gateway yet: choose Create Cloud Management Gateway.</p>
+          ) : (
+            <Table aria-label="Cloud management gateways" size="small">
+              <TableHeader>
+                <TableRow>
+                  <TableHeaderCell>Select</TableHeaderCell>
+                  <TableHeaderCell>Name</TableHeaderCell>
+                  <TableHeaderCell>Service FQDN</TableHeaderCell>
+                  <TableHeaderCell>Status</TableHeaderCell>
+                  <TableHeaderCell>Environment</TableHeaderCell>
+                  <TableHeaderCell>Region</TableHeaderCell>
+                  <TableHeaderCell>VM instances</TableHeaderCell>
+                  <TableHeaderCell>Connection point</TableHeaderCell>
+                </TableRow>
+              </TableHeader>
+              <TableBody>
+                {list.map((c) => (
+                  <TableRow key={c.name} aria-selected={c.name === selected}>
+                    <TableCell>
+                      <Checkbox aria-label={`Select ${c.name}`} checked={c.name === selected} onChange={(_, d) => setSelected(d.checked ? c.name : undefined)} />
+                    </TableCell>
+                    <TableCell>{c.name}</TableCell>
+                    <TableCell>{c.serviceFqdn}</TableCell>
+                    <TableCell>
+                      <Badge appearance="tint" color={statusColor(c.status)} data-testid={`status-${c.name}`}>
+                        {c.state === "stopped" ? "Stopped" : c.status}
+                      </Badge>{" "}
+                      <span style={{ fontSize: 12 }}>{c.statusReason}</span>
+                    </TableCell>
+                    <TableCell>{ENVIRONMENTS[c.cloud] ?? c.cloud}</TableCell>
+                    <TableCell>{c.region}</TableCell>
+                    <TableCell>{c.instanceCount}</TableCell>
+                    <TableCell>{c.connectionPointServers.join(", ") || "none"}</TableCell>
+                  </TableRow>
+                ))}
+              </TableBody>
+            </Table>
+          )
+        }
+      </Show>
+      <CreateCmgWizard
+        open={dialog === "create"}
+        onClose={() => setDialog(undefined)}
+        onCreated={(c) => {
+          setDialog(undefined);
+          setSelected(c.name);
+          setNotice(`The cloud management gateway ${c.name} is created. Check the Status column to see when the service is ready.`);
+          cmgs.reload();
+        }}
+      />
+      {current && dialog === "properties" && <CmgProperties cmg={current} onClose={() => setDialog(undefined)} onSaved={cmgs.reload} />}
+      {current && dialog === "delete" && (
+        <DeleteCmg
+          cmg={current}
+          others={(cmgs.data ?? []).filter((c) => c.name !== current.name && c.status === "Ready").length}
+          onClose={() => setDialog(undefined)}
+          onDeleted={() => {
+            setDialog(undefined);
+            setSelected(undefined);
+            setNotice(`The cloud management gateway ${current.name} is deleted.`);
+            cmgs.reload();
+          }}
+        />
+      )}
+      {current && dialog === "analyze" && <ConnectionAnalyzer cmg={current} onClose={() => setDialog(undefined)} />}
+    </>
+  );
+}
+
+/** What can change after creation (SPEC section 3, "Modify, replace, delete"). */
+function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => void; onSaved: () => void }) {
+  const [instances, setInstances] = useState(cmg.instanceCount);
+  const [crlCheck, setCrlCheck] = useState(cmg.crlCheck);
+  const [minRsaBits, setMinRsaBits] = useState(String(cmg.minRsaBits));
+  const [serverCertPem, setServerCertPem] = useState<string>();
+  const [serverKeyPem, setServerKeyPem] = useState<string>();
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const save = async () => {
+    const body: Record<string, unknown> = {};
+    if (instances !== cmg.instanceCount) body.instances = instances;
+    if (crlCheck !== cmg.crlCheck) body.crlCheck = crlCheck;
+    if (minRsaBits !== String(cmg.minRsaBits)) body.minRsaBits = /^\d+$/.test(minRsaBits) ? Number(minRsaBits) : minRsaBits;
+    if (serverCertPem) Object.assign(body, { serverCertPem, serverKeyPem });
+    try {
+      await api("PATCH", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}`, body);
+      onSaved();
+      onClose();
+    } catch (e) {
+      if (e instanceof ApiError && e.notAvailable) setErrors({ form: "Changing a CMG is not available on this site's admin API yet" });
+      else setErrors(fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCert", "serverKey", "serverCertPem", "serverKeyPem"]));
+    }
+  };
+  const chooseCert = async (file: File | undefined) => {
+    if (!file) return;
+    const b = pemBlocks(await readFileText(file));
+    setServerCertPem(b.certificates[0]);
+    if (b.privateKey) setServerKeyPem(b.privateKey);
+  };
+  const e = (n: string) => ({ validationMessage: errors[n], validationState: errors[n] ? ("error" as const) : ("none" as const) });
+  return (
+    <Dialog open onOpenChange={(_, d) => !d.open && onClose()}>
+      <DialogSurface>
+        <DialogBody>
+          <DialogTitle>{cmg.name} Properties</DialogTitle>
+          <DialogContent>
+            {errors.form && <ErrorBar error={new Error(errors.form)} />}
+            <div style={{ display: "grid", gap: 10 }}>
+              <p style={{ margin: 0 }}>
+                Service FQDN {cmg.serviceFqdn}; server authentication certificate {cmg.serverCertificate.subject}, valid until {cmg.serverCertificate.notAfter}. The deployment method, service name and region need a new CMG.
+              </p>
+              <Field label="VM instance" hint="1 to 16" {...e("instances")}>
+                <SpinButton value={instances} min={1} max={16} onChange={(_, d) => setInstances(d.value ?? Number(d.displayValue))} />
+              </Field>
+              <Field {...e("crlCheck")}>
+                <Checkbox checked={crlCheck} onChange={(_, d) => setCrlCheck(Boolean(d.checked))} label="Verify Client Certificate Revocation" />
+              </Field>
+              <Field label="Smallest RSA key of a client certificate (bits)" {...e("minRsaBits")}>
+                <Input value={minRsaBits} onChange={(_, d) => setMinRsaBits(d.value)} inputMode="numeric" />
+              </Field>
+              <Field label="Renew the server authentication certificate: certificate file (PEM with its key)" {...e("serverCert")}>
+                {(p) => <input {...p} type="file" accept=".pem,.crt" onChange={(ev) => void chooseCert(ev.target.files?.[0])} />}
+              </Field>
+            </div>
+          </DialogContent>
+          <DialogActions>
+            <Button appearance="primary" onClick={() => void save()}>
+              OK
+            </Button>
+            <Button onClick={onClose}>Cancel</Button>
+          </DialogActions>
+        </DialogBody>
+      </DialogSurface>
+    </Dialog>
+  );
+}
+
+function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: number; onClose: () => void; onDeleted: () => void }) {
+  const [error, setError] = useState<Error>();
+  const remove = async () => {
+    try {
+      await api("DELETE", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}`);
+      onDeleted();
+    } catch (e) {
+      setError(e instanceof ApiError && e.notAvailable ? new Error("Deleting a CMG is not available on this site's admin API yet") : (e as Error));
+    }
+  };
+  return (
+    <Dialog open onOpenChange={(_, d) => !d.open && onClose()} modalType="alert">
+      <DialogSurface>
+        <DialogBody>
+          <DialogTitle>Delete {cmg.name}</DialogTitle>
+          <DialogContent>
+            <MessageBar intent="warning">
+              <MessageBarBody>
+                <MessageBarTitle>Keep at least one active CMG for internet clients</MessageBarTitle>
+                Clients cannot use a deleted CMG, and they learn of a new one only after their next location request (wait at least a day).
+                {others === 0 ? " No other CMG of this site is Ready: internet clients lose their way to the site." : ` ${others} other CMG(s) of this site are Ready.`}
+              </MessageBarBody>
+            </MessageBar>
+            <ErrorBar error={error} />
+          </DialogContent>
+          <DialogActions>
+            <Button appearance="primary" onClick={() => void remove()}>
+              Delete
+            </Button>
+            <Button onClick={onClose}>Cancel</Button>
+          </DialogActions>
+        </DialogBody>
+      </DialogSurface>
+    </Dialog>
+  );
+}
+
+interface AnalyzerStep {
+  name?: string;
+  step?: string;
+  stage?: string;
+  result?: string;
+  ok?: boolean;
+  status?: string;
+  message?: string;
+  detail?: string;
+}
+
+function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void }) {
+  const [result, setResult] = useState<unknown>();
+  const [error, setError] = useState<ApiError | Error>();
+  const [running, setRunning] = useState(false);
+  const run = async () => {
+    setRunning(true);
+    setError(undefined);
+    try {
+      setResult(await api("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, {}));
+    } catch (e) {
+      setError(e as Error);
+    } finally {
+      setRunning(false);
+    }
+  };
+  useEffect(() => void run(), []);
+  const r = result as { steps?: AnalyzerStep[]; checks?: AnalyzerStep[]; results?: AnalyzerStep[] } | AnalyzerStep[] | undefined;
+  const steps = Array.isArray(r) ? r : (r?.steps ?? r?.checks ?? r?.results);
+  return (
+    <Dialog open onOpenChange={(_, d) => !d.open && onClose()}>
+      <DialogSurface style={{ maxWidth: 760 }}>
+        <DialogBody>
+          <DialogTitle>Cloud Management Gateway Connection Analyzer: {cmg.name}</DialogTitle>
+          <DialogContent>
+            {error instanceof ApiError && error.notAvailable ? <NotAvailable what="The connection analyzer" /> : <ErrorBar error={error} />}
+            {running && <p role="status">Analyzing the connection...</p>}
+            {steps ? (
+              <Table aria-label="Connection analyzer results" size="small">
+                <TableHeader>
+                  <TableRow>
+                    <TableHeaderCell>Check</TableHeaderCell>
+                    <TableHeaderCell>Result</TableHeaderCell>
+                    <TableHeaderCell>Details</TableHeaderCell>
+                  </TableRow>
+                </TableHeader>
+                <TableBody>
+                  {steps.map((s, i) => (
+                    <TableRow key={i}>
+                      <TableCell>{s.name ?? s.step ?? s.stage ?? `Step ${i + 1}`}</TableCell>
+                      <TableCell>{s.result ?? s.status ?? (s.ok === undefined ? "" : s.ok ? "Succeeded" : "Failed")}</TableCell>
+                      <TableCell>{s.message ?? s.detail ?? ""}</TableCell>
+                    </TableRow>
+                  ))}
+                </TableBody>
+              </Table>
+            ) : (
+              result !== undefined && <pre style={{ whiteSpace: "pre-wrap" }}>{JSON.stringify(result, null, 2)}</pre>
+            )}
+          </DialogContent>
+          <DialogActions>
+            <Button onClick={() => void run()} disabled={running}>
+              Start again
+            </Button>
+            <Button appearance="primary" onClick={onClose}>
+              Close
+            </Button>
+          </DialogActions>
+        </DialogBody>
+      </DialogSurface>
+    </Dialog>
+  );
+}

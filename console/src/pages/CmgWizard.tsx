@@ -1,0 +1,409 @@
+/**
+ * Create Cloud Management Gateway: the wizard of document 004 with its pages General, Settings,
+ * Alerts and Summary. The site validates everything again; an error it names a field of goes back
+ * to that field's page and shows next to the field.
+ */
+import { useState, type ReactNode } from "react";
+import {
+  Button,
+  Checkbox,
+  Dialog,
+  DialogActions,
+  DialogBody,
+  DialogContent,
+  DialogSurface,
+  DialogTitle,
+  Dropdown,
+  Field,
+  Input,
+  Option,
+  SpinButton,
+  Text,
+} from "@fluentui/react-components";
+import { api, type Cmg } from "../api.ts";
+import { certificateNames, pemBlocks, readFileBase64, readFileText } from "../certs.ts";
+import { ErrorBar, fieldErrors } from "../ui.tsx";
+
+const PAGES = ["General", "Settings", "Alerts", "Summary"] as const;
+type Page = (typeof PAGES)[number];
+
+export const ENVIRONMENTS: Record<string, string> = { public: "Azure Public Cloud", usgov: "Azure US Government Cloud", custom: "Custom (self-hosted)" };
+export const PROVIDERS: Record<string, string> = { local: "Local: instances run on this site's machine", external: "External: instances run elsewhere from the start-up bundle" };
+
+/** Which page holds the field an API error names. */
+const FIELD_PAGE: Record<string, Page> = {
+  cloud: "General",
+  provider: "General",
+  name: "Settings",
+  serviceFqdn: "Settings",
+  serverCert: "Settings",
+  serverCertPem: "Settings",
+  serverKey: "Settings",
+  serverKeyPem: "Settings",
+  serverPfx: "Settings",
+  pfxPassword: "Settings",
+  region: "Settings",
+  resourceGroup: "Settings",
+  instances: "Settings",
+  trustedRoots: "Settings",
+  intermediates: "Settings",
+  crlCheck: "Settings",
+  deploy: "Settings",
+  listenHost: "Settings",
+  publicHost: "Settings",
+  clientPortBase: "Settings",
+  tunnelPortBase: "Settings",
+  instanceHost: "Settings",
+  trafficAlert: "Alerts",
+  thresholdGb: "Alerts",
+  warningPct: "Alerts",
+  criticalPct: "Alerts",
+};
+
+interface Form {
+  cloud: string;
+  provider: string;
+  certFileName: string;
+  serverCertPem: string;
+  serverChainPem: string[];
+  serverKeyPem: string;
+  serverPfx: string;
+  pfxPassword: string;
+  name: string;
+  serviceFqdn: string;
+  region: string;
+  resourceGroup: string;
+  instances: number;
+  trustedRoots: { file: string; pem: string }[];
+  intermediates: { file: string; pem: string }[];
+  crlCheck: boolean;
+  listenHost: string;
+  publicHost: string;
+  clientPortBase: string;
+  tunnelPortBase: string;
+  alert: boolean;
+  thresholdGb: string;
+  warningPct: string;
+  criticalPct: string;
+}
+
+const EMPTY: Form = {
+  cloud: "public",
+  provider: "local",
+  certFileName: "",
+  serverCertPem: "",
+  serverChainPem: [],
+  serverKeyPem: "",
+  serverPfx: "",
+  pfxPassword: "",
+  name: "",
+  serviceFqdn: "",
+  region: "local",
+  resourceGroup: "",
+  instances: 1,
+  trustedRoots: [],
+  intermediates: [],
+  crlCheck: true,
+  listenHost: "0.0.0.0",
+  publicHost: "",
+  clientPortBase: "443",
+  tunnelPortBase: "10140",
+  alert: false,
+  thresholdGb: "",
+  warningPct: "50",
+  criticalPct: "90",
+};
+
+const num = (s: string): number | string => (/^\d+(\.\d+)?$/.test(s.trim()) ? Number(s.trim()) : s);
+
+/** The body of POST /api/v1/cmgs (the service's CmgCreateInput). */
+export function createBody(f: Form): Record<string, unknown> {
+  const deploy: Record<string, unknown> = {};
+  if (f.provider === "local") {
+    deploy.listenHost = f.listenHost.trim();
+    if (f.publicHost.trim()) deploy.publicHost = f.publicHost.trim();
+    deploy.clientPortBase = num(f.clientPortBase);
+    deploy.tunnelPortBase = num(f.tunnelPortBase);
+  }
+  deploy.trafficAlert = f.alert ? { thresholdGb: num(f.thresholdGb), warningPct: num(f.warningPct), criticalPct: num(f.criticalPct) } : null;
+  return {
+    name: f.name.trim(),
+    ...(f.serverPfx ? { serverPfx: f.serverPfx, pfxPassword: f.pfxPassword } : { serverCertPem: f.serverCertPem, serverKeyPem: f.serverKeyPem, ...(f.serverChainPem.length ? { serverChainPem: f.serverChainPem } : {}) }),
+    ...(f.serviceFqdn.trim() ? { serviceFqdn: f.serviceFqdn.trim() } : {}),
+    cloud: f.cloud,
+    provider: f.provider,
+    region: f.region.trim(),
+    ...(f.resourceGroup.trim() ? { resourceGroup: f.resourceGroup.trim() } : {}),
+    instances: f.instances,
+    trustedRoots: f.trustedRoots.map((r) => r.pem),
+    intermediates: f.intermediates.map((r) => r.pem),
+    crlCheck: f.crlCheck,
+    deploy,
+  };
+}
+
+function errorProps(errors: Record<string, string>, ...names: string[]) {
+  const m = names.map((n) => errors[n]).find(Boolean);
+  return { validationMessage: m, validationState: m ? ("error" as const) : ("none" as const) };
+}
+
+export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; onClose: () => void; onCreated: (c: Cmg) => void }) {
+  const [page, setPage] = useState<Page>("General");
+  const [f, setF] = useState<Form>(EMPTY);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [busy, setBusy] = useState(false);
+  const set = <K extends keyof Form>(k: K, v: Form[K]) => setF((x) => ({ ...x, [k]: v }));
+
+  const chooseCert = async (file: File | undefined) => {
+    if (!file) return;
+    setErrors({});
+    if (/\.(pfx|p12)$/i.test(file.name)) {
+      setF((x) => ({ ...x, certFileName: file.name, serverPfx: "", serverCertPem: "", serverKeyPem: "" }));
+      const b64 = await readFileBase64(file);
+      setF((x) => ({ ...x, serverPfx: b64 }));
+      return;
+    }
+    const blocks = pemBlocks(await readFileText(file));
+    const [cert, ...chain] = blocks.certificates;
+    if (!cert) return setErrors({ serverCert: "serverCert: the file has no PEM certificate (-----BEGIN CERTIFICATE-----); choose a PEM or PFX file" });
+    let names: { commonName: string | undefined; dnsNames: string[] } = { commonName: undefined, dnsNames: [] };
+    try {
+      names = certificateNames(cert);
+    } catch {
+      return setErrors({ serverCert: "serverCert: the certificate cannot be read" });
+    }
+    const fqdn = names.commonName && /\./.test(names.commonName) ? names.commonName : (names.dnsNames[0] ?? names.commonName ?? "");
+    setF((x) => ({
+      ...x,
+      certFileName: file.name,
+      serverPfx: "",
+      serverCertPem: cert,
+      serverChainPem: chain,
+      serverKeyPem: blocks.privateKey ?? x.serverKeyPem,
+      serviceFqdn: fqdn,
+      name: fqdn.startsWith("*.") ? "" : (fqdn.split(".")[0] ?? ""),
+    }));
+  };
+  const chooseKey = async (file: File | undefined) => {
+    if (!file) return;
+    const key = pemBlocks(await readFileText(file)).privateKey;
+    if (!key) return setErrors({ serverKey: "serverKey: the file has no PEM private key" });
+    setErrors({});
+    set("serverKeyPem", key);
+  };
+  const addCas = async (which: "trustedRoots" | "intermediates", files: FileList | null) => {
+    if (!files) return;
+    const add: { file: string; pem: string }[] = [];
+    for (const file of Array.from(files)) for (const pem of pemBlocks(await readFileText(file)).certificates) add.push({ file: file.name, pem });
+    setF((x) => ({ ...x, [which]: [...x[which], ...add] }));
+  };
+
+  /** Checks the browser can make before the site sees anything. */
+  const checkPage = (): boolean => {
+    const e: Record<string, string> = {};
+    if (page === "Settings") {
+      if (!f.serverCertPem && !f.serverPfx) e.serverCert = "serverCert: choose the server authentication certificate file (PEM or PFX)";
+      else if (f.serverCertPem && !f.serverKeyPem) e.serverKey = "serverKey: the certificate file has no private key; choose its key file";
+      if (f.serviceFqdn.includes("*")) e.serviceFqdn = "serviceFqdn: replace the * of the wildcard certificate with the CMG's host name";
+      if (f.trustedRoots.length > 2) e.trustedRoots = "trustedRoots: at most 2 trusted root CAs";
+      if (f.intermediates.length > 4) e.intermediates = "intermediates: at most 4 intermediate CAs";
+    }
+    setErrors(e);
+    return Object.keys(e).length === 0;
+  };
+  const next = () => {
+    if (!checkPage()) return;
+    setPage(PAGES[PAGES.indexOf(page) + 1]!);
+  };
+  const create = async () => {
+    setBusy(true);
+    try {
+      const c = await api<Cmg>("POST", "/api/v1/cmgs", createBody(f));
+      setF(EMPTY);
+      setPage("General");
+      onCreated(c);
+    } catch (err) {
+      const e = fieldErrors(err, Object.keys(FIELD_PAGE));
+      setErrors(e);
+      const field = Object.keys(e).find((k) => k !== "form");
+      if (field) setPage(FIELD_PAGE[field]!);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  let body: ReactNode;
+  if (page === "General")
+    body = (
+      <>
+        <Text>Specify the environment of the cloud management gateway and where its instances run.</Text>
+        <Field label="Azure environment" {...errorProps(errors, "cloud")}>
+          <Dropdown value={ENVIRONMENTS[f.cloud]} selectedOptions={[f.cloud]} onOptionSelect={(_, d) => set("cloud", d.optionValue ?? "public")}>
+            {Object.entries(ENVIRONMENTS).map(([k, v]) => (
+              <Option key={k} value={k}>
+                {v}
+              </Option>
+            ))}
+          </Dropdown>
+        </Field>
+        <Field label="Provider" {...errorProps(errors, "provider")}>
+          <Dropdown value={PROVIDERS[f.provider]} selectedOptions={[f.provider]} onOptionSelect={(_, d) => set("provider", d.optionValue ?? "local")}>
+            {Object.entries(PROVIDERS).map(([k, v]) => (
+              <Option key={k} value={k}>
+                {v}
+              </Option>
+            ))}
+          </Dropdown>
+        </Field>
+      </>
+    );
+  else if (page === "Settings")
+    body = (
+      <>
+        <Field label="Certificate file" hint={f.certFileName ? `Chosen: ${f.certFileName}` : "The CMG's server authentication certificate: PEM (certificate with its key, or a separate key file) or PFX"} {...errorProps(errors, "serverCert", "serverCertPem", "serverPfx")}>
+          {(p) => <input {...p} type="file" accept=".pem,.crt,.cer,.pfx,.p12" onChange={(e) => void chooseCert(e.target.files?.[0])} />}
+        </Field>
+        {f.serverPfx ? (
+          <Field label="PFX password" {...errorProps(errors, "pfxPassword")}>
+            <Input type="password" value={f.pfxPassword} onChange={(_, d) => set("pfxPassword", d.value)} autoComplete="off" />
+          </Field>
+        ) : (
+          <Field label="Private key file" hint={f.serverKeyPem ? "Private key loaded" : "PEM private key of the certificate, when the certificate file has none"} {...errorProps(errors, "serverKey", "serverKeyPem")}>
+            {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(e) => void chooseKey(e.target.files?.[0])} />}
+          </Field>
+        )}
+        <Field label="Service name" {...errorProps(errors, "name")}>
+          <Input value={f.name} onChange={(_, d) => set("name", d.value)} />
+        </Field>
+        <Field label="Service FQDN" hint="With a wildcard certificate, replace the * with the CMG's host name" {...errorProps(errors, "serviceFqdn")}>
+          <Input value={f.serviceFqdn} onChange={(_, d) => set("serviceFqdn", d.value)} />
+        </Field>
+        <Field label="Region" {...errorProps(errors, "region")}>
+          <Input value={f.region} onChange={(_, d) => set("region", d.value)} />
+        </Field>
+        <Field label="Resource group" {...errorProps(errors, "resourceGroup")}>
+          <Input value={f.resourceGroup} onChange={(_, d) => set("resourceGroup", d.value)} />
+        </Field>
+        <Field label="VM instance" hint="1 to 16" {...errorProps(errors, "instances")}>
+          <SpinButton value={f.instances} min={1} max={16} onChange={(_, d) => set("instances", d.value ?? Number(d.displayValue) ?? 1)} />
+        </Field>
+        <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
+          <legend>Certificates: trusted root and intermediate CAs of client certificates</legend>
+          <Field label="Trusted root certificate files (at most 2)" hint={f.trustedRoots.map((r) => r.file).join(", ") || "none"} {...errorProps(errors, "trustedRoots")}>
+            {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" multiple onChange={(e) => void addCas("trustedRoots", e.target.files)} />}
+          </Field>
+          <Field label="Intermediate certificate files (at most 4)" hint={f.intermediates.map((r) => r.file).join(", ") || "none"} {...errorProps(errors, "intermediates")}>
+            {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" multiple onChange={(e) => void addCas("intermediates", e.target.files)} />}
+          </Field>
+          {(f.trustedRoots.length > 0 || f.intermediates.length > 0) && (
+            <Button size="small" onClick={() => setF((x) => ({ ...x, trustedRoots: [], intermediates: [] }))}>
+              Clear certificates
+            </Button>
+          )}
+        </fieldset>
+        <Field {...errorProps(errors, "crlCheck")}>
+          <Checkbox checked={f.crlCheck} onChange={(_, d) => set("crlCheck", Boolean(d.checked))} label="Verify Client Certificate Revocation" />
+        </Field>
+        {f.provider === "local" && (
+          <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
+            <legend>Local deployment</legend>
+            <Field label="Listen address" {...errorProps(errors, "listenHost", "deploy")}>
+              <Input value={f.listenHost} onChange={(_, d) => set("listenHost", d.value)} />
+            </Field>
+            <Field label="Public host name (default: the service FQDN)" {...errorProps(errors, "publicHost", "instanceHost")}>
+              <Input value={f.publicHost} onChange={(_, d) => set("publicHost", d.value)} />
+            </Field>
+            <Field label="Client port of the first instance" {...errorProps(errors, "clientPortBase")}>
+              <Input value={f.clientPortBase} onChange={(_, d) => set("clientPortBase", d.value)} inputMode="numeric" />
+            </Field>
+            <Field label="Tunnel port of the first instance" {...errorProps(errors, "tunnelPortBase")}>
+              <Input value={f.tunnelPortBase} onChange={(_, d) => set("tunnelPortBase", d.value)} inputMode="numeric" />
+            </Field>
+          </fieldset>
+        )}
+      </>
+    );
+  else if (page === "Alerts")
+    body = (
+      <>
+        <Field>
+          <Checkbox checked={f.alert} onChange={(_, d) => set("alert", Boolean(d.checked))} label="Enable 14-day threshold for alerting" />
+        </Field>
+        <Field label="14-day threshold (GB)" {...errorProps(errors, "thresholdGb", "trafficAlert")}>
+          <Input value={f.thresholdGb} onChange={(_, d) => set("thresholdGb", d.value)} disabled={!f.alert} inputMode="decimal" />
+        </Field>
+        <Field label="Percentage of threshold for Warning alert" {...errorProps(errors, "warningPct")}>
+          <Input value={f.warningPct} onChange={(_, d) => set("warningPct", d.value)} disabled={!f.alert} inputMode="numeric" />
+        </Field>
+        <Field label="Percentage of threshold for Critical alert" {...errorProps(errors, "criticalPct")}>
+          <Input value={f.criticalPct} onChange={(_, d) => set("criticalPct", d.value)} disabled={!f.alert} inputMode="numeric" />
+        </Field>
+      </>
+    );
+  else
+    body = (
+      <dl aria-label="Summary" style={{ display: "grid", gridTemplateColumns: "max-content 1fr", gap: "4px 16px", margin: 0 }}>
+        {(
+          [
+            ["Azure environment", ENVIRONMENTS[f.cloud]],
+            ["Provider", PROVIDERS[f.provider]],
+            ["Certificate file", f.certFileName],
+            ["Service name", f.name],
+            ["Service FQDN", f.serviceFqdn],
+            ["Region", f.region],
+            ["Resource group", f.resourceGroup || "(none)"],
+            ["VM instance", String(f.instances)],
+            ["Trusted root certificates", String(f.trustedRoots.length)],
+            ["Intermediate certificates", String(f.intermediates.length)],
+            ["Verify Client Certificate Revocation", f.crlCheck ? "Yes" : "No"],
+            ["14-day threshold for alerting", f.alert ? `${f.thresholdGb} GB, warning at ${f.warningPct}%, critical at ${f.criticalPct}%` : "Off"],
+          ] as const
+        ).map(([k, v]) => (
+          <div key={k} style={{ display: "contents" }}>
+            <dt style={{ fontWeight: 600 }}>{k}</dt>
+            <dd style={{ margin: 0 }}>{v}</dd>
+          </div>
+        ))}
+      </dl>
+    );
+
+  const i = PAGES.indexOf(page);
+  return (
+    <Dialog open={open} onOpenChange={(_, d) => !d.open && onClose()} modalType="modal">
+      <DialogSurface style={{ maxWidth: 720 }}>
+        <DialogBody>
+          <DialogTitle>Create Cloud Management Gateway Wizard</DialogTitle>
+          <DialogContent>
+            <nav aria-label="Wizard pages">
+              <ol style={{ display: "flex", gap: 16, listStyle: "none", padding: 0, margin: "0 0 12px" }}>
+                {PAGES.map((p) => (
+                  <li key={p} aria-current={p === page ? "step" : undefined} style={{ fontWeight: p === page ? 700 : 400 }}>
+                    {p}
+                  </li>
+                ))}
+              </ol>
+            </nav>
+            <h2 style={{ fontSize: 18, margin: "0 0 8px" }}>{page}</h2>
+            {errors.form && <ErrorBar error={new Error(errors.form)} />}
+            <div style={{ display: "grid", gap: 10 }}>{body}</div>
+          </DialogContent>
+          <DialogActions>
+            <Button disabled={i === 0} onClick={() => setPage(PAGES[i - 1]!)}>
+              Previous
+            </Button>
+            {page === "Summary" ? (
+              <Button appearance="primary" disabled={busy} onClick={() => void create()}>
+                Create
+              </Button>
+            ) : (
+              <Button appearance="primary" onClick={next}>
+                Next
+              </Button>
+            )}
+            <Button onClick={onClose}>Cancel</Button>
+          </DialogActions>
+        </DialogBody>
+      </DialogSurface>
+    </Dialog>
+  );
+}

@@ -1,0 +1,123 @@
+/** Small pieces every page uses: data loading that follows the live feed, "not available", errors by field. */
+import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { MessageBar, MessageBarBody, MessageBarTitle, Spinner } from "@fluentui/react-components";
+import { ApiError, get } from "./api.ts";
+
+export type LiveTopic = "status" | "cmg";
+
+type Listener = (t: LiveTopic) => void;
+const listeners = new Set<Listener>();
+let source: EventSource | undefined;
+
+/** One EventSource for the whole console, opened after sign-in. */
+export function openLive(): void {
+  if (source) return;
+  source = new EventSource("/api/v1/events");
+  source.addEventListener("change", (e) => {
+    const { topic } = JSON.parse((e as MessageEvent<string>).data) as { topic: LiveTopic };
+    for (const l of listeners) l(topic);
+  });
+}
+
+export function closeLive(): void {
+  source?.close();
+  source = undefined;
+}
+
+/** Calls `fn` when the site says something of `topics` changed. */
+export function useLive(topics: readonly LiveTopic[], fn: () => void): void {
+  const ref = useRef(fn);
+  ref.current = fn;
+  const key = topics.join(",");
+  useEffect(() => {
+    const l: Listener = (t) => {
+      if (key.split(",").includes(t)) ref.current();
+    };
+    listeners.add(l);
+    return () => void listeners.delete(l);
+  }, [key]);
+}
+
+export interface Loaded<T> {
+  data: T | undefined;
+  error: ApiError | Error | undefined;
+  loading: boolean;
+  reload: () => void;
+}
+
+/** GET `path`, again whenever `live` topics change. */
+export function useGet<T>(path: string | null, live: readonly LiveTopic[] = []): Loaded<T> {
+  const [data, setData] = useState<T>();
+  const [error, setError] = useState<ApiError | Error>();
+  const [loading, setLoading] = useState(true);
+  const seq = useRef(0);
+  const reload = useCallback(() => {
+    if (path === null) return;
+    const mine = ++seq.current;
+    get<T>(path)
+      .then((d) => {
+        if (mine !== seq.current) return;
+        setData(d);
+        setError(undefined);
+      })
+      .catch((e: unknown) => mine === seq.current && setError(e as Error))
+      .finally(() => mine === seq.current && setLoading(false));
+  }, [path]);
+  useEffect(() => {
+    setLoading(true);
+    reload();
+  }, [reload]);
+  useLive(live, reload);
+  return { data, error, loading, reload };
+}
+
+export function NotAvailable({ what }: { what: string }) {
+  return (
+    <MessageBar intent="info" role="status">
+      <MessageBarBody>
+        <MessageBarTitle>Not available</MessageBarTitle>
+        {what} is not available on this site's admin API yet (the route answered 404). Update OpenCMG to use it here; the command line has it meanwhile.
+      </MessageBarBody>
+    </MessageBar>
+  );
+}
+
+export function ErrorBar({ error }: { error: Error | undefined }) {
+  if (!error) return null;
+  return (
+    <MessageBar intent="error" role="alert">
+      <MessageBarBody>{error.message}</MessageBarBody>
+    </MessageBar>
+  );
+}
+
+/** Loading, not available, an error, or the content. */
+export function Show<T>({ l, what, children }: { l: Loaded<T>; what: string; children: (d: T) => ReactNode }) {
+  if (l.error instanceof ApiError && l.error.notAvailable) return <NotAvailable what={what} />;
+  if (l.data === undefined) return l.error ? <ErrorBar error={l.error} /> : <Spinner label={`Loading ${what}`} size="small" />;
+  return (
+    <>
+      {l.error && <ErrorBar error={l.error} />}
+      {children(l.data)}
+    </>
+  );
+}
+
+/**
+ * Field errors from an API error, keyed by the form's name for the field: the whole path the API
+ * names ("deploy.trafficAlert.thresholdGb", "trustedRoots[0]") or its most specific part the form
+ * knows; "form" when the form has no such field.
+ */
+export function fieldErrors(e: unknown, known: readonly string[]): Record<string, string> {
+  if (e instanceof ApiError) {
+    const path = e.field ?? "";
+    const parts = path.split(/[.[\]]+/).filter((p) => p && !/^\d+$/.test(p));
+    const f = [path, ...parts.reverse()].find((p) => known.includes(p)) ?? "form";
+    return { [f]: e.message };
+  }
+  return { form: e instanceof Error ? e.message : String(e) };
+}
+
+export function PageTitle({ children }: { children: ReactNode }) {
+  return <h1 style={{ fontSize: 24, fontWeight: 600, margin: "0 0 12px" }}>{children}</h1>;
+}

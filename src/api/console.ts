@@ -1,0 +1,211 @@
+/**
+ * The administration console on the admin API's listener: its built files (dist/console, read
+ * once into memory, so no request can name a file outside them), sign-in with an admin token to a
+ * session cookie, and the server-sent events of the live views.
+ *
+ * Who may call the API (`authenticate`, the one place the API's auth hook asks): a bearer admin
+ * token, or a console session cookie. A change made with a session cookie must carry the
+ * session's CSRF token in a custom header, and its Origin, when the browser sends one, must be
+ * this site's: another site's page can neither read the token nor set the header.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { extname, join, relative, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { ApiRoute } from "./routes.ts";
+import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
+import { ConsoleSessions, CSRF_HEADER, readCookie, SESSION_COOKIE, type ConsoleSession } from "./console-session.ts";
+import type { LiveFeed } from "./live.ts";
+
+/** The console's Content-Security-Policy: its own scripts only, no inline script, no framing. Fluent UI writes its styles at run time (style-src 'unsafe-inline'). */
+export const CONSOLE_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".json": "application/json",
+  ".woff2": "font/woff2",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+interface Asset {
+  type: string;
+  body: Buffer;
+  /** Vite names bundles by their content hash: cache those for good, never index.html. */
+  immutable: boolean;
+}
+
+/** Where the built console is: dist/console beside the bundled CLI, or the repository's dist/console when run from the sources. */
+export function defaultConsoleDir(): string | undefined {
+  for (const rel of ["../console", "../../dist/console"]) {
+    const dir = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(join(dir, "index.html"))) return dir;
+  }
+  return undefined;
+}
+
+/** Every file of the built console by its URL path. */
+export function loadConsoleAssets(dir: string): Map<string, Asset> {
+  const assets = new Map<string, Asset>();
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else {
+        const url = "/" + relative(dir, p).split(sep).join("/");
+        assets.set(url, { type: TYPES[extname(p)] ?? "application/octet-stream", body: readFileSync(p), immutable: url.startsWith("/assets/") });
+      }
+    }
+  };
+  walk(dir);
+  return assets;
+}
+
+export interface ConsoleOptions {
+  site: OpenedSite;
+  sessions: ConsoleSessions;
+  live: LiveFeed;
+  /** The built console; undefined: the API only (GET / says how to build it). */
+  assets: Map<string, Asset> | undefined;
+  /** Live event streams open at once (default 64). */
+  maxEventStreams?: number;
+  /** Comment line sent on idle event streams so proxies keep them (default 25 s). */
+  keepAliveMs?: number;
+}
+
+const notHere = (): Promise<never> => Promise.reject(new Error("registered by registerConsole"));
+
+/** The console's own routes as the OpenAPI document describes them (registered by `registerConsole`, which needs the reply itself). */
+export const CONSOLE_ROUTE_DOCS: ApiRoute[] = [
+  { method: "POST", path: "/api/v1/session", tag: "console", summary: "Sign in to the console with an admin token: sets the HttpOnly session cookie, returns the CSRF token", body: z.strictObject({ token: z.string() }), status: 201, handle: notHere },
+  { method: "GET", path: "/api/v1/session", tag: "console", summary: "The console session of the cookie (its CSRF token and expiry), or 401", handle: notHere },
+  { method: "DELETE", path: "/api/v1/session", tag: "console", summary: "Sign out: ends the session", status: 204, handle: notHere },
+  { method: "GET", path: "/api/v1/events", tag: "console", summary: "Server-sent events: `change` notices ({topic: status|cmg}) for the live views", handle: notHere },
+];
+
+export type AuthResult = { ok: true; via: "token" | "session"; session?: ConsoleSession } | { ok: false; status: number; code: string; message: string };
+
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+function originAllowed(req: FastifyRequest): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/** Bearer token, or session cookie with the CSRF rules for changes. */
+export async function authenticate(o: { site: OpenedSite; sessions: ConsoleSessions }, req: FastifyRequest): Promise<AuthResult> {
+  const h = req.headers.authorization;
+  if (h !== undefined) {
+    const token = h.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
+    if (await verifyAdminToken(o.site, token)) return { ok: true, via: "token" };
+    return { ok: false, status: 401, code: "ADMIN_TOKEN", message: "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token)" };
+  }
+  const session = o.sessions.touch(readCookie(req.headers.cookie, SESSION_COOKIE));
+  if (!session) return { ok: false, status: 401, code: "ADMIN_TOKEN", message: "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token), or sign in to the console" };
+  if (UNSAFE.has(req.method)) {
+    if (!originAllowed(req)) return { ok: false, status: 403, code: "CSRF", message: "a change from another origin is refused" };
+    if (!ConsoleSessions.csrfMatches(session, req.headers[CSRF_HEADER] as string | undefined)) return { ok: false, status: 403, code: "CSRF", message: `a change made with the console's session needs its ${CSRF_HEADER} header` };
+  }
+  return { ok: true, via: "session", session };
+}
+
+function sessionCookie(value: string, maxAgeS: number): string {
+  // Secure: browsers keep it on https:// and on http://localhost / 127.0.0.1 (trustworthy origins).
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${maxAgeS}`;
+}
+
+/** The routes the console needs besides the API's own: session, events, and its files. */
+export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
+  const maxStreams = o.maxEventStreams ?? 64;
+  const keepAliveMs = o.keepAliveMs ?? 25_000;
+  let streams = 0;
+
+  app.post("/api/v1/session", async (req, reply) => {
+    const address = req.ip;
+    if (!originAllowed(req)) return reply.code(403).send({ error: "Forbidden", kind: "unauthorized", code: "CSRF", message: "sign-in from another origin is refused" });
+    if (!o.sessions.mayTry(address)) return reply.code(429).send({ error: "TooManyRequests", kind: "busy", code: "SIGN_IN_LIMIT", message: "too many failed sign-ins from this address; wait a few minutes" });
+    const body = req.body as { token?: unknown } | null;
+    const token = body && typeof body === "object" && typeof body.token === "string" ? body.token.trim() : "";
+    const extra = body && typeof body === "object" ? Object.keys(body).filter((k) => k !== "token") : [];
+    if (extra.length > 0) return reply.code(400).send({ error: "ValidationError", kind: "validation", code: "VALIDATION", field: extra[0], rule: "unknown field", message: `${extra[0]}: unknown field` });
+    if (!token) return reply.code(400).send({ error: "ValidationError", kind: "validation", code: "VALIDATION", field: "token", rule: "required", message: "token: enter the admin token (opencmg up prints it; <data>/admin.token holds it)" });
+    if (!(await verifyAdminToken(o.site, token))) {
+      o.sessions.failed(address);
+      return reply.code(401).send({ error: "Unauthorized", kind: "unauthorized", code: "ADMIN_TOKEN", field: "token", message: "token: this is not a valid admin token" });
+    }
+    const { cookie, session } = o.sessions.create();
+    reply.header("set-cookie", sessionCookie(cookie, Math.ceil(o.sessions.limits.maxAgeMs / 1000)));
+    return reply.code(201).send({ csrfToken: session.csrf, expiresAt: new Date(session.expiresAt).toISOString() });
+  });
+
+  app.get("/api/v1/session", async (req, reply) => {
+    const s = o.sessions.touch(readCookie(req.headers.cookie, SESSION_COOKIE));
+    if (!s) return reply.code(401).send({ error: "Unauthorized", kind: "unauthorized", code: "ADMIN_TOKEN", message: "not signed in" });
+    return { csrfToken: s.csrf, expiresAt: new Date(s.expiresAt).toISOString() };
+  });
+
+  app.delete("/api/v1/session", async (req, reply) => {
+    o.sessions.end(readCookie(req.headers.cookie, SESSION_COOKIE));
+    reply.header("set-cookie", sessionCookie("", 0));
+    return reply.code(204).send();
+  });
+
+  app.get("/api/v1/events", async (req, reply) => {
+    if (streams >= maxStreams) return reply.code(503).send({ error: "Busy", kind: "busy", code: "EVENT_STREAMS", message: `at most ${maxStreams} live event streams at once` });
+    streams++;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
+    res.write("retry: 3000\n\n");
+    const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+    const off = o.live.listen((t) => {
+      // A session that ended (sign-out, expiry) stops receiving: the stream closes and the console signs in again.
+      if (cookie && !o.sessions.alive(cookie)) return res.end();
+      res.write(`event: change\ndata: ${JSON.stringify({ topic: t })}\n\n`);
+    });
+    const ping = setInterval(() => res.write(": keep-alive\n\n"), keepAliveMs);
+    const done = (): void => {
+      clearInterval(ping);
+      off();
+      streams--;
+    };
+    res.once("close", done);
+  });
+
+  const sendAsset = (reply: FastifyReply, a: Asset): FastifyReply =>
+    reply
+      .header("content-type", a.type)
+      .header("cache-control", a.immutable ? "public, max-age=31536000, immutable" : "no-cache")
+      .send(a.body);
+
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (!req.url.startsWith("/api/")) {
+      reply.header("content-security-policy", CONSOLE_CSP);
+      reply.header("x-content-type-options", "nosniff");
+      reply.header("referrer-policy", "no-referrer");
+      reply.header("x-frame-options", "DENY");
+    }
+    return payload;
+  });
+
+  // The console's pages are one document: any path outside the API and the files is its index.
+  app.setNotFoundHandler(async (req, reply) => {
+    const path = req.url.split("?")[0]!;
+    if (req.method !== "GET" && req.method !== "HEAD") return reply.code(404).send({ error: "NotFound", kind: "not_found", code: "NO_ROUTE", message: `no route ${req.method} ${path}` });
+    if (path.startsWith("/api/")) return reply.code(404).send({ error: "NotFound", kind: "not_found", code: "NO_ROUTE", message: `no route GET ${path}` });
+    if (!o.assets) return reply.code(404).type("text/plain").send("The console is not built: run npm ci (or node scripts/build.mjs) in the OpenCMG folder.\n");
+    const a = o.assets.get(path) ?? (path.startsWith("/assets/") ? undefined : o.assets.get("/index.html"));
+    if (!a) return reply.code(404).type("text/plain").send("not found\n");
+    return sendAsset(reply, a);
+  });
+}
