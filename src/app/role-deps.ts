@@ -57,5 +57,5 @@ export function endpointMonitor(site: OpenedSite, opts: EndpointMonitorOptions =
 
 export function connectionPointRoleDeps(site: OpenedSite): ConnectionPointRoleDeps {
   const s = site.services;
-  return { roles: s.roles, cmgs: s.cmgs, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data) };
+  return { roles: s.roles, cmgs: s.cmgs, traffic: s.cmgTraffic, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data) };
 }

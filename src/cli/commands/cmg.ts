@@ -110,9 +110,10 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
     .option("--client-port <n>", "client port of instance 0; instance i uses this + i", "443")
     .option("--tunnel-port <n>", "tunnel port of instance 0; instance i uses this + i", "10140")
     .option("--metrics-port <n>", "metrics port of instance 0 on 127.0.0.1 (0: none)", "9440")
-    .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days exceeds this many GB")
+    .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days reaches this many GB (fractions allowed)")
     .option("--traffic-warning-pct <n>", "warning at this % of the threshold", "50")
     .option("--traffic-critical-pct <n>", "critical at this % of the threshold", "90")
+    .option("--stop-on-critical", "stop the CMG when the critical level is reached")
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
       const server = serverCertificateFromFiles({
         cert: fileOpt("serverCert", o.serverCert),
@@ -120,8 +121,6 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
         pfx: fileOpt("serverPfx", o.serverPfx),
         pfxPassword: o.serverPfx && o.pfxPasswordStdin ? await readStdin(ctx.io.stdin) : undefined,
       });
-      const alertGb = o.trafficAlertGb === undefined ? undefined : Number(o.trafficAlertGb);
-      if (alertGb !== undefined && !(alertGb > 0)) throw new ValidationError("trafficAlertGb", "must be a number above 0");
       await ctx.withSite(cmd, async (s) => {
         const view = await s.services.cmgs.create({
           name,
@@ -145,7 +144,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
             clientPortBase: portOpt("clientPort", o.clientPort as string),
             tunnelPortBase: portOpt("tunnelPort", o.tunnelPort as string),
             metricsPortBase: portOpt("metricsPort", o.metricsPort as string),
-            trafficAlert: alertGb ? { thresholdGb: alertGb, warningPct: Number(o.trafficWarningPct), criticalPct: Number(o.trafficCriticalPct) } : null,
+            trafficAlert: o.trafficAlertGb === undefined ? null : { thresholdGb: o.trafficAlertGb as string, warningPct: o.trafficWarningPct as string, criticalPct: o.trafficCriticalPct as string, stopOnCritical: o.stopOnCritical === true },
           },
         });
         ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n`);

@@ -6,7 +6,7 @@
  * a subscriber of the connection point's `opencmg:connection-point:health` channel: on the report
  * interval, when the status changes, and once stopped.
  */
-import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type HealthReport } from "../../connection-point/connection-point.ts";
+import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type GatewayEndpoint, type HealthReport, type TrafficReport } from "../../connection-point/connection-point.ts";
 import { ValidationError } from "../../errors.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import type { ComponentState } from "../../site/model.ts";
@@ -14,6 +14,7 @@ import type { EgressProvider } from "../../egress/pool.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
 import type { CertKeyPem } from "../../pki/issue.ts";
 import type { CmgsService } from "../../site/services/cmgs.ts";
+import type { CmgTrafficService, TrafficRecord } from "../../site/services/cmg-traffic.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import { StatusId } from "../../site/status-ids.ts";
@@ -23,6 +24,7 @@ import { newSource, topics, type HealthMessage } from "../../observe/channels.ts
 export interface ConnectionPointRoleDeps {
   roles: RolesService;
   cmgs: CmgsService;
+  traffic: CmgTrafficService;
   status: StatusService;
   logs: LogSet;
   egress: EgressProvider;
@@ -113,7 +115,7 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       backends,
       backendTls: { ca: [pki.caPem], certPem: tls.certPem, keyPem: tls.keyPem },
       log,
-      onTraffic: (t) => cmgs.reportTraffic(cmg.name, fqdn, { requests: t.requests, bytesIn: t.bytesFromGateway, bytesOut: t.bytesToGateway }),
+      onTraffic: (t) => deps.traffic.record(cmg.name, fqdn, trafficRecords(t, instances)),
       ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
       ...(o.trafficIntervalMs ? { trafficIntervalMs: o.trafficIntervalMs } : {}),
       ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
@@ -163,4 +165,19 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       await writing;
     },
   };
+}
+
+/**
+ * A connection point's report as the site's rows: one per instance (its index in the CMG) and role
+ * kind. Traffic of an instance that left the CMG meanwhile keeps a null index rather than being lost.
+ */
+export function trafficRecords(t: TrafficReport, instances: readonly GatewayEndpoint[]): TrafficRecord[] {
+  const out: TrafficRecord[] = [];
+  for (const [gateway, it] of Object.entries(t.byInstance)) {
+    const index = instances.findIndex((i) => `${i.host}:${i.port}` === gateway);
+    for (const [roleKind, k] of Object.entries(it.byKind)) {
+      out.push({ instance: index < 0 ? null : index, roleKind, requests: k.requests, failed: k.failed, bytesToClients: k.bytesToClients, bytesFromClients: k.bytesFromClients });
+    }
+  }
+  return out;
 }
