@@ -11,11 +11,12 @@ import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts
 import { caCertificatesFromFiles, renewalFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
 import { startLocalCmg, stopLocalCmg } from "../../cmg/local-runner.ts";
 import type { CmgView } from "../../site/services/cmgs.ts";
-import { openSite } from "../../site/site.ts";
+import { openSite, type OpenedSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { connectionPointRoleDeps } from "../../app/role-deps.ts";
+import { registerCmgTraffic, trafficLines } from "./cmg-traffic.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -80,6 +81,7 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
   const cmg = program.command("cmg").description("cloud management gateways: create, show, run");
   registerCreate(cmg, ctx);
   registerManage(cmg, ctx);
+  registerCmgTraffic(cmg, ctx);
   registerLocalRun(cmg, ctx);
   registerServe(program, ctx);
 }
@@ -170,13 +172,14 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .action(async (name: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
         const c = await s.services.cmgs.show(name);
-        ctx.print(cmd, c, () => showText(c));
+        const [traffic, alertStates] = await Promise.all([s.services.cmgTraffic.summary(c.name), s.services.cmgAlerts.states(c.name)]);
+        ctx.print(cmd, { ...c, traffic, alertStates }, () => showText(c) + keyValues(trafficLines(traffic, c.deploy.trafficAlert, alertStates)));
       });
     });
 
   cmg
     .command("update <name>")
-    .description("change what can change after creation: instances, revocation checking, trusted CAs, server certificate")
+    .description("change what can change after creation: instances, revocation checking, trusted CAs, server certificate, traffic alert")
     .option("--instances <n>", "VM instances, 1 to 16")
     .option("--crl-check", "verify client certificate revocation")
     .option("--no-crl-check", "do not verify client certificate revocation")
@@ -185,8 +188,20 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .option("--intermediate <file>", "replace the intermediates (repeatable, at most 4)", collect)
     .option("--server-cert <file>", "renewed server authentication certificate (PEM)")
     .option("--server-key <file>", "its private key")
+    .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days reaches this many GB (fractions allowed)")
+    .option("--traffic-warning-pct <n>", "traffic alert: warning at this % of the threshold (default 50)")
+    .option("--traffic-critical-pct <n>", "traffic alert: critical at this % of the threshold (default 90)")
+    .option("--stop-on-critical", "traffic alert: stop the CMG when the critical level is reached")
+    .option("--no-stop-on-critical", "traffic alert: do not stop the CMG at the critical level")
+    .option("--no-traffic-alert", "remove the traffic alert")
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
+        const alertChanged = await updateTrafficAlert(s.services.cmgAlerts, name, o);
+        const others = Object.keys(o).some((k) => !k.startsWith("traffic") && k !== "stopOnCritical" && o[k] !== undefined);
+        if (alertChanged && !others) {
+          const c = await s.services.cmgs.show(name);
+          return ctx.print(cmd, c, () => `Updated the traffic alert of CMG ${c.name}: ${c.deploy.trafficAlert ? `${c.deploy.trafficAlert.thresholdGb} GB over 14 days, warning at ${c.deploy.trafficAlert.warningPct}%, critical at ${c.deploy.trafficAlert.criticalPct}%${c.deploy.trafficAlert.stopOnCritical ? ", stop on critical" : ""}` : "none"}.\n`);
+        }
         const c = await s.services.cmgs.update(name, {
           ...(o.instances !== undefined ? { instances: o.instances as string } : {}),
           ...(o.crlCheck !== undefined ? { crlCheck: o.crlCheck as boolean } : {}),
@@ -219,6 +234,22 @@ function registerManage(cmg: Command, ctx: CliContext): void {
         ctx.print(cmd, b, () => `Wrote ${b.files.length} start-up file(s) to ${b.dir}; run \`opencmg gateway serve --config FILE\` on each host.\n`);
       });
     });
+}
+
+/**
+ * The traffic alert options of `cmg update` (their own service, cmg-alerts.ts); true when one was
+ * given. `--traffic-alert` is on unless `--no-traffic-alert` was given.
+ */
+async function updateTrafficAlert(alerts: OpenedSite["services"]["cmgAlerts"], name: string, o: Record<string, unknown>): Promise<boolean> {
+  const patch = { thresholdGb: o.trafficAlertGb as string | undefined, warningPct: o.trafficWarningPct as string | undefined, criticalPct: o.trafficCriticalPct as string | undefined, stopOnCritical: o.stopOnCritical as boolean | undefined };
+  const given = Object.values(patch).some((v) => v !== undefined);
+  if (o.trafficAlert === false) {
+    if (given) throw new ValidationError("trafficAlert", "--no-traffic-alert removes the alert: give no other traffic alert option with it");
+    await alerts.setTrafficAlert(name, null);
+    return true;
+  }
+  if (given) await alerts.setTrafficAlert(name, patch);
+  return given;
 }
 
 /** `cmg start` and `cmg stop`: a local-provider CMG's instances on this machine. */

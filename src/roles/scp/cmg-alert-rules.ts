@@ -5,6 +5,7 @@
  */
 import type { ComponentState, StatusSeverity } from "../../site/model.ts";
 import type { TrafficAlertSettings } from "../../site/services/cmg-alerts.ts";
+import { formatBytes } from "../../site/services/cmg-traffic.ts";
 import { StatusId } from "../../site/status-ids.ts";
 
 export type TrafficLevel = "ok" | "warning" | "critical";
@@ -37,14 +38,6 @@ export interface TrafficChange extends AlertMessage {
   to: TrafficLevel;
   /** The alert asks for the CMG to be stopped (it just reached critical with stop-on-critical). */
   stop: boolean;
-}
-
-/** Human size: 1.23 GB, 456 KB, 12 bytes. */
-export function formatBytes(n: number): string {
-  if (n >= GB) return `${(n / GB).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} KB`;
-  return `${n} bytes`;
 }
 
 /**

@@ -56,6 +56,14 @@ export const trafficDays = z.coerce
   .min(1, "must be at least 1 day")
   .max(90, "must be at most 90 days");
 
+/** Human size in powers of 1000, as the threshold's GB: 1.23 GB, 4.6 MB, 456.0 KB, 12 bytes. */
+export function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} KB`;
+  return `${n} bytes`;
+}
+
 const zero = (): TrafficTotals => ({ requests: 0, failed: 0, bytesToClients: 0, bytesFromClients: 0 });
 
 function add(a: TrafficTotals, r: { requests: number | string; failed: number | string; bytes_out: number | string; bytes_in: number | string }): void {
