@@ -113,3 +113,51 @@ export class CmgAlertEvaluator {
     }
   }
 }
+
+/**
+ * Runs the evaluation on a schedule whose interval is read again before every wait, so a changed
+ * `alert-evaluation-interval` applies without a restart. One run at a time; a failed run is logged.
+ */
+export class CmgAlertRunner {
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<unknown> | undefined;
+  #stopped = false;
+
+  constructor(
+    private readonly evaluator: CmgAlertEvaluator,
+    private readonly intervalMs: () => number | Promise<number>,
+    private readonly log: { info(t: string): void; error(t: string): void },
+  ) {}
+
+  start(): void {
+    if (this.#timer || this.#stopped) return;
+    void this.#schedule();
+  }
+
+  async #schedule(): Promise<void> {
+    let ms: number;
+    try {
+      ms = await this.intervalMs();
+    } catch (e) {
+      this.log.error(`Could not read the alert evaluation interval: ${(e as Error).message}; trying again in 60 s.`);
+      ms = 60_000;
+    }
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#running = this.evaluator
+        .evaluateAll()
+        .catch((e: unknown) => this.log.error(`CMG alert evaluation failed: ${(e as Error).message}`))
+        .finally(() => {
+          this.#running = undefined;
+          if (!this.#stopped) void this.#schedule();
+        });
+    }, ms);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+}
