@@ -8,7 +8,7 @@ import type { ApiRoute } from "../api/routes.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
 import { cmgAlertEvaluator, endpointMonitor } from "./role-deps.ts";
-import { CmgAlertRunner } from "../roles/scp/cmg-alerts.ts";
+import { scheduleCmgAlerts } from "../roles/scp/cmg-alerts.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
 export interface SiteServerOptions {
@@ -32,8 +32,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API listening on ${address}.`);
   const monitor = check === false ? undefined : endpointMonitor(o.site, check);
   monitor?.start();
-  const alerts = new CmgAlertRunner(cmgAlertEvaluator(o.site), () => 15 * 60_000, o.site.logs.component(LOG_FILES.cloudMgr));
-  alerts.start();
+  const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
   return {
     url: address,
     close: async () => {

@@ -17,6 +17,7 @@ import type { CmgsService } from "../../site/services/cmgs.ts";
 import type { CmgTrafficService, TrafficRecord } from "../../site/services/cmg-traffic.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { StatusService } from "../../site/services/status.ts";
+import type { SettingsService } from "../../site/services/settings.ts";
 import { StatusId } from "../../site/status-ids.ts";
 import { newSource, topics, type HealthMessage } from "../../observe/channels.ts";
 
@@ -25,6 +26,8 @@ export interface ConnectionPointRoleDeps {
   roles: RolesService;
   cmgs: CmgsService;
   traffic: CmgTrafficService;
+  /** The site's `traffic-report-interval`, read at start and on every look for site changes. */
+  settings: Pick<SettingsService, "durationMs">;
   status: StatusService;
   logs: LogSet;
   egress: EgressProvider;
@@ -35,7 +38,7 @@ export interface ConnectionPointRoleDeps {
 export interface ConnectionPointRoleOptions {
   /** Health report interval (default 60 s, as the documents' connector reports). */
   healthIntervalMs?: number;
-  /** Traffic report interval (default 5 min). */
+  /** Traffic report interval (default: the site's traffic-report-interval, 5 min unless set). */
   trafficIntervalMs?: number;
   /** How often site changes (roles, CMG settings) are looked for (default 10 s). */
   pollMs?: number;
@@ -50,6 +53,8 @@ export interface RunningConnectionPoint {
   refresh(): Promise<void>;
   stop(): Promise<void>;
 }
+
+const DEFAULT_TRAFFIC_INTERVAL_MS = 5 * 60_000;
 
 const STATE: Record<HealthReport["status"], ComponentState> = { ok: "OK", warning: "Warning", critical: "Critical" };
 
@@ -71,6 +76,8 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   let backends = await cmgs.backends();
   let instances = instancesOf(cmg);
   let lastState: ComponentState | undefined;
+  const readTrafficInterval = async (): Promise<number> => (await deps.settings.durationMs("traffic-report-interval")) ?? DEFAULT_TRAFFIC_INTERVAL_MS;
+  let trafficIntervalMs = o.trafficIntervalMs ?? (await readTrafficInterval());
 
   const onHealth = async (h: HealthReport): Promise<void> => {
     const state = STATE[h.status];
@@ -117,7 +124,8 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       log,
       onTraffic: (t) => deps.traffic.record(cmg.name, fqdn, trafficRecords(t, instances)),
       ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
-      ...(o.trafficIntervalMs ? { trafficIntervalMs: o.trafficIntervalMs } : {}),
+      // Read before each wait: a changed setting applies from the next report on.
+      trafficIntervalMs: () => trafficIntervalMs,
       ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
       ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
     });
@@ -129,6 +137,11 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
 
   const refresh = async (): Promise<void> => {
     const [nextSettings, nextBackends, view] = await Promise.all([cmgs.gatewaySettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
+    if (o.trafficIntervalMs === undefined) {
+      const next = await readTrafficInterval();
+      if (next !== trafficIntervalMs) log.service.info(`Traffic reports every ${Math.round(next / 1000)} s from the next report on (site setting traffic-report-interval).`);
+      trafficIntervalMs = next;
+    }
     const patch: Parameters<ConnectionPoint["update"]>[0] = {};
     if (settingsKey(nextSettings) !== settingsKey(settings)) {
       // Any change (roles too, not only the CMG row) needs a revision newer than what instances have.

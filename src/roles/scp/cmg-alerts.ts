@@ -13,6 +13,7 @@ import type { CmgTrafficService } from "../../site/services/cmg-traffic.ts";
 import type { CmgsService, CmgView } from "../../site/services/cmgs.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import { StatusId } from "../../site/status-ids.ts";
+import { every, type Schedule } from "../../schedule.ts";
 import { alertComponentState, certificateWarning, trafficChange, type CertificateAlert, type TrafficLevel } from "./cmg-alert-rules.ts";
 
 /** The component the CMG's alerts are raised by (CloudMgr.log's). */
@@ -115,49 +116,15 @@ export class CmgAlertEvaluator {
 }
 
 /**
- * Runs the evaluation on a schedule whose interval is read again before every wait, so a changed
- * `alert-evaluation-interval` applies without a restart. One run at a time; a failed run is logged.
+ * Evaluates on a schedule whose interval (the site's `alert-evaluation-interval`) is read again
+ * after every run, so `opencmg settings set` applies without a restart.
+ *
+ * @example
+ * const s = scheduleCmgAlerts(evaluator, () => settings.durationMs("alert-evaluation-interval"), log);
+ * await s.stop();
  */
-export class CmgAlertRunner {
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<unknown> | undefined;
-  #stopped = false;
-
-  constructor(
-    private readonly evaluator: CmgAlertEvaluator,
-    private readonly intervalMs: () => number | Promise<number>,
-    private readonly log: { info(t: string): void; error(t: string): void },
-  ) {}
-
-  start(): void {
-    if (this.#timer || this.#stopped) return;
-    void this.#schedule();
-  }
-
-  async #schedule(): Promise<void> {
-    let ms: number;
-    try {
-      ms = await this.intervalMs();
-    } catch (e) {
-      this.log.error(`Could not read the alert evaluation interval: ${(e as Error).message}; trying again in 60 s.`);
-      ms = 60_000;
-    }
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#running = this.evaluator
-        .evaluateAll()
-        .catch((e: unknown) => this.log.error(`CMG alert evaluation failed: ${(e as Error).message}`))
-        .finally(() => {
-          this.#running = undefined;
-          if (!this.#stopped) void this.#schedule();
-        });
-    }, ms);
-    this.#timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#running;
-  }
+export function scheduleCmgAlerts(evaluator: CmgAlertEvaluator, readIntervalMs: () => Promise<number | null>, log: { error(t: string): void }): Schedule {
+  return every(readIntervalMs, async () => void (await evaluator.evaluateAll()), {
+    onError: (e) => log.error(`CMG alert evaluation failed: ${e instanceof Error ? e.message : String(e)}`),
+  });
 }
