@@ -1,6 +1,6 @@
 /**
- * `opencmg site serve`: the long-running site process. Today the admin API; the console and the
- * scheduled tasks hang off the same start/close.
+ * `opencmg site serve`: the long-running site process: the admin API and the site's schedules (the
+ * endpoint check, the CMG alert evaluation), each reading its interval from the site settings.
  */
 import type { Logger as PinoLogger } from "pino";
 import { buildAdminApi } from "../api/server.ts";

@@ -191,6 +191,9 @@ export class CmgsService {
     await writeTransaction(this.ctx.db, async (tx) => {
       await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", current.name).execute();
       await tx.deleteFrom("cmg_instance_restarts").where("cmg_name", "=", current.name).execute();
+      // A CMG created later with the same name starts without this one's traffic and alert levels.
+      await tx.deleteFrom("cmg_traffic").where("cmg_name", "=", current.name).execute();
+      await tx.deleteFrom("cmg_alerts").where("cmg_name", "=", current.name).execute();
       await tx.deleteFrom("cmgs").where("name", "=", current.name).execute();
     });
     this.log("CloudMgr.log").info(`Deleted cloud management gateway ${current.name}. Clients learn of it at their next location request.`);
