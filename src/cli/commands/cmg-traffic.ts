@@ -1,7 +1,7 @@
 /**
  * `opencmg cmg traffic NAME [--days 14]`: a CMG's traffic (the 14-day outbound total its alert
- * watches, the series per day, per instance, connection point and role kind), and the traffic
- * lines `cmg show` prints.
+ * watches, the series per day, per instance, connection point and role kind), which `cmg show`
+ * prints too.
  */
 import type { Command } from "commander";
 import type { CmgAlertState, TrafficAlertSettings } from "../../site/services/cmg-alerts.ts";
@@ -19,8 +19,8 @@ export function alertText(alert: TrafficAlertSettings | null, outbound14Days: nu
   return `${alert.thresholdGb} GB over 14 days, warning at ${alert.warningPct}%, critical at ${alert.criticalPct}%${alert.stopOnCritical ? ", stop on critical" : ""} (now ${pct}%, last raised: ${level})`;
 }
 
-/** The two lines `cmg show` adds. */
-export function trafficLines(t: CmgTrafficSummary, alert: TrafficAlertSettings | null, states: readonly CmgAlertState[]): Record<string, string> {
+/** The 14-day total and the alert. */
+function trafficLines(t: CmgTrafficSummary, alert: TrafficAlertSettings | null, states: readonly CmgAlertState[]): Record<string, string> {
   return {
     "outbound, 14 days": `${formatBytes(t.outbound14Days)} to devices (${t.total.requests} requests, ${formatBytes(t.total.bytesFromClients)} from devices)`,
     "traffic alert": alertText(alert, t.outbound14Days, states),

@@ -16,7 +16,7 @@ import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { connectionPointRoleDeps } from "../../app/role-deps.ts";
-import { registerCmgTraffic, trafficLines } from "./cmg-traffic.ts";
+import { registerCmgTraffic, trafficText } from "./cmg-traffic.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -173,7 +173,7 @@ function registerManage(cmg: Command, ctx: CliContext): void {
       await ctx.withSite(cmd, async (s) => {
         const c = await s.services.cmgs.show(name);
         const [traffic, alertStates] = await Promise.all([s.services.cmgTraffic.summary(c.name), s.services.cmgAlerts.states(c.name)]);
-        ctx.print(cmd, { ...c, traffic, alertStates }, () => showText(c) + keyValues(trafficLines(traffic, c.deploy.trafficAlert, alertStates)));
+        ctx.print(cmd, { ...c, traffic, alertStates }, () => `${showText(c)}\nTraffic:\n${trafficText(traffic, c.deploy.trafficAlert, alertStates)}`);
       });
     });
 
