@@ -106,6 +106,8 @@ export interface ConnectionPoint {
   /** New settings (pushed to every instance), backends, or instance list (reconciled). */
   update(patch: { settings?: CmgSettings; backends?: Record<string, BackendTarget | string>; instances?: GatewayEndpoint[] }): void;
   health(): HealthReport;
+  /** The traffic interval changed: the next report comes one new interval after the last one (at once if that is past). */
+  retimeTraffic(): void;
   /** Resolves once every instance has at least `perInstance` (default 1) connected tunnel(s); rejects after `timeoutMs`. */
   waitConnected(opts?: { perInstance?: number; timeoutMs?: number }): Promise<void>;
   /** GOAWAY on every tunnel, `drainMs` (default 5 s) for requests in flight, then closes. Sends a last traffic report. */
@@ -258,12 +260,15 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
     const v = typeof o.trafficIntervalMs === "function" ? o.trafficIntervalMs() : o.trafficIntervalMs;
     return v !== undefined && Number.isFinite(v) && v > 0 ? v : 300_000;
   };
-  let trafficTimer: NodeJS.Timeout;
+  let trafficTimer: NodeJS.Timeout | undefined;
+  let lastTraffic = Date.now();
   const scheduleTraffic = (): void => {
+    clearTimeout(trafficTimer);
     trafficTimer = setTimeout(() => {
       report("traffic", o.onTraffic, takeTraffic());
+      lastTraffic = Date.now();
       scheduleTraffic();
-    }, trafficInterval());
+    }, Math.max(0, lastTraffic + trafficInterval() - Date.now()));
     trafficTimer.unref();
   };
   scheduleTraffic();
@@ -288,6 +293,9 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
       onChange();
     },
     health,
+    retimeTraffic() {
+      if (!stopping) scheduleTraffic();
+    },
     waitConnected({ perInstance: n = 1, timeoutMs = 30_000 } = {}) {
       return new Promise<void>((resolve, reject) => {
         const check = (): void => {

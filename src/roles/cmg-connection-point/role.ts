@@ -124,7 +124,7 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       log,
       onTraffic: (t) => deps.traffic.record(cmg.name, fqdn, trafficRecords(t, instances)),
       ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
-      // Read before each wait: a changed setting applies from the next report on.
+      // Read before each wait; a change found by refresh() retimes the wait under way.
       trafficIntervalMs: () => trafficIntervalMs,
       ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
       ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
@@ -139,8 +139,11 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
     const [nextSettings, nextBackends, view] = await Promise.all([cmgs.gatewaySettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
     if (o.trafficIntervalMs === undefined) {
       const next = await readTrafficInterval();
-      if (next !== trafficIntervalMs) log.service.info(`Traffic reports every ${Math.round(next / 1000)} s from the next report on (site setting traffic-report-interval).`);
-      trafficIntervalMs = next;
+      if (next !== trafficIntervalMs) {
+        log.service.info(`Traffic reports every ${Math.round(next / 1000)} s (site setting traffic-report-interval).`);
+        trafficIntervalMs = next;
+        cp.retimeTraffic();
+      }
     }
     const patch: Parameters<ConnectionPoint["update"]>[0] = {};
     if (settingsKey(nextSettings) !== settingsKey(settings)) {

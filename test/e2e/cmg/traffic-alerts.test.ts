@@ -122,7 +122,6 @@ after(async () => {
 
 it("counts traffic per instance, connection point and role kind, and raises the alert once per crossing, stops the CMG at critical, and clears", async () => {
   // Short intervals, through the settings a site administrator uses.
-  cli("settings", "set", "traffic-report-interval", "1s");
   cli("settings", "set", "alert-evaluation-interval", "1s");
   // 0.001 GB = 1 MB: warning at 50% (500 KB), critical at 90% (900 KB), and stop the CMG then.
   assert.match(cli("cmg", "update", "cmg1", "--traffic-alert-gb", "0.001", "--stop-on-critical"), /warning at 50%, critical at 90%, stop on critical/);
@@ -131,6 +130,9 @@ it("counts traffic per instance, connection point and role kind, and raises the 
   await run(["connection-point", "serve", "--server", "cp01.contoso.test", "--report-interval", "1"], /Ctrl-C stops it/);
   const siteServer = await run(["site", "serve", "--listen", "127.0.0.1:0"], /serving the admin API on (\S+)/);
   const apiUrl = /serving the admin API on (\S+)/.exec(siteServer.stderr())![1]!;
+  // Set while the connection point runs (at its 5-minute default): it applies without a restart,
+  // or no report would come within the waits below.
+  cli("settings", "set", "traffic-report-interval", "1s");
 
   const get = async (i: number, path: string, o: { method?: "POST"; body?: Buffer } = {}): Promise<number> => {
     const res = await until(`instance ${i} to relay`, async () => {
