@@ -7,6 +7,8 @@ import type { ConnectionPointRoleDeps } from "../roles/cmg-connection-point/role
 import type { ManagementPointDeps } from "../roles/mp/server.ts";
 import { siteInternetMps } from "../roles/mp/internet-mps.ts";
 import { EndpointMonitor, type EndpointMonitorDeps, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
+import { CmgAlertEvaluator } from "../roles/scp/cmg-alerts.ts";
+import { stopLocalCmg } from "../cmg/local-runner.ts";
 import type { FeedDeps } from "../roles/scp/update-feed.ts";
 import { AdrRunner } from "../roles/sup/adr.ts";
 import { ContentLibrary } from "../roles/sup/content-library.ts";
@@ -59,5 +61,27 @@ export function endpointMonitor(site: OpenedSite, opts: EndpointMonitorOptions =
 
 export function connectionPointRoleDeps(site: OpenedSite): ConnectionPointRoleDeps {
   const s = site.services;
-  return { roles: s.roles, cmgs: s.cmgs, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data) };
+  return { roles: s.roles, cmgs: s.cmgs, traffic: s.cmgTraffic, settings: s.settings, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data) };
+}
+
+/**
+ * The CMG alert evaluation of a site. Stop-on-critical stops a local-provider CMG's instances that
+ * `opencmg cmg start` runs on this machine; an external CMG's instances are stopped by their hosts.
+ */
+export function cmgAlertEvaluator(site: OpenedSite): CmgAlertEvaluator {
+  const s = site.services;
+  return new CmgAlertEvaluator({
+    cmgs: s.cmgs,
+    traffic: s.cmgTraffic,
+    alerts: s.cmgAlerts,
+    status: s.status,
+    logs: site.logs,
+    now: site.ctx.now,
+    stop: async (name) => {
+      const cmg = await s.cmgs.show(name);
+      if (cmg.provider !== "local") throw new Error(`its instances run on external hosts (provider ${cmg.provider}); stop them there`);
+      const { pid } = stopLocalCmg(site.paths.data, name);
+      return `its local instances' supervisor (process ${pid}) was asked to stop`;
+    },
+  });
 }

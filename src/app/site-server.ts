@@ -1,6 +1,6 @@
 /**
- * `opencmg site serve`: the long-running site process. Today the admin API; the console and the
- * scheduled tasks hang off the same start/close.
+ * `opencmg site serve`: the long-running site process: the admin API and the site's schedules (the
+ * endpoint check, the CMG alert evaluation), each reading its interval from the site settings.
  */
 import type { Logger as PinoLogger } from "pino";
 import { buildAdminApi } from "../api/server.ts";
@@ -9,7 +9,8 @@ import type { SessionLimits } from "../api/console-session.ts";
 import type { LiveFeedOptions } from "../api/live.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
-import { endpointMonitor } from "./role-deps.ts";
+import { cmgAlertEvaluator, endpointMonitor } from "./role-deps.ts";
+import { scheduleCmgAlerts } from "../roles/scp/cmg-alerts.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
 export interface SiteServerOptions {
@@ -46,10 +47,12 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   monitor?.start();
   // Browsers treat localhost as a secure context (the session cookie is Secure), and it reads better than 127.0.0.1.
   const consoleUrl = address.replace("://127.0.0.1:", "://localhost:") + "/";
+  const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
   return {
     url: address,
     consoleUrl,
     close: async () => {
+      await alerts.stop();
       await monitor?.stop();
       await app.close();
     },

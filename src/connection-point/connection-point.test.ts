@@ -93,11 +93,28 @@ describe("connection point: settings, backends, reports", () => {
     }
   });
 
-  it("reports traffic (requests, bytes, per role) and health through its callbacks", async () => {
+  it("reports traffic (requests, bytes, per role, per instance and role kind both ways) and health through its callbacks", async () => {
+    const already = h.traffic[0]!.length;
     for (let k = 0; k < 3; k++) await h.request(1, `/CCM_Proxy_MutualAuth/${h.roles.sup}/bytes/100000`, { cert: h.pki.client });
-    const sum = (f: (t: (typeof h.traffic)[0][0]) => number) => h.traffic[0]!.reduce((n, t) => n + f(t), 0);
-    await until("traffic reports with the downloads", () => sum((t) => t.byRole[h.roles.sup]?.requests ?? 0) >= 3 && sum((t) => t.bytesToGateway) > 300_000);
-    assert.ok(sum((t) => t.requests) >= 3);
+    const upload = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/upload`, { cert: h.pki.client, method: "POST", body: Buffer.alloc(50_000, 1) });
+    assert.equal(upload.status, 200);
+    const reports = () => h.traffic[0]!.slice(already);
+    const sum = (f: (t: (typeof h.traffic)[0][0]) => number) => reports().reduce((n, t) => n + f(t), 0);
+    const gw = (i: number) => `127.0.0.1:${h.ports[i]!.tunnel}`;
+    const kind = (i: number, k: string, f: "bytesToClients" | "bytesFromClients" | "requests") => sum((t) => t.byInstance[gw(i)]?.byKind[k]?.[f] ?? 0);
+    await until("traffic reports with the downloads and the upload", () => sum((t) => t.byRole[h.roles.sup]?.requests ?? 0) >= 3 && sum((t) => t.bytesToGateway) > 300_000 && kind(0, "mp", "bytesFromClients") >= 50_000);
+    assert.ok(sum((t) => t.requests) >= 4);
+    // The downloads went through instance 1 as software update point traffic, the upload through
+    // instance 0 to the management point (earlier tests' small requests may share these reports).
+    assert.ok(kind(1, "sup", "requests") >= 3);
+    assert.ok(kind(1, "sup", "bytesToClients") >= 300_000, "the bodies of the three answers");
+    assert.ok(kind(0, "sup", "bytesToClients") < 300_000, "not counted on the other instance");
+    assert.ok(kind(0, "mp", "requests") >= 1);
+    assert.ok(kind(0, "mp", "bytesFromClients") >= 50_000, "the upload's body");
+    assert.ok(kind(1, "mp", "bytesFromClients") < 50_000, "not counted on the other instance");
+    // The tunnels' wire bytes are at least the bodies they carried, TLS and framing on top.
+    assert.ok(sum((t) => t.byInstance[gw(1)]?.bytesToGateway ?? 0) > 300_000);
+    assert.ok(sum((t) => t.byInstance[gw(0)]?.bytesFromGateway ?? 0) > 50_000);
     const last = h.health[0]!.at(-1)!;
     assert.equal(last.status, "ok");
     assert.equal(last.instances.length, 2);

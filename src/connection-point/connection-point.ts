@@ -18,7 +18,7 @@ import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
 import { serveMetrics, type MetricsServer } from "../gateway/metrics.ts";
 import { parseSettings, type CmgSettings } from "../wire/tunnel/protocol.ts";
 import type { BackoffOptions } from "./backoff.ts";
-import { createForwarder, type BackendTarget, type ForwardResult } from "./forwarder.ts";
+import { createForwarder, type BackendTarget, type ForwardResult, type ForwardUsage } from "./forwarder.ts";
 import { ConnectionPointMetrics } from "./metrics.ts";
 import { TunnelSlot, type GatewayEndpoint, type TunnelContext } from "./tunnel.ts";
 import { LOG_FILES } from "../logs/files.ts";
@@ -31,7 +31,8 @@ import { directDial } from "./dial.ts";
 export type { GatewayEndpoint } from "./tunnel.ts";
 export type { BackendTarget } from "./forwarder.ts";
 export type { ComponentStatus, HealthReport, InstanceHealth } from "./health.ts";
-export type { TrafficReport } from "./traffic.ts";
+export type { InstanceTraffic, KindTraffic, TrafficReport } from "./traffic.ts";
+export { TUNNEL_KIND } from "./traffic.ts";
 
 /** The log files of a connection point. */
 export interface ConnectionPointLogs {
@@ -85,8 +86,8 @@ export interface ConnectionPointOptions {
   /** Default 60 s. */
   healthIntervalMs?: number;
   onTraffic?: (r: TrafficReport) => void | Promise<void>;
-  /** Default 5 min. */
-  trafficIntervalMs?: number;
+  /** Default 5 min. A function is read again before each wait: a changed interval applies from the next report. */
+  trafficIntervalMs?: number | (() => number);
   reconnect?: BackoffOptions;
   /** Dial + TLS limit, ms (default 15 s). */
   dialTimeoutMs?: number;
@@ -105,6 +106,8 @@ export interface ConnectionPoint {
   /** New settings (pushed to every instance), backends, or instance list (reconciled). */
   update(patch: { settings?: CmgSettings; backends?: Record<string, BackendTarget | string>; instances?: GatewayEndpoint[] }): void;
   health(): HealthReport;
+  /** The traffic interval changed: the next report comes one new interval after the last one (at once if that is past). */
+  retimeTraffic(): void;
   /** Resolves once every instance has at least `perInstance` (default 1) connected tunnel(s); rejects after `timeoutMs`. */
   waitConnected(opts?: { perInstance?: number; timeoutMs?: number }): Promise<void>;
   /** GOAWAY on every tunnel, `drainMs` (default 5 s) for requests in flight, then closes. Sends a last traffic report. */
@@ -146,9 +149,9 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
 
   // Traffic since the last report.
   const traffic = new TrafficCounter(o.name);
-  const record = (roleId: string, result: ForwardResult): void => {
+  const record = (roleId: string, result: ForwardResult, usage: ForwardUsage): void => {
     metrics.requests.inc({ result });
-    traffic.request(roleId, result);
+    traffic.request(roleId, result, usage);
   };
 
   const forward = createForwarder({
@@ -174,8 +177,8 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
     dialTimeoutMs: o.dialTimeoutMs ?? 15_000,
     pingMs: o.pingMs ?? 15_000,
     changed: () => onChange(),
-    onBytes: (sent, received) => {
-      traffic.bytes(sent, received);
+    onBytes: (gateway, sent, received) => {
+      traffic.bytes(gateway, sent, received);
       metrics.bytes.inc({ direction: "out" }, sent);
       metrics.bytes.inc({ direction: "in" }, received);
     },
@@ -253,9 +256,23 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   reconcile(o.instances);
 
   const healthTimer = setInterval(() => publishHealth("interval"), o.healthIntervalMs ?? 60_000);
-  const trafficTimer = setInterval(() => report("traffic", o.onTraffic, takeTraffic()), o.trafficIntervalMs ?? 300_000);
+  const trafficInterval = (): number => {
+    const v = typeof o.trafficIntervalMs === "function" ? o.trafficIntervalMs() : o.trafficIntervalMs;
+    return v !== undefined && Number.isFinite(v) && v > 0 ? v : 300_000;
+  };
+  let trafficTimer: NodeJS.Timeout | undefined;
+  let lastTraffic = Date.now();
+  const scheduleTraffic = (): void => {
+    clearTimeout(trafficTimer);
+    trafficTimer = setTimeout(() => {
+      report("traffic", o.onTraffic, takeTraffic());
+      lastTraffic = Date.now();
+      scheduleTraffic();
+    }, Math.max(0, lastTraffic + trafficInterval() - Date.now()));
+    trafficTimer.unref();
+  };
+  scheduleTraffic();
   healthTimer.unref();
-  trafficTimer.unref();
 
   let stopping: Promise<void> | null = null;
   return {
@@ -276,6 +293,9 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
       onChange();
     },
     health,
+    retimeTraffic() {
+      if (!stopping) scheduleTraffic();
+    },
     waitConnected({ perInstance: n = 1, timeoutMs = 30_000 } = {}) {
       return new Promise<void>((resolve, reject) => {
         const check = (): void => {
@@ -296,7 +316,7 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
     stop({ drainMs = 5000 } = {}) {
       stopping ??= (async () => {
         clearInterval(healthTimer);
-        clearInterval(trafficTimer);
+        clearTimeout(trafficTimer);
         log.info(`Connection point ${o.name} stopping: draining tunnels`);
         await Promise.all([...slots.values()].flat().map((s) => s.stop(drainMs)));
         report("traffic", o.onTraffic, takeTraffic());

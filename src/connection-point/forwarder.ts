@@ -29,6 +29,18 @@ export interface ForwarderRoutes {
 /** How a relayed request ended, as the forwarder saw it. */
 export type ForwardResult = "ok" | "refused" | "backend_error" | "cancelled";
 
+/** What one relayed request moved: body bytes each way, for the traffic report. */
+export interface ForwardUsage {
+  /** The instance ("host:port") whose tunnel carried it. */
+  gateway: string;
+  /** The role's kind in the URL map ("mp", "sup"; "-" when the role is not in it). */
+  kind: string;
+  /** Answer body bytes (the backend's, or the error this side sent). */
+  bytesToClient: number;
+  /** Request body bytes. */
+  bytesFromClient: number;
+}
+
 export interface ForwarderDeps {
   routes: () => ForwarderRoutes;
   /** undici dispatcher for the backends (site CA trusted, keep-alive). */
@@ -36,7 +48,7 @@ export interface ForwarderDeps {
   /** SMS_Cloud_ProxyConnector.log */
   log: ComponentLog;
   /** Called once per request when it ends. */
-  record: (roleId: string, result: ForwardResult) => void;
+  record: (roleId: string, result: ForwardResult, usage: ForwardUsage) => void;
   /** Backend must send response headers within this (default 60 s). */
   headersTimeoutMs?: number;
   /** Backend body must not stall longer than this (default 120 s). */
@@ -49,11 +61,11 @@ const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
  * @example
  * session.on("stream", createForwarder({ routes, dispatcher, log, traffic }));
  */
-export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void {
+export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, gateway?: string) => void {
   const headersTimeout = deps.headersTimeoutMs ?? 60_000;
   const bodyTimeout = deps.bodyTimeoutMs ?? 120_000;
 
-  return (stream, headers, flags) => {
+  return (stream, headers, flags, gateway = "-") => {
     const roleId = String(headers[Header.role] ?? "");
     const requestId = String(headers[Header.requestId] ?? "-");
     const method = String(headers[":method"] ?? "GET");
@@ -64,6 +76,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
 
     const { settings, backends } = deps.routes();
     const route = settings.urlMap[roleId];
+    const usage: ForwardUsage = { gateway, kind: route?.kind ?? "-", bytesToClient: 0, bytesFromClient: 0 };
     if (!route) return refuse(404, "unknown_role", `role ${roleId} is not in the URL map`);
     if (!route.allowCmgTraffic) return refuse(403, "role_not_allowed", `role ${roleId} does not allow cloud management gateway traffic`);
     const backend = backends.get(roleId);
@@ -86,17 +99,17 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     if (hasBody) {
       // undici destroys a stream body once sent; the tunnel stream must live on for the response.
       body = new PassThrough({ highWaterMark: 64 * 1024 });
-      relayBody(stream, body);
+      relayBody(stream, body, usage);
     }
 
     // undici's dispatch API, not request()/stream(): one handler object per request and no
     // promise, AbortSignal or intermediate stream on the hot path.
-    const handler = new BackendResponseHandler(stream, {
-      done: (result) => deps.record(roleId, result),
+    const handler = new BackendResponseHandler(stream, usage, {
+      done: (result) => deps.record(roleId, result, usage),
       failed: (err) => {
         // Backends are on-premises and reached directly, never through the proxy.
         const net = toNetError(err, { route: { mode: "direct" }, targetHost: base.host });
-        deps.record(roleId, "backend_error");
+        deps.record(roleId, "backend_error", usage);
         deps.log.warn(`Request ${where()} to ${base.origin}: ${net.message} (${net.code})`);
         if (!stream.headersSent && !stream.destroyed) {
           const timeout = net.code === NetCode.TIMEOUT;
@@ -120,9 +133,9 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     );
 
     function refuse(status: number, code: TunnelErrorCode, message: string): void {
-      deps.record(roleId, "refused");
       deps.log.warn(`Request ${where()} refused: ${status} ${code}: ${message}`);
       sendError(status, code, message);
+      deps.record(roleId, "refused", usage);
     }
 
     function sendError(status: number, code: TunnelErrorCode, message: string, netCode?: number): void {
@@ -136,6 +149,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
         ...(netCode ? { [Header.netCode]: String(netCode) } : {}),
       });
       stream.end(text);
+      usage.bytesToClient += Buffer.byteLength(text);
       // The gateway may still be sending a request body nobody will read.
       if (!stream.readableEnded) stream.resume();
     }
@@ -148,12 +162,13 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
  * at the gateway) destroys it, so the backend sees an aborted request, never a complete truncated
  * one. (A destroyed Http2Stream may still emit "end": its _read pushes null once destroyed.)
  */
-function relayBody(stream: ServerHttp2Stream, body: PassThrough): void {
+function relayBody(stream: ServerHttp2Stream, body: PassThrough, usage: ForwardUsage): void {
   const aborted = (): boolean => stream.destroyed || (stream.closed && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR);
   const abort = (): void => {
     if (!body.writableEnded && !body.destroyed) body.destroy(new Error("the gateway reset the request stream before the body ended"));
   };
   stream.on("data", (chunk: Buffer) => {
+    usage.bytesFromClient += chunk.length;
     if (!body.write(chunk)) {
       stream.pause();
       body.once("drain", () => stream.resume());
@@ -199,6 +214,7 @@ class BackendResponseHandler implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly stream: ServerHttp2Stream,
+    private readonly usage: ForwardUsage,
     private readonly on: { done: (result: ForwardResult) => void; failed: (err: Error & { code?: string }) => void },
   ) {
     // Not stream.writableFinished: when a stream is reset or its session dies, Node ends the
@@ -225,6 +241,7 @@ class BackendResponseHandler implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.stream.destroyed) return;
+    this.usage.bytesToClient += chunk.length;
     if (!this.stream.write(chunk)) {
       controller.pause();
       this.stream.once("drain", () => controller.resume());

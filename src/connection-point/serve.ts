@@ -36,7 +36,8 @@ export function serveTunnel(slot: TunnelSlot, socket: TLSSocket): Promise<boolea
     slot.socket = socket;
     const openedAt = Date.now();
     let up = false;
-    const countBytes = byteCounter(socket, ctx.onBytes);
+    const gateway = `${slot.endpoint.host}:${slot.endpoint.port}`;
+    const countBytes = byteCounter(socket, (sent, received) => ctx.onBytes(gateway, sent, received));
     slot.flushBytes = countBytes;
     try {
       session.setLocalWindowSize(CONNECTION_POINT_H2.connectionWindow);
@@ -67,7 +68,7 @@ export function serveTunnel(slot: TunnelSlot, socket: TLSSocket): Promise<boolea
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      ctx.onStream(stream, headers, flags);
+      ctx.onStream(stream, headers, flags, gateway);
     });
     session.on("error", (err) => slot.fail(err));
     session.on("goaway", (code) => {

@@ -29,7 +29,8 @@ export interface TunnelContext {
   dial: (host: string, port: number) => Promise<Socket>;
   tls: { certPem: string; keyPem: string; ca: string[] };
   settings: () => CmgSettings;
-  onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void;
+  /** A client request on a tunnel to instance `gateway` ("host:port"). */
+  onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, gateway: string) => void;
   /** SMS_Cloud_ProxyConnector.log */
   log: ComponentLog;
   /** CMGService.log */
@@ -39,8 +40,8 @@ export interface TunnelContext {
   pingMs: number;
   /** Called on every change of state, error or revision in force (health, waiters). */
   changed: () => void;
-  /** Bytes on the wire of this tunnel, reported as they move (traffic). */
-  onBytes: (sent: number, received: number) => void;
+  /** Bytes on the wire of a tunnel to instance `gateway` ("host:port"), reported as they move (traffic). */
+  onBytes: (gateway: string, sent: number, received: number) => void;
   onHandshakeFailure: () => void;
 }
 

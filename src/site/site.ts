@@ -16,6 +16,8 @@ import { AccountsService } from "./services/accounts.ts";
 import { AdrsService } from "./services/adrs.ts";
 import { ClientsService } from "./services/clients.ts";
 import { CmgsService } from "./services/cmgs.ts";
+import { CmgAlertsService } from "./services/cmg-alerts.ts";
+import { CmgTrafficService } from "./services/cmg-traffic.ts";
 import type { ServiceContext } from "./services/context.ts";
 import { ProxiesService } from "./services/proxies.ts";
 import { RolesService } from "./services/roles.ts";
@@ -50,6 +52,10 @@ export interface SiteServices {
   status: StatusService;
   clients: ClientsService;
   cmgs: CmgsService;
+  /** A CMG's traffic as its connection points report it. */
+  cmgTraffic: CmgTrafficService;
+  /** A CMG's alert settings and the state they were raised in. */
+  cmgAlerts: CmgAlertsService;
   updates: UpdatesService;
   adrs: AdrsService;
   settings: SettingsService;
@@ -119,6 +125,8 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     status: new StatusService(ctx),
     clients,
     cmgs: new CmgsService(ctx, sites, roles),
+    cmgTraffic: new CmgTrafficService(ctx),
+    cmgAlerts: new CmgAlertsService(ctx),
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
     settings: new SettingsService(ctx, clients),

@@ -19,4 +19,16 @@ export const StatusId = {
   CMG_CONNECTOR_STATE: 9417,
   /** A CMG instance process exited and its supervisor (`opencmg cmg start`) restarted it. */
   CMG_INSTANCE_RESTARTED: 9460,
+  /** A CMG's outbound traffic over 14 days reached the warning level of its traffic alert. */
+  CMG_TRAFFIC_WARNING: 9470,
+  /** A CMG's outbound traffic over 14 days reached the critical level of its traffic alert. */
+  CMG_TRAFFIC_CRITICAL: 9471,
+  /** A CMG's outbound traffic is back below the warning level (or its alert was removed). */
+  CMG_TRAFFIC_CLEARED: 9472,
+  /** A CMG's server authentication certificate expires within 30 days. */
+  CMG_CERT_EXPIRES_30_DAYS: 9473,
+  /** A CMG's server authentication certificate expires within 7 days. */
+  CMG_CERT_EXPIRES_7_DAYS: 9474,
+  /** The traffic alert's stop-on-critical option stopped a CMG, or could not. */
+  CMG_STOPPED_ON_CRITICAL: 9475,
 } as const;

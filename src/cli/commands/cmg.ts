@@ -11,11 +11,12 @@ import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts
 import { caCertificatesFromFiles, renewalFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
 import { startLocalCmg, stopLocalCmg } from "../../cmg/local-runner.ts";
 import type { CmgView } from "../../site/services/cmgs.ts";
-import { openSite } from "../../site/site.ts";
+import { openSite, type OpenedSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { connectionPointRoleDeps } from "../../app/role-deps.ts";
+import { registerCmgTraffic, trafficText } from "./cmg-traffic.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -80,6 +81,7 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
   const cmg = program.command("cmg").description("cloud management gateways: create, show, run");
   registerCreate(cmg, ctx);
   registerManage(cmg, ctx);
+  registerCmgTraffic(cmg, ctx);
   registerLocalRun(cmg, ctx);
   registerServe(program, ctx);
 }
@@ -110,9 +112,10 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
     .option("--client-port <n>", "client port of instance 0; instance i uses this + i", "443")
     .option("--tunnel-port <n>", "tunnel port of instance 0; instance i uses this + i", "10140")
     .option("--metrics-port <n>", "metrics port of instance 0 on 127.0.0.1 (0: none)", "9440")
-    .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days exceeds this many GB")
+    .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days reaches this many GB (fractions allowed)")
     .option("--traffic-warning-pct <n>", "warning at this % of the threshold", "50")
     .option("--traffic-critical-pct <n>", "critical at this % of the threshold", "90")
+    .option("--stop-on-critical", "stop the CMG when the critical level is reached")
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
       const server = serverCertificateFromFiles({
         cert: fileOpt("serverCert", o.serverCert),
@@ -120,8 +123,6 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
         pfx: fileOpt("serverPfx", o.serverPfx),
         pfxPassword: o.serverPfx && o.pfxPasswordStdin ? await readStdin(ctx.io.stdin) : undefined,
       });
-      const alertGb = o.trafficAlertGb === undefined ? undefined : Number(o.trafficAlertGb);
-      if (alertGb !== undefined && !(alertGb > 0)) throw new ValidationError("trafficAlertGb", "must be a number above 0");
       await ctx.withSite(cmd, async (s) => {
         const view = await s.services.cmgs.create({
           name,
@@ -145,7 +146,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
             clientPortBase: portOpt("clientPort", o.clientPort as string),
             tunnelPortBase: portOpt("tunnelPort", o.tunnelPort as string),
             metricsPortBase: portOpt("metricsPort", o.metricsPort as string),
-            trafficAlert: alertGb ? { thresholdGb: alertGb, warningPct: Number(o.trafficWarningPct), criticalPct: Number(o.trafficCriticalPct) } : null,
+            trafficAlert: o.trafficAlertGb === undefined ? null : { thresholdGb: o.trafficAlertGb as string, warningPct: o.trafficWarningPct as string, criticalPct: o.trafficCriticalPct as string, stopOnCritical: o.stopOnCritical === true },
           },
         });
         ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n`);
@@ -171,13 +172,14 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .action(async (name: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
         const c = await s.services.cmgs.show(name);
-        ctx.print(cmd, c, () => showText(c));
+        const [traffic, alertStates] = await Promise.all([s.services.cmgTraffic.summary(c.name), s.services.cmgAlerts.states(c.name)]);
+        ctx.print(cmd, { ...c, traffic, alertStates }, () => `${showText(c)}\nTraffic:\n${trafficText(traffic, c.deploy.trafficAlert, alertStates)}`);
       });
     });
 
   cmg
     .command("update <name>")
-    .description("change what can change after creation: instances, revocation checking, trusted CAs, server certificate")
+    .description("change what can change after creation: instances, revocation checking, trusted CAs, server certificate, traffic alert")
     .option("--instances <n>", "VM instances, 1 to 16")
     .option("--crl-check", "verify client certificate revocation")
     .option("--no-crl-check", "do not verify client certificate revocation")
@@ -186,8 +188,20 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .option("--intermediate <file>", "replace the intermediates (repeatable, at most 4)", collect)
     .option("--server-cert <file>", "renewed server authentication certificate (PEM)")
     .option("--server-key <file>", "its private key")
+    .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days reaches this many GB (fractions allowed)")
+    .option("--traffic-warning-pct <n>", "traffic alert: warning at this % of the threshold (default 50)")
+    .option("--traffic-critical-pct <n>", "traffic alert: critical at this % of the threshold (default 90)")
+    .option("--stop-on-critical", "traffic alert: stop the CMG when the critical level is reached")
+    .option("--no-stop-on-critical", "traffic alert: do not stop the CMG at the critical level")
+    .option("--no-traffic-alert", "remove the traffic alert")
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
+        const alertChanged = await updateTrafficAlert(s.services.cmgAlerts, name, o);
+        const others = Object.keys(o).some((k) => !k.startsWith("traffic") && k !== "stopOnCritical" && o[k] !== undefined);
+        if (alertChanged && !others) {
+          const c = await s.services.cmgs.show(name);
+          return ctx.print(cmd, c, () => `Updated the traffic alert of CMG ${c.name}: ${c.deploy.trafficAlert ? `${c.deploy.trafficAlert.thresholdGb} GB over 14 days, warning at ${c.deploy.trafficAlert.warningPct}%, critical at ${c.deploy.trafficAlert.criticalPct}%${c.deploy.trafficAlert.stopOnCritical ? ", stop on critical" : ""}` : "none"}.\n`);
+        }
         const c = await s.services.cmgs.update(name, {
           ...(o.instances !== undefined ? { instances: o.instances as string } : {}),
           ...(o.crlCheck !== undefined ? { crlCheck: o.crlCheck as boolean } : {}),
@@ -220,6 +234,22 @@ function registerManage(cmg: Command, ctx: CliContext): void {
         ctx.print(cmd, b, () => `Wrote ${b.files.length} start-up file(s) to ${b.dir}; run \`opencmg gateway serve --config FILE\` on each host.\n`);
       });
     });
+}
+
+/**
+ * The traffic alert options of `cmg update` (their own service, cmg-alerts.ts); true when one was
+ * given. `--traffic-alert` is on unless `--no-traffic-alert` was given.
+ */
+async function updateTrafficAlert(alerts: OpenedSite["services"]["cmgAlerts"], name: string, o: Record<string, unknown>): Promise<boolean> {
+  const patch = { thresholdGb: o.trafficAlertGb as string | undefined, warningPct: o.trafficWarningPct as string | undefined, criticalPct: o.trafficCriticalPct as string | undefined, stopOnCritical: o.stopOnCritical as boolean | undefined };
+  const given = Object.values(patch).some((v) => v !== undefined);
+  if (o.trafficAlert === false) {
+    if (given) throw new ValidationError("trafficAlert", "--no-traffic-alert removes the alert: give no other traffic alert option with it");
+    await alerts.setTrafficAlert(name, null);
+    return true;
+  }
+  if (given) await alerts.setTrafficAlert(name, patch);
+  return given;
 }
 
 /** `cmg start` and `cmg stop`: a local-provider CMG's instances on this machine. */

@@ -6,7 +6,7 @@
  * a subscriber of the connection point's `opencmg:connection-point:health` channel: on the report
  * interval, when the status changes, and once stopped.
  */
-import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type HealthReport } from "../../connection-point/connection-point.ts";
+import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type GatewayEndpoint, type HealthReport, type TrafficReport } from "../../connection-point/connection-point.ts";
 import { ValidationError } from "../../errors.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import type { ComponentState } from "../../site/model.ts";
@@ -14,8 +14,10 @@ import type { EgressProvider } from "../../egress/pool.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
 import type { CertKeyPem } from "../../pki/issue.ts";
 import type { CmgsService } from "../../site/services/cmgs.ts";
+import type { CmgTrafficService, TrafficRecord } from "../../site/services/cmg-traffic.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { StatusService } from "../../site/services/status.ts";
+import type { SettingsService } from "../../site/services/settings.ts";
 import { StatusId } from "../../site/status-ids.ts";
 import { newSource, topics, type HealthMessage } from "../../observe/channels.ts";
 
@@ -23,6 +25,9 @@ import { newSource, topics, type HealthMessage } from "../../observe/channels.ts
 export interface ConnectionPointRoleDeps {
   roles: RolesService;
   cmgs: CmgsService;
+  traffic: CmgTrafficService;
+  /** The site's `traffic-report-interval`, read at start and on every look for site changes. */
+  settings: Pick<SettingsService, "durationMs">;
   status: StatusService;
   logs: LogSet;
   egress: EgressProvider;
@@ -33,7 +38,7 @@ export interface ConnectionPointRoleDeps {
 export interface ConnectionPointRoleOptions {
   /** Health report interval (default 60 s, as the documents' connector reports). */
   healthIntervalMs?: number;
-  /** Traffic report interval (default 5 min). */
+  /** Traffic report interval (default: the site's traffic-report-interval, 5 min unless set). */
   trafficIntervalMs?: number;
   /** How often site changes (roles, CMG settings) are looked for (default 10 s). */
   pollMs?: number;
@@ -48,6 +53,8 @@ export interface RunningConnectionPoint {
   refresh(): Promise<void>;
   stop(): Promise<void>;
 }
+
+const DEFAULT_TRAFFIC_INTERVAL_MS = 5 * 60_000;
 
 const STATE: Record<HealthReport["status"], ComponentState> = { ok: "OK", warning: "Warning", critical: "Critical" };
 
@@ -69,6 +76,8 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   let backends = await cmgs.backends();
   let instances = instancesOf(cmg);
   let lastState: ComponentState | undefined;
+  const readTrafficInterval = async (): Promise<number> => (await deps.settings.durationMs("traffic-report-interval")) ?? DEFAULT_TRAFFIC_INTERVAL_MS;
+  let trafficIntervalMs = o.trafficIntervalMs ?? (await readTrafficInterval());
 
   const onHealth = async (h: HealthReport): Promise<void> => {
     const state = STATE[h.status];
@@ -113,9 +122,10 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       backends,
       backendTls: { ca: [pki.caPem], certPem: tls.certPem, keyPem: tls.keyPem },
       log,
-      onTraffic: (t) => cmgs.reportTraffic(cmg.name, fqdn, { requests: t.requests, bytesIn: t.bytesFromGateway, bytesOut: t.bytesToGateway }),
+      onTraffic: (t) => deps.traffic.record(cmg.name, fqdn, trafficRecords(t, instances)),
       ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
-      ...(o.trafficIntervalMs ? { trafficIntervalMs: o.trafficIntervalMs } : {}),
+      // Read before each wait; a change found by refresh() retimes the wait under way.
+      trafficIntervalMs: () => trafficIntervalMs,
       ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
       ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
     });
@@ -127,6 +137,14 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
 
   const refresh = async (): Promise<void> => {
     const [nextSettings, nextBackends, view] = await Promise.all([cmgs.gatewaySettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
+    if (o.trafficIntervalMs === undefined) {
+      const next = await readTrafficInterval();
+      if (next !== trafficIntervalMs) {
+        log.service.info(`Traffic reports every ${Math.round(next / 1000)} s (site setting traffic-report-interval).`);
+        trafficIntervalMs = next;
+        cp.retimeTraffic();
+      }
+    }
     const patch: Parameters<ConnectionPoint["update"]>[0] = {};
     if (settingsKey(nextSettings) !== settingsKey(settings)) {
       // Any change (roles too, not only the CMG row) needs a revision newer than what instances have.
@@ -163,4 +181,19 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       await writing;
     },
   };
+}
+
+/**
+ * A connection point's report as the site's rows: one per instance (its index in the CMG) and role
+ * kind. Traffic of an instance that left the CMG meanwhile keeps a null index rather than being lost.
+ */
+export function trafficRecords(t: TrafficReport, instances: readonly GatewayEndpoint[]): TrafficRecord[] {
+  const out: TrafficRecord[] = [];
+  for (const [gateway, it] of Object.entries(t.byInstance)) {
+    const index = instances.findIndex((i) => `${i.host}:${i.port}` === gateway);
+    for (const [roleKind, k] of Object.entries(it.byKind)) {
+      out.push({ instance: index < 0 ? null : index, roleKind, requests: k.requests, failed: k.failed, bytesToClients: k.bytesToClients, bytesFromClients: k.bytesFromClients });
+    }
+  }
+  return out;
 }

@@ -148,8 +148,23 @@ export interface CmgTrafficTable {
   connection_point: string;
   period_end: string;
   requests: number;
+  /** Bytes from the devices. */
   bytes_in: number;
+  /** Bytes to the devices (the gateway's outbound traffic). */
   bytes_out: number;
+  /** Instance index; null in rows written before the breakdown. */
+  instance: number | null;
+  /** "mp", "sup", "-" (role not in the URL map), "tunnel" (TLS, framing, headers); "" before the breakdown. */
+  role_kind: Generated<string>;
+  failed: Generated<number>;
+}
+
+export interface CmgAlertsTable {
+  cmg_name: string;
+  alert: string; // "traffic" | "certificate-30d" | "certificate-7d"
+  level: string; // traffic: "ok" | "warning" | "critical"; certificate: "raised"
+  subject: string; // certificate thumbprint; "" for traffic
+  changed_at: string;
 }
 
 export interface CmgInstanceRestartsTable {
@@ -205,6 +220,7 @@ export interface Database {
   cmg_tunnels: CmgTunnelsTable;
   cmg_traffic: CmgTrafficTable;
   cmg_instance_restarts: CmgInstanceRestartsTable;
+  cmg_alerts: CmgAlertsTable;
   clients: ClientsTable;
   client_settings: ClientSettingsTable;
   site_settings: SiteSettingsTable;
@@ -232,7 +248,8 @@ export const SCHEMA_COLUMNS = {
   adr_downloads: ["id", "adr_id", "update_id", "file_name", "status", "code", "bytes", "sha256", "message", "time"],
   cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "min_rsa_bits", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at"],
   cmg_tunnels: ["cmg_name", "instance", "connection_point", "connected", "detail", "reported_at"],
-  cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out"],
+  cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out", "instance", "role_kind", "failed"],
+  cmg_alerts: ["cmg_name", "alert", "level", "subject", "changed_at"],
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
   clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],

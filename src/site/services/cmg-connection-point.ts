@@ -1,21 +1,12 @@
 /**
  * What a CMG's connection point needs of the site and tells it: the settings it pushes to every
- * instance, the backends it forwards to, and its tunnel and traffic reports.
+ * instance, the backends it forwards to, and its tunnel reports (its traffic: cmg-traffic.ts).
  */
 import { NotFoundError } from "../../errors.ts";
 import type { CmgSettings, RouteEntry } from "../../wire/tunnel/protocol.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import type { RolesService } from "./roles.ts";
-
-export interface TrafficTotals {
-  requests: number;
-  bytesIn: number;
-  bytesOut: number;
-}
-
-/** The traffic alert's window. */
-const TRAFFIC_WINDOW_MS = 14 * 24 * 3600 * 1000;
 
 export class CmgConnectionPointData {
   constructor(
@@ -55,16 +46,5 @@ export class CmgConnectionPointData {
         await tx.insertInto("cmg_tunnels").values({ cmg_name: name, instance: s.instance, connection_point: connectionPoint, connected: s.connected ? 1 : 0, detail: s.detail, reported_at: at }).execute();
       }
     });
-  }
-
-  async reportTraffic(name: string, connectionPoint: string, t: TrafficTotals): Promise<void> {
-    await this.ctx.db.insertInto("cmg_traffic").values({ cmg_name: name, connection_point: connectionPoint, period_end: iso(this.ctx.now()), requests: t.requests, bytes_in: t.bytesIn, bytes_out: t.bytesOut }).execute();
-  }
-
-  /** Outbound bytes over the last 14 days (the traffic alert's window). */
-  async trafficLast14Days(name: string): Promise<TrafficTotals> {
-    const since = iso(new Date(this.ctx.now().getTime() - TRAFFIC_WINDOW_MS));
-    const rows = await this.ctx.db.selectFrom("cmg_traffic").select(["requests", "bytes_in", "bytes_out"]).where("cmg_name", "=", name).where("period_end", ">=", since).execute();
-    return rows.reduce((a, r) => ({ requests: a.requests + Number(r.requests), bytesIn: a.bytesIn + Number(r.bytes_in), bytesOut: a.bytesOut + Number(r.bytes_out) }), { requests: 0, bytesIn: 0, bytesOut: 0 });
   }
 }

@@ -23,8 +23,8 @@ export interface CmgDeploySettings {
   instanceHost: string;
   /** Instance i's Prometheus metrics on 127.0.0.1:metricsPortBase + i (default 9440); 0 turns metrics off. */
   metricsPortBase: number;
-  /** Alert on outbound traffic over 14 days. */
-  trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number } | null;
+  /** Alert on outbound traffic over 14 days (src/site/services/cmg-alerts.ts). */
+  trafficAlert: TrafficAlertSettings | null;
 }
 
 export interface CmgCreateInput {
@@ -44,7 +44,7 @@ export interface CmgCreateInput {
   region?: string | undefined;
   resourceGroup?: string | undefined;
   provider?: string | undefined;
-  deploy?: Partial<CmgDeploySettings> | undefined;
+  deploy?: (Partial<Omit<CmgDeploySettings, "trafficAlert">> & { trafficAlert?: TrafficAlertInput | null }) | undefined;
 }
 
 /** What can change after creation. */
@@ -116,16 +116,36 @@ export const deploySchema = z.object({
   tunnelPortBase: portBase(15).optional(),
   instanceHost: z.string().refine((h) => isHostName(h) || /^[\d.]+$/.test(h), "must be a host name or IP address").optional(),
   metricsPortBase: z.number().int().min(0).max(65520).optional(),
-  trafficAlert: z
-    .object({
-      thresholdGb: z.number().positive("must be more than 0"),
-      warningPct: z.number().int().min(1).max(100),
-      criticalPct: z.number().int().min(1).max(100),
-    })
-    .refine((t) => t.warningPct < t.criticalPct, "warningPct must be below criticalPct")
-    .nullable()
-    .optional(),
+  trafficAlert: z.lazy(() => trafficAlertSchema).nullable().optional(),
 });
+
+/** The outbound traffic alert of document 004's wizard (step 10): a 14-day threshold and two levels. */
+export interface TrafficAlertSettings {
+  /** GB (10^9 bytes) over 14 days; fractions allowed. */
+  thresholdGb: number;
+  /** Warning at this % of the threshold (default 50). */
+  warningPct: number;
+  /** Critical at this % of the threshold (default 90). */
+  criticalPct: number;
+  /** Stop the CMG when the critical level is reached. */
+  stopOnCritical: boolean;
+}
+
+const pct = (what: string) =>
+  z.coerce.number({ error: `must be a whole percentage from 1 to 100` }).int("must be a whole percentage from 1 to 100").min(1, `${what} must be at least 1%`).max(100, `${what} must be at most 100%`);
+
+/** What an administrator gives: the threshold, the rest defaulted. */
+export type TrafficAlertInput = z.input<typeof trafficAlertSchema>;
+
+export const trafficAlertSchema = z
+  .object({
+    thresholdGb: z.coerce.number({ error: "must be a number of GB above 0" }).positive("must be a number of GB above 0").max(1e9, "must be at most 1000000000 GB").finite(),
+    warningPct: pct("the warning level").default(50),
+    criticalPct: pct("the critical level").default(90),
+    stopOnCritical: z.boolean().default(false),
+  })
+  .strict()
+  .refine((t) => t.warningPct < t.criticalPct, { message: "the warning percentage must be below the critical percentage", path: ["warningPct"] });
 
 /** The deploy settings with their defaults filled in. */
 export function deploySettings(d: z.infer<typeof deploySchema>, serviceFqdn: string, provider: (typeof PROVIDERS)[number]): CmgDeploySettings {

@@ -9,7 +9,7 @@ import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
-import { CmgConnectionPointData, type TrafficTotals } from "./cmg-connection-point.ts";
+import { CmgConnectionPointData } from "./cmg-connection-point.ts";
 import { CLOUDS, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
 import { cmgStatus, instanceViews } from "./cmg-status.ts";
 import { writeTransaction } from "../db/transaction.ts";
@@ -191,6 +191,9 @@ export class CmgsService {
     await writeTransaction(this.ctx.db, async (tx) => {
       await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", current.name).execute();
       await tx.deleteFrom("cmg_instance_restarts").where("cmg_name", "=", current.name).execute();
+      // A CMG created later with the same name starts without this one's traffic and alert levels.
+      await tx.deleteFrom("cmg_traffic").where("cmg_name", "=", current.name).execute();
+      await tx.deleteFrom("cmg_alerts").where("cmg_name", "=", current.name).execute();
       await tx.deleteFrom("cmgs").where("name", "=", current.name).execute();
     });
     this.log("CloudMgr.log").info(`Deleted cloud management gateway ${current.name}. Clients learn of it at their next location request.`);
@@ -240,14 +243,5 @@ export class CmgsService {
   /** A connection point's view of its tunnels, recorded for the CMG's status. */
   reportTunnels(name: string, connectionPoint: string, states: { instance: number; connected: boolean; detail: string }[]): Promise<void> {
     return this.cp.reportTunnels(name, connectionPoint, states);
-  }
-
-  reportTraffic(name: string, connectionPoint: string, t: TrafficTotals): Promise<void> {
-    return this.cp.reportTraffic(name, connectionPoint, t);
-  }
-
-  /** Outbound bytes over the last 14 days (the traffic alert's window). */
-  trafficLast14Days(name: string): Promise<TrafficTotals> {
-    return this.cp.trafficLast14Days(name);
   }
 }

@@ -18,6 +18,7 @@ import { m0004Clients } from "./0004_clients.ts";
 import { m0005CmgRestarts } from "./0005_cmg_restarts.ts";
 import { m0006CmgClientPolicy } from "./0006_cmg_client_policy.ts";
 import { m0007SiteSettings } from "./0007_site_settings.ts";
+import { m0009CmgTrafficAlerts } from "./0009_cmg_traffic_alerts.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -30,6 +31,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0005_cmg_restarts": m0005CmgRestarts,
   "0006_cmg_client_policy": m0006CmgClientPolicy,
   "0007_site_settings": m0007SiteSettings,
+  "0009_cmg_traffic_alerts": m0009CmgTrafficAlerts,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
