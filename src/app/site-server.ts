@@ -13,6 +13,7 @@ import { LOG_FILES } from "../logs/files.ts";
 export interface SiteServerOptions {
   site: OpenedSite;
   listen: { host: string; port: number };
+  /** Structured logs on stdout; the admin API's request lines follow its level. */
   log?: PinoLogger;
   extraRoutes?: ApiRoute[];
   /** The service connection point's scheduled endpoint check (default hourly, or $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds; false: off). */
@@ -26,7 +27,7 @@ export interface RunningSiteServer {
 
 export async function startSiteServer(o: SiteServerOptions): Promise<RunningSiteServer> {
   const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
-  const app = await buildAdminApi({ site: o.site, extraRoutes: o.extraRoutes ?? [], ...(o.log ? { logger: { level: "info" } } : {}) });
+  const app = await buildAdminApi({ site: o.site, extraRoutes: o.extraRoutes ?? [], ...(o.log ? { logger: { level: o.log.level } } : {}) });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
   o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API listening on ${address}.`);
   const monitor = check === false ? undefined : endpointMonitor(o.site, check);

@@ -88,7 +88,7 @@ export interface GatewayInstance {
 export async function startGatewayInstance(config: GatewayInstanceConfig, deps: GatewayDeps): Promise<GatewayInstance> {
   const cfg = resolveGatewayConfig(config);
   const { http: httpLog, service: serviceLog } = deps.log;
-  const metrics = new GatewayMetrics(cfg.instanceName);
+  const metrics = new GatewayMetrics(cfg.instanceName, { processMetrics: cfg.metrics !== null });
   const settings = new SettingsStore();
   const pool = new TunnelPool();
   // Metrics and log lines of this instance subscribe to what it publishes, until it stops.

@@ -39,6 +39,8 @@ export interface ConnectionPointRoleOptions {
   pollMs?: number;
   connectionsPerInstance?: number;
   metricsPort?: number | null;
+  /** Address the metrics listener binds (default 127.0.0.1). */
+  metricsHost?: string;
 }
 
 export interface RunningConnectionPoint {
@@ -117,7 +119,7 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
       ...(o.trafficIntervalMs ? { trafficIntervalMs: o.trafficIntervalMs } : {}),
       ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
-      ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
+      ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort, ...(o.metricsHost ? { host: o.metricsHost } : {}) } } : {}),
     });
   } catch (err) {
     unsubscribe();
