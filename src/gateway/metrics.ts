@@ -12,8 +12,6 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { GatewayRequestResult } from "../observe/channels.ts";
 import { addProcessMetrics, DURATION_BUCKETS_SECONDS } from "../observe/prometheus.ts";
 
-export { serveMetrics, type MetricsServer } from "../observe/prometheus.ts";
-
 /** Request results, the `result` label of opencmg_gateway_requests_total. */
 export type RequestResult = GatewayRequestResult;
 
