@@ -299,8 +299,9 @@ function registerServe(program: Command, ctx: CliContext): void {
       const g = ctx.globals(cmd);
       const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
       const inst = await startGatewayInstance(cfg, { log: gatewayLogs(logs) });
+      const stopped = waitForStop(); // before the line that says it listens: a stop may follow at once
       ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on ${cfg.metrics?.host ?? DEFAULT_METRICS_HOST}:${inst.metricsPort}` : ""}\n`);
-      await waitForStop();
+      await stopped;
       await inst.stop();
       logs.close();
     });
@@ -324,8 +325,9 @@ function registerServe(program: Command, ctx: CliContext): void {
       const g = ctx.globals(cmd);
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel });
       const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, ...(metricsPort ? { metricsPort, metricsHost } : {}) });
+      const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
       ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
-      await waitForStop();
+      await stopped;
       await running.stop();
       await site.close();
     });

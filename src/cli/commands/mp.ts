@@ -48,8 +48,9 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
         caPem: o.ca ? readFile("ca", o.ca) : undefined,
         trustedClientRoots: o.trustedRoot?.map((f) => readFile("trustedRoot", f)),
       });
+      const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
       ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} (role ${running.mp.roleId}) serving ${running.mp.url}; Ctrl-C stops it\n`);
-      await waitForStop();
+      await stopped;
       await running.stop();
     });
 }

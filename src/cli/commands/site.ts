@@ -72,8 +72,10 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
       const server = await startSiteServer({ site: opened, listen, log });
+      // Listening for SIGTERM before saying so: whoever waits for this line may stop it at once.
+      const stopped = waitForStop();
       ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} (token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
-      await waitForStop();
+      await stopped;
       await server.close();
       await opened.close();
     });

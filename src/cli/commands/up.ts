@@ -32,6 +32,7 @@ export function registerUpCommand(program: Command, ctx: CliContext): void {
         if (v !== undefined) ports[key] = port(`${key}Port`, v);
       }
       const running = await up({ dataDir: g.data, databaseUrl: g.database, ports, logLevel, onStep: (s) => ctx.io.err.write(`... ${s}\n`) });
+      const stopped = waitForStop(); // before the facts are printed: a stop may follow at once
       const f = running.facts;
       ctx.print(cmd, f, () =>
         "OpenCMG is up.\n" +
@@ -40,7 +41,7 @@ export function registerUpCommand(program: Command, ctx: CliContext): void {
           "Then: npx opencmg client run --once --client-dir ./opencmg-client; npx opencmg site clients\n" +
           `(the same facts are in ${f.dataDir}/up.json; Ctrl-C stops everything)\n`,
       );
-      await waitForStop();
+      await stopped;
       ctx.io.err.write("stopping...\n");
       await running.stop();
     });

@@ -40,7 +40,7 @@ describe("--log-level", () => {
     let stderr = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => p.once("exit", (c) => r(c)));
+    const exited = new Promise<number | string | null>((r) => p.once("exit", (c, s) => r(c ?? s)));
     await until("site serve to listen or exit", () => /serving the admin API/.test(stderr) || p.exitCode !== null);
     assert.match(stderr, /serving the admin API/);
     p.kill("SIGTERM");
