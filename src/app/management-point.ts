@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import type { Logger as PinoLogger } from "pino";
+import type { LogLevel } from "../logs/cmtrace.ts";
 import { ValidationError } from "../errors.ts";
 import { startManagementPoint, type ManagementPoint } from "../roles/mp/server.ts";
 import { SitePki } from "../site/site-pki.ts";
@@ -17,6 +18,8 @@ export interface ManagementPointProcessOptions {
   /** What this process does, named to other writers waiting on the database (`opencmg mp serve`). */
   work?: string | undefined;
   pino?: PinoLogger | undefined;
+  /** The least severe CMTrace line written (default info). */
+  logLevel?: LogLevel | undefined;
   serverFqdn: string;
   listen: { host: string; port: number };
   /** Server certificate and key (PEM); issued by the site CA for the server when left out. */
@@ -33,7 +36,7 @@ export interface RunningManagementPoint {
 }
 
 export async function runManagementPoint(o: ManagementPointProcessOptions): Promise<RunningManagementPoint> {
-  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino });
+  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel });
   try {
     const pki = new SitePki(site.paths.data);
     if (!o.caPem && !existsSync(`${pki.dir}/site-ca.pem`)) throw new ValidationError("ca", "the site CA is needed", `ca: no site CA in ${pki.dir}; run \`opencmg site init\` or give --ca`);

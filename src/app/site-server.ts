@@ -16,6 +16,7 @@ import { LOG_FILES } from "../logs/files.ts";
 export interface SiteServerOptions {
   site: OpenedSite;
   listen: { host: string; port: number };
+  /** Structured logs on stdout; the admin API's request lines follow its level. */
   log?: PinoLogger;
   extraRoutes?: ApiRoute[];
   /** The service connection point's scheduled endpoint check (default: the site setting endpoint-check-interval; $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds overrides it, 0 turns it off; false: off). */
@@ -36,7 +37,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   const app = await buildAdminApi({
     site: o.site,
     extraRoutes: o.extraRoutes ?? [],
-    ...(o.log ? { logger: { level: "info" } } : {}),
+    ...(o.log ? { logger: { level: o.log.level } } : {}),
     ...(o.console?.dir !== undefined ? { consoleDir: o.console.dir } : {}),
     ...(o.console?.sessions ? { sessions: o.console.sessions } : {}),
     ...(o.console?.live ? { live: o.console.live } : {}),

@@ -17,7 +17,9 @@ import { initSite, openSite, type OpenedSite } from "../site/site.ts";
 import { SitePki } from "../site/site-pki.ts";
 import { managementPointDeps, softwareUpdatePointDeps } from "./role-deps.ts";
 import { connectionPointRoleDeps } from "./role-deps.ts";
-import { OpenCmgError } from "../errors.ts";
+import { OpenCmgError, ValidationError } from "../errors.ts";
+import { checkPortsFree, type PlannedPort } from "./port-check.ts";
+import type { LogLevel } from "../logs/cmtrace.ts";
 
 export const UP_SERVER = "site.opencmg.local";
 export const UP_CMG = "opencmg";
@@ -33,6 +35,9 @@ export interface UpPorts {
 }
 export const DEFAULT_UP_PORTS: UpPorts = { api: 8240, mp: 8443, client: 10443, tunnel: 10140 };
 
+/** The option that sets each port of `opencmg up`. */
+export const UP_PORT_FLAGS: Record<keyof UpPorts, string> = { api: "--api-port", mp: "--mp-port", client: "--client-port", tunnel: "--tunnel-port" };
+
 export interface UpFacts {
   siteUrl: string;
   /** The administration console (same listener as the admin API). */
@@ -44,6 +49,8 @@ export interface UpFacts {
   /** The command that installs a client reaching the site through the gateway; `--client-dir DIR` may be appended. */
   clientInstall: string[];
   dataDir: string;
+  /** The ports of this run: the next run without port options uses them again. */
+  ports: UpPorts;
 }
 
 export interface RunningUp {
@@ -83,14 +90,69 @@ async function waitUntilReady(ready: () => Promise<boolean>, timeoutMs: number):
   }
 }
 
-/** Creates what is missing (idempotent), then starts everything. */
-export async function up(o: { dataDir: string; databaseUrl?: string | undefined; ports?: Partial<UpPorts>; onStep?: (s: string) => void }): Promise<RunningUp> {
-  const ports = { ...DEFAULT_UP_PORTS, ...o.ports };
+/** The ports the last run in `dataDir` used (from its up.json), if any. */
+function rememberedPorts(dataDir: string): Partial<UpPorts> {
+  try {
+    const facts = JSON.parse(readFileSync(join(dataDir, "up.json"), "utf8")) as Partial<UpFacts>;
+    const p = facts.ports;
+    if (!p || typeof p !== "object") return {};
+    return Object.fromEntries(Object.entries(p).filter(([k, v]) => k in DEFAULT_UP_PORTS && Number.isInteger(v) && v > 0 && v < 65536));
+  } catch {
+    return {};
+  }
+}
+
+/** Every port up listens on, each with the option that changes it; the CMG's instances as given (the CMG may have more than one). */
+function plannedPorts(ports: UpPorts, instances: readonly { index: number; clientPort: number; tunnelPort: number }[]): PlannedPort[] {
+  const at = (port: number, what: string, flag: string, derived?: string): PlannedPort => ({ host: LOOPBACK, port, what, flag, ...(derived ? { derived } : {}) });
+  return [
+    at(ports.api, "admin API", UP_PORT_FLAGS.api),
+    at(ports.mp, "management point", UP_PORT_FLAGS.mp),
+    at(ports.mp + 1, "software update point", UP_PORT_FLAGS.mp, `${UP_PORT_FLAGS.mp} + 1`),
+    ...instances.flatMap((i) => [
+      at(i.clientPort, `CMG instance ${i.index}, clients`, UP_PORT_FLAGS.client, i.index > 0 ? `${UP_PORT_FLAGS.client} + ${i.index}` : undefined),
+      at(i.tunnelPort, `CMG instance ${i.index}, connection points`, UP_PORT_FLAGS.tunnel, i.index > 0 ? `${UP_PORT_FLAGS.tunnel} + ${i.index}` : undefined),
+    ]),
+  ];
+}
+
+const LOOPBACK = "127.0.0.1";
+
+/**
+ * Creates what is missing (idempotent), then starts everything. `ports`: the ones asked for on
+ * the command line; the others are those of the last run in the data folder, else the defaults.
+ * Every port is checked before anything is written: a busy one throws a ValidationError naming
+ * the option that changes it, and leaves the data folder as it was (or absent).
+ */
+export async function up(o: { dataDir: string; databaseUrl?: string | undefined; ports?: Partial<UpPorts>; logLevel?: LogLevel; onStep?: (s: string) => void }): Promise<RunningUp> {
   const step = o.onStep ?? (() => undefined);
   const dataDir = resolve(o.dataDir);
-  const site: OpenedSite = await openSite({ dataDir, databaseUrl: o.databaseUrl, work: "up" });
+  const asked = o.ports ?? {};
+  const ports: UpPorts = { ...DEFAULT_UP_PORTS, ...rememberedPorts(dataDir), ...asked };
+  // A new CMG has one instance on the client and tunnel ports; an existing one is checked below, once read.
+  await checkPortsFree(plannedPorts(ports, [{ index: 0, clientPort: ports.client, tunnelPort: ports.tunnel }]));
+  const site: OpenedSite = await openSite({ dataDir, databaseUrl: o.databaseUrl, work: "up", logLevel: o.logLevel });
   const running: { close(): Promise<void> }[] = [];
   try {
+    const existing = (await site.services.cmgs.list()).some((c) => c.name === UP_CMG) ? await site.services.cmgs.show(UP_CMG) : undefined;
+    if (existing) {
+      // The CMG keeps the ports it was created with: a different one asked for cannot apply.
+      const { clientPortBase, tunnelPortBase } = existing.deploy;
+      for (const [key, stored] of [["client", clientPortBase], ["tunnel", tunnelPortBase]] as const) {
+        const want = asked[key];
+        if (want !== undefined && want !== stored) {
+          throw new ValidationError(
+            `${key}Port`,
+            `the CMG ${UP_CMG} in this data folder uses ${key} port ${stored}`,
+            `${key}Port: the CMG ${UP_CMG} in ${dataDir} was created with ${key} port ${stored}; leave out ${UP_PORT_FLAGS[key]} (or give ${stored}), or use another data folder`,
+          );
+        }
+      }
+      ports.client = clientPortBase;
+      ports.tunnel = tunnelPortBase;
+      // Still before anything is written: its other instances' ports too.
+      await checkPortsFree(plannedPorts(ports, existing.instances));
+    }
     const top = await site.services.sites.top();
     const { adminToken } = await initSite(site, { code: top?.code ?? "P01", name: top?.name ?? "OpenCMG embedded site" });
     const pki = await testPki(join(dataDir, "pki", "test"));
@@ -100,7 +162,9 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     const have = (kind: string) => roles.list(UP_SERVER).then((l) => l.find((r) => r.kind === kind));
     const mpRole = (await have("management-point")) ?? (await roles.add(UP_SERVER, "management-point", { allowCmgTraffic: true, internalUrl: mpUrl }));
     if (mpRole.kind === "management-point" && (mpRole.settings.internalUrl !== mpUrl || !mpRole.settings.allowCmgTraffic)) await roles.set(UP_SERVER, "management-point", { allowCmgTraffic: true, internalUrl: mpUrl });
-    if (!(await have("software-update-point"))) await roles.add(UP_SERVER, "software-update-point", { allowCmgTraffic: true, internalUrl: `https://127.0.0.1:${ports.mp + 1}` });
+    const supUrl = `https://127.0.0.1:${ports.mp + 1}`;
+    const supRole = (await have("software-update-point")) ?? (await roles.add(UP_SERVER, "software-update-point", { allowCmgTraffic: true, internalUrl: supUrl }));
+    if (supRole.kind === "software-update-point" && (supRole.settings.internalUrl !== supUrl || !supRole.settings.allowCmgTraffic)) await roles.set(UP_SERVER, "software-update-point", { allowCmgTraffic: true, internalUrl: supUrl });
     if (!(await cmgs.list()).some((c) => c.name === UP_CMG)) {
       step("creating the CMG");
       await cmgs.create({
@@ -152,6 +216,7 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
       internetMpUrl,
       clientInstall: ["npx", "opencmg", "client", "install", "--mp", internetMpUrl, "--always-internet", "--cert", pki.clientCert, "--key", pki.clientKey, "--ca", pki.rootFile],
       dataDir,
+      ports,
     };
     // Whole or not at all (written aside, then renamed): scripts and tests wait for this file to appear.
     const upJson = join(dataDir, "up.json");

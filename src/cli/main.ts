@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from "commander";
 import { isOpenCmgError } from "../errors.ts";
 import { createContext, type CliContext } from "./context.ts";
 import { describeFailure, type Io } from "./output.ts";
+import { VERSION } from "../version.ts";
 
 type Register = (program: Command, ctx: CliContext) => void;
 
@@ -67,8 +68,6 @@ export function modulesFor(argv: string[]): string[] {
   if (name === undefined && (argv.includes("--version") || argv.includes("-V"))) return [];
   return (name !== undefined && COMMAND_MODULES[name]) || Object.keys(MODULES);
 }
-
-export const VERSION = "0.1.0";
 
 export async function buildProgram(ctx: CliContext, argv?: string[]): Promise<Command> {
   const program = new Command("opencmg")

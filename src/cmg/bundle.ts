@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { StartupFile } from "../gateway/startup-file.ts";
+import { DEFAULT_METRICS_HOST } from "../observe/prometheus.ts";
 import type { CmgView } from "../site/services/cmgs.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { SitePki } from "../site/site-pki.ts";
@@ -40,7 +41,7 @@ export async function writeCmgBundle(site: OpenedSite, cmg: CmgView, dirInput?: 
       siteCaFile: "site-ca.pem",
       client: { host: cmg.deploy.listenHost, port: inst.clientPort },
       tunnel: { host: cmg.deploy.listenHost, port: inst.tunnelPort },
-      metrics: inst.metricsPort ? { host: "127.0.0.1", port: inst.metricsPort } : null,
+      metrics: inst.metricsPort ? { host: cmg.deploy.metricsHost ?? DEFAULT_METRICS_HOST, port: inst.metricsPort } : null,
     };
     const file = join(dir, `instance-${inst.index}.json`);
     writeFileSync(file, JSON.stringify(f, null, 2) + "\n");

@@ -15,7 +15,7 @@ import type { Socket } from "node:net";
 import { rootCertificates } from "node:tls";
 import { Agent } from "undici";
 import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
-import { serveMetrics, type MetricsServer } from "../gateway/metrics.ts";
+import { DEFAULT_METRICS_HOST, serveMetrics, type MetricsServer } from "../observe/prometheus.ts";
 import { parseSettings, type CmgSettings } from "../wire/tunnel/protocol.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { createForwarder, type BackendTarget, type ForwardResult, type ForwardUsage } from "./forwarder.ts";
@@ -95,6 +95,7 @@ export interface ConnectionPointOptions {
   pingMs?: number;
   backendHeadersTimeoutMs?: number;
   backendBodyTimeoutMs?: number;
+  /** Prometheus metrics listener (host default 127.0.0.1). Absent or null: none. */
   metrics?: { host?: string; port: number } | null;
 }
 
@@ -135,7 +136,7 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   const log = o.log.connector;
   const serviceLog = o.log.service;
   const perInstance = o.connectionsPerInstance ?? 2;
-  const metrics = new ConnectionPointMetrics(o.name);
+  const metrics = new ConnectionPointMetrics(o.name, { processMetrics: Boolean(o.metrics) });
   let settings = parseSettings(o.settings);
   let backends = toBackendMap(o.backends);
 
@@ -149,8 +150,9 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
 
   // Traffic since the last report.
   const traffic = new TrafficCounter(o.name);
-  const record = (roleId: string, result: ForwardResult, usage: ForwardUsage): void => {
+  const record = (roleId: string, result: ForwardResult, usage: ForwardUsage, seconds: number): void => {
     metrics.requests.inc({ result });
+    metrics.requestDuration.observe({ role_kind: usage.kind === "-" ? "unknown" : usage.kind, result }, seconds);
     traffic.request(roleId, result, usage);
   };
 
@@ -246,13 +248,16 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
 
   let metricsServer: MetricsServer | null = null;
   if (o.metrics) {
-    metricsServer = await serveMetrics(metrics.registry, { host: o.metrics.host ?? "127.0.0.1", port: o.metrics.port }, () => {
+    metricsServer = await serveMetrics(metrics.registry, { host: o.metrics.host ?? DEFAULT_METRICS_HOST, port: o.metrics.port }, () => {
       const h = health();
       return { ...h, ok: h.status !== "critical" };
     });
   }
 
-  log.info(`Connection point ${o.name} starting: ${o.instances.length} instance(s), ${perInstance} tunnel(s) each, settings revision ${settings.revision}`);
+  log.info(
+    `Connection point ${o.name} starting: ${o.instances.length} instance(s), ${perInstance} tunnel(s) each, settings revision ${settings.revision}` +
+      (metricsServer ? `; metrics on ${o.metrics!.host ?? DEFAULT_METRICS_HOST}:${metricsServer.port}` : ""),
+  );
   reconcile(o.instances);
 
   const healthTimer = setInterval(() => publishHealth("interval"), o.healthIntervalMs ?? 60_000);

@@ -47,8 +47,11 @@ export interface ForwarderDeps {
   dispatcher: Dispatcher;
   /** SMS_Cloud_ProxyConnector.log */
   log: ComponentLog;
-  /** Called once per request when it ends. */
-  record: (roleId: string, result: ForwardResult, usage: ForwardUsage) => void;
+  /**
+   * Called once per request when it ends: its role, how it ended, its bytes, instance and role
+   * kind ("-" when the role is not in the URL map), and its duration from the stream's arrival.
+   */
+  record: (roleId: string, result: ForwardResult, usage: ForwardUsage, seconds: number) => void;
   /** Backend must send response headers within this (default 60 s). */
   headersTimeoutMs?: number;
   /** Backend body must not stall longer than this (default 120 s). */
@@ -66,6 +69,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
   const bodyTimeout = deps.bodyTimeoutMs ?? 120_000;
 
   return (stream, headers, flags, gateway = "-") => {
+    const started = performance.now();
     const roleId = String(headers[Header.role] ?? "");
     const requestId = String(headers[Header.requestId] ?? "-");
     const method = String(headers[":method"] ?? "GET");
@@ -77,6 +81,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     const { settings, backends } = deps.routes();
     const route = settings.urlMap[roleId];
     const usage: ForwardUsage = { gateway, kind: route?.kind ?? "-", bytesToClient: 0, bytesFromClient: 0 };
+    const record = (result: ForwardResult): void => deps.record(roleId, result, usage, (performance.now() - started) / 1000);
     if (!route) return refuse(404, "unknown_role", `role ${roleId} is not in the URL map`);
     if (!route.allowCmgTraffic) return refuse(403, "role_not_allowed", `role ${roleId} does not allow cloud management gateway traffic`);
     const backend = backends.get(roleId);
@@ -105,11 +110,11 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     // undici's dispatch API, not request()/stream(): one handler object per request and no
     // promise, AbortSignal or intermediate stream on the hot path.
     const handler = new BackendResponseHandler(stream, usage, {
-      done: (result) => deps.record(roleId, result, usage),
+      done: (result) => record(result),
       failed: (err) => {
         // Backends are on-premises and reached directly, never through the proxy.
         const net = toNetError(err, { route: { mode: "direct" }, targetHost: base.host });
-        deps.record(roleId, "backend_error", usage);
+        record("backend_error");
         deps.log.warn(`Request ${where()} to ${base.origin}: ${net.message} (${net.code})`);
         if (!stream.headersSent && !stream.destroyed) {
           const timeout = net.code === NetCode.TIMEOUT;
@@ -135,7 +140,7 @@ export function createForwarder(deps: ForwarderDeps): (stream: ServerHttp2Stream
     function refuse(status: number, code: TunnelErrorCode, message: string): void {
       deps.log.warn(`Request ${where()} refused: ${status} ${code}: ${message}`);
       sendError(status, code, message);
-      deps.record(roleId, "refused", usage);
+      record("refused");
     }
 
     function sendError(status: number, code: TunnelErrorCode, message: string, netCode?: number): void {

@@ -9,7 +9,8 @@ import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
 import { MutualTlsAuthenticator, type ClientAuthenticator } from "./auth/client-cert.ts";
 import { startClientListener } from "./client-listener.ts";
 import { resolveGatewayConfig, type GatewayInstanceConfig } from "./config.ts";
-import { GatewayMetrics, serveMetrics, type MetricsServer } from "./metrics.ts";
+import { GatewayMetrics } from "./metrics.ts";
+import { serveMetrics, type MetricsServer } from "../observe/prometheus.ts";
 import { createRouter } from "./relay/router.ts";
 import { SettingsStore } from "./settings-store.ts";
 import { startTunnelListener } from "./tunnels/tunnel-listener.ts";
@@ -88,7 +89,7 @@ export interface GatewayInstance {
 export async function startGatewayInstance(config: GatewayInstanceConfig, deps: GatewayDeps): Promise<GatewayInstance> {
   const cfg = resolveGatewayConfig(config);
   const { http: httpLog, service: serviceLog } = deps.log;
-  const metrics = new GatewayMetrics(cfg.instanceName);
+  const metrics = new GatewayMetrics(cfg.instanceName, { processMetrics: cfg.metrics !== null });
   const settings = new SettingsStore();
   const pool = new TunnelPool();
   // Metrics and log lines of this instance subscribe to what it publishes, until it stops.

@@ -30,7 +30,7 @@ export function observeGateway(d: GatewayObserverDeps): () => void {
   return new Subscriptions().add(gatewayMetricsObserver(d), gatewayLogObserver(d)).closer();
 }
 
-/** Prometheus metrics from requests, refusals, tunnel states and settings. */
+/** Prometheus metrics from requests (counts, durations, bytes), refusals, tunnel states and settings. */
 export function gatewayMetricsObserver({ source, metrics, pool }: Pick<GatewayObserverDeps, "source" | "metrics" | "pool">): () => void {
   // Label children resolved once: these counters move on every request.
   const bytesIn = metrics.bytes.labels({ direction: "in" });
@@ -41,10 +41,18 @@ export function gatewayMetricsObserver({ source, metrics, pool }: Pick<GatewayOb
     if (!child) results.set(result, (child = metrics.requests.labels({ result })));
     child.inc();
   };
+  const durations = new Map<string, { observe(seconds: number): void }>();
+  const observeDuration = (m: GatewayRequestMessage): void => {
+    const key = `${m.roleKind} ${m.result}`;
+    let child = durations.get(key);
+    if (!child) durations.set(key, (child = metrics.requestDuration.labels({ role_kind: m.roleKind, result: m.result })));
+    child.observe(m.durationMs / 1000);
+  };
   return new Subscriptions()
     .add(
       topics.gatewayRequest.subscribe((m) => {
         count(m.result);
+        observeDuration(m);
         if (m.bytesIn) bytesIn.inc(m.bytesIn);
         if (m.bytesOut) bytesOut.inc(m.bytesOut);
         if (m.failovers) metrics.failovers.inc(m.failovers);

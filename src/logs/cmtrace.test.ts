@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
 import { tempDir } from "../../test/helpers/databases.ts";
-import { formatLine, LogSet, parseLines } from "./cmtrace.ts";
+import { formatLine, isLogLevel, LOG_LEVELS, LogSet, parseLines } from "./cmtrace.ts";
 import { LOG_FILES } from "./files.ts";
 
 it("writes the CMTrace line format with the platform's time-zone bias", () => {
@@ -37,4 +37,38 @@ it("rotates by size, keeping the previous file as NAME.lo_", () => {
   assert.ok(previous.length > 0 && current.length > 0);
   assert.equal(current[0]!.component, "SMS_RULE_ENGINE");
   assert.equal(previous.at(-1)!.text.split(" ")[1], String(Number(current[0]!.text.split(" ")[1]) - 1), "no line lost across the rotation");
+});
+
+it("writes only lines at or above its level, to the files and the structured copy alike", () => {
+  const dir = tempDir();
+  const copied: string[] = [];
+  // A pino-shaped sink: the structured copy gets the same lines as the file.
+  const sink = { info: (_o: unknown, t: string) => copied.push(`info ${t}`), warn: (_o: unknown, t: string) => copied.push(`warn ${t}`), error: (_o: unknown, t: string) => copied.push(`error ${t}`) };
+  const logs = new LogSet({ dir, level: "warning", pino: sink as unknown as NonNullable<ConstructorParameters<typeof LogSet>[0]["pino"]> });
+  assert.equal(logs.level, "warning");
+  const log = logs.component(LOG_FILES.cmgService);
+  log.info("tunnel 1 is ready");
+  log.warn("tunnel 2 closed");
+  log.error("no tunnel left");
+  logs.close();
+  const lines = parseLines(readFileSync(join(dir, "CMGService.log"), "utf8"));
+  assert.deepEqual(lines.map((l) => [l.type, l.text]), [[2, "tunnel 2 closed"], [3, "no tunnel left"]]);
+  assert.deepEqual(copied, ["warn tunnel 2 closed", "error no tunnel left"]);
+
+  const errorsOnly = new LogSet({ dir, level: "error" });
+  errorsOnly.component(LOG_FILES.statmgr).warn("a warning");
+  errorsOnly.close();
+  assert.equal(existsSync(join(dir, "statmgr.log")), false, "no line, no file");
+
+  const all = new LogSet({ dir });
+  assert.equal(all.level, "info");
+  all.component(LOG_FILES.statmgr).info("an informational line");
+  all.close();
+  assert.equal(parseLines(readFileSync(join(dir, "statmgr.log"), "utf8")).length, 1);
+});
+
+it("knows CMTrace's severities as the levels, and nothing else", () => {
+  assert.deepEqual(LOG_LEVELS, ["info", "warning", "error"]);
+  for (const v of ["info", "warning", "error"]) assert.ok(isLogLevel(v), v);
+  for (const v of ["debug", "warn", "INFO", "", "verbose"]) assert.ok(!isLogLevel(v), v);
 });

@@ -15,6 +15,20 @@ import type { LogFileSpec } from "./files.ts";
 export type Severity = "info" | "warning" | "error";
 const TYPE: Record<Severity, number> = { info: 1, warning: 2, error: 3 };
 
+/**
+ * The least severe line a log set writes: `info` writes everything (the default), `warning`
+ * warnings and errors, `error` errors only. The names are CMTrace's own severities (type 1, 2, 3).
+ */
+export type LogLevel = Severity;
+export const LOG_LEVELS: readonly LogLevel[] = ["info", "warning", "error"];
+
+export function isLogLevel(v: string): v is LogLevel {
+  return (LOG_LEVELS as readonly string[]).includes(v);
+}
+
+/** pino's name for the same level (for the structured copy on stdout). */
+export const PINO_LEVEL: Record<LogLevel, "info" | "warn" | "error"> = { info: "info", warning: "warn", error: "error" };
+
 export interface ComponentLog {
   readonly file: string;
   readonly component: string;
@@ -104,6 +118,8 @@ export interface LogSetOptions {
   maxBytes?: number;
   /** Structured copy of every line (stdout for servers); none for one-shot CLI commands. */
   pino?: PinoLogger;
+  /** Lines less severe than this are dropped, from the files and the structured copy alike (default info: all). */
+  level?: LogLevel;
   /** Clock, for tests. */
   now?: () => Date;
 }
@@ -113,12 +129,19 @@ export class LogSet {
   private readonly files = new Map<string, LogFile>();
   private readonly maxBytes: number;
   private readonly now: () => Date;
+  private readonly minType: number;
   constructor(private readonly options: LogSetOptions) {
     // Logs name servers, clients and URLs: for the service account only.
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     if ((statSync(options.dir).mode & 0o077) !== 0) chmodSync(options.dir, 0o700);
     this.maxBytes = options.maxBytes ?? 2_621_440;
     this.now = options.now ?? (() => new Date());
+    this.minType = TYPE[options.level ?? "info"];
+  }
+
+  /** The least severe line written. */
+  get level(): LogLevel {
+    return this.options.level ?? "info";
   }
 
   get dir(): string {
@@ -129,6 +152,7 @@ export class LogSet {
   component(spec: LogFileSpec): ComponentLog {
     const { file, component } = spec;
     const write = (severity: Severity, text: string, fields?: Record<string, unknown>): void => {
+      if (TYPE[severity] < this.minType) return;
       this.write(file, component, severity, text);
       const p = this.options.pino;
       if (p) {

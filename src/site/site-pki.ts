@@ -7,6 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCa, issueCert, type CertKeyPem, type CertUsage } from "../pki/issue.ts";
+import { CONNECTION_POINT_CN_PREFIX } from "../wire/tunnel/protocol.ts";
 
 const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 
@@ -69,7 +70,7 @@ export class SitePki {
 
   /** The tunnel client certificate of the connection point on `fqdn` (CN `opencmg-cp:<fqdn>`). */
   connectionPointCert(fqdn: string): Promise<CertKeyPem> {
-    return this.issue(`cp-${fqdn}`, { commonName: `opencmg-cp:${fqdn}`, usage: "client", dnsNames: [fqdn] });
+    return this.issue(`cp-${fqdn}`, { commonName: `${CONNECTION_POINT_CN_PREFIX}${fqdn}`, usage: "client", dnsNames: [fqdn] });
   }
 
   /** The certificate a CMG's tunnel listeners present to connection points. */

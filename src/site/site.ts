@@ -8,7 +8,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, st
 import { join, resolve } from "node:path";
 import type { Logger as PinoLogger } from "pino";
 import { EgressPool, type EgressPoolOptions, type EgressProvider } from "../egress/pool.ts";
-import { LogSet } from "../logs/cmtrace.ts";
+import { LogSet, type LogLevel } from "../logs/cmtrace.ts";
 import { openDatabase, type SiteDb } from "./db/connect.ts";
 import type { Site } from "./model.ts";
 import { SiteKeyFile } from "./secrets.ts";
@@ -67,6 +67,8 @@ export interface OpenSiteOptions {
   databaseUrl?: string | undefined;
   /** Structured copy of the log lines (servers log to stdout). */
   pino?: PinoLogger | undefined;
+  /** The least severe CMTrace line written (default info: all). */
+  logLevel?: LogLevel | undefined;
   now?: () => Date;
   /** Extra trusted roots for outbound TLS, added to those of `<data>/egress-ca.pem`. */
   egressCa?: string[] | undefined;
@@ -97,7 +99,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   if ((statSync(paths.data).mode & 0o077) !== 0) chmodSync(paths.data, 0o700);
   if (!o.databaseUrl) ownerOnly(paths.sqlite);
-  const logs = new LogSet({ dir: paths.logs, pino: o.pino });
+  const logs = new LogSet({ dir: paths.logs, pino: o.pino, ...(o.logLevel ? { level: o.logLevel } : {}) });
   const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work, busyTimeoutMs: o.busyTimeoutMs });
   const keyFile = new SiteKeyFile(paths.key);
   const ctx: ServiceContext = {

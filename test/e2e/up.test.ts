@@ -24,11 +24,13 @@ const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { en
 
 it("opencmg up, then the printed client command: a device managed through the gateway", async () => {
   const dir = tempDir("opencmg-up-");
-  const data = join(dir, "data");
-  // Ports that were free a moment ago can be taken by another test file before `up` binds them
-  // (CI runs files in parallel): a start that hits EADDRINUSE is tried again on other ports.
+  let data = join(dir, "data");
+  // Ports that were free a moment ago can be taken by another test file before `up` checks or
+  // binds them (CI runs files in parallel): such a start is tried again on other ports, in a new
+  // data folder (a CMG keeps the ports it was created with).
   let out = "";
   for (let attempt = 1; ; attempt++) {
+    data = join(dir, `data${attempt}`);
     // The software update point listens on the management point's port + 1: a free pair.
     const ports = ["--api-port", String(await freePort()), "--mp-port", String(await freePortRange(2)), "--client-port", String(await freePortRange(1)), "--tunnel-port", String(await freePortRange(1))];
     const proc = spawn(process.execPath, [BIN, "--data", data, "up", ...ports], { stdio: ["ignore", "pipe", "pipe"] });
@@ -38,7 +40,7 @@ it("opencmg up, then the printed client command: a device managed through the ga
     proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     await until("opencmg up to write up.json or exit", () => existsSync(join(data, "up.json")) || proc.exitCode !== null);
     if (existsSync(join(data, "up.json"))) break;
-    if (!/EADDRINUSE/.test(out) || attempt === 5) assert.fail(`opencmg up exited: ${out}`);
+    if (!/EADDRINUSE|is in use: choose another/.test(out) || attempt === 5) assert.fail(`opencmg up exited: ${out}`);
   }
   const facts = JSON.parse(readFileSync(join(data, "up.json"), "utf8")) as { clientInstall: string[]; adminToken: string; siteUrl: string; cmgUrl: string };
   assert.match(out, /Install a client that reaches the site through the gateway/);

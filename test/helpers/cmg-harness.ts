@@ -107,7 +107,8 @@ export async function startCmgHarness(o: HarnessOptions = {}): Promise<CmgHarnes
   const backend = await startBackend();
   // The tunnel listener presents a certificate of the site CA, so connection points trust the site CA alone.
   const tunnelServer = await issueCert({ issuer: pki.siteCa, commonName: "cmg.opencmg.test", dnsNames: ["cmg.opencmg.test"], ipAddresses: ["127.0.0.1"], usage: "server" });
-  const tunnelCerts = await Promise.all(Array.from({ length: nCps }, (_, j) => issueCert({ issuer: pki.siteCa, commonName: `cp${j + 1}.opencmg.test`, usage: "client" })));
+  // Named as the site CA names them (`opencmg-cp:<fqdn>`); both ends call the connection point by its FQDN.
+  const tunnelCerts = await Promise.all(Array.from({ length: nCps }, (_, j) => issueCert({ issuer: pki.siteCa, commonName: `opencmg-cp:cp${j + 1}.opencmg.test`, usage: "client" })));
   const h = new Harness(o, { nInstances, nCps, pki, backend, crlServer, tunnelServer, tunnelCerts });
   for (let i = 0; i < nInstances; i++) await h.startInstance(i);
   for (let j = 0; j < nCps; j++) await h.startConnectionPoint(j);
@@ -212,7 +213,7 @@ class Harness implements CmgHarness {
 
   async startConnectionPoint(j: number, extra: Partial<ConnectionPointOptions> = {}): Promise<ConnectionPoint> {
     const pki = this.pki;
-    this.tunnelCerts[j] ??= await issueCert({ issuer: pki.siteCa, commonName: `cp${j + 1}.opencmg.test`, usage: "client" });
+    this.tunnelCerts[j] ??= await issueCert({ issuer: pki.siteCa, commonName: `opencmg-cp:cp${j + 1}.opencmg.test`, usage: "client" });
     const cert = this.tunnelCerts[j]!;
     const cp = await startConnectionPoint({
       name: `cp${j + 1}.opencmg.test`,

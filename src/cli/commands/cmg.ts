@@ -3,9 +3,11 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
-import { gatewayLogs, startGatewayInstance } from "../../gateway/instance.ts";
+import { gatewayLogs, startGatewayInstance, type GatewayInstanceConfig } from "../../gateway/instance.ts";
 import { loadStartupFile } from "../../gateway/startup-file.ts";
-import { LogSet } from "../../logs/cmtrace.ts";
+import { LogSet, PINO_LEVEL } from "../../logs/cmtrace.ts";
+import { DEFAULT_METRICS_HOST } from "../../observe/prometheus.ts";
+import { bindHostOpt, LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
 import { writeCmgBundle } from "../../cmg/bundle.ts";
 import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts";
 import { caCertificatesFromFiles, renewalFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
@@ -111,7 +113,8 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
     .option("--instance-host <host>", "host connection points dial (default: 127.0.0.1 for local, the service FQDN for external)")
     .option("--client-port <n>", "client port of instance 0; instance i uses this + i", "443")
     .option("--tunnel-port <n>", "tunnel port of instance 0; instance i uses this + i", "10140")
-    .option("--metrics-port <n>", "metrics port of instance 0 on 127.0.0.1 (0: none)", "9440")
+    .option("--metrics-port <n>", "metrics port of instance 0; instance i uses this + i (0: none)", "9440")
+    .option("--metrics-host <addr>", "address the instances' metrics listeners bind", DEFAULT_METRICS_HOST)
     .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days reaches this many GB (fractions allowed)")
     .option("--traffic-warning-pct <n>", "warning at this % of the threshold", "50")
     .option("--traffic-critical-pct <n>", "critical at this % of the threshold", "90")
@@ -146,6 +149,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
             clientPortBase: portOpt("clientPort", o.clientPort as string),
             tunnelPortBase: portOpt("tunnelPort", o.tunnelPort as string),
             metricsPortBase: portOpt("metricsPort", o.metricsPort as string),
+            metricsHost: bindHostOpt("metricsHost", o.metricsHost as string),
             trafficAlert: o.trafficAlertGb === undefined ? null : { thresholdGb: o.trafficAlertGb as string, warningPct: o.trafficWarningPct as string, criticalPct: o.trafficCriticalPct as string, stopOnCritical: o.stopOnCritical === true },
           },
         });
@@ -295,6 +299,17 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
     });
 }
 
+/** The start-up file's metrics listener with the command line's host and port over it (port 0: none). */
+function withMetricsListener(cfg: GatewayInstanceConfig, host: string | undefined, port: number | undefined): GatewayInstanceConfig {
+  if (port === 0) return { ...cfg, metrics: null };
+  const p = port ?? cfg.metrics?.port;
+  if (p === undefined) {
+    if (host !== undefined) throw new ValidationError("metricsHost", "needs a metrics port: the start-up file has none; give --metrics-port too");
+    return cfg;
+  }
+  return { ...cfg, metrics: { host: host ?? cfg.metrics?.host ?? DEFAULT_METRICS_HOST, port: p } };
+}
+
 /** `gateway serve` (one instance) and `connection-point serve` (the role). */
 function registerServe(program: Command, ctx: CliContext): void {
   program
@@ -303,13 +318,20 @@ function registerServe(program: Command, ctx: CliContext): void {
     .command("serve")
     .description("run one gateway instance from its start-up file until Ctrl-C")
     .requiredOption("--config <file>", "start-up file (from `opencmg cmg bundle`)")
-    .action(async (o: { config: string }, cmd: Command) => {
-      const cfg = loadStartupFile(o.config);
+    .option("--metrics-host <addr>", "address the metrics listener binds (default: the start-up file's, else 127.0.0.1)")
+    .option("--metrics-port <n>", "metrics port (default: the start-up file's; 0: none)")
+    .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .action(async (o: { config: string; metricsHost?: string; metricsPort?: string; logLevel: string }, cmd: Command) => {
+      const logLevel = logLevelOpt(o.logLevel);
+      const metricsHost = o.metricsHost === undefined ? undefined : bindHostOpt("metricsHost", o.metricsHost);
+      const metricsPort = portOpt("metricsPort", o.metricsPort);
+      const cfg = withMetricsListener(loadStartupFile(o.config), metricsHost, metricsPort);
       const g = ctx.globals(cmd);
-      const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino() });
+      const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
       const inst = await startGatewayInstance(cfg, { log: gatewayLogs(logs) });
-      ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on 127.0.0.1:${inst.metricsPort}` : ""}\n`);
-      await waitForStop();
+      const stopped = waitForStop(); // before the line that says it listens: a stop may follow at once
+      ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on ${cfg.metrics?.host ?? DEFAULT_METRICS_HOST}:${inst.metricsPort}` : ""}\n`);
+      await stopped;
       await inst.stop();
       logs.close();
     });
@@ -321,15 +343,21 @@ function registerServe(program: Command, ctx: CliContext): void {
     .description("run the CMG connection point of a server until Ctrl-C")
     .requiredOption("--server <fqdn>", "the site system server hosting the role")
     .option("--report-interval <s>", "health report interval, seconds", "60")
-    .option("--metrics-port <n>", "Prometheus metrics on 127.0.0.1:PORT")
-    .action(async (o: { server: string; reportInterval: string; metricsPort?: string }, cmd: Command) => {
-      const g = ctx.globals(cmd);
-      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino() });
+    .option("--metrics-port <n>", "Prometheus metrics on this port (default: none)")
+    .option("--metrics-host <addr>", "address the metrics listener binds", DEFAULT_METRICS_HOST)
+    .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .action(async (o: { server: string; reportInterval: string; metricsPort?: string; metricsHost: string; logLevel: string }, cmd: Command) => {
+      const logLevel = logLevelOpt(o.logLevel);
+      const metricsHost = bindHostOpt("metricsHost", o.metricsHost);
+      const metricsPort = portOpt("metricsPort", o.metricsPort);
       const seconds = Number(o.reportInterval);
       if (!(seconds >= 1)) throw new ValidationError("reportInterval", "must be at least 1 second");
-      const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, ...(o.metricsPort ? { metricsPort: portOpt("metricsPort", o.metricsPort)! } : {}) });
+      const g = ctx.globals(cmd);
+      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel });
+      const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, ...(metricsPort ? { metricsPort, metricsHost } : {}) });
+      const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
       ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
-      await waitForStop();
+      await stopped;
       await running.stop();
       await site.close();
     });

@@ -7,6 +7,8 @@ import { runManagementPoint } from "../../app/management-point.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { parseListen } from "./site.ts";
 import { waitForStop } from "../../app/signals.ts";
+import { PINO_LEVEL } from "../../logs/cmtrace.ts";
+import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -28,23 +30,27 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
     .option("--key <file>", "its private key (PEM)")
     .option("--ca <file>", "the site CA certificate (default: <data>/pki/site-ca.pem): connection points' certificates chain to it")
     .option("--trusted-root <file>", "a CA that client certificates chain to (repeatable; default: the site CA)", collect)
-    .action(async (o: { server: string; listen: string; cert?: string; key?: string; ca?: string; trustedRoot?: string[] }, cmd: Command) => {
+    .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .action(async (o: { server: string; listen: string; cert?: string; key?: string; ca?: string; trustedRoot?: string[]; logLevel: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
+      const logLevel = logLevelOpt(o.logLevel);
       if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
       const g = ctx.globals(cmd);
       const running = await runManagementPoint({
         dataDir: g.data,
         databaseUrl: g.database,
         work: commandPath(cmd),
-        pino: pino({ redact: ["req.headers.authorization"] }),
+        pino: pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization"] }),
+        logLevel,
         serverFqdn: o.server,
         listen,
         tls: o.cert && o.key ? { certPem: readFile("cert", o.cert), keyPem: readFile("key", o.key) } : undefined,
         caPem: o.ca ? readFile("ca", o.ca) : undefined,
         trustedClientRoots: o.trustedRoot?.map((f) => readFile("trustedRoot", f)),
       });
+      const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
       ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} (role ${running.mp.roleId}) serving ${running.mp.url}; Ctrl-C stops it\n`);
-      await waitForStop();
+      await stopped;
       await running.stop();
     });
 }

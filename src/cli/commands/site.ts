@@ -6,6 +6,8 @@ import { startSiteServer } from "../../app/site-server.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
+import { PINO_LEVEL } from "../../logs/cmtrace.ts";
+import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT` -> parts, refusing anything else with a clear rule. */
 export function parseListen(value: string, field = "listen"): { host: string; port: number } {
@@ -61,15 +63,19 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
     .command("serve")
     .description("run the site: admin API, administration console and scheduled tasks")
     .option("--listen <host:port>", "where the admin API and the console listen", "127.0.0.1:8240")
-    .action(async (o: { listen: string }, cmd: Command) => {
+    .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .action(async (o: { listen: string; logLevel: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
+      const logLevel = logLevelOpt(o.logLevel);
       const g = ctx.globals(cmd);
-      const log = pino({ redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
-      const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log });
+      const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
+      const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
       const server = await startSiteServer({ site: opened, listen, log });
+      // Listening for SIGTERM before saying so: whoever waits for this line may stop it at once.
+      const stopped = waitForStop();
       ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
-      await waitForStop();
+      await stopped;
       await server.close();
       await opened.close();
     });

@@ -4,24 +4,35 @@ import { DEFAULT_UP_PORTS, up, type UpPorts } from "../../app/up.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
+import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
 
 function port(field: string, v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new ValidationError(field, "must be a port from 1 to 65535");
   return Number(v);
 }
 
+type PortOptions = Partial<Record<`${keyof UpPorts}Port`, string>>;
+
 export function registerUpCommand(program: Command, ctx: CliContext): void {
+  const last = (p: number): string => `(default: the last run's in this data folder, else ${p})`;
   program
     .command("up")
-    .description("run the whole product on this machine on its embedded defaults (site, MP, SUP, CMG, connection point) until Ctrl-C")
-    .option("--api-port <n>", "admin API port", String(DEFAULT_UP_PORTS.api))
-    .option("--mp-port <n>", "management point port", String(DEFAULT_UP_PORTS.mp))
-    .option("--client-port <n>", "CMG client port", String(DEFAULT_UP_PORTS.client))
-    .option("--tunnel-port <n>", "CMG tunnel port", String(DEFAULT_UP_PORTS.tunnel))
-    .action(async (o: { apiPort: string; mpPort: string; clientPort: string; tunnelPort: string }, cmd: Command) => {
+    .description("run the whole product on this machine on its embedded defaults (site, MP, SUP, CMG, connection point) until Ctrl-C; every port is checked first")
+    .option("--api-port <n>", `admin API port ${last(DEFAULT_UP_PORTS.api)}`)
+    .option("--mp-port <n>", `management point port; the software update point uses this + 1 ${last(DEFAULT_UP_PORTS.mp)}`)
+    .option("--client-port <n>", `CMG client port ${last(DEFAULT_UP_PORTS.client)}`)
+    .option("--tunnel-port <n>", `CMG tunnel port ${last(DEFAULT_UP_PORTS.tunnel)}`)
+    .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .action(async (o: PortOptions & { logLevel: string }, cmd: Command) => {
       const g = ctx.globals(cmd);
-      const ports: UpPorts = { api: port("apiPort", o.apiPort), mp: port("mpPort", o.mpPort), client: port("clientPort", o.clientPort), tunnel: port("tunnelPort", o.tunnelPort) };
-      const running = await up({ dataDir: g.data, databaseUrl: g.database, ports, onStep: (s) => ctx.io.err.write(`... ${s}\n`) });
+      const logLevel = logLevelOpt(o.logLevel);
+      const ports: Partial<UpPorts> = {};
+      for (const key of Object.keys(DEFAULT_UP_PORTS) as (keyof UpPorts)[]) {
+        const v = o[`${key}Port`];
+        if (v !== undefined) ports[key] = port(`${key}Port`, v);
+      }
+      const running = await up({ dataDir: g.data, databaseUrl: g.database, ports, logLevel, onStep: (s) => ctx.io.err.write(`... ${s}\n`) });
+      const stopped = waitForStop(); // before the facts are printed: a stop may follow at once
       const f = running.facts;
       ctx.print(cmd, f, () =>
         "OpenCMG is up.\n" +
@@ -30,7 +41,7 @@ export function registerUpCommand(program: Command, ctx: CliContext): void {
           "Then: npx opencmg client run --once --client-dir ./opencmg-client; npx opencmg site clients\n" +
           `(the same facts are in ${f.dataDir}/up.json; Ctrl-C stops everything)\n`,
       );
-      await waitForStop();
+      await stopped;
       ctx.io.err.write("stopping...\n");
       await running.stop();
     });

@@ -72,8 +72,8 @@ describe("client authentication (mutual TLS)", () => {
 
   it("counts refusals by reason in the metrics", async () => {
     const text = await h.instances[0]!.metrics.registry.metrics();
-    assert.match(text, /opencmg_gateway_auth_refusals_total\{reason="revoked",instance="cmg1-0"\} [1-9]/);
-    assert.match(text, /opencmg_gateway_requests_total\{result="ok",instance="cmg1-0"\} [1-9]/);
+    assert.match(text, /opencmg_gateway_auth_refusals_total\{reason="revoked",cmg_instance="cmg1-0"\} [1-9]/);
+    assert.match(text, /opencmg_gateway_requests_total\{result="ok",cmg_instance="cmg1-0"\} [1-9]/);
   });
 });
 

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startCmgHarness, until, type CmgHarness } from "../../../test/helpers/cmg-harness.ts";
+import { assertConventions, sampleValue, samples } from "../../../test/helpers/prometheus.ts";
 import type { ClientAuthenticator } from "../auth/client-cert.ts";
 import { topics } from "../../observe/channels.ts";
 
@@ -61,7 +62,7 @@ describe("routing (2 instances, 2 connection points)", () => {
     assert.equal(r.status, 403);
     assert.equal(JSON.parse(r.body.toString()).error, "role_not_allowed");
     assert.equal(h.backend.requests.length, before, "the backend saw nothing");
-    const relayed = await Promise.all(h.connectionPoints.map(async (cp) => cp!.metrics.registry.getSingleMetricAsString("opencmg_connector_requests_total")));
+    const relayed = await Promise.all(h.connectionPoints.map(async (cp) => cp!.metrics.registry.getSingleMetricAsString("opencmg_connection_point_requests_total")));
     assert.ok(relayed.every((t) => !/result="refused".* [1-9]/.test(t)), "no connection point was asked either");
     assert.deepEqual(streamsBefore, [2, 2]);
   });
@@ -151,7 +152,7 @@ describe("routing (2 instances, 2 connection points)", () => {
   it("spreads requests across both connection points", async () => {
     await Promise.all(Array.from({ length: 40 }, (_, k) => h.request(k % 2, `/CCM_Proxy_MutualAuth/${h.roles.mp}/spread`, { cert: h.pki.client, h2: true })));
     for (const cp of h.connectionPoints) {
-      const text = await cp!.metrics.registry.getSingleMetricAsString("opencmg_connector_requests_total");
+      const text = await cp!.metrics.registry.getSingleMetricAsString("opencmg_connection_point_requests_total");
       const ok = Number(/result="ok"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
       assert.ok(ok > 0, `connection point relayed requests: ${text}`);
     }
@@ -169,7 +170,19 @@ describe("routing (2 instances, 2 connection points)", () => {
     ]) {
       assert.match(text, new RegExp(`^${name}`, "m"));
     }
-    assert.match(text, /opencmg_gateway_tunnel_sessions\{connection_point="cp1.opencmg.test",instance="cmg1-0"\} 2/);
+    assert.match(text, /opencmg_gateway_tunnel_sessions\{connection_point="cp1.opencmg.test",cmg_instance="cmg1-0"\} 2/);
+    // Requests relayed by the tests above, timed by role kind and result.
+    assert.ok((sampleValue(text, "opencmg_gateway_request_duration_seconds_count", { role_kind: "mp", result: "ok", cmg_instance: "cmg1-0" }) ?? 0) > 0, text);
+    assert.equal(samples(text).find((x) => x.name === "opencmg_build_info")?.labels.cmg_instance, "cmg1-0");
+    assert.match(text, /^process_cpu_seconds_total\{cmg_instance="cmg1-0"\} /m);
+    assertConventions(text, "cmg_instance");
+    // The connection point's metrics: its own name, the same label the gateway gives it.
+    const cp = h.connectionPoints[0]!;
+    const cpText = await (await fetch(`http://127.0.0.1:${cp.metricsPort}/metrics`)).text();
+    assert.ok((sampleValue(cpText, "opencmg_connection_point_request_duration_seconds_count", { role_kind: "mp", result: "ok", connection_point: "cp1.opencmg.test" }) ?? 0) > 0, cpText);
+    assert.equal(sampleValue(cpText, "opencmg_connection_point_tunnels", { gateway: `127.0.0.1:${h.instances[0]!.tunnelPort}`, connection_point: "cp1.opencmg.test" }), 2);
+    assertConventions(cpText, "connection_point");
+    assert.doesNotMatch(cpText, /connector/);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
     assert.equal(((await health.json()) as { ready: boolean }).ready, true);

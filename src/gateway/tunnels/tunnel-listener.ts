@@ -19,6 +19,7 @@ import type { GatewayLimits, PemPair } from "../config.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import {
   CONTROL_PATH,
+  connectionPointName,
   Header,
   readControlLines,
   PROTOCOL_VERSION,
@@ -119,7 +120,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       return;
     }
     const peer = socket.getPeerX509Certificate();
-    const cpName = peer ? commonName(peer) : "unknown";
+    const cpName = peer ? connectionPointName(commonName(peer)) : "unknown";
     if (o.pool.all().length >= o.limits.maxTunnels) {
       o.log.warn(`Tunnel from ${cpName} at ${remote} refused: ${o.limits.maxTunnels} tunnels are open (maxTunnels)`);
       socket.destroy();

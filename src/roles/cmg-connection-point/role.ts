@@ -44,6 +44,8 @@ export interface ConnectionPointRoleOptions {
   pollMs?: number;
   connectionsPerInstance?: number;
   metricsPort?: number | null;
+  /** Address the metrics listener binds (default 127.0.0.1). */
+  metricsHost?: string;
 }
 
 export interface RunningConnectionPoint {
@@ -127,7 +129,7 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       // Read before each wait; a change found by refresh() retimes the wait under way.
       trafficIntervalMs: () => trafficIntervalMs,
       ...(o.connectionsPerInstance ? { connectionsPerInstance: o.connectionsPerInstance } : {}),
-      ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort } } : {}),
+      ...(o.metricsPort !== undefined ? { metrics: o.metricsPort === null ? null : { port: o.metricsPort, ...(o.metricsHost ? { host: o.metricsHost } : {}) } } : {}),
     });
   } catch (err) {
     unsubscribe();

@@ -13,14 +13,14 @@ import { X509Certificate } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 import { ValidationError } from "../../errors.ts";
-import { Header } from "../../wire/tunnel/protocol.ts";
+import { CONNECTION_POINT_CN_PREFIX, Header } from "../../wire/tunnel/protocol.ts";
 import { describe } from "../../pki/cert.ts";
 import { verifyClientChain, type ChainTrust } from "../../pki/verify.ts";
 import type { ConnectionType } from "../../site/services/clients.ts";
 import { MpError } from "./mp-error.ts";
 
-/** The CN prefix of connection point certificates the site CA issues (src/site/site-pki.ts). */
-export const CONNECTION_POINT_CN_PREFIX = "opencmg-cp:";
+// The CN prefix of connection point certificates the site CA issues (src/site/site-pki.ts).
+export { CONNECTION_POINT_CN_PREFIX };
 
 /** Headers that carry a relayed client identity: only a connection point may send them. */
 export const IDENTITY_HEADERS = [Header.clientAuth, Header.clientThumbprint, Header.clientSubject, Header.clientSans] as const;

@@ -2,6 +2,7 @@
  * A cloud management gateway's shape as the site stores and shows it, and the rules of its
  * settings (SPEC.md section 3, "Create").
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 import { isHostName } from "../validation.ts";
 
@@ -21,8 +22,10 @@ export interface CmgDeploySettings {
   tunnelPortBase: number;
   /** Host connection points dial for every instance (default the service FQDN; 127.0.0.1 with the local provider). */
   instanceHost: string;
-  /** Instance i's Prometheus metrics on 127.0.0.1:metricsPortBase + i (default 9440); 0 turns metrics off. */
+  /** Instance i's Prometheus metrics on metricsHost:metricsPortBase + i (default 9440); 0 turns metrics off. */
   metricsPortBase: number;
+  /** Address the metrics listeners bind (default 127.0.0.1; absent in CMGs created before it existed). */
+  metricsHost?: string;
   /** Alert on outbound traffic over 14 days (src/site/services/cmg-alerts.ts). */
   trafficAlert: TrafficAlertSettings | null;
 }
@@ -116,6 +119,7 @@ export const deploySchema = z.object({
   tunnelPortBase: portBase(15).optional(),
   instanceHost: z.string().refine((h) => isHostName(h) || /^[\d.]+$/.test(h), "must be a host name or IP address").optional(),
   metricsPortBase: z.number().int().min(0).max(65520).optional(),
+  metricsHost: z.string().refine((h) => isHostName(h) || isIP(h) !== 0, "must be an IP address or host name to bind").optional(),
   trafficAlert: z.lazy(() => trafficAlertSchema).nullable().optional(),
 });
 
@@ -156,6 +160,7 @@ export function deploySettings(d: z.infer<typeof deploySchema>, serviceFqdn: str
     tunnelPortBase: d.tunnelPortBase ?? 10140,
     instanceHost: d.instanceHost ?? (provider === "local" ? "127.0.0.1" : serviceFqdn),
     metricsPortBase: d.metricsPortBase ?? 9440,
+    metricsHost: d.metricsHost ?? "127.0.0.1",
     trafficAlert: d.trafficAlert ?? null,
   };
 }

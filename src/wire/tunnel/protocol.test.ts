@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { makeTestPki, type TestPki } from "../../../test/helpers/pki-fixtures.ts";
 import { clientResponseHeaders, encodeHeaderValue, tunnelRequestHeaders } from "./headers.ts";
-import { LineSplitter, encodeMessage, parseConnectorMessage, parseGatewayMessage, parseSettings, type CmgSettings } from "./protocol.ts";
+import { LineSplitter, connectionPointName, encodeMessage, parseConnectorMessage, parseGatewayMessage, parseSettings, type CmgSettings } from "./protocol.ts";
 
 describe("tunnel protocol messages", () => {
   let pki: TestPki;
@@ -81,4 +81,10 @@ describe("header rewriting", () => {
     assert.equal(status, 207);
     assert.deepEqual(headers, { "content-type": "text/xml", "set-cookie": ["a=1", "b=2"] });
   });
+});
+
+it("names a connection point by the FQDN in its tunnel certificate's CN, as it names itself", () => {
+  assert.equal(connectionPointName("opencmg-cp:cp01.contoso.com"), "cp01.contoso.com");
+  assert.equal(connectionPointName("cp01.contoso.com"), "cp01.contoso.com", "a certificate not issued by the site's naming: its CN as it is");
+  assert.equal(connectionPointName("x-opencmg-cp:cp01"), "x-opencmg-cp:cp01");
 });

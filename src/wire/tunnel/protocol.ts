@@ -240,3 +240,18 @@ export function readControlLines(stream: Readable, onLine: (line: string) => boo
     for (const line of batch) if (onLine(line) === false) return;
   });
 }
+
+/** The CN prefix of the tunnel certificates the site CA issues to connection points: `opencmg-cp:<fqdn>`. */
+export const CONNECTION_POINT_CN_PREFIX = "opencmg-cp:";
+
+/**
+ * A connection point's name from its tunnel certificate's CN: the server FQDN after the prefix, the
+ * name the connection point gives itself, so both ends' logs, status and metrics
+ * (`connection_point` label) name it alike.
+ *
+ * @example
+ * connectionPointName("opencmg-cp:cp01.contoso.com"); // "cp01.contoso.com"
+ */
+export function connectionPointName(commonName: string): string {
+  return commonName.startsWith(CONNECTION_POINT_CN_PREFIX) ? commonName.slice(CONNECTION_POINT_CN_PREFIX.length) : commonName;
+}

@@ -1,0 +1,25 @@
+/** Option parsers shared by the long-running commands (`... serve`, `up`): each names its field and rule. */
+import { isIP } from "node:net";
+import { ValidationError } from "../errors.ts";
+import { isLogLevel, LOG_LEVELS, type LogLevel } from "../logs/cmtrace.ts";
+import { isHostName } from "../site/validation.ts";
+
+/** The `--log-level` option's help text. */
+export const LOG_LEVEL_HELP = `least severe CMTrace line written: ${LOG_LEVELS.join(", ")} (info writes all)`;
+
+/**
+ * `--log-level`: one of CMTrace's severities.
+ *
+ * @example
+ * const level = logLevelOpt(o.logLevel); // "warning"
+ */
+export function logLevelOpt(v: string): LogLevel {
+  if (!isLogLevel(v)) throw new ValidationError("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`, `logLevel: must be one of ${LOG_LEVELS.join(", ")} (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+/** `--metrics-host`: the address a metrics listener binds, an IP address or a host name. */
+export function bindHostOpt(field: string, v: string): string {
+  if (isIP(v) === 0 && !isHostName(v)) throw new ValidationError(field, "must be an IP address or host name to bind", `${field}: must be an IP address or host name to bind (got ${JSON.stringify(v)})`);
+  return v;
+}

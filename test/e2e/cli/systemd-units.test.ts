@@ -1,0 +1,66 @@
+/**
+ * The systemd units in deploy/systemd/ run commands `opencmg` knows: each unit's ExecStart, with
+ * its Environment= defaults and a sample instance name filled in, parses (every option exists)
+ * and reaches the command's own checks. A deliberately wrong log level proves it: only a command
+ * line whose every option parsed gets as far as `logLevel: must be one of ...`.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { it } from "node:test";
+import { tempDir } from "../../helpers/databases.ts";
+import { runCli } from "../../helpers/cli.ts";
+
+const UNITS = join(import.meta.dirname, "..", "..", "..", "deploy", "systemd");
+
+/** The unit's [Service] key=value lines (a key may repeat). */
+function serviceKeys(unit: string): [string, string][] {
+  const text = readFileSync(join(UNITS, unit), "utf8");
+  return text
+    .split("\n")
+    .filter((l) => /^[A-Za-z]+=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]);
+}
+
+/** ExecStart's arguments after `node /opt/opencmg/bin/opencmg.mjs`, with ${VAR} from Environment= and %i replaced. */
+function commandLine(unit: string, instance: string, override: Record<string, string>): string[] {
+  const keys = serviceKeys(unit);
+  const env: Record<string, string> = {};
+  for (const [k, v] of keys) if (k === "Environment") for (const pair of v.split(/\s+/)) env[pair.slice(0, pair.indexOf("="))] = pair.slice(pair.indexOf("=") + 1).replaceAll("%i", instance);
+  Object.assign(env, override);
+  const exec = keys.find(([k]) => k === "ExecStart")![1].split(/\s+/);
+  assert.deepEqual(exec.slice(0, 2), ["/usr/bin/node", "/opt/opencmg/bin/opencmg.mjs"]);
+  return exec.slice(2).map((a) => a.replaceAll("%i", instance).replace(/\$\{(\w+)\}/g, (_, k: string) => {
+    assert.ok(k in env, `${unit}: \${${k}} has no default in Environment=`);
+    return env[k]!;
+  }));
+}
+
+const units: [string, string, string][] = [
+  ["opencmg-site.service", "", "site serve"],
+  ["opencmg-connection-point@.service", "cp01.contoso.com", "connection-point serve"],
+  ["opencmg-gateway@.service", "0", "gateway serve"],
+];
+
+for (const [unit, instance, command] of units) {
+  it(`${unit} runs \`opencmg ${command}\` with options it knows`, async () => {
+    const args = commandLine(unit, instance, { OPENCMG_LOG_LEVEL: "loud" });
+    assert.equal(args.slice(0, 2).join(" "), command);
+    const r = await runCli(["--data", join(tempDir("opencmg-unit-"), "data"), ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /logLevel: must be one of info, warning, error \(got "loud"\)/);
+    assert.doesNotMatch(r.stderr, /unknown option/);
+  });
+
+  it(`${unit} is hardened: strict file system, the data folder writable, no new privileges, restarts on failure`, () => {
+    const keys = new Map(serviceKeys(unit));
+    assert.equal(keys.get("ProtectSystem"), "strict");
+    assert.equal(keys.get("NoNewPrivileges"), "yes");
+    assert.equal(keys.get("Restart"), "on-failure");
+    assert.match(keys.get("LimitNOFILE") ?? "", /^\d+$/);
+    const data = /OPENCMG_DATA=(\S+)/.exec(keys.get("Environment") ?? "")![1]!;
+    assert.equal(keys.get("ReadWritePaths"), data, "the data folder, and only it, is writable");
+    assert.equal(keys.get("User"), "opencmg");
+    assert.equal(keys.get("UMask"), "0077");
+  });
+}
