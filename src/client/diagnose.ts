@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { crlUrls, hasClientAuthEku, validityOf } from "../pki/cert.ts";
 import { certificateWeakness } from "../pki/verify.ts";
 import { MP_PATHS } from "../wire/mp.ts";
-import { explainRefusal } from "../wire/refusals.ts";
+import { explainRefusal, type RefusalExplained } from "../wire/refusals.ts";
 import { errorText, mpTypeOf } from "./mp-url.ts";
 import { ClientStore, type RecordedRefusal } from "./store.ts";
 import { GatewayRefusedError, MpRefusedError, MpTransport, recordRefusal } from "./transport.ts";
@@ -34,8 +34,11 @@ export interface ClientDiagnosis {
   dir: string;
   clientId: string;
   checks: DiagnoseCheck[];
-  /** The first failed check that a CMG or management point answered with, if any. */
-  refusedBy: DiagnoseCheck | null;
+  /**
+   * Which check refused the device, and what to fix: the CMG's own answer when one refused, else
+   * what the device's own certificate check found.
+   */
+  refusedBy: (RefusalExplained & { byGateway: boolean; url?: string }) | null;
   lastRefusal: RecordedRefusal | null;
   ok: boolean;
 }
@@ -75,7 +78,13 @@ export async function diagnoseClient(dir: string, o: { timeoutMs?: number; now?:
     s.lastRefusal = refusals.find((r) => r.byGateway) ?? refusals[refusals.length - 1]!;
     store.writeState(s);
   }
-  const refusedBy = checks.find((c) => c.status === "fail" && c.reason !== undefined) ?? null;
+  const gateway = refusals.find((r) => r.byGateway);
+  const local = checks[0]!.status === "fail" ? checks[0]! : undefined;
+  const refusedBy = gateway
+    ? { ...explainRefusal(gateway.reason, gateway.cause), byGateway: true, url: gateway.url }
+    : local?.reason
+      ? { ...explainRefusal(local.reason, local.cause), byGateway: false }
+      : null;
   return { dir: store.dir, clientId: config.clientId, checks, refusedBy, lastRefusal: store.state().lastRefusal, ok: checks.every((c) => c.status !== "fail") };
 }
 

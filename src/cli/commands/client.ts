@@ -207,7 +207,8 @@ function registerFolderViews(client: Command, ctx: CliContext, dirOf: DirOf): vo
 function diagnosisText(d: ClientDiagnosis): string {
   const mark = { pass: "PASS", fail: "FAIL", skip: "SKIP" } as const;
   const lines = d.checks.map((c) => `${mark[c.status]}  ${c.check}: ${c.detail}${c.fix ? `\n      fix: ${c.fix}` : ""}`);
-  if (d.refusedBy) lines.push(`Refused by: ${d.refusedBy.check} (${d.refusedBy.reason}${d.refusedBy.cause ? `, ${d.refusedBy.cause}` : ""}).`);
+  const r = d.refusedBy;
+  if (r) lines.push(`${r.byGateway ? "Refused by the CMG's" : "The CMG would refuse it at its"} ${r.check} check (${r.reason}${r.cause ? `, ${r.cause}` : ""}): ${r.fix}`);
   if (d.lastRefusal) lines.push(`Last refusal recorded: ${d.lastRefusal.at}, ${d.lastRefusal.status} ${d.lastRefusal.reason} at ${d.lastRefusal.url}.`);
   lines.push(d.ok ? "All checks passed." : "A check failed.");
   return lines.join("\n") + "\n";

@@ -25,7 +25,7 @@ import { ValidationError } from "../../errors.ts";
 import { parseCertificates, thumbprintOf, validityOf } from "../../pki/cert.ts";
 import { CrlCache } from "../../pki/crl.ts";
 import { TLS_POLICY } from "../../pki/tls-policy.ts";
-import { verifyClientChain } from "../../pki/verify.ts";
+import { certificateWeakness, verifyClientChain } from "../../pki/verify.ts";
 import { MP_PATHS } from "../../wire/mp.ts";
 import { explainRefusal, REFUSAL_HEADERS } from "../../wire/refusals.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
@@ -82,6 +82,12 @@ interface ClientCredential {
   certPem: string;
   keyPem: string;
   leaf: X509Certificate;
+  /**
+   * TLS options to present it. A certificate OpenSSL's default security level will not send
+   * (SHA-1 signature, RSA under 2048 bits) goes at level 0, so the gateway gives its own verdict,
+   * as it would to a device whose TLS stack sends it.
+   */
+  tls: { cert: string; key: string; ciphers?: string };
 }
 
 /**
@@ -154,7 +160,8 @@ function checkInput(input: CmgAnalyzeInput): ClientCredential | undefined {
     throw new ValidationError("clientKey", "must be a PEM private key");
   }
   if (!matches) throw new ValidationError("clientKey", "must be the private key of the client certificate");
-  return { certPem: input.clientCertPem, keyPem: input.clientKeyPem, leaf };
+  const weak = certificateWeakness(leaf) !== undefined;
+  return { certPem: input.clientCertPem, keyPem: input.clientKeyPem, leaf, tls: { cert: input.clientCertPem, key: input.clientKeyPem, ...(weak ? { ciphers: `${TLS_POLICY.ciphers}:@SECLEVEL=0` } : {}) } };
 }
 
 function skipped(check: string, detail: string, instance?: number, fix?: string): AnalyzeCheck {
@@ -197,7 +204,7 @@ async function tlsCheck(view: CmgView, index: number, address: string, port: num
   let socket: tls.TLSSocket;
   try {
     socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ host: address, port, servername: view.serviceFqdn, ca, rejectUnauthorized: false, ...TLS_POLICY, ...(client ? { cert: client.certPem, key: client.keyPem } : {}) });
+      const s = tls.connect({ host: address, port, servername: view.serviceFqdn, ca, rejectUnauthorized: false, ...TLS_POLICY, ...client?.tls });
       const timer = setTimeout(() => s.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
       s.once("secureConnect", () => (clearTimeout(timer), resolve(s)));
       s.once("error", (e) => (clearTimeout(timer), reject(e)));
@@ -260,7 +267,7 @@ async function clientCertificateChecks(settings: CmgSettings, cmg: string, clien
   const subject = client.leaf.subject.replaceAll("\n", ", ");
   const chain = verifyClientChain(client.leaf, { roots: settings.trustedRoots, intermediates: settings.intermediates, at: now, ...(settings.clientCertPolicy ? { policy: settings.clientCertPolicy } : {}) });
   if (!chain.ok) {
-    return [failed(`client certificate: ${explainRefusal(chain.reason, chain.cause).check}`, chain.reason, chain.detail, { cause: chain.cause }), skipped("client certificate revocation", "the chain check failed")];
+    return [failed(explainRefusal(chain.reason, chain.cause).check, chain.reason, chain.detail, { cause: chain.cause }), skipped("client certificate revocation", "the chain check failed")];
   }
   const out: AnalyzeCheck[] = [{ check: "client certificate chain", status: "pass", detail: `"${subject}" chains to "${chain.chain[chain.chain.length - 1]!.subject.replaceAll("\n", ", ")}" (${chain.chain.length} certificate(s)); validity, key, signature and usage pass` }];
   if (!settings.crlCheck) {
@@ -293,7 +300,7 @@ function tunnelCheck(view: CmgView, index: number): AnalyzeCheck {
 async function locationCheck(check: string, index: number, url: string, serviceFqdn: string, ca: string[], client: ClientCredential | undefined, timeoutMs: number): Promise<AnalyzeCheck> {
   let answer: { status: number; headers: http.IncomingHttpHeaders; body: string };
   try {
-    answer = await httpsGet(url, { servername: serviceFqdn, ca, ...(client ? { cert: client.certPem, key: client.keyPem } : {}) }, timeoutMs);
+    answer = await httpsGet(url, { servername: serviceFqdn, ca, ...client?.tls }, timeoutMs);
   } catch (e) {
     return { check, status: "fail", detail: `the request failed: ${(e as NodeJS.ErrnoException).code ?? ""} ${(e as Error).message}`.trim(), fix: "see the TLS checks above and CMGHttpHandler.log at the gateway", instance: index };
   }
@@ -325,7 +332,7 @@ function one(v: string | string[] | undefined): string | undefined {
 
 function httpsGet(url: string, tlsOptions: https.RequestOptions, timeoutMs: number): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.get(url, { ...tlsOptions, ...TLS_POLICY, agent: false, headers: { accept: "application/json" }, timeout: timeoutMs }, (res) => {
+    const req = https.get(url, { ...TLS_POLICY, ...tlsOptions, agent: false, headers: { accept: "application/json" }, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on("data", (c: Buffer) => {
