@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ValidationError } from "../../errors.ts";
-import { parseDuration } from "../../client/duration.ts";
+import { parseDuration } from "../../duration.ts";
 import type { CmgAnalysis } from "../../site/services/cmg-analyze.ts";
 import type { CliContext } from "../context.ts";
 

@@ -125,7 +125,7 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
     const { trace, roleId } = r;
     if (!verdict.ok) {
       trace.refused("refused", verdict.status, verdict.reason, roleId);
-      log.warn(`Request ${trace.where()} refused with ${verdict.status} ${verdict.reason}${verdict.cause ? ` (${verdict.cause})` : ""}: ${verdict.check} (${verdict.detail})`);
+      log.warn(`Request ${trace.where()} refused with ${verdict.status} ${verdict.reason}: ${verdict.check} (${verdict.detail})${verdict.cause ? `; cause ${verdict.cause}` : ""}`);
       // The client learns the reason, the cause and the check's name; the detail stays in the log.
       return reply(req, res, verdict.status, verdict.reason, verdict.check, { ...verdict.headers, ...(verdict.cause ? { [REFUSAL_HEADERS.cause]: verdict.cause } : {}) });
     }
