@@ -20,6 +20,8 @@ import { freePort, freePortRange } from "../../helpers/ports.ts";
 import { until } from "../../helpers/until.ts";
 import { runCli, type CliResult } from "../../helpers/cli.ts";
 import { clientStatus } from "../../../src/client/folder.ts";
+import { openSite } from "../../../src/site/site.ts";
+import { startSiteServer } from "../../../src/app/site-server.ts";
 
 interface Ran {
   code: number | null;
@@ -274,6 +276,32 @@ it("all checks pass with a good certificate: cmg analyze and client diagnose exi
   assert.ok(diagnosis.checks.some((c) => c.check.startsWith("CMG ") && c.status === "pass"));
 });
 
+it("the admin API serves the same analysis: POST /api/v1/cmgs/:name/analyze with the certificate in the body", async () => {
+  const opened = await openSite({ dataDir: data });
+  const server = await startSiteServer({ site: opened, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false });
+  try {
+    const token = readFileSync(join(data, "admin.token"), "utf8").trim();
+    const post = (body: unknown) =>
+      fetch(`${server.url}/api/v1/cmgs/cmg1/analyze`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const good = await post({ clientCertPem: pki.client.certPem, clientKeyPem: pki.client.keyPem });
+    assert.equal(good.status, 200);
+    const a = (await good.json()) as Analysis;
+    assert.equal(a.ok, true, JSON.stringify(a.checks.filter((c) => c.status !== "pass")));
+    assert.equal(a.checks.filter((c) => c.check.startsWith("location request") && c.status === "pass").length, 2);
+    const bad = await post({ clientCertPem: pki.untrustedClient.certPem, clientKeyPem: pki.untrustedClient.keyPem });
+    const refused = (await bad.json()) as Analysis;
+    assert.equal(refused.ok, false);
+    assert.ok(refused.checks.some((c) => c.check.startsWith("location request") && c.reason === "untrusted_chain"));
+    assert.ok(!JSON.stringify(refused).includes("PRIVATE KEY"), "the key never comes back");
+    const half = await post({ clientCertPem: pki.client.certPem });
+    assert.equal(half.status, 400);
+    assert.equal(((await half.json()) as { field: string }).field, "clientKey");
+  } finally {
+    await server.close();
+    await opened.close();
+  }
+});
+
 it("no client certificate: cmg analyze cannot make the location request; the client is told no_certificate", async () => {
   const { code, a } = await analyze(undefined);
   assert.equal(code, 0, "nothing failed, two checks were not made");
@@ -326,6 +354,11 @@ it("an RSA key under the CMG's smallest RSA key setting: weak_key, cause rsa_bel
 it("no connection point connected: the tunnels check fails and the gateway answers no_connection_point", async () => {
   await stop(procs.cp!);
   procs.cp = undefined;
+  // The instances notice the closed tunnels as their sockets close: waited for, never assumed.
+  await until("the instances to have no tunnel", async () => {
+    const r = await runCli(["--data", data, "cmg", "analyze", "cmg1", "--json", "--cert", join(root, "good.pem"), "--key", join(root, "good.key")]);
+    return r.json<Analysis>().checks.filter((c) => c.check.startsWith("location request")).every((c) => c.reason === "no_connection_point");
+  });
   const { code, a } = await analyze(pki.client, "good");
   assert.equal(code, 1);
   assert.ok(a.checks.filter((c) => / tunnels$/.test(c.check)).every((c) => c.status === "fail" && c.reason === "no_connection_point"), JSON.stringify(a.checks));
