@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { SiteServices } from "../site/site.ts";
+import { CMG_ANALYZE_ROUTES } from "./routes-cmg-analyze.ts";
 import { SETTINGS_ROUTES } from "./routes-settings.ts";
 import { CMG_TRAFFIC_ROUTES } from "./routes-cmg-traffic.ts";
 
@@ -87,4 +88,5 @@ export const ROUTES: ApiRoute[] = [
 
   ...SETTINGS_ROUTES,
   ...CMG_TRAFFIC_ROUTES,
+  ...CMG_ANALYZE_ROUTES,
 ];

@@ -18,8 +18,9 @@ import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
 import { checkUrl, describeCandidates, errorText } from "./mp-url.ts";
 import { decideNetwork, type NetworkDecision } from "./network.ts";
 import { StatusQueue } from "./queue.ts";
-import { ClientStore, type ClientConfig, type ClientConnectionType, type ClientState } from "./store.ts";
-import { MpRefusedError, MpTransport } from "./transport.ts";
+import { ClientStore, type ClientConfig, type ClientConnectionType, type ClientState, type RecordedRefusal } from "./store.ts";
+import { MpRefusedError, MpTransport, recordRefusal } from "./transport.ts";
+import { explainRefusal } from "../wire/refusals.ts";
 
 export { installClient, type InstallOptions, type InstallResult } from "./install.ts";
 export { clientCandidates, clientStatus, queueStatus, queueStatusCopies, type ClientStatusView } from "./folder.ts";
@@ -85,6 +86,8 @@ export class ClientAgent {
   private readonly transport: MpTransport;
   private readonly now: () => Date;
   private started = false;
+  /** Refusals met during the current cycle (also those of intranet/internet pings). */
+  private refusals: RecordedRefusal[] = [];
 
   constructor(private readonly o: AgentOptions) {
     this.store = new ClientStore(o.dir);
@@ -99,7 +102,7 @@ export class ClientAgent {
       exec: this.logs.component(LOG_FILES.ccmExec),
     };
     if (o.internalProbe) checkUrl("internalProbe", o.internalProbe);
-    this.transport = new MpTransport(this.store.tls(), { token: config.hasCertificate ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs });
+    this.transport = new MpTransport(this.store.tls(), { token: config.hasCertificate ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs, onRefusal: (e) => this.refusals.push(recordRefusal(e, this.now())) });
   }
 
   private emit(e: AgentEvent): void {
@@ -130,6 +133,7 @@ export class ClientAgent {
     const errors: string[] = [];
     const first = !this.started;
     this.started = true;
+    this.refusals = [];
     let net = await this.decide(c, s);
     this.noteNetwork(s, net);
     let located = false;
@@ -137,7 +141,10 @@ export class ClientAgent {
     let uploaded = 0;
     let uploadFailed = false;
     if (!net.mp) {
-      const msg = `no ${net.connectionType} management point answers (${net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable"}); will retry`;
+      const refused = this.refusals.find((r) => r.byGateway);
+      const msg = refused
+        ? `the CMG refused the client: ${refused.status} ${refused.reason}${refused.cause ? ` (${refused.cause})` : ""}, ${explainRefusal(refused.reason, refused.cause).check} check (${refused.url}); opencmg client diagnose says what to fix; will retry`
+        : `no ${net.connectionType} management point answers (${net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable"}); will retry`;
       errors.push(msg);
       this.log.location.warn(msg);
     } else {
@@ -159,6 +166,12 @@ export class ClientAgent {
     if (!net.mp && queued > 0) uploadFailed = true;
     s.lastCycleAt = this.now().toISOString();
     s.lastError = errors.length > 0 ? errors.join("; ") : null;
+    // A gateway's refusal says more than a management point's; the last of the cycle otherwise.
+    const refusal = this.refusals.find((r) => r.byGateway) ?? this.refusals[this.refusals.length - 1];
+    if (refusal) {
+      s.lastRefusal = refusal;
+      this.log.location.error(`${refusal.byGateway ? "The CMG" : "The management point"} refused the client: ${refusal.status} ${refusal.reason}${refusal.cause ? ` (${refusal.cause})` : ""} at ${refusal.url}: ${refusal.message}`);
+    }
     this.store.writeState(s);
     const report: CycleReport = { connectionType: net.connectionType, mp: net.mp, located, policy: gotPolicy, uploaded, queued, uploadFailed, errors };
     this.emit({ type: "cycle", report });
@@ -280,3 +293,4 @@ export class ClientAgent {
     this.logs.close();
   }
 }
+

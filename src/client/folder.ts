@@ -5,7 +5,10 @@
 import { ValidationError } from "../errors.ts";
 import type { MpCandidate } from "../wire/mp.ts";
 import { StatusQueue, type NewStatus } from "./queue.ts";
-import { ClientStore, type ClientConnectionType } from "./store.ts";
+import { ClientStore, type ClientConnectionType, type RecordedRefusal } from "./store.ts";
+import { explainRefusal, type RefusalExplained } from "../wire/refusals.ts";
+
+const pick = (x: RefusalExplained): { check: string; fix: string } => ({ check: x.check, fix: x.fix });
 
 export interface ClientStatusView {
   dir: string;
@@ -22,6 +25,8 @@ export interface ClientStatusView {
   queuedUploads: number;
   candidates: number;
   lastError: string | null;
+  /** The last refusal by a CMG or management point, with the check that refused and what to fix. */
+  lastRefusal: (RecordedRefusal & { check: string; fix: string }) | null;
 }
 
 /** `opencmg client status`: what the agent last learnt, read from its folder. */
@@ -44,6 +49,7 @@ export function clientStatus(dir: string): ClientStatusView {
     queuedUploads: new StatusQueue(store.paths.queue).count(),
     candidates: s.candidates.length,
     lastError: s.lastError,
+    lastRefusal: s.lastRefusal ? { ...s.lastRefusal, ...(s.lastRefusal.byGateway ? pick(explainRefusal(s.lastRefusal.reason, s.lastRefusal.cause)) : { check: "management point", fix: "see the management point's message" }) } : null,
   };
 }
 

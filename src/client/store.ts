@@ -33,6 +33,20 @@ export interface ClientConfig {
   installedAt: string;
 }
 
+/** A refusal as the agent records it (`client status`, `client diagnose`). */
+export interface RecordedRefusal {
+  at: string;
+  url: string;
+  status: number;
+  /** Reason code: the CMG's (src/wire/refusals.ts) or the management point's (MpReason). */
+  reason: string;
+  /** The CMG's finer cause, e.g. no_crl_distribution_point. */
+  cause?: string;
+  /** True when the CMG refused; false when a management point did. */
+  byGateway: boolean;
+  message: string;
+}
+
 /** What the agent learnt; rewritten after each step of a cycle. */
 export interface ClientState {
   connectionType: ClientConnectionType | null;
@@ -45,6 +59,8 @@ export interface ClientState {
   lastUploadAt: string | null;
   lastCycleAt: string | null;
   lastError: string | null;
+  /** The last refusal by a CMG or a management point (kept after later successes, with its time). */
+  lastRefusal: RecordedRefusal | null;
 }
 
 export const EMPTY_STATE: ClientState = {
@@ -58,6 +74,7 @@ export const EMPTY_STATE: ClientState = {
   lastUploadAt: null,
   lastCycleAt: null,
   lastError: null,
+  lastRefusal: null,
 };
 
 export class ClientNotInstalledError extends OpenCmgError {

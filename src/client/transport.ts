@@ -8,6 +8,8 @@ import { OpenCmgError } from "../errors.ts";
 import { toNetError } from "../egress/errors.ts";
 import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
 import { MP_PATHS } from "../wire/mp.ts";
+import { REFUSAL_HEADERS } from "../wire/refusals.ts";
+import type { RecordedRefusal } from "./store.ts";
 
 export interface ClientTls {
   certPem?: string | undefined;
@@ -32,6 +34,25 @@ export class MpRefusedError extends OpenCmgError {
   }
 }
 
+/**
+ * The CMG itself refused the request (its answer carries `x-opencmg-reason`): a check at the
+ * gateway failed (client certificate, role, tunnel), and the request never reached the management
+ * point. The reason codes and what to do about them are in src/wire/refusals.ts.
+ */
+export class GatewayRefusedError extends MpRefusedError {
+  constructor(
+    status: number,
+    reason: string,
+    /** Finer cause (`x-opencmg-cause`), e.g. no_crl_distribution_point. */
+    readonly refusalCause: string | undefined,
+    url: string,
+    message: string,
+  ) {
+    super(status, reason, url, message);
+    this.message = `the CMG refused the request to ${url}: ${status} ${reason}${refusalCause ? ` (${refusalCause})` : ""}: ${message}`;
+  }
+}
+
 /** `https://mp01.contoso.com` + `/SMS_MP/v1/policy`, keeping a path prefix such as `/CCM_Proxy_MutualAuth/16777217`. */
 export function mpEndpoint(mpUrl: string, path: string): string {
   return mpUrl.replace(/\/+$/, "") + path;
@@ -42,7 +63,12 @@ export class MpTransport {
   private token: string | undefined;
   constructor(
     tls: ClientTls,
-    private readonly o: { token?: string | undefined; timeoutMs?: number | undefined } = {},
+    private readonly o: {
+      token?: string | undefined;
+      timeoutMs?: number | undefined;
+      /** Called for every refusal, also the ones `ping` swallows, so the agent can say why. */
+      onRefusal?: ((e: MpRefusedError) => void) | undefined;
+    } = {},
   ) {
     this.token = o.token;
     this.agent = new Agent({
@@ -69,6 +95,8 @@ export class MpTransport {
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let status: number;
     let text: string;
+    let gatewayReason: string | undefined;
+    let gatewayCause: string | undefined;
     try {
       const res = await request(url, {
         dispatcher: this.agent,
@@ -78,6 +106,8 @@ export class MpTransport {
         signal: AbortSignal.timeout(o.timeoutMs ?? this.o.timeoutMs ?? 30_000),
       });
       status = res.statusCode;
+      gatewayReason = headerValue(res.headers[REFUSAL_HEADERS.reason]);
+      gatewayCause = headerValue(res.headers[REFUSAL_HEADERS.cause]);
       text = await res.body.text();
     } catch (e) {
       throw toNetError(e, { route: { mode: "direct" }, targetHost: new URL(url).host });
@@ -90,7 +120,10 @@ export class MpTransport {
     }
     if (status < 200 || status > 299) {
       const e = (json ?? {}) as Partial<MpErrorAnswer>;
-      throw new MpRefusedError(status, e.error ?? `http_${status}`, url, e.message ?? (text.slice(0, 200) || "no reason given"));
+      const message = e.message ?? (text.slice(0, 200) || "no reason given");
+      const refused = gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message);
+      this.o.onRefusal?.(refused);
+      throw refused;
     }
     return json as T;
   }
@@ -124,4 +157,24 @@ export class MpTransport {
   close(): Promise<void> {
     return this.agent.close();
   }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  const one = Array.isArray(v) ? v[0] : v;
+  // Codes only: anything else is not the gateway's answer and is not shown as one.
+  return one !== undefined && /^[a-z0-9_]{1,64}$/.test(one) ? one : undefined;
+}
+
+/** A refusal as state.json keeps it: codes and the answer's short message, never a secret. */
+export function recordRefusal(e: MpRefusedError, at: Date): RecordedRefusal {
+  const gateway = e instanceof GatewayRefusedError;
+  return {
+    at: at.toISOString(),
+    url: e.url,
+    status: e.status,
+    reason: String(e.reason),
+    ...(gateway && e.refusalCause ? { cause: e.refusalCause } : {}),
+    byGateway: gateway,
+    message: e.message,
+  };
 }

@@ -15,7 +15,10 @@ import { nullLog, type ComponentLog } from "../logs/cmtrace.ts";
 import { crlUrls, thumbprintOf } from "./cert.ts";
 import { looksLikePem, pemBlocks } from "./pem.ts";
 
-export type CrlResult = { ok: true } | { ok: false; reason: "revoked" | "crl_unavailable"; detail: string };
+/** Why no CRL could be used: the certificate names none, or none could be had. */
+export type CrlCause = "no_crl_distribution_point" | "crl_unreachable";
+
+export type CrlResult = { ok: true } | { ok: false; reason: "revoked"; detail: string } | { ok: false; reason: "crl_unavailable"; cause: CrlCause; detail: string };
 
 export interface CrlCacheOptions {
   /** Downloads a CRL (DER or PEM). Throws or rejects when it cannot. */
@@ -84,7 +87,7 @@ export class CrlCache {
     if (urls.length === 0) {
       // Fail closed: a certificate without a distribution point cannot be checked, and letting
       // it through would let any certificate the CA issued without a CDP bypass revocation.
-      return { ok: false, reason: "crl_unavailable", detail: `"${oneLine(cert.subject)}" names no CRL distribution point, so its revocation cannot be checked` };
+      return { ok: false, reason: "crl_unavailable", cause: "no_crl_distribution_point", detail: `"${oneLine(cert.subject)}" names no CRL distribution point, so its revocation cannot be checked` };
     }
     const problems: string[] = [];
     for (const url of urls) {
@@ -103,7 +106,7 @@ export class CrlCache {
         problems.push(`${url}: ${(err as Error).message}`);
       }
     }
-    return { ok: false, reason: "crl_unavailable", detail: problems.join("; ") };
+    return { ok: false, reason: "crl_unavailable", cause: "crl_unreachable", detail: problems.join("; ") };
   }
 
   /**

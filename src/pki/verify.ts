@@ -13,7 +13,7 @@ export type ChainFailure = "untrusted_chain" | "expired" | "not_yet_valid" | "we
 
 export type ChainResult =
   | { ok: true; /** leaf first, trusted root last */ chain: X509Certificate[] }
-  | { ok: false; reason: ChainFailure; detail: string };
+  | { ok: false; reason: ChainFailure; detail: string; /** Finer cause where one reason has several fixes. */ cause?: "rsa_below_policy" };
 
 export interface ChainTrust {
   /** Trusted root CA certificates (PEM; a string may hold several). */
@@ -124,21 +124,46 @@ function issued(issuer: X509Certificate, subject: X509Certificate, below: number
 }
 
 /** The first weak signature or key of a verified path (leaf first, trust anchor last). */
-function weakness(chain: X509Certificate[], minRsaBits: number): { reason: ChainFailure; detail: string } | undefined {
+function weakness(chain: X509Certificate[], minRsaBits: number): Weakness | undefined {
   for (const [i, c] of chain.entries()) {
     // The trust anchor's own signature proves nothing: it is trusted by configuration.
-    if (i < chain.length - 1) {
-      const hash = signatureHashOf(c);
-      if (hash && WEAK_HASHES.has(hash)) return { reason: "weak_signature", detail: `"${subjectOf(c)}" is signed with ${hash}; reissue it with SHA-256 or better` };
-    }
-    const key = c.publicKey;
-    const details = key.asymmetricKeyDetails ?? {};
-    if ((key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "rsa-pss") && (details.modulusLength ?? 0) < minRsaBits) {
-      return { reason: "weak_key", detail: `"${subjectOf(c)}" has a ${details.modulusLength ?? "?"}-bit RSA key; at least ${minRsaBits} bits are needed` };
-    }
-    if (key.asymmetricKeyType === "ec" && !CURVES.has(details.namedCurve ?? "")) {
-      return { reason: "weak_key", detail: `"${subjectOf(c)}" has an EC key on ${details.namedCurve ?? "an unknown curve"}; P-256, P-384 or P-521 is needed` };
-    }
+    const weak = certificateWeakness(c, { minRsaBits, checkSignature: i < chain.length - 1 });
+    if (weak) return weak;
+  }
+  return undefined;
+}
+
+/** A weak signature or key, and why. */
+export interface Weakness {
+  reason: "weak_signature" | "weak_key";
+  detail: string;
+  cause?: "rsa_below_policy";
+}
+
+/**
+ * The gateway's strength rules for one certificate: no SHA-1/MD5 signature (unless
+ * `checkSignature` is false, for a trust anchor), no RSA key under `minRsaBits` (at least
+ * MIN_RSA_BITS), no uncommon curve. A device can check its own certificate with it.
+ *
+ * @example
+ * certificateWeakness(leaf) // { reason: "weak_key", detail: "\"CN=PC\" has a 1024-bit RSA key; ..." }
+ */
+export function certificateWeakness(c: X509Certificate, o: { minRsaBits?: number; checkSignature?: boolean } = {}): Weakness | undefined {
+  const minRsaBits = Math.max(MIN_RSA_BITS, o.minRsaBits ?? MIN_RSA_BITS);
+  if (o.checkSignature !== false) {
+    const hash = signatureHashOf(c);
+    if (hash && WEAK_HASHES.has(hash)) return { reason: "weak_signature", detail: `"${subjectOf(c)}" is signed with ${hash}; reissue it with SHA-256 or better` };
+  }
+  const key = c.publicKey;
+  const details = key.asymmetricKeyDetails ?? {};
+  if ((key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "rsa-pss") && (details.modulusLength ?? 0) < minRsaBits) {
+    const bits = details.modulusLength ?? 0;
+    // Strong enough by the built-in floor, refused by the CMG's stricter policy: a different fix.
+    const cause = bits >= MIN_RSA_BITS ? { cause: "rsa_below_policy" as const } : {};
+    return { reason: "weak_key", detail: `"${subjectOf(c)}" has a ${details.modulusLength ?? "?"}-bit RSA key; at least ${minRsaBits} bits are needed`, ...cause };
+  }
+  if (key.asymmetricKeyType === "ec" && !CURVES.has(details.namedCurve ?? "")) {
+    return { reason: "weak_key", detail: `"${subjectOf(c)}" has an EC key on ${details.namedCurve ?? "an unknown curve"}; P-256, P-384 or P-521 is needed` };
   }
   return undefined;
 }

@@ -13,6 +13,7 @@ import { clientDir } from "../../client/store.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
+import type { ClientDiagnosis } from "../../client/diagnose.ts";
 
 function readPem(field: string, file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
@@ -168,8 +169,22 @@ function registerFolderViews(client: Command, ctx: CliContext, dirOf: DirOf): vo
           "last upload": s.lastUploadAt,
           "queued uploads": s.queuedUploads,
           "last error": s.lastError,
+          "last refusal": s.lastRefusal
+            ? `${s.lastRefusal.at} ${s.lastRefusal.byGateway ? "by the CMG" : "by the management point"}: ${s.lastRefusal.status} ${s.lastRefusal.reason}${s.lastRefusal.cause ? ` (${s.lastRefusal.cause})` : ""}, ${s.lastRefusal.check} check (opencmg client diagnose)`
+            : null,
         }),
       );
+    });
+
+  client
+    .command("diagnose")
+    .description("why the device cannot connect through its CMG: which check refused it and what to fix")
+    .option("--timeout <duration>", "how long each CMG has to answer", "15s")
+    .action(async (o: { timeout: string }, cmd: Command) => {
+      const { diagnoseClient } = await import("../../client/diagnose.ts");
+      const d = await diagnoseClient(dirOf(cmd), { timeoutMs: parseDuration("timeout", o.timeout) });
+      ctx.print(cmd, d, () => diagnosisText(d));
+      if (!d.ok) throw Object.assign(new Error("a check failed"), { silent: true });
     });
 
   client
@@ -186,6 +201,17 @@ function registerFolderViews(client: Command, ctx: CliContext, dirOf: DirOf): vo
       const n = queueStatusCopies(dirOf(cmd), { messageId, text: o.text, severity: o.severity as "informational", component: o.component }, count);
       ctx.print(cmd, { queued: n }, () => `Queued ${n} status message(s).\n`);
     });
+}
+
+/** One line per check, then the refusal and its fix. */
+function diagnosisText(d: ClientDiagnosis): string {
+  const mark = { pass: "PASS", fail: "FAIL", skip: "SKIP" } as const;
+  const lines = d.checks.map((c) => `${mark[c.status]}  ${c.check}: ${c.detail}${c.fix ? `\n      fix: ${c.fix}` : ""}`);
+  const r = d.refusedBy;
+  if (r) lines.push(`${r.byGateway ? "Refused by the CMG's" : "The CMG would refuse it at its"} ${r.check} check (${r.reason}${r.cause ? `, ${r.cause}` : ""}): ${r.fix}`);
+  if (d.lastRefusal) lines.push(`Last refusal recorded: ${d.lastRefusal.at}, ${d.lastRefusal.status} ${d.lastRefusal.reason} at ${d.lastRefusal.url}.`);
+  lines.push(d.ok ? "All checks passed." : "A check failed.");
+  return lines.join("\n") + "\n";
 }
 
 /** `opencmg site clients [approve ID | settings]`, under the `site` command. */

@@ -68,6 +68,19 @@ describe("client authentication (mutual TLS)", () => {
   it("fails closed when the CRL cannot be downloaded: crl_unavailable", async () => {
     const orphan = await h.issueClient({ commonName: "PC-NOCRL", crlUrl: `${h.crlServer.base}/missing.crl` });
     await expectRefusal(orphan, "crl_unavailable", /revocation check: no usable CRL.*missing\.crl/);
+    // The finer cause reaches the client (header and body): the fix differs from a missing distribution point.
+    const r = await h.request(0, path(), { cert: orphan });
+    assert.equal(r.headers["x-opencmg-cause"], "crl_unreachable");
+    assert.equal(JSON.parse(r.body.toString()).cause, "crl_unreachable");
+    assert.doesNotMatch(r.body.toString(), /missing\.crl/, "the URL stays in the log");
+  });
+
+  it("refuses a certificate naming no CRL distribution point while checking is on: crl_unavailable, cause no_crl_distribution_point", async () => {
+    const noCdp = await h.issueClient({ commonName: "PC-NOCDP" });
+    await expectRefusal(noCdp, "crl_unavailable", /names no CRL distribution point/);
+    const r = await h.request(0, path(), { cert: noCdp });
+    assert.equal(r.headers["x-opencmg-cause"], "no_crl_distribution_point");
+    assert.equal(JSON.parse(r.body.toString()).cause, "no_crl_distribution_point");
   });
 
   it("counts refusals by reason in the metrics", async () => {

@@ -30,6 +30,8 @@ export interface AuthRefusal {
   status: 401 | 403;
   /** Stable code, in the response body and `x-opencmg-reason` (RefusalReason for client certificates). */
   reason: string;
+  /** Finer cause where one reason has several fixes (body `cause` and `x-opencmg-cause`; src/wire/refusals.ts). */
+  cause?: string;
   /** Which check failed, for the log line. */
   check: string;
   /** Details for the log line only (names, dates, URLs). */
@@ -171,10 +173,10 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
   private async check(leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null): Promise<AuthVerdict> {
     if (!trust) return refusal("untrusted_chain", "no trusted roots are configured yet (no connection point has sent settings)");
     const chain = verifyClientChain(leaf, { roots: trust.trustedRoots, intermediates: trust.intermediates, at: new Date(this.now()), ...(trust.policy ? { policy: trust.policy } : {}) });
-    if (!chain.ok) return refusal(chain.reason, chain.detail);
+    if (!chain.ok) return refusal(chain.reason, chain.detail, chain.cause);
     if (trust.crlCheck) {
       const r = await this.options.revocation.checkChain(chain.chain);
-      if (!r.ok) return refusal(r.reason, r.detail);
+      if (!r.ok) return refusal(r.reason, r.detail, r.reason === "crl_unavailable" ? r.cause : undefined);
     }
     const summary = describe(leaf);
     return {
@@ -193,8 +195,8 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
   }
 }
 
-function refusal(reason: RefusalReason, detail: string): AuthRefusal {
-  return { ok: false, status: 403, reason, check: CHECK_NAMES[reason], detail };
+function refusal(reason: RefusalReason, detail: string, cause?: string): AuthRefusal {
+  return { ok: false, status: 403, reason, check: CHECK_NAMES[reason], detail, ...(cause !== undefined ? { cause } : {}) };
 }
 
 /**

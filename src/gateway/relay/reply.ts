@@ -5,12 +5,14 @@
 import type { ServerResponse } from "node:http";
 import http2, { type Http2ServerResponse } from "node:http2";
 import type { ClientRequest } from "../auth/client-cert.ts";
+import { REFUSAL_HEADERS, type GatewayRefusalBody } from "../../wire/refusals.ts";
 
 export type ClientResponse = ServerResponse | Http2ServerResponse;
 
 /**
- * Sends the gateway's own answer: a reason code, as JSON, and in `x-opencmg-reason`. A response
- * whose headers went out already is cut short instead.
+ * Sends the gateway's own answer: a reason code, as JSON, and in `x-opencmg-reason`; a finer cause
+ * given as `x-opencmg-cause` in `extra` goes into the JSON too (codes: src/wire/refusals.ts). A
+ * response whose headers went out already is cut short instead.
  *
  * @example
  * reply(req, res, 503, "no_connection_point", "no connection point is connected to this gateway", { "retry-after": "5" });
@@ -20,11 +22,13 @@ export function reply(req: ClientRequest, res: ClientResponse, status: number, r
     abortResponse(res);
     return;
   }
-  const body = JSON.stringify({ error: reason, message }) + "\n";
+  const cause = extra[REFUSAL_HEADERS.cause];
+  const answer: GatewayRefusalBody = { error: reason, message, ...(cause ? { cause } : {}) };
+  const body = JSON.stringify(answer) + "\n";
   const headers: Record<string, string | number> = {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
-    "x-opencmg-reason": reason,
+    [REFUSAL_HEADERS.reason]: reason,
     "cache-control": "no-store",
     ...extra,
   };

@@ -20,6 +20,7 @@ import { tunnelRequestHeaders } from "../../wire/tunnel/headers.ts";
 import { CONNECTION_POINT_H2, headerListSize } from "../../wire/tunnel/h2.ts";
 import { ROLE_ID } from "../../wire/tunnel/protocol.ts";
 import { checkRolePath } from "../../wire/tunnel/role-path.ts";
+import { REFUSAL_HEADERS } from "../../wire/refusals.ts";
 import type { SettingsStore } from "../settings-store.ts";
 import type { TunnelPool } from "../tunnels/tunnel-pool.ts";
 import { contentLength, originForm, parseProxyPath, requestLineProblem } from "./checks.ts";
@@ -124,8 +125,9 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
     const { trace, roleId } = r;
     if (!verdict.ok) {
       trace.refused("refused", verdict.status, verdict.reason, roleId);
-      log.warn(`Request ${trace.where()} refused with ${verdict.status} ${verdict.reason}: ${verdict.check} (${verdict.detail})`);
-      return reply(req, res, verdict.status, verdict.reason, verdict.check, verdict.headers);
+      log.warn(`Request ${trace.where()} refused with ${verdict.status} ${verdict.reason}: ${verdict.check} (${verdict.detail})${verdict.cause ? `; cause ${verdict.cause}` : ""}`);
+      // The client learns the reason, the cause and the check's name; the detail stays in the log.
+      return reply(req, res, verdict.status, verdict.reason, verdict.check, { ...verdict.headers, ...(verdict.cause ? { [REFUSAL_HEADERS.cause]: verdict.cause } : {}) });
     }
 
     // Settings may have changed while an authentication was under way.

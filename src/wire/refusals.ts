@@ -1,0 +1,180 @@
+/**
+ * The gateway's own refusals as they cross the wire to a client: the reason code (JSON `error`
+ * and `x-opencmg-reason`), an optional finer cause (JSON `cause` and `x-opencmg-cause`), and what
+ * each means: which check refused the request and what an administrator does about it. The
+ * gateway writes the codes; the client agent (`client status`, `client diagnose`) and the
+ * connection analyzer (`cmg analyze`) read them through this one table.
+ *
+ * Nothing here is secret: codes and fixed sentences only. The details (names, dates, URLs) stay
+ * in the gateway's log.
+ */
+
+/** Response headers of a gateway refusal. */
+export const REFUSAL_HEADERS = {
+  reason: "x-opencmg-reason",
+  cause: "x-opencmg-cause",
+} as const;
+
+/** Body of a gateway refusal. */
+export interface GatewayRefusalBody {
+  error: string;
+  message: string;
+  cause?: string;
+}
+
+/** Finer causes, where one reason code covers situations with different fixes. */
+export type RefusalCause =
+  /** crl_unavailable: a certificate of the chain names no CRL distribution point. */
+  | "no_crl_distribution_point"
+  /** crl_unavailable: the CRL could not be downloaded or did not verify. */
+  | "crl_unreachable"
+  /** weak_key: the RSA key meets the built-in floor but not the CMG's stricter policy. */
+  | "rsa_below_policy";
+
+export interface RefusalInfo {
+  /** The check that refused, as people name it. */
+  check: string;
+  /** What to do about it. */
+  fix: string;
+}
+
+/** Every reason code the gateway answers with on its own (not relayed from a role). */
+export const GATEWAY_REFUSALS: Record<string, RefusalInfo> = {
+  no_certificate: {
+    check: "client certificate presence",
+    fix: "give the device a client authentication certificate issued under one of the CMG's trusted roots (client install --cert FILE --key FILE)",
+  },
+  untrusted_chain: {
+    check: "client certificate chain",
+    fix: "the certificate does not chain to a trusted root of the CMG through its intermediates: add its root (cmg update NAME --trusted-root FILE) or its issuing CA (--intermediate FILE), or reissue the certificate from a trusted CA",
+  },
+  expired: {
+    check: "client certificate validity",
+    fix: "a certificate of the chain has expired: renew the client certificate (or the CA that expired)",
+  },
+  not_yet_valid: {
+    check: "client certificate validity",
+    fix: "a certificate of the chain is not valid yet: check the device's and the CA's clocks, or wait until its start date",
+  },
+  weak_signature: {
+    check: "client certificate signature strength",
+    fix: "a certificate of the chain is signed with SHA-1 or weaker: reissue it with SHA-256 or better",
+  },
+  weak_key: {
+    check: "client certificate key strength",
+    fix: "a certificate of the chain has a weak key (RSA under 2048 bits, or under the CMG's smallest RSA key setting, or an uncommon curve): reissue it with a stronger key",
+  },
+  wrong_usage: {
+    check: "client certificate usage",
+    fix: "the certificate does not allow client authentication: reissue it with the Client Authentication (1.3.6.1.5.5.7.3.2) extended key usage",
+  },
+  revoked: {
+    check: "client certificate revocation",
+    fix: "the certificate is revoked: issue the device a new client certificate",
+  },
+  crl_unavailable: {
+    check: "client certificate revocation",
+    fix: "revocation checking is on and no CRL could be used: publish the CRL where the certificates' CRL distribution points say and let the gateway reach it, or turn the check off (cmg update NAME --no-crl-check)",
+  },
+  no_connection_point: {
+    check: "tunnel to the site (connection point)",
+    fix: "no connection point is connected to this CMG instance: start the connection point role (connection-point serve) and check that it reaches the instance's tunnel port",
+  },
+  not_configured: {
+    check: "gateway settings",
+    fix: "no connection point has configured this instance yet: start the connection point role and wait for it to connect",
+  },
+  role_not_allowed: {
+    check: "role allows CMG traffic",
+    fix: "the management point or software update point does not allow CMG traffic: role set FQDN ROLE --allow-cmg-traffic, or use another one",
+  },
+  unknown_role: {
+    check: "role in the CMG's URL map",
+    fix: "the URL names a role this CMG does not serve (removed, or another site's): make a location request for current management points, or reinstall the client with a current CMG URL",
+  },
+  bad_path: {
+    check: "request path",
+    fix: "the request path would leave the role's root (dot segments, encoded slashes or backslashes): fix the management point URL the client uses",
+  },
+  not_found: {
+    check: "gateway endpoint",
+    fix: "the URL is not a CMG endpoint (/CCM_Proxy_MutualAuth/ROLE_ID/...): fix the management point URL the client uses",
+  },
+  body_too_large: {
+    check: "request body size",
+    fix: "the request body is over the role's limit: send smaller requests (fewer status messages per upload)",
+  },
+  headers_too_large: {
+    check: "request header size",
+    fix: "the request's header fields are over the limit: remove oversized headers",
+  },
+  http_version: {
+    check: "HTTP version",
+    fix: "use HTTP/1.1 or HTTP/2",
+  },
+  missing_host: {
+    check: "HTTP Host header",
+    fix: "an HTTP/1.1 request needs a Host header",
+  },
+  tunnel_failed: {
+    check: "tunnel to the site (connection point)",
+    fix: "the tunnel to the site broke while relaying: see SMS_Cloud_ProxyConnector.log on the connection point and CMGHttpHandler.log at the gateway",
+  },
+  upstream_timeout: {
+    check: "site answer time",
+    fix: "the management point did not answer in time through the tunnel: check the management point and the connection point's route to it",
+  },
+  internal_error: {
+    check: "gateway",
+    fix: "the gateway failed handling the request: see CMGHttpHandler.log at the gateway",
+  },
+};
+
+/** What a finer cause changes about the fix. */
+export const CAUSE_FIXES: Record<RefusalCause, string> = {
+  no_crl_distribution_point:
+    "revocation checking is on but a certificate of the chain names no CRL distribution point: reissue it from a CA that writes one, or turn the check off (cmg update NAME --no-crl-check)",
+  crl_unreachable:
+    "revocation checking is on and the CRL could not be downloaded or did not verify: publish it at the CRL distribution point and let the gateway reach it, or turn the check off (cmg update NAME --no-crl-check)",
+  rsa_below_policy:
+    "the RSA key is shorter than the CMG's smallest RSA key setting: reissue the certificate with a longer key, or lower the setting (cmg update NAME --min-rsa-bits N, at least 2048)",
+};
+
+/** A refusal as a client or the analyzer explains it. */
+export interface RefusalExplained {
+  reason: string;
+  cause?: string;
+  check: string;
+  fix: string;
+}
+
+/**
+ * The check and the fix for a reason code (and cause), also for a code this version does not
+ * know (a newer gateway).
+ *
+ * @example
+ * explainRefusal("crl_unavailable", "no_crl_distribution_point").fix // "revocation checking is on but ..."
+ */
+export function explainRefusal(reason: string, cause?: string): RefusalExplained {
+  const info = GATEWAY_REFUSALS[reason];
+  const causeFix = cause !== undefined ? CAUSE_FIXES[cause as RefusalCause] : undefined;
+  return {
+    reason,
+    ...(cause !== undefined ? { cause } : {}),
+    check: info?.check ?? `gateway check "${reason}"`,
+    fix: causeFix ?? info?.fix ?? "see CMGHttpHandler.log at the gateway for this reason code",
+  };
+}
+
+/** Reason codes that only a failed client certificate check gives. */
+export const CERTIFICATE_REASONS: ReadonlySet<string> = new Set([
+  "no_certificate",
+  "untrusted_chain",
+  "expired",
+  "not_yet_valid",
+  "weak_signature",
+  "weak_key",
+  "wrong_usage",
+  "revoked",
+  "crl_unavailable",
+]);
