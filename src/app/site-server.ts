@@ -3,11 +3,13 @@
  * scheduled tasks hang off the same start/close.
  */
 import type { Logger as PinoLogger } from "pino";
+import type { Authenticator } from "../api/auth.ts";
 import { buildAdminApi } from "../api/server.ts";
 import type { ApiRoute } from "../api/routes.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
 import { endpointMonitor } from "./role-deps.ts";
+import { siteOperations } from "./operations.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
 export interface SiteServerOptions {
@@ -15,8 +17,12 @@ export interface SiteServerOptions {
   listen: { host: string; port: number };
   log?: PinoLogger;
   extraRoutes?: ApiRoute[];
+  /** Who a request is, tried in order (default: the admin token); a console adds its session's. */
+  authenticators?: Authenticator[];
   /** The service connection point's scheduled endpoint check (default hourly, or $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds; false: off). */
   endpointCheck?: EndpointMonitorOptions | false;
+  /** Options of the checks started over the API when the schedule is off (tests map targets to loopback). */
+  onDemandCheck?: EndpointMonitorOptions;
 }
 
 export interface RunningSiteServer {
@@ -26,15 +32,25 @@ export interface RunningSiteServer {
 
 export async function startSiteServer(o: SiteServerOptions): Promise<RunningSiteServer> {
   const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
-  const app = await buildAdminApi({ site: o.site, extraRoutes: o.extraRoutes ?? [], ...(o.log ? { logger: { level: "info" } } : {}) });
+  // One monitor for the schedule and the checks started over the API, so a run under way is shared.
+  const monitor = endpointMonitor(o.site, check === false ? (o.onDemandCheck ?? {}) : check);
+  const running = new Set<Promise<void>>();
+  await o.site.services.checks.abandonRunning();
+  const app = await buildAdminApi({
+    site: o.site,
+    operations: (actor) => siteOperations(o.site, actor, { monitor, running }),
+    extraRoutes: o.extraRoutes ?? [],
+    ...(o.authenticators ? { authenticators: o.authenticators } : {}),
+    ...(o.log ? { logger: { level: "info" } } : {}),
+  });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
   o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API listening on ${address}.`);
-  const monitor = check === false ? undefined : endpointMonitor(o.site, check);
-  monitor?.start();
+  if (check !== false) monitor.start();
   return {
     url: address,
     close: async () => {
-      await monitor?.stop();
+      await monitor.stop();
+      await Promise.allSettled([...running]);
       await app.close();
     },
   };

@@ -26,11 +26,12 @@ const MODULES: Record<string, () => Promise<Register>> = {
   endpoints: () => import("./commands/endpoints.ts").then((m) => m.registerEndpointsCommands),
   mp: () => import("./commands/mp.ts").then((m) => m.registerMpCommands),
   client: () => import("./commands/client.ts").then((m) => m.registerClientCommands),
+  admin: () => import("./commands/admin.ts").then((m) => m.registerAdminCommands),
 };
 
 /** Top-level command name -> the modules that register it (`site clients` lives with `client`). */
 const COMMAND_MODULES: Record<string, string[]> = {
-  site: ["site", "client"],
+  site: ["site", "client", "admin"],
   server: ["server"],
   role: ["role"],
   account: ["account"],
@@ -47,6 +48,7 @@ const COMMAND_MODULES: Record<string, string[]> = {
   check: ["endpoints"],
   mp: ["mp"],
   client: ["client"],
+  audit: ["admin"],
 };
 
 /** The first word that is not a global option (or its value): the command being run. */
