@@ -4,8 +4,7 @@
  * OpenAPI 3.1 uses as is).
  */
 import { z } from "zod";
-import type { ApiRoute } from "./routes.ts";
-import { queryShape } from "./routes.ts";
+import { queryShape, type ApiRoute } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 type Json = Record<string, unknown>;

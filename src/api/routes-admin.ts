@@ -1,7 +1,7 @@
 /** Who may use the admin API (named tokens) and what was done with it (the audit log). */
 import { z } from "zod";
-import type { ApiRoute } from "./routes.ts";
-import { parseBody, parsedQuery, q } from "./routes.ts";
+import type { ApiRoute } from "./route-kit.ts";
+import { parseBody, parsedQuery, q } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 const tokenBody = z.strictObject({ name: z.string(), readOnly: z.boolean().optional() });

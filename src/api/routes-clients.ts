@@ -1,7 +1,7 @@
 /** Clients as the site knows them (`opencmg site clients`), their approval, and the client settings. */
 import { z } from "zod";
-import type { ApiRoute } from "./routes.ts";
-import { parseBody, parsedQuery, q } from "./routes.ts";
+import type { ApiRoute } from "./route-kit.ts";
+import { parseBody, parsedQuery, q } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 const clientsQuery = z.strictObject({

@@ -6,8 +6,8 @@ import { z } from "zod";
 import { ValidationError } from "../errors.ts";
 import { caCertificatesFromFiles, serverCertificateFromFiles } from "../cmg/certificate-files.ts";
 import { deploySchema } from "../site/services/cmg-model.ts";
-import type { ApiRoute } from "./routes.ts";
-import { parseBody } from "./routes.ts";
+import type { ApiRoute } from "./route-kit.ts";
+import { parseBody } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 const pemList = (what: string) => z.array(z.string().max(65536)).optional().describe(`${what}, PEM (each may hold several certificates)`);

@@ -7,8 +7,8 @@ import { ValidationError } from "../errors.ts";
 import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat } from "../endpoints/export.ts";
 import { endpointSelection } from "../roles/scp/endpoint-selection.ts";
 import type { SiteServices } from "../site/site.ts";
-import type { ApiRoute, RouteInput } from "./routes.ts";
-import { Download, parseBody, parsedQuery } from "./routes.ts";
+import type { ApiRoute, RouteInput } from "./route-kit.ts";
+import { Download, parseBody, parsedQuery } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 /** Content type and file name of each export. */

@@ -1,7 +1,7 @@
 /** Software updates: the update point's synchronisation, the updates, automatic deployment rules, the product update feed. */
 import { z } from "zod";
-import type { ApiRoute } from "./routes.ts";
-import { parseBody } from "./routes.ts";
+import type { ApiRoute } from "./route-kit.ts";
+import { parseBody } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 const adrBody = z.strictObject({

@@ -16,7 +16,8 @@ import type { OpenedSite } from "../site/site.ts";
 import { bearerToken, type Authenticator } from "./auth.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { OperationsFor } from "./operations.ts";
-import { Download, queryShape, ROUTES, type ApiRoute } from "./routes.ts";
+import { Download, queryShape, type ApiRoute } from "./route-kit.ts";
+import { ROUTES } from "./routes.ts";
 
 export interface AdminApiOptions {
   site: OpenedSite;
