@@ -11,6 +11,7 @@ import { ROUTES_CLIENTS } from "./routes-clients.ts";
 import { ROUTES_CMGS } from "./routes-cmgs.ts";
 import { ROUTES_ENDPOINTS } from "./routes-endpoints.ts";
 import { ROUTES_UPDATES } from "./routes-updates.ts";
+import { SETTINGS_ROUTES } from "./routes-settings.ts";
 
 export type { ApiRoute, RouteInput } from "./route-kit.ts";
 export { Download, parseBody, parsedQuery, q, queryShape } from "./route-kit.ts";
@@ -87,6 +88,8 @@ const CORE: ApiRoute[] = [
     handle: (s, i) => s.status.page(parsedQuery(statusQuery, i)),
   },
   { method: "GET", path: "/api/v1/status/components", tag: "status", summary: "Component status per server", query: { server: "FQDN" }, response: z.array(S.componentStatus), handle: (s, i) => s.status.components(i.query.server) },
+
+  ...SETTINGS_ROUTES,
 ];
 
 export const ROUTES: ApiRoute[] = [...CORE, ...ROUTES_ADMIN, ...ROUTES_CLIENTS, ...ROUTES_CMGS, ...ROUTES_ENDPOINTS, ...ROUTES_UPDATES];

@@ -19,7 +19,7 @@ export interface SiteServerOptions {
   extraRoutes?: ApiRoute[];
   /** Who a request is, tried in order (default: the admin token); a console adds its session's. */
   authenticators?: Authenticator[];
-  /** The service connection point's scheduled endpoint check (default hourly, or $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds; false: off). */
+  /** The service connection point's scheduled endpoint check (default: the site setting endpoint-check-interval; $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds overrides it, 0 turns it off; false: off). */
   endpointCheck?: EndpointMonitorOptions | false;
   /** Options of the checks started over the API when the schedule is off (tests map targets to loopback). */
   onDemandCheck?: EndpointMonitorOptions;

@@ -27,6 +27,7 @@ const MODULES: Record<string, () => Promise<Register>> = {
   mp: () => import("./commands/mp.ts").then((m) => m.registerMpCommands),
   client: () => import("./commands/client.ts").then((m) => m.registerClientCommands),
   admin: () => import("./commands/admin.ts").then((m) => m.registerAdminCommands),
+  settings: () => import("./commands/settings.ts").then((m) => m.registerSettingsCommands),
 };
 
 /** Top-level command name -> the modules that register it (`site clients` lives with `client`). */
@@ -49,6 +50,7 @@ const COMMAND_MODULES: Record<string, string[]> = {
   mp: ["mp"],
   client: ["client"],
   audit: ["admin"],
+  settings: ["settings"],
 };
 
 /** The first word that is not a global option (or its value): the command being run. */

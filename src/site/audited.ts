@@ -42,6 +42,7 @@ const account = named("account", (s, name) => s.accounts.get(name));
 const password: AuditRule = { ...account, always: true };
 const cmg = (from?: string) => named("cmg", (s, name) => s.cmgs.show(name), from);
 const token = named("token", (s, name) => s.tokens.get(name));
+const setting = named("setting", (s, key) => s.settings.get(key));
 
 /** Every method that changes the site, per service. */
 export const AUDITED: AuditRules = {
@@ -53,6 +54,7 @@ export const AUDITED: AuditRules = {
   clients: { approve: named("client", (s, id) => s.clients.get(id)), setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() } },
   cmgs: { create: cmg("name"), update: cmg(), remove: cmg() },
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name") },
+  settings: { set: setting, reset: setting },
   tokens: { create: token, revoke: token, adoptAdminFile: { object: () => "token/admin", read: (s) => s.tokens.get("admin") } },
 };
 

@@ -24,6 +24,7 @@ import type { ServiceContext } from "./services/context.ts";
 import { ProxiesService } from "./services/proxies.ts";
 import { RolesService } from "./services/roles.ts";
 import { ServersService } from "./services/servers.ts";
+import { SettingsService } from "./services/settings.ts";
 import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
 import { TokensService, type AdminIdentity } from "./services/tokens.ts";
@@ -56,6 +57,7 @@ export interface SiteServices {
   cmgs: CmgsService;
   updates: UpdatesService;
   adrs: AdrsService;
+  settings: SettingsService;
   tokens: TokensService;
   audit: AuditService;
   checks: EndpointChecksService;
@@ -121,6 +123,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const roles = new RolesService(ctx);
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
   const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
+  const clients = new ClientsService(ctx);
   const raw: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
@@ -128,10 +131,11 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     accounts,
     proxies,
     status: new StatusService(ctx),
-    clients: new ClientsService(ctx),
+    clients,
     cmgs: new CmgsService(ctx, sites, roles),
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
+    settings: new SettingsService(ctx, clients),
     tokens: new TokensService(ctx),
     audit: new AuditService(ctx),
     checks: new EndpointChecksService(ctx),

@@ -208,6 +208,13 @@ export interface ClientSettingsTable {
   updated_at: string;
 }
 
+export interface SiteSettingsTable {
+  key: string;
+  /** The normalized value as `opencmg settings get` shows it. */
+  value: string;
+  updated_at: string;
+}
+
 export interface Database {
   sites: SitesTable;
   servers: ServersTable;
@@ -226,6 +233,7 @@ export interface Database {
   cmg_instance_restarts: CmgInstanceRestartsTable;
   clients: ClientsTable;
   client_settings: ClientSettingsTable;
+  site_settings: SiteSettingsTable;
   audit_log: AuditLogTable;
   endpoint_checks: EndpointChecksTable;
 }
@@ -256,6 +264,7 @@ export const SCHEMA_COLUMNS = {
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
   clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
+  site_settings: ["key", "value", "updated_at"],
   audit_log: ["id", "time", "actor", "via", "action", "object", "before_json", "after_json"],
   endpoint_checks: ["id", "state", "requested_by", "server", "request", "result", "error", "started_at", "finished_at"],
 } as const satisfies ColumnLists;
