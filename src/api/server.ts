@@ -8,7 +8,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { ZodError } from "zod";
-import { ForbiddenError, issueToValidation, OpenCmgError } from "../errors.ts";
+import { ForbiddenError, issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { Actor } from "../site/services/audit.ts";
 import type { AdminIdentity } from "../site/services/tokens.ts";
@@ -99,6 +99,7 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
       method: r.method,
       url: r.path,
       handler: async (req, reply) => {
+        if (!r.body) refuseBody(req.body);
         const identity = req.adminIdentity ?? { name: "anonymous", readOnly: true };
         const actor: Actor = { name: identity.name, via: "api", readOnly: identity.readOnly };
         const result = await r.handle(o.site.servicesAs(actor), {
@@ -122,6 +123,17 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
     });
   }
   return app;
+}
+
+/** A route that takes no body refuses one, as strictly as a body schema refuses an unknown field. */
+function refuseBody(body: unknown): void {
+  if (body === undefined || body === null || body === "") return;
+  if (typeof body === "object" && !Array.isArray(body)) {
+    const keys = Object.keys(body);
+    if (keys.length === 0) return;
+    throw new ValidationError(keys[0]!, "is not a known field", `${keys[0]}: is not a known field; this request takes no body`);
+  }
+  throw new ValidationError("body", "must be empty", "body: this request takes no body");
 }
 
 function sendError(site: OpenedSite, err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {

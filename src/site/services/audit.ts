@@ -5,6 +5,7 @@
  */
 import { sql } from "kysely";
 import { z } from "zod";
+import { LOG_FILES } from "../../logs/files.ts";
 import { check } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 
@@ -79,11 +80,20 @@ const json = (v: unknown): string | null => (v === undefined || v === null ? nul
 export class AuditService {
   constructor(private readonly ctx: ServiceContext) {}
 
+  /**
+   * Writes one entry. The change it records is already committed: when the database refuses the
+   * entry (locked past the busy timeout), the entry goes to smsprov.log instead of failing a
+   * change that was made.
+   */
   async record(r: AuditRecord): Promise<void> {
-    await this.ctx.db
-      .insertInto("audit_log")
-      .values({ time: iso(this.ctx.now()), actor: r.actor.name, via: r.actor.via, action: r.action, object: r.object, before_json: json(r.before), after_json: json(r.after) })
-      .execute();
+    const row = { time: iso(this.ctx.now()), actor: r.actor.name, via: r.actor.via, action: r.action, object: r.object, before_json: json(r.before), after_json: json(r.after) };
+    try {
+      await this.ctx.db.insertInto("audit_log").values(row).execute();
+    } catch (e) {
+      this.ctx.logs
+        .component(LOG_FILES.smsprov)
+        .error(`Audit entry not stored (${e instanceof Error ? e.message : String(e)}): ${row.time} ${row.actor} via ${row.via} ${row.action} ${row.object} before ${row.before_json ?? "null"} after ${row.after_json ?? "null"}`);
+    }
   }
 
   /** Newest first, a page at a time. */

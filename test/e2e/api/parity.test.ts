@@ -78,6 +78,9 @@ describe("errors and strict bodies", () => {
     assert.equal(settings.body.error.field, "useCMG");
     const nested = await call("POST", "/api/v1/cmgs", { name: "x", serverCertPem: "a", serverKeyPem: "b", deploy: { clientPort: 443 } });
     assert.equal(nested.body.error.field, "deploy.clientPort");
+    const noBody = await call("POST", `/api/v1/clients/${encodeURIComponent("GUID:00000000-0000-0000-0000-000000000001")}/approve`, { approvd: true });
+    assert.equal(noBody.status, 400);
+    assert.equal(noBody.body.error.field, "approvd");
     const query = await call("GET", "/api/v1/status/messages?severty=error");
     assert.equal(query.status, 400);
     assert.equal(query.body.error.field, "severty");
