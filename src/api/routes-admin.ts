@@ -14,7 +14,7 @@ const auditQuery = z.strictObject({
   cursor: q.cursor.describe("the nextCursor of the previous page"),
 });
 
-export const ROUTES_ADMIN: ApiRoute[] = [
+export const ADMIN_ROUTES: ApiRoute[] = [
   { method: "GET", path: "/api/v1/whoami", tag: "admin", summary: "The admin identity of this request", response: z.object({ name: z.string(), readOnly: z.boolean() }), handle: async (_s, i) => ({ name: i.actor.name, readOnly: i.actor.readOnly === true }) },
   { method: "GET", path: "/api/v1/tokens", tag: "admin", summary: "Named admin tokens (never the tokens themselves)", response: z.array(S.token), handle: (s) => s.tokens.list() },
   { method: "POST", path: "/api/v1/tokens", tag: "admin", summary: "Create a named admin token; the answer is the only time it is shown", body: tokenBody, response: S.newToken, status: 201, handle: (s, i) => { const b = parseBody(tokenBody, i.body); return s.tokens.create(b.name, { readOnly: b.readOnly }); } },

@@ -16,7 +16,7 @@ const settingsBody = z.strictObject({
   alwaysOnInternet: z.boolean().optional(),
 });
 
-export const ROUTES_CLIENTS: ApiRoute[] = [
+export const CLIENTS_ROUTES: ApiRoute[] = [
   { method: "GET", path: "/api/v1/clients", tag: "clients", summary: "Registered clients with their last contact and connection type", query: clientsQuery, response: z.array(S.client), handle: (s, i) => s.clients.list(parsedQuery(clientsQuery, i)) },
   { method: "GET", path: "/api/v1/clients/settings", tag: "clients", summary: "The default client settings (policy)", response: S.clientSettings, handle: (s) => s.clients.settings() },
   { method: "PATCH", path: "/api/v1/clients/settings", tag: "clients", summary: "Change the given client settings; the others keep their values", body: settingsBody, response: S.clientSettings, handle: (s, i) => s.clients.setSettings(parseBody(settingsBody, i.body)) },

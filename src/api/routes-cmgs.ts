@@ -49,7 +49,7 @@ function serverCertificate(b: z.output<typeof cmgCreateBody>) {
 
 const cas = (field: string, pems: string[] | undefined) => caCertificatesFromFiles(field, pems?.map((content, i) => ({ name: `${field}[${i}]`, content })));
 
-export const ROUTES_CMGS: ApiRoute[] = [
+export const CMGS_ROUTES: ApiRoute[] = [
   { method: "GET", path: "/api/v1/cmgs", tag: "cmg", summary: "Cloud management gateways with their status", response: z.array(S.cmg), handle: (s) => s.cmgs.list() },
   { method: "GET", path: "/api/v1/cmgs/:name", tag: "cmg", summary: "A CMG's settings, instances and status", response: S.cmg, handle: (s, i) => s.cmgs.show(i.params.name!) },
   {

@@ -56,7 +56,7 @@ async function exportDownload(s: SiteServices, i: RouteInput): Promise<Download>
   return new Download(t.contentType, t.file, exportEndpoints(f.format, await selection(s, f), proxy ? { proxy } : {}));
 }
 
-export const ROUTES_ENDPOINTS: ApiRoute[] = [
+export const ENDPOINTS_ROUTES: ApiRoute[] = [
   {
     method: "GET",
     path: "/api/v1/endpoints",

@@ -13,7 +13,7 @@ const adrBody = z.strictObject({
 });
 const empty = z.strictObject({});
 
-export const ROUTES_UPDATES: ApiRoute[] = [
+export const UPDATES_ROUTES: ApiRoute[] = [
   {
     method: "POST",
     path: "/api/v1/servers/:fqdn/software-update-point/sync",

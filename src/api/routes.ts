@@ -6,11 +6,11 @@
 import { z } from "zod";
 import { parseBody, parsedQuery, q, type ApiRoute } from "./route-kit.ts";
 import * as S from "./schemas.ts";
-import { ROUTES_ADMIN } from "./routes-admin.ts";
-import { ROUTES_CLIENTS } from "./routes-clients.ts";
-import { ROUTES_CMGS } from "./routes-cmgs.ts";
-import { ROUTES_ENDPOINTS } from "./routes-endpoints.ts";
-import { ROUTES_UPDATES } from "./routes-updates.ts";
+import { ADMIN_ROUTES } from "./routes-admin.ts";
+import { CLIENTS_ROUTES } from "./routes-clients.ts";
+import { CMGS_ROUTES } from "./routes-cmgs.ts";
+import { ENDPOINTS_ROUTES } from "./routes-endpoints.ts";
+import { UPDATES_ROUTES } from "./routes-updates.ts";
 import { SETTINGS_ROUTES } from "./routes-settings.ts";
 
 export type { ApiRoute, RouteInput } from "./route-kit.ts";
@@ -92,4 +92,4 @@ const CORE: ApiRoute[] = [
   ...SETTINGS_ROUTES,
 ];
 
-export const ROUTES: ApiRoute[] = [...CORE, ...ROUTES_ADMIN, ...ROUTES_CLIENTS, ...ROUTES_CMGS, ...ROUTES_ENDPOINTS, ...ROUTES_UPDATES];
+export const ROUTES: ApiRoute[] = [...CORE, ...ADMIN_ROUTES, ...CLIENTS_ROUTES, ...CMGS_ROUTES, ...ENDPOINTS_ROUTES, ...UPDATES_ROUTES];
