@@ -17,10 +17,12 @@ export interface SiteOperations {
   /** `scp check-updates FQDN`. */
   scpCheckUpdates(fqdn: string): Promise<FeedCheckResult>;
   /**
-   * Starts the site's connectivity check (`check --site`) and returns its record at once, still
-   * running; its results land in the record (`site.services.checks.get(id)`).
+   * Starts a connectivity check and returns its record at once, still running; its results land
+   * in the record (`site.services.checks.get(id)`). Without a server: the site's own check from
+   * the service connection point's server (`check --site`, recorded as status); with one: the
+   * endpoints of that server's roles through its proxy (`check --server FQDN`).
    */
-  startSiteCheck(): Promise<EndpointCheckRecord>;
+  startCheck(server?: string): Promise<EndpointCheckRecord>;
 }
 
 export type OperationsFor = (actor: Actor) => SiteOperations;

@@ -41,7 +41,7 @@ const exportQuery = z.strictObject({
   format: z.enum(EXPORT_FORMATS, { error: `must be one of ${EXPORT_FORMATS.join(", ")}` }).default("text").describe(`${EXPORT_FORMATS.join(", ")} (default text)`),
   proxy: z.string().optional().describe("for format=pac: the proxy (host:port) the catalog's hosts go to"),
 });
-const checkBody = z.strictObject({});
+const checkBody = z.strictObject({ server: z.string().optional().describe("check the endpoints of this server's roles through its proxy; default: the site's own check from the service connection point's server, recorded as status") });
 
 async function selection(s: SiteServices, f: z.output<typeof listQuery>) {
   return endpointSelection(s, { roles: f.role, features: f.feature, cmgName: f.cmgName, childSupFqdn: f.childSupFqdn, parentSupFqdn: f.parentSupFqdn }, f.cloud, undefined);
@@ -82,14 +82,11 @@ export const ENDPOINTS_ROUTES: ApiRoute[] = [
     method: "POST",
     path: "/api/v1/endpoints/checks",
     tag: "endpoints",
-    summary: "Start the site's connectivity check from the service connection point's server, through its proxy; answers at once with the running check",
+    summary: "Start a connectivity check (the site's own, or through one server's proxy); answers at once with the running check",
     body: checkBody,
     response: S.checkRecord,
     status: 202,
-    handle: (_s, i) => {
-      parseBody(checkBody, i.body);
-      return i.ops.startSiteCheck();
-    },
+    handle: (_s, i) => i.ops.startCheck(parseBody(checkBody, i.body).server),
   },
   { method: "GET", path: "/api/v1/endpoints/checks", tag: "endpoints", summary: "Connectivity checks started over the API, newest first (without their results)", response: z.array(S.checkRecord), handle: (s) => s.checks.list() },
   {

@@ -100,9 +100,10 @@ export const checkRecord = z.looseObject({
   result: z
     .looseObject({
       report: z.looseObject({ ok: z.boolean(), route: z.string(), summary: z.record(z.string(), z.number()), results: z.array(z.record(z.string(), z.unknown())) }),
-      transition: z.enum(["raised", "unchanged", "recovered", "ok"]),
-      statusMessage: z.number().nullable(),
-      component: z.enum(["OK", "Critical"]),
+      transition: z.enum(["raised", "unchanged", "recovered", "ok"]).optional().describe("the site's check: what it did to the status"),
+      statusMessage: z.number().nullable().optional(),
+      component: z.enum(["OK", "Critical"]).optional(),
+      omitted: z.array(z.record(z.string(), z.unknown())).optional().describe("a server's check: entries left out and why"),
     })
     .nullable()
     .optional()

@@ -32,13 +32,15 @@ export interface RunningSiteServer {
 
 export async function startSiteServer(o: SiteServerOptions): Promise<RunningSiteServer> {
   const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
-  // One monitor for the schedule and the checks started over the API, so a run under way is shared.
-  const monitor = endpointMonitor(o.site, check === false ? (o.onDemandCheck ?? {}) : check);
   const running = new Set<Promise<void>>();
+  const stopping = new AbortController();
+  // One monitor for the schedule and the site checks started over the API, so a run under way is shared.
+  const onDemand: EndpointMonitorOptions = check === false ? (o.onDemandCheck ?? {}) : check;
+  const monitor = endpointMonitor(o.site, onDemand);
   await o.site.services.checks.abandonRunning();
   const app = await buildAdminApi({
     site: o.site,
-    operations: (actor) => siteOperations(o.site, actor, { monitor, running }),
+    operations: (actor) => siteOperations(o.site, actor, { monitor, running, check: onDemand, signal: stopping.signal }),
     extraRoutes: o.extraRoutes ?? [],
     ...(o.authenticators ? { authenticators: o.authenticators } : {}),
     ...(o.log ? { logger: { level: "info" } } : {}),
@@ -49,6 +51,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   return {
     url: address,
     close: async () => {
+      stopping.abort();
       await monitor.stop();
       await Promise.allSettled([...running]);
       await app.close();

@@ -234,6 +234,22 @@ describe("internet endpoints", () => {
       const components = (await c("GET", `/api/v1/status/components?server=${SCP}`)).body;
       assert.equal(components.find((x: { component: string }) => x.component === "SMS_SERVICE_CONNECTOR").status, "OK");
       assert.equal((await c("GET", "/api/v1/audit?limit=1")).body.items[0].action, "checks.start");
+
+      // Through one server's proxy (`check --server`): its roles' endpoints, nothing recorded as status.
+      assert.equal((await c("POST", "/api/v1/endpoints/checks", { servr: SCP })).body.error.field, "servr");
+      assert.equal((await c("POST", "/api/v1/endpoints/checks", { server: "nope.contoso.com" })).status, 404);
+      const byServer = await c("POST", "/api/v1/endpoints/checks", { server: SCP });
+      assert.equal(byServer.status, 202, byServer.text);
+      assert.deepEqual(byServer.body.request, { kind: "server", server: SCP });
+      const second = await until("the server's check ends", async () => {
+        const r = (await c("GET", `/api/v1/endpoints/checks/${byServer.body.id}`)).body;
+        return r.state !== "running" && r;
+      });
+      assert.equal(second.state, "done", JSON.stringify(second.error));
+      assert.match(second.result.route, new RegExp(`proxy 127\\.0\\.0\\.1:${squid.port}`));
+      assert.equal(second.result.report.ok, true);
+      assert.ok(second.result.report.results.some((r: { result: string }) => r.result === "pass"));
+      assert.equal(second.result.transition, undefined);
     } finally {
       await ownServer.close();
       await own.close();
