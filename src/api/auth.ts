@@ -4,7 +4,7 @@
  * here; a console adds one for its session cookie (and checks its CSRF token itself).
  */
 import type { FastifyRequest } from "fastify";
-import type { AdminIdentity } from "../site/services/tokens.ts";
+import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import type { OpenedSite } from "../site/site.ts";
 
 export type Authenticator = (req: FastifyRequest) => Promise<AdminIdentity | undefined>;
@@ -14,6 +14,6 @@ export function bearerToken(site: Pick<OpenedSite, "services">): Authenticator {
   return async (req) => {
     const h = req.headers.authorization;
     const token = h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
-    return token ? site.services.tokens.verify(token) : undefined;
+    return token ? site.services.adminTokens.verify(token) : undefined;
   };
 }

@@ -11,7 +11,7 @@ import { ZodError } from "zod";
 import { ForbiddenError, issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { Actor } from "../site/services/audit.ts";
-import type { AdminIdentity } from "../site/services/tokens.ts";
+import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import type { OpenedSite } from "../site/site.ts";
 import { bearerToken, type Authenticator } from "./auth.ts";
 import { openApiDocument } from "./openapi.ts";

@@ -41,7 +41,7 @@ const server = (from?: string) => named("server", (s, fqdn) => s.servers.get(fqd
 const account = named("account", (s, name) => s.accounts.get(name));
 const password: AuditRule = { ...account, always: true };
 const cmg = (from?: string) => named("cmg", (s, name) => s.cmgs.show(name), from);
-const token = named("token", (s, name) => s.tokens.get(name));
+const token = named("admin-token", (s, name) => s.adminTokens.get(name));
 const setting = named("setting", (s, key) => s.settings.get(key));
 
 /** Every method that changes the site, per service. */
@@ -55,7 +55,7 @@ export const AUDITED: AuditRules = {
   cmgs: { create: cmg("name"), update: cmg(), remove: cmg() },
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name") },
   settings: { set: setting, reset: setting },
-  tokens: { create: token, revoke: token, adoptAdminFile: { object: () => "token/admin", read: (s) => s.tokens.get("admin") } },
+  adminTokens: { create: token, revoke: token, adoptAdminFile: { object: () => "admin-token/admin", read: (s) => s.adminTokens.get("admin") } },
 };
 
 async function readOrNull(read: () => Promise<unknown>): Promise<unknown> {

@@ -27,7 +27,7 @@ import { ServersService } from "./services/servers.ts";
 import { SettingsService } from "./services/settings.ts";
 import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
-import { TokensService, type AdminIdentity } from "./services/tokens.ts";
+import { AdminTokensService, type AdminIdentity } from "./services/admin-tokens.ts";
 import { UpdatesService } from "./services/updates.ts";
 
 export interface SitePaths {
@@ -58,7 +58,7 @@ export interface SiteServices {
   updates: UpdatesService;
   adrs: AdrsService;
   settings: SettingsService;
-  tokens: TokensService;
+  adminTokens: AdminTokensService;
   audit: AuditService;
   checks: EndpointChecksService;
 }
@@ -136,7 +136,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
     settings: new SettingsService(ctx, clients),
-    tokens: new TokensService(ctx),
+    adminTokens: new AdminTokensService(ctx),
     audit: new AuditService(ctx),
     checks: new EndpointChecksService(ctx),
   };
@@ -201,11 +201,11 @@ export async function initSite(site: OpenedSite, input: InitSiteInput): Promise<
   await new SitePki(site.paths.data).ensureCa(s.code);
   if (!existsSync(site.paths.adminToken)) writeFileSync(site.paths.adminToken, randomBytes(32).toString("base64url") + "\n", { mode: 0o600, flag: "wx" });
   const adminToken = readFileSync(site.paths.adminToken, "utf8").trim();
-  await site.services.tokens.adoptAdminFile(adminToken);
+  await site.services.adminTokens.adoptAdminFile(adminToken);
   return { site: s, adminToken };
 }
 
 /** The identity of an admin token of this site that is not revoked; undefined for anything else. */
 export async function verifyAdminToken(site: OpenedSite, token: string | undefined): Promise<AdminIdentity | undefined> {
-  return site.services.tokens.verify(token);
+  return site.services.adminTokens.verify(token);
 }

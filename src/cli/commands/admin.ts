@@ -28,7 +28,7 @@ export function registerAdminCommands(program: Command, ctx: CliContext): void {
     .option("--read-only", "the token may read but not change anything (403 on any change)")
     .action(async (name: string, o: { readOnly?: boolean }, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const t = await s.services.tokens.create(name, { readOnly: o.readOnly === true });
+        const t = await s.services.adminTokens.create(name, { readOnly: o.readOnly === true });
         ctx.print(cmd, t, () => keyValues({ name: t.name, "read-only": t.readOnly ? "yes" : "no", token: t.token }) + "The token is shown this once; keep it safe.\n");
       });
     });
@@ -37,7 +37,7 @@ export function registerAdminCommands(program: Command, ctx: CliContext): void {
     .description("the named admin tokens (never the tokens themselves)")
     .action(async (_o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const list = await s.services.tokens.list();
+        const list = await s.services.adminTokens.list();
         ctx.print(cmd, list, () => table(list.map((t) => ({ name: t.name, readOnly: t.readOnly ? "yes" : "no", createdAt: t.createdAt, revokedAt: t.revokedAt })), ["name", "readOnly", "createdAt", "revokedAt"]));
       });
     });
@@ -46,7 +46,7 @@ export function registerAdminCommands(program: Command, ctx: CliContext): void {
     .description("revoke a named admin token: its next request gets 401")
     .action(async (name: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const t = await s.services.tokens.revoke(name);
+        const t = await s.services.adminTokens.revoke(name);
         ctx.print(cmd, t, () => `Revoked admin token ${t.name} (${t.revokedAt}).\n`);
       });
     });

@@ -49,8 +49,8 @@ forEachDatabase("admin tokens and the audit log", (db) => {
     for (const [method, path, body] of [
       ["POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" }],
       ["PUT", "/api/v1/servers/srv01.contoso.com/proxy", { host: "proxy.contoso.com" }],
-      ["POST", "/api/v1/tokens", { name: "escalate" }],
-      ["DELETE", "/api/v1/tokens/admin", undefined],
+      ["POST", "/api/v1/admin-tokens", { name: "escalate" }],
+      ["DELETE", "/api/v1/admin-tokens/admin", undefined],
     ] as const) {
       const r = await call(method, path, body, token);
       assert.equal(r.status, 403, `${method} ${path}`);
@@ -73,7 +73,7 @@ forEachDatabase("admin tokens and the audit log", (db) => {
 
   it("a token made over the API acts under its name; its changes are audited with before and after, secrets redacted", async () => {
     const { call } = await start();
-    const made = await call("POST", "/api/v1/tokens", { name: "ops-alice" });
+    const made = await call("POST", "/api/v1/admin-tokens", { name: "ops-alice" });
     assert.equal(made.status, 201);
     const alice = made.body.token as string;
     const as = (m: string, p: string, b?: unknown) => call(m, p, b, alice);
@@ -99,8 +99,8 @@ forEachDatabase("admin tokens and the audit log", (db) => {
     assert.deepEqual(second.after, { server: "scp01.contoso.com", enabled: true, host: "proxy2.contoso.com", port: 3128, account: "svc-proxy" });
     assert.equal(entries[4]!.before, null);
     // The token's creation is audited under "admin", without the token.
-    const byAdmin = (await call("GET", "/api/v1/audit?object=token/")).body.items;
-    assert.equal(byAdmin[0].action, "tokens.create");
+    const byAdmin = (await call("GET", "/api/v1/audit?object=admin-token/")).body.items;
+    assert.equal(byAdmin[0].action, "adminTokens.create");
     assert.equal(byAdmin[0].actor, "admin");
     assert.equal(byAdmin[0].after.name, "ops-alice");
     // Paging: one at a time, newest first, until nextCursor is null.

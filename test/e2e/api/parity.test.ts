@@ -96,7 +96,7 @@ describe("errors and strict bodies", () => {
     assert.deepEqual(Object.keys(object.body), ["error"]);
     assert.equal(object.body.error.code, "NOT_FOUND");
     assert.equal(object.body.error.field, "name");
-    const type = await call("POST", "/api/v1/tokens", { name: "x", readOnly: "yes" });
+    const type = await call("POST", "/api/v1/admin-tokens", { name: "x", readOnly: "yes" });
     assert.equal(type.status, 400);
     assert.equal(type.body.error.field, "readOnly");
   });

@@ -39,7 +39,7 @@ export const newToken = (): string => randomBytes(32).toString("base64url");
 type Row = { name: string | null; read_only: number; created_at: string; revoked_at: string | null };
 const toInfo = (r: Row): AdminTokenInfo => ({ name: r.name ?? ADMIN_TOKEN_NAME, readOnly: r.read_only === 1, createdAt: r.created_at, revokedAt: r.revoked_at });
 
-export class TokensService {
+export class AdminTokensService {
   constructor(private readonly ctx: ServiceContext) {}
 
   private log() {
