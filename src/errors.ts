@@ -17,7 +17,7 @@ export const NetCode = {
 } as const;
 export type NetCode = (typeof NetCode)[keyof typeof NetCode];
 
-export type ErrorKind = "validation" | "not_found" | "conflict" | "unauthorized" | "net" | "busy" | "internal";
+export type ErrorKind = "validation" | "not_found" | "conflict" | "unauthorized" | "forbidden" | "net" | "busy" | "internal";
 
 export class OpenCmgError extends Error {
   readonly kind: ErrorKind;
@@ -39,6 +39,8 @@ export class OpenCmgError extends Error {
         return 409;
       case "unauthorized":
         return 401;
+      case "forbidden":
+        return 403;
       case "net":
         return 502;
       case "busy":
@@ -78,6 +80,13 @@ export class NotFoundError extends OpenCmgError {
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), field: this.field };
+  }
+}
+
+/** The caller is known but may not do this (a read-only admin token asking for a change). */
+export class ForbiddenError extends OpenCmgError {
+  constructor(message: string) {
+    super("forbidden", "FORBIDDEN", message);
   }
 }
 
@@ -131,14 +140,31 @@ export function isOpenCmgError(e: unknown): e is OpenCmgError {
 
 /** What checkObject needs of a schema (zod's `safeParse`), so this module does not load zod. */
 export interface SafeParser<T> {
-  safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } };
+  safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: readonly SchemaIssue[] } };
+}
+
+/** One issue of a schema check (zod's shape): `keys` lists the unknown fields of a strict object. */
+export interface SchemaIssue {
+  path: readonly PropertyKey[];
+  message: string;
+  code?: string;
+  keys?: readonly string[];
+}
+
+/** The first issue as a ValidationError: an unknown field is named itself, not its parent object. */
+export function issueToValidation(issue: SchemaIssue): ValidationError {
+  if (issue.code === "unrecognized_keys" && issue.keys && issue.keys.length > 0) {
+    const field = [...issue.path.map(String), issue.keys[0]!].join(".");
+    const more = issue.keys.length > 1 ? ` (also ${issue.keys.slice(1).join(", ")})` : "";
+    return new ValidationError(field, "is not a known field", `${field}: is not a known field${more}; check its spelling`);
+  }
+  const field = issue.path.map(String).join(".") || "body";
+  return new ValidationError(field, issue.message, `${field}: ${issue.message}`);
 }
 
 /** Validates `value` against a schema; the first issue becomes a ValidationError naming its field. */
 export function checkObject<T>(schema: SafeParser<T>, value: unknown): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const field = issue.path.map(String).join(".") || "body";
-  throw new ValidationError(field, issue.message, `${field}: ${issue.message}`);
+  throw issueToValidation(r.error.issues[0]!);
 }

@@ -56,7 +56,9 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     data = { message: text };
   }
   if (!res.ok) {
-    const err = new ApiError(res.status, (data ?? {}) as ApiErrorBody);
+    // The API's one error shape is { error: { code, kind, message, field?, rule? } }.
+    const raw = (data ?? {}) as { error?: unknown };
+    const err = new ApiError(res.status, (raw.error && typeof raw.error === "object" ? raw.error : raw) as ApiErrorBody);
     if (res.status === 401 && path !== "/api/v1/session") onSignedOut();
     throw err;
   }

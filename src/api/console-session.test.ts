@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { ConsoleSessions, readCookie } from "./console-session.ts";
 
+const ADMIN = { name: "admin", readOnly: false };
+
 it("a session ends when idle, and at its absolute age however busy", () => {
   let now = 1_000_000;
   const s = new ConsoleSessions({ idleMs: 1000, maxAgeMs: 2500 }, () => now);
-  const { cookie } = s.create();
+  const { cookie } = s.create(ADMIN);
   now += 900;
   assert.ok(s.touch(cookie), "used within the idle time");
   now += 900;
@@ -13,7 +15,7 @@ it("a session ends when idle, and at its absolute age however busy", () => {
   now += 1001;
   assert.equal(s.touch(cookie), undefined, "idle too long");
 
-  const busy = s.create().cookie;
+  const busy = s.create(ADMIN).cookie;
   for (let i = 0; i < 4; i++) {
     now += 600;
     assert.ok(s.touch(busy));
@@ -24,9 +26,9 @@ it("a session ends when idle, and at its absolute age however busy", () => {
 
 it("keeps at most maxSessions, dropping the oldest; sign-out ends one", () => {
   const s = new ConsoleSessions({ maxSessions: 2 });
-  const a = s.create().cookie;
-  const b = s.create().cookie;
-  const c = s.create().cookie;
+  const a = s.create(ADMIN).cookie;
+  const b = s.create(ADMIN).cookie;
+  const c = s.create(ADMIN).cookie;
   assert.equal(s.size, 2);
   assert.equal(s.touch(a), undefined);
   assert.ok(s.touch(b) && s.touch(c));
@@ -38,7 +40,7 @@ it("keeps at most maxSessions, dropping the oldest; sign-out ends one", () => {
 
 it("the CSRF token must match exactly", () => {
   const s = new ConsoleSessions();
-  const { session } = s.create();
+  const { session } = s.create(ADMIN);
   assert.ok(ConsoleSessions.csrfMatches(session, session.csrf));
   assert.ok(!ConsoleSessions.csrfMatches(session, undefined));
   assert.ok(!ConsoleSessions.csrfMatches(session, session.csrf.slice(1)));
@@ -67,7 +69,7 @@ it("reads one cookie out of a Cookie header", () => {
 it("alive() tells without extending the idle time", () => {
   let now = 0;
   const s = new ConsoleSessions({ idleMs: 1000 }, () => now);
-  const { cookie } = s.create();
+  const { cookie } = s.create(ADMIN);
   now = 900;
   assert.ok(s.alive(cookie));
   now = 1001;

@@ -6,6 +6,7 @@
  * Bounded: at most `maxSessions` (the oldest is dropped), an idle and an absolute lifetime, and
  * failed sign-ins limited per address so the token cannot be guessed through the form.
  */
+import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 export const SESSION_COOKIE = "opencmg_session";
@@ -26,6 +27,8 @@ export interface SessionLimits {
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleMs: 30 * 60_000, maxAgeMs: 8 * 3600_000, maxSessions: 200, maxFailures: 10, failureWindowMs: 5 * 60_000 };
 
 export interface ConsoleSession {
+  /** The admin token signed in with: its name (audit) and whether it may change anything. */
+  identity: AdminIdentity;
   /** Sent back by the console in the CSRF header on every change (double submit, but bound to the session). */
   csrf: string;
   createdAt: number;
@@ -49,12 +52,12 @@ export class ConsoleSessions {
   }
 
   /** A new session: the cookie value (only the browser keeps it) and the session. */
-  create(): { cookie: string; session: ConsoleSession } {
+  create(identity: AdminIdentity): { cookie: string; session: ConsoleSession } {
     this.#sweep();
     while (this.#sessions.size >= this.limits.maxSessions) this.#sessions.delete(this.#sessions.keys().next().value!);
     const cookie = randomBytes(32).toString("base64url");
     const now = this.#now();
-    const session: ConsoleSession = { csrf: randomBytes(24).toString("base64url"), createdAt: now, lastSeen: now, expiresAt: this.#expiry(now, now) };
+    const session: ConsoleSession = { identity, csrf: randomBytes(24).toString("base64url"), createdAt: now, lastSeen: now, expiresAt: this.#expiry(now, now) };
     this.#sessions.set(sha(cookie), session);
     return { cookie, session };
   }

@@ -1,4 +1,5 @@
 /** The console's sign-in, session cookie and CSRF rules on the admin API (fastify inject, a real SQLite site). */
+import { siteOperations } from "../app/operations.ts";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,7 +21,7 @@ before(async () => {
   mkdirSync(join(ui, "assets"), { recursive: true });
   writeFileSync(join(ui, "index.html"), "<!doctype html><title>console</title>");
   writeFileSync(join(ui, "assets", "app-1234.js"), "console.log(1)");
-  app = await buildAdminApi({ site, consoleDir: ui, sessions: { maxFailures: 3 }, live: { pollMs: 0 } });
+  app = await buildAdminApi({ site, operations: (actor) => siteOperations(site, actor), consoleDir: ui, sessions: { maxFailures: 3 }, live: { pollMs: 0 } });
 });
 after(async () => {
   await app.close();

@@ -13,9 +13,11 @@ import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { ApiRoute } from "./routes.ts";
+import type { ApiRoute } from "./route-kit.ts";
+import type { Authenticator } from "./auth.ts";
+import { OpenCmgError } from "../errors.ts";
 import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
-import { ConsoleSessions, CSRF_HEADER, readCookie, SESSION_COOKIE, type ConsoleSession } from "./console-session.ts";
+import { ConsoleSessions, CSRF_HEADER, readCookie, SESSION_COOKIE } from "./console-session.ts";
 import type { LiveFeed } from "./live.ts";
 
 /** The console's Content-Security-Policy: its own scripts only, no inline script, no framing. Fluent UI writes its styles at run time (style-src 'unsafe-inline'). */
@@ -76,6 +78,8 @@ export interface ConsoleOptions {
   maxEventStreams?: number;
   /** Comment line sent on idle event streams so proxies keep them (default 25 s). */
   keepAliveMs?: number;
+  /** The API's body for an unknown API route. */
+  notFound: (method: string, path: string) => unknown;
 }
 
 const notHere = (): Promise<never> => Promise.reject(new Error("registered by registerConsole"));
@@ -87,8 +91,6 @@ export const CONSOLE_ROUTE_DOCS: ApiRoute[] = [
   { method: "DELETE", path: "/api/v1/session", tag: "console", summary: "Sign out: ends the session", status: 204, handle: notHere },
   { method: "GET", path: "/api/v1/events", tag: "console", summary: "Server-sent events: `change` notices ({topic: status|cmg}) for the live views", handle: notHere },
 ];
-
-export type AuthResult = { ok: true; via: "token" | "session"; session?: ConsoleSession } | { ok: false; status: number; code: string; message: string };
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -102,21 +104,27 @@ function originAllowed(req: FastifyRequest): boolean {
   }
 }
 
-/** Bearer token, or session cookie with the CSRF rules for changes. */
-export async function authenticate(o: { site: OpenedSite; sessions: ConsoleSessions }, req: FastifyRequest): Promise<AuthResult> {
-  const h = req.headers.authorization;
-  if (h !== undefined) {
-    const token = h.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
-    if (await verifyAdminToken(o.site, token)) return { ok: true, via: "token" };
-    return { ok: false, status: 401, code: "ADMIN_TOKEN", message: "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token)" };
+/**
+ * The console's session cookie as an admin API authenticator: the identity of the token signed in
+ * with. A change must come from the console's own origin with the session's CSRF header; else it is
+ * refused (403), not passed on to another authenticator.
+ */
+export function consoleSession(sessions: ConsoleSessions): Authenticator {
+  return async (req) => {
+    const session = sessions.touch(readCookie(req.headers.cookie, SESSION_COOKIE));
+    if (!session) return undefined;
+    if (UNSAFE.has(req.method)) {
+      if (!originAllowed(req)) throw new CsrfError("a change from another origin is refused");
+      if (!ConsoleSessions.csrfMatches(session, req.headers[CSRF_HEADER] as string | undefined)) throw new CsrfError(`a change made with the console's session needs its ${CSRF_HEADER} header`);
+    }
+    return session.identity;
+  };
+}
+
+class CsrfError extends OpenCmgError {
+  constructor(message: string) {
+    super("forbidden", "CSRF", message);
   }
-  const session = o.sessions.touch(readCookie(req.headers.cookie, SESSION_COOKIE));
-  if (!session) return { ok: false, status: 401, code: "ADMIN_TOKEN", message: "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token), or sign in to the console" };
-  if (UNSAFE.has(req.method)) {
-    if (!originAllowed(req)) return { ok: false, status: 403, code: "CSRF", message: "a change from another origin is refused" };
-    if (!ConsoleSessions.csrfMatches(session, req.headers[CSRF_HEADER] as string | undefined)) return { ok: false, status: 403, code: "CSRF", message: `a change made with the console's session needs its ${CSRF_HEADER} header` };
-  }
-  return { ok: true, via: "session", session };
 }
 
 function sessionCookie(value: string, maxAgeS: number): string {
@@ -132,25 +140,26 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
 
   app.post("/api/v1/session", async (req, reply) => {
     const address = req.ip;
-    if (!originAllowed(req)) return reply.code(403).send({ error: "Forbidden", kind: "unauthorized", code: "CSRF", message: "sign-in from another origin is refused" });
-    if (!o.sessions.mayTry(address)) return reply.code(429).send({ error: "TooManyRequests", kind: "busy", code: "SIGN_IN_LIMIT", message: "too many failed sign-ins from this address; wait a few minutes" });
+    if (!originAllowed(req)) return reply.code(403).send({ error: { kind: "unauthorized", code: "CSRF", message: "sign-in from another origin is refused" } });
+    if (!o.sessions.mayTry(address)) return reply.code(429).send({ error: { kind: "busy", code: "SIGN_IN_LIMIT", message: "too many failed sign-ins from this address; wait a few minutes" } });
     const body = req.body as { token?: unknown } | null;
     const token = body && typeof body === "object" && typeof body.token === "string" ? body.token.trim() : "";
     const extra = body && typeof body === "object" ? Object.keys(body).filter((k) => k !== "token") : [];
-    if (extra.length > 0) return reply.code(400).send({ error: "ValidationError", kind: "validation", code: "VALIDATION", field: extra[0], rule: "unknown field", message: `${extra[0]}: unknown field` });
-    if (!token) return reply.code(400).send({ error: "ValidationError", kind: "validation", code: "VALIDATION", field: "token", rule: "required", message: "token: enter the admin token (opencmg up prints it; <data>/admin.token holds it)" });
-    if (!(await verifyAdminToken(o.site, token))) {
+    if (extra.length > 0) return reply.code(400).send({ error: { kind: "validation", code: "VALIDATION", field: extra[0], rule: "unknown field", message: `${extra[0]}: unknown field` } });
+    if (!token) return reply.code(400).send({ error: { kind: "validation", code: "VALIDATION", field: "token", rule: "required", message: "token: enter the admin token (opencmg up prints it; <data>/admin.token holds it)" } });
+    const identity = await verifyAdminToken(o.site, token);
+    if (!identity) {
       o.sessions.failed(address);
-      return reply.code(401).send({ error: "Unauthorized", kind: "unauthorized", code: "ADMIN_TOKEN", field: "token", message: "token: this is not a valid admin token" });
+      return reply.code(401).send({ error: { kind: "unauthorized", code: "ADMIN_TOKEN", field: "token", message: "token: this is not a valid admin token" } });
     }
-    const { cookie, session } = o.sessions.create();
+    const { cookie, session } = o.sessions.create(identity);
     reply.header("set-cookie", sessionCookie(cookie, Math.ceil(o.sessions.limits.maxAgeMs / 1000)));
     return reply.code(201).send({ csrfToken: session.csrf, expiresAt: new Date(session.expiresAt).toISOString() });
   });
 
   app.get("/api/v1/session", async (req, reply) => {
     const s = o.sessions.touch(readCookie(req.headers.cookie, SESSION_COOKIE));
-    if (!s) return reply.code(401).send({ error: "Unauthorized", kind: "unauthorized", code: "ADMIN_TOKEN", message: "not signed in" });
+    if (!s) return reply.code(401).send({ error: { kind: "unauthorized", code: "ADMIN_TOKEN", message: "not signed in" } });
     return { csrfToken: s.csrf, expiresAt: new Date(s.expiresAt).toISOString() };
   });
 
@@ -161,7 +170,7 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
   });
 
   app.get("/api/v1/events", async (req, reply) => {
-    if (streams >= maxStreams) return reply.code(503).send({ error: "Busy", kind: "busy", code: "EVENT_STREAMS", message: `at most ${maxStreams} live event streams at once` });
+    if (streams >= maxStreams) return reply.code(503).send({ error: { kind: "busy", code: "EVENT_STREAMS", message: `at most ${maxStreams} live event streams at once` } });
     streams++;
     reply.hijack();
     const res = reply.raw;
@@ -201,8 +210,7 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
   // The console's pages are one document: any path outside the API and the files is its index.
   app.setNotFoundHandler(async (req, reply) => {
     const path = req.url.split("?")[0]!;
-    if (req.method !== "GET" && req.method !== "HEAD") return reply.code(404).send({ error: "NotFound", kind: "not_found", code: "NO_ROUTE", message: `no route ${req.method} ${path}` });
-    if (path.startsWith("/api/")) return reply.code(404).send({ error: "NotFound", kind: "not_found", code: "NO_ROUTE", message: `no route GET ${path}` });
+    if ((req.method !== "GET" && req.method !== "HEAD") || path.startsWith("/api/")) return reply.code(404).send(o.notFound(req.method, path));
     if (!o.assets) return reply.code(404).type("text/plain").send("The console is not built: run npm ci (or node scripts/build.mjs) in the OpenCMG folder.\n");
     const a = o.assets.get(path) ?? (path.startsWith("/assets/") ? undefined : o.assets.get("/index.html"));
     if (!a) return reply.code(404).type("text/plain").send("not found\n");

@@ -1,36 +1,89 @@
+/**
+ * The OpenAPI 3.1 description of the admin API, generated from the route table: parameters,
+ * request bodies and responses come from the routes' zod schemas (JSON Schema 2020-12, which
+ * OpenAPI 3.1 uses as is).
+ */
 import { z } from "zod";
-import type { ApiRoute } from "./routes.ts";
+import { queryShape, type ApiRoute } from "./route-kit.ts";
+import * as S from "./schemas.ts";
 
-/** The OpenAPI 3.1 description of the admin API, generated from the route table. */
-export function openApiDocument(routes: readonly ApiRoute[], version: string): Record<string, unknown> {
+type Json = Record<string, unknown>;
+
+/** A zod schema as JSON Schema: what a client sends (`input`) or receives (`output`). */
+function jsonSchema(schema: z.ZodType, io: "input" | "output"): Json {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any", target: "draft-2020-12" }) as Json;
+  return rest;
+}
+
+const errorRef = { $ref: "#/components/schemas/Error" };
+const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: errorRef } } });
+
+/** GET /api/v1/site -> getApiV1Site; path parameters become By<Name>. */
+function operationId(r: Pick<ApiRoute, "method" | "path">): string {
+  const words = r.path
+    .split("/")
+    .filter(Boolean)
+    .map((p) => (p.startsWith(":") ? `by-${p.slice(1)}` : p))
+    .flatMap((p) => p.split(/[^A-Za-z0-9]+/))
+    .filter(Boolean);
+  return r.method.toLowerCase() + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join("");
+}
+
+function operation(r: ApiRoute): Json {
+  const params = [...r.path.matchAll(/:([a-zA-Z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
+  const shape = queryShape(r).shape as Record<string, z.ZodType>;
+  const query = Object.entries(shape).map(([name, schema]) => {
+    const js = jsonSchema(schema, "input");
+    const { description, ...rest } = js;
+    return { name, in: "query", required: !schema.safeParse(undefined).success, ...(description ? { description } : {}), schema: rest };
+  });
+  const status = String(r.status ?? 200);
+  const success =
+    status === "204"
+      ? { description: "Done; no content" }
+      : r.produces
+        ? { description: "A file to download", content: Object.fromEntries(r.produces.map((t) => [t, { schema: { type: "string" } }])) }
+        : { description: "Success", content: { "application/json": { schema: r.response ? jsonSchema(r.response, "output") : {} } } };
+  return {
+    operationId: operationId(r),
+    summary: r.summary,
+    tags: [r.tag],
+    ...(r.auth === false ? { security: [] } : {}),
+    parameters: [...params, ...query],
+    ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(r.body, "input") } } } } : {}),
+    responses: {
+      [status]: success,
+      "400": errorResponse("Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks"),
+      "401": errorResponse("Missing, unknown or revoked admin token"),
+      "403": errorResponse("A read-only admin token asked for a change"),
+      "404": errorResponse("Not found (the object, or the route)"),
+      "409": errorResponse("Conflict with the current state"),
+      "500": errorResponse("Internal error (see smsprov.log)"),
+    },
+  };
+}
+
+/** Routes every admin API has besides the table's: this document and the health check. */
+const BUILT_IN: { method: "GET"; path: string; summary: string; tag: string }[] = [
+  { method: "GET", path: "/api/v1/openapi.json", summary: "This OpenAPI document (no token needed)", tag: "meta" },
+  { method: "GET", path: "/healthz", summary: "Liveness check (no token needed)", tag: "meta" },
+];
+
+export function openApiDocument(routes: readonly ApiRoute[], version: string): Json {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of routes) {
-    const path = r.path.replace(/:([a-zA-Z]+)/g, "{$1}");
-    const params = [...r.path.matchAll(/:([a-zA-Z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
-    const query = Object.entries(r.query ?? {}).map(([name, description]) => ({ name, in: "query", required: false, description, schema: { type: "string" } }));
-    (paths[path] ??= {})[r.method.toLowerCase()] = {
-      summary: r.summary,
-      tags: [r.tag],
-      parameters: [...params, ...query],
-      ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: z.toJSONSchema(r.body) } } } } : {}),
-      responses: {
-        [String(r.status ?? 200)]: { description: "Success" },
-        "400": { description: "Validation error: `field` names the setting, `rule` the rule it breaks", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } },
-        "401": { description: "Missing or invalid admin token" },
-        "404": { description: "Not found" },
-        "409": { description: "Conflict with the current state" },
-      },
-    };
+  for (const r of routes) (paths[r.path.replace(/:([a-zA-Z]+)/g, "{$1}")] ??= {})[r.method.toLowerCase()] = operation(r);
+  for (const b of BUILT_IN) {
+    (paths[b.path] ??= {}).get = { operationId: operationId(b), summary: b.summary, tags: [b.tag], security: [], responses: { "200": { description: "Success", content: { "application/json": { schema: {} } } } } };
   }
+  const tags = [...new Set([...routes.map((r) => r.tag), "meta"])].map((name) => ({ name }));
   return {
     openapi: "3.1.0",
-    info: { title: "OpenCMG admin API", version },
+    info: { title: "OpenCMG admin API", version, description: "Every change is made as the admin token's name and kept in the audit log (GET /api/v1/audit). Every error is { error: { code, kind, message, field?, rule? } }." },
     security: [{ bearer: [] }],
+    tags,
     components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "The admin token created by `opencmg site init`" } },
-      schemas: {
-        Error: { type: "object", properties: { error: { type: "string" }, kind: { type: "string" }, code: {}, message: { type: "string" }, field: { type: "string" }, rule: { type: "string" } } },
-      },
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "An admin token: <data>/admin.token (named admin), or one made by `opencmg site token create NAME [--read-only]`" } },
+      schemas: { Error: jsonSchema(S.error, "output") },
     },
     paths,
   };

@@ -1,6 +1,6 @@
 /** Site settings over the admin API: the same service as `opencmg settings`. */
 import { z } from "zod";
-import { parseBody, type ApiRoute } from "./routes.ts";
+import { parseBody, type ApiRoute } from "./route-kit.ts";
 
 export const settingBody = z.strictObject({ value: z.string() });
 

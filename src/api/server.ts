@@ -1,22 +1,38 @@
 /**
- * The admin API: JSON over HTTP behind the admin token. Handlers only translate HTTP to the
- * service layer; the services validate and decide.
+ * The admin API: JSON over HTTP behind an admin identity (a named admin token, or whatever the
+ * authenticators given resolve a request to). Handlers only translate HTTP to the service layer;
+ * the services validate and decide, and every change goes through the audited services of the
+ * request's identity (site/audited.ts).
+ *
+ * Every error, an unknown route included, is `{ "error": { code, kind, message, field?, rule? } }`.
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { ZodError } from "zod";
-import { OpenCmgError, ValidationError } from "../errors.ts";
+import { ForbiddenError, issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
+import { LOG_FILES } from "../logs/files.ts";
+import type { Actor } from "../site/services/audit.ts";
+import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import type { OpenedSite } from "../site/site.ts";
-import { authenticate, CONSOLE_ROUTE_DOCS, defaultConsoleDir, loadConsoleAssets, registerConsole } from "./console.ts";
+import { bearerToken, type Authenticator } from "./auth.ts";
+import { consoleSession, CONSOLE_ROUTE_DOCS, defaultConsoleDir, loadConsoleAssets, registerConsole } from "./console.ts";
 import { ConsoleSessions, type SessionLimits } from "./console-session.ts";
 import { LiveFeed, type LiveFeedOptions } from "./live.ts";
 import { openApiDocument } from "./openapi.ts";
-import { ROUTES, type ApiRoute } from "./routes.ts";
-import { LOG_FILES } from "../logs/files.ts";
+import type { OperationsFor } from "./operations.ts";
+import { Download, queryShape, type ApiRoute } from "./route-kit.ts";
+import { ROUTES } from "./routes.ts";
 
 export interface AdminApiOptions {
   site: OpenedSite;
+  /** Runs beyond one service call (synchronisations, rule runs, checks), for the request's actor. */
+  operations: OperationsFor;
   /** Extra routes from other parts (CMG, clients, endpoints) registered by the caller. */
   extraRoutes?: ApiRoute[];
+  /**
+   * Who a request is, tried in order until one answers (default: the admin token in
+   * `Authorization: Bearer`). A console adds its session cookie's here.
+   */
+  authenticators?: Authenticator[];
   version?: string;
   logger?: boolean | object;
   /** The built console's folder (default: dist/console when built; null: no console). */
@@ -25,64 +41,146 @@ export interface AdminApiOptions {
   live?: LiveFeedOptions;
 }
 
-function zodToValidation(e: ZodError): ValidationError {
-  const issue = e.issues[0]!;
-  const field = issue.path.join(".") || "body";
-  return new ValidationError(field, issue.message, `${field}: ${issue.message}`);
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the authentication hook on every /api/ request that passed it. */
+    adminIdentity?: AdminIdentity;
+  }
 }
 
+/** The one JSON shape of every error answer. */
+export function errorBody(e: OpenCmgError): { error: Record<string, unknown> } {
+  const { error: _name, ...rest } = e.toJSON();
+  return { error: rest };
+}
+
+const plainError = (code: string, kind: string, message: string, extra: Record<string, unknown> = {}) => ({ error: { code, kind, message, ...extra } });
+
+/** Methods that only read; anything else is a change a read-only identity may not make. */
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance> {
-  const app = Fastify({
-    logger: o.logger ?? false,
-    bodyLimit: 1_048_576,
-  });
+  const app = Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576 });
   const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
   const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? "0.1.0");
+  const sessions = new ConsoleSessions(o.sessions);
+  // A bearer admin token, else a console session (whose changes need its CSRF header; see console.ts).
+  const authenticators = o.authenticators ?? [bearerToken(o.site), consoleSession(sessions)];
+  const publicPaths = new Set([
+    "GET /api/v1/openapi.json",
+    // Signing in and out of the console: the session routes check the token or cookie themselves.
+    "POST /api/v1/session",
+    "GET /api/v1/session",
+    "DELETE /api/v1/session",
+    ...routes.filter((r) => r.auth === false).map((r) => `${r.method} ${r.path}`),
+  ]);
+
+  // Every registered route, for the OpenAPI comparison (HEAD routes are fastify's own copies of GET).
+  const registered: { method: string; url: string }[] = [];
+  app.addHook("onRoute", (r) => {
+    for (const m of [r.method].flat()) if (m !== "HEAD") registered.push({ method: m, url: r.url });
+  });
+  app.decorate("registeredRoutes", registered);
+
+  app.addHook("onRequest", async (req, reply) => {
+    if (!req.url.startsWith("/api/")) return;
+    if (req.routeOptions.url && publicPaths.has(`${req.method} ${req.routeOptions.url}`)) return;
+    let identity: AdminIdentity | undefined;
+    for (const a of authenticators) {
+      identity = await a(req);
+      if (identity) break;
+    }
+    if (!identity) {
+      return reply
+        .code(401)
+        .header("www-authenticate", 'Bearer realm="opencmg"')
+        .send(plainError("ADMIN_TOKEN", "unauthorized", "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token, or opencmg site token create NAME)"));
+    }
+    req.adminIdentity = identity;
+    if (identity.readOnly && !READS.has(req.method)) {
+      return reply.code(403).send(errorBody(new ForbiddenError(`${identity.name} is a read-only admin token: ${req.method} changes the site`)));
+    }
+  });
+
+  // The console's routes (session, live events) and files; its not-found handler answers an unknown
+  // API route with the one error shape and any other GET with the console's page.
+  const live = new LiveFeed(o.site, o.live);
+  app.addHook("onClose", async () => live.close());
+  const consoleDir = o.consoleDir === null ? undefined : (o.consoleDir ?? defaultConsoleDir());
+  registerConsole(app, {
+    site: o.site,
+    sessions,
+    live,
+    assets: consoleDir ? loadConsoleAssets(consoleDir) : undefined,
+    notFound: (method, path) => plainError("ROUTE_NOT_FOUND", "not_found", `no route ${method} ${path}; see /api/v1/openapi.json`),
+  });
+
+  app.setErrorHandler(async (err, req, reply) => sendError(o.site, err, req, reply));
 
   app.get("/api/v1/openapi.json", async () => doc);
   app.get("/healthz", async () => ({ ok: true }));
 
-  const sessions = new ConsoleSessions(o.sessions);
-  const live = new LiveFeed(o.site, o.live);
-  app.addHook("onClose", async () => live.close());
-  const consoleDir = o.consoleDir === null ? undefined : (o.consoleDir ?? defaultConsoleDir());
-  registerConsole(app, { site: o.site, sessions, live, assets: consoleDir ? loadConsoleAssets(consoleDir) : undefined });
-
-  // Who may call: a bearer admin token, or a console session (changes with its CSRF header); see console.ts.
-  app.addHook("onRequest", async (req, reply) => {
-    const path = req.url.split("?")[0]!;
-    if (!path.startsWith("/api/") || path === "/api/v1/openapi.json" || path === "/api/v1/session") return;
-    const who = await authenticate({ site: o.site, sessions }, req);
-    if (!who.ok) {
-      if (who.status === 401) reply.header("www-authenticate", 'Bearer realm="opencmg"');
-      await reply.code(who.status).send({ error: who.status === 401 ? "Unauthorized" : "Forbidden", kind: "unauthorized", code: who.code, message: who.message });
-    }
-  });
-
-  app.setErrorHandler(async (err, _req, reply) => {
-    let e: unknown = err;
-    if (err instanceof ZodError) e = zodToValidation(err);
-    if (e instanceof OpenCmgError) return reply.code(e.httpStatus).send(e.toJSON());
-    const fe = err as { statusCode?: number; code?: string; message: string };
-    if (fe.statusCode && fe.statusCode < 500) return reply.code(fe.statusCode).send({ error: "BadRequest", kind: "validation", code: fe.code ?? "BAD_REQUEST", field: "body", message: fe.message });
-    o.site.logs.component(LOG_FILES.smsprov).error(`Admin API request failed: ${fe.message}`);
-    return reply.code(500).send({ error: "InternalError", kind: "internal", code: "INTERNAL", message: "internal error; see smsprov.log" });
-  });
-
   for (const r of routes) {
+    const query = queryShape(r);
     app.route({
       method: r.method,
       url: r.path,
       handler: async (req, reply) => {
-        const result = await r.handle(o.site.services, {
+        if (!r.body) refuseBody(req.body);
+        const identity = req.adminIdentity ?? { name: "anonymous", readOnly: true };
+        const actor: Actor = { name: identity.name, via: "api", readOnly: identity.readOnly };
+        const result = await r.handle(o.site.servicesAs(actor), {
           params: req.params as Record<string, string>,
           query: req.query as Record<string, string | undefined>,
+          parsed: query.parse(req.query ?? {}) as Record<string, unknown>,
           body: req.body,
+          actor,
+          ops: o.operations(actor),
         });
         reply.code(r.status ?? 200);
-        return r.status === 204 ? reply.send() : reply.send(result ?? null);
+        if (r.status === 204) return reply.send();
+        if (result instanceof Download) {
+          return reply
+            .header("content-type", result.contentType)
+            .header("content-disposition", `attachment; filename="${result.filename}"`)
+            .send(result.body);
+        }
+        return reply.send(result ?? null);
       },
     });
   }
   return app;
 }
+
+/** A route that takes no body refuses one, as strictly as a body schema refuses an unknown field. */
+function refuseBody(body: unknown): void {
+  if (body === undefined || body === null || body === "") return;
+  if (typeof body === "object" && !Array.isArray(body)) {
+    const keys = Object.keys(body);
+    if (keys.length === 0) return;
+    throw new ValidationError(keys[0]!, "is not a known field", `${keys[0]}: is not a known field; this request takes no body`);
+  }
+  throw new ValidationError("body", "must be empty", "body: this request takes no body");
+}
+
+function sendError(site: OpenedSite, err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  let e: unknown = err;
+  if (err instanceof ZodError) e = issueToValidation(err.issues[0]! as Parameters<typeof issueToValidation>[0]);
+  if (e instanceof OpenCmgError) {
+    if (e.kind === "internal") site.logs.component(LOG_FILES.smsprov).error(`Admin API ${req.method} ${req.url.split("?")[0]} failed: ${e.message}`);
+    return reply.code(e.httpStatus).send(errorBody(e));
+  }
+  const fe = err as { statusCode?: number; code?: string; message: string };
+  if (fe.statusCode && fe.statusCode < 500) {
+    const kind = fe.statusCode === 404 ? "not_found" : fe.statusCode === 413 ? "validation" : "validation";
+    return reply.code(fe.statusCode).send(plainError(fe.code ?? "BAD_REQUEST", kind, fe.message, { field: "body", rule: "must be a JSON body within the size limit" }));
+  }
+  site.logs.component(LOG_FILES.smsprov).error(`Admin API ${req.method} ${req.url.split("?")[0]} failed: ${fe.message}`);
+  return reply.code(500).send(plainError("INTERNAL", "internal", "internal error; see smsprov.log"));
+}
+
+/** The routes fastify registered (method and URL, HEAD left out), for comparing with the OpenAPI document. */
+export function registeredRoutes(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return (app as unknown as { registeredRoutes: { method: string; url: string }[] }).registeredRoutes;
+}
+

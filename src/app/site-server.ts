@@ -3,6 +3,7 @@
  * endpoint check, the CMG alert evaluation), each reading its interval from the site settings.
  */
 import type { Logger as PinoLogger } from "pino";
+import type { Authenticator } from "../api/auth.ts";
 import { buildAdminApi } from "../api/server.ts";
 import type { ApiRoute } from "../api/routes.ts";
 import type { SessionLimits } from "../api/console-session.ts";
@@ -11,6 +12,7 @@ import type { OpenedSite } from "../site/site.ts";
 import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
 import { cmgAlertEvaluator, endpointMonitor } from "./role-deps.ts";
 import { scheduleCmgAlerts } from "../roles/scp/cmg-alerts.ts";
+import { siteOperations } from "./operations.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
 export interface SiteServerOptions {
@@ -19,10 +21,14 @@ export interface SiteServerOptions {
   /** Structured logs on stdout; the admin API's request lines follow its level. */
   log?: PinoLogger;
   extraRoutes?: ApiRoute[];
+  /** Who a request is, tried in order (default: the admin token); a console adds its session's. */
+  authenticators?: Authenticator[];
   /** The service connection point's scheduled endpoint check (default: the site setting endpoint-check-interval; $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds overrides it, 0 turns it off; false: off). */
   endpointCheck?: EndpointMonitorOptions | false;
   /** The console: its built folder (default dist/console; null: API only), session limits, live feed. */
   console?: { dir?: string | null; sessions?: Partial<SessionLimits>; live?: LiveFeedOptions };
+  /** Options of the checks started over the API when the schedule is off (tests map targets to loopback). */
+  onDemandCheck?: EndpointMonitorOptions;
 }
 
 export interface RunningSiteServer {
@@ -34,9 +40,17 @@ export interface RunningSiteServer {
 
 export async function startSiteServer(o: SiteServerOptions): Promise<RunningSiteServer> {
   const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
+  const running = new Set<Promise<void>>();
+  const stopping = new AbortController();
+  // One monitor for the schedule and the site checks started over the API, so a run under way is shared.
+  const onDemand: EndpointMonitorOptions = check === false ? (o.onDemandCheck ?? {}) : check;
+  const monitor = endpointMonitor(o.site, onDemand);
+  await o.site.services.checks.abandonRunning();
   const app = await buildAdminApi({
     site: o.site,
+    operations: (actor) => siteOperations(o.site, actor, { monitor, running, check: onDemand, signal: stopping.signal }),
     extraRoutes: o.extraRoutes ?? [],
+    ...(o.authenticators ? { authenticators: o.authenticators } : {}),
     ...(o.log ? { logger: { level: o.log.level } } : {}),
     ...(o.console?.dir !== undefined ? { consoleDir: o.console.dir } : {}),
     ...(o.console?.sessions ? { sessions: o.console.sessions } : {}),
@@ -44,8 +58,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
   o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API and console listening on ${address}.`);
-  const monitor = check === false ? undefined : endpointMonitor(o.site, check);
-  monitor?.start();
+  if (check !== false) monitor.start();
   // Browsers treat localhost as a secure context (the session cookie is Secure), and it reads better than 127.0.0.1.
   const consoleUrl = address.replace("://127.0.0.1:", "://localhost:") + "/";
   const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
@@ -54,7 +67,9 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
     consoleUrl,
     close: async () => {
       await alerts.stop();
-      await monitor?.stop();
+      stopping.abort();
+      await monitor.stop();
+      await Promise.allSettled([...running]);
       await app.close();
     },
   };

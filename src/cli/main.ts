@@ -28,12 +28,13 @@ const MODULES: Record<string, () => Promise<Register>> = {
   endpoints: () => import("./commands/endpoints.ts").then((m) => m.registerEndpointsCommands),
   mp: () => import("./commands/mp.ts").then((m) => m.registerMpCommands),
   client: () => import("./commands/client.ts").then((m) => m.registerClientCommands),
+  admin: () => import("./commands/admin.ts").then((m) => m.registerAdminCommands),
   settings: () => import("./commands/settings.ts").then((m) => m.registerSettingsCommands),
 };
 
 /** Top-level command name -> the modules that register it (`site clients` lives with `client`). */
 const COMMAND_MODULES: Record<string, string[]> = {
-  site: ["site", "client"],
+  site: ["site", "client", "admin"],
   server: ["server"],
   role: ["role"],
   account: ["account"],
@@ -50,6 +51,7 @@ const COMMAND_MODULES: Record<string, string[]> = {
   check: ["endpoints"],
   mp: ["mp"],
   client: ["client"],
+  audit: ["admin"],
   settings: ["settings"],
 };
 

@@ -3,8 +3,9 @@
  * key, the log files, the services and the egress pool, each built once here. The wiring layer
  * (app/, cli/, api/) opens it and hands each role runner the narrow part it needs.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger as PinoLogger } from "pino";
 import { EgressPool, type EgressPoolOptions, type EgressProvider } from "../egress/pool.ts";
@@ -12,9 +13,12 @@ import { LogSet, type LogLevel } from "../logs/cmtrace.ts";
 import { openDatabase, type SiteDb } from "./db/connect.ts";
 import type { Site } from "./model.ts";
 import { SiteKeyFile } from "./secrets.ts";
+import { auditedServices } from "./audited.ts";
 import { AccountsService } from "./services/accounts.ts";
+import { AuditService, type Actor } from "./services/audit.ts";
 import { AdrsService } from "./services/adrs.ts";
 import { ClientsService } from "./services/clients.ts";
+import { EndpointChecksService } from "./services/checks.ts";
 import { CmgsService } from "./services/cmgs.ts";
 import { CmgAlertsService } from "./services/cmg-alerts.ts";
 import { CmgTrafficService } from "./services/cmg-traffic.ts";
@@ -25,6 +29,7 @@ import { ServersService } from "./services/servers.ts";
 import { SettingsService } from "./services/settings.ts";
 import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
+import { AdminTokensService, type AdminIdentity } from "./services/admin-tokens.ts";
 import { UpdatesService } from "./services/updates.ts";
 
 export interface SitePaths {
@@ -59,6 +64,9 @@ export interface SiteServices {
   updates: UpdatesService;
   adrs: AdrsService;
   settings: SettingsService;
+  adminTokens: AdminTokensService;
+  audit: AuditService;
+  checks: EndpointChecksService;
 }
 
 export interface OpenSiteOptions {
@@ -78,13 +86,19 @@ export interface OpenSiteOptions {
   work?: string | undefined;
   /** How long a write waits for another writer's lock (default 15 s); short for writers that must not stall. */
   busyTimeoutMs?: number | undefined;
+  /** Who the opened site's `services` act for (default: the local user, via the CLI). */
+  actor?: Actor | undefined;
 }
 
 export interface OpenedSite {
   paths: SitePaths;
   database: SiteDb;
   logs: LogSet;
+  /** The services, acting for `actor`: every change is audited (site/audited.ts). */
   services: SiteServices;
+  actor: Actor;
+  /** The same services acting for someone else (an admin API request's token). */
+  servicesAs(actor: Actor): SiteServices;
   /** What the services share; for the few readers that are not a service yet (tests, the endpoint monitor). */
   ctx: ServiceContext;
   /** Outbound connections of every role, through the proxy the rules give. */
@@ -118,7 +132,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
   const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
   const clients = new ClientsService(ctx);
-  const services: SiteServices = {
+  const raw: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
     roles,
@@ -132,12 +146,19 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
     settings: new SettingsService(ctx, clients),
+    adminTokens: new AdminTokensService(ctx),
+    audit: new AuditService(ctx),
+    checks: new EndpointChecksService(ctx),
   };
+  const actor = o.actor ?? localActor();
+  const servicesAs = (a: Actor): SiteServices => auditedServices(raw, a, raw.audit);
   return {
     paths,
     database,
     logs,
-    services,
+    services: servicesAs(actor),
+    actor,
+    servicesAs,
     ctx,
     egress,
     async close() {
@@ -146,6 +167,17 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
       logs.close();
     },
   };
+}
+
+/** The user running this process, as the audit log names a CLI change. */
+export function localActor(): Actor {
+  let name: string;
+  try {
+    name = userInfo().username;
+  } catch {
+    name = process.env.USER ?? process.env.USERNAME ?? `uid ${process.getuid?.() ?? "?"}`;
+  }
+  return { name, via: "cli" };
 }
 
 /**
@@ -161,8 +193,6 @@ function ownerOnly(file: string): void {
 export function ensureSiteKey(site: OpenedSite): void {
   new SiteKeyFile(site.paths.key).ensure();
 }
-
-const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
 
 export interface InitSiteInput {
   code: string;
@@ -181,16 +211,11 @@ export async function initSite(site: OpenedSite, input: InitSiteInput): Promise<
   await new SitePki(site.paths.data).ensureCa(s.code);
   if (!existsSync(site.paths.adminToken)) writeFileSync(site.paths.adminToken, randomBytes(32).toString("base64url") + "\n", { mode: 0o600, flag: "wx" });
   const adminToken = readFileSync(site.paths.adminToken, "utf8").trim();
-  const hash = sha256(adminToken);
-  const known = await site.database.db.selectFrom("admin_tokens").select("id").where("token_sha256", "=", hash).executeTakeFirst();
-  if (!known) await site.database.db.insertInto("admin_tokens").values({ token_sha256: hash, created_at: new Date().toISOString() }).execute();
+  await site.services.adminTokens.adoptAdminFile(adminToken);
   return { site: s, adminToken };
 }
 
-/** True when `token` is an admin token of this site (compared by hash, in constant time). */
-export async function verifyAdminToken(site: OpenedSite, token: string | undefined): Promise<boolean> {
-  if (!token) return false;
-  const hash = sha256(token);
-  const rows = await site.database.db.selectFrom("admin_tokens").select("token_sha256").execute();
-  return rows.some((r) => timingSafeEqual(Buffer.from(r.token_sha256), Buffer.from(hash)));
+/** The identity of an admin token of this site that is not revoked; undefined for anything else. */
+export async function verifyAdminToken(site: OpenedSite, token: string | undefined): Promise<AdminIdentity | undefined> {
+  return site.services.adminTokens.verify(token);
 }

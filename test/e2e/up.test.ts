@@ -64,7 +64,7 @@ it("opencmg up, then the printed client command: a device managed through the ga
 
   // The site saw the client come in through the gateway, and its messages, once each.
   const res = await fetch(`${facts.siteUrl}/api/v1/status/messages?limit=1000`, { headers: { authorization: `Bearer ${facts.adminToken}` } });
-  const msgs = (await res.json()) as { messageId: number; text: string; source: string }[];
+  const msgs = ((await res.json()) as { items: { messageId: number; text: string; source: string }[] }).items;
   assert.equal(msgs.filter((m) => m.messageId === 10800 && m.text === "through the gateway").length, 3);
   const clients = cli(["--data", data, "site", "clients", "--json"]);
   const list = JSON.parse(clients.stdout) as { connectionType: string }[];

@@ -7,17 +7,19 @@ import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ValidationError } from "../../errors.ts";
 import { nullLog } from "../../logs/cmtrace.ts";
-import { bundledCatalog, type Selection, type SelectOptions } from "../../endpoints/catalog.ts";
+import { bundledCatalog, type Selection } from "../../endpoints/catalog.ts";
 import { CHECK_CONCURRENCY, STAGE_TIMEOUT_MS, checkEndpoints, checkTargets, summaryLine, type CheckReport } from "../../endpoints/checker.ts";
 import { wildcardHostsUnder } from "../../endpoints/check-targets.ts";
 import { checkPath, parseProxyUrl } from "../../endpoints/check-path.ts";
 import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat } from "../../endpoints/export.ts";
-import { selectForNames, siteUsage, type MonitorRun, type SiteUsage } from "../../roles/scp/endpoint-monitor.ts";
+import type { MonitorRun } from "../../roles/scp/endpoint-monitor.ts";
+import { endpointSelection } from "../../roles/scp/endpoint-selection.ts";
 import { openSite, sitePaths, type OpenedSite } from "../../site/site.ts";
 import type { CliContext, GlobalOptions } from "../context.ts";
 import { table } from "../output.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import { endpointMonitor } from "../../app/role-deps.ts";
+import { auditedAction } from "../../site/audited.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -119,7 +121,8 @@ function registerCheck(program: Command, ctx: CliContext): void {
         if (extra.length > 0) throw new ValidationError("site", `--site checks what the site uses, from its service connection point: leave out ${extra.join(", ")}`);
         await withExistingSite(ctx, g, async (site) => {
           if (!site) throw new ValidationError("site", `there is no site in ${sitePaths(g.data).data} (opencmg site init)`);
-          const run = await endpointMonitor(site, { stageTimeoutMs, concurrency, ca, wildcardHosts }).runOnce();
+          const monitor = endpointMonitor(site, { stageTimeoutMs, concurrency, ca, wildcardHosts });
+          const run = await auditedAction(site.services.audit, site.actor, "checks.run", "site/endpoint-check", () => monitor.runOnce(), (r) => (r ? { server: r.server, transition: r.transition, summary: r.report.summary } : null));
           if (!run) throw new ValidationError("site", "no service connection point is installed: the site's check runs from its server (opencmg role add FQDN service-connection-point)");
           printReport(ctx, cmd, run.report, { omitted: [], site: siteOutcome(run) });
         });
@@ -185,37 +188,10 @@ async function withExistingSite<T>(ctx: CliContext, g: GlobalOptions, fn: (site:
   }
 }
 
-/**
- * The selection of a command. Filters win; with none, what the site uses (all its roles, or the
- * roles of `server`), else the whole catalog. `cloud`: the flag, "default" (check: the site's
- * CMGs' cloud, else public) or undefined (every variant).
- */
-async function selection_(ctx: CliContext, site: OpenedSite | undefined, o: FilterOptions, cloud: "public" | "usgov" | "default" | undefined, server: string | undefined): Promise<Selection> {
-  const usage: SiteUsage | undefined = site ? await siteUsage(site.services) : undefined;
-  for (const n of usage?.notes ?? []) ctx.io.err.write(`note: ${n}\n`);
-  let roles = o.role ?? [];
-  const features = o.feature ?? [];
-  if (roles.length === 0 && features.length === 0 && site && usage) {
-    if (server !== undefined) {
-      const info = await site.services.servers.get(server);
-      roles = (await site.services.roles.list(info.fqdn)).map((r) => r.kind);
-      if (info.isSiteServer) roles.push("site-server");
-      if (roles.length === 0) ctx.io.err.write(`note: ${server} hosts no roles: checking the whole catalog (use --role to narrow it)\n`);
-    } else {
-      roles = usage.roles;
-      if (roles.length === 0) ctx.io.err.write("note: no roles are installed at the site: listing the whole catalog (use --role to narrow it)\n");
-    }
-  }
-  const chosenCloud = cloud === "default" ? (usage && usage.cmgNames.length > 0 ? usage.cloud : "public") : cloud ?? (usage && usage.cmgNames.length > 0 ? usage.cloud : undefined);
-  const opts: Omit<SelectOptions, "cmgName"> = {
-    roles,
-    features,
-    ...(chosenCloud ? { cloud: chosenCloud } : {}),
-    ...(o.childSupFqdn !== undefined ? { childSupFqdn: o.childSupFqdn } : {}),
-    ...(o.parentSupFqdn !== undefined ? { parentSupFqdn: o.parentSupFqdn } : {}),
-  };
-  const names = o.cmgName !== undefined ? [o.cmgName] : (usage?.cmgNames ?? []);
-  return selectForNames(opts, names);
+/** The selection of a command (roles/scp/endpoint-selection.ts), its notes on stderr. */
+function selection_(ctx: CliContext, site: OpenedSite | undefined, o: FilterOptions, cloud: "public" | "usgov" | "default" | undefined, server: string | undefined): Promise<Selection> {
+  const filters = { roles: o.role, features: o.feature, cmgName: o.cmgName, childSupFqdn: o.childSupFqdn, parentSupFqdn: o.parentSupFqdn };
+  return endpointSelection(site?.services, filters, cloud, server, (n) => ctx.io.err.write(`note: ${n}\n`));
 }
 
 function noteOmitted(ctx: CliContext, selection: Selection): void {

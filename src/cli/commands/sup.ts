@@ -1,7 +1,5 @@
 import type { Command } from "commander";
-import { adrRunner, supSyncDeps, updateFeedDeps } from "../../app/role-deps.ts";
-import { checkUpdateFeed } from "../../roles/scp/update-feed.ts";
-import { syncSoftwareUpdates } from "../../roles/sup/sync.ts";
+import { siteOperations } from "../../app/operations.ts";
 import type { CliContext } from "../context.ts";
 import { table } from "../output.ts";
 
@@ -14,7 +12,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .description("synchronise update metadata from the upstream update source now")
     .action(async (fqdn: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await syncSoftwareUpdates(supSyncDeps(s), fqdn);
+        const r = await siteOperations(s, s.actor).supSync(fqdn);
         ctx.print(cmd, r, () => `Synchronized ${r.updates} updates (${r.added} new) from ${r.upstreamUrl} ${r.route}.\n`);
       });
     });
@@ -57,7 +55,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .action(async (name: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
         let last = 0;
-        const r = await adrRunner(s).run(name, (p) => {
+        const r = await siteOperations(s, s.actor).adrRun(name, (p) => {
           const now = Date.now();
           if (now - last < 1000 && p.bytes !== p.total) return;
           last = now;
@@ -87,7 +85,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .description("check the product update feed now, through the server's proxy")
     .action(async (fqdn: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await checkUpdateFeed(updateFeedDeps(s), fqdn);
+        const r = await siteOperations(s, s.actor).scpCheckUpdates(fqdn);
         ctx.print(cmd, r, () => `Latest version ${r.latestVersion} (${r.releases} releases) from ${r.url} ${r.route}.\n`);
       });
     });

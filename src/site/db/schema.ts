@@ -75,6 +75,32 @@ export interface AdminTokensTable {
   id: Id;
   token_sha256: string;
   created_at: string;
+  name: string | null;
+  read_only: ColumnType<Bool, Bool | undefined, Bool>;
+  revoked_at: string | null;
+}
+
+export interface AuditLogTable {
+  id: Id;
+  time: string;
+  actor: string;
+  via: string; // "api" | "cli"
+  action: string;
+  object: string;
+  before_json: string | null; // JSON, secrets redacted
+  after_json: string | null;
+}
+
+export interface EndpointChecksTable {
+  id: Id;
+  state: string; // "running" | "done" | "failed"
+  requested_by: string;
+  server: string | null;
+  request: string; // JSON
+  result: string | null; // JSON
+  error: string | null; // JSON
+  started_at: string;
+  finished_at: string | null;
 }
 
 export interface UpdatesTable {
@@ -224,6 +250,8 @@ export interface Database {
   clients: ClientsTable;
   client_settings: ClientSettingsTable;
   site_settings: SiteSettingsTable;
+  audit_log: AuditLogTable;
+  endpoint_checks: EndpointChecksTable;
 }
 
 /** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
@@ -242,7 +270,7 @@ export const SCHEMA_COLUMNS = {
   proxy_configs: ["server_id", "enabled", "host", "port", "account_id", "updated_at"],
   status_messages: ["id", "message_id", "severity", "component", "server", "time", "text", "properties", "source", "dedupe_key"],
   component_status: ["server", "component", "status", "reason", "updated_at"],
-  admin_tokens: ["id", "token_sha256", "created_at"],
+  admin_tokens: ["id", "token_sha256", "created_at", "name", "read_only", "revoked_at"],
   updates: ["update_id", "title", "classification", "product", "release_date", "files", "synced_from", "synced_at"],
   adrs: ["id", "name", "server", "products", "classifications", "title_contains", "created_at"],
   adr_downloads: ["id", "adr_id", "update_id", "file_name", "status", "code", "bytes", "sha256", "message", "time"],
@@ -254,6 +282,8 @@ export const SCHEMA_COLUMNS = {
   clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
   site_settings: ["key", "value", "updated_at"],
+  audit_log: ["id", "time", "actor", "via", "action", "object", "before_json", "after_json"],
+  endpoint_checks: ["id", "state", "requested_by", "server", "request", "result", "error", "started_at", "finished_at"],
 } as const satisfies ColumnLists;
 
 type Unlisted<T extends keyof Database> = Exclude<keyof Database[T], (typeof SCHEMA_COLUMNS)[T][number]>;

@@ -33,6 +33,14 @@ export interface Client {
 }
 
 
+/** Which clients a list shows (all when empty). */
+export interface ClientFilter {
+  approved?: boolean | undefined;
+  connectionType?: ConnectionType | undefined;
+  /** Exactly this computer name. */
+  name?: string | undefined;
+}
+
 const SETTINGS_ROW = "default";
 
 /** A computer name or FQDN as clients report it; no control characters. */
@@ -199,8 +207,12 @@ export class ClientsService {
     return Number(r.n);
   }
 
-  async list(): Promise<Client[]> {
-    return (await this.ctx.db.selectFrom("clients").selectAll().orderBy("name").orderBy("id").execute()).map(toClient);
+  async list(filter: ClientFilter = {}): Promise<Client[]> {
+    let q = this.ctx.db.selectFrom("clients").selectAll();
+    if (filter.approved !== undefined) q = q.where("approved", "=", filter.approved ? 1 : 0);
+    if (filter.connectionType !== undefined) q = q.where("connection_type", "=", filter.connectionType);
+    if (filter.name !== undefined) q = q.where("name", "=", filter.name);
+    return (await q.orderBy("name").orderBy("id").execute()).map(toClient);
   }
 
   /** Approves a client that registered without a certificate (`opencmg site clients approve ID`). */

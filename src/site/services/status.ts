@@ -42,6 +42,27 @@ export interface MessageFilter {
   limit?: number | undefined;
 }
 
+/** A page of the API's status message view: newest first, filtered. */
+export interface MessagePageFilter {
+  component?: string | undefined;
+  server?: string | undefined;
+  severity?: StatusSeverity | undefined;
+  messageId?: number | undefined;
+  /** From this time (inclusive) ... */
+  since?: string | undefined;
+  /** ... to this time (exclusive), ISO-8601. */
+  until?: string | undefined;
+  limit?: number | undefined;
+  /** Messages older than this id: the `nextCursor` of the previous page. */
+  cursor?: number | undefined;
+}
+
+export interface MessagePage {
+  items: StatusMessage[];
+  /** The cursor of the next (older) page; null on the last one. */
+  nextCursor: number | null;
+}
+
 const TYPE = { informational: "info", warning: "warn", error: "error" } as const;
 
 /** Status messages and component status: how the site tells administrators what happened. */
@@ -91,6 +112,33 @@ export class StatusService {
       properties: JSON.parse(r.properties) as Record<string, unknown>,
       source: r.source,
     }));
+  }
+
+  /** Newest first, a page at a time (the admin API's and the console's view). */
+  async page(f: MessagePageFilter = {}): Promise<MessagePage> {
+    const limit = f.limit ?? 100;
+    let q = this.ctx.db.selectFrom("status_messages").selectAll();
+    if (f.component) q = q.where("component", "=", f.component);
+    if (f.server) q = q.where("server", "=", f.server);
+    if (f.severity) q = q.where("severity", "=", f.severity);
+    if (f.messageId !== undefined) q = q.where("message_id", "=", f.messageId);
+    // Times are stored as UTC ISO-8601 text, so text order is time order.
+    if (f.since !== undefined) q = q.where("time", ">=", new Date(f.since).toISOString());
+    if (f.until !== undefined) q = q.where("time", "<", new Date(f.until).toISOString());
+    if (f.cursor !== undefined) q = q.where("id", "<", f.cursor);
+    const rows = await q.orderBy("id", "desc").limit(limit + 1).execute();
+    const items = rows.slice(0, limit).map((r) => ({
+      id: r.id,
+      messageId: r.message_id,
+      severity: r.severity as StatusSeverity,
+      component: r.component,
+      server: r.server,
+      time: r.time,
+      text: r.text,
+      properties: JSON.parse(r.properties) as Record<string, unknown>,
+      source: r.source,
+    }));
+    return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null };
   }
 
   /** The newest message of `component` on `server` with one of `messageIds` (from the site itself). */

@@ -35,7 +35,7 @@ forEachDatabase("admin API", (db) => {
     for (const token of [null, "wrong-token"]) {
       const r = await call("POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" }, token);
       assert.equal(r.status, 401);
-      assert.equal(r.body.code, "ADMIN_TOKEN");
+      assert.equal(r.body.error.code, "ADMIN_TOKEN");
     }
     assert.deepEqual((await call("GET", "/api/v1/servers")).body, []);
   });
@@ -61,16 +61,17 @@ forEachDatabase("admin API", (db) => {
     await call("POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" });
     const bad = await call("PUT", "/api/v1/servers/srv01.contoso.com/proxy", { host: "proxy.contoso.com", port: 70000 });
     assert.equal(bad.status, 400);
-    assert.equal(bad.body.field, "port");
-    assert.match(bad.body.rule, /1 to 65535/);
+    assert.equal(bad.body.error.field, "port");
+    assert.match(bad.body.error.rule, /1 to 65535/);
     const missing = await call("PUT", "/api/v1/servers/srv01.contoso.com/proxy", { port: 8080 });
     assert.equal(missing.status, 400);
-    assert.equal(missing.body.field, "host");
+    assert.equal(missing.body.error.field, "host");
     const malformed = await call("POST", "/api/v1/servers", "{not json");
     assert.equal(malformed.status, 400);
+    assert.equal(malformed.body.error.field, "body");
     const dup = await call("POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" });
     assert.equal(dup.status, 409);
-    assert.equal(dup.body.field, "fqdn");
+    assert.equal(dup.body.error.field, "fqdn");
     assert.equal((await call("GET", "/api/v1/servers/srv01.contoso.com/proxy")).body, null);
   });
 
@@ -84,14 +85,19 @@ forEachDatabase("admin API", (db) => {
     assert.equal(await site.services.settings.durationMs("alert-evaluation-interval"), 30_000);
     const bad = await call("PUT", "/api/v1/settings/alert-evaluation-interval", { value: "2y" });
     assert.equal(bad.status, 400);
-    assert.equal(bad.body.field, "alert-evaluation-interval");
+    assert.equal(bad.body.error.field, "alert-evaluation-interval");
     const misspelt = await call("PUT", "/api/v1/settings/alert-evaluation-interval", { value: "1m", valeu: "1m" });
     assert.equal(misspelt.status, 400);
-    assert.match(JSON.stringify(misspelt.body), /valeu/);
+    assert.equal(misspelt.body.error.field, "valeu");
     const unknown = await call("GET", "/api/v1/settings/no-such-setting");
     assert.equal(unknown.status, 400);
-    assert.equal(unknown.body.field, "key");
+    assert.equal(unknown.body.error.field, "key");
     assert.equal((await call("DELETE", "/api/v1/settings/alert-evaluation-interval")).body.value, "15m");
+    // Audited by its one line in AUDITED: the change, then the reset.
+    const audit = (await call("GET", "/api/v1/audit?object=setting/")).body.items;
+    assert.deepEqual(audit.map((e: { action: string }) => e.action), ["settings.reset", "settings.set"]);
+    assert.equal(audit[1].before.value, "15m");
+    assert.equal(audit[1].after.value, "30s");
   });
 
   it("serves its OpenAPI description", async () => {

@@ -19,6 +19,7 @@ import { m0005CmgRestarts } from "./0005_cmg_restarts.ts";
 import { m0006CmgClientPolicy } from "./0006_cmg_client_policy.ts";
 import { m0007SiteSettings } from "./0007_site_settings.ts";
 import { m0009CmgTrafficAlerts } from "./0009_cmg_traffic_alerts.ts";
+import { m0011AdminAudit } from "./0011_admin_audit.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -32,6 +33,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0006_cmg_client_policy": m0006CmgClientPolicy,
   "0007_site_settings": m0007SiteSettings,
   "0009_cmg_traffic_alerts": m0009CmgTrafficAlerts,
+  "0011_admin_audit": m0011AdminAudit,
 };
 
 /** Any advisory lock key of our own; the same in every process. */

@@ -1,0 +1,139 @@
+/**
+ * What the admin API answers with, as zod schemas: the OpenAPI document's response schemas come
+ * from these. Objects the site may grow are open (`looseObject`): a new field is not a break.
+ */
+import { z } from "zod";
+
+const time = z.string().describe("ISO-8601 time");
+
+export const site = z.looseObject({ code: z.string(), name: z.string(), type: z.enum(["primary", "cas", "secondary"]), parentCode: z.string().nullable() });
+export const server = z.looseObject({ id: z.number(), fqdn: z.string(), siteCode: z.string(), isSiteServer: z.boolean() });
+export const role = z.looseObject({ id: z.number(), kind: z.string(), serverFqdn: z.string(), settings: z.record(z.string(), z.unknown()) });
+export const account = z.looseObject({ id: z.number(), name: z.string(), username: z.string() }).describe("An account; its secret is never returned");
+export const proxyConfig = z.looseObject({ server: z.string(), enabled: z.boolean(), host: z.string(), port: z.number(), account: z.string().nullable() });
+export const proxyDecision = z.looseObject({ use: z.enum(["proxy", "direct"]), reason: z.string() });
+
+export const statusMessage = z.looseObject({
+  id: z.number().describe("the row's id: the paging cursor"),
+  messageId: z.number(),
+  severity: z.enum(["informational", "warning", "error"]),
+  component: z.string(),
+  server: z.string(),
+  time,
+  text: z.string(),
+  properties: z.record(z.string(), z.unknown()),
+  source: z.string(),
+});
+export const componentStatus = z.looseObject({ server: z.string(), component: z.string(), status: z.enum(["OK", "Warning", "Critical"]), reason: z.string(), updatedAt: time });
+
+/** A page, newest first: pass `nextCursor` as `cursor` for the next (older) one. */
+export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), nextCursor: z.number().nullable() });
+
+export const client = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  thumbprint: z.string().nullable(),
+  subject: z.string().nullable(),
+  approved: z.boolean(),
+  alwaysInternet: z.boolean(),
+  lastContactAt: time.nullable(),
+  connectionType: z.enum(["intranet", "internet"]).nullable(),
+  registeredAt: time,
+});
+export const clientSettings = z.looseObject({ locationIntervalMinutes: z.number(), policyIntervalMinutes: z.number(), useCmg: z.boolean(), alwaysOnInternet: z.boolean() });
+
+const certInfo = z.looseObject({ subject: z.string(), thumbprint: z.string(), notAfter: time, dnsNames: z.array(z.string()).optional() });
+export const cmg = z.looseObject({
+  name: z.string(),
+  serviceFqdn: z.string(),
+  serviceName: z.string(),
+  cloud: z.string(),
+  provider: z.string(),
+  region: z.string(),
+  resourceGroup: z.string(),
+  instanceCount: z.number(),
+  crlCheck: z.boolean(),
+  minRsaBits: z.number(),
+  serverCertificate: certInfo,
+  trustedRoots: z.array(certInfo),
+  intermediates: z.array(certInfo),
+  deploy: z.record(z.string(), z.unknown()),
+  connectionPointServers: z.array(z.string()),
+  status: z.enum(["Provisioning", "Ready", "Degraded", "Error"]),
+  statusReason: z.string(),
+  instances: z.array(z.record(z.string(), z.unknown())),
+  revision: z.number(),
+});
+
+export const update = z.looseObject({
+  id: z.string(),
+  title: z.string(),
+  classification: z.string(),
+  product: z.string(),
+  releaseDate: z.string(),
+  files: z.array(z.looseObject({ name: z.string(), url: z.string(), size: z.number(), sha256: z.string() })),
+});
+export const syncResult = z.looseObject({ server: z.string(), upstreamUrl: z.string(), route: z.string(), updates: z.number(), added: z.number() });
+export const feedResult = z.looseObject({ server: z.string(), url: z.string(), route: z.string(), latestVersion: z.string(), releases: z.number() });
+export const adr = z.looseObject({ id: z.number(), name: z.string(), server: z.string(), products: z.array(z.string()), classifications: z.array(z.string()), titleContains: z.string().nullable() });
+export const adrFile = z.looseObject({
+  updateId: z.string(),
+  file: z.string(),
+  status: z.enum(["downloaded", "present", "failed"]),
+  code: z.union([z.number(), z.string()]).nullable(),
+  bytes: z.number(),
+  message: z.string(),
+});
+export const adrRun = z.looseObject({ rule: z.string(), matched: z.number(), files: z.array(adrFile), failed: z.number() });
+
+export const endpoint = z.looseObject({ id: z.string(), address: z.string(), resolvedAddress: z.string() });
+export const endpointSelection = z.object({
+  endpoints: z.array(endpoint),
+  omitted: z.array(z.looseObject({ id: z.string(), address: z.string(), reason: z.string() })),
+});
+export const checkRecord = z.looseObject({
+  id: z.number(),
+  state: z.enum(["running", "done", "failed"]),
+  requestedBy: z.string(),
+  server: z.string().nullable(),
+  request: z.record(z.string(), z.unknown()),
+  result: z
+    .looseObject({
+      report: z.looseObject({ ok: z.boolean(), route: z.string(), summary: z.record(z.string(), z.number()), results: z.array(z.record(z.string(), z.unknown())) }),
+      transition: z.enum(["raised", "unchanged", "recovered", "ok"]).optional().describe("the site's check: what it did to the status"),
+      statusMessage: z.number().nullable().optional(),
+      component: z.enum(["OK", "Critical"]).optional(),
+      omitted: z.array(z.record(z.string(), z.unknown())).optional().describe("a server's check: entries left out and why"),
+    })
+    .nullable()
+    .optional()
+    .describe("every endpoint with its stages, when done"),
+  error: z.looseObject({ code: z.union([z.string(), z.number()]), message: z.string() }).nullable(),
+  startedAt: time,
+  finishedAt: time.nullable(),
+});
+
+export const token = z.looseObject({ name: z.string(), readOnly: z.boolean(), createdAt: time, revokedAt: time.nullable() });
+export const newToken = token.extend({ token: z.string().describe("shown this once; the site keeps only its hash") });
+export const auditEntry = z.looseObject({
+  id: z.number(),
+  time,
+  actor: z.string().describe("the admin token's name, or the local user for the CLI"),
+  via: z.string().describe("api or cli"),
+  action: z.string().describe("service.method, e.g. proxies.set"),
+  object: z.string().describe("e.g. server/scp01.contoso.com/proxy"),
+  before: z.unknown().describe("the object before, secrets redacted; null when it did not exist"),
+  after: z.unknown().describe("the object after, secrets redacted; null when it no longer exists"),
+});
+
+export const error = z
+  .object({
+    error: z.looseObject({
+      code: z.union([z.string(), z.number()]).describe("stable code: VALIDATION, NOT_FOUND, ROUTE_NOT_FOUND, CONFLICT, ADMIN_TOKEN, FORBIDDEN, a network code..."),
+      kind: z.string(),
+      message: z.string(),
+      field: z.string().optional().describe("the field at fault (validation, not found, conflict)"),
+      rule: z.string().optional().describe("the rule it breaks (validation)"),
+    }),
+  })
+  .describe("Every error answer has this shape");
