@@ -23,6 +23,9 @@ import { ServersService } from "./services/servers.ts";
 import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
 import { UpdatesService } from "./services/updates.ts";
+import { TokensService } from "./services/tokens.ts";
+import { DirectoryTrust, fetchJson } from "./services/directory.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 export interface SitePaths {
   data: string;
@@ -51,6 +54,7 @@ export interface SiteServices {
   cmgs: CmgsService;
   updates: UpdatesService;
   adrs: AdrsService;
+  tokens: TokensService;
 }
 
 export interface OpenSiteOptions {
@@ -107,6 +111,8 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const roles = new RolesService(ctx);
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
   const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
+  const directory = new DirectoryTrust(async () => null, fetchJson, () => logs.component(LOG_FILES.smsprov));
+  const tokens = new TokensService(ctx, directory);
   const services: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
@@ -115,9 +121,10 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     proxies,
     status: new StatusService(ctx),
     clients: new ClientsService(ctx),
-    cmgs: new CmgsService(ctx, sites, roles),
+    cmgs: new CmgsService(ctx, sites, roles, tokens),
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
+    tokens,
   };
   return {
     paths,
