@@ -8,6 +8,7 @@ import { OpenCmgError } from "../errors.ts";
 import { toNetError } from "../egress/errors.ts";
 import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
 import { MP_PATHS } from "../wire/mp.ts";
+import { makeProof, type TokenKey } from "./token-key.ts";
 
 export interface ClientTls {
   certPem?: string | undefined;
@@ -40,6 +41,7 @@ export function mpEndpoint(mpUrl: string, path: string): string {
 export class MpTransport {
   private readonly agent: Agent;
   private token: string | undefined;
+  private proven: { token: string; key: TokenKey } | undefined;
   constructor(
     tls: ClientTls,
     private readonly o: { token?: string | undefined; timeoutMs?: number | undefined } = {},
@@ -66,13 +68,17 @@ export class MpTransport {
     const url = mpEndpoint(mpUrl, path);
     const headers: Record<string, string> = { accept: "application/json" };
     if (o.body !== undefined) headers["content-type"] = "application/json";
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const method = o.method ?? (o.body === undefined ? "GET" : "POST");
+    if (this.proven) {
+      headers.authorization = `DPoP ${this.proven.token}`;
+      headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token);
+    } else if (this.token) headers.authorization = `Bearer ${this.token}`;
     let status: number;
     let text: string;
     try {
       const res = await request(url, {
         dispatcher: this.agent,
-        method: o.method ?? (o.body === undefined ? "GET" : "POST"),
+        method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
         signal: AbortSignal.timeout(o.timeoutMs ?? this.o.timeoutMs ?? 30_000),
@@ -98,6 +104,14 @@ export class MpTransport {
   /** From now on, authenticate with this registration token (a client without certificate). */
   useToken(token: string): void {
     this.token = token;
+  }
+
+  /**
+   * From now on, send this token with a proof of possession made with `key` on every request (a
+   * bulk registration token or ID token at registration, the client token after it).
+   */
+  useProvenToken(token: string, key: TokenKey): void {
+    this.proven = { token, key };
   }
 
   /** True when a management point answers at `mpUrl` within `timeoutMs`. */

@@ -205,15 +205,15 @@ export class TokensService {
     return found;
   }
 
-  /** Marks a bulk token used by `clientId`, once: a second use, a revoked or an expired token is refused. */
-  async consumeBulk(idInput: string, clientId: string): Promise<{ ok: true } | { ok: false; reason: BulkRefusal }> {
+  /** Marks a bulk token used, once: a second use, a revoked or an expired token is refused. */
+  async consumeBulk(idInput: string): Promise<{ ok: true } | { ok: false; reason: BulkRefusal }> {
     const parsed = bulkId.safeParse(idInput);
     if (!parsed.success) return { ok: false, reason: "bulk_token_unknown" };
     const id = parsed.data;
     const now = iso(this.ctx.now());
     const r = await this.ctx.db
       .updateTable("bulk_tokens")
-      .set({ used_at: now, used_by: clientId })
+      .set({ used_at: now })
       .where("id", "=", id)
       .where("used_at", "is", null)
       .where("revoked_at", "is", null)
@@ -225,6 +225,11 @@ export class TokensService {
     if (row.revoked_at) return { ok: false, reason: "bulk_token_revoked" };
     if (row.used_at) return { ok: false, reason: "bulk_token_used" };
     return { ok: false, reason: "bulk_token_expired" };
+  }
+
+  /** Records which client a used bulk token registered (`token list-bulk` shows it). */
+  async noteBulkUser(id: string, clientId: string): Promise<void> {
+    await this.ctx.db.updateTable("bulk_tokens").set({ used_by: clientId }).where("id", "=", id.toLowerCase()).execute();
   }
 
   /** A client token: 90 days, bound to the client ID and its key's thumbprint. */
