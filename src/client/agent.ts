@@ -179,7 +179,8 @@ export class ClientAgent {
     let uploaded = 0;
     let uploadFailed = false;
     if (!net.mp) {
-      const msg = `no ${net.connectionType} management point answers (${net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable"}); will retry`;
+      const refusal = this.transport.lastRefusal;
+      const msg = `no ${net.connectionType} management point answers (${refusal ? refusal.message : net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable"}); will retry`;
       errors.push(msg);
       this.log.location.warn(msg);
     } else {

@@ -42,6 +42,8 @@ export class MpTransport {
   private readonly agent: Agent;
   private token: string | undefined;
   private proven: { token: string; key: TokenKey } | undefined;
+  /** The last refusal a ping got (the CMG answered, but not with a management point's answer). */
+  lastRefusal: MpRefusedError | undefined;
   constructor(
     tls: ClientTls,
     private readonly o: { token?: string | undefined; timeoutMs?: number | undefined } = {},
@@ -118,8 +120,12 @@ export class MpTransport {
   async ping(mpUrl: string, timeoutMs: number): Promise<boolean> {
     try {
       await this.call(mpUrl, MP_PATHS.ping, { timeoutMs });
+      this.lastRefusal = undefined;
       return true;
-    } catch {
+    } catch (e) {
+      // A gateway that refuses the client (a blocked client, a token it does not take) answers
+      // too, but the client cannot go on through it: kept so the agent can say why.
+      if (e instanceof MpRefusedError) this.lastRefusal = e;
       return false;
     }
   }

@@ -180,9 +180,11 @@ export class TokenAuthenticator implements ClientAuthenticator {
     const alg = typeof header.alg === "string" ? header.alg : "(none given)";
     const oidc = trust.oidc && claims.iss === trust.oidc.issuer ? trust.oidc : undefined;
     const site = claims.iss === trust.issuer;
+    // Never `none`, never HMAC, whoever the token claims to come from.
+    if (!(OIDC_TOKEN_ALGS as readonly string[]).includes(alg) && !(SITE_TOKEN_ALGS as readonly string[]).includes(alg)) return refuse("alg_not_allowed", `alg ${alg}`);
+    if (!site && !oidc) return refuse("untrusted_issuer", `issuer ${JSON.stringify(claims.iss ?? null).slice(0, 200)}`);
     const allowed: readonly string[] = oidc ? OIDC_TOKEN_ALGS : SITE_TOKEN_ALGS;
     if (!allowed.includes(alg)) return refuse("alg_not_allowed", `alg ${alg}; accepted: ${allowed.join(", ")}`);
-    if (!site && !oidc) return refuse("untrusted_issuer", `issuer ${JSON.stringify(claims.iss ?? null).slice(0, 200)}`);
     const keys = oidc ? oidc.keys : trust.keys;
     const jwk = typeof header.kid === "string" ? keys.find((k) => k.kid === header.kid) : undefined;
     if (!jwk) return refuse("unknown_key", `kid ${JSON.stringify(header.kid ?? null).slice(0, 80)} is not among the ${keys.length} key(s) of ${oidc ? "the directory" : "the site"}`);

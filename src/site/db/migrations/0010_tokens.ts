@@ -33,7 +33,9 @@ export function m0010Tokens(_dialect: Dialect): Migration {
         .addColumn("revoked_at", "text")
         .execute();
       await db.schema.alterTable("clients").addColumn("token_jkt", "text").execute();
-      await db.schema.alterTable("clients").addColumn("directory_id", "text", (c) => c.unique()).execute();
+      await db.schema.alterTable("clients").addColumn("directory_id", "text").execute();
+      // SQLite cannot add a UNIQUE column: a unique index does the same on both databases.
+      await db.schema.createIndex("clients_directory_id").unique().on("clients").column("directory_id").execute();
       await db.schema.alterTable("clients").addColumn("blocked", "integer", (c) => c.notNull().defaultTo(0)).execute();
       await db.schema.alterTable("clients").addColumn("blocked_at", "text").execute();
     },
