@@ -26,6 +26,7 @@ const MODULES: Record<string, () => Promise<Register>> = {
   endpoints: () => import("./commands/endpoints.ts").then((m) => m.registerEndpointsCommands),
   mp: () => import("./commands/mp.ts").then((m) => m.registerMpCommands),
   client: () => import("./commands/client.ts").then((m) => m.registerClientCommands),
+  settings: () => import("./commands/settings.ts").then((m) => m.registerSettingsCommands),
   token: () => import("./commands/token.ts").then((m) => m.registerTokenCommands),
 };
 
@@ -48,6 +49,7 @@ const COMMAND_MODULES: Record<string, string[]> = {
   check: ["endpoints"],
   mp: ["mp"],
   client: ["client"],
+  settings: ["settings"],
   token: ["token"],
 };
 

@@ -20,11 +20,12 @@ import type { ServiceContext } from "./services/context.ts";
 import { ProxiesService } from "./services/proxies.ts";
 import { RolesService } from "./services/roles.ts";
 import { ServersService } from "./services/servers.ts";
+import { SettingsService } from "./services/settings.ts";
 import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
 import { UpdatesService } from "./services/updates.ts";
 import { TokensService } from "./services/tokens.ts";
-import { DirectoryTrust, fetchJson } from "./services/directory.ts";
+import { DirectoryTrust, directoryConfigFrom, fetchJson } from "./services/directory.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
 export interface SitePaths {
@@ -55,6 +56,7 @@ export interface SiteServices {
   updates: UpdatesService;
   adrs: AdrsService;
   tokens: TokensService;
+  settings: SettingsService;
 }
 
 export interface OpenSiteOptions {
@@ -111,7 +113,9 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const roles = new RolesService(ctx);
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
   const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
-  const directory = new DirectoryTrust(async () => null, fetchJson, () => logs.component(LOG_FILES.smsprov));
+  const clients = new ClientsService(ctx);
+  const settings = new SettingsService(ctx, clients);
+  const directory = new DirectoryTrust(directoryConfigFrom(settings), fetchJson, () => logs.component(LOG_FILES.smsprov));
   const tokens = new TokensService(ctx, directory);
   const services: SiteServices = {
     sites,
@@ -120,10 +124,11 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     accounts,
     proxies,
     status: new StatusService(ctx),
-    clients: new ClientsService(ctx),
+    clients,
     cmgs: new CmgsService(ctx, sites, roles, tokens),
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
+    settings,
     tokens,
   };
   return {

@@ -207,6 +207,13 @@ export interface ClientSettingsTable {
   updated_at: string;
 }
 
+export interface SiteSettingsTable {
+  key: string;
+  /** The normalized value as `opencmg settings get` shows it. */
+  value: string;
+  updated_at: string;
+}
+
 export interface Database {
   sites: SitesTable;
   servers: ServersTable;
@@ -225,6 +232,7 @@ export interface Database {
   cmg_instance_restarts: CmgInstanceRestartsTable;
   clients: ClientsTable;
   client_settings: ClientSettingsTable;
+  site_settings: SiteSettingsTable;
   token_signing_keys: TokenSigningKeysTable;
   bulk_tokens: BulkTokensTable;
 }
@@ -255,6 +263,7 @@ export const SCHEMA_COLUMNS = {
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
   clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
+  site_settings: ["key", "value", "updated_at"],
   token_signing_keys: ["kid", "alg", "public_jwk", "private_key", "state", "created_at", "retired_at"],
   bulk_tokens: ["id", "created_at", "expires_at", "used_at", "used_by", "revoked_at"],
 } as const satisfies ColumnLists;
