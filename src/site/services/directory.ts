@@ -90,26 +90,8 @@ export function checkIssuerUrl(field: string, value: string): string {
   return value;
 }
 
-/** Plain GET of a JSON document, bounded in time and size. */
-export const fetchJson: JsonFetch = async (url) => {
-  const { request } = await import("undici"); // loaded by the one reader that fetches
-  const res = await request(url, { method: "GET", headers: { accept: "application/json" }, headersTimeout: 10_000, bodyTimeout: 10_000, maxRedirections: 0 } as Parameters<typeof request>[1]);
-  if (res.statusCode !== 200) {
-    await res.body.dump();
-    throw new Error(`${url} answered HTTP ${res.statusCode}`);
-  }
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of res.body) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_DOCUMENT_BYTES) {
-      res.body.destroy();
-      throw new Error(`${url} sent more than ${MAX_DOCUMENT_BYTES} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
-};
+/** Plain GET of a JSON document, bounded in time and size (undici is loaded with the first fetch). */
+export const fetchJson: JsonFetch = async (url) => (await import("./directory-fetch.ts")).getJson(url, MAX_DOCUMENT_BYTES);
 
 /** The public signing keys of a JWKS document, private members dropped, at most MAX_OIDC_KEYS. */
 function publicKeysOf(jwks: unknown): PublicJwk[] {
