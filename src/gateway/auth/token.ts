@@ -156,14 +156,16 @@ export class TokenAuthenticator implements ClientAuthenticator {
 
   /** The token's own checks, cached per token string and settings generation. */
   private async checkToken(raw: string, trust: TokenTrust, generation: number): Promise<Checked> {
-    const hit = this.verified.get(raw);
+    // Keyed by the token's hash: 32 bytes per entry whatever the token's size.
+    const key = createHash("sha256").update(raw).digest("base64url");
+    const hit = this.verified.get(key);
     const now = this.now();
     if (hit && hit.generation === generation && hit.until > now) return hit.checked;
     const checked = await this.verify(raw, trust, generation);
     // Refusals are cached too (a client retrying a bad token costs one lookup), but briefly.
     const until = checked.ok ? Math.min(checked.token.expiresAt, now + 60_000) : now + 5_000;
-    this.verified.delete(raw);
-    this.verified.set(raw, { generation, checked, until });
+    this.verified.delete(key);
+    this.verified.set(key, { generation, checked, until });
     if (this.verified.size > this.maxEntries) this.verified.delete(this.verified.keys().next().value!);
     return checked;
   }
@@ -256,6 +258,7 @@ export class TokenAuthenticator implements ClientAuthenticator {
     } catch {
       return refuse("bad_proof", "the proof's htu is not a URL");
     }
+    // The path, not the host: behind a load balancer or another name the client's URL host differs.
     if (htuPath !== path) return refuse("bad_proof", `the proof is for another path`);
     if (payload.ath !== token.ath) return refuse("bad_proof", "the proof is for another token (ath)");
     const jkt = await calculateJwkThumbprint(jwk, "sha256");

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startUp, type UpProcess } from "../../helpers/up-process.ts";
 import { until } from "../../helpers/until.ts";
+import { ClientAgent } from "../../../src/client/agent.ts";
 
 describe("bulk registration tokens and client tokens through the gateway", () => {
   let up: UpProcess;
@@ -68,12 +69,26 @@ describe("bulk registration tokens and client tokens through the gateway", () =>
     const list = up.site(["token", "list-bulk", "--json"]).json() as { id: string; state: string; usedBy: string }[];
     assert.deepEqual(list.find((b) => b.id === bulk.id) && { state: list.find((b) => b.id === bulk.id)!.state, usedBy: list.find((b) => b.id === bulk.id)!.usedBy }, { state: "used", usedBy: clientId });
 
-    // Renewal: a new client token, still bound to the device's key; the device goes on with it.
+    // The agent renews by itself once the token is older than the renewal age (30 days; 0 here).
+    const events: string[] = [];
+    const agent = new ClientAgent({ dir: folder, tokenRenewAfterMs: 0, onEvent: (e) => events.push(e.type) });
+    try {
+      const cycle = await agent.cycle();
+      assert.deepEqual(cycle.errors, []);
+    } finally {
+      await agent.close();
+    }
+    assert.ok(events.includes("token-renewed"), events.join(", "));
+    const autoRenewed = readFileSync(join(folder, "client-token"), "utf8").trim();
+    secrets.push(autoRenewed);
+    assert.notEqual(autoRenewed, firstToken);
+
+    // Renewal on demand: a new client token, still bound to the device's key; the device goes on with it.
     const renewed = up.cli(["client", "renew-token", "--client-dir", folder, "--json"]);
     assert.equal(renewed.status, 0, renewed.stderr);
     const secondToken = readFileSync(join(folder, "client-token"), "utf8").trim();
     secrets.push(secondToken);
-    assert.notEqual(secondToken, firstToken);
+    assert.notEqual(secondToken, autoRenewed);
     assert.equal(runOnce("pc1").status, 0);
 
     // Signing-key rotation: the token signed by the old key still works (overlap); a renewal signed
