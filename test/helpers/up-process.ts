@@ -40,8 +40,8 @@ export interface CliRun {
   json<T = any>(): T;
 }
 
-export function runBin(args: string[]): CliRun {
-  const r = spawnSync(process.execPath, [OPENCMG_BIN, ...args], { encoding: "utf8", timeout: 120_000, env: { ...process.env, OPENCMG_DATA: "", OPENCMG_CLIENT_DIR: "" } });
+export function runBin(args: string[], stdin?: string): CliRun {
+  const r = spawnSync(process.execPath, [OPENCMG_BIN, ...args], { encoding: "utf8", timeout: 120_000, input: stdin ?? "", env: { ...process.env, OPENCMG_DATA: "", OPENCMG_CLIENT_DIR: "" } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 

@@ -11,7 +11,7 @@ import { installClient } from "../../client/install.ts";
 import { parseDuration } from "../../duration.ts";
 import { clientDir } from "../../client/store.ts";
 import type { CliContext } from "../context.ts";
-import { keyValues, table } from "../output.ts";
+import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 
 function readPem(field: string, file: string | undefined): string | undefined {
@@ -72,7 +72,7 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
     .option("--ca <file>", "trusted roots for the management points' and CMGs' server certificates (PEM)")
     .option("--name <name>", "computer name (default: this host's name)")
     .option("--internal-probe <url>", "an internal URL whose answer means the device is on the intranet")
-    .option("--token <token>", "a bulk registration token (opencmg token create-bulk); --mp is then the CMG's token URL, .../CCM_Proxy_ServerAuth/<roleId>")
+    .option("--token <token>", "a bulk registration token (opencmg token create-bulk), or - to read it from standard input (out of the process list); --mp is then the CMG's token URL, .../CCM_Proxy_ServerAuth/<roleId>")
     .option("--id-token <file>", "a file holding an ID token of the directory the site trusts (directory sign-in), instead of --token")
     .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string }, cmd: Command) => {
       const r = await installClient({
@@ -84,7 +84,7 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
         caPem: readPem("ca", o.ca),
         name: o.name,
         internalProbe: o.internalProbe,
-        bulkToken: o.token,
+        bulkToken: o.token === "-" ? (await readStdin(ctx.io.stdin)).trim() : o.token,
         idToken: readPem("idToken", o.idToken)?.trim(),
       });
       ctx.print(cmd, r, () =>
@@ -220,8 +220,8 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
         const list = await s.services.clients.list();
         ctx.print(cmd, list, () =>
           table(
-            list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", blocked: c.blocked ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint ?? (c.tokenKey ? "(token)" : null) })),
-            ["id", "name", "approved", "blocked", "connection", "lastContact", "certificate"],
+            list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint ?? (c.tokenKey ? "(token)" : null), blocked: c.blocked ? "yes" : "no" })),
+            ["id", "name", "approved", "connection", "lastContact", "certificate", "blocked"],
           ),
         );
       });

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startUp, type UpProcess } from "../../helpers/up-process.ts";
+import { runBin, startUp, type UpProcess } from "../../helpers/up-process.ts";
 import { until } from "../../helpers/until.ts";
 import { ClientAgent } from "../../../src/client/agent.ts";
 
@@ -118,7 +118,9 @@ describe("bulk registration tokens and client tokens through the gateway", () =>
 
   it("a bulk token registers one device: a second use and a revoked token are refused", () => {
     const bulk = createBulk();
-    assert.equal(install("pc2", bulk.token, "PC-TOKEN-2").status, 0);
+    // Given on standard input: the token stays out of the process list.
+    const viaStdin = runBin(["client", "install", "--mp", tokenUrl, "--token", "-", "--ca", ca(), "--name", "PC-TOKEN-2", "--client-dir", join(up.dir, "pc2")], bulk.token + "\n");
+    assert.equal(viaStdin.status, 0, viaStdin.stderr);
     const twice = install("pc3", bulk.token, "PC-TOKEN-3");
     assert.equal(twice.status, 1);
     assert.match(twice.stderr, /401 bulk_token_used/);
