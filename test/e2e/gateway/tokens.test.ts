@@ -202,12 +202,14 @@ describe("token authenticator at the gateway", () => {
     await refused(send(`${base()}/SMS_MP/v1/policy`, null, { cert: true }), "no_token");
   });
 
-  it("proof of possession: missing, by another key, for another path, replayed", async () => {
+  it("proof of possession: missing, by another key, for another path, token or method, replayed", async () => {
     const raw = await token();
     const path = `${base()}/SMS_MP/v1/policy`;
     await refused(h.request(0, path, { headers: { authorization: `DPoP ${raw}` } }), "proof_required");
     await refused(send(path, raw, { proofKey: otherDevice }), "bad_proof");
     await refused(send(path, raw, { proof: await makeProof(device, "GET", `https://cmg.opencmg.test${base()}/SMS_MP/v1/location`, raw) }), "bad_proof");
+    await refused(send(path, raw, { proof: await makeProof(device, "GET", `https://cmg.opencmg.test${path}`, await token()) }), "bad_proof");
+    await refused(send(path, raw, { proof: await makeProof(device, "POST", `https://cmg.opencmg.test${path}`, raw) }), "bad_proof");
     const proof = await makeProof(device, "GET", `https://cmg.opencmg.test${path}`, raw);
     assert.equal((await send(path, raw, { proof })).status, 200);
     await refused(send(path, raw, { proof }), "bad_proof");
