@@ -5,6 +5,7 @@
 import { z } from "zod";
 import type { SiteServices } from "../site/site.ts";
 import { SETTINGS_ROUTES } from "./routes-settings.ts";
+import { TOKEN_ROUTES } from "./routes-tokens.ts";
 
 export interface RouteInput {
   params: Record<string, string>;
@@ -85,4 +86,5 @@ export const ROUTES: ApiRoute[] = [
   { method: "GET", path: "/api/v1/status/components", tag: "status", summary: "Component status per server", query: { server: "FQDN" }, handle: (s, i) => s.status.components(i.query.server) },
 
   ...SETTINGS_ROUTES,
+  ...TOKEN_ROUTES,
 ];
