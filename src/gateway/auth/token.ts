@@ -61,7 +61,7 @@ export const TOKEN_CHECKS: Record<TokenRefusalReason, string> = {
 /** A token that passed its own checks (signature, times, audience, type); kept per token string. */
 interface VerifiedToken {
   kind: TokenKind;
-  /** Client ID (client), bulk token ID (bulk), device claim value (oidc). */
+  /** Client ID (client), bulk token ID (bulk), "<issuer> <device claim value>" (oidc). */
   id: string;
   /** Client tokens: the key thumbprint the token is bound to. */
   jkt?: string;
@@ -218,7 +218,8 @@ export class TokenAuthenticator implements ClientAuthenticator {
     if (kind === "oidc") {
       const device = p[oidc!.deviceClaim];
       if (typeof device !== "string" || device.length === 0 || device.length > 256) return refuse("malformed_token", `the ID token has no ${oidc!.deviceClaim} claim naming the device`);
-      return { ok: true, token: { kind, id: device, ath, expiresAt } };
+      // The issuer goes with the device's name: a device is the same device only at the same directory.
+      return { ok: true, token: { kind, id: `${oidc!.issuer} ${device}`, ath, expiresAt } };
     }
     if (kind === "bulk") return { ok: true, token: { kind, id: String(p.jti), ath, expiresAt } };
     const jkt = (p.cnf as { jkt?: unknown } | undefined)?.jkt;

@@ -42,7 +42,7 @@ export const Header = {
   clientThumbprint: "x-opencmg-client-thumbprint",
   clientSubject: "x-opencmg-client-subject",
   clientSans: "x-opencmg-client-sans",
-  /** Token identities only: `<type> <id>` (client GUID:..., bulk <token ID>, oidc <device>), percent-encoded. */
+  /** Token identities only: `<type> <id>` (client GUID:..., bulk <token ID>, oidc <issuer> <device>), percent-encoded. */
   clientToken: "x-opencmg-client-token",
 } as const;
 

@@ -188,7 +188,7 @@ describe("token authenticator at the gateway", () => {
     const raw = await token({ key: directoryKey, typ: "JWT", iss: DIRECTORY, aud: "opencmg", extra: { deviceid: "PC-9" } });
     const res = await send(`${base()}/SMS_MP/v1/register`, raw, { method: "POST" });
     assert.equal(res.status, 200, res.body.toString());
-    assert.equal(h.backend.requests.at(-1)!.headers["x-opencmg-client-token"], "oidc PC-9");
+    assert.equal(h.backend.requests.at(-1)!.headers["x-opencmg-client-token"], `oidc ${DIRECTORY} PC-9`);
     await refused(send(`${base()}/SMS_MP/v1/policy`, raw), "token_not_for_path");
   });
 
