@@ -14,6 +14,7 @@ import { ENDPOINTS_ROUTES } from "./routes-endpoints.ts";
 import { UPDATES_ROUTES } from "./routes-updates.ts";
 import { SETTINGS_ROUTES } from "./routes-settings.ts";
 import { CMG_TRAFFIC_ROUTES } from "./routes-cmg-traffic.ts";
+import { TOKEN_ROUTES } from "./routes-tokens.ts";
 
 export type { ApiRoute, RouteInput } from "./route-kit.ts";
 export { Download, parseBody, parsedQuery, q, queryShape } from "./route-kit.ts";
@@ -94,6 +95,7 @@ const CORE: ApiRoute[] = [
   ...SETTINGS_ROUTES,
   ...CMG_TRAFFIC_ROUTES,
   ...CMG_ANALYZE_ROUTES,
+  ...TOKEN_ROUTES,
 ];
 
 export const ROUTES: ApiRoute[] = [...CORE, ...ADMIN_ROUTES, ...CLIENTS_ROUTES, ...CMGS_ROUTES, ...ENDPOINTS_ROUTES, ...UPDATES_ROUTES];

@@ -30,6 +30,7 @@ const MODULES: Record<string, () => Promise<Register>> = {
   client: () => import("./commands/client.ts").then((m) => m.registerClientCommands),
   admin: () => import("./commands/admin.ts").then((m) => m.registerAdminCommands),
   settings: () => import("./commands/settings.ts").then((m) => m.registerSettingsCommands),
+  token: () => import("./commands/token.ts").then((m) => m.registerTokenCommands),
 };
 
 /** Top-level command name -> the modules that register it (`site clients` lives with `client`). */
@@ -53,6 +54,7 @@ const COMMAND_MODULES: Record<string, string[]> = {
   client: ["client"],
   audit: ["admin"],
   settings: ["settings"],
+  token: ["token"],
 };
 
 /** The first word that is not a global option (or its value): the command being run. */

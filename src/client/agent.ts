@@ -13,7 +13,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { LogSet, type ComponentLog } from "../logs/cmtrace.ts";
 import { LOG_FILES } from "../logs/files.ts";
-import { MP_PATHS, type LocationAnswer, type MpCandidate, type PolicyAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
+import { OpenCmgError } from "../errors.ts";
+import { CLIENT_TOKEN_RENEW_AFTER_MS } from "../wire/tokens.ts";
+import { loadOrCreateTokenKey, tokenTimes, type TokenKey } from "./token-key.ts";
+import { MP_PATHS, type ClientTokenAnswer, type LocationAnswer, type MpCandidate, type PolicyAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
 import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
 import { checkUrl, describeCandidates, errorText } from "./mp-url.ts";
 import { decideNetwork, type NetworkDecision } from "./network.ts";
@@ -42,6 +45,8 @@ export interface AgentOptions {
   /** How long an MP or the probe has to answer the intranet check (default 3 s). */
   probeTimeoutMs?: number | undefined;
   requestTimeoutMs?: number | undefined;
+  /** A client token older than this is renewed (default 30 days). */
+  tokenRenewAfterMs?: number | undefined;
   /** Status messages per upload (default 100). */
   batchSize?: number | undefined;
   /** Upload retry back-off: first delay and cap (default 2 s, 5 min). */
@@ -55,6 +60,7 @@ export type AgentEvent =
   | { type: "network"; connectionType: ClientConnectionType; mp: string | null }
   | { type: "location"; mps: MpCandidate[] }
   | { type: "policy" }
+  | { type: "token-renewed"; expiresAt: string }
   | { type: "uploaded"; acknowledged: number; duplicates: number; queued: number }
   | { type: "upload-failed"; error: string; queued: number }
   | { type: "cycle"; report: CycleReport };
@@ -102,7 +108,42 @@ export class ClientAgent {
       exec: this.logs.component(LOG_FILES.ccmExec),
     };
     if (o.internalProbe) checkUrl("internalProbe", o.internalProbe);
-    this.transport = new MpTransport(this.store.tls(), { token: config.hasCertificate ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs, onRefusal: (e) => this.refusals.push(recordRefusal(e, this.now())) });
+    this.transport = new MpTransport(this.store.tls(), { token: config.hasCertificate || config.tokenAuth ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs, onRefusal: (e) => this.refusals.push(recordRefusal(e, this.now())) });
+  }
+
+  /** The client token and its key, loaded once (token clients only). */
+  private tokenKey: TokenKey | undefined;
+  private async tokenReady(c: ClientConfig): Promise<void> {
+    if (!c.tokenAuth || this.tokenKey) return;
+    const token = this.store.clientToken();
+    if (!token) throw new OpenCmgError("not_found", "NO_CLIENT_TOKEN", `no client token in ${this.store.dir}: install again with --token or --id-token`);
+    this.tokenKey = await loadOrCreateTokenKey(this.store.paths.tokenKey);
+    this.transport.useProvenToken(token, this.tokenKey);
+  }
+
+  /**
+   * Renews the client token through management point `mp` when it is older than the renewal age
+   * (`force`: now). The new token is written (0600) before it is used.
+   */
+  async renewToken(mp: string, force = false): Promise<{ renewed: boolean; expiresAt: string }> {
+    const c = this.store.config();
+    await this.tokenReady(c);
+    const current = this.store.clientToken();
+    if (!c.tokenAuth || !current || !this.tokenKey) throw new OpenCmgError("validation", "NOT_A_TOKEN_CLIENT", "this client authenticates with a certificate, not a client token");
+    const { issuedAt, expiresAt } = tokenTimes(current);
+    const age = this.now().getTime() - issuedAt.getTime();
+    if (!force && age <= (this.o.tokenRenewAfterMs ?? CLIENT_TOKEN_RENEW_AFTER_MS)) return { renewed: false, expiresAt: expiresAt.toISOString() };
+    const a = await this.transport.call<ClientTokenAnswer>(mp, MP_PATHS.token, { body: {} });
+    this.store.writeClientToken(a.clientToken);
+    this.transport.useProvenToken(a.clientToken, this.tokenKey);
+    this.log.exec.info(`Client token renewed through ${mp}: valid until ${a.expiresAt} (the previous one was issued ${issuedAt.toISOString()}).`);
+    this.emit({ type: "token-renewed", expiresAt: a.expiresAt });
+    return { renewed: true, expiresAt: a.expiresAt };
+  }
+
+  /** The management point a token renewal goes to: the one in use, else the install one. */
+  mpForRenewal(): string {
+    return this.store.state().mpInUse ?? this.store.config().bootstrapMp;
   }
 
   private emit(e: AgentEvent): void {
@@ -131,6 +172,7 @@ export class ClientAgent {
     const c = this.store.config();
     const s = this.store.state();
     const errors: string[] = [];
+    await this.tokenReady(c);
     const first = !this.started;
     this.started = true;
     this.refusals = [];
@@ -144,10 +186,19 @@ export class ClientAgent {
       const refused = this.refusals.find((r) => r.byGateway);
       const msg = refused
         ? `the CMG refused the client: ${refused.status} ${refused.reason}${refused.cause ? ` (${refused.cause})` : ""}, ${explainRefusal(refused.reason, refused.cause).check} check (${refused.url}); opencmg client diagnose says what to fix; will retry`
-        : `no ${net.connectionType} management point answers (${net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable"}); will retry`;
+        : `no ${net.connectionType} management point answers (${this.transport.lastRefusal?.message ?? (net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable")}); will retry`;
       errors.push(msg);
       this.log.location.warn(msg);
     } else {
+      if (c.tokenAuth) {
+        try {
+          await this.renewToken(net.mp);
+        } catch (e) {
+          // The current token stays valid for weeks after the renewal age: renewal is tried again next cycle.
+          errors.push(`token renewal: ${errorText(e)}`);
+          this.log.exec.warn(`Client token renewal through ${net.mp} failed: ${errorText(e)}`);
+        }
+      }
       if (first || this.dueIn(s.lastLocationAt, this.locationIntervalMs(s)) <= 0) {
         const r = await this.locate(c, s, { connectionType: net.connectionType, mp: net.mp }, errors);
         located = r.located;

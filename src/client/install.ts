@@ -4,12 +4,13 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { hostname } from "node:os";
-import { ValidationError } from "../errors.ts";
+import { OpenCmgError, ValidationError } from "../errors.ts";
 import { LogSet, type ComponentLog } from "../logs/cmtrace.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import { thumbprintOf } from "../pki/cert.ts";
 import { MP_PATHS, type LocationAnswer, type MpCandidate, type RegisterAnswer } from "../wire/mp.ts";
 import { checkHttpsUrl, checkUrl, describeCandidates, errorText, mpTypeOf } from "./mp-url.ts";
+import { loadOrCreateTokenKey, type TokenKey } from "./token-key.ts";
 import { ClientStore, writeFileAtomic, type ClientConfig, type ClientState } from "./store.ts";
 import { MpTransport, type ClientTls } from "./transport.ts";
 
@@ -23,6 +24,10 @@ export interface InstallOptions {
   keyPem?: string | undefined;
   /** Trusted roots for the MPs' and CMGs' server certificates (PEM); the system's roots when absent. */
   caPem?: string | undefined;
+  /** A bulk registration token (`opencmg token create-bulk`): no certificate needed; `mp` is the CMG's token URL. */
+  bulkToken?: string | undefined;
+  /** An ID token of the directory the site trusts (directory sign-in), instead of a bulk token. */
+  idToken?: string | undefined;
   /** Computer name (default: this host's name). */
   name?: string | undefined;
   internalProbe?: string | undefined;
@@ -73,6 +78,13 @@ export async function installClient(o: InstallOptions): Promise<InstallResult> {
   const internalProbe = o.internalProbe ? checkUrl("internalProbe", o.internalProbe) : null;
   if (Boolean(o.certPem) !== Boolean(o.keyPem)) throw new ValidationError(o.certPem ? "key" : "cert", "--cert and --key go together", `${o.certPem ? "key" : "cert"}: --cert and --key go together`);
   const thumbprint = o.certPem && o.keyPem ? checkCertificate(o.certPem, o.keyPem) : undefined;
+  const registrationToken = o.bulkToken ?? o.idToken;
+  if (o.bulkToken && o.idToken) throw new ValidationError("token", "--token and --id-token exclude each other", "token: give a bulk registration token (--token) or an ID token (--id-token), not both");
+  if (registrationToken && thumbprint) throw new ValidationError("token", "--token/--id-token and --cert exclude each other", "token: a client with a certificate registers with it; --token and --id-token are for devices without one");
+  if (registrationToken !== undefined && !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(registrationToken.trim())) {
+    throw new ValidationError(o.bulkToken ? "token" : "idToken", "must be a signed JWT (three base64url parts)", `${o.bulkToken ? "token" : "idToken"}: must be a signed JWT (three base64url parts, as printed once by opencmg token create-bulk)`);
+  }
+  if (registrationToken && mpTypeOf(mp) !== "Internet") throw new ValidationError("mp", "must be the CMG's token URL (.../CCM_Proxy_ServerAuth/<roleId>) with --token or --id-token", "mp: with --token or --id-token, give the CMG's token URL, https://CMG/CCM_Proxy_ServerAuth/<roleId>");
   const name = o.name ?? defaultName();
   const now = o.now ?? (() => new Date());
   const store = new ClientStore(o.dir);
@@ -80,10 +92,13 @@ export async function installClient(o: InstallOptions): Promise<InstallResult> {
   const logs = new LogSet({ dir: store.paths.logs, now });
   const tls: ClientTls = { certPem: o.certPem, keyPem: o.keyPem, ca: o.caPem ? [o.caPem] : undefined };
   // A client without certificate keeps its token across reinstalls, so it stays the same client.
-  const token = thumbprint ? undefined : store.token();
+  const token = thumbprint || registrationToken ? undefined : store.token();
   const transport = new MpTransport(tls, { token, timeoutMs: o.timeoutMs });
+  // A device without a certificate proves its own key on every request (the client token is bound to it).
+  const tokenKey = registrationToken ? await loadOrCreateTokenKey(store.paths.tokenKey) : undefined;
+  if (registrationToken && tokenKey) transport.useProvenToken(registrationToken.trim(), tokenKey);
   try {
-    const reg = await register(o, { mp, name, thumbprint, internalProbe, now, store, transport, log: logs.component(LOG_FILES.clientIdManagerStartup) });
+    const reg = await register(o, { mp, name, thumbprint, internalProbe, now, store, transport, tokenKey, log: logs.component(LOG_FILES.clientIdManagerStartup) });
     const locLog = logs.component(LOG_FILES.locationServices);
     let loc: LocationAnswer;
     try {
@@ -110,6 +125,7 @@ interface Registration {
   now: () => Date;
   store: ClientStore;
   transport: MpTransport;
+  tokenKey: TokenKey | undefined;
   log: ComponentLog;
 }
 
@@ -132,20 +148,27 @@ async function register(o: InstallOptions, r: Registration): Promise<RegisterAns
     writeFileAtomic(store.paths.token, reg.token + "\n", 0o600);
     r.transport.useToken(reg.token);
   }
+  if (r.tokenKey) {
+    if (!reg.clientToken) throw new OpenCmgError("net", "NO_CLIENT_TOKEN", `${mp} registered the device but sent no client token`);
+    store.writeClientToken(reg.clientToken);
+    r.transport.useProvenToken(reg.clientToken, r.tokenKey);
+  }
   const config: ClientConfig = {
     version: 1,
     name,
     bootstrapMp: mp,
-    alwaysInternet: o.alwaysInternet === true,
+    // A token client has no certificate an intranet management point could check: always the CMG.
+    alwaysInternet: o.alwaysInternet === true || r.tokenKey !== undefined,
     internalProbe: r.internalProbe,
     clientId: reg.clientId,
     approved: reg.approved,
     hasCertificate: thumbprint !== undefined,
+    ...(r.tokenKey ? { tokenAuth: true } : {}),
     installedAt: r.now().toISOString(),
   };
   store.writeConfig(config);
   r.log.info(
-    `Registered with ${mp} as ${reg.clientId} (${name})${thumbprint ? ` with certificate ${thumbprint}` : " without a certificate"}; ${reg.approved ? "approved" : "awaiting approval by the site"}${config.alwaysInternet ? "; always on internet (CCMALWAYSINF=1)" : ""}.`,
+    `Registered with ${mp} as ${reg.clientId} (${name})${thumbprint ? ` with certificate ${thumbprint}` : r.tokenKey ? ` with a ${o.bulkToken ? "bulk registration token" : "directory ID token"}; client token valid until ${reg.clientTokenExpiresAt ?? "?"}, bound to key ${r.tokenKey.jkt}` : " without a certificate"}; ${reg.approved ? "approved" : "awaiting approval by the site"}${config.alwaysInternet ? "; always on internet (CCMALWAYSINF=1)" : ""}.`,
   );
   return reg;
 }

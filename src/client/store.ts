@@ -8,6 +8,7 @@
  *   <dir>/client.pem    client authentication certificate  <dir>/client.key  its key (0600)
  *   <dir>/ca.pem        trusted roots for MPs and CMGs      <dir>/token       registration token (0600)
  *   <dir>/queue/        status messages waiting for upload <dir>/logs/       CMTrace logs
+ *   <dir>/client-token  the site's client token (0600)     <dir>/token-key.pem  the key it is bound to (0600)
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -30,6 +31,8 @@ export interface ClientConfig {
   clientId: string;
   approved: boolean;
   hasCertificate: boolean;
+  /** Installed with a bulk registration token or a directory ID token: authenticates with its client token. */
+  tokenAuth?: boolean;
   installedAt: string;
 }
 
@@ -117,12 +120,12 @@ export function fsyncDir(dir: string): void {
 
 export class ClientStore {
   readonly dir: string;
-  readonly paths: { config: string; state: string; cert: string; key: string; ca: string; token: string; queue: string; logs: string };
+  readonly paths: { config: string; state: string; cert: string; key: string; ca: string; token: string; queue: string; logs: string; clientToken: string; tokenKey: string };
 
   constructor(dir: string) {
     this.dir = resolve(dir);
     const p = (f: string): string => join(this.dir, f);
-    this.paths = { config: p("client.json"), state: p("state.json"), cert: p("client.pem"), key: p("client.key"), ca: p("ca.pem"), token: p("token"), queue: p("queue"), logs: p("logs") };
+    this.paths = { config: p("client.json"), state: p("state.json"), cert: p("client.pem"), key: p("client.key"), ca: p("ca.pem"), token: p("token"), queue: p("queue"), logs: p("logs"), clientToken: p("client-token"), tokenKey: p("token-key.pem") };
   }
 
   /** Creates the folder (0700: it holds a private key). */
@@ -164,6 +167,14 @@ export class ClientStore {
     const keyPem = read(this.paths.key);
     const ca = read(this.paths.ca);
     return { ...(certPem && keyPem ? { certPem, keyPem } : {}), ...(ca ? { ca: [ca] } : {}) };
+  }
+
+  clientToken(): string | undefined {
+    return existsSync(this.paths.clientToken) ? readFileSync(this.paths.clientToken, "utf8").trim() : undefined;
+  }
+
+  writeClientToken(token: string): void {
+    writeFileAtomic(this.paths.clientToken, token + "\n", 0o600);
   }
 
   token(): string | undefined {

@@ -10,6 +10,7 @@ import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
 import { MP_PATHS } from "../wire/mp.ts";
 import { REFUSAL_HEADERS } from "../wire/refusals.ts";
 import type { RecordedRefusal } from "./store.ts";
+import { makeProof, type TokenKey } from "./token-key.ts";
 
 export interface ClientTls {
   certPem?: string | undefined;
@@ -61,6 +62,9 @@ export function mpEndpoint(mpUrl: string, path: string): string {
 export class MpTransport {
   private readonly agent: Agent;
   private token: string | undefined;
+  private proven: { token: string; key: TokenKey } | undefined;
+  /** The last refusal a ping got (the CMG answered, but not with a management point's answer). */
+  lastRefusal: MpRefusedError | undefined;
   constructor(
     tls: ClientTls,
     private readonly o: {
@@ -92,7 +96,11 @@ export class MpTransport {
     const url = mpEndpoint(mpUrl, path);
     const headers: Record<string, string> = { accept: "application/json" };
     if (o.body !== undefined) headers["content-type"] = "application/json";
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const method = o.method ?? (o.body === undefined ? "GET" : "POST");
+    if (this.proven) {
+      headers.authorization = `DPoP ${this.proven.token}`;
+      headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token);
+    } else if (this.token) headers.authorization = `Bearer ${this.token}`;
     let status: number;
     let text: string;
     let gatewayReason: string | undefined;
@@ -100,7 +108,7 @@ export class MpTransport {
     try {
       const res = await request(url, {
         dispatcher: this.agent,
-        method: o.method ?? (o.body === undefined ? "GET" : "POST"),
+        method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
         signal: AbortSignal.timeout(o.timeoutMs ?? this.o.timeoutMs ?? 30_000),
@@ -133,12 +141,24 @@ export class MpTransport {
     this.token = token;
   }
 
+  /**
+   * From now on, send this token with a proof of possession made with `key` on every request (a
+   * bulk registration token or ID token at registration, the client token after it).
+   */
+  useProvenToken(token: string, key: TokenKey): void {
+    this.proven = { token, key };
+  }
+
   /** True when a management point answers at `mpUrl` within `timeoutMs`. */
   async ping(mpUrl: string, timeoutMs: number): Promise<boolean> {
     try {
       await this.call(mpUrl, MP_PATHS.ping, { timeoutMs });
+      this.lastRefusal = undefined;
       return true;
-    } catch {
+    } catch (e) {
+      // A gateway that refuses the client (a blocked client, a token it does not take) answers
+      // too, but the client cannot go on through it: kept so the agent can say why.
+      if (e instanceof MpRefusedError) this.lastRefusal = e;
       return false;
     }
   }

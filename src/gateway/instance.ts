@@ -7,6 +7,8 @@ import { request } from "undici";
 import { CrlCache } from "../pki/crl.ts";
 import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
 import { MutualTlsAuthenticator, type ClientAuthenticator } from "./auth/client-cert.ts";
+import { TokenAuthenticator } from "./auth/token.ts";
+import { TOKEN_SCHEME } from "../wire/tokens.ts";
 import { startClientListener } from "./client-listener.ts";
 import { resolveGatewayConfig, type GatewayInstanceConfig } from "./config.ts";
 import { GatewayMetrics } from "./metrics.ts";
@@ -45,8 +47,8 @@ export interface GatewayDeps {
   /** Downloads a CRL (default: plain HTTP(S) GET, 10 s timeout, 32 MB at most). */
   fetchCrl?: (url: string) => Promise<Buffer>;
   /**
-   * More authenticators by URL scheme segment (e.g. `CCM_Proxy_ServerAuth` for site-issued
-   * tokens). `CCM_Proxy_MutualAuth` is always the client-certificate authenticator.
+   * More (or other) authenticators by URL scheme segment. `CCM_Proxy_MutualAuth` is always the
+   * client-certificate authenticator; `CCM_Proxy_ServerAuth` is the token authenticator unless given here.
    */
   authenticators?: Record<string, ClientAuthenticator>;
 }
@@ -105,11 +107,17 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     revocation: crls,
     cacheMs: cfg.limits.authCacheMs,
   });
+  const tokens = new TokenAuthenticator({
+    trust: () => {
+      const s = settings.current();
+      return s && { generation: settings.generation, tokens: s.tokens };
+    },
+  });
   const router = createRouter({
     source,
     settings,
     pool,
-    authenticators: { ...deps.authenticators, CCM_Proxy_MutualAuth: mtls },
+    authenticators: { [TOKEN_SCHEME]: tokens, ...deps.authenticators, CCM_Proxy_MutualAuth: mtls },
     limits: cfg.limits,
     log: httpLog,
   });

@@ -51,10 +51,17 @@ export const AUDITED: AuditRules = {
   roles: { add: role, set: role, remove: role },
   accounts: { add: account, setPassword: password, remove: account },
   proxies: { set: proxy, clear: proxy },
-  clients: { approve: named("client", (s, id) => s.clients.get(id)), setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() } },
+  clients: { approve: named("client", (s, id) => s.clients.get(id)), block: named("client", (s, id) => s.clients.get(id)), setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() } },
   cmgs: { create: cmg("name"), update: cmg(), remove: cmg() },
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name") },
   settings: { set: setting, reset: setting },
+  cmgAlerts: { setTrafficAlert: { object: (a) => `cmg/${arg(a, 0)}/traffic-alert`, read: async (s, a) => (await s.cmgs.show(arg(a, 0))).deploy?.trafficAlert ?? null } },
+  // The bulk token itself is redacted from the record (its "token" field); its ID and expiry stay.
+  tokens: {
+    createBulk: { object: () => "bulk-token" },
+    revokeBulk: named("bulk-token", async (s, id) => (await s.tokens.listBulk()).find((b) => b.id === id) ?? null),
+    rotateSigningKey: { object: () => "token-signing-keys", read: (s) => s.tokens.signingKeys(), always: true },
+  },
   adminTokens: { create: token, revoke: token, adoptAdminFile: { object: () => "admin-token/admin", read: (s) => s.adminTokens.get("admin") } },
 };
 

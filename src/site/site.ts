@@ -31,6 +31,9 @@ import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
 import { AdminTokensService, type AdminIdentity } from "./services/admin-tokens.ts";
 import { UpdatesService } from "./services/updates.ts";
+import { TokensService } from "./services/tokens.ts";
+import { DirectoryTrust, directoryConfigFrom, fetchJson } from "./services/directory.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 export interface SitePaths {
   data: string;
@@ -63,6 +66,7 @@ export interface SiteServices {
   cmgAlerts: CmgAlertsService;
   updates: UpdatesService;
   adrs: AdrsService;
+  tokens: TokensService;
   settings: SettingsService;
   adminTokens: AdminTokensService;
   audit: AuditService;
@@ -132,6 +136,9 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
   const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
   const clients = new ClientsService(ctx);
+  const settings = new SettingsService(ctx, clients);
+  const directory = new DirectoryTrust(directoryConfigFrom(settings), fetchJson, () => logs.component(LOG_FILES.smsprov));
+  const tokens = new TokensService(ctx, directory);
   const raw: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
@@ -140,12 +147,13 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     proxies,
     status: new StatusService(ctx),
     clients,
-    cmgs: new CmgsService(ctx, sites, roles),
+    cmgs: new CmgsService(ctx, sites, roles, tokens),
     cmgTraffic: new CmgTrafficService(ctx),
     cmgAlerts: new CmgAlertsService(ctx),
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
-    settings: new SettingsService(ctx, clients),
+    settings,
+    tokens,
     adminTokens: new AdminTokensService(ctx),
     audit: new AuditService(ctx),
     checks: new EndpointChecksService(ctx),

@@ -36,6 +36,8 @@ export const MP_PATHS = {
   policy: "/SMS_MP/v1/policy",
   /** POST StatusUpload -> StatusUploadAnswer */
   status: "/SMS_MP/v1/status",
+  /** POST (client token) -> ClientTokenAnswer: a renewed client token, bound to the same key */
+  token: "/SMS_MP/v1/token",
 } as const;
 
 /** Largest request body an MP accepts (a full status batch of short messages fits many times). */
@@ -61,6 +63,13 @@ export type MpReason =
   | "not_registered"
   | "awaiting_approval"
   | "too_many_registrations"
+  | "client_blocked"
+  | "token_key_mismatch"
+  | "registration_token_only"
+  | "bulk_token_unknown"
+  | "bulk_token_used"
+  | "bulk_token_revoked"
+  | "bulk_token_expired"
   | "internal_error";
 
 /** Body of every refusal. */
@@ -88,6 +97,14 @@ export interface RegisterAnswer {
   /** Only for a registration without certificate: what the client authenticates with from now on. */
   token?: string;
   connectionType: ConnectionType;
+  /** A registration with a bulk registration token or a directory ID token: the client's own token. */
+  clientToken?: string;
+  clientTokenExpiresAt?: string;
+}
+
+export interface ClientTokenAnswer {
+  clientToken: string;
+  expiresAt: string;
 }
 
 export type MpType = "Intranet" | "Internet";

@@ -16,7 +16,7 @@ import { issueCert, type IssuedCert } from "../../src/pki/issue.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../../src/gateway/instance.ts";
 import type { GatewayLimitsInput } from "../../src/gateway/config.ts";
 import type { ClientAuthenticator } from "../../src/gateway/auth/client-cert.ts";
-import type { CmgSettings } from "../../src/wire/tunnel/protocol.ts";
+import type { CmgSettings, TokenTrust } from "../../src/wire/tunnel/protocol.ts";
 import {
   connectionPointLogs,
   startConnectionPoint,
@@ -58,6 +58,8 @@ export interface HarnessOptions {
   backends?: Record<string, string>;
   /** More client authenticators for the instances, by URL scheme segment. */
   authenticators?: Record<string, ClientAuthenticator>;
+  /** Token trust in the settings (site signing keys, audience, blocked clients, directory). */
+  tokens?: TokenTrust;
 }
 
 export interface CmgHarness {
@@ -168,7 +170,7 @@ class Harness implements CmgHarness {
     this.crlServer = p.crlServer;
     this.tunnelServer = p.tunnelServer;
     this.tunnelCerts = p.tunnelCerts;
-    this.settings = testSettings(p.pki, o.crlCheck ?? true);
+    this.settings = { ...testSettings(p.pki, o.crlCheck ?? true), ...(o.tokens ? { tokens: o.tokens } : {}) };
     this.backends = { [ROLES.mp]: p.backend.url, [ROLES.sup]: `${p.backend.url}/sup`, [ROLES.closed]: p.backend.url, ...o.backends };
     this.instances = Array.from({ length: p.nInstances }, () => null);
     this.connectionPoints = Array.from({ length: p.nCps }, () => null);

@@ -11,7 +11,7 @@ import { installClient } from "../../client/install.ts";
 import { parseDuration } from "../../duration.ts";
 import { clientDir } from "../../client/store.ts";
 import type { CliContext } from "../context.ts";
-import { keyValues, table } from "../output.ts";
+import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import type { ClientDiagnosis } from "../../client/diagnose.ts";
 
@@ -55,6 +55,7 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
   registerInstall(client, ctx, dirOf);
   registerRun(client, ctx, dirOf);
   registerFolderViews(client, ctx, dirOf);
+  registerRenew(client, ctx, dirOf);
   registerSiteClientCommands(program, ctx);
 }
 
@@ -72,7 +73,9 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
     .option("--ca <file>", "trusted roots for the management points' and CMGs' server certificates (PEM)")
     .option("--name <name>", "computer name (default: this host's name)")
     .option("--internal-probe <url>", "an internal URL whose answer means the device is on the intranet")
-    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string }, cmd: Command) => {
+    .option("--token <token>", "a bulk registration token (opencmg token create-bulk), or - to read it from standard input (out of the process list); --mp is then the CMG's token URL, .../CCM_Proxy_ServerAuth/<roleId>")
+    .option("--id-token <file>", "a file holding an ID token of the directory the site trusts (directory sign-in), instead of --token")
+    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string }, cmd: Command) => {
       const r = await installClient({
         dir: dirOf(cmd),
         mp: o.mp,
@@ -82,6 +85,8 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
         caPem: readPem("ca", o.ca),
         name: o.name,
         internalProbe: o.internalProbe,
+        bulkToken: o.token === "-" ? (await readStdin(ctx.io.stdin)).trim() : o.token,
+        idToken: readPem("idToken", o.idToken)?.trim(),
       });
       ctx.print(cmd, r, () =>
         keyValues({
@@ -137,6 +142,22 @@ function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
         void waitForStop().then(() => abort.abort());
         ctx.io.err.write(`OpenCMG client agent running from ${opts.dir}; Ctrl-C stops it\n`);
         await agent.run(abort.signal);
+      } finally {
+        await agent.close();
+      }
+    });
+}
+
+/** `client renew-token`: a new client token now (the agent renews by itself after 30 days). */
+function registerRenew(client: Command, ctx: CliContext, dirOf: DirOf): void {
+  client
+    .command("renew-token")
+    .description("renew the client token now (a client installed with --token or --id-token)")
+    .action(async (_o: unknown, cmd: Command) => {
+      const agent = new ClientAgent({ dir: dirOf(cmd) });
+      try {
+        const r = await agent.renewToken(agent.mpForRenewal(), true);
+        ctx.print(cmd, r, () => `Client token renewed, valid until ${r.expiresAt}.\n`);
       } finally {
         await agent.close();
       }
@@ -225,8 +246,8 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
         const list = await s.services.clients.list();
         ctx.print(cmd, list, () =>
           table(
-            list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint })),
-            ["id", "name", "approved", "connection", "lastContact", "certificate"],
+            list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint ?? (c.tokenKey ? "(token)" : null), blocked: c.blocked ? "yes" : "no" })),
+            ["id", "name", "approved", "connection", "lastContact", "certificate", "blocked"],
           ),
         );
       });
@@ -240,6 +261,17 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
         ctx.print(cmd, c, () => `Approved client ${c.id} (${c.name}).\n`);
       });
     });
+  for (const [word, blocked] of [["block", true], ["unblock", false]] as const) {
+    clients
+      .command(`${word} <id>`)
+      .description(blocked ? "block a client: refused by the management points at once and by every CMG instance within a minute" : "let a blocked client in again")
+      .action(async (id: string, _o: unknown, cmd: Command) => {
+        await ctx.withSite(cmd, async (s) => {
+          const c = await s.services.clients.block(id, blocked);
+          ctx.print(cmd, c, () => `Client ${c.id} (${c.name}) ${blocked ? "blocked" : "unblocked"}.\n`);
+        });
+      });
+  }
   clients
     .command("settings")
     .description("show or change the default client settings (policy)")

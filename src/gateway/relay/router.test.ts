@@ -68,10 +68,13 @@ describe("routing (2 instances, 2 connection points)", () => {
   });
 
   it("answers 404 for paths outside the proxy endpoints and for schemes without an authenticator", async () => {
-    for (const p of ["/", "/SMS_MP/.sms_aut?MPLIST", `/CCM_Proxy_ServerAuth/${h.roles.mp}/SMS_MP/x`]) {
+    for (const p of ["/", "/SMS_MP/.sms_aut?MPLIST", `/CCM_Proxy_OtherAuth/${h.roles.mp}/SMS_MP/x`]) {
       const r = await h.request(0, p, { cert: h.pki.client });
       assert.equal(r.status, 404, p);
     }
+    // The token scheme has its authenticator: a certificate there counts for nothing.
+    const r = await h.request(0, `/CCM_Proxy_ServerAuth/${h.roles.mp}/SMS_MP/x`, { cert: h.pki.client });
+    assert.equal(r.status, 401);
   });
 
   it("strips identity headers the client forged and hop-by-hop headers, and adds the authenticated identity", async () => {

@@ -8,6 +8,9 @@ import type { ComponentLog } from "../../logs/cmtrace.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { Client, ClientsService, ConnectionType } from "../../site/services/clients.ts";
 import type { StatusService } from "../../site/services/status.ts";
+import type { TokensService } from "../../site/services/tokens.ts";
+import { internetMpUrl } from "./internet-mps.ts";
+import { TOKEN_SCHEME } from "../../wire/tokens.ts";
 import { checkObject } from "../../site/validation.ts";
 import type { Caller } from "./identity.ts";
 import type { InternetMp } from "./internet-mps.ts";
@@ -20,6 +23,7 @@ import {
   type LocationAnswer,
   type MpCandidate,
   type PolicyAnswer,
+  type ClientTokenAnswer,
   type RegisterAnswer,
   type StatusItem,
   type StatusUploadAnswer,
@@ -33,6 +37,8 @@ export interface HandlerDeps {
   internetMps: () => Promise<InternetMp[]>;
   /** Registrations without a certificate that may await approval at once. */
   maxPendingRegistrations: number;
+  /** Site-issued tokens: bulk tokens used once, client tokens issued and renewed. */
+  tokens: Pick<TokensService, "consumeBulk" | "noteBulkUser" | "issueClientToken">;
 }
 
 export interface MpLogs {
@@ -64,7 +70,16 @@ export async function resolveClient(deps: HandlerDeps, caller: Caller, o: { requ
       break;
     case "anonymous":
       throw new MpError(401, "client_identity_required", "present a client authentication certificate (or the token of a registration request)");
+    case "site-token": {
+      if (caller.type !== "client") throw new MpError(401, "registration_token_only", `a ${caller.type === "bulk" ? "bulk registration" : "directory ID"} token only registers a device; use the client token the registration gave`);
+      client = await deps.clients.get(caller.id).catch(() => undefined);
+      if (!client) throw new MpError(401, "not_registered", `client ${caller.id} of this client token is not registered at this site; install again`);
+      if (client.tokenKey !== caller.jkt) throw new MpError(401, "token_key_mismatch", `the client token of ${client.id} is bound to another key than the one this request proved; install again`);
+      connectionType = "internet";
+      break;
+    }
   }
+  if (client.blocked) throw new MpError(403, "client_blocked", `client ${client.id} (${client.name}) is blocked by an administrator`);
   if (o.requireApproved && !client.approved) throw new MpError(403, "awaiting_approval", `client ${client.id} (${client.name}) awaits approval: opencmg site clients approve ${client.id}`);
   return { client, connectionType };
 }
@@ -87,6 +102,8 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
   switch (caller.kind) {
     case "untrusted-certificate":
       throw untrusted(caller);
+    case "site-token":
+      return registerWithToken(deps, log, caller, req);
     case "certificate": {
       const { client, created } = await deps.clients.registerWithCertificate({
         name: req.name,
@@ -118,16 +135,62 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
 }
 
 /**
+ * Registration through `/CCM_Proxy_ServerAuth/` with a bulk registration token (once: the site
+ * marks it used), a directory ID token (the same device keeps its client ID), or the client's own
+ * token (registering again). The answer carries the client token, bound to the key the device proved.
+ */
+async function registerWithToken(deps: HandlerDeps, log: ComponentLog, caller: Extract<Caller, { kind: "site-token" }>, req: { name: string; alwaysInternet?: boolean | undefined }): Promise<RegisterAnswer> {
+  let client: Client;
+  let how: string;
+  if (caller.type === "client") {
+    ({ client } = await resolveClient(deps, caller, { requireApproved: true }));
+    how = "with its client token";
+  } else if (caller.type === "bulk") {
+    const used = await deps.tokens.consumeBulk(caller.id);
+    if (!used.ok) {
+      const why = { bulk_token_unknown: "is not known to this site", bulk_token_used: "has already registered a device", bulk_token_revoked: "was revoked", bulk_token_expired: "has expired" }[used.reason];
+      throw new MpError(401, used.reason, `the bulk registration token ${caller.id} ${why}`);
+    }
+    ({ client } = await deps.clients.registerWithToken({ name: req.name, jkt: caller.jkt, alwaysInternet: req.alwaysInternet }));
+    await deps.tokens.noteBulkUser(caller.id, client.id);
+    how = `with bulk registration token ${caller.id}`;
+  } else {
+    const r = await deps.clients.registerWithToken({ name: req.name, jkt: caller.jkt, directoryId: `oidc:${caller.id}`, alwaysInternet: req.alwaysInternet });
+    client = r.client;
+    if (client.blocked) throw new MpError(403, "client_blocked", `client ${client.id} (${client.name}) is blocked by an administrator`);
+    how = `by directory sign-in as ${caller.id}${r.created ? "" : " (known device)"}`;
+  }
+  const issued = await deps.tokens.issueClientToken(client.id, caller.jkt);
+  log.info(`Registered client ${client.id} (${client.name}) ${how}, internet via ${caller.via}; client token issued until ${issued.expiresAt}, bound to key ${caller.jkt}.`);
+  return { clientId: client.id, approved: true, connectionType: "internet", clientToken: issued.token, clientTokenExpiresAt: issued.expiresAt };
+}
+
+/** Client token renewal: a new token for the same client and key (the client renews after 30 days). */
+export async function renewToken(deps: HandlerDeps, log: ComponentLog, caller: Caller): Promise<ClientTokenAnswer> {
+  if (caller.kind !== "site-token") throw new MpError(401, "client_identity_required", "only a client token is renewed here");
+  const { client } = await resolveClient(deps, caller, { requireApproved: true });
+  const issued = await deps.tokens.issueClientToken(client.id, caller.jkt);
+  await deps.clients.touch(client.id, "internet");
+  log.info(`Client token of ${client.id} (${client.name}) renewed until ${issued.expiresAt}.`);
+  return { clientToken: issued.token, expiresAt: issued.expiresAt };
+}
+
+/**
  * Location request: every intranet management point, and the CMGs as internet management points
  * unless the client settings turned CMG use off.
  */
 export async function locate(deps: HandlerDeps, log: ComponentLog, caller: Caller): Promise<LocationAnswer> {
   const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: false });
   const settings = await deps.clients.settings();
-  const intranet: MpCandidate[] = (await deps.roles.list())
-    .filter((r) => r.kind === "management-point")
-    .map((r) => ({ type: "Intranet", url: (r.settings as { internalUrl?: string }).internalUrl ?? `https://${r.serverFqdn}`, fqdn: r.serverFqdn }));
-  const internet: MpCandidate[] = settings.useCmg ? (await deps.internetMps()).map((m) => ({ type: "Internet", url: m.url, cmg: m.cmg })) : [];
+  // A token client has no certificate: intranet management points cannot identify it, and it uses
+  // the CMG's token URL (`/CCM_Proxy_ServerAuth/<roleId>`).
+  const tokenClient = caller.kind === "site-token";
+  const intranet: MpCandidate[] = tokenClient
+    ? []
+    : (await deps.roles.list())
+        .filter((r) => r.kind === "management-point")
+        .map((r) => ({ type: "Intranet", url: (r.settings as { internalUrl?: string }).internalUrl ?? `https://${r.serverFqdn}`, fqdn: r.serverFqdn }));
+  const internet: MpCandidate[] = settings.useCmg || tokenClient ? (await deps.internetMps()).map((m) => ({ type: "Internet", url: tokenClient ? tokenUrlOf(m.url) : m.url, cmg: m.cmg })) : [];
   await deps.clients.touch(client.id, connectionType);
   log.info(
     `Location request from ${client.id} (${client.name}, ${connectionType}): ${intranet.length} intranet and ${internet.length} internet management point(s)${settings.useCmg ? "" : " (CMG use is off in the client settings)"}.`,
@@ -182,4 +245,10 @@ export async function uploadStatus(deps: HandlerDeps, log: ComponentLog, caller:
   await deps.clients.touch(client.id, connectionType);
   log.info(`Received ${items.length} status message(s) from ${client.id} (${client.name}, ${connectionType}): ${items.length - duplicates} new, ${duplicates} already held.`);
   return { acknowledged: items.map((m) => m.id), duplicates };
+}
+
+/** The token URL of an internet management point (`.../CCM_Proxy_MutualAuth/<roleId>` -> `.../CCM_Proxy_ServerAuth/<roleId>`). */
+function tokenUrlOf(url: string): string {
+  const m = /^(.*)\/CCM_Proxy_MutualAuth\/([^/]+)$/.exec(url);
+  return m ? internetMpUrl(m[1]!, m[2]!, TOKEN_SCHEME) : url;
 }

@@ -18,12 +18,13 @@ import { describe } from "../../pki/cert.ts";
 import { verifyClientChain, type ChainTrust } from "../../pki/verify.ts";
 import type { ConnectionType } from "../../site/services/clients.ts";
 import { MpError } from "./mp-error.ts";
+import type { TokenKind } from "../../wire/tokens.ts";
 
 // The CN prefix of connection point certificates the site CA issues (src/site/site-pki.ts).
 export { CONNECTION_POINT_CN_PREFIX };
 
 /** Headers that carry a relayed client identity: only a connection point may send them. */
-export const IDENTITY_HEADERS = [Header.clientAuth, Header.clientThumbprint, Header.clientSubject, Header.clientSans] as const;
+export const IDENTITY_HEADERS = [Header.clientAuth, Header.clientThumbprint, Header.clientSubject, Header.clientSans, Header.clientToken] as const;
 const IDENTITY_PREFIX = "x-opencmg-client-";
 
 export type Caller =
@@ -38,6 +39,8 @@ export type Caller =
     }
   | { kind: "untrusted-certificate"; thumbprint: string; subject: string; detail: string }
   | { kind: "token"; token: string }
+  /** A site-issued token (or a directory ID token) the gateway checked, with the key the client proved. */
+  | { kind: "site-token"; type: TokenKind; id: string; jkt: string; via: string }
   | { kind: "anonymous" };
 
 export interface CallerTrust {
@@ -167,6 +170,7 @@ function decoded(s: string): string {
 
 function relayedCaller(h: IncomingHttpHeaders, connectionPoint: string): Caller {
   const method = headerText(h, Header.clientAuth);
+  if (method === "token") return tokenCaller(h, connectionPoint);
   const thumbprint = headerText(h, Header.clientThumbprint).toUpperCase();
   if (method !== "mtls") throw new MpError(401, "client_identity_required", `the connection point ${connectionPoint} relayed a client authenticated by "${method || "nothing"}"; this management point accepts client certificates (mtls)`);
   if (!THUMBPRINT.test(thumbprint)) throw new MpError(401, "client_identity_required", `the connection point ${connectionPoint} relayed no valid client certificate thumbprint`);
@@ -179,4 +183,15 @@ function relayedCaller(h: IncomingHttpHeaders, connectionPoint: string): Caller 
     connectionType: "internet",
     via: `connection point ${connectionPoint}`,
   };
+}
+
+/** A token identity relayed by a connection point: `x-opencmg-client-token: <type> <id>`, the key thumbprint. */
+function tokenCaller(h: IncomingHttpHeaders, connectionPoint: string): Caller {
+  const [type, ...rest] = decoded(headerText(h, Header.clientToken)).split(" ");
+  const id = rest.join(" ");
+  const jkt = headerText(h, Header.clientThumbprint);
+  if ((type !== "client" && type !== "bulk" && type !== "oidc") || !id || !/^[A-Za-z0-9_-]{43}$/.test(jkt)) {
+    throw new MpError(401, "client_identity_required", `the connection point ${connectionPoint} relayed a token identity without a token type, ID or key thumbprint`);
+  }
+  return { kind: "site-token", type, id, jkt, via: `connection point ${connectionPoint}` };
 }

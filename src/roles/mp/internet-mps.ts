@@ -13,8 +13,8 @@ export interface InternetMp {
 }
 
 /** The URL of management point `roleId` through a CMG whose client URL is `clientUrl`. */
-export function internetMpUrl(clientUrl: string, roleId: number | string): string {
-  return `${clientUrl.replace(/\/+$/, "")}/CCM_Proxy_MutualAuth/${roleId}`;
+export function internetMpUrl(clientUrl: string, roleId: number | string, scheme = "CCM_Proxy_MutualAuth"): string {
+  return `${clientUrl.replace(/\/+$/, "")}/${scheme}/${roleId}`;
 }
 
 /** What this module needs of a CMG (src/site/services/cmgs.ts CmgView fits). */

@@ -17,8 +17,9 @@ import type { ClientsService } from "../../site/services/clients.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { ServersService } from "../../site/services/servers.ts";
 import type { StatusService } from "../../site/services/status.ts";
+import type { TokensService } from "../../site/services/tokens.ts";
 import { listenRole } from "../listener.ts";
-import { locate, policy, register, uploadStatus, type HandlerDeps, type MpLogs } from "./handlers.ts";
+import { locate, policy, register, renewToken, uploadStatus, type HandlerDeps, type MpLogs } from "./handlers.ts";
 import { CallerIdentifier, splitTrust, type Caller } from "./identity.ts";
 import type { InternetMp } from "./internet-mps.ts";
 import { MpError } from "./mp-error.ts";
@@ -32,6 +33,7 @@ export interface ManagementPointDeps {
   roles: RolesService;
   status: StatusService;
   clients: ClientsService;
+  tokens: TokensService;
   logs: LogSet;
   /** The CMGs as internet management points (location answers). */
   internetMps: () => Promise<InternetMp[]>;
@@ -120,6 +122,7 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
     siteCode: server.siteCode,
     internetMps: o.deps.internetMps,
     maxPendingRegistrations: registrations.limits.maxPending,
+    tokens: o.deps.tokens,
   };
   const handlers: Record<string, Handler> = {
     [MP_PATHS.ping]: { method: "GET", log: logs.control, open: true, handle: async () => ({ mp: fqdn, siteCode: server.siteCode, roleId: role.id }) },
@@ -127,6 +130,7 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
     [MP_PATHS.location]: { method: "GET", log: logs.location, handle: (c) => locate(deps, logs.location, c) },
     [MP_PATHS.policy]: { method: "GET", log: logs.policy, handle: (c) => policy(deps, logs.policy, c) },
     [MP_PATHS.status]: { method: "POST", log: logs.status, handle: (c, b) => uploadStatus(deps, logs.status, c, b) },
+    [MP_PATHS.token]: { method: "POST", log: logs.registration, handle: (c) => renewToken(deps, logs.registration, c) },
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -208,6 +212,8 @@ function describeCaller(c: Caller | undefined): string {
       return ` (untrusted certificate ${c.thumbprint})`;
     case "token":
       return " (registration token)";
+    case "site-token":
+      return ` (${c.type} token ${c.type === "client" ? c.id : ""} key ${c.jkt} via ${c.via})`;
     default:
       return " (no client certificate)";
   }

@@ -212,6 +212,31 @@ export interface ClientsTable {
   last_contact_at: string | null;
   connection_type: string | null; // "intranet" | "internet"
   registered_at: string;
+  /** RFC 7638 thumbprint of the key its client tokens are bound to; null without tokens. */
+  token_jkt: string | null;
+  /** "<issuer> <device claim>" of a client registered by directory sign-in. */
+  directory_id: string | null;
+  blocked: Bool;
+  blocked_at: string | null;
+}
+
+export interface TokenSigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_key: string; // sealed
+  state: string; // "current" | "previous" | "retired"
+  created_at: string;
+  retired_at: string | null;
+}
+
+export interface BulkTokensTable {
+  id: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  used_by: string | null;
+  revoked_at: string | null;
 }
 
 export interface ClientSettingsTable {
@@ -252,6 +277,8 @@ export interface Database {
   site_settings: SiteSettingsTable;
   audit_log: AuditLogTable;
   endpoint_checks: EndpointChecksTable;
+  token_signing_keys: TokenSigningKeysTable;
+  bulk_tokens: BulkTokensTable;
 }
 
 /** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
@@ -279,11 +306,13 @@ export const SCHEMA_COLUMNS = {
   cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out", "instance", "role_kind", "failed"],
   cmg_alerts: ["cmg_name", "alert", "level", "subject", "changed_at"],
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
-  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at"],
+  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
   site_settings: ["key", "value", "updated_at"],
   audit_log: ["id", "time", "actor", "via", "action", "object", "before_json", "after_json"],
   endpoint_checks: ["id", "state", "requested_by", "server", "request", "result", "error", "started_at", "finished_at"],
+  token_signing_keys: ["kid", "alg", "public_jwk", "private_key", "state", "created_at", "retired_at"],
+  bulk_tokens: ["id", "created_at", "expires_at", "used_at", "used_by", "revoked_at"],
 } as const satisfies ColumnLists;
 
 type Unlisted<T extends keyof Database> = Exclude<keyof Database[T], (typeof SCHEMA_COLUMNS)[T][number]>;

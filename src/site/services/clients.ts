@@ -30,6 +30,22 @@ export interface Client {
   /** How the client last reached a management point: directly (intranet) or through a CMG (internet). */
   connectionType: ConnectionType | null;
   registeredAt: string;
+  /** Blocked by an administrator: refused everywhere (`opencmg site clients block ID`). */
+  blocked: boolean;
+  /** Thumbprint of the key its client tokens are bound to (RFC 7638); null without tokens. */
+  tokenKey: string | null;
+  /** "<issuer> <device>" when it registered by directory sign-in. */
+  directoryId: string | null;
+}
+
+/** A device that registers with a token (bulk registration or directory sign-in) instead of a certificate. */
+export interface TokenRegistration {
+  name: string;
+  /** RFC 7638 thumbprint of the key the device generated: its client tokens are bound to it. */
+  jkt: string;
+  /** Directory sign-in: the same directory device always gets the same client ID. */
+  directoryId?: string | undefined;
+  alwaysInternet?: boolean | undefined;
 }
 
 
@@ -102,6 +118,9 @@ function toClient(r: ClientsTable): Client {
     lastContactAt: r.last_contact_at,
     connectionType: r.connection_type as ConnectionType | null,
     registeredAt: r.registered_at,
+    blocked: r.blocked === 1,
+    tokenKey: r.token_jkt,
+    directoryId: r.directory_id,
   };
 }
 
@@ -140,6 +159,10 @@ export class ClientsService {
         last_contact_at: now,
         connection_type: input.connectionType,
         registered_at: now,
+        token_jkt: null,
+        directory_id: null,
+        blocked: 0,
+        blocked_at: null,
       })
       .onConflict((oc) => oc.column("thumbprint").doNothing())
       .returning(["id"])
@@ -179,9 +202,69 @@ export class ClientsService {
         last_contact_at: now,
         connection_type: input.connectionType,
         registered_at: now,
+        token_jkt: null,
+        directory_id: null,
+        blocked: 0,
+        blocked_at: null,
       })
       .execute();
     return { client: await this.get(id), token };
+  }
+
+  /**
+   * A device that proved a bulk registration token or a directory ID token (the gateway checked it,
+   * the management point checked single use): approved at once, bound to its key. A directory
+   * device registering again keeps its client ID and gets its new key bound.
+   */
+  async registerWithToken(input: TokenRegistration): Promise<{ client: Client; created: boolean }> {
+    const name = check("name", clientName, input.name);
+    const now = iso(this.ctx.now());
+    if (input.directoryId) {
+      const known = await this.ctx.db.selectFrom("clients").select("id").where("directory_id", "=", input.directoryId).executeTakeFirst();
+      if (known) {
+        await this.ctx.db.updateTable("clients").set({ name, token_jkt: input.jkt, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: "internet" }).where("id", "=", known.id).execute();
+        return { client: await this.get(known.id), created: false };
+      }
+    }
+    const id = newClientId();
+    await this.ctx.db
+      .insertInto("clients")
+      .values({
+        id,
+        name,
+        thumbprint: null,
+        subject: null,
+        token_sha256: null,
+        approved: 1,
+        always_internet: input.alwaysInternet ? 1 : 0,
+        last_contact_at: now,
+        connection_type: "internet",
+        registered_at: now,
+        token_jkt: input.jkt,
+        directory_id: input.directoryId ?? null,
+        blocked: 0,
+        blocked_at: null,
+      })
+      .execute();
+    return { client: await this.get(id), created: true };
+  }
+
+  /** Binds the client's tokens to a key (a certificate client asking for a client token). */
+  async bindTokenKey(id: string, jkt: string): Promise<void> {
+    await this.ctx.db.updateTable("clients").set({ token_jkt: jkt }).where("id", "=", id).execute();
+  }
+
+  /**
+   * `opencmg site clients block ID`: the client is refused by every management point at once,
+   * and by every CMG instance with the next settings push (the connection points look every few seconds).
+   */
+  async block(idInput: string, blocked = true): Promise<Client> {
+    const client = await this.get(idInput);
+    if (client.blocked !== blocked) {
+      await this.ctx.db.updateTable("clients").set({ blocked: blocked ? 1 : 0, blocked_at: blocked ? iso(this.ctx.now()) : null }).where("id", "=", client.id).execute();
+      this.log().info(`Client ${client.id} (${client.name}) ${blocked ? "blocked" : "unblocked"} by an administrator.`);
+    }
+    return { ...client, blocked };
   }
 
   async findByThumbprint(tp: string): Promise<Client | undefined> {

@@ -7,14 +7,16 @@ import type { CmgSettings, RouteEntry } from "../../wire/tunnel/protocol.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import type { RolesService } from "./roles.ts";
+import type { TokensService } from "./tokens.ts";
 
 export class CmgConnectionPointData {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly roles: RolesService,
+    private readonly tokens: TokensService,
   ) {}
 
-  /** What the connection point pushes to every instance: client trust, revocation, URL map. */
+  /** What the connection point pushes to every instance: client trust, revocation, URL map, token trust. */
   async gatewaySettings(name: string): Promise<CmgSettings> {
     const r = await this.ctx.db.selectFrom("cmgs").selectAll().where("name", "=", name.toLowerCase()).executeTakeFirst();
     if (!r) throw new NotFoundError("name", `CMG ${name}`);
@@ -25,7 +27,9 @@ export class CmgConnectionPointData {
     }
     // The policy travels only when it is stricter than the instance's built-in floor.
     const policy = r.min_rsa_bits > 2048 ? { clientCertPolicy: { minRsaBits: r.min_rsa_bits } } : {};
-    return { revision: Number(r.revision), trustedRoots: JSON.parse(r.trusted_roots), intermediates: JSON.parse(r.intermediates), crlCheck: r.crl_check === 1, ...policy, urlMap };
+    // Token trust: the site's public signing keys, this CMG's audience, blocked clients, the directory's keys.
+    const tokens = await this.tokens.gatewayTrust(r.name);
+    return { revision: Number(r.revision), trustedRoots: JSON.parse(r.trusted_roots), intermediates: JSON.parse(r.intermediates), crlCheck: r.crl_check === 1, ...policy, urlMap, ...(tokens ? { tokens } : {}) };
   }
 
   /** roleId -> internal URL of every management point and software update point that allows CMG traffic. */

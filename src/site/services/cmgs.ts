@@ -9,6 +9,7 @@ import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
+import type { TokensService } from "./tokens.ts";
 import { CmgConnectionPointData } from "./cmg-connection-point.ts";
 import { CLOUDS, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
 import { cmgStatus, instanceViews } from "./cmg-status.ts";
@@ -35,8 +36,9 @@ export class CmgsService {
     private readonly ctx: ServiceContext,
     private readonly sites: SitesService,
     private readonly roles: RolesService,
+    tokens: TokensService,
   ) {
-    this.cp = new CmgConnectionPointData(ctx, roles);
+    this.cp = new CmgConnectionPointData(ctx, roles, tokens);
   }
 
   private log(file: "CloudMgr.log" | "CMGSetup.log") {

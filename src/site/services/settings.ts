@@ -10,6 +10,7 @@ import { formatDuration, parseDuration } from "../../duration.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { ClientsService } from "./clients.ts";
 import { iso, type ServiceContext } from "./context.ts";
+import { DIRECTORY_SETTINGS } from "./directory.ts";
 
 export interface SettingDefinition {
   description: string;
@@ -88,6 +89,8 @@ export const SITE_SETTINGS = {
     max: 7 * DAY,
     wholeMinutes: true,
   }),
+  // Directory sign-in (OpenID Connect): src/site/services/directory.ts.
+  ...DIRECTORY_SETTINGS,
 } satisfies Record<string, SettingDefinition>;
 
 export type SettingKey = keyof typeof SITE_SETTINGS;

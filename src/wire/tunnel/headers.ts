@@ -33,6 +33,8 @@ export interface ClientIdentity {
   subject: string;
   /** Subject alternative names as "DNS:pc-001.contoso.com", "IP Address:10.0.0.5", ... */
   sans: string[];
+  /** Token identities: which token and whose (client ID, bulk token ID, or the directory's device name). */
+  token?: { type: "client" | "bulk" | "oidc"; id: string };
 }
 
 /** Names listed in `Connection: a, b` are hop-by-hop too. */
@@ -104,6 +106,8 @@ export function tunnelRequestHeaders(
     if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || drop.has(name) || reserved(name)) continue;
     // x-forwarded-* from the internet are not trusted either: the gateway writes its own below.
     if (name === "x-forwarded-for" || name === "x-forwarded-proto" || name === "x-forwarded-host" || name === "forwarded") continue;
+    // A token and its proof were checked here; they go no further (secrets travel no farther than needed).
+    if (ctx.identity.method === "token" && (name === "authorization" || name === "dpop")) continue;
     out[name] = value;
   }
   out[Header.role] = ctx.roleId;
@@ -113,6 +117,7 @@ export function tunnelRequestHeaders(
   const encoded = encodedIdentity(ctx.identity);
   out[Header.clientSubject] = encoded.subject;
   out[Header.clientSans] = encoded.sans;
+  if (ctx.identity.token) out[Header.clientToken] = encodeHeaderValue(`${ctx.identity.token.type} ${ctx.identity.token.id}`);
   if (ctx.clientAddress) out["x-forwarded-for"] = ctx.clientAddress;
   out["x-forwarded-proto"] = "https";
   if (typeof authority === "string") out["x-forwarded-host"] = authority;

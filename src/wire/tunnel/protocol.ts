@@ -42,6 +42,8 @@ export const Header = {
   clientThumbprint: "x-opencmg-client-thumbprint",
   clientSubject: "x-opencmg-client-subject",
   clientSans: "x-opencmg-client-sans",
+  /** Token identities only: `<type> <id>` (client GUID:..., bulk <token ID>, oidc <issuer> <device>), percent-encoded. */
+  clientToken: "x-opencmg-client-token",
 } as const;
 
 /** Prefixes of header names a client may never send: the gateway removes them before relaying. */
@@ -83,7 +85,42 @@ export interface CmgSettings {
    * RSA keys of 2048 bits at least; SHA-1 and MD5 signatures are always refused). pki/verify.ts.
    */
   clientCertPolicy?: { minRsaBits?: number };
+  /** Site-issued tokens (`/CCM_Proxy_ServerAuth/`): absent, every token is refused. */
+  tokens?: TokenTrust;
 }
+
+/** A public JSON Web Key (RFC 7517) as the instances get it: never a private member. */
+export interface PublicJwk {
+  kty: "EC" | "OKP" | "RSA";
+  kid: string;
+  alg?: string | undefined;
+  use?: string | undefined;
+  crv?: string | undefined;
+  x?: string | undefined;
+  y?: string | undefined;
+  n?: string | undefined;
+  e?: string | undefined;
+}
+
+/** What the token authenticator of an instance checks tokens against (src/gateway/auth/token.ts). */
+export interface TokenTrust {
+  /** `iss` of site-issued tokens (`opencmg-site:<code>`). */
+  issuer: string;
+  /** `aud` a token must name to be used at this CMG (`opencmg-cmg:<name>`). */
+  audience: string;
+  /** The site's token signing keys in force: the current one and, after a rotation, the previous one. */
+  keys: PublicJwk[];
+  /** Client IDs an administrator blocked: their client tokens are refused at once. */
+  blocked: string[];
+  /** Directory sign-in: ID tokens of this OpenID Connect issuer may register a device. */
+  oidc?: { issuer: string; audience: string; deviceClaim: string; keys: PublicJwk[] };
+}
+
+export const MAX_TOKEN_KEYS = 4;
+/** A directory publishes a handful of keys; more is a broken or hostile JWKS. */
+export const MAX_OIDC_KEYS = 16;
+/** Blocked client IDs pushed at most (about 45 bytes each: well within MAX_CONTROL_LINE). */
+export const MAX_BLOCKED_CLIENTS = 50_000;
 
 export const MAX_TRUSTED_ROOTS = 2;
 export const MAX_INTERMEDIATES = 4;
@@ -96,6 +133,35 @@ const routeEntrySchema = z.object({
   maxBodyBytes: z.number().int().nonnegative().optional(),
 });
 
+const b64url = z.string().regex(/^[A-Za-z0-9_-]{1,2048}$/);
+const publicJwkSchema = z
+  .object({
+    kty: z.enum(["EC", "OKP", "RSA"]),
+    kid: z.string().min(1).max(128),
+    alg: z.string().max(16).optional(),
+    use: z.literal("sig").optional(),
+    crv: z.enum(["P-256", "P-384", "Ed25519"]).optional(),
+    x: b64url.optional(),
+    y: b64url.optional(),
+    n: b64url.optional(),
+    e: b64url.optional(),
+  })
+  // strict: a private member (`d`, `p`, ...) is refused, so a private key can never travel.
+  .strict();
+
+const tokenTrustSchema = z
+  .object({
+    issuer: z.string().min(1).max(256),
+    audience: z.string().min(1).max(256),
+    keys: z.array(publicJwkSchema).max(MAX_TOKEN_KEYS),
+    blocked: z.array(z.string().max(64)).max(MAX_BLOCKED_CLIENTS),
+    oidc: z
+      .object({ issuer: z.string().url().max(512), audience: z.string().min(1).max(256), deviceClaim: z.string().min(1).max(64), keys: z.array(publicJwkSchema).max(MAX_OIDC_KEYS) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 const settingsSchema = z.object({
   revision: z.number().finite().nonnegative(),
   trustedRoots: z.array(z.string()).max(MAX_TRUSTED_ROOTS),
@@ -103,6 +169,7 @@ const settingsSchema = z.object({
   crlCheck: z.boolean(),
   urlMap: z.record(z.string().regex(ROLE_ID), routeEntrySchema),
   clientCertPolicy: z.object({ minRsaBits: z.number().int().min(2048).max(16384).optional() }).strict().optional(),
+  tokens: tokenTrustSchema.optional(),
 });
 
 /**

@@ -20,6 +20,7 @@ import { m0006CmgClientPolicy } from "./0006_cmg_client_policy.ts";
 import { m0007SiteSettings } from "./0007_site_settings.ts";
 import { m0009CmgTrafficAlerts } from "./0009_cmg_traffic_alerts.ts";
 import { m0011AdminAudit } from "./0011_admin_audit.ts";
+import { m0010Tokens } from "./0010_tokens.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -34,6 +35,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0007_site_settings": m0007SiteSettings,
   "0009_cmg_traffic_alerts": m0009CmgTrafficAlerts,
   "0011_admin_audit": m0011AdminAudit,
+  "0010_tokens": m0010Tokens,
 };
 
 /** Any advisory lock key of our own; the same in every process. */

@@ -1,0 +1,62 @@
+/**
+ * The site's token service on SQLite and PostgreSQL: bulk token lifetimes by rule, one registration
+ * per bulk token even when two devices race for it, revocation, signing-key rotation with an
+ * overlap, private keys sealed, and what the instances get (public keys, audience, blocked clients).
+ */
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { ValidationError } from "../../../src/errors.ts";
+import { initSite, openSite } from "../../../src/site/site.ts";
+import { forEachDatabase } from "../../helpers/databases.ts";
+import { makeTestPki } from "../../helpers/pki-fixtures.ts";
+
+forEachDatabase("site token service", (tdb) => {
+  it("bulk tokens, signing keys, and the token trust pushed to the instances", async () => {
+    const pki = await makeTestPki({ serverName: "cmg.contoso.test" });
+    const { dataDir, databaseUrl } = await tdb.fresh();
+    const site = await openSite({ dataDir, databaseUrl });
+    try {
+      await initSite(site, { code: "P01", name: "E2E" });
+      await site.services.cmgs.create({ name: "cmg1", serverCertPem: pki.server.certPem, serverKeyPem: pki.server.keyPem, trustedRoots: [pki.root.certPem] });
+      const tokens = site.services.tokens;
+      for (const bad of ["0", "10081", "ten", "1.5"]) {
+        await assert.rejects(tokens.createBulk({ lifetimeMinutes: bad }), (e: unknown) => e instanceof ValidationError && e.field === "lifetime", bad);
+      }
+      const bulk = await tokens.createBulk();
+      assert.equal(Date.parse(bulk.expiresAt) - Date.now() > 4319 * 60_000, true, "3 days by default");
+
+      // Two devices present the same bulk token at once: exactly one registers.
+      const [a, b] = await Promise.all([tokens.consumeBulk(bulk.id), tokens.consumeBulk(bulk.id)]);
+      assert.deepEqual([a.ok, b.ok].sort(), [false, true]);
+      assert.deepEqual([a, b].find((r) => !r.ok), { ok: false, reason: "bulk_token_used" });
+      const revoked = await tokens.createBulk({ lifetimeMinutes: "60" });
+      assert.equal((await tokens.revokeBulk(revoked.id)).state, "revoked");
+      assert.deepEqual(await tokens.consumeBulk(revoked.id), { ok: false, reason: "bulk_token_revoked" });
+      assert.deepEqual(await tokens.consumeBulk("7b0e9c1a-0000-4000-8000-000000000000"), { ok: false, reason: "bulk_token_unknown" });
+      await assert.rejects(tokens.revokeBulk("nope"), (e: unknown) => e instanceof ValidationError && e.field === "id");
+
+      // Keys: sealed at rest, rotated with an overlap, only public halves pushed.
+      const first = (await tokens.signingKeys()).find((k) => k.state === "current")!;
+      const rows = await site.ctx.db.selectFrom("token_signing_keys").select(["private_key"]).execute();
+      for (const r of rows) assert.doesNotMatch(r.private_key, /PRIVATE KEY/);
+      const r1 = await tokens.rotateSigningKey();
+      assert.equal(r1.previous, first.kid);
+      const r2 = await tokens.rotateSigningKey();
+      assert.deepEqual(r2.retired, [first.kid]);
+      const trust = (await site.services.cmgs.gatewaySettings("cmg1")).tokens!;
+      assert.deepEqual(trust.keys.map((k) => k.kid).sort(), [r2.current, r1.current].sort());
+      for (const k of trust.keys) assert.equal("d" in k, false);
+      assert.equal(trust.audience, "opencmg-cmg:cmg1");
+      assert.equal(trust.issuer, "opencmg-site:P01");
+
+      // A blocked client is in the list the instances get.
+      const { client } = await site.services.clients.registerWithToken({ name: "PC-1", jkt: "A".repeat(43) });
+      await site.services.clients.block(client.id);
+      assert.deepEqual((await site.services.cmgs.gatewaySettings("cmg1")).tokens!.blocked, [client.id]);
+      await site.services.clients.block(client.id, false);
+      assert.deepEqual((await site.services.cmgs.gatewaySettings("cmg1")).tokens!.blocked, []);
+    } finally {
+      await site.close();
+    }
+  });
+});
