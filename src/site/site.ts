@@ -115,7 +115,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     proxies,
     status: new StatusService(ctx),
     clients: new ClientsService(ctx),
-    cmgs: new CmgsService(ctx, sites, roles),
+    cmgs: new CmgsService(ctx, sites, roles, paths.data),
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
   };

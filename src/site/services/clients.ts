@@ -5,6 +5,7 @@
  * client settings that management points hand out as policy.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import type { Selectable } from "kysely";
 import { z } from "zod";
 import { NotFoundError } from "../../errors.ts";
 import type { ClientsTable } from "../db/schema.ts";
@@ -72,6 +73,8 @@ export interface CertificateRegistration {
   subject: string;
   connectionType: ConnectionType;
   alwaysInternet?: boolean | undefined;
+  /** The root CA the certificate chained to at the CMG (internet registrations). */
+  rootThumbprint?: string | undefined;
 }
 
 export interface PendingRegistration {
@@ -83,7 +86,7 @@ export interface PendingRegistration {
 const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
 const newClientId = (): string => `GUID:${randomUUID().toUpperCase()}`;
 
-function toClient(r: ClientsTable): Client {
+function toClient(r: Selectable<ClientsTable>): Client {
   return {
     id: r.id,
     name: r.name,
@@ -132,6 +135,7 @@ export class ClientsService {
         last_contact_at: now,
         connection_type: input.connectionType,
         registered_at: now,
+        root_thumbprint: input.rootThumbprint ?? null,
       })
       .onConflict((oc) => oc.column("thumbprint").doNothing())
       .returning(["id"])
@@ -139,7 +143,7 @@ export class ClientsService {
     if (!inserted) {
       await this.ctx.db
         .updateTable("clients")
-        .set({ name, subject: input.subject, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: input.connectionType })
+        .set({ name, subject: input.subject, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: input.connectionType, ...(input.rootThumbprint ? { root_thumbprint: input.rootThumbprint } : {}) })
         .where("thumbprint", "=", tp)
         .execute();
     }

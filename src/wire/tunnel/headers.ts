@@ -33,6 +33,8 @@ export interface ClientIdentity {
   subject: string;
   /** Subject alternative names as "DNS:pc-001.contoso.com", "IP Address:10.0.0.5", ... */
   sans: string[];
+  /** SHA-1 of the trusted root the certificate chained to (mtls), uppercase hex: the site records it for the lockout check of `cmg update`. */
+  root?: string;
 }
 
 /** Names listed in `Connection: a, b` are hop-by-hop too. */
@@ -113,6 +115,7 @@ export function tunnelRequestHeaders(
   const encoded = encodedIdentity(ctx.identity);
   out[Header.clientSubject] = encoded.subject;
   out[Header.clientSans] = encoded.sans;
+  if (ctx.identity.root) out[Header.clientRoot] = ctx.identity.root;
   if (ctx.clientAddress) out["x-forwarded-for"] = ctx.clientAddress;
   out["x-forwarded-proto"] = "https";
   if (typeof authority === "string") out["x-forwarded-host"] = authority;

@@ -7,7 +7,7 @@
  * opens one long-lived control stream (`POST /.opencmg/v1/control`) on which both sides exchange
  * NDJSON messages, and one stream per client request.
  */
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Readable } from "node:stream";
 import { z } from "zod";
 import { ValidationError } from "../../errors.ts";
@@ -42,6 +42,8 @@ export const Header = {
   clientThumbprint: "x-opencmg-client-thumbprint",
   clientSubject: "x-opencmg-client-subject",
   clientSans: "x-opencmg-client-sans",
+  /** Thumbprint of the trusted root the client certificate chained to. */
+  clientRoot: "x-opencmg-client-root",
 } as const;
 
 /** Prefixes of header names a client may never send: the gateway removes them before relaying. */
@@ -83,6 +85,13 @@ export interface CmgSettings {
    * RSA keys of 2048 bits at least; SHA-1 and MD5 signatures are always refused). pki/verify.ts.
    */
   clientCertPolicy?: { minRsaBits?: number };
+  /**
+   * The server authentication certificate (PEM, its chain after it) and its private key, as the
+   * site has them now: a renewal reaches running instances with the next settings, for new
+   * handshakes (established connections keep theirs). Absent: the start-up file's. A secret:
+   * never logged, never echoed in a reply.
+   */
+  serverCert?: { certPem: string; keyPem: string };
 }
 
 export const MAX_TRUSTED_ROOTS = 2;
@@ -103,6 +112,7 @@ const settingsSchema = z.object({
   crlCheck: z.boolean(),
   urlMap: z.record(z.string().regex(ROLE_ID), routeEntrySchema),
   clientCertPolicy: z.object({ minRsaBits: z.number().int().min(2048).max(16384).optional() }).strict().optional(),
+  serverCert: z.object({ certPem: z.string().max(64 * 1024), keyPem: z.string().max(64 * 1024) }).strict().optional(),
 });
 
 /**
@@ -131,6 +141,22 @@ export function parseSettings(input: unknown): CmgSettings {
       }
       if (!cert.ca) throw new ValidationError(`settings.${field}.${i}`, "must be a CA certificate");
     });
+  }
+  if (s.serverCert) {
+    // The messages name the field only: the key must never reach a log or a reply.
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(s.serverCert.certPem);
+    } catch {
+      throw new ValidationError("settings.serverCert.certPem", "must be a PEM certificate");
+    }
+    let ok = false;
+    try {
+      ok = cert.checkPrivateKey(createPrivateKey(s.serverCert.keyPem));
+    } catch {
+      throw new ValidationError("settings.serverCert.keyPem", "must be an unencrypted PEM private key");
+    }
+    if (!ok) throw new ValidationError("settings.serverCert.keyPem", "must be the certificate's private key");
   }
   return s;
 }
