@@ -300,8 +300,10 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
       try {
         const view = running.view;
         ctx.io.err.write(`CMG ${view.name}: ${view.instances.map((i) => `instance ${i.index} at ${i.clientUrl} (tunnel ${i.tunnelPort})`).join("; ")}; Ctrl-C stops them\n`);
-        const ended = await Promise.race([waitForStop(), running.done.then(() => "deleted" as const)]);
-        if (ended === "deleted") ctx.io.err.write(`CMG ${view.name} was deleted: its instances are stopped and its bundle removed\n`);
+        const deleted = new AbortController();
+        void running.done.then(() => deleted.abort());
+        const ended = await waitForStop(process.env, deleted.signal);
+        if (ended === "aborted") ctx.io.err.write(`CMG ${view.name} was deleted: its instances are stopped and its bundle removed\n`);
       } finally {
         await running.stop();
       }
