@@ -75,7 +75,9 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   let lastState: ComponentState | undefined;
 
   const onHealth = async (h: HealthReport): Promise<void> => {
-    if (deleted) return;
+    if (deleted || view.runState === "deleting") return;
+    // Deleted since the last look: the delete cleared the component state, which must stay cleared.
+    if (!(await cmgs.exists(cmg.name))) return;
     if (view.runState !== "running") {
       // Idle on purpose: no misleading Critical, and the tunnels are reported down at once so the CMG turns Stopped.
       const why = view.runState === "stopped" ? "stopped" : "being deleted";

@@ -131,6 +131,11 @@ export class CmgsService {
     return this.show(name);
   }
 
+  /** True while a CMG of that name exists (a cheap look, for writers that must not outlive it). */
+  async exists(nameInput: string): Promise<boolean> {
+    return (await this.ctx.db.selectFrom("cmgs").select("name").where("name", "=", nameInput.toLowerCase()).executeTakeFirst()) !== undefined;
+  }
+
   async list(): Promise<CmgView[]> {
     const names = await this.ctx.db.selectFrom("cmgs").select("name").orderBy("name").execute();
     return Promise.all(names.map((n) => this.show(n.name)));

@@ -106,6 +106,8 @@ function servedThumbprint(port: number): Promise<string> {
   });
 }
 
+const t0 = Date.now();
+const mark = (what: string): void => void process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}\n`);
 const thumbprintOf = (pem: string): string => new X509Certificate(pem).fingerprint.replace(/:/g, "");
 
 before(async () => {
@@ -194,6 +196,7 @@ it("renews the certificate, scales 2 -> 3 -> 2, adds and removes a trusted root:
     const v = await show();
     return v.status === "Ready" ? v : undefined;
   });
+  mark("Ready");
   const client = new Client();
   client.start();
   // One HTTP/2 session opened before any change, used throughout: it must never be closed.
@@ -228,6 +231,7 @@ it("renews the certificate, scales 2 -> 3 -> 2, adds and removes a trusted root:
   // A restarted instance starts with the renewed certificate too: the bundle was rewritten.
   await until("the bundle to hold the renewed certificate", () => readFileSync(join(dataDir, "cmg", "live", "server.pem"), "utf8").includes(renewed.certPem.trim().split("\n")[1]!) || undefined);
 
+  mark("renewed");
   // 2. Scale up to 3: the provider starts instance 2, the connection point dials it, Ready again.
   const before3 = client.ok;
   assert.equal((await opencmg(["cmg", "update", "live", "--instances", "3"])).code, 0);
@@ -242,6 +246,7 @@ it("renews the certificate, scales 2 -> 3 -> 2, adds and removes a trusted root:
   await agent3.close();
   assert.equal(await servedThumbprint(clientBase + 2), renewed.thumbprint, "the new instance starts with the renewed certificate");
 
+  mark("scaled to 3");
   // 3. Scale back to 2: instance 2 stops (its port closes), Ready with 2.
   assert.equal((await opencmg(["cmg", "update", "live", "--instances", "2"])).code, 0);
   await until("Ready with 2 instances", async () => {
@@ -249,9 +254,10 @@ it("renews the certificate, scales 2 -> 3 -> 2, adds and removes a trusted root:
     return v.status === "Ready" && v.instances.length === 2 ? v : undefined;
   });
   await until("instance 2 to stop listening", async () => !(await listening(clientBase + 2)) || undefined);
-  assert.equal(childrenOf(supervisor.pid!).length, 2, "two instance processes");
+  await until("two instance processes (the third one drained and exited)", () => childrenOf(supervisor.pid!).length === 2 || undefined);
   assert.ok(client.ok > before3, "requests went on during the scaling");
 
+  mark("scaled to 2");
   // 4. A second trusted root added (the first kept), then removed again.
   writeFileSync(join(dataDir, "root2.pem"), pki.root2.certPem);
   const add = await opencmg(["cmg", "update", "live", "--add-trusted-root", join(dataDir, "root2.pem")]);
@@ -271,6 +277,7 @@ it("renews the certificate, scales 2 -> 3 -> 2, adds and removes a trusted root:
   await agentRoot2.close();
   assert.equal(await viaSession(), 200);
 
+  mark("root added and removed");
   await client.stop();
   assert.deepEqual(client.failures, [], `${client.failures.length} of ${client.ok + client.failures.length} requests failed`);
   assert.ok(client.ok >= 20, `requests made: ${client.ok}`);
