@@ -267,14 +267,15 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
     .command("start <name>")
     .description("start a CMG; a local-provider CMG's instances run here until Ctrl-C (or, when a `cmg start` already runs them, that one starts them)")
     .option("--poll-interval <s>", "how often the site is read for changes (instance count, certificate, stop, delete), seconds", "5")
-    .action(async (name: string, o: { pollInterval: string }, cmd: Command) => {
+    .option("--keep-run-state", "run the instances as the site says without starting a stopped CMG (for a service manager that restarts this command)")
+    .action(async (name: string, o: { pollInterval: string; keepRunState?: boolean }, cmd: Command) => {
       const g = ctx.globals(cmd);
       const seconds = Number(o.pollInterval);
       if (!(seconds >= 0.1 && seconds <= 3600)) throw new ValidationError("pollInterval", "must be from 0.1 to 3600 seconds");
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd) });
       let running;
       try {
-        const view = await site.services.cmgs.start(name);
+        const view = o.keepRunState ? await site.services.cmgs.show(name) : await site.services.cmgs.start(name);
         const here = localCmgStatus(g.data, view.name);
         if (view.provider !== "local" || here.running) {
           const who = view.provider !== "local" ? "its instances on their hosts get the change from the connection points" : `the process that runs its instances here (${here.pid}) starts them`;
