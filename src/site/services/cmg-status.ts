@@ -50,6 +50,8 @@ export interface RunState {
   state: CmgRunState;
   at: string | null;
   reason: string | null;
+  /** The CMG's name, for the command in a reason. */
+  name?: string;
 }
 
 /**
@@ -64,7 +66,7 @@ export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: r
   if (run.state === "stopped") {
     const why = run.reason ? ` (${run.reason})` : "";
     if (anyConnected) return { status: "Stopping", reason: `stopped by an administrator${since}${why}: waiting for the instances to stop and the connection points to drain their tunnels` };
-    return { status: "Stopped", reason: `stopped by an administrator${since}${why}; clients cannot use it until \`opencmg cmg start NAME\`` };
+    return { status: "Stopped", reason: `stopped by an administrator${since}${why}; clients cannot use it until \`opencmg cmg start ${run.name ?? "NAME"}\`` };
   }
   const starting = run.at !== null && nowMs - Date.parse(run.at) < STARTING_MS;
   const s = connectionStatus(cert, cps, inst, nowMs);
