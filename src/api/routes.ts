@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { SiteServices } from "../site/site.ts";
+import { SETTINGS_ROUTES } from "./routes-settings.ts";
 import { CMG_ROUTES } from "./routes-cmg.ts";
 
 export interface RouteInput {
@@ -83,5 +84,7 @@ export const ROUTES: ApiRoute[] = [
 
   { method: "GET", path: "/api/v1/status/messages", tag: "status", summary: "Status messages, oldest first", query: { component: "component name", messageId: "message ID", limit: "at most this many (newest)" }, handle: (s, i) => s.status.messages({ component: i.query.component, messageId: i.query.messageId ? Number(i.query.messageId) : undefined, limit: i.query.limit ? Number(i.query.limit) : undefined }) },
   { method: "GET", path: "/api/v1/status/components", tag: "status", summary: "Component status per server", query: { server: "FQDN" }, handle: (s, i) => s.status.components(i.query.server) },
+
+  ...SETTINGS_ROUTES,
   ...CMG_ROUTES,
 ];

@@ -48,11 +48,13 @@ export function endpointMonitorDeps(site: OpenedSite): EndpointMonitorDeps {
   return { roles: s.roles, servers: s.servers, cmgs: s.cmgs, status: s.status, egress: site.egress, logs: site.logs, now: site.ctx.now };
 }
 
-/** The service connection point's endpoint monitor of a site, trusting `<data>/egress-ca.pem` too. */
+/** The service connection point's endpoint monitor of a site, trusting `<data>/egress-ca.pem` too; its interval is the site's endpoint-check-interval unless given. */
 export function endpointMonitor(site: OpenedSite, opts: EndpointMonitorOptions = {}): EndpointMonitor {
   const fileCa = existsSync(site.paths.egressCa) ? [readFileSync(site.paths.egressCa, "utf8")] : [];
   const ca = [...fileCa, ...(opts.ca ?? [])];
-  return new EndpointMonitor(endpointMonitorDeps(site), { ...opts, ...(ca.length > 0 ? { ca } : {}) });
+  // An interval given here (tests, $OPENCMG_ENDPOINT_CHECK_INTERVAL) wins; else the site's setting, read before each run.
+  const interval = opts.intervalMs === undefined && !opts.readIntervalMs ? { readIntervalMs: () => site.services.settings.durationMs("endpoint-check-interval") } : {};
+  return new EndpointMonitor(endpointMonitorDeps(site), { ...opts, ...interval, ...(ca.length > 0 ? { ca } : {}) });
 }
 
 export function connectionPointRoleDeps(site: OpenedSite): ConnectionPointRoleDeps {

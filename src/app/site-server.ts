@@ -15,7 +15,7 @@ export interface SiteServerOptions {
   listen: { host: string; port: number };
   log?: PinoLogger;
   extraRoutes?: ApiRoute[];
-  /** The service connection point's scheduled endpoint check (default hourly, or $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds; false: off). */
+  /** The service connection point's scheduled endpoint check (default: the site setting endpoint-check-interval; $OPENCMG_ENDPOINT_CHECK_INTERVAL seconds overrides it, 0 turns it off; false: off). */
   endpointCheck?: EndpointMonitorOptions | false;
 }
 

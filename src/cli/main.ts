@@ -26,6 +26,7 @@ const MODULES: Record<string, () => Promise<Register>> = {
   endpoints: () => import("./commands/endpoints.ts").then((m) => m.registerEndpointsCommands),
   mp: () => import("./commands/mp.ts").then((m) => m.registerMpCommands),
   client: () => import("./commands/client.ts").then((m) => m.registerClientCommands),
+  settings: () => import("./commands/settings.ts").then((m) => m.registerSettingsCommands),
 };
 
 /** Top-level command name -> the modules that register it (`site clients` lives with `client`). */
@@ -47,6 +48,7 @@ const COMMAND_MODULES: Record<string, string[]> = {
   check: ["endpoints"],
   mp: ["mp"],
   client: ["client"],
+  settings: ["settings"],
 };
 
 /** The first word that is not a global option (or its value): the command being run. */

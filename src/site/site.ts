@@ -20,6 +20,7 @@ import type { ServiceContext } from "./services/context.ts";
 import { ProxiesService } from "./services/proxies.ts";
 import { RolesService } from "./services/roles.ts";
 import { ServersService } from "./services/servers.ts";
+import { SettingsService } from "./services/settings.ts";
 import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
 import { UpdatesService } from "./services/updates.ts";
@@ -51,6 +52,7 @@ export interface SiteServices {
   cmgs: CmgsService;
   updates: UpdatesService;
   adrs: AdrsService;
+  settings: SettingsService;
 }
 
 export interface OpenSiteOptions {
@@ -107,6 +109,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const roles = new RolesService(ctx);
   const ca = [...(existsSync(paths.egressCa) ? [readFileSync(paths.egressCa, "utf8")] : []), ...(o.egressCa ?? [])];
   const egress = new EgressPool((fqdn, subject) => proxies.route(fqdn, subject), { ca: ca.length > 0 ? ca : undefined, lookup: o.egressLookup });
+  const clients = new ClientsService(ctx);
   const services: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
@@ -114,10 +117,11 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     accounts,
     proxies,
     status: new StatusService(ctx),
-    clients: new ClientsService(ctx),
+    clients,
     cmgs: new CmgsService(ctx, sites, roles, paths.data),
     updates: new UpdatesService(ctx),
     adrs: new AdrsService(ctx, roles),
+    settings: new SettingsService(ctx, clients),
   };
   return {
     paths,

@@ -8,7 +8,7 @@ import { ValidationError } from "../../errors.ts";
 import { ClientAgent, type AgentOptions } from "../../client/agent.ts";
 import { clientCandidates, clientStatus, MAX_STATUS_COPIES, queueStatusCopies } from "../../client/folder.ts";
 import { installClient } from "../../client/install.ts";
-import { parseDuration } from "../../client/duration.ts";
+import { parseDuration } from "../../duration.ts";
 import { clientDir } from "../../client/store.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";

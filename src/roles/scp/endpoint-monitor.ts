@@ -26,6 +26,7 @@ import type { ServersService } from "../../site/services/servers.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import { StatusId } from "../../site/status-ids.ts";
 import { LOG_FILES } from "../../logs/files.ts";
+import { every, type Schedule } from "../../schedule.ts";
 
 /** The component whose status the monitor sets (and that raises 11488). */
 export const SERVICE_CONNECTOR = LOG_FILES.endpointCheck.component;
@@ -127,6 +128,8 @@ export interface EndpointMonitorDeps extends UsageDeps {
 export interface EndpointMonitorOptions {
   /** Time between scheduled runs (default hourly). */
   intervalMs?: number;
+  /** Reads the time between runs before each one (the site's endpoint-check-interval; null: off). Wins over `intervalMs`. */
+  readIntervalMs?: () => Promise<number | null>;
   /** Delay of the first scheduled run after `start()` (default one minute). */
   firstRunDelayMs?: number;
   /** How often an unchanged failing set is raised again (default daily). */
@@ -154,7 +157,7 @@ export interface EndpointMonitorOptions {
 export class EndpointMonitor {
   readonly #deps: EndpointMonitorDeps;
   readonly #opts: EndpointMonitorOptions;
-  #timer: NodeJS.Timeout | undefined;
+  #schedule: Schedule | undefined;
   #running: Promise<MonitorRun | undefined> | undefined;
   #abort: AbortController | undefined;
   #stopped = false;
@@ -172,32 +175,24 @@ export class EndpointMonitor {
     return this.#deps.logs.component(LOG_FILES.endpointCheck);
   }
 
-  /** Starts the schedule: a first run after `firstRunDelayMs`, then one every `intervalMs`. */
+  /** Starts the schedule: a first run after `firstRunDelayMs`, then one every interval (read again after each run). */
   start(): void {
-    if (this.#timer || this.#stopped) return;
-    const interval = this.#opts.intervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
-    this.log.info(`Endpoint checks scheduled every ${Math.round(interval / 1000)} s.`);
-    const schedule = (delay: number): void => {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        void this.runOnce()
-          .catch((e: unknown) => this.log.error(`Scheduled endpoint check failed: ${e instanceof Error ? e.message : String(e)}`))
-          .finally(() => {
-            if (!this.#stopped) schedule(interval);
-          });
-      }, delay);
-      // The site's servers keep the process alive; the schedule alone should not.
-      this.#timer.unref();
-    };
-    schedule(this.#opts.firstRunDelayMs ?? DEFAULT_FIRST_RUN_DELAY_MS);
+    if (this.#schedule || this.#stopped) return;
+    const fixed = this.#opts.intervalMs;
+    const read = this.#opts.readIntervalMs ?? (async () => fixed ?? DEFAULT_CHECK_INTERVAL_MS);
+    this.log.info(fixed !== undefined && !this.#opts.readIntervalMs ? `Endpoint checks scheduled every ${Math.round(fixed / 1000)} s.` : "Endpoint checks scheduled at the site's endpoint-check-interval.");
+    this.#schedule = every(read, async () => void (await this.runOnce()), {
+      firstDelayMs: this.#opts.firstRunDelayMs ?? DEFAULT_FIRST_RUN_DELAY_MS,
+      onError: (e) => this.log.error(`Scheduled endpoint check failed: ${e instanceof Error ? e.message : String(e)}`),
+    });
   }
 
   /** Stops the schedule and cuts a running check short (its results are not recorded). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
     this.#abort?.abort();
+    await this.#schedule?.stop();
+    this.#schedule = undefined;
     await this.#running?.catch(() => undefined);
   }
 

@@ -188,6 +188,13 @@ export interface ClientSettingsTable {
   updated_at: string;
 }
 
+export interface SiteSettingsTable {
+  key: string;
+  /** The normalized value as `opencmg settings get` shows it. */
+  value: string;
+  updated_at: string;
+}
+
 export interface Database {
   sites: SitesTable;
   servers: ServersTable;
@@ -206,6 +213,7 @@ export interface Database {
   cmg_instance_restarts: CmgInstanceRestartsTable;
   clients: ClientsTable;
   client_settings: ClientSettingsTable;
+  site_settings: SiteSettingsTable;
 }
 
 /** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
@@ -234,6 +242,7 @@ export const SCHEMA_COLUMNS = {
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
   clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "root_thumbprint"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
+  site_settings: ["key", "value", "updated_at"],
 } as const satisfies ColumnLists;
 
 type Unlisted<T extends keyof Database> = Exclude<keyof Database[T], (typeof SCHEMA_COLUMNS)[T][number]>;

@@ -74,6 +74,26 @@ forEachDatabase("admin API", (db) => {
     assert.equal((await call("GET", "/api/v1/servers/srv01.contoso.com/proxy")).body, null);
   });
 
+  it("reads and changes site settings with the same rules as the CLI", async () => {
+    const list = await call("GET", "/api/v1/settings");
+    assert.equal(list.status, 200);
+    assert.ok(list.body.some((v: { key: string; value: string }) => v.key === "alert-evaluation-interval" && v.value === "15m"));
+    const set = await call("PUT", "/api/v1/settings/alert-evaluation-interval", { value: "30s" });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.equal(set.body.value, "30s");
+    assert.equal(await site.services.settings.durationMs("alert-evaluation-interval"), 30_000);
+    const bad = await call("PUT", "/api/v1/settings/alert-evaluation-interval", { value: "2y" });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.field, "alert-evaluation-interval");
+    const misspelt = await call("PUT", "/api/v1/settings/alert-evaluation-interval", { value: "1m", valeu: "1m" });
+    assert.equal(misspelt.status, 400);
+    assert.match(JSON.stringify(misspelt.body), /valeu/);
+    const unknown = await call("GET", "/api/v1/settings/no-such-setting");
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.field, "key");
+    assert.equal((await call("DELETE", "/api/v1/settings/alert-evaluation-interval")).body.value, "15m");
+  });
+
   it("serves its OpenAPI description", async () => {
     const r = await call("GET", "/api/v1/openapi.json", undefined, null);
     assert.equal(r.status, 200);

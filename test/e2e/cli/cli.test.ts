@@ -33,6 +33,21 @@ forEachDatabase("opencmg CLI", (db) => {
     assert.equal((statSync(join(dataDir, "admin.token")).mode & 0o777).toString(8), "600");
   });
 
+  it("settings: list, set with the value normalized, refuse a bad value naming the key, reset", async () => {
+    const list = (await cli(["settings", "list", "--json"])).json();
+    assert.equal(list.find((v: { key: string }) => v.key === "endpoint-check-interval").value, "1h");
+    const set = await cli(["settings", "set", "traffic-report-interval", "90s", "--json"]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal(set.json().value, "90s");
+    const bad = await cli(["settings", "set", "traffic-report-interval", "soon"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /traffic-report-interval: must be a duration/);
+    assert.equal((await cli(["settings", "get", "traffic-report-interval", "--json"])).json().value, "90s", "a refused value changes nothing");
+    const text = await cli(["settings", "list"]);
+    assert.match(text.stdout, /traffic-report-interval\s+90s \*/);
+    assert.equal((await cli(["settings", "reset", "traffic-report-interval", "--json"])).json().value, "5m");
+  });
+
   it("proxy show --json has server, enabled, host, port (default 80) and the account's name", async () => {
     assert.equal((await cli(["server", "add", "scp01.contoso.com"])).code, 0);
     assert.equal((await cli(["account", "add", "CONTOSO\\svc-proxy", "--username", "svc-proxy", "--password-stdin"], PASSWORD + "\n")).code, 0);

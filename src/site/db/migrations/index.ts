@@ -17,6 +17,7 @@ import { m0003Cmg } from "./0003_cmg.ts";
 import { m0004Clients } from "./0004_clients.ts";
 import { m0005CmgRestarts } from "./0005_cmg_restarts.ts";
 import { m0006CmgClientPolicy } from "./0006_cmg_client_policy.ts";
+import { m0007SiteSettings } from "./0007_site_settings.ts";
 import { m0008CmgRunState } from "./0008_cmg_run_state.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
@@ -29,6 +30,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0004_clients": m0004Clients,
   "0005_cmg_restarts": m0005CmgRestarts,
   "0006_cmg_client_policy": m0006CmgClientPolicy,
+  "0007_site_settings": m0007SiteSettings,
   "0008_cmg_run_state": m0008CmgRunState,
 };
 
