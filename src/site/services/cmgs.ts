@@ -241,7 +241,11 @@ export class CmgsService {
       changes.push(`server authentication certificate (now ${thumbprint})`);
     }
     if (changes.length === 0) throw new ValidationError("cmg", "nothing to change: give at least one setting");
-    await this.ctx.db.updateTable("cmgs").set(set).where("name", "=", name).execute();
+    await writeTransaction(this.ctx.db, async (tx) => {
+      await tx.updateTable("cmgs").set(set).where("name", "=", name).execute();
+      // Reports about removed instances must not count for a later instance of the same index.
+      if (typeof set.instances === "number") for (const t of ["cmg_tunnels", "cmg_instance_restarts"] as const) await tx.deleteFrom(t).where("cmg_name", "=", name).where("instance", ">=", set.instances).execute();
+    });
     this.log("CloudMgr.log").info(`Updated cloud management gateway ${name}: ${changes.join(", ")}.`);
     return this.show(name);
   }
