@@ -7,7 +7,7 @@
  * opens one long-lived control stream (`POST /.opencmg/v1/control`) on which both sides exchange
  * NDJSON messages, and one stream per client request.
  */
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import type { Readable } from "node:stream";
 import { z } from "zod";
 import { ValidationError } from "../../errors.ts";
@@ -150,11 +150,17 @@ export function parseSettings(input: unknown): CmgSettings {
     } catch {
       throw new ValidationError("settings.serverCert.certPem", "must be a PEM certificate");
     }
-    let ok = false;
+    let key: KeyObject;
     try {
-      ok = cert.checkPrivateKey(createPrivateKey(s.serverCert.keyPem));
+      key = createPrivateKey(s.serverCert.keyPem);
     } catch {
       throw new ValidationError("settings.serverCert.keyPem", "must be an unencrypted PEM private key");
+    }
+    let ok = false;
+    try {
+      ok = cert.checkPrivateKey(key);
+    } catch {
+      // A key of another type than the certificate's: not its key either.
     }
     if (!ok) throw new ValidationError("settings.serverCert.keyPem", "must be the certificate's private key");
   }
