@@ -373,7 +373,8 @@ export class CmgsService {
    */
   async gatewaySettings(name: string): Promise<CmgSettings> {
     const s = await this.cp.gatewaySettings(name);
-    return { ...s, serverCert: await this.serverCertificate(name) };
+    // Without the site key (a process that cannot open secrets) the instances keep their start-up file's certificate.
+    return this.ctx.key ? { ...s, serverCert: await this.serverCertificate(name) } : s;
   }
 
   /** roleId -> internal URL of every management point and software update point that allows CMG traffic. */
