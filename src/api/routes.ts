@@ -15,6 +15,7 @@ import { UPDATES_ROUTES } from "./routes-updates.ts";
 import { SETTINGS_ROUTES } from "./routes-settings.ts";
 import { CMG_TRAFFIC_ROUTES } from "./routes-cmg-traffic.ts";
 import { TOKEN_ROUTES } from "./routes-tokens.ts";
+import { CMG_ROUTES } from "./routes-cmg-lifecycle.ts";
 
 export type { ApiRoute, RouteInput } from "./route-kit.ts";
 export { Download, parseBody, parsedQuery, q, queryShape } from "./route-kit.ts";
@@ -96,6 +97,7 @@ const CORE: ApiRoute[] = [
   ...CMG_TRAFFIC_ROUTES,
   ...CMG_ANALYZE_ROUTES,
   ...TOKEN_ROUTES,
+  ...CMG_ROUTES,
 ];
 
 export const ROUTES: ApiRoute[] = [...CORE, ...ADMIN_ROUTES, ...CLIENTS_ROUTES, ...CMGS_ROUTES, ...ENDPOINTS_ROUTES, ...UPDATES_ROUTES];

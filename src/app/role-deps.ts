@@ -8,7 +8,6 @@ import type { ManagementPointDeps } from "../roles/mp/server.ts";
 import { siteInternetMps } from "../roles/mp/internet-mps.ts";
 import { EndpointMonitor, type EndpointMonitorDeps, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
 import { CmgAlertEvaluator } from "../roles/scp/cmg-alerts.ts";
-import { stopLocalCmg } from "../cmg/local-runner.ts";
 import type { FeedDeps } from "../roles/scp/update-feed.ts";
 import { AdrRunner } from "../roles/sup/adr.ts";
 import { ContentLibrary } from "../roles/sup/content-library.ts";
@@ -77,11 +76,10 @@ export function cmgAlertEvaluator(site: OpenedSite): CmgAlertEvaluator {
     status: s.status,
     logs: site.logs,
     now: site.ctx.now,
+    // The same stop as `opencmg cmg stop`: the CMG stays stopped (across restarts) until started again.
     stop: async (name) => {
-      const cmg = await s.cmgs.show(name);
-      if (cmg.provider !== "local") throw new Error(`its instances run on external hosts (provider ${cmg.provider}); stop them there`);
-      const { pid } = stopLocalCmg(site.paths.data, name);
-      return `its local instances' supervisor (process ${pid}) was asked to stop`;
+      const v = await s.cmgs.stop(name, "the traffic alert reached its critical level (stop on critical)");
+      return `the CMG is ${v.status}: its instances stop and the connection points end their tunnels; \`opencmg cmg start ${name}\` starts it again`;
     },
   });
 }

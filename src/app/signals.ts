@@ -7,17 +7,19 @@
 
 import { EXIT_WITH_PARENT_ENV } from "../cmg/local-provider.ts";
 
-export type StopCause = NodeJS.Signals | "parent-exited";
+export type StopCause = NodeJS.Signals | "parent-exited" | "aborted";
 
 /**
  * Resolves at SIGINT or SIGTERM, or when the supervisor that started this process (with
  * `OPENCMG_EXIT_WITH_PARENT=1` and a pipe on standard input) is gone, however it ended.
  */
-export function waitForStop(env: NodeJS.ProcessEnv = process.env): Promise<StopCause> {
+export function waitForStop(env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<StopCause> {
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => undefined, 1 << 30);
+    const onAbort = (): void => done("aborted");
     const done = (cause: StopCause): void => {
       clearInterval(keepAlive);
+      signal?.removeEventListener("abort", onAbort);
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       if (env[EXIT_WITH_PARENT_ENV] === "1") process.stdin.off("close", onParentGone).pause();
@@ -27,6 +29,9 @@ export function waitForStop(env: NodeJS.ProcessEnv = process.env): Promise<StopC
     const onParentGone = (): void => done("parent-exited");
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    // The caller ends the wait itself (a supervised CMG was deleted at the site).
+    if (signal?.aborted) return done("aborted");
+    signal?.addEventListener("abort", onAbort);
     if (env[EXIT_WITH_PARENT_ENV] === "1") {
       // The supervisor holds the other end of this pipe: it closes when the supervisor exits, even on SIGKILL.
       process.stdin.on("close", onParentGone).on("error", onParentGone).resume();

@@ -5,12 +5,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../gateway/instance.ts";
-import { loadStartupFile } from "../gateway/startup-file.ts";
 import { startManagementPoint, type ManagementPoint } from "../roles/mp/server.ts";
 import { createCa, issueCert, type CertKeyPem } from "../pki/issue.ts";
 import { startSoftwareUpdatePoint } from "../roles/sup/serve.ts";
-import { writeCmgBundle } from "../cmg/bundle.ts";
+import { runEmbeddedInstances } from "./embedded-instances.ts";
 import { runConnectionPointRole, type RunningConnectionPoint } from "../roles/cmg-connection-point/role.ts";
 import { startSiteServer, type RunningSiteServer } from "./site-server.ts";
 import { initSite, openSite, type OpenedSite } from "../site/site.ts";
@@ -193,17 +191,20 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     running.push(await startSoftwareUpdatePoint({ deps: softwareUpdatePointDeps(site), serverFqdn: UP_SERVER, listen: { host: "127.0.0.1", port: ports.mp + 1 }, tls: supTls }));
     step("starting the gateway");
     const view = await cmgs.show(UP_CMG);
-    const bundle = await writeCmgBundle(site, view);
-    const instances: GatewayInstance[] = [];
-    for (const file of bundle.files) instances.push(await startGatewayInstance(loadStartupFile(file), { log: gatewayLogs(site.logs) }));
-    running.push({ close: async () => void (await Promise.all(instances.map((i) => i.stop({ graceMs: 2000 })))) });
+    // The instances follow the CMG at the site: a CMG stopped with `opencmg cmg stop` stays stopped.
+    const instances = await runEmbeddedInstances(site, UP_CMG);
+    running.push(instances);
     step("starting the connection point");
     const cp: RunningConnectionPoint = await runConnectionPointRole(connectionPointRoleDeps(site), UP_SERVER, { healthIntervalMs: 10_000 });
     running.unshift({ close: () => cp.stop() }); // the connection point drains first
-    await cp.cp.waitConnected({ timeoutMs: 30_000 });
-    // "Up" means clients are told about the CMG: the location answer lists it once the connection
-    // point's health report has made it Ready at the site, which follows the tunnels by a moment.
-    await waitUntilReady(async () => (await cmgs.show(UP_CMG)).status === "Ready", 30_000);
+    if (view.runState === "running") {
+      await cp.cp.waitConnected({ timeoutMs: 30_000 });
+      // "Up" means clients are told about the CMG: the location answer lists it once the connection
+      // point's health report has made it Ready at the site, which follows the tunnels by a moment.
+      await waitUntilReady(async () => (await cmgs.show(UP_CMG)).status === "Ready", 30_000);
+    } else {
+      step(`the CMG ${UP_CMG} is ${view.runState}: \`opencmg cmg start ${UP_CMG}\` starts it`);
+    }
 
     const cmgUrl = view.instances[0]!.clientUrl;
     const internetMpUrl = `${cmgUrl}/CCM_Proxy_MutualAuth/${mp.roleId}`;

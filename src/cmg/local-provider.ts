@@ -26,9 +26,17 @@ const BIN = opencmgBin();
 export const EXIT_WITH_PARENT_ENV = "OPENCMG_EXIT_WITH_PARENT";
 
 export interface LocalInstances {
-  /** Resolves once every instance printed that it listens (or rejects when one cannot start). */
+  /** Resolves once every instance first asked for printed that it listens (or rejects when one cannot start). */
   ready: Promise<void>;
   pids(): number[];
+  /** Indexes of the instances that run (or are being restarted). */
+  indexes(): number[];
+  /**
+   * Runs exactly the instances of `files` (instance i from files[i]): starts the missing ones,
+   * stops those past the end (SIGTERM: they drain their clients and tunnels). Resolves once the
+   * new ones listen; rejects when one cannot start.
+   */
+  setFiles(files: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -39,11 +47,27 @@ export interface InstanceRestart {
   attempt: number;
 }
 
+/** Sends SIGTERM (SIGKILL after 10 s) and resolves once the process exited. */
+function terminate(c: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) return resolve();
+    const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
+    c.once("exit", () => {
+      clearTimeout(t);
+      resolve();
+    });
+    c.kill("SIGTERM");
+  });
+}
+
 export function runLocalInstances(o: { files: string[]; dataDir: string; log: ComponentLog; env?: NodeJS.ProcessEnv; onRestart?: (r: InstanceRestart) => void }): LocalInstances {
   let stopping = false;
   const children = new Map<number, ChildProcess>();
-  const readyWaiters: Promise<void>[] = [];
-  const restarts = new Set<NodeJS.Timeout>();
+  /** Instances asked for, by index: their start-up file. An index not here is not restarted. */
+  const wanted = new Map<number, string>();
+  const restarts = new Map<number, NodeJS.Timeout>();
+  /** Processes stopped on purpose (scaled down): never restarted, even if their index comes back. */
+  const retired = new WeakSet<ChildProcess>();
 
   const start = (index: number, file: string, attempt: number, onReady?: { resolve: () => void; reject: (e: Error) => void }): void => {
     const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...o.env, [EXIT_WITH_PARENT_ENV]: "1" } });
@@ -58,20 +82,21 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
       }
     });
     child.on("exit", (code, signal) => {
-      children.delete(index);
+      if (children.get(index) === child) children.delete(index);
       if (onReady) {
         onReady.reject(new Error(`instance ${index} did not start (exit ${code ?? signal}): ${err.trim().split("\n").at(-1) ?? ""}`));
         onReady = undefined;
         return;
       }
-      if (stopping) return;
+      // Stopped on purpose (the supervisor stops, or the CMG was scaled down): not restarted.
+      if (stopping || retired.has(child) || wanted.get(index) !== file) return;
       const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
       o.log.warn(`Instance ${index} exited (${code ?? signal}); restarting in ${delay} ms. ${err.trim().split("\n").at(-1) ?? ""}`);
       // Not unref'd: this timer is what keeps a supervisor whose every instance died alive to restart them.
       const exit = String(code ?? signal);
       const timer = setTimeout(() => {
-        restarts.delete(timer);
-        if (stopping) return;
+        restarts.delete(index);
+        if (stopping || wanted.get(index) !== file) return;
         start(index, file, attempt + 1);
         o.log.warn(`Instance ${index} restarted (restart ${attempt + 1} since this supervisor started; it had exited with ${exit}).`);
         try {
@@ -80,35 +105,41 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
           o.log.warn(`Could not record the restart of instance ${index}: ${(e as Error).message}`);
         }
       }, delay);
-      restarts.add(timer);
+      restarts.set(index, timer);
     });
   };
 
-  o.files.forEach((file, index) => {
-    readyWaiters.push(new Promise<void>((resolve, reject) => start(index, file, 0, { resolve, reject })));
-  });
+  const setFiles = async (files: string[]): Promise<void> => {
+    if (stopping) return;
+    const removed = [...wanted.keys()].filter((i) => i >= files.length);
+    const added = files.map((f, i) => [i, f] as const).filter(([i]) => !wanted.has(i));
+    // A changed file name for a running index only matters at its next restart.
+    files.forEach((f, i) => wanted.set(i, f));
+    for (const i of removed) {
+      wanted.delete(i);
+      clearTimeout(restarts.get(i));
+      restarts.delete(i);
+    }
+    const stopped = removed.map((i) => children.get(i)).filter((c): c is ChildProcess => c !== undefined);
+    for (const c of stopped) retired.add(c);
+    if (removed.length > 0) o.log.info(`Stopping instance(s) ${removed.join(", ")} (the CMG now has ${files.length}).`);
+    const starting = added.map(([i, f]) => new Promise<void>((resolve, reject) => start(i, f, 0, { resolve, reject })));
+    if (added.length > 0 && removed.length === 0 && wanted.size > added.length) o.log.info(`Starting instance(s) ${added.map(([i]) => i).join(", ")} (the CMG now has ${files.length}).`);
+    await Promise.all([...stopped.map(terminate), ...starting]);
+  };
 
+  const ready = setFiles(o.files);
   return {
-    ready: Promise.all(readyWaiters).then(() => undefined),
+    ready,
     pids: () => [...children.values()].map((c) => c.pid!).filter(Boolean),
+    indexes: () => [...wanted.keys()].sort((a, b) => a - b),
+    setFiles,
     async stop() {
       stopping = true;
-      for (const t of restarts) clearTimeout(t);
+      for (const t of restarts.values()) clearTimeout(t);
       restarts.clear();
-      await Promise.all(
-        [...children.values()].map(
-          (c) =>
-            new Promise<void>((resolve) => {
-              if (c.exitCode !== null || c.signalCode !== null) return resolve();
-              const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
-              c.once("exit", () => {
-                clearTimeout(t);
-                resolve();
-              });
-              c.kill("SIGTERM");
-            }),
-        ),
-      );
+      wanted.clear();
+      await Promise.all([...children.values()].map(terminate));
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ValidationError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { CmgView } from "../site/services/cmgs.ts";
 import type { OpenedSite } from "../site/site.ts";
@@ -21,17 +21,31 @@ export interface RunningLocalCmg {
   view: CmgView;
   /** Process IDs of the instances (they change when one is restarted). */
   pids(): number[];
+  /** Resolves once the CMG was deleted at the site: its instances and bundle are gone, the supervisor should exit. */
+  done: Promise<void>;
+  /** Looks at the site now and follows what changed (also runs every `pollMs`). */
+  follow(): Promise<void>;
   /** Stops every instance and removes the pid file. */
   stop(): Promise<void>;
 }
 
+/** What the local provider follows of a CMG: which instances run, from which bundle. */
+function bundleKey(v: CmgView): string {
+  return JSON.stringify({ n: v.runState === "running" ? v.instanceCount : 0, cert: v.serverCertificate.thumbprint });
+}
+
 /**
  * Writes the start-up bundle and starts every instance of a local-provider CMG; resolves once
- * each listens (after stopping them again when one cannot start).
+ * each listens (after stopping them again when one cannot start). Then follows the CMG at the
+ * site every `pollMs` (default 5 s): the instance count (instances started or stopped, the
+ * bundle rewritten), a renewed certificate (the bundle rewritten, so a restarted instance starts
+ * with it; running ones get it from the connection points), `cmg stop`/`start` (all instances
+ * stopped or started again; the supervisor stays), and a delete (instances stopped, the bundle
+ * and its keys removed, `done` resolved).
  *
  * @example
  * const running = await startLocalCmg(site, "cmg1", { dataDir });
- * await waitForStop();
+ * await Promise.race([waitForStop(), running.done]);
  * await running.stop();
  */
 export async function startLocalCmg(
@@ -41,15 +55,18 @@ export async function startLocalCmg(
     dataDir: string;
     env?: NodeJS.ProcessEnv;
     /**
-     * How a restart reaches the site database (restart count for `cmg show`, status message).
-     * Default: through `site`, which the caller then keeps open while the instances run. The CLI
-     * closes its site once the instances run and opens one briefly per restart instead.
+     * How a restart reaches the site database (restart count for `cmg show`, status message), and
+     * how the CMG is read again. Default: through `site`, which the caller then keeps open while the
+     * instances run. The CLI closes its site once the instances run and opens one briefly per use instead.
      */
     withSite?: (fn: (s: OpenedSite) => Promise<void>) => Promise<void>;
+    /** How often the CMG is read again at the site (default 5 s). */
+    pollMs?: number;
   },
 ): Promise<RunningLocalCmg> {
-  const view = await site.services.cmgs.show(name);
+  let view = await site.services.cmgs.show(name);
   if (view.provider !== "local") throw new ValidationError("provider", `CMG ${view.name} uses the ${view.provider} provider: run its instances with \`opencmg gateway serve\` on their hosts`);
+  if (view.runState === "deleting") throw new ValidationError("name", `CMG ${view.name} is being deleted`);
   const bundle = await writeCmgBundle(site, view);
   const log = site.logs.component(LOG_FILES.cmgSetup);
   const withSite = o.withSite ?? ((fn: (s: OpenedSite) => Promise<void>) => fn(site));
@@ -62,10 +79,15 @@ export async function startLocalCmg(
       ),
     );
   };
-  const running = runLocalInstances({ files: bundle.files, dataDir: o.dataDir, log, onRestart, ...(o.env ? { env: o.env } : {}) });
+  const files = (b: { files: string[] }, v: CmgView): string[] => (v.runState === "running" ? b.files : []);
+  const running = runLocalInstances({ files: files(bundle, view), dataDir: o.dataDir, log, onRestart, ...(o.env ? { env: o.env } : {}) });
   const pidFile = join(bundle.dir, "start.pid");
   writeFileSync(pidFile, String(process.pid));
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
   const stop = async (): Promise<void> => {
+    stopped = true;
+    clearTimeout(timer);
     await running.stop();
     await writes;
     rmSync(pidFile, { force: true });
@@ -76,8 +98,53 @@ export async function startLocalCmg(
     await stop();
     throw e;
   }
-  log.info(`Started ${view.instanceCount} local instance(s) of ${view.name}.`);
-  return { view, pids: () => running.pids(), stop };
+  log.info(view.runState === "running" ? `Started ${view.instanceCount} local instance(s) of ${view.name}.` : `CMG ${view.name} is stopped: no instance started; waiting for \`opencmg cmg start ${view.name}\`.`);
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let key = bundleKey(view);
+  let following: Promise<void> = Promise.resolve();
+  const followOnce = async (): Promise<void> => {
+    if (stopped) return;
+    let next: CmgView | null = null;
+    let newFiles: string[] | null = null;
+    await withSite(async (s) => {
+      try {
+        next = await s.services.cmgs.show(view.name);
+      } catch (e) {
+        if (e instanceof NotFoundError) return;
+        throw e;
+      }
+      if (next.runState === "running" && bundleKey(next) !== key) newFiles = files(await writeCmgBundle(s, next), next);
+    });
+    if (stopped) return;
+    if (next === null || (next as CmgView).runState === "deleting") {
+      log.info(`CMG ${view.name} is being deleted: stopping its instances and removing its start-up bundle and keys.`);
+      await stop();
+      rmSync(bundle.dir, { recursive: true, force: true });
+      resolveDone();
+      return;
+    }
+    const v: CmgView = next;
+    if (v.runState !== view.runState) log.info(`CMG ${v.name} is now ${v.runState}: ${v.runState === "running" ? `starting its ${v.instanceCount} instance(s)` : "stopping its instances"}.`);
+    else if (v.instanceCount !== view.instanceCount) log.info(`CMG ${v.name} scaled from ${view.instanceCount} to ${v.instanceCount} instance(s).`);
+    view = v;
+    key = bundleKey(v);
+    if (v.runState !== "running") await running.setFiles([]);
+    else if (newFiles) await running.setFiles(newFiles);
+  };
+  const follow = (): Promise<void> => (following = following.then(followOnce, followOnce).catch((e: unknown) => log.warn(`Could not follow CMG ${view.name} at the site: ${(e as Error).message}`)));
+  const schedule = (): void => {
+    timer = setTimeout(() => {
+      void follow().then(() => {
+        if (!stopped) schedule();
+      });
+    }, o.pollMs ?? 5000);
+    // waitForStop keeps the CLI's process alive; an in-process caller ends with stop().
+    timer.unref();
+  };
+  schedule();
+  return { get view() { return view; }, pids: () => running.pids(), done, follow, stop };
 }
 
 /** The process running a CMG's local instances, if its pid file is there and the process lives. */

@@ -38,7 +38,10 @@ export interface ClientListenerOptions {
 export interface ClientListener {
   port: number;
   server: Http2SecureServer;
-  /** New trusted CAs for the certificate request (existing connections keep their handshake). */
+  /**
+   * New trusted CAs for the certificate request, and a renewed server certificate: new handshakes
+   * use them, established connections keep theirs (nothing is closed).
+   */
   applySettings(s: CmgSettings): void;
   close(graceMs?: number): Promise<void>;
 }
@@ -52,9 +55,9 @@ const CLIENT_STREAM_WINDOW = 256 * 1024;
  */
 export async function startClientListener(o: ClientListenerOptions): Promise<ClientListener> {
   const { limits } = o;
-  const contextOptions = (ca: string[] | undefined) => ({
-    cert: o.serverCert.certPem,
-    key: o.serverCert.keyPem,
+  const contextOptions = (ca: string[] | undefined, server: PemPair = o.serverCert) => ({
+    cert: server.certPem,
+    key: server.keyPem,
     ca: ca && ca.length > 0 ? ca : undefined,
     // TLS 1.3, or 1.2 with ECDHE and AEAD suites only (no static RSA, no CBC).
     ...TLS_POLICY,
@@ -151,7 +154,7 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     port,
     server,
     applySettings(s) {
-      server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates]));
+      server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates], s.serverCert ?? o.serverCert));
     },
     async close(graceMs = 5000) {
       await new Promise<void>((resolve) => {

@@ -3,6 +3,7 @@
  * the router between them, client authentication, and metrics. It keeps no site state on disk:
  * everything it enforces beyond its start-up configuration arrives over the tunnels.
  */
+import { X509Certificate } from "node:crypto";
 import { request } from "undici";
 import { CrlCache } from "../pki/crl.ts";
 import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
@@ -137,7 +138,13 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       onSession: (s) => abuseGuard.watch(s),
     });
     opened.push(client);
-    settings.onChange((s) => client.applySettings(s));
+    let serverThumbprint = thumbprintOfPem(cfg.serverCert.certPem);
+    settings.onChange((s) => {
+      client.applySettings(s);
+      const t = s.serverCert ? thumbprintOfPem(s.serverCert.certPem) : serverThumbprint;
+      if (t !== serverThumbprint) serviceLog.info(`Server authentication certificate changed from ${serverThumbprint} to ${t} (settings revision ${s.revision}): new connections get it, established ones keep theirs`);
+      serverThumbprint = t;
+    });
     const tunnel = await startTunnelListener({
       source,
       host: cfg.tunnel.host,
@@ -200,6 +207,11 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     unobserve();
     throw err;
   }
+}
+
+/** SHA-1 thumbprint of a PEM certificate (its first), as the platform shows them. */
+function thumbprintOfPem(pem: string): string {
+  return new X509Certificate(pem).fingerprint.replace(/:/g, "");
 }
 
 const MAX_CRL_BYTES = 32 * 1024 * 1024;

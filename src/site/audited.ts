@@ -52,7 +52,7 @@ export const AUDITED: AuditRules = {
   accounts: { add: account, setPassword: password, remove: account },
   proxies: { set: proxy, clear: proxy },
   clients: { approve: named("client", (s, id) => s.clients.get(id)), block: named("client", (s, id) => s.clients.get(id)), setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() } },
-  cmgs: { create: cmg("name"), update: cmg(), remove: cmg() },
+  cmgs: { create: cmg("name"), update: cmg(), delete: cmg(), remove: cmg(), stop: cmg(), start: cmg() },
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name") },
   settings: { set: setting, reset: setting },
   cmgAlerts: { setTrafficAlert: { object: (a) => `cmg/${arg(a, 0)}/traffic-alert`, read: async (s, a) => (await s.cmgs.show(arg(a, 0))).deploy?.trafficAlert ?? null } },

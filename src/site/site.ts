@@ -147,7 +147,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     proxies,
     status: new StatusService(ctx),
     clients,
-    cmgs: new CmgsService(ctx, sites, roles, tokens),
+    cmgs: new CmgsService(ctx, sites, roles, tokens, paths.data),
     cmgTraffic: new CmgTrafficService(ctx),
     cmgAlerts: new CmgAlertsService(ctx),
     updates: new UpdatesService(ctx),

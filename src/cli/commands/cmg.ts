@@ -10,8 +10,8 @@ import { DEFAULT_METRICS_HOST } from "../../observe/prometheus.ts";
 import { bindHostOpt, LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
 import { writeCmgBundle } from "../../cmg/bundle.ts";
 import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts";
-import { caCertificatesFromFiles, renewalFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
-import { startLocalCmg, stopLocalCmg } from "../../cmg/local-runner.ts";
+import { caCertificatesFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
+import { localCmgStatus, startLocalCmg } from "../../cmg/local-runner.ts";
 import type { CmgView } from "../../site/services/cmgs.ts";
 import { openSite, type OpenedSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
@@ -51,6 +51,7 @@ function showText(c: CmgView): string {
     keyValues({
       name: c.name,
       status: `${c.status} (${c.statusReason})`,
+      "run state": c.runStateAt ? `${c.runState} since ${c.runStateAt}` : c.runState,
       "service FQDN": c.serviceFqdn,
       "service name": c.serviceName,
       cloud: c.cloud,
@@ -59,8 +60,8 @@ function showText(c: CmgView): string {
       "resource group": c.resourceGroup,
       "VM instances": c.instanceCount,
       "server certificate": `${c.serverCertificate.subject} (${c.serverCertificate.thumbprint}, until ${c.serverCertificate.notAfter})`,
-      "trusted roots": c.trustedRoots.map((r) => r.subject).join("; ") || "none",
-      intermediates: c.intermediates.map((r) => r.subject).join("; ") || "none",
+      "trusted roots": c.trustedRoots.map((r) => `${r.subject} (${r.thumbprint})`).join("; ") || "none",
+      intermediates: c.intermediates.map((r) => `${r.subject} (${r.thumbprint})`).join("; ") || "none",
       "verify client revocation": c.crlCheck ? "yes" : "no",
       "smallest client RSA key": `${c.minRsaBits} bits`,
       "connection points": c.connectionPointServers.join(", ") || "none",
@@ -183,14 +184,20 @@ function registerManage(cmg: Command, ctx: CliContext): void {
 
   cmg
     .command("update <name>")
-    .description("change what can change after creation: instances, revocation checking, trusted CAs, server certificate, traffic alert")
-    .option("--instances <n>", "VM instances, 1 to 16")
+    .description("change a CMG live (no restart, no dropped clients): instances, server certificate, trusted CAs, revocation checking, traffic alert")
+    .option("--instances <n>", "VM instances, 1 to 16 (the provider starts or stops instances)")
     .option("--crl-check", "verify client certificate revocation")
     .option("--no-crl-check", "do not verify client certificate revocation")
     .option("--min-rsa-bits <bits>", "smallest RSA key in a client certificate chain (2048-16384)")
-    .option("--trusted-root <file>", "replace the trusted roots (repeatable, at most 2)", collect)
-    .option("--intermediate <file>", "replace the intermediates (repeatable, at most 4)", collect)
-    .option("--server-cert <file>", "renewed server authentication certificate (PEM)")
+    .option("--add-trusted-root <file>", "add a trusted root CA, keeping the others (at most 2 in all; repeatable)", collect)
+    .option("--remove-trusted-root <thumbprint>", "remove the trusted root CA with this SHA-1 thumbprint (repeatable)", collect)
+    .option("--add-intermediate <file>", "add an intermediate CA, keeping the others (at most 4 in all; repeatable)", collect)
+    .option("--remove-intermediate <thumbprint>", "remove the intermediate CA with this SHA-1 thumbprint (repeatable)", collect)
+    .option("--trusted-root <file>", "with --replace-certificates: the new list of trusted roots (repeatable, at most 2)", collect)
+    .option("--intermediate <file>", "with --replace-certificates: the new list of intermediates (repeatable, at most 4)", collect)
+    .option("--replace-certificates", "let --trusted-root / --intermediate replace the whole lists")
+    .option("--force", "apply a trust change even though it would lock clients out (the refusal says who)")
+    .option("--server-cert <file>", "renewed server authentication certificate (PEM; may include its chain); same service name")
     .option("--server-key <file>", "its private key")
     .option("--traffic-alert-gb <n>", "alert when outbound traffic over 14 days reaches this many GB (fractions allowed)")
     .option("--traffic-warning-pct <n>", "traffic alert: warning at this % of the threshold (default 50)")
@@ -198,7 +205,24 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .option("--stop-on-critical", "traffic alert: stop the CMG when the critical level is reached")
     .option("--no-stop-on-critical", "traffic alert: do not stop the CMG at the critical level")
     .option("--no-traffic-alert", "remove the traffic alert")
+    .option("--server-pfx <file>", "renewed certificate and key as PFX (password with --pfx-password-stdin)")
+    .option("--pfx-password-stdin", "read the PFX password from standard input")
+    .option("--service-fqdn <fqdn>", "cannot change: refused (create a new CMG)")
+    .option("--cloud <env>", "cannot change: refused (create a new CMG)")
+    .option("--provider <p>", "cannot change: refused (create a new CMG)")
+    .option("--region <name>", "cannot change: refused (create a new CMG)")
+    .option("--resource-group <name>", "cannot change: refused (create a new CMG)")
     .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>, cmd: Command) => {
+      const renewing = o.serverCert !== undefined || o.serverKey !== undefined || o.serverPfx !== undefined;
+      const server = renewing
+        ? serverCertificateFromFiles({
+            cert: fileOpt("serverCert", o.serverCert),
+            key: fileOpt("serverKey", o.serverKey),
+            pfx: fileOpt("serverPfx", o.serverPfx),
+            pfxPassword: o.serverPfx && o.pfxPasswordStdin ? await readStdin(ctx.io.stdin) : undefined,
+          })
+        : undefined;
+      const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? (v as string[]) : undefined);
       await ctx.withSite(cmd, async (s) => {
         const alertChanged = await updateTrafficAlert(s.services.cmgAlerts, name, o);
         const others = Object.keys(o).some((k) => !k.startsWith("traffic") && k !== "stopOnCritical" && o[k] !== undefined);
@@ -210,21 +234,33 @@ function registerManage(cmg: Command, ctx: CliContext): void {
           ...(o.instances !== undefined ? { instances: o.instances as string } : {}),
           ...(o.crlCheck !== undefined ? { crlCheck: o.crlCheck as boolean } : {}),
           ...(o.minRsaBits !== undefined ? { minRsaBits: o.minRsaBits as string } : {}),
-          ...(o.trustedRoot ? { trustedRoots: certFiles("trustedRoot", o.trustedRoot as string[]) } : {}),
-          ...(o.intermediate ? { intermediates: certFiles("intermediate", o.intermediate as string[]) } : {}),
-          ...renewalFromFiles(fileOpt("serverCert", o.serverCert), fileOpt("serverKey", o.serverKey)),
+          trustedRoots: certFiles("trustedRoot", strings(o.trustedRoot)),
+          intermediates: certFiles("intermediate", strings(o.intermediate)),
+          addTrustedRoots: certFiles("addTrustedRoot", strings(o.addTrustedRoot)),
+          removeTrustedRoots: strings(o.removeTrustedRoot),
+          addIntermediates: certFiles("addIntermediate", strings(o.addIntermediate)),
+          removeIntermediates: strings(o.removeIntermediate),
+          replaceCertificates: o.replaceCertificates === true,
+          force: o.force === true,
+          ...(server ? { serverCertPem: server.certPem, serverKeyPem: server.keyPem, serverChainPem: server.chainPem } : {}),
+          serviceFqdn: o.serviceFqdn as string | undefined,
+          cloud: o.cloud as string | undefined,
+          provider: o.provider as string | undefined,
+          region: o.region as string | undefined,
+          resourceGroup: o.resourceGroup as string | undefined,
         });
-        ctx.print(cmd, c, () => `Updated CMG ${c.name}; connection points push the change to its instances.\n`);
+        ctx.print(cmd, c, () => `Updated CMG ${c.name}; the connection points push the change to its running instances (no restart), and the provider follows the instance count. Status: ${c.status} (${c.statusReason}).\n`);
       });
     });
 
   cmg
     .command("delete <name>")
-    .description("delete a CMG (remove its connection points first)")
-    .action(async (name: string, _o: unknown, cmd: Command) => {
+    .description("delete a CMG: stop its instances, end the connection points' tunnels, remove its bundle and keys and its connection point roles")
+    .option("--force", "delete the last Ready CMG even though clients registered through the internet would have no way in")
+    .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        await s.services.cmgs.remove(name);
-        ctx.print(cmd, { deleted: name }, () => `Deleted CMG ${name}.\n`);
+        const r = await s.services.cmgs.delete(name, { force: o.force === true });
+        ctx.print(cmd, r, () => `Deleted CMG ${r.deleted}${r.connectionPointsRemoved.length ? ` and its connection point role on ${r.connectionPointsRemoved.join(", ")}` : ""}; its instances are stopped and its keys removed.\n`);
       });
     });
 
@@ -256,21 +292,36 @@ async function updateTrafficAlert(alerts: OpenedSite["services"]["cmgAlerts"], n
   return given;
 }
 
-/** `cmg start` and `cmg stop`: a local-provider CMG's instances on this machine. */
+/**
+ * `cmg start` and `cmg stop`: the service's run state at the site (it stays as set across
+ * restarts), and for a local-provider CMG the process that runs its instances on this machine.
+ */
 function registerLocalRun(cmg: Command, ctx: CliContext): void {
   cmg
     .command("start <name>")
-    .description("run all instances of a local-provider CMG on this machine until Ctrl-C")
-    .action(async (name: string, _o: unknown, cmd: Command) => {
+    .description("start a CMG; a local-provider CMG's instances run here until Ctrl-C (or, when a `cmg start` already runs them, that one starts them)")
+    .option("--poll-interval <s>", "how often the site is read for changes (instance count, certificate, stop, delete), seconds", "5")
+    .option("--keep-run-state", "run the instances as the site says without starting a stopped CMG (for a service manager that restarts this command)")
+    .action(async (name: string, o: { pollInterval: string; keepRunState?: boolean }, cmd: Command) => {
       const g = ctx.globals(cmd);
+      const seconds = Number(o.pollInterval);
+      if (!(seconds >= 0.1 && seconds <= 3600)) throw new ValidationError("pollInterval", "must be from 0.1 to 3600 seconds");
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd) });
       let running;
       try {
+        const view = o.keepRunState ? await site.services.cmgs.show(name) : await site.services.cmgs.start(name);
+        const here = localCmgStatus(g.data, view.name);
+        if (view.provider !== "local" || here.running) {
+          const who = view.provider !== "local" ? "its instances on their hosts get the change from the connection points" : `the process that runs its instances here (${here.pid}) starts them`;
+          ctx.print(cmd, view, () => `Started CMG ${view.name}: ${who}. Status: ${view.status} (${view.statusReason}).\n`);
+          return;
+        }
         running = await startLocalCmg(site, name, {
           dataDir: g.data,
-          // A restart is recorded through a site opened for that write alone, waiting at most 2 s for other writers.
+          pollMs: seconds * 1000,
+          // A restart or a look at the site goes through a site opened for that alone, waiting at most 2 s for other writers.
           withSite: async (fn) => {
-            const s = await openSite({ dataDir: g.data, databaseUrl: g.database, work: `${commandPath(cmd)} (instance restart)`, busyTimeoutMs: 2000 });
+            const s = await openSite({ dataDir: g.data, databaseUrl: g.database, work: `${commandPath(cmd)} (supervisor)`, busyTimeoutMs: 2000 });
             try {
               await fn(s);
             } finally {
@@ -284,7 +335,10 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
       try {
         const view = running.view;
         ctx.io.err.write(`CMG ${view.name}: ${view.instances.map((i) => `instance ${i.index} at ${i.clientUrl} (tunnel ${i.tunnelPort})`).join("; ")}; Ctrl-C stops them\n`);
-        await waitForStop();
+        const deleted = new AbortController();
+        void running.done.then(() => deleted.abort());
+        const ended = await waitForStop(process.env, deleted.signal);
+        if (ended === "aborted") ctx.io.err.write(`CMG ${view.name} was deleted: its instances are stopped and its bundle removed\n`);
       } finally {
         await running.stop();
       }
@@ -292,10 +346,12 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
 
   cmg
     .command("stop <name>")
-    .description("stop the instances that `opencmg cmg start` runs")
+    .description("stop a CMG: its instances stop and the connection points end their tunnels; it stays stopped (across restarts) until `cmg start`")
     .action(async (name: string, _o: unknown, cmd: Command) => {
-      const { pid } = stopLocalCmg(ctx.globals(cmd).data, name);
-      ctx.print(cmd, { stopped: name, pid }, () => `Stopping CMG ${name} (process ${pid}).\n`);
+      await ctx.withSite(cmd, async (s) => {
+        const view = await s.services.cmgs.stop(name);
+        ctx.print(cmd, view, () => `Stopping CMG ${view.name}: the provider stops its instances and the connection points end their tunnels. Status: ${view.status} (${view.statusReason}).\n`);
+      });
     });
 }
 
@@ -346,15 +402,18 @@ function registerServe(program: Command, ctx: CliContext): void {
     .option("--metrics-port <n>", "Prometheus metrics on this port (default: none)")
     .option("--metrics-host <addr>", "address the metrics listener binds", DEFAULT_METRICS_HOST)
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { server: string; reportInterval: string; metricsPort?: string; metricsHost: string; logLevel: string }, cmd: Command) => {
+    .option("--poll-interval <s>", "how often the site is read for changes (CMG settings, instances, roles), seconds", "10")
+    .action(async (o: { server: string; reportInterval: string; metricsPort?: string; metricsHost: string; logLevel: string; pollInterval: string }, cmd: Command) => {
       const logLevel = logLevelOpt(o.logLevel);
       const metricsHost = bindHostOpt("metricsHost", o.metricsHost);
       const metricsPort = portOpt("metricsPort", o.metricsPort);
       const seconds = Number(o.reportInterval);
       if (!(seconds >= 1)) throw new ValidationError("reportInterval", "must be at least 1 second");
+      const poll = Number(o.pollInterval);
+      if (!(poll >= 0.1 && poll <= 3600)) throw new ValidationError("pollInterval", "must be from 0.1 to 3600 seconds");
       const g = ctx.globals(cmd);
       const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel });
-      const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, ...(metricsPort ? { metricsPort, metricsHost } : {}) });
+      const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, pollMs: poll * 1000, ...(metricsPort ? { metricsPort, metricsHost } : {}) });
       const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
       ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
       await stopped;

@@ -181,7 +181,7 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
     const summary = describe(leaf);
     return {
       ok: true,
-      identity: { method: "mtls", thumbprint, subject: summary.subject, sans: splitSans(leaf.subjectAltName) },
+      identity: { method: "mtls", thumbprint, subject: summary.subject, sans: splitSans(leaf.subjectAltName), root: thumbprintOf(chain.chain.at(-1)!.raw) },
     };
   }
 

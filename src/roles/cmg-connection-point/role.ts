@@ -7,7 +7,7 @@
  * interval, when the status changes, and once stopped.
  */
 import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type GatewayEndpoint, type HealthReport, type TrafficReport } from "../../connection-point/connection-point.ts";
-import { ValidationError } from "../../errors.ts";
+import { NotFoundError, ValidationError } from "../../errors.ts";
 import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import type { ComponentState } from "../../site/model.ts";
 import type { EgressProvider } from "../../egress/pool.ts";
@@ -71,7 +71,11 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   const pki = deps.pki;
   const tls = await pki.connectionPointCert(fqdn);
   const log = connectionPointLogs(deps.logs);
-  const instancesOf = (v: typeof cmg) => v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort }));
+  // A stopped or deleted CMG has no instance to dial: the tunnels drain and end.
+  const instancesOf = (v: typeof cmg) => (v.runState === "running" ? v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort })) : []);
+  let view = cmg;
+  /** Set once the CMG was deleted at the site: nothing more is written for it. */
+  let deleted = false;
 
   const settingsKey = (s: CmgSettings): string => JSON.stringify({ ...s, revision: 0 });
   let settings = await cmgs.gatewaySettings(cmg.name);
@@ -82,6 +86,17 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   let trafficIntervalMs = o.trafficIntervalMs ?? (await readTrafficInterval());
 
   const onHealth = async (h: HealthReport): Promise<void> => {
+    if (deleted || view.runState === "deleting") return;
+    // Deleted since the last look: the delete cleared the component state, which must stay cleared.
+    if (!(await cmgs.exists(cmg.name))) return;
+    if (view.runState !== "running") {
+      // Idle on purpose: no misleading Critical, and the tunnels are reported down at once so the CMG turns Stopped.
+      const why = view.runState === "stopped" ? "stopped" : "being deleted";
+      await deps.status.setComponent(fqdn, "SMS_CLOUD_PROXYCONNECTOR", "OK", `CMG ${cmg.name} is ${why}: no tunnels to keep`);
+      await cmgs.reportTunnels(cmg.name, fqdn, view.instances.map((i) => ({ instance: i.index, connected: false, detail: `CMG ${why}` })));
+      lastState = "OK";
+      return;
+    }
     const state = STATE[h.status];
     await deps.status.setComponent(fqdn, "SMS_CLOUD_PROXYCONNECTOR", state, h.message);
     await cmgs.reportTunnels(
@@ -138,7 +153,22 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   log.service.info(`Connection point on ${fqdn} started for CMG ${cmg.name}: ${instances.length} instance(s), ${Object.keys(backends).length} role(s) allowing CMG traffic.`);
 
   const refresh = async (): Promise<void> => {
-    const [nextSettings, nextBackends, view] = await Promise.all([cmgs.gatewaySettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
+    if (deleted) return;
+    let next: [CmgSettings, Record<string, string>, typeof cmg];
+    try {
+      next = await Promise.all([cmgs.gatewaySettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      deleted = true;
+      log.service.info(`CMG ${cmg.name} was deleted at the site: ending every tunnel; this connection point stays idle until it is stopped.`);
+      instances = [];
+      cp.update({ instances: [] });
+      return;
+    }
+    const [nextSettings, nextBackends] = next;
+    const wasRunning = view.runState === "running";
+    view = next[2];
+    if (wasRunning !== (view.runState === "running")) log.service.info(`CMG ${cmg.name} is now ${view.runState}: ${view.runState === "running" ? "dialling its instances again" : "draining and ending the tunnels"}.`);
     if (o.trafficIntervalMs === undefined) {
       const next = await readTrafficInterval();
       if (next !== trafficIntervalMs) {

@@ -111,6 +111,7 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
         subject: caller.subject,
         connectionType: caller.connectionType,
         alwaysInternet: req.alwaysInternet,
+        rootThumbprint: caller.root,
       });
       log.info(`${created ? "Registered" : "Re-registered"} client ${client.id} (${client.name}) with certificate "${caller.subject}" (${caller.thumbprint}), ${caller.connectionType} via ${caller.via}.`);
       return { clientId: client.id, approved: true, connectionType: caller.connectionType };

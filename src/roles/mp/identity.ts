@@ -24,7 +24,7 @@ import type { TokenKind } from "../../wire/tokens.ts";
 export { CONNECTION_POINT_CN_PREFIX };
 
 /** Headers that carry a relayed client identity: only a connection point may send them. */
-export const IDENTITY_HEADERS = [Header.clientAuth, Header.clientThumbprint, Header.clientSubject, Header.clientSans, Header.clientToken] as const;
+export const IDENTITY_HEADERS = [Header.clientAuth, Header.clientThumbprint, Header.clientSubject, Header.clientSans, Header.clientToken, Header.clientRoot] as const;
 const IDENTITY_PREFIX = "x-opencmg-client-";
 
 export type Caller =
@@ -34,6 +34,8 @@ export type Caller =
       subject: string;
       sans: string[];
       connectionType: ConnectionType;
+      /** Thumbprint of the root the gateway chained the certificate to (relayed callers only). */
+      root?: string;
       /** "TLS" or "connection point opencmg-cp:<fqdn>": for logs. */
       via: string;
     }
@@ -181,6 +183,7 @@ function relayedCaller(h: IncomingHttpHeaders, connectionPoint: string): Caller 
     subject: decoded(headerText(h, Header.clientSubject)),
     sans: sans ? sans.split(", ") : [],
     connectionType: "internet",
+    ...(THUMBPRINT.test(headerText(h, Header.clientRoot).toUpperCase()) ? { root: headerText(h, Header.clientRoot).toUpperCase() } : {}),
     via: `connection point ${connectionPoint}`,
   };
 }

@@ -157,6 +157,10 @@ export interface CmgsTable {
   revision: number;
   created_at: string;
   updated_at: string;
+  /** "running", "stopped" or "deleting": what the administrator asked for (cmg start/stop/delete). */
+  run_state: Generated<string>;
+  run_state_at: string | null;
+  run_state_reason: string | null;
 }
 
 export interface CmgTunnelsTable {
@@ -218,6 +222,8 @@ export interface ClientsTable {
   directory_id: string | null;
   blocked: Bool;
   blocked_at: string | null;
+  /** Thumbprint of the root CA the certificate chained to at the CMG, when it last registered through one. */
+  root_thumbprint: Generated<string | null>;
 }
 
 export interface TokenSigningKeysTable {
@@ -301,12 +307,12 @@ export const SCHEMA_COLUMNS = {
   updates: ["update_id", "title", "classification", "product", "release_date", "files", "synced_from", "synced_at"],
   adrs: ["id", "name", "server", "products", "classifications", "title_contains", "created_at"],
   adr_downloads: ["id", "adr_id", "update_id", "file_name", "status", "code", "bytes", "sha256", "message", "time"],
-  cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "min_rsa_bits", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at"],
+  cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "min_rsa_bits", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at", "run_state", "run_state_at", "run_state_reason"],
   cmg_tunnels: ["cmg_name", "instance", "connection_point", "connected", "detail", "reported_at"],
   cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out", "instance", "role_kind", "failed"],
   cmg_alerts: ["cmg_name", "alert", "level", "subject", "changed_at"],
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
-  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at"],
+  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at", "root_thumbprint"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
   site_settings: ["key", "value", "updated_at"],
   audit_log: ["id", "time", "actor", "via", "action", "object", "before_json", "after_json"],

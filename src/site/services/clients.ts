@@ -5,6 +5,7 @@
  * client settings that management points hand out as policy.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import type { Selectable } from "kysely";
 import { z } from "zod";
 import { NotFoundError } from "../../errors.ts";
 import type { ClientsTable } from "../db/schema.ts";
@@ -96,6 +97,8 @@ export interface CertificateRegistration {
   subject: string;
   connectionType: ConnectionType;
   alwaysInternet?: boolean | undefined;
+  /** The root CA the certificate chained to at the CMG (internet registrations). */
+  rootThumbprint?: string | undefined;
 }
 
 export interface PendingRegistration {
@@ -107,7 +110,7 @@ export interface PendingRegistration {
 const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
 const newClientId = (): string => `GUID:${randomUUID().toUpperCase()}`;
 
-function toClient(r: ClientsTable): Client {
+function toClient(r: Selectable<ClientsTable>): Client {
   return {
     id: r.id,
     name: r.name,
@@ -163,6 +166,7 @@ export class ClientsService {
         directory_id: null,
         blocked: 0,
         blocked_at: null,
+        root_thumbprint: input.rootThumbprint ?? null,
       })
       .onConflict((oc) => oc.column("thumbprint").doNothing())
       .returning(["id"])
@@ -170,7 +174,7 @@ export class ClientsService {
     if (!inserted) {
       await this.ctx.db
         .updateTable("clients")
-        .set({ name, subject: input.subject, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: input.connectionType })
+        .set({ name, subject: input.subject, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: input.connectionType, ...(input.rootThumbprint ? { root_thumbprint: input.rootThumbprint } : {}) })
         .where("thumbprint", "=", tp)
         .execute();
     }

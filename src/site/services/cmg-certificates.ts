@@ -67,14 +67,29 @@ export function serviceFqdnFor(cert: X509Certificate, requested: string | undefi
   return subjectFqdn;
 }
 
-/** A renewed server certificate: with its key, for the same service FQDN. Returns its thumbprint. */
-export function checkRenewal(certPem: string | undefined, keyPem: string | undefined, serviceFqdn: string): string {
+/** The name a server certificate is for, as written in it (first DNS name, else CN): case kept. */
+function writtenName(c: X509Certificate): string {
+  const d = describe(c);
+  return d.dnsNames[0] ?? d.commonName;
+}
+
+/**
+ * A renewed server certificate: checked as at creation (its key, validity, usage, not a CA) and
+ * for the same service name, compared as written (the service name is case-sensitive): a
+ * different name needs a new CMG. Returns its thumbprint.
+ */
+export function checkRenewal(certPem: string | undefined, keyPem: string | undefined, serviceFqdn: string, now: Date, currentCertPem?: string): string {
   if (!certPem || !keyPem) throw new ValidationError("serverCert", "renewing needs both the certificate and its key");
-  const c = certWithKey(certPem, keyPem, "the certificate");
-  const fqdn = certFqdn(c);
-  const ok = fqdn === serviceFqdn || (fqdn.startsWith("*.") && serviceFqdn.endsWith(fqdn.slice(1)));
-  if (!ok) throw new ValidationError("serverCert", `must be for ${serviceFqdn} (the service name cannot change; that needs a new CMG)`);
-  return describe(c).thumbprint;
+  const c = checkServerCertificate(certPem, keyPem, now);
+  const name = writtenName(c);
+  // The service FQDN as the current certificate writes it (a wildcard's * replaced by the service's label).
+  const currentName = currentCertPem ? writtenName(new X509Certificate(currentCertPem)) : serviceFqdn;
+  const service = currentName.startsWith("*.") ? serviceFqdn.split(".")[0] + currentName.slice(1) : currentName;
+  const covers = (n: string): boolean => n === service || (n.startsWith("*.") && service.endsWith(n.slice(1)) && !service.slice(0, service.length - n.length + 1).includes("."));
+  if (covers(name)) return describe(c).thumbprint;
+  const sameIgnoringCase = covers(name.toLowerCase()) || name.toLowerCase() === service.toLowerCase() || (name.startsWith("*.") && service.toLowerCase().endsWith(name.slice(1).toLowerCase()));
+  if (sameIgnoringCase) throw new ValidationError("serverCert", `is for ${name}, but the service name is ${service} and it is case-sensitive; a different service name needs a new CMG`);
+  throw new ValidationError("serverCert", `is for ${name}, not the service ${service}: the service name cannot change; that needs a new CMG (create one with this certificate, then delete this one)`);
 }
 
 /** CA certificates (at most `max`), each a CA and not expired; returned as PEM. */

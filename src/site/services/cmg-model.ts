@@ -8,7 +8,10 @@ import { isHostName } from "../validation.ts";
 
 export const CLOUDS = ["public", "usgov", "custom"] as const;
 export const PROVIDERS = ["local", "external"] as const;
-export type CmgStatus = "Provisioning" | "Ready" | "Degraded" | "Error";
+export type CmgStatus = "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
+/** What the administrator asked for: the instances run, are stopped (`cmg stop`), or are being deleted. */
+export const RUN_STATES = ["running", "stopped", "deleting"] as const;
+export type CmgRunState = (typeof RUN_STATES)[number];
 
 /** Where a CMG's instances listen and how devices and connection points reach them. */
 export interface CmgDeploySettings {
@@ -50,15 +53,32 @@ export interface CmgCreateInput {
   deploy?: (Partial<Omit<CmgDeploySettings, "trafficAlert">> & { trafficAlert?: TrafficAlertInput | null }) | undefined;
 }
 
-/** What can change after creation. */
+/** What can change after creation (and, refused with "create a new CMG", what cannot). */
 export interface CmgUpdateInput {
-  instances?: number | string;
-  crlCheck?: boolean;
-  minRsaBits?: number | string;
-  trustedRoots?: string[];
-  intermediates?: string[];
-  serverCertPem?: string;
-  serverKeyPem?: string;
+  instances?: number | string | undefined;
+  crlCheck?: boolean | undefined;
+  minRsaBits?: number | string | undefined;
+  /** Replace the whole list: only together with `replaceCertificates`. */
+  trustedRoots?: string[] | undefined;
+  intermediates?: string[] | undefined;
+  replaceCertificates?: boolean | undefined;
+  addTrustedRoots?: string[] | undefined;
+  /** SHA-1 thumbprints. */
+  removeTrustedRoots?: string[] | undefined;
+  addIntermediates?: string[] | undefined;
+  removeIntermediates?: string[] | undefined;
+  serverCertPem?: string | undefined;
+  serverKeyPem?: string | undefined;
+  /** Certificates that came with the renewed certificate (a PFX's chain, or later blocks of its PEM file). */
+  serverChainPem?: string[] | undefined;
+  /** Apply a trust change that would lock clients out. */
+  force?: boolean | undefined;
+  serviceFqdn?: string | undefined;
+  serviceName?: string | undefined;
+  cloud?: string | undefined;
+  provider?: string | undefined;
+  region?: string | undefined;
+  resourceGroup?: string | undefined;
 }
 
 export interface CertInfo {
@@ -100,6 +120,9 @@ export interface CmgView {
   connectionPointServers: string[];
   status: CmgStatus;
   statusReason: string;
+  /** What the administrator asked for (running unless `cmg stop` or `cmg delete`), and when. */
+  runState: CmgRunState;
+  runStateAt: string | null;
   instances: CmgInstanceView[];
   revision: number;
 }

@@ -1,6 +1,6 @@
 /** A CMG's instances as the site shows them, with what the connection points last reported, and the CMG's status. */
 import type { X509Certificate } from "node:crypto";
-import type { CmgDeploySettings, CmgInstanceView, CmgStatus } from "./cmg-model.ts";
+import type { CmgDeploySettings, CmgInstanceView, CmgRunState, CmgStatus } from "./cmg-model.ts";
 
 /** A tunnel report older than this counts as not connected. */
 export const STALE_MS = 3 * 60_000;
@@ -42,8 +42,41 @@ export function instanceViews(count: number, deploy: CmgDeploySettings, tunnels:
   });
 }
 
-/** Ready, Degraded, Error or Provisioning, with the reason an administrator can act on. */
-export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: readonly CmgInstanceView[], nowMs: number): { status: CmgStatus; reason: string } {
+/** How long after `cmg start` missing tunnels count as Starting rather than Degraded or Error. */
+export const STARTING_MS = STALE_MS;
+
+/** The administrator's last start, stop or delete: what and when (null: never, the CMG runs since its creation). */
+export interface RunState {
+  state: CmgRunState;
+  at: string | null;
+  reason: string | null;
+  /** The CMG's name, for the command in a reason. */
+  name?: string;
+}
+
+/**
+ * The CMG's status with the reason an administrator can act on: the run state first (Deleting,
+ * Stopping until no tunnel is reported connected any more, Stopped; Starting for a while after a
+ * start), then what the connection points report.
+ */
+export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: readonly CmgInstanceView[], nowMs: number, run: RunState = { state: "running", at: null, reason: null }): { status: CmgStatus; reason: string } {
+  const anyConnected = inst.some((i) => i.connectionPoints.some((c) => c.connected));
+  const since = run.at ? ` since ${run.at}` : "";
+  if (run.state === "deleting") return { status: "Deleting", reason: `being deleted${since}: its instances stop and the connection points end their tunnels` };
+  if (run.state === "stopped") {
+    const why = run.reason ? ` (${run.reason})` : "";
+    if (anyConnected) return { status: "Stopping", reason: `stopped by an administrator${since}${why}: waiting for the instances to stop and the connection points to drain their tunnels` };
+    return { status: "Stopped", reason: `stopped by an administrator${since}${why}; clients cannot use it until \`opencmg cmg start ${run.name ?? "NAME"}\`` };
+  }
+  const starting = run.at !== null && nowMs - Date.parse(run.at) < STARTING_MS;
+  const s = connectionStatus(cert, cps, inst, nowMs);
+  if (starting && s.status !== "Ready" && s.status !== "Error") return { status: "Starting", reason: `started${since}: ${s.reason}` };
+  if (starting && s.status === "Error" && !s.reason.startsWith("the server authentication certificate")) return { status: "Starting", reason: `started${since}: ${s.reason}` };
+  return s;
+}
+
+/** Ready, Degraded, Error or Provisioning from the certificate and the connection points' reports. */
+function connectionStatus(cert: X509Certificate, cps: readonly string[], inst: readonly CmgInstanceView[], nowMs: number): { status: CmgStatus; reason: string } {
   if (new Date(cert.validTo).getTime() < nowMs) return { status: "Error", reason: `the server authentication certificate expired on ${cert.validTo}: renew it (opencmg cmg update NAME --server-cert ...)` };
   if (cps.length === 0) return { status: "Provisioning", reason: "no CMG connection point is bound to it (opencmg role add FQDN cmg-connection-point --cmg NAME)" };
   const reported = inst.some((i) => i.connectionPoints.length > 0);

@@ -3,6 +3,8 @@
  * instances, what their connection points push to the gateway, and their status.
  */
 import { X509Certificate } from "node:crypto";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { sql } from "kysely";
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
@@ -11,7 +13,7 @@ import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
 import type { TokensService } from "./tokens.ts";
 import { CmgConnectionPointData } from "./cmg-connection-point.ts";
-import { CLOUDS, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
+import { CLOUDS, RUN_STATES, type CmgRunState, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
 import { cmgStatus, instanceViews } from "./cmg-status.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { StatusId } from "../status-ids.ts";
@@ -29,6 +31,30 @@ export type { CertInfo, CmgCreateInput, CmgDeploySettings, CmgInstanceView, CmgS
  */
 const certificates = () => import("./cmg-certificates.ts");
 
+/** "subject (thumbprint)" of a PEM certificate, for log lines. */
+function certLabel(pem: string): string {
+  const c = new X509Certificate(pem);
+  return `${c.subject.replace(/\n/g, ", ")} (${c.fingerprint.replace(/:/g, "")})`;
+}
+
+/** True while the process named in a local provider's pid file lives. */
+function supervisorAlive(pidFile: string): boolean {
+  if (!existsSync(pidFile)) return false;
+  try {
+    process.kill(Number(readFileSync(pidFile, "utf8")), 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** What `delete` did. */
+export interface CmgDeleted {
+  deleted: string;
+  /** Servers whose connection point role for it was removed. */
+  connectionPointsRemoved: string[];
+}
+
 export class CmgsService {
   private readonly cp: CmgConnectionPointData;
 
@@ -37,6 +63,8 @@ export class CmgsService {
     private readonly sites: SitesService,
     private readonly roles: RolesService,
     tokens: TokensService,
+    /** The site's data folder: where the local provider keeps `cmg/<name>/` (absent: nothing on disk to clean). */
+    private readonly dataDir?: string,
   ) {
     this.cp = new CmgConnectionPointData(ctx, roles, tokens);
   }
@@ -105,6 +133,11 @@ export class CmgsService {
     return this.show(name);
   }
 
+  /** True while a CMG of that name exists (a cheap look, for writers that must not outlive it). */
+  async exists(nameInput: string): Promise<boolean> {
+    return (await this.ctx.db.selectFrom("cmgs").select("name").where("name", "=", nameInput.toLowerCase()).executeTakeFirst()) !== undefined;
+  }
+
   async list(): Promise<CmgView[]> {
     const names = await this.ctx.db.selectFrom("cmgs").select("name").orderBy("name").execute();
     return Promise.all(names.map((n) => this.show(n.name)));
@@ -122,7 +155,8 @@ export class CmgsService {
     const now = this.ctx.now().getTime();
     const instances = instanceViews(r.instances, deploy, tunnels, cps, now, restarts);
     const cert = new X509Certificate(r.server_cert);
-    const { status, reason } = cmgStatus(cert, cps, instances, now);
+    const runState = (RUN_STATES as readonly string[]).includes(r.run_state) ? (r.run_state as CmgRunState) : "running";
+    const { status, reason } = cmgStatus(cert, cps, instances, now, { state: runState, at: r.run_state_at, reason: r.run_state_reason, name: r.name });
     return {
       name: r.name,
       serviceFqdn: r.service_fqdn,
@@ -141,22 +175,32 @@ export class CmgsService {
       connectionPointServers: cps,
       status,
       statusReason: reason,
+      runState,
+      runStateAt: r.run_state_at,
       instances,
       revision: Number(r.revision),
     };
   }
 
-  /** Changes what can change after creation; each change reaches the instances with a new revision. */
+  /**
+   * Changes what can change after creation; each change reaches the instances with a new revision
+   * (the connection points push trust, revocation and the server certificate; the provider follows
+   * the instance count). Refuses what cannot change ("create a new CMG") and, unless `force`, a
+   * trust change that would lock clients out.
+   */
   async update(nameInput: string, input: CmgUpdateInput): Promise<CmgView> {
-    const { checkCaList, checkRenewal } = await certificates();
+    const { checkCaList, checkRenewal, requireSelfSigned } = await certificates();
+    const { changeCaList, lockouts, refuseImmutable, refuseLockout } = await import("./cmg-changes.ts");
     const current = await this.show(nameInput);
     const name = current.name;
+    if (current.runState === "deleting") throw new ConflictError("name", `CMG ${name} is being deleted`);
+    refuseImmutable(input, current);
     const now = this.ctx.now();
     const set: Record<string, unknown> = { updated_at: iso(now), revision: Math.max(now.getTime(), current.revision + 1) };
     const changes: string[] = [];
     if (input.instances !== undefined) {
       set.instances = check("instances", instanceCount, input.instances);
-      changes.push(`VM instances ${current.instanceCount} -> ${String(set.instances)}`);
+      if (set.instances !== current.instanceCount) changes.push(`VM instances ${current.instanceCount} -> ${String(set.instances)}`);
     }
     if (input.crlCheck !== undefined) {
       set.crl_check = input.crlCheck ? 1 : 0;
@@ -166,39 +210,134 @@ export class CmgsService {
       set.min_rsa_bits = check("minRsaBits", minRsaBits, input.minRsaBits);
       changes.push(`smallest client RSA key ${current.minRsaBits} -> ${String(set.min_rsa_bits)} bits`);
     }
-    if (input.trustedRoots) {
-      set.trusted_roots = JSON.stringify(checkCaList("trustedRoots", input.trustedRoots, 2, now));
-      changes.push("trusted roots");
-    }
-    if (input.intermediates) {
-      set.intermediates = JSON.stringify(checkCaList("intermediates", input.intermediates, 4, now));
-      changes.push("intermediates");
+    const row = await this.ctx.db.selectFrom("cmgs").select(["trusted_roots", "intermediates"]).where("name", "=", name).executeTakeFirstOrThrow();
+    const roots = JSON.parse(row.trusted_roots) as string[];
+    const intermediates = JSON.parse(row.intermediates) as string[];
+    const replace = input.replaceCertificates === true;
+    // The same checks as at creation: CAs, not expired, roots self-signed (checkCaList's limit is applied after the change).
+    const cas = (field: string, pems: string[] | undefined): string[] | undefined => (pems === undefined ? undefined : checkCaList(field, pems, pems.length, now));
+    const rootChange = { replace: cas("trustedRoots", input.trustedRoots), add: cas("addTrustedRoots", input.addTrustedRoots), remove: input.removeTrustedRoots };
+    const intermediateChange = { replace: cas("intermediates", input.intermediates), add: cas("addIntermediates", input.addIntermediates), remove: input.removeIntermediates };
+    const touches = (c: typeof rootChange): boolean => c.replace !== undefined || (c.add?.length ?? 0) > 0 || (c.remove?.length ?? 0) > 0;
+    if (touches(rootChange) || touches(intermediateChange)) {
+      const nextRoots = changeCaList("trustedRoots", roots, rootChange, 2, replace, { add: "--add-trusted-root", remove: "--remove-trusted-root", replace: "--trusted-root" });
+      requireSelfSigned(nextRoots);
+      const nextIntermediates = changeCaList("intermediates", intermediates, intermediateChange, 4, replace, { add: "--add-intermediate", remove: "--remove-intermediate", replace: "--intermediate" });
+      refuseLockout("trustedRoots", lockouts({ roots }, { roots: nextRoots, intermediates: nextIntermediates }, await this.internetClients()), input.force === true);
+      if (touches(rootChange)) {
+        set.trusted_roots = JSON.stringify(nextRoots);
+        changes.push(`trusted roots (${nextRoots.map(certLabel).join(", ") || "none"})`);
+      }
+      if (touches(intermediateChange)) {
+        set.intermediates = JSON.stringify(nextIntermediates);
+        changes.push(`intermediates (${nextIntermediates.map(certLabel).join(", ") || "none"})`);
+      }
+    } else if (replace) {
+      throw new ValidationError("replaceCertificates", "goes with --trusted-root or --intermediate (the lists to replace)");
     }
     if (input.serverCertPem || input.serverKeyPem) {
-      const thumbprint = checkRenewal(input.serverCertPem, input.serverKeyPem, current.serviceFqdn);
-      set.server_cert = input.serverCertPem;
+      const currentCert = await this.ctx.db.selectFrom("cmgs").select("server_cert").where("name", "=", name).executeTakeFirstOrThrow();
+      const thumbprint = checkRenewal(input.serverCertPem, input.serverKeyPem, current.serviceFqdn, now, currentCert.server_cert);
+      set.server_cert = [new X509Certificate(input.serverCertPem!).toString(), ...(input.serverChainPem ?? [])].join("");
       set.server_key = this.key.seal(input.serverKeyPem!, `cmg:${name}`);
       changes.push(`server authentication certificate (now ${thumbprint})`);
     }
     if (changes.length === 0) throw new ValidationError("cmg", "nothing to change: give at least one setting");
-    await this.ctx.db.updateTable("cmgs").set(set).where("name", "=", name).execute();
+    await writeTransaction(this.ctx.db, async (tx) => {
+      await tx.updateTable("cmgs").set(set).where("name", "=", name).execute();
+      // Reports about removed instances must not count for a later instance of the same index.
+      if (typeof set.instances === "number") for (const t of ["cmg_tunnels", "cmg_instance_restarts"] as const) await tx.deleteFrom(t).where("cmg_name", "=", name).where("instance", ">=", set.instances).execute();
+    });
     this.log("CloudMgr.log").info(`Updated cloud management gateway ${name}: ${changes.join(", ")}.`);
     return this.show(name);
   }
 
-  async remove(nameInput: string): Promise<void> {
+  /** Clients whose last registration came through a CMG, with the root their certificate chained to. */
+  private async internetClients(): Promise<{ name: string; rootThumbprint: string | null }[]> {
+    const rows = await this.ctx.db.selectFrom("clients").select(["name", "root_thumbprint"]).where("connection_type", "=", "internet").where("thumbprint", "is not", null).where("approved", "=", 1).execute();
+    return rows.map((r) => ({ name: r.name, rootThumbprint: r.root_thumbprint }));
+  }
+
+  /**
+   * Stops the service (the console's Stop): the provider stops the instances and the connection
+   * points end their tunnels. It stays stopped, across restarts of whatever runs it, until started.
+   */
+  stop(nameInput: string, reason = "opencmg cmg stop"): Promise<CmgView> {
+    return this.setRunState(nameInput, "stopped", reason);
+  }
+
+  /** Starts a stopped service again (the console's Start): Starting, then Ready once every instance has its tunnels. */
+  start(nameInput: string, reason = "opencmg cmg start"): Promise<CmgView> {
+    return this.setRunState(nameInput, "running", reason);
+  }
+
+  private async setRunState(nameInput: string, state: CmgRunState, reason: string): Promise<CmgView> {
     const current = await this.show(nameInput);
-    if (current.connectionPointServers.length > 0)
-      throw new ConflictError("name", `CMG ${current.name} still has connection point(s) on ${current.connectionPointServers.join(", ")}; remove them first (opencmg role remove FQDN cmg-connection-point)`);
+    if (current.runState === "deleting") throw new ConflictError("name", `CMG ${current.name} is being deleted`);
+    if (current.runState === state) return current;
+    const now = this.ctx.now();
+    await this.ctx.db
+      .updateTable("cmgs")
+      .set({ run_state: state, run_state_at: iso(now), run_state_reason: reason, revision: Math.max(now.getTime(), current.revision + 1), updated_at: iso(now) })
+      .where("name", "=", current.name)
+      .execute();
+    this.log("CloudMgr.log").info(`${state === "stopped" ? "Stopping" : "Starting"} cloud management gateway ${current.name} (${reason}).`);
+    return this.show(current.name);
+  }
+
+  /**
+   * Deletes a CMG: refuses the last Ready CMG while clients registered through the internet exist
+   * (unless `force`); marks it Deleting, so the provider stops its instances (the local one removes
+   * its start-up bundle and exits) and the connection points end their tunnels; waits for the
+   * local provider (at most `waitMs`); then removes `<data>/cmg/<name>/` (keys included), the
+   * CMG's rows, the connection point roles bound to it and their component state.
+   */
+  async delete(nameInput: string, o: { force?: boolean | undefined; waitMs?: number | undefined } = {}): Promise<CmgDeleted> {
+    const current = await this.show(nameInput);
+    const name = current.name;
+    if (current.runState !== "deleting") {
+      const others = (await this.list()).filter((c) => c.name !== name && c.status === "Ready");
+      const clients = await this.internetClients();
+      if (current.status === "Ready" && others.length === 0 && clients.length > 0 && !o.force)
+        throw new ConflictError(
+          "name",
+          `CMG ${name} is the last Ready CMG and ${clients.length} client(s) registered through the internet (${clients.slice(0, 5).map((c) => c.name).join(", ")}${clients.length > 5 ? ", ..." : ""}) would have no way in. ` +
+            "Clients learn of a new CMG only at their next location request (every 24 hours): create the new CMG first and keep this one at least a day, or repeat with --force",
+        );
+      const now = this.ctx.now();
+      await this.ctx.db.updateTable("cmgs").set({ run_state: "deleting", run_state_at: iso(now), run_state_reason: "opencmg cmg delete", revision: Math.max(now.getTime(), current.revision + 1), updated_at: iso(now) }).where("name", "=", name).execute();
+      this.log("CloudMgr.log").info(`Deleting cloud management gateway ${name}: stopping its instances and ending the connection points' tunnels.`);
+    }
+    let providerStopped = true;
+    if (this.dataDir) {
+      const dir = join(this.dataDir, "cmg", name);
+      const pidFile = join(dir, "start.pid");
+      // The local provider's supervisor sees Deleting on its next look at the site, stops the
+      // instances, removes the bundle and exits; a pid file of a process that is gone does not count.
+      const deadline = Date.now() + (o.waitMs ?? 30_000);
+      while (supervisorAlive(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      providerStopped = !supervisorAlive(pidFile);
+      if (!providerStopped) throw new ConflictError("name", `CMG ${name} is Deleting, but the process that runs its instances (${pidFile}) has not stopped them yet; run the delete again once it has`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const cps = current.connectionPointServers;
+    for (const fqdn of cps) await this.roles.remove(fqdn, "cmg-connection-point");
     await writeTransaction(this.ctx.db, async (tx) => {
-      await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", current.name).execute();
-      await tx.deleteFrom("cmg_instance_restarts").where("cmg_name", "=", current.name).execute();
+      await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", name).execute();
+      await tx.deleteFrom("cmg_instance_restarts").where("cmg_name", "=", name).execute();
       // A CMG created later with the same name starts without this one's traffic and alert levels.
-      await tx.deleteFrom("cmg_traffic").where("cmg_name", "=", current.name).execute();
-      await tx.deleteFrom("cmg_alerts").where("cmg_name", "=", current.name).execute();
-      await tx.deleteFrom("cmgs").where("name", "=", current.name).execute();
+      await tx.deleteFrom("cmg_traffic").where("cmg_name", "=", name).execute();
+      await tx.deleteFrom("cmg_alerts").where("cmg_name", "=", name).execute();
+      await tx.deleteFrom("cmgs").where("name", "=", name).execute();
+      for (const fqdn of cps) await tx.deleteFrom("component_status").where("server", "=", fqdn).where("component", "=", "SMS_CLOUD_PROXYCONNECTOR").execute();
     });
-    this.log("CloudMgr.log").info(`Deleted cloud management gateway ${current.name}. Clients learn of it at their next location request.`);
+    this.log("CloudMgr.log").info(`Deleted cloud management gateway ${name}${cps.length ? ` and its connection point role(s) on ${cps.join(", ")}` : ""}. Clients learn of it at their next location request.`);
+    return { deleted: name, connectionPointsRemoved: cps };
+  }
+
+  /** Deletes a CMG no process runs (tests, scripts): `delete` with the same checks. */
+  async remove(nameInput: string, o: { force?: boolean } = {}): Promise<void> {
+    await this.delete(nameInput, { ...o, waitMs: 0 });
   }
 
   /**
@@ -232,9 +371,15 @@ export class CmgsService {
     return { certPem: r.server_cert, keyPem: this.key.open(r.server_key, `cmg:${name.toLowerCase()}`) };
   }
 
-  /** What the connection point pushes to every instance: client trust, revocation, URL map. */
-  gatewaySettings(name: string): Promise<CmgSettings> {
-    return this.cp.gatewaySettings(name);
+  /**
+   * What the connection point pushes to every instance: client trust, revocation, URL map, and the
+   * server authentication certificate with its key (so a renewal reaches running instances; the
+   * tunnel is mutually authenticated TLS to the site CA). Never log or show it.
+   */
+  async gatewaySettings(name: string): Promise<CmgSettings> {
+    const s = await this.cp.gatewaySettings(name);
+    // Without the site key (a process that cannot open secrets) the instances keep their start-up file's certificate.
+    return this.ctx.key ? { ...s, serverCert: await this.serverCertificate(name) } : s;
   }
 
   /** roleId -> internal URL of every management point and software update point that allows CMG traffic. */

@@ -35,6 +35,8 @@ export interface ClientIdentity {
   sans: string[];
   /** Token identities: which token and whose (client ID, bulk token ID, or the directory's device name). */
   token?: { type: "client" | "bulk" | "oidc"; id: string };
+  /** SHA-1 of the trusted root the certificate chained to (mtls), uppercase hex: the site records it for the lockout check of `cmg update`. */
+  root?: string;
 }
 
 /** Names listed in `Connection: a, b` are hop-by-hop too. */
@@ -118,6 +120,7 @@ export function tunnelRequestHeaders(
   out[Header.clientSubject] = encoded.subject;
   out[Header.clientSans] = encoded.sans;
   if (ctx.identity.token) out[Header.clientToken] = encodeHeaderValue(`${ctx.identity.token.type} ${ctx.identity.token.id}`);
+  if (ctx.identity.root) out[Header.clientRoot] = ctx.identity.root;
   if (ctx.clientAddress) out["x-forwarded-for"] = ctx.clientAddress;
   out["x-forwarded-proto"] = "https";
   if (typeof authority === "string") out["x-forwarded-host"] = authority;

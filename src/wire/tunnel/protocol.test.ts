@@ -37,6 +37,23 @@ describe("tunnel protocol messages", () => {
     assert.throws(() => parseSettings({ ...settings, clientCertPolicy: { minRsaBits: 1024 } }), { field: "settings.clientCertPolicy.minRsaBits" });
     assert.throws(() => parseSettings({ ...settings, clientCertPolicy: { allowSha1: true } }), { name: "ValidationError" });
   });
+
+  it("carries a server certificate only with its own key, and never says the key in a refusal", () => {
+    const ok = parseSettings({ ...settings, serverCert: { certPem: pki.server.certPem, keyPem: pki.server.keyPem } });
+    assert.equal(ok.serverCert?.certPem, pki.server.certPem);
+    for (const [serverCert, field, rule] of [
+      [{ certPem: pki.server.certPem, keyPem: pki.client.keyPem }, "settings.serverCert.keyPem", /the certificate's private key/],
+      [{ certPem: pki.server.certPem, keyPem: "not a key" }, "settings.serverCert.keyPem", /PEM private key/],
+      [{ certPem: "not a certificate", keyPem: pki.server.keyPem }, "settings.serverCert.certPem", /PEM certificate/],
+    ] as const) {
+      assert.throws(
+        () => parseSettings({ ...settings, serverCert }),
+        (e: unknown) => (e as { field?: string }).field === field && rule.test((e as Error).message) && !(e as Error).message.includes("PRIVATE KEY") && (serverCert.keyPem.length < 80 || !(e as Error).message.includes(serverCert.keyPem.slice(40, 80))),
+        field,
+      );
+    }
+    assert.throws(() => parseSettings({ ...settings, serverCert: { certPem: pki.server.certPem } }), { name: "ValidationError" });
+  });
 });
 
 describe("LineSplitter", () => {

@@ -7,7 +7,7 @@
  * opens one long-lived control stream (`POST /.opencmg/v1/control`) on which both sides exchange
  * NDJSON messages, and one stream per client request.
  */
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import type { Readable } from "node:stream";
 import { z } from "zod";
 import { ValidationError } from "../../errors.ts";
@@ -44,6 +44,8 @@ export const Header = {
   clientSans: "x-opencmg-client-sans",
   /** Token identities only: `<type> <id>` (client GUID:..., bulk <token ID>, oidc <issuer> <device>), percent-encoded. */
   clientToken: "x-opencmg-client-token",
+  /** Thumbprint of the trusted root the client certificate chained to. */
+  clientRoot: "x-opencmg-client-root",
 } as const;
 
 /** Prefixes of header names a client may never send: the gateway removes them before relaying. */
@@ -87,6 +89,13 @@ export interface CmgSettings {
   clientCertPolicy?: { minRsaBits?: number };
   /** Site-issued tokens (`/CCM_Proxy_ServerAuth/`): absent, every token is refused. */
   tokens?: TokenTrust;
+  /**
+   * The server authentication certificate (PEM, its chain after it) and its private key, as the
+   * site has them now: a renewal reaches running instances with the next settings, for new
+   * handshakes (established connections keep theirs). Absent: the start-up file's. A secret:
+   * never logged, never echoed in a reply.
+   */
+  serverCert?: { certPem: string; keyPem: string };
 }
 
 /** A public JSON Web Key (RFC 7517) as the instances get it: never a private member. */
@@ -170,6 +179,7 @@ const settingsSchema = z.object({
   urlMap: z.record(z.string().regex(ROLE_ID), routeEntrySchema),
   clientCertPolicy: z.object({ minRsaBits: z.number().int().min(2048).max(16384).optional() }).strict().optional(),
   tokens: tokenTrustSchema.optional(),
+  serverCert: z.object({ certPem: z.string().max(64 * 1024), keyPem: z.string().max(64 * 1024) }).strict().optional(),
 });
 
 /**
@@ -198,6 +208,28 @@ export function parseSettings(input: unknown): CmgSettings {
       }
       if (!cert.ca) throw new ValidationError(`settings.${field}.${i}`, "must be a CA certificate");
     });
+  }
+  if (s.serverCert) {
+    // The messages name the field only: the key must never reach a log or a reply.
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(s.serverCert.certPem);
+    } catch {
+      throw new ValidationError("settings.serverCert.certPem", "must be a PEM certificate");
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(s.serverCert.keyPem);
+    } catch {
+      throw new ValidationError("settings.serverCert.keyPem", "must be an unencrypted PEM private key");
+    }
+    let ok = false;
+    try {
+      ok = cert.checkPrivateKey(key);
+    } catch {
+      // A key of another type than the certificate's: not its key either.
+    }
+    if (!ok) throw new ValidationError("settings.serverCert.keyPem", "must be the certificate's private key");
   }
   return s;
 }

@@ -14,6 +14,7 @@ import { createServer, type Server } from "node:http";
 import { after, before, it } from "node:test";
 import { Agent, request } from "undici";
 import type { StatusMessage } from "../../../src/site/model.ts";
+import type { CmgView } from "../../../src/site/services/cmg-model.ts";
 import type { CmgTrafficSummary } from "../../../src/site/services/cmg-traffic.ts";
 import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { StatusId } from "../../../src/site/status-ids.ts";
@@ -166,7 +167,11 @@ it("counts traffic per instance, connection point and role kind, and raises the 
   // 400 KB more: the critical level; the CMG is stopped, as its alert asks.
   assert.equal(await get(0, `/CCM_Proxy_MutualAuth/${mpId}/bytes/${0.4 * MB}`), 0.4 * MB);
   await until("the critical status message", async () => (await messages(StatusId.CMG_TRAFFIC_CRITICAL)).length > 0);
-  await until("cmg start to stop its instances and exit", () => (cmg.child.exitCode !== null || cmg.child.signalCode !== null ? true : undefined));
+  // Stopped as `opencmg cmg stop` does: it stays stopped, and `cmg start` stops its instances.
+  await until("the CMG to be stopped, as its alert asks", () => {
+    const v = cliJson<CmgView>("cmg", "show", "cmg1");
+    return v.runState === "stopped" && v.status === "Stopped" ? true : undefined;
+  });
   await evaluations(2);
   assert.equal((await messages(StatusId.CMG_TRAFFIC_CRITICAL)).length, 1);
   assert.equal((await messages(StatusId.CMG_TRAFFIC_CRITICAL))[0]!.severity, "error");

@@ -21,6 +21,7 @@ import { m0007SiteSettings } from "./0007_site_settings.ts";
 import { m0009CmgTrafficAlerts } from "./0009_cmg_traffic_alerts.ts";
 import { m0011AdminAudit } from "./0011_admin_audit.ts";
 import { m0010Tokens } from "./0010_tokens.ts";
+import { m0008CmgRunState } from "./0008_cmg_run_state.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -36,6 +37,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0009_cmg_traffic_alerts": m0009CmgTrafficAlerts,
   "0011_admin_audit": m0011AdminAudit,
   "0010_tokens": m0010Tokens,
+  "0008_cmg_run_state": m0008CmgRunState,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
