@@ -59,7 +59,7 @@ describe("--log-level", () => {
     assert.doesNotMatch(quiet.stdout, /"level":30/, "no informational line on stdout");
 
     const all = await serveOnce(data, []);
-    assert.ok(all.lines.some((l) => /^Admin API listening on /.test(l)), all.lines.join("\n"));
+    assert.ok(all.lines.some((l) => /^Admin API and console listening on /.test(l)), all.lines.join("\n"));
     assert.match(all.stdout, /"level":30/);
   });
 });

@@ -295,7 +295,7 @@ it("the admin API serves the same analysis: POST /api/v1/cmgs/:name/analyze with
     assert.ok(!JSON.stringify(refused).includes("PRIVATE KEY"), "the key never comes back");
     const half = await post({ clientCertPem: pki.client.certPem });
     assert.equal(half.status, 400);
-    assert.equal(((await half.json()) as { field: string }).field, "clientKey");
+    assert.equal(((await half.json()) as { error: { field: string } }).error.field, "clientKey");
   } finally {
     await server.close();
     await opened.close();
