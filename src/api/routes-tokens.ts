@@ -14,7 +14,6 @@ export const TOKEN_ROUTES: ApiRoute[] = [
   { method: "DELETE", path: "/api/v1/tokens/bulk/:id", tag: "tokens", summary: "Revoke a bulk registration token", handle: (s, i) => s.tokens.revokeBulk(i.params.id!) },
   { method: "GET", path: "/api/v1/tokens/signing-keys", tag: "tokens", summary: "The site's token signing keys: current, previous (still accepted), retired", handle: (s) => s.tokens.signingKeys() },
   { method: "POST", path: "/api/v1/tokens/signing-keys/rotate", tag: "tokens", summary: "A new signing key; the current one stays accepted until the next rotation", handle: (s) => s.tokens.rotateSigningKey() },
-  { method: "GET", path: "/api/v1/clients", tag: "clients", summary: "Registered clients", handle: (s) => s.clients.list() },
   { method: "PUT", path: "/api/v1/clients/:id/block", tag: "clients", summary: "Block a client (management points at once, CMG instances within a minute)", handle: (s, i) => s.clients.block(i.params.id!, true) },
   { method: "DELETE", path: "/api/v1/clients/:id/block", tag: "clients", summary: "Let a blocked client in again", handle: (s, i) => s.clients.block(i.params.id!, false) },
 ];

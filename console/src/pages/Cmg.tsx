@@ -29,8 +29,8 @@ import {
   MessageBarBody,
   MessageBarTitle,
 } from "@fluentui/react-components";
-import { api, ApiError, type Cmg } from "../api.ts";
-import { ErrorBar, NotAvailable, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { api, ApiError, type Cmg, type CmgAnalysis } from "../api.ts";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
 import { pemBlocks, readFileText } from "../certs.ts";
 
@@ -54,7 +54,8 @@ export function CmgPage() {
       setNotice(`${verb === "start" ? "Start" : "Stop"} of ${current.name} requested.`);
       cmgs.reload();
     } catch (e) {
-      setActionError(e instanceof ApiError && e.notAvailable ? new Error(`${verb === "start" ? "Start" : "Stop"} is not available on this site's admin API yet`) : (e as Error));
+      setNotice(undefined);
+      setActionError(e as Error);
     }
   };
 
@@ -166,27 +167,30 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
   const [minRsaBits, setMinRsaBits] = useState(String(cmg.minRsaBits));
   const [serverCertPem, setServerCertPem] = useState<string>();
   const [serverKeyPem, setServerKeyPem] = useState<string>();
+  const [serverChainPem, setServerChainPem] = useState<string[]>([]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const save = async () => {
     const body: Record<string, unknown> = {};
     if (instances !== cmg.instanceCount) body.instances = instances;
     if (crlCheck !== cmg.crlCheck) body.crlCheck = crlCheck;
     if (minRsaBits !== String(cmg.minRsaBits)) body.minRsaBits = /^\d+$/.test(minRsaBits) ? Number(minRsaBits) : minRsaBits;
-    if (serverCertPem) Object.assign(body, { serverCertPem, serverKeyPem });
+    if (serverCertPem !== undefined) Object.assign(body, { serverCertPem, serverKeyPem, ...(serverChainPem.length ? { serverChainPem } : {}) });
     try {
       await api("PATCH", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}`, body);
       onSaved();
       onClose();
     } catch (e) {
-      if (e instanceof ApiError && e.notAvailable) setErrors({ form: "Changing a CMG is not available on this site's admin API yet" });
-      else setErrors(fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCert", "serverKey", "serverCertPem", "serverKeyPem"]));
+      setErrors(fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCertPem", "serverKeyPem", "serverChainPem"]));
     }
   };
   const chooseCert = async (file: File | undefined) => {
     if (!file) return;
-    const b = pemBlocks(await readFileText(file));
-    setServerCertPem(b.certificates[0]);
-    if (b.privateKey) setServerKeyPem(b.privateKey);
+    const text = await readFileText(file);
+    const b = pemBlocks(text);
+    // A file without a PEM certificate goes as it is: the site's message names the field.
+    setServerCertPem(b.certificates[0] ?? text);
+    setServerChainPem(b.certificates.slice(1));
+    setServerKeyPem(b.privateKey);
   };
   const e = (n: string) => ({ validationMessage: errors[n], validationState: errors[n] ? ("error" as const) : ("none" as const) });
   return (
@@ -209,7 +213,7 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
               <Field label="Smallest RSA key of a client certificate (bits)" {...e("minRsaBits")}>
                 <Input value={minRsaBits} onChange={(_, d) => setMinRsaBits(d.value)} inputMode="numeric" />
               </Field>
-              <Field label="Renew the server authentication certificate: certificate file (PEM with its key)" {...e("serverCert")}>
+              <Field label="Renew the server authentication certificate: certificate file (PEM with its key)" {...e(errors.serverKeyPem ? "serverKeyPem" : errors.serverChainPem ? "serverChainPem" : "serverCertPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.crt" onChange={(ev) => void chooseCert(ev.target.files?.[0])} />}
               </Field>
             </div>
@@ -228,12 +232,13 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
 
 function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: number; onClose: () => void; onDeleted: () => void }) {
   const [error, setError] = useState<Error>();
+  const [force, setForce] = useState(false);
   const remove = async () => {
     try {
-      await api("DELETE", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}`);
+      await api("DELETE", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}${force ? "?force=true" : ""}`);
       onDeleted();
     } catch (e) {
-      setError(e instanceof ApiError && e.notAvailable ? new Error("Deleting a CMG is not available on this site's admin API yet") : (e as Error));
+      setError(e as Error);
     }
   };
   return (
@@ -249,6 +254,9 @@ function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: numb
                 {others === 0 ? " No other CMG of this site is Ready: internet clients lose their way to the site." : ` ${others} other CMG(s) of this site are Ready.`}
               </MessageBarBody>
             </MessageBar>
+            {others === 0 && (
+              <Checkbox checked={force} onChange={(_, d) => setForce(Boolean(d.checked))} label="Delete it even though it is the last Ready CMG and internet clients use it" />
+            )}
             <ErrorBar error={error} />
           </DialogContent>
           <DialogActions>
@@ -263,26 +271,17 @@ function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: numb
   );
 }
 
-interface AnalyzerStep {
-  name?: string;
-  step?: string;
-  stage?: string;
-  result?: string;
-  ok?: boolean;
-  status?: string;
-  message?: string;
-  detail?: string;
-}
+const CHECK_COLOR = { pass: "success", fail: "danger", skip: "informative" } as const;
 
 function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void }) {
-  const [result, setResult] = useState<unknown>();
+  const [result, setResult] = useState<CmgAnalysis>();
   const [error, setError] = useState<ApiError | Error>();
   const [running, setRunning] = useState(false);
   const run = async () => {
     setRunning(true);
     setError(undefined);
     try {
-      setResult(await api("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, {}));
+      setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, {}));
     } catch (e) {
       setError(e as Error);
     } finally {
@@ -290,37 +289,49 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
     }
   };
   useEffect(() => void run(), []);
-  const r = result as { steps?: AnalyzerStep[]; checks?: AnalyzerStep[]; results?: AnalyzerStep[] } | AnalyzerStep[] | undefined;
-  const steps = Array.isArray(r) ? r : (r?.steps ?? r?.checks ?? r?.results);
   return (
     <Dialog open onOpenChange={(_, d) => !d.open && onClose()}>
-      <DialogSurface style={{ maxWidth: 760 }}>
+      <DialogSurface style={{ maxWidth: 900 }}>
         <DialogBody>
           <DialogTitle>Cloud Management Gateway Connection Analyzer: {cmg.name}</DialogTitle>
           <DialogContent>
-            {error instanceof ApiError && error.notAvailable ? <NotAvailable what="The connection analyzer" /> : <ErrorBar error={error} />}
+            <ErrorBar error={error} />
             {running && <p role="status">Analyzing the connection...</p>}
-            {steps ? (
-              <Table aria-label="Connection analyzer results" size="small">
-                <TableHeader>
-                  <TableRow>
-                    <TableHeaderCell>Check</TableHeaderCell>
-                    <TableHeaderCell>Result</TableHeaderCell>
-                    <TableHeaderCell>Details</TableHeaderCell>
-                  </TableRow>
-                </TableHeader>
-                <TableBody>
-                  {steps.map((s, i) => (
-                    <TableRow key={i}>
-                      <TableCell>{s.name ?? s.step ?? s.stage ?? `Step ${i + 1}`}</TableCell>
-                      <TableCell>{s.result ?? s.status ?? (s.ok === undefined ? "" : s.ok ? "Succeeded" : "Failed")}</TableCell>
-                      <TableCell>{s.message ?? s.detail ?? ""}</TableCell>
+            {result && (
+              <>
+                <p role="status">
+                  {result.ok ? "No check failed" : `${result.failed} check(s) failed`}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped.
+                </p>
+                <Table aria-label="Connection analyzer results" size="small">
+                  <TableHeader>
+                    <TableRow>
+                      <TableHeaderCell>Check</TableHeaderCell>
+                      <TableHeaderCell>Instance</TableHeaderCell>
+                      <TableHeaderCell>Result</TableHeaderCell>
+                      <TableHeaderCell>Details</TableHeaderCell>
+                      <TableHeaderCell>What to do</TableHeaderCell>
                     </TableRow>
-                  ))}
-                </TableBody>
-              </Table>
-            ) : (
-              result !== undefined && <pre style={{ whiteSpace: "pre-wrap" }}>{JSON.stringify(result, null, 2)}</pre>
+                  </TableHeader>
+                  <TableBody>
+                    {result.checks.map((c, i) => (
+                      <TableRow key={i}>
+                        <TableCell>{c.check}</TableCell>
+                        <TableCell>{c.instance ?? ""}</TableCell>
+                        <TableCell>
+                          <Badge appearance="tint" color={CHECK_COLOR[c.status as keyof typeof CHECK_COLOR] ?? "informative"}>
+                            {c.status}
+                          </Badge>
+                        </TableCell>
+                        <TableCell>
+                          {c.detail}
+                          {c.reason ? ` (reason ${c.reason}${c.cause ? `: ${c.cause}` : ""})` : ""}
+                        </TableCell>
+                        <TableCell>{c.fix ?? ""}</TableCell>
+                      </TableRow>
+                    ))}
+                  </TableBody>
+                </Table>
+              </>
             )}
           </DialogContent>
           <DialogActions>
