@@ -15,6 +15,7 @@ import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-s
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../../../src/gateway/instance.ts";
 import { loadStartupFile } from "../../../src/gateway/startup-file.ts";
 import { writeCmgBundle } from "../../../src/cmg/bundle.ts";
+import { analyzeCmg } from "../../../src/site/services/cmg-analyze.ts";
 import { runConnectionPointRole, type RunningConnectionPoint } from "../../../src/roles/cmg-connection-point/role.ts";
 import { connectionPointRoleDeps } from "../../../src/app/role-deps.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
@@ -149,6 +150,18 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   assert.equal((await site.services.cmgs.show("cmg")).status, "Ready");
   await page.getByRole("cell", { name: CP }).waitFor();
   await screenshot(page, "cmg-list-ready");
+
+  // The connection analyzer: one row per check the site ran (AnalyzeCheck), its status beside it.
+  await page.getByRole("checkbox", { name: "Select cmg" }).check();
+  await page.getByRole("button", { name: "Connection analyzer" }).click();
+  const results = page.getByRole("table", { name: "Connection analyzer results" });
+  await results.waitFor({ timeout: 60_000 });
+  const expected = (await analyzeCmg({ cmgs: site.services.cmgs }, "cmg")).checks;
+  const rows = await results.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].slice(0, 3).map((td) => td.textContent ?? "")));
+  assert.deepEqual(rows, expected.map((c) => [c.check, c.instance === undefined ? "" : String(c.instance), c.status]));
+  assert.ok(expected.some((c) => c.status === "pass"), JSON.stringify(expected));
+  await screenshot(page, "cmg-connection-analyzer");
+  await page.getByRole("button", { name: "Close" }).click();
 
   // Monitoring shows the instance and its tunnel from the connection point, and the 14-day traffic per role.
   await site.services.cmgTraffic.record("cmg", CP, [

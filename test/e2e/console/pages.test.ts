@@ -2,7 +2,8 @@
  * The console's pages against the real admin API in a real browser: Status Messages filtered and
  * paged by the site (a refused filter's message next to it), Clients approved, blocked and
  * unblocked, a site setting refused next to its field and then saved, and the Internet endpoints
- * check run through the service connection point's proxy (Squid) with each endpoint's stages.
+ * check run through the service connection point's proxy (Squid) with each endpoint's stages; and
+ * axe-core on each page as it is then, with its data, errors and results.
  */
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
@@ -14,7 +15,7 @@ import { onPort, type CheckTarget } from "../../../src/endpoints/checker.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { DEFAULT_NAMES, startInternet, type Internet } from "../../helpers/internet.ts";
 import { startSquid, type TestSquid } from "../../helpers/squid.ts";
-import { launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { axe, describeViolations, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 const SCP = "scp01.contoso.test";
 const SCP_HOSTS = [...new Set(selectEndpoints({ roles: ["service-connection-point"], cloud: "public" }).endpoints.filter((e) => !e.wildcard).map((e) => e.host))];
@@ -46,7 +47,9 @@ before(async () => {
     console: { live: { pollMs: 500 } },
   });
   browser = await launchBrowser();
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
+  // axe-core goes in as an inline script, which the console's policy rightly blocks: this context
+  // bypasses the CSP (console.test.ts runs the pages under it).
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 }, bypassCSP: true })).newPage();
   await page.goto(server.consoleUrl);
   await page.getByLabel("Admin token").fill(adminToken);
   await page.getByRole("button", { name: "Sign in" }).click();
@@ -67,6 +70,11 @@ const nav = (label: string) => page.getByRole("navigation", { name: "Workspaces"
 async function messageOf(control: Locator): Promise<string> {
   const ids = ((await control.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
   return (await Promise.all(ids.map((id) => page.locator(`[id="${id}"]`).textContent()))).join(" ");
+}
+
+async function assertAccessible(what: string): Promise<void> {
+  const v = await axe(page);
+  assert.deepEqual(v, [], `${what}:\n${describeViolations(v)}`);
 }
 
 const rowCount = (table: string) => page.getByRole("table", { name: table }).locator("tbody tr").count();
@@ -93,6 +101,7 @@ it("Status Messages: the site filters and pages them; a filter it refuses shows 
   await page.getByRole("button", { name: "Apply filters" }).click();
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
   assert.match(await messageOf(page.getByLabel("Message ID")), /^messageId: must be a message ID \(a whole number\)$/);
+  await assertAccessible("Status Messages with a refused filter");
   await page.getByLabel("Message ID").fill("");
   await page.getByRole("combobox", { name: "Severity" }).click();
   await page.getByRole("option", { name: "Error" }).click();
@@ -120,6 +129,7 @@ it("Clients: filtered by connection type; approve, block and unblock as the site
   await page.getByRole("button", { name: "Unblock PC01" }).waitFor();
   assert.equal((await site.services.clients.get(pc01.id)).blocked, true);
   await screenshot(page, "clients");
+  await assertAccessible("Clients");
   await page.getByRole("button", { name: "Unblock PC01" }).click();
   await page.getByRole("button", { name: "Block PC01" }).waitFor();
   assert.equal((await site.services.clients.get(pc01.id)).blocked, false);
@@ -133,6 +143,7 @@ it("Sites: a site setting the site refuses shows its message next to it; a good 
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
   assert.match(await messageOf(field), /^endpoint-check-interval: /);
   assert.equal((await site.services.settings.get("endpoint-check-interval")).isDefault, true, "nothing saved");
+  await assertAccessible("Sites with a refused setting");
   await field.fill("2h");
   await page.getByRole("button", { name: "Save endpoint-check-interval" }).click();
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') === null);
@@ -167,4 +178,5 @@ it("Internet endpoints: the list, the exports, and a check run through the proxy
   const shown = await page.getByRole("list", { name: `Stages of ${passed.url}` }).first().textContent();
   assert.equal(shown, passed.stages.map((x) => `${x.stage}: ${x.result}`).join(""));
   await screenshot(page, "internet-endpoints-check");
+  await assertAccessible("Internet endpoints with a check's results");
 });
