@@ -29,7 +29,7 @@ import {
   MessageBarBody,
   MessageBarTitle,
 } from "@fluentui/react-components";
-import { api, ApiError, type Cmg, type CmgAnalysis } from "../api.ts";
+import { api, type Cmg, type CmgAnalysis } from "../api.ts";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
 import { pemBlocks, readFileText } from "../certs.ts";
@@ -275,19 +275,36 @@ const CHECK_COLOR = { pass: "success", fail: "danger", skip: "informative" } as 
 
 function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void }) {
   const [result, setResult] = useState<CmgAnalysis>();
-  const [error, setError] = useState<ApiError | Error>();
+  const [errors, setErrors] = useState<Record<string, string>>({});
   const [running, setRunning] = useState(false);
+  // A device's client certificate (used for this analysis only; the site neither keeps nor logs it).
+  const [client, setClient] = useState<{ file: string; clientCertPem?: string; clientKeyPem?: string }>({ file: "" });
   const run = async () => {
     setRunning(true);
-    setError(undefined);
+    setErrors({});
     try {
-      setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, {}));
+      const body = client.clientCertPem === undefined ? {} : { clientCertPem: client.clientCertPem, ...(client.clientKeyPem === undefined ? {} : { clientKeyPem: client.clientKeyPem }) };
+      setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, body));
     } catch (e) {
-      setError(e as Error);
+      // The analyzer names the certificate and key as the command line does (clientCert, clientKey).
+      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey"]));
     } finally {
       setRunning(false);
     }
   };
+  const chooseClientCert = async (file: File | undefined) => {
+    if (!file) return;
+    const text = await readFileText(file);
+    const b = pemBlocks(text);
+    // Without a PEM certificate the file goes as it is: the site's message names the field.
+    setClient((c) => ({ file: file.name, clientCertPem: b.certificates.length ? b.certificates.join("") : text, clientKeyPem: b.privateKey ?? c.clientKeyPem }));
+  };
+  const chooseClientKey = async (file: File | undefined) => {
+    if (!file) return;
+    const text = await readFileText(file);
+    setClient((c) => ({ ...c, clientKeyPem: pemBlocks(text).privateKey ?? text }));
+  };
+  const err = (k: string) => ({ validationMessage: errors[k], validationState: errors[k] ? ("error" as const) : ("none" as const) });
   useEffect(() => void run(), []);
   return (
     <Dialog open onOpenChange={(_, d) => !d.open && onClose()}>
@@ -295,14 +312,22 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
         <DialogBody>
           <DialogTitle>Cloud Management Gateway Connection Analyzer: {cmg.name}</DialogTitle>
           <DialogContent>
-            <ErrorBar error={error} />
+            <div style={{ display: "flex", gap: 12, flexWrap: "wrap", marginBottom: 8 }}>
+              <Field label="Client certificate file (PEM, optional)" hint={client.file ? `Chosen: ${client.file}` : "a device's client authentication certificate, to check it and make the location requests"} {...err(errors.clientCert ? "clientCert" : "clientCertPem")}>
+                {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" onChange={(ev) => void chooseClientCert(ev.target.files?.[0])} />}
+              </Field>
+              <Field label="Its private key file (PEM)" hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
+                {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(ev) => void chooseClientKey(ev.target.files?.[0])} />}
+              </Field>
+            </div>
+            {errors.form && <ErrorBar error={new Error(errors.form)} />}
             {running && <p role="status">Analyzing the connection...</p>}
             {result && (
               <>
                 <p role="status">
                   {result.ok ? "No check failed" : `${result.failed} check(s) failed`}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped.
                 </p>
-                <Table aria-label="Connection analyzer results" size="small">
+                <Table aria-label="Connection analyzer results" size="small" style={{ overflowWrap: "anywhere" }}>
                   <TableHeader>
                     <TableRow>
                       <TableHeaderCell>Check</TableHeaderCell>
@@ -336,7 +361,7 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
           </DialogContent>
           <DialogActions>
             <Button onClick={() => void run()} disabled={running}>
-              Start again
+              Analyze again
             </Button>
             <Button appearance="primary" onClick={onClose}>
               Close

@@ -161,6 +161,14 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   assert.deepEqual(rows, expected.map((c) => [c.check, c.instance === undefined ? "" : String(c.instance), c.status]));
   assert.ok(expected.some((c) => c.status === "pass"), JSON.stringify(expected));
   await screenshot(page, "cmg-connection-analyzer");
+  // A client certificate without its key: the analyzer's message beside the key's field.
+  await page.getByLabel("Client certificate file (PEM, optional)").setInputFiles(files.cert);
+  await page.getByRole("button", { name: "Analyze again" }).click();
+  const keyField = page.getByLabel("Its private key file (PEM)");
+  await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
+  const keyIds = ((await keyField.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
+  const keyMessage = (await Promise.all(keyIds.map((id) => page.locator(`[id="${id}"]`).textContent()))).join(" ");
+  assert.match(keyMessage, /^clientKey: the client certificate and its key go together( |$)/);
   await page.getByRole("button", { name: "Close" }).click();
 
   // Monitoring shows the instance and its tunnel from the connection point, and the 14-day traffic per role.
