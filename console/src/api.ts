@@ -28,7 +28,7 @@ export class ApiError extends Error {
    * field (a missing object's 404 names the field that named it).
    */
   get notAvailable(): boolean {
-    return this.status === 404 && (this.body.code === "NO_ROUTE" || !this.body.field);
+    return this.status === 404 && (this.body.code === "ROUTE_NOT_FOUND" || !this.body.field);
   }
 }
 

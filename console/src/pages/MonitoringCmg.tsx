@@ -82,6 +82,8 @@ export function CmgMonitoringPage() {
   const [chosen, setChosen] = useState<string>();
   const name = chosen ?? cmgs.data?.[0]?.name;
   const cmg = cmgs.data?.find((c) => c.name === name);
+  // Clients whose last contact came through a CMG (the site does not tell which CMG a client used).
+  const internetClients = useGet<Client[]>("/api/v1/clients?connectionType=internet", ["status"]);
   const traffic = useGet<CmgTraffic>(name ? `/api/v1/cmgs/${encodeURIComponent(name)}/traffic?days=14` : null, ["cmg"]);
   return (
     <>
@@ -124,6 +126,10 @@ export function CmgMonitoringPage() {
                       )}
                     </Show>
                   )}
+                  <p data-testid="internet-clients">
+                    Clients connected through a cloud management gateway (last contact over the internet):{" "}
+                    {internetClients.data ? internetClients.data.length : internetClients.error ? internetClients.error.message : "..."}
+                  </p>
                   <h2 style={{ fontSize: 18 }}>Instances and their tunnels</h2>
                   <Table aria-label="Instances and tunnels" size="small">
                     <TableHeader>

@@ -182,6 +182,12 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   assert.equal(await chart.getAttribute("aria-label"), "Outbound traffic per day over the last 14 days, per role: Management point, Software update point");
   assert.equal(await chart.locator("g").count(), 14, "a bar group per day");
   assert.match((await page.locator("figcaption").textContent()) ?? "", /Management point: 2\.9 KB.*Software update point: 2\.0 KB/);
+  // Connected clients: those whose last contact came over the internet; the count follows without a reload.
+  assert.match((await page.getByTestId("internet-clients").textContent()) ?? "", /: 0$/);
+  await site.services.clients.requestRegistration({ name: "PC01", connectionType: "internet" });
+  await site.services.clients.requestRegistration({ name: "PC02", connectionType: "intranet" });
+  await site.services.status.raise({ messageId: 500, severity: "informational", component: "SMS_TEST", server: CP, text: "a change the live feed reports" });
+  await page.waitForFunction(() => document.querySelector('[data-testid="internet-clients"]')?.textContent?.endsWith(": 1") === true);
   await screenshot(page, "monitoring-cmg");
   const violations = await axeWithoutCsp();
   assert.deepEqual(violations, "", violations);
