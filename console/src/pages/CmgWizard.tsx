@@ -41,6 +41,7 @@ const FIELD_PAGE: Record<string, Page> = {
   serverKey: "Settings",
   serverKeyPem: "Settings",
   serverPfx: "Settings",
+  pfxFile: "Settings",
   pfxPassword: "Settings",
   region: "Settings",
   resourceGroup: "Settings",
@@ -251,7 +252,7 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
   else if (page === "Settings")
     body = (
       <>
-        <Field label="Certificate file" hint={f.certFileName ? `Chosen: ${f.certFileName}` : "The CMG's server authentication certificate: PEM (certificate with its key, or a separate key file) or PFX"} {...errorProps(errors, "serverCert", "serverCertPem", "serverPfx")}>
+        <Field label="Certificate file" hint={f.certFileName ? `Chosen: ${f.certFileName}` : "The CMG's server authentication certificate: PEM (certificate with its key, or a separate key file) or PFX"} {...errorProps(errors, "serverCert", "serverCertPem", "serverPfx", "pfxFile")}>
           {(p) => <input {...p} type="file" accept=".pem,.crt,.cer,.pfx,.p12" onChange={(e) => void chooseCert(e.target.files?.[0])} />}
         </Field>
         {f.serverPfx ? (

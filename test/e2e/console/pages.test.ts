@@ -2,16 +2,21 @@
  * The console's pages against the real admin API in a real browser: Status Messages filtered and
  * paged by the site (a refused filter's message next to it), Clients approved, blocked and
  * unblocked, a site setting refused next to its field and then saved, and the Internet endpoints
- * check run through the service connection point's proxy (Squid) with each endpoint's stages; and
+ * check run through the service connection point's proxy (Squid) with each endpoint's stages, a CMG
+ * created in the wizard from a PFX file (a wrong password refused beside its field); and
  * axe-core on each page as it is then, with its data, errors and results.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Browser, Locator, Page } from "playwright-core";
 import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import { selectEndpoints } from "../../../src/endpoints/catalog.ts";
 import { onPort, type CheckTarget } from "../../../src/endpoints/checker.ts";
+import { createCa, issueCert } from "../../../src/pki/issue.ts";
+import { writePfx } from "../../../src/pki/pfx.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { DEFAULT_NAMES, startInternet, type Internet } from "../../helpers/internet.ts";
 import { startSquid, type TestSquid } from "../../helpers/squid.ts";
@@ -179,4 +184,37 @@ it("Internet endpoints: the list, the exports, and a check run through the proxy
   assert.equal(shown, passed.stages.map((x) => `${x.stage}: ${x.result}`).join(""));
   await screenshot(page, "internet-endpoints-check");
   await assertAccessible("Internet endpoints with a check's results");
+});
+
+it("Create Cloud Management Gateway from a PFX file: a wrong password comes back beside the PFX password; the right one creates it", async () => {
+  const root = await createCa({ commonName: "PFX Test Root" });
+  const cert = await issueCert({ issuer: root, commonName: "cmg2.contoso.test", dnsNames: ["cmg2.contoso.test"], usage: "server" });
+  const pfxFile = join(tempDir("opencmg-console-pfx-"), "cmg2.pfx");
+  writeFileSync(pfxFile, writePfx({ certPem: cert.certPem, keyPem: cert.keyPem, password: "Pfx-Pass-1" }), { mode: 0o600 });
+  await nav("Cloud Management Gateway").first().click();
+  await page.getByRole("button", { name: "Create Cloud Management Gateway" }).click();
+  await page.getByRole("heading", { level: 2, name: "General" }).waitFor();
+  await page.getByRole("combobox", { name: "Provider" }).click();
+  await page.getByRole("option", { name: /^External/ }).click();
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("Certificate file", { exact: true }).setInputFiles(pfxFile);
+  await page.getByLabel("PFX password").fill("not-the-password");
+  await page.getByLabel("Service name", { exact: true }).fill("cmg2");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("heading", { level: 2, name: "Alerts" }).waitFor();
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { level: 2, name: "Settings" }).waitFor();
+  await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
+  assert.match(await messageOf(page.getByLabel("PFX password")), /^pfxPassword: the password does not open the PFX file$/);
+  assert.deepEqual(await site.services.cmgs.list(), [], "nothing created");
+  await assertAccessible("Wizard with a refused PFX password");
+  await page.getByLabel("PFX password").fill("Pfx-Pass-1");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.getByText("The cloud management gateway cmg2 is created.").waitFor();
+  const created = await site.services.cmgs.show("cmg2");
+  assert.equal(created.serviceFqdn, "cmg2.contoso.test", "the service FQDN from the PFX's certificate");
+  assert.equal(created.provider, "external");
 });
