@@ -146,12 +146,13 @@ export interface Cmg {
   intermediates: CertInfo[];
   deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number } | null };
   connectionPointServers: string[];
-  status: "Provisioning" | "Ready" | "Degraded" | "Error";
+  /** Stopping, Stopped, Starting and Deleting come with the lifecycle routes (start, stop, delete). */
+  status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
   statusReason: string;
   instances: CmgInstance[];
   revision: number;
-  /** Present once the lifecycle routes report it (started or stopped service). */
-  state?: string;
+  /** running, stopped or deleting, with the lifecycle routes. */
+  runState?: string;
 }
 
 /** A page of a paged list (status messages): `nextCursor` asks for the next, older page. */

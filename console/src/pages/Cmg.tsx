@@ -35,7 +35,7 @@ import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
 import { pemBlocks, readFileText } from "../certs.ts";
 
 export function statusColor(s: string): "success" | "warning" | "danger" | "informative" {
-  return s === "Ready" ? "success" : s === "Degraded" ? "warning" : s === "Error" ? "danger" : "informative";
+  return s === "Ready" ? "success" : s === "Degraded" || s === "Stopped" ? "warning" : s === "Error" ? "danger" : "informative";
 }
 
 export function CmgPage() {
@@ -116,7 +116,7 @@ export function CmgPage() {
                     <TableCell>{c.serviceFqdn}</TableCell>
                     <TableCell>
                       <Badge appearance="tint" color={statusColor(c.status)} data-testid={`status-${c.name}`}>
-                        {c.state === "stopped" ? "Stopped" : c.status}
+                        {c.status}
                       </Badge>{" "}
                       <span style={{ fontSize: 12 }}>{c.statusReason}</span>
                     </TableCell>
