@@ -28,7 +28,7 @@ export class ApiError extends Error {
    * field (a missing object's 404 names the field that named it).
    */
   get notAvailable(): boolean {
-    return this.status === 404 && (this.body.code === "NO_ROUTE" || !this.body.field);
+    return this.status === 404 && (this.body.code === "ROUTE_NOT_FOUND" || !this.body.field);
   }
 }
 
@@ -146,10 +146,124 @@ export interface Cmg {
   intermediates: CertInfo[];
   deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number } | null };
   connectionPointServers: string[];
-  status: "Provisioning" | "Ready" | "Degraded" | "Error";
+  /** Stopping, Stopped, Starting and Deleting come with the lifecycle routes (start, stop, delete). */
+  status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
   statusReason: string;
   instances: CmgInstance[];
   revision: number;
-  /** Present once the lifecycle routes report it (started or stopped service). */
-  state?: string;
+  /** running, stopped or deleting, with the lifecycle routes. */
+  runState?: string;
+}
+
+/** A page of a paged list (status messages): `nextCursor` asks for the next, older page. */
+export interface Paged<T> {
+  items: T[];
+  nextCursor: number | null;
+}
+
+export interface Client {
+  id: string;
+  name: string;
+  thumbprint: string | null;
+  subject: string | null;
+  approved: boolean;
+  alwaysInternet: boolean;
+  lastContactAt: string | null;
+  connectionType: "intranet" | "internet" | null;
+  registeredAt: string;
+  blocked: boolean;
+}
+
+export interface SiteSetting {
+  key: string;
+  value: string;
+  default: string;
+  isDefault: boolean;
+  description: string;
+  rule: string;
+  updatedAt: string | null;
+}
+
+export interface TrafficTotals {
+  requests: number;
+  failed: number;
+  bytesToClients: number;
+  bytesFromClients: number;
+}
+/** GET /api/v1/cmgs/:name/traffic (CmgTrafficSummary with the traffic alert). */
+export interface CmgTraffic {
+  cmg: string;
+  days: number;
+  from: string;
+  to: string;
+  total: TrafficTotals;
+  outbound14Days: number;
+  perDay: ({ day: string } & TrafficTotals)[];
+  byRoleKind: ({ roleKind: string } & TrafficTotals)[];
+  perDayByRoleKind: ({ day: string; roleKind: string } & TrafficTotals)[];
+  alert: { thresholdGb: number; warningPct: number; criticalPct: number } | null;
+}
+
+/** One check of POST /api/v1/cmgs/:name/analyze. */
+export interface AnalyzeCheck {
+  check: string;
+  status: "pass" | "fail" | "skip" | string;
+  detail: string;
+  fix?: string;
+  reason?: string;
+  cause?: string;
+  instance?: number;
+}
+export interface CmgAnalysis {
+  cmg: string;
+  serviceFqdn: string;
+  checks: AnalyzeCheck[];
+  passed: number;
+  failed: number;
+  skipped: number;
+  ok: boolean;
+}
+
+export interface Endpoint {
+  id: string;
+  address: string;
+  resolvedAddress: string;
+  roles?: string[];
+  features?: string[];
+  ports?: { scheme?: string; port?: number }[];
+  required?: boolean;
+  description?: string;
+}
+export interface EndpointSelection {
+  endpoints: Endpoint[];
+  omitted: { id: string; address: string; reason: string }[];
+}
+export interface CheckStageOutcome {
+  stage: string;
+  result: string;
+  ms: number;
+  detail: string;
+}
+export interface EndpointCheckResult {
+  url: string;
+  address: string;
+  required: boolean;
+  result: string;
+  stage: string | null;
+  code: number | null;
+  hop: string | null;
+  httpStatus: number | null;
+  message: string;
+  stages: CheckStageOutcome[];
+}
+/** POST /api/v1/endpoints/checks answers with it at once (running); GET .../checks/:id when done. */
+export interface CheckRecord {
+  id: number;
+  state: "running" | "done" | "failed";
+  requestedBy: string;
+  server: string | null;
+  result?: { report: { ok: boolean; route: string; summary: Record<string, number>; results: EndpointCheckResult[] } } | null;
+  error: { code: string | number; message: string } | null;
+  startedAt: string;
+  finishedAt: string | null;
 }

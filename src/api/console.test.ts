@@ -40,11 +40,11 @@ async function signIn(): Promise<{ cookie: string; csrf: string }> {
 it("signs in with the admin token only; a wrong token names the field; unknown fields are refused", async () => {
   const wrong = await app.inject({ method: "POST", url: "/api/v1/session", payload: { token: "nope" } });
   assert.equal(wrong.statusCode, 401);
-  assert.equal(wrong.json().field, "token");
+  assert.equal(wrong.json().error.field, "token");
   assert.equal(wrong.headers["set-cookie"], undefined);
   const extra = await app.inject({ method: "POST", url: "/api/v1/session", payload: { token, remember: true } });
   assert.equal(extra.statusCode, 400);
-  assert.equal(extra.json().field, "remember");
+  assert.equal(extra.json().error.field, "remember");
   const s = await signIn();
   assert.ok(!s.cookie.includes(token));
 });
@@ -55,7 +55,7 @@ it("a session reads; a change needs the session's CSRF header and this site's Or
   const body = { fqdn: "srv01.contoso.test" };
   const noHeader = await app.inject({ method: "POST", url: "/api/v1/servers", headers: { cookie }, payload: body });
   assert.equal(noHeader.statusCode, 403);
-  assert.equal(noHeader.json().code, "CSRF");
+  assert.equal(noHeader.json().error.code, "CSRF");
   const wrongHeader = await app.inject({ method: "POST", url: "/api/v1/servers", headers: { cookie, "x-opencmg-csrf": csrf + "x" }, payload: body });
   assert.equal(wrongHeader.statusCode, 403);
   const otherOrigin = await app.inject({ method: "POST", url: "/api/v1/servers", headers: { cookie, "x-opencmg-csrf": csrf, origin: "https://evil.example", host: "localhost:8240" }, payload: body });
@@ -88,7 +88,7 @@ it("serves the console's files with its security headers, and its index for the 
   assert.equal((await app.inject({ method: "GET", url: "/assets/..%2f..%2findex.html" })).statusCode, 404);
   const api404 = await app.inject({ method: "GET", url: "/api/v1/nope", headers: { authorization: `Bearer ${token}` } });
   assert.equal(api404.statusCode, 404);
-  assert.equal(api404.json().kind, "not_found");
+  assert.equal(api404.json().error.kind, "not_found");
 });
 
 it("the OpenAPI document describes the console's routes", async () => {

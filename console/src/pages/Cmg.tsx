@@ -29,13 +29,13 @@ import {
   MessageBarBody,
   MessageBarTitle,
 } from "@fluentui/react-components";
-import { api, ApiError, type Cmg } from "../api.ts";
-import { ErrorBar, NotAvailable, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { api, type Cmg, type CmgAnalysis } from "../api.ts";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
 import { pemBlocks, readFileText } from "../certs.ts";
 
 export function statusColor(s: string): "success" | "warning" | "danger" | "informative" {
-  return s === "Ready" ? "success" : s === "Degraded" ? "warning" : s === "Error" ? "danger" : "informative";
+  return s === "Ready" ? "success" : s === "Degraded" || s === "Stopped" ? "warning" : s === "Error" ? "danger" : "informative";
 }
 
 export function CmgPage() {
@@ -54,7 +54,8 @@ export function CmgPage() {
       setNotice(`${verb === "start" ? "Start" : "Stop"} of ${current.name} requested.`);
       cmgs.reload();
     } catch (e) {
-      setActionError(e instanceof ApiError && e.notAvailable ? new Error(`${verb === "start" ? "Start" : "Stop"} is not available on this site's admin API yet`) : (e as Error));
+      setNotice(undefined);
+      setActionError(e as Error);
     }
   };
 
@@ -115,7 +116,7 @@ export function CmgPage() {
                     <TableCell>{c.serviceFqdn}</TableCell>
                     <TableCell>
                       <Badge appearance="tint" color={statusColor(c.status)} data-testid={`status-${c.name}`}>
-                        {c.state === "stopped" ? "Stopped" : c.status}
+                        {c.status}
                       </Badge>{" "}
                       <span style={{ fontSize: 12 }}>{c.statusReason}</span>
                     </TableCell>
@@ -166,27 +167,30 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
   const [minRsaBits, setMinRsaBits] = useState(String(cmg.minRsaBits));
   const [serverCertPem, setServerCertPem] = useState<string>();
   const [serverKeyPem, setServerKeyPem] = useState<string>();
+  const [serverChainPem, setServerChainPem] = useState<string[]>([]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const save = async () => {
     const body: Record<string, unknown> = {};
     if (instances !== cmg.instanceCount) body.instances = instances;
     if (crlCheck !== cmg.crlCheck) body.crlCheck = crlCheck;
     if (minRsaBits !== String(cmg.minRsaBits)) body.minRsaBits = /^\d+$/.test(minRsaBits) ? Number(minRsaBits) : minRsaBits;
-    if (serverCertPem) Object.assign(body, { serverCertPem, serverKeyPem });
+    if (serverCertPem !== undefined) Object.assign(body, { serverCertPem, serverKeyPem, ...(serverChainPem.length ? { serverChainPem } : {}) });
     try {
       await api("PATCH", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}`, body);
       onSaved();
       onClose();
     } catch (e) {
-      if (e instanceof ApiError && e.notAvailable) setErrors({ form: "Changing a CMG is not available on this site's admin API yet" });
-      else setErrors(fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCert", "serverKey", "serverCertPem", "serverKeyPem"]));
+      setErrors(fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCertPem", "serverKeyPem", "serverChainPem"]));
     }
   };
   const chooseCert = async (file: File | undefined) => {
     if (!file) return;
-    const b = pemBlocks(await readFileText(file));
-    setServerCertPem(b.certificates[0]);
-    if (b.privateKey) setServerKeyPem(b.privateKey);
+    const text = await readFileText(file);
+    const b = pemBlocks(text);
+    // A file without a PEM certificate goes as it is: the site's message names the field.
+    setServerCertPem(b.certificates[0] ?? text);
+    setServerChainPem(b.certificates.slice(1));
+    setServerKeyPem(b.privateKey);
   };
   const e = (n: string) => ({ validationMessage: errors[n], validationState: errors[n] ? ("error" as const) : ("none" as const) });
   return (
@@ -209,7 +213,7 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
               <Field label="Smallest RSA key of a client certificate (bits)" {...e("minRsaBits")}>
                 <Input value={minRsaBits} onChange={(_, d) => setMinRsaBits(d.value)} inputMode="numeric" />
               </Field>
-              <Field label="Renew the server authentication certificate: certificate file (PEM with its key)" {...e("serverCert")}>
+              <Field label="Renew the server authentication certificate: certificate file (PEM with its key)" {...e(errors.serverKeyPem ? "serverKeyPem" : errors.serverChainPem ? "serverChainPem" : "serverCertPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.crt" onChange={(ev) => void chooseCert(ev.target.files?.[0])} />}
               </Field>
             </div>
@@ -228,12 +232,13 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
 
 function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: number; onClose: () => void; onDeleted: () => void }) {
   const [error, setError] = useState<Error>();
+  const [force, setForce] = useState(false);
   const remove = async () => {
     try {
-      await api("DELETE", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}`);
+      await api("DELETE", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}${force ? "?force=true" : ""}`);
       onDeleted();
     } catch (e) {
-      setError(e instanceof ApiError && e.notAvailable ? new Error("Deleting a CMG is not available on this site's admin API yet") : (e as Error));
+      setError(e as Error);
     }
   };
   return (
@@ -249,6 +254,9 @@ function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: numb
                 {others === 0 ? " No other CMG of this site is Ready: internet clients lose their way to the site." : ` ${others} other CMG(s) of this site are Ready.`}
               </MessageBarBody>
             </MessageBar>
+            {others === 0 && (
+              <Checkbox checked={force} onChange={(_, d) => setForce(Boolean(d.checked))} label="Delete it even though it is the last Ready CMG and internet clients use it" />
+            )}
             <ErrorBar error={error} />
           </DialogContent>
           <DialogActions>
@@ -263,69 +271,97 @@ function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: numb
   );
 }
 
-interface AnalyzerStep {
-  name?: string;
-  step?: string;
-  stage?: string;
-  result?: string;
-  ok?: boolean;
-  status?: string;
-  message?: string;
-  detail?: string;
-}
+const CHECK_COLOR = { pass: "success", fail: "danger", skip: "informative" } as const;
 
 function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void }) {
-  const [result, setResult] = useState<unknown>();
-  const [error, setError] = useState<ApiError | Error>();
+  const [result, setResult] = useState<CmgAnalysis>();
+  const [errors, setErrors] = useState<Record<string, string>>({});
   const [running, setRunning] = useState(false);
+  // A device's client certificate (used for this analysis only; the site neither keeps nor logs it).
+  const [client, setClient] = useState<{ file: string; clientCertPem?: string; clientKeyPem?: string }>({ file: "" });
   const run = async () => {
     setRunning(true);
-    setError(undefined);
+    setErrors({});
     try {
-      setResult(await api("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, {}));
+      const body = client.clientCertPem === undefined ? {} : { clientCertPem: client.clientCertPem, ...(client.clientKeyPem === undefined ? {} : { clientKeyPem: client.clientKeyPem }) };
+      setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, body));
     } catch (e) {
-      setError(e as Error);
+      // The analyzer names the certificate and key as the command line does (clientCert, clientKey).
+      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey"]));
     } finally {
       setRunning(false);
     }
   };
+  const chooseClientCert = async (file: File | undefined) => {
+    if (!file) return;
+    const text = await readFileText(file);
+    const b = pemBlocks(text);
+    // Without a PEM certificate the file goes as it is: the site's message names the field.
+    setClient((c) => ({ file: file.name, clientCertPem: b.certificates.length ? b.certificates.join("") : text, clientKeyPem: b.privateKey ?? c.clientKeyPem }));
+  };
+  const chooseClientKey = async (file: File | undefined) => {
+    if (!file) return;
+    const text = await readFileText(file);
+    setClient((c) => ({ ...c, clientKeyPem: pemBlocks(text).privateKey ?? text }));
+  };
+  const err = (k: string) => ({ validationMessage: errors[k], validationState: errors[k] ? ("error" as const) : ("none" as const) });
   useEffect(() => void run(), []);
-  const r = result as { steps?: AnalyzerStep[]; checks?: AnalyzerStep[]; results?: AnalyzerStep[] } | AnalyzerStep[] | undefined;
-  const steps = Array.isArray(r) ? r : (r?.steps ?? r?.checks ?? r?.results);
   return (
     <Dialog open onOpenChange={(_, d) => !d.open && onClose()}>
-      <DialogSurface style={{ maxWidth: 760 }}>
+      <DialogSurface style={{ maxWidth: 900 }}>
         <DialogBody>
           <DialogTitle>Cloud Management Gateway Connection Analyzer: {cmg.name}</DialogTitle>
           <DialogContent>
-            {error instanceof ApiError && error.notAvailable ? <NotAvailable what="The connection analyzer" /> : <ErrorBar error={error} />}
+            <div style={{ display: "flex", gap: 12, flexWrap: "wrap", marginBottom: 8 }}>
+              <Field label="Client certificate file (PEM, optional)" hint={client.file ? `Chosen: ${client.file}` : "a device's client authentication certificate, to check it and make the location requests"} {...err(errors.clientCert ? "clientCert" : "clientCertPem")}>
+                {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" onChange={(ev) => void chooseClientCert(ev.target.files?.[0])} />}
+              </Field>
+              <Field label="Its private key file (PEM)" hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
+                {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(ev) => void chooseClientKey(ev.target.files?.[0])} />}
+              </Field>
+            </div>
+            {errors.form && <ErrorBar error={new Error(errors.form)} />}
             {running && <p role="status">Analyzing the connection...</p>}
-            {steps ? (
-              <Table aria-label="Connection analyzer results" size="small">
-                <TableHeader>
-                  <TableRow>
-                    <TableHeaderCell>Check</TableHeaderCell>
-                    <TableHeaderCell>Result</TableHeaderCell>
-                    <TableHeaderCell>Details</TableHeaderCell>
-                  </TableRow>
-                </TableHeader>
-                <TableBody>
-                  {steps.map((s, i) => (
-                    <TableRow key={i}>
-                      <TableCell>{s.name ?? s.step ?? s.stage ?? `Step ${i + 1}`}</TableCell>
-                      <TableCell>{s.result ?? s.status ?? (s.ok === undefined ? "" : s.ok ? "Succeeded" : "Failed")}</TableCell>
-                      <TableCell>{s.message ?? s.detail ?? ""}</TableCell>
+            {result && (
+              <>
+                <p role="status">
+                  {result.ok ? "No check failed" : `${result.failed} check(s) failed`}: {result.passed} passed, {result.failed} failed, {result.skipped} skipped.
+                </p>
+                <Table aria-label="Connection analyzer results" size="small" style={{ overflowWrap: "anywhere" }}>
+                  <TableHeader>
+                    <TableRow>
+                      <TableHeaderCell>Check</TableHeaderCell>
+                      <TableHeaderCell>Instance</TableHeaderCell>
+                      <TableHeaderCell>Result</TableHeaderCell>
+                      <TableHeaderCell>Details</TableHeaderCell>
+                      <TableHeaderCell>What to do</TableHeaderCell>
                     </TableRow>
-                  ))}
-                </TableBody>
-              </Table>
-            ) : (
-              result !== undefined && <pre style={{ whiteSpace: "pre-wrap" }}>{JSON.stringify(result, null, 2)}</pre>
+                  </TableHeader>
+                  <TableBody>
+                    {result.checks.map((c, i) => (
+                      <TableRow key={i}>
+                        <TableCell>{c.check}</TableCell>
+                        <TableCell>{c.instance ?? ""}</TableCell>
+                        <TableCell>
+                          <Badge appearance="tint" color={CHECK_COLOR[c.status as keyof typeof CHECK_COLOR] ?? "informative"}>
+                            {c.status}
+                          </Badge>
+                        </TableCell>
+                        <TableCell>
+                          {c.detail}
+                          {c.reason ? ` (reason ${c.reason}${c.cause ? `: ${c.cause}` : ""})` : ""}
+                        </TableCell>
+                        <TableCell>{c.fix ?? ""}</TableCell>
+                      </TableRow>
+                    ))}
+                  </TableBody>
+                </Table>
+              </>
             )}
           </DialogContent>
           <DialogActions>
             <Button onClick={() => void run()} disabled={running}>
-              Start again
+              Analyze again
             </Button>
             <Button appearance="primary" onClick={onClose}>
               Close

@@ -41,6 +41,7 @@ const FIELD_PAGE: Record<string, Page> = {
   serverKey: "Settings",
   serverKeyPem: "Settings",
   serverPfx: "Settings",
+  pfxFile: "Settings",
   pfxPassword: "Settings",
   region: "Settings",
   resourceGroup: "Settings",
@@ -116,7 +117,7 @@ const EMPTY: Form = {
 
 const num = (s: string): number | string => (/^\d+(\.\d+)?$/.test(s.trim()) ? Number(s.trim()) : s);
 
-/** The body of POST /api/v1/cmgs (the service's CmgCreateInput). */
+/** The body of POST /api/v1/cmgs (cmgCreateBody in src/api/routes-cmgs.ts: strict, so only its fields). */
 export function createBody(f: Form): Record<string, unknown> {
   const deploy: Record<string, unknown> = {};
   if (f.provider === "local") {
@@ -128,7 +129,8 @@ export function createBody(f: Form): Record<string, unknown> {
   deploy.trafficAlert = f.alert ? { thresholdGb: num(f.thresholdGb), warningPct: num(f.warningPct), criticalPct: num(f.criticalPct) } : null;
   return {
     name: f.name.trim(),
-    ...(f.serverPfx ? { serverPfx: f.serverPfx, pfxPassword: f.pfxPassword } : { serverCertPem: f.serverCertPem, serverKeyPem: f.serverKeyPem, ...(f.serverChainPem.length ? { serverChainPem: f.serverChainPem } : {}) }),
+    // The API takes the chain as more certificates after the server's own in serverCertPem.
+    ...(f.serverPfx ? { serverPfx: f.serverPfx, pfxPassword: f.pfxPassword } : { serverCertPem: [f.serverCertPem, ...f.serverChainPem].join(""), serverKeyPem: f.serverKeyPem }),
     ...(f.serviceFqdn.trim() ? { serviceFqdn: f.serviceFqdn.trim() } : {}),
     cloud: f.cloud,
     provider: f.provider,
@@ -163,14 +165,16 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
       setF((x) => ({ ...x, serverPfx: b64 }));
       return;
     }
-    const blocks = pemBlocks(await readFileText(file));
+    const text = await readFileText(file);
+    const blocks = pemBlocks(text);
     const [cert, ...chain] = blocks.certificates;
-    if (!cert) return setErrors({ serverCert: "serverCert: the file has no PEM certificate (-----BEGIN CERTIFICATE-----); choose a PEM or PFX file" });
+    // A file that is no PEM certificate goes to the site as it is: its message names the field.
+    if (!cert) return setF((x) => ({ ...x, certFileName: file.name, serverPfx: "", serverCertPem: text, serverChainPem: [] }));
     let names: { commonName: string | undefined; dnsNames: string[] } = { commonName: undefined, dnsNames: [] };
     try {
       names = certificateNames(cert);
     } catch {
-      return setErrors({ serverCert: "serverCert: the certificate cannot be read" });
+      // Unreadable here: the site says what is wrong with it.
     }
     const fqdn = names.commonName && /\./.test(names.commonName) ? names.commonName : (names.dnsNames[0] ?? names.commonName ?? "");
     setF((x) => ({
@@ -186,10 +190,10 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
   };
   const chooseKey = async (file: File | undefined) => {
     if (!file) return;
-    const key = pemBlocks(await readFileText(file)).privateKey;
-    if (!key) return setErrors({ serverKey: "serverKey: the file has no PEM private key" });
+    const text = await readFileText(file);
     setErrors({});
-    set("serverKeyPem", key);
+    // Without a PEM key block the file goes as it is, and the site's message names serverKeyPem.
+    set("serverKeyPem", pemBlocks(text).privateKey ?? text);
   };
   const addCas = async (which: "trustedRoots" | "intermediates", files: FileList | null) => {
     if (!files) return;
@@ -198,21 +202,9 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
     setF((x) => ({ ...x, [which]: [...x[which], ...add] }));
   };
 
-  /** Checks the browser can make before the site sees anything. */
-  const checkPage = (): boolean => {
-    const e: Record<string, string> = {};
-    if (page === "Settings") {
-      if (!f.serverCertPem && !f.serverPfx) e.serverCert = "serverCert: choose the server authentication certificate file (PEM or PFX)";
-      else if (f.serverCertPem && !f.serverKeyPem) e.serverKey = "serverKey: the certificate file has no private key; choose its key file";
-      if (f.serviceFqdn.includes("*")) e.serviceFqdn = "serviceFqdn: replace the * of the wildcard certificate with the CMG's host name";
-      if (f.trustedRoots.length > 2) e.trustedRoots = "trustedRoots: at most 2 trusted root CAs";
-      if (f.intermediates.length > 4) e.intermediates = "intermediates: at most 4 intermediate CAs";
-    }
-    setErrors(e);
-    return Object.keys(e).length === 0;
-  };
+  // Every check is the site's: its error names the field, and the wizard goes back to that field's page.
   const next = () => {
-    if (!checkPage()) return;
+    setErrors({});
     setPage(PAGES[PAGES.indexOf(page) + 1]!);
   };
   const create = async () => {
@@ -260,7 +252,7 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
   else if (page === "Settings")
     body = (
       <>
-        <Field label="Certificate file" hint={f.certFileName ? `Chosen: ${f.certFileName}` : "The CMG's server authentication certificate: PEM (certificate with its key, or a separate key file) or PFX"} {...errorProps(errors, "serverCert", "serverCertPem", "serverPfx")}>
+        <Field label="Certificate file" hint={f.certFileName ? `Chosen: ${f.certFileName}` : "The CMG's server authentication certificate: PEM (certificate with its key, or a separate key file) or PFX"} {...errorProps(errors, "serverCert", "serverCertPem", "serverPfx", "pfxFile")}>
           {(p) => <input {...p} type="file" accept=".pem,.crt,.cer,.pfx,.p12" onChange={(e) => void chooseCert(e.target.files?.[0])} />}
         </Field>
         {f.serverPfx ? (

@@ -3,39 +3,29 @@
  * tunnels (live), and the clients with their connection type and last contact.
  */
 import { useState } from "react";
-import { Badge, Dropdown, Field, Option, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
-import type { Cmg } from "../api.ts";
-import { PageTitle, Show, useGet } from "../ui.tsx";
+import { Badge, Button, Dropdown, Field, Input, MessageBar, MessageBarBody, Option, Spinner, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
+import { api, type Client, type Cmg, type CmgTraffic } from "../api.ts";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { statusColor } from "./Cmg.tsx";
 
-/** One bar of the chart: a day, a role, bytes out. */
+/** One bar segment of the chart: a day, a role kind, bytes to the devices. */
 export interface TrafficPoint {
   day: string;
   role: string;
   bytes: number;
 }
 
-type TrafficRow = { day?: string; date?: string; role?: string; bytes?: number; bytesOut?: number; requests?: number };
+/** How the connection points name the role kinds of their traffic. */
+const ROLE_KINDS: Record<string, string> = { mp: "Management point", sup: "Software update point", tunnel: "Tunnel (TLS and framing)", "-": "Other role", "": "Before the breakdown" };
 
-/** The traffic answer as points, whether the API lists rows or gives series per role. */
-export function trafficPoints(data: unknown): TrafficPoint[] {
-  const d = data as { days?: TrafficRow[]; rows?: TrafficRow[]; series?: { role: string; points: TrafficRow[] }[] } | TrafficRow[] | null;
-  if (!d) return [];
-  const rows: TrafficRow[] = Array.isArray(d) ? d : (d.rows ?? d.days ?? (d.series ?? []).flatMap((s) => s.points.map((p) => ({ ...p, role: s.role }))));
-  return rows.map((r) => ({ day: String(r.day ?? r.date ?? "").slice(0, 10), role: r.role ?? "all", bytes: Number(r.bytes ?? r.bytesOut ?? r.requests ?? 0) }));
+/** The summary's per-day, per-role-kind series as chart points (bytes to the devices). */
+export function trafficPoints(t: CmgTraffic): TrafficPoint[] {
+  return t.perDayByRoleKind.map((r) => ({ day: r.day, role: ROLE_KINDS[r.roleKind] ?? r.roleKind, bytes: r.bytesToClients }));
 }
 
 const PALETTE = ["#0f6cbd", "#c50f1f", "#107c10", "#8764b8", "#ca5010", "#038387"];
 
-function lastDays(n: number): string[] {
-  const out: string[] = [];
-  const today = new Date();
-  for (let i = n - 1; i >= 0; i--) out.push(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - i)).toISOString().slice(0, 10));
-  return out;
-}
-
-export function TrafficChart({ points }: { points: TrafficPoint[] }) {
-  const days = lastDays(14);
+export function TrafficChart({ points, days }: { points: TrafficPoint[]; days: string[] }) {
   const roles = [...new Set(points.map((p) => p.role))].sort();
   const at = (day: string, role: string) => points.filter((p) => p.day === day && p.role === role).reduce((a, p) => a + p.bytes, 0);
   const max = Math.max(1, ...days.map((d) => roles.reduce((a, r) => a + at(d, r), 0)));
@@ -92,7 +82,9 @@ export function CmgMonitoringPage() {
   const [chosen, setChosen] = useState<string>();
   const name = chosen ?? cmgs.data?.[0]?.name;
   const cmg = cmgs.data?.find((c) => c.name === name);
-  const traffic = useGet<unknown>(name ? `/api/v1/cmgs/${encodeURIComponent(name)}/traffic?days=14` : null, ["cmg"]);
+  // Clients whose last contact came through a CMG (the site does not tell which CMG a client used).
+  const internetClients = useGet<Client[]>("/api/v1/clients?connectionType=internet", ["status"]);
+  const traffic = useGet<CmgTraffic>(name ? `/api/v1/cmgs/${encodeURIComponent(name)}/traffic?days=14` : null, ["cmg"]);
   return (
     <>
       <PageTitle>Cloud Management Gateway</PageTitle>
@@ -125,12 +117,19 @@ export function CmgMonitoringPage() {
                     <Show l={traffic} what="CMG traffic">
                       {(d) => (
                         <>
-                          <TrafficChart points={trafficPoints(d)} />
-                          {typeof (d as { connectedClients?: number }).connectedClients === "number" && <p>Connected clients: {(d as { connectedClients: number }).connectedClients}</p>}
+                          <TrafficChart points={trafficPoints(d)} days={d.perDay.map((p) => p.day)} />
+                          <p>
+                            Outbound traffic over 14 days: {formatBytes(d.outbound14Days)}
+                            {d.alert ? ` (alert threshold ${d.alert.thresholdGb} GB: warning at ${d.alert.warningPct}%, critical at ${d.alert.criticalPct}%)` : " (no traffic alert)"}. Requests: {d.total.requests}, failed: {d.total.failed}.
+                          </p>
                         </>
                       )}
                     </Show>
                   )}
+                  <p data-testid="internet-clients">
+                    Clients connected through a cloud management gateway (last contact over the internet):{" "}
+                    {internetClients.data ? internetClients.data.length : internetClients.error ? internetClients.error.message : "..."}
+                  </p>
                   <h2 style={{ fontSize: 18 }}>Instances and their tunnels</h2>
                   <Table aria-label="Instances and tunnels" size="small">
                     <TableHeader>
@@ -166,53 +165,124 @@ export function CmgMonitoringPage() {
   );
 }
 
-interface ClientRow {
-  name?: string;
-  netbiosName?: string;
-  id?: string;
-  smsId?: string;
-  connectionType?: string;
-  lastContact?: string;
-  lastSeenAt?: string;
-  lastContactAt?: string;
-  approved?: boolean;
-  blocked?: boolean;
-}
+const CONNECTION: Record<string, string> = { "": "All", intranet: "Intranet", internet: "Internet" };
+const APPROVAL: Record<string, string> = { "": "All", true: "Approved", false: "Awaiting approval" };
 
 export function ClientsPage() {
-  const clients = useGet<ClientRow[] | { items: ClientRow[] }>("/api/v1/clients", ["status"]);
+  const [name, setName] = useState("");
+  const [connectionType, setConnectionType] = useState("");
+  const [approved, setApproved] = useState("");
+  const [applied, setApplied] = useState({ name: "", connectionType: "", approved: "" });
+  const q = new URLSearchParams();
+  if (applied.name.trim()) q.set("name", applied.name.trim());
+  if (applied.connectionType) q.set("connectionType", applied.connectionType);
+  if (applied.approved) q.set("approved", applied.approved);
+  const clients = useGet<Client[]>(`/api/v1/clients${q.size ? `?${q}` : ""}`, ["status"]);
+  const [actionError, setActionError] = useState<Error>();
+  const [notice, setNotice] = useState<string>();
+  const errors = clients.error ? fieldErrors(clients.error, ["name", "connectionType", "approved"]) : {};
+  const err = (k: string) => ({ validationMessage: errors[k], validationState: errors[k] ? ("error" as const) : ("none" as const) });
+  const act = async (c: Client, method: "POST" | "PUT" | "DELETE", path: string, done: string) => {
+    try {
+      await api(method, `/api/v1/clients/${encodeURIComponent(c.id)}/${path}`);
+      setActionError(undefined);
+      setNotice(done);
+      clients.reload();
+    } catch (e) {
+      setNotice(undefined);
+      setActionError(e as Error);
+    }
+  };
   return (
     <>
       <PageTitle>Clients</PageTitle>
-      <Show l={clients} what="The client list">
-        {(data) => {
-          const list = Array.isArray(data) ? data : data.items;
-          return (
-            <Table aria-label="Clients" size="small">
-              <TableHeader>
-                <TableRow>
-                  <TableHeaderCell>Name</TableHeaderCell>
-                  <TableHeaderCell>Client ID</TableHeaderCell>
-                  <TableHeaderCell>Connection type</TableHeaderCell>
-                  <TableHeaderCell>Last contact</TableHeaderCell>
-                  <TableHeaderCell>Approved</TableHeaderCell>
-                </TableRow>
-              </TableHeader>
-              <TableBody>
-                {list.map((c, i) => (
-                  <TableRow key={c.smsId ?? c.id ?? i}>
-                    <TableCell>{c.name ?? c.netbiosName ?? ""}</TableCell>
-                    <TableCell>{c.smsId ?? c.id ?? ""}</TableCell>
-                    <TableCell>{c.connectionType === "internet" ? "Internet" : c.connectionType === "intranet" ? "Intranet" : (c.connectionType ?? "")}</TableCell>
-                    <TableCell>{c.lastContact ?? c.lastContactAt ?? c.lastSeenAt ?? ""}</TableCell>
-                    <TableCell>{c.blocked ? "Blocked" : c.approved === undefined ? "" : c.approved ? "Yes" : "No"}</TableCell>
-                  </TableRow>
-                ))}
-              </TableBody>
-            </Table>
-          );
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setApplied({ name, connectionType, approved });
         }}
-      </Show>
+        style={{ display: "flex", gap: 8, alignItems: "start", flexWrap: "wrap", marginBottom: 12 }}
+        aria-label="Client filters"
+      >
+        <Field label="Computer name" {...err("name")}>
+          <Input value={name} onChange={(_, d) => setName(d.value)} />
+        </Field>
+        <Field label="Connection type" {...err("connectionType")}>
+          <Dropdown value={CONNECTION[connectionType]} selectedOptions={[connectionType]} onOptionSelect={(_, d) => setConnectionType(d.optionValue ?? "")}>
+            {Object.entries(CONNECTION).map(([k, v]) => (
+              <Option key={k} value={k}>
+                {v}
+              </Option>
+            ))}
+          </Dropdown>
+        </Field>
+        <Field label="Approval" {...err("approved")}>
+          <Dropdown value={APPROVAL[approved]} selectedOptions={[approved]} onOptionSelect={(_, d) => setApproved(d.optionValue ?? "")}>
+            {Object.entries(APPROVAL).map(([k, v]) => (
+              <Option key={k} value={k}>
+                {v}
+              </Option>
+            ))}
+          </Dropdown>
+        </Field>
+        <Button type="submit" appearance="primary" style={{ marginTop: 26 }}>
+          Apply filters
+        </Button>
+      </form>
+      {errors.form && <ErrorBar error={new Error(errors.form)} />}
+      <ErrorBar error={actionError} />
+      {notice && (
+        <MessageBar intent="success" role="status">
+          <MessageBarBody>{notice}</MessageBarBody>
+        </MessageBar>
+      )}
+      {clients.data === undefined && !clients.error && <Spinner label="Loading The client list" size="small" />}
+      {clients.data && (
+        <Table aria-label="Clients" size="small">
+          <TableHeader>
+            <TableRow>
+              <TableHeaderCell>Name</TableHeaderCell>
+              <TableHeaderCell>Client ID</TableHeaderCell>
+              <TableHeaderCell>Connection type</TableHeaderCell>
+              <TableHeaderCell>Last contact</TableHeaderCell>
+              <TableHeaderCell>Approved</TableHeaderCell>
+              <TableHeaderCell>Blocked</TableHeaderCell>
+              <TableHeaderCell>Actions</TableHeaderCell>
+            </TableRow>
+          </TableHeader>
+          <TableBody>
+            {clients.data.map((c) => (
+              <TableRow key={c.id} data-client={c.name}>
+                <TableCell>{c.name}</TableCell>
+                <TableCell>{c.id}</TableCell>
+                <TableCell>{c.connectionType ? CONNECTION[c.connectionType] : "Not yet"}</TableCell>
+                <TableCell>{c.lastContactAt ? new Date(c.lastContactAt).toLocaleString() : "Never"}</TableCell>
+                <TableCell>{c.approved ? "Yes" : "No"}</TableCell>
+                <TableCell>{c.blocked ? "Yes" : "No"}</TableCell>
+                <TableCell>
+                  <div style={{ display: "flex", gap: 4 }}>
+                    {!c.approved && (
+                      <Button size="small" onClick={() => void act(c, "POST", "approve", `${c.name} is approved.`)} aria-label={`Approve ${c.name}`}>
+                        Approve
+                      </Button>
+                    )}
+                    {c.blocked ? (
+                      <Button size="small" onClick={() => void act(c, "DELETE", "block", `${c.name} is unblocked.`)} aria-label={`Unblock ${c.name}`}>
+                        Unblock
+                      </Button>
+                    ) : (
+                      <Button size="small" onClick={() => void act(c, "PUT", "block", `${c.name} is blocked.`)} aria-label={`Block ${c.name}`}>
+                        Block
+                      </Button>
+                    )}
+                  </div>
+                </TableCell>
+              </TableRow>
+            ))}
+          </TableBody>
+        </Table>
+      )}
+      {clients.data?.length === 0 && <p>No client matches the filters.</p>}
     </>
   );
 }

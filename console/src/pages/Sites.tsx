@@ -1,18 +1,13 @@
 /**
  * Administration > Site Configuration > Sites: the hierarchy, and the site's settings (client
- * computer communication and the schedules) read from the site settings API when it has them.
+ * computer communication and the schedules): each site setting with its value, default and rule,
+ * changed through PUT /api/v1/settings/:key; the site's message for a refused value shows next to it.
  */
 import { useState } from "react";
 import { Button, Field, Input, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
-import { api, type Site } from "../api.ts";
+import { api, type SiteSetting as Setting, type Site } from "../api.ts";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
-interface Setting {
-  key: string;
-  value: string;
-  default?: string;
-  description?: string;
-}
 
 export function SitesPage() {
   const sites = useGet<Site[]>("/api/v1/sites");
@@ -46,7 +41,7 @@ export function SitesPage() {
       </Show>
       <h2 style={{ fontSize: 18 }}>Site properties: Client Computer Communication and schedules</h2>
       <Show l={settings} what="Site settings">
-        {(list) => <SettingsForm list={Array.isArray(list) ? list : []} reload={settings.reload} />}
+        {(list) => <SettingsForm list={list} reload={settings.reload} />}
       </Show>
     </>
   );
@@ -63,7 +58,8 @@ function SettingsForm({ list, reload }: { list: Setting[]; reload: () => void })
 }
 
 function SettingRow({ s, reload }: { s: Setting; reload: () => void }) {
-  const [value, setValue] = useState(String(s.value));
+  const [value, setValue] = useState(s.value);
+  const [saved, setSaved] = useState(false);
   const [error, setError] = useState<string>();
   const [saveError, setSaveError] = useState<Error>();
   const save = async () => {
@@ -71,8 +67,10 @@ function SettingRow({ s, reload }: { s: Setting; reload: () => void }) {
       await api("PUT", `/api/v1/settings/${encodeURIComponent(s.key)}`, { value });
       setError(undefined);
       setSaveError(undefined);
+      setSaved(true);
       reload();
     } catch (e) {
+      setSaved(false);
       const f = fieldErrors(e, ["value", s.key]);
       setError(f.value ?? f[s.key]);
       if (f.form) setSaveError(new Error(f.form));
@@ -80,8 +78,14 @@ function SettingRow({ s, reload }: { s: Setting; reload: () => void }) {
   };
   return (
     <div style={{ display: "flex", gap: 8, alignItems: "end" }}>
-      <Field label={s.key} hint={s.description} validationMessage={error} validationState={error ? "error" : "none"} style={{ flex: 1 }}>
-        <Input value={value} onChange={(_, d) => setValue(d.value)} />
+      <Field
+        label={s.key}
+        hint={`${s.description} Default ${s.default}; ${s.rule}.`}
+        validationMessage={error ?? (saved ? "Saved." : undefined)}
+        validationState={error ? "error" : saved ? "success" : "none"}
+        style={{ flex: 1 }}
+      >
+        <Input value={value} onChange={(_, d) => { setValue(d.value); setSaved(false); }} />
       </Field>
       <Button onClick={() => void save()} aria-label={`Save ${s.key}`}>
         Save

@@ -1,8 +1,8 @@
 /** Monitoring > System Status: Component Status and Status Messages (with filters), both live. */
 import { useState } from "react";
-import { Badge, Button, Dropdown, Field, Input, Option, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
-import type { ComponentStatus, StatusMessage } from "../api.ts";
-import { PageTitle, Show, useGet } from "../ui.tsx";
+import { Badge, Button, Dropdown, Field, Input, Option, Spinner, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
+import type { ComponentStatus, Paged, StatusMessage } from "../api.ts";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 const COLOR = { OK: "success", Warning: "warning", Critical: "danger" } as const;
 
@@ -47,38 +47,68 @@ export function ComponentStatusPage() {
 
 const SEVERITIES = { "": "All", informational: "Informational", warning: "Warning", error: "Error" } as const;
 
-export function StatusMessagesPage() {
-  const [component, setComponent] = useState("");
-  const [messageId, setMessageId] = useState("");
-  const [severity, setSeverity] = useState<keyof typeof SEVERITIES>("");
-  const [since, setSince] = useState("");
-  const [applied, setApplied] = useState({ component: "", messageId: "", severity: "", since: "" });
+interface Filters {
+  component: string;
+  server: string;
+  messageId: string;
+  severity: keyof typeof SEVERITIES;
+  since: string;
+  until: string;
+}
+const NO_FILTERS: Filters = { component: "", server: "", messageId: "", severity: "", since: "", until: "" };
+const PAGE_SIZE = 50;
+
+/** The API's query for the filters (only the ones set; times as ISO-8601 in UTC). */
+export function messagesQuery(f: Filters, cursor: number | undefined): string {
   const q = new URLSearchParams();
-  if (applied.component) q.set("component", applied.component);
-  if (applied.messageId) q.set("messageId", applied.messageId);
-  if (applied.severity) q.set("severity", applied.severity);
-  if (applied.since) q.set("since", new Date(applied.since).toISOString());
-  q.set("limit", "500");
-  const msgs = useGet<StatusMessage[] | { items: StatusMessage[] }>(`/api/v1/status/messages?${q}`, ["status"]);
+  if (f.component.trim()) q.set("component", f.component.trim());
+  if (f.server.trim()) q.set("server", f.server.trim());
+  if (f.messageId.trim()) q.set("messageId", f.messageId.trim());
+  if (f.severity) q.set("severity", f.severity);
+  const time = (v: string) => (Number.isNaN(new Date(v).getTime()) ? v : new Date(v).toISOString());
+  if (f.since) q.set("since", time(f.since));
+  if (f.until) q.set("until", time(f.until));
+  q.set("limit", String(PAGE_SIZE));
+  if (cursor !== undefined) q.set("cursor", String(cursor));
+  return q.toString();
+}
+
+const FILTER_FIELDS = ["component", "server", "messageId", "severity", "since", "until", "limit", "cursor"] as const;
+
+export function StatusMessagesPage() {
+  const [form, setForm] = useState<Filters>(NO_FILTERS);
+  const [applied, setApplied] = useState<Filters>(NO_FILTERS);
+  // The cursors of the pages before this one (the first page has none), so Previous goes back.
+  const [cursors, setCursors] = useState<(number | undefined)[]>([undefined]);
+  const cursor = cursors[cursors.length - 1];
+  const msgs = useGet<Paged<StatusMessage>>(`/api/v1/status/messages?${messagesQuery(applied, cursor)}`, cursor === undefined ? ["status"] : []);
+  // The site's filters do the filtering; a filter it refuses shows its message next to that filter.
+  const errors = msgs.error ? fieldErrors(msgs.error, FILTER_FIELDS) : {};
+  const err = (k: keyof Filters) => ({ validationMessage: errors[k], validationState: errors[k] ? ("error" as const) : ("none" as const) });
+  const set = (k: keyof Filters, v: string) => setForm((f) => ({ ...f, [k]: v }));
   return (
     <>
       <PageTitle>Status Messages</PageTitle>
       <form
         onSubmit={(e) => {
           e.preventDefault();
-          setApplied({ component, messageId, severity, since });
+          setApplied(form);
+          setCursors([undefined]);
         }}
-        style={{ display: "flex", gap: 8, alignItems: "end", flexWrap: "wrap", marginBottom: 12 }}
+        style={{ display: "flex", gap: 8, alignItems: "start", flexWrap: "wrap", marginBottom: 12 }}
         aria-label="Status message filters"
       >
-        <Field label="Component">
-          <Input value={component} onChange={(_, d) => setComponent(d.value)} />
+        <Field label="Component" {...err("component")}>
+          <Input value={form.component} onChange={(_, d) => set("component", d.value)} />
         </Field>
-        <Field label="Message ID">
-          <Input value={messageId} onChange={(_, d) => setMessageId(d.value)} inputMode="numeric" />
+        <Field label="Site system" {...err("server")}>
+          <Input value={form.server} onChange={(_, d) => set("server", d.value)} />
         </Field>
-        <Field label="Severity">
-          <Dropdown value={SEVERITIES[severity]} selectedOptions={[severity]} onOptionSelect={(_, d) => setSeverity((d.optionValue ?? "") as keyof typeof SEVERITIES)}>
+        <Field label="Message ID" {...err("messageId")}>
+          <Input value={form.messageId} onChange={(_, d) => set("messageId", d.value)} inputMode="numeric" />
+        </Field>
+        <Field label="Severity" {...err("severity")}>
+          <Dropdown value={SEVERITIES[form.severity]} selectedOptions={[form.severity]} onOptionSelect={(_, d) => set("severity", d.optionValue ?? "")}>
             {Object.entries(SEVERITIES).map(([k, v]) => (
               <Option key={k} value={k}>
                 {v}
@@ -86,47 +116,55 @@ export function StatusMessagesPage() {
             ))}
           </Dropdown>
         </Field>
-        <Field label="Since">
-          <Input type="datetime-local" value={since} onChange={(_, d) => setSince(d.value)} />
+        <Field label="Since" {...err("since")}>
+          <Input type="datetime-local" value={form.since} onChange={(_, d) => set("since", d.value)} />
         </Field>
-        <Button type="submit" appearance="primary">
+        <Field label="Until" {...err("until")}>
+          <Input type="datetime-local" value={form.until} onChange={(_, d) => set("until", d.value)} />
+        </Field>
+        <Button type="submit" appearance="primary" style={{ marginTop: 26 }}>
           Apply filters
         </Button>
       </form>
-      <Show l={msgs} what="Status messages">
-        {(data) => {
-          let list = Array.isArray(data) ? data : data.items;
-          // Filters the API of this site may not apply yet are applied here too.
-          if (applied.severity) list = list.filter((m) => m.severity === applied.severity);
-          if (applied.since) list = list.filter((m) => m.time >= new Date(applied.since).toISOString());
-          return (
-            <Table aria-label="Status messages" size="small">
-              <TableHeader>
-                <TableRow>
-                  <TableHeaderCell>Severity</TableHeaderCell>
-                  <TableHeaderCell>Time</TableHeaderCell>
-                  <TableHeaderCell>Site System</TableHeaderCell>
-                  <TableHeaderCell>Component</TableHeaderCell>
-                  <TableHeaderCell>Message ID</TableHeaderCell>
-                  <TableHeaderCell>Description</TableHeaderCell>
+      {errors.form && <ErrorBar error={new Error(errors.form)} />}
+      {msgs.data === undefined && !msgs.error && <Spinner label="Loading Status messages" size="small" />}
+      {msgs.data && (
+        <>
+          <Table aria-label="Status messages" size="small">
+            <TableHeader>
+              <TableRow>
+                <TableHeaderCell>Severity</TableHeaderCell>
+                <TableHeaderCell>Time</TableHeaderCell>
+                <TableHeaderCell>Site System</TableHeaderCell>
+                <TableHeaderCell>Component</TableHeaderCell>
+                <TableHeaderCell>Message ID</TableHeaderCell>
+                <TableHeaderCell>Description</TableHeaderCell>
+              </TableRow>
+            </TableHeader>
+            <TableBody>
+              {msgs.data.items.map((m) => (
+                <TableRow key={m.id} data-message-id={m.messageId}>
+                  <TableCell>{SEVERITIES[m.severity]}</TableCell>
+                  <TableCell>{new Date(m.time).toLocaleString()}</TableCell>
+                  <TableCell>{m.server}</TableCell>
+                  <TableCell>{m.component}</TableCell>
+                  <TableCell>{m.messageId}</TableCell>
+                  <TableCell>{m.text}</TableCell>
                 </TableRow>
-              </TableHeader>
-              <TableBody>
-                {[...list].reverse().map((m) => (
-                  <TableRow key={m.id}>
-                    <TableCell>{SEVERITIES[m.severity]}</TableCell>
-                    <TableCell>{new Date(m.time).toLocaleString()}</TableCell>
-                    <TableCell>{m.server}</TableCell>
-                    <TableCell>{m.component}</TableCell>
-                    <TableCell>{m.messageId}</TableCell>
-                    <TableCell>{m.text}</TableCell>
-                  </TableRow>
-                ))}
-              </TableBody>
-            </Table>
-          );
-        }}
-      </Show>
+              ))}
+            </TableBody>
+          </Table>
+          {msgs.data.items.length === 0 && <p>No status message matches the filters.</p>}
+          <div style={{ display: "flex", gap: 8, marginTop: 8 }}>
+            <Button disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))}>
+              Newer messages
+            </Button>
+            <Button disabled={msgs.data.nextCursor === null} onClick={() => msgs.data?.nextCursor != null && setCursors((c) => [...c, msgs.data!.nextCursor!])}>
+              Older messages
+            </Button>
+          </div>
+        </>
+      )}
     </>
   );
 }

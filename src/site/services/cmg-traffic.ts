@@ -48,6 +48,11 @@ export interface CmgTrafficSummary {
   byConnectionPoint: ({ connectionPoint: string } & TrafficTotals)[];
   /** "" is traffic reported before the breakdown existed. */
   byRoleKind: ({ roleKind: string } & TrafficTotals)[];
+  /**
+   * Every day of the range per role kind that moved something in the range (oldest first, then by
+   * kind; days without traffic included as zeros): the console's 14-day chart per role.
+   */
+  perDayByRoleKind: ({ day: string; roleKind: string } & TrafficTotals)[];
 }
 
 export const trafficDays = z.coerce
@@ -138,8 +143,11 @@ export class CmgTrafficService {
       if (!v) m.set(k, (v = zero()));
       return v;
     };
+    const perDayKind = new Map<string, TrafficTotals>();
+    const dayKind = (day: string, kind: string) => `${day}\u0000${kind}`;
     for (const r of rows) {
       add(total, r);
+      add(bucket(perDayKind, dayKind(r.day, r.role_kind)), r);
       add(bucket(perDay, r.day), r);
       add(bucket(byInstance, r.instance === null ? null : Number(r.instance)), r);
       add(bucket(byCp, r.connection_point), r);
@@ -156,6 +164,7 @@ export class CmgTrafficService {
       byInstance: [...byInstance].sort(([a], [b]) => (a ?? -1) - (b ?? -1)).map(([instance, t]) => ({ instance, ...t })),
       byConnectionPoint: [...byCp].sort(([a], [b]) => a.localeCompare(b)).map(([connectionPoint, t]) => ({ connectionPoint, ...t })),
       byRoleKind: [...byKind].sort(([a], [b]) => a.localeCompare(b)).map(([roleKind, t]) => ({ roleKind, ...t })),
+      perDayByRoleKind: [...perDay.keys()].sort().flatMap((day) => [...byKind.keys()].sort().map((roleKind) => ({ day, roleKind, ...(perDayKind.get(dayKind(day, roleKind)) ?? zero()) }))),
     };
   }
 }

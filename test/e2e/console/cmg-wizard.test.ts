@@ -12,11 +12,10 @@ import { after, before, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
-import { ROUTES, type ApiRoute } from "../../../src/api/routes.ts";
-import type { CmgCreateInput } from "../../../src/site/services/cmgs.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../../../src/gateway/instance.ts";
 import { loadStartupFile } from "../../../src/gateway/startup-file.ts";
 import { writeCmgBundle } from "../../../src/cmg/bundle.ts";
+import { analyzeCmg } from "../../../src/site/services/cmg-analyze.ts";
 import { runConnectionPointRole, type RunningConnectionPoint } from "../../../src/roles/cmg-connection-point/role.ts";
 import { connectionPointRoleDeps } from "../../../src/app/role-deps.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
@@ -35,17 +34,6 @@ let files: Record<"cert" | "key" | "root" | "intermediate", string>;
 const instances: GatewayInstance[] = [];
 let cp: RunningConnectionPoint | undefined;
 
-/**
- * The routes the wizard and the list call, over the same service as `opencmg cmg create|list|show`,
- * registered here only while the admin API itself lacks them (they come with the API's CMG routes).
- */
-const INTERIM_ROUTES: ApiRoute[] = [
-  { method: "GET", path: "/api/v1/cmgs", tag: "cmg", summary: "CMGs", handle: (s) => s.cmgs.list() },
-  { method: "POST", path: "/api/v1/cmgs", tag: "cmg", summary: "Create a CMG", status: 201, handle: (s, i) => s.cmgs.create(i.body as CmgCreateInput) },
-  { method: "GET", path: "/api/v1/cmgs/:name", tag: "cmg", summary: "One CMG", handle: (s, i) => s.cmgs.show(i.params.name!) },
-];
-const CMG_ROUTES = INTERIM_ROUTES.filter((r) => !ROUTES.some((x) => x.method === r.method && x.path === r.path));
-
 before(async () => {
   const dir = tempDir("opencmg-console-cmg-");
   pki = await makeTestPki({ serverName: "cmg.contoso.test" });
@@ -59,7 +47,7 @@ before(async () => {
   // A management point allowing CMG traffic, so the connection point has something to publish.
   await site.services.servers.add({ fqdn: "mp01.contoso.test" });
   await site.services.roles.add("mp01.contoso.test", "management-point", { allowCmgTraffic: true, internalUrl: "http://127.0.0.1:9" });
-  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false, extraRoutes: CMG_ROUTES, console: { live: { pollMs: 500 } } });
+  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false, console: { live: { pollMs: 500 } } });
   browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
 });
@@ -121,7 +109,8 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
   const described = ((await threshold.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
   const message = (await Promise.all(described.map((id) => page.locator(`[id="${id}"]`).textContent()))).join(" ");
-  assert.match(message, /thresholdGb: must be more than 0/);
+  // The API's own message for the field it names (the console has no such text of its own).
+  assert.match(message, /^deploy\.trafficAlert\.thresholdGb: must be a number of GB above 0$/);
   assert.deepEqual(await site.services.cmgs.list(), [], "nothing created");
   await page.getByLabel("14-day threshold (GB)").fill("100");
   await page.getByRole("button", { name: "Next" }).click();
@@ -133,7 +122,7 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   assert.equal(created.trustedRoots.length, 1);
   assert.equal(created.intermediates.length, 1);
   assert.equal(created.crlCheck, false);
-  assert.deepEqual(created.deploy.trafficAlert, { thresholdGb: 100, warningPct: 50, criticalPct: 90 });
+  assert.deepEqual(created.deploy.trafficAlert, { thresholdGb: 100, warningPct: 50, criticalPct: 90, stopOnCritical: false });
   assert.equal(await page.getByTestId("status-cmg").textContent(), "Provisioning");
   await screenshot(page, "cmg-list-provisioning");
 
@@ -162,9 +151,43 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await page.getByRole("cell", { name: CP }).waitFor();
   await screenshot(page, "cmg-list-ready");
 
-  // Monitoring shows the instance and its tunnel from the connection point.
+  // The connection analyzer: one row per check the site ran (AnalyzeCheck), its status beside it.
+  await page.getByRole("checkbox", { name: "Select cmg" }).check();
+  await page.getByRole("button", { name: "Connection analyzer" }).click();
+  const results = page.getByRole("table", { name: "Connection analyzer results" });
+  await results.waitFor({ timeout: 60_000 });
+  const expected = (await analyzeCmg({ cmgs: site.services.cmgs }, "cmg")).checks;
+  const rows = await results.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].slice(0, 3).map((td) => td.textContent ?? "")));
+  assert.deepEqual(rows, expected.map((c) => [c.check, c.instance === undefined ? "" : String(c.instance), c.status]));
+  assert.ok(expected.some((c) => c.status === "pass"), JSON.stringify(expected));
+  await screenshot(page, "cmg-connection-analyzer");
+  // A client certificate without its key: the analyzer's message beside the key's field.
+  await page.getByLabel("Client certificate file (PEM, optional)").setInputFiles(files.cert);
+  await page.getByRole("button", { name: "Analyze again" }).click();
+  const keyField = page.getByLabel("Its private key file (PEM)");
+  await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
+  const keyIds = ((await keyField.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
+  const keyMessage = (await Promise.all(keyIds.map((id) => page.locator(`[id="${id}"]`).textContent()))).join(" ");
+  assert.match(keyMessage, /^clientKey: the client certificate and its key go together( |$)/);
+  await page.getByRole("button", { name: "Close" }).click();
+
+  // Monitoring shows the instance and its tunnel from the connection point, and the 14-day traffic per role.
+  await site.services.cmgTraffic.record("cmg", CP, [
+    { instance: 0, roleKind: "mp", requests: 3, failed: 0, bytesToClients: 3000, bytesFromClients: 100 },
+    { instance: 0, roleKind: "sup", requests: 1, failed: 0, bytesToClients: 2048, bytesFromClients: 10 },
+  ]);
   await page.getByRole("navigation", { name: "Workspaces" }).getByRole("link", { name: "Cloud Management Gateway" }).nth(1).click();
   await page.getByText(`${CP}: connected`).waitFor();
+  const chart = page.getByRole("img", { name: /^Outbound traffic per day over the last 14 days, per role/ });
+  assert.equal(await chart.getAttribute("aria-label"), "Outbound traffic per day over the last 14 days, per role: Management point, Software update point");
+  assert.equal(await chart.locator("g").count(), 14, "a bar group per day");
+  assert.match((await page.locator("figcaption").textContent()) ?? "", /Management point: 2\.9 KB.*Software update point: 2\.0 KB/);
+  // Connected clients: those whose last contact came over the internet; the count follows without a reload.
+  assert.match((await page.getByTestId("internet-clients").textContent()) ?? "", /: 0$/);
+  await site.services.clients.requestRegistration({ name: "PC01", connectionType: "internet" });
+  await site.services.clients.requestRegistration({ name: "PC02", connectionType: "intranet" });
+  await site.services.status.raise({ messageId: 500, severity: "informational", component: "SMS_TEST", server: CP, text: "a change the live feed reports" });
+  await page.waitForFunction(() => document.querySelector('[data-testid="internet-clients"]')?.textContent?.endsWith(": 1") === true);
   await screenshot(page, "monitoring-cmg");
   const violations = await axeWithoutCsp();
   assert.deepEqual(violations, "", violations);

@@ -1,7 +1,7 @@
 /**
  * The CMG traffic summary on SQLite and PostgreSQL: totals, the series per UTC day (empty days
- * included), the breakdowns per instance, connection point and role kind, the 14-day outbound
- * total, and `days` validated with the field named.
+ * included), the breakdowns per instance, connection point and role kind, the series per day and
+ * role kind (the console's chart), the 14-day outbound total, and `days` validated with the field named.
  */
 import assert from "node:assert/strict";
 import { it } from "node:test";
@@ -38,6 +38,21 @@ forEachDatabase("CMG traffic summary", (tdb) => {
       assert.deepEqual(s.byInstance.map((i) => [i.instance, i.bytesToClients, i.bytesFromClients]), [[0, 1100, 11], [1, 207, 23]]);
       assert.deepEqual(s.byConnectionPoint.map((c) => [c.connectionPoint, c.bytesToClients]), [["cp01", 307], ["cp02", 1000]]);
       assert.deepEqual(s.byRoleKind.map((k) => [k.roleKind, k.requests, k.bytesToClients]), [["mp", 2, 1100], ["sup", 1, 200], ["tunnel", 0, 7]], "an empty row is not written");
+      // The chart per role: every day of the range for each kind, empty days as zeros; the two days' mp rows apart.
+      assert.deepEqual(
+        s.perDayByRoleKind.map((d) => [d.day, d.roleKind, d.requests, d.bytesToClients, d.bytesFromClients]),
+        [
+          [day(2), "mp", 1, 100, 10],
+          [day(2), "sup", 1, 200, 20],
+          [day(2), "tunnel", 0, 7, 3],
+          [day(1), "mp", 0, 0, 0],
+          [day(1), "sup", 0, 0, 0],
+          [day(1), "tunnel", 0, 0, 0],
+          [day(0), "mp", 1, 1000, 1],
+          [day(0), "sup", 0, 0, 0],
+          [day(0), "tunnel", 0, 0, 0],
+        ],
+      );
       assert.equal(s.outbound14Days, 1307, "the row 20 days old is outside the window");
       assert.equal((await t.summary("cmg1", 30)).total.bytesToClients, 6307);
       for (const bad of ["0", "91", "1.5", "two"]) await assert.rejects(t.summary("cmg1", bad), (e: unknown) => e instanceof ValidationError && e.field === "days", bad);
