@@ -124,6 +124,22 @@ export const GATEWAY_REFUSALS: Record<string, RefusalInfo> = {
     check: "site answer time",
     fix: "the management point did not answer in time through the tunnel: check the management point and the connection point's route to it",
   },
+  // Site-issued tokens (/CCM_Proxy_ServerAuth/). expired, not_yet_valid and not_configured are
+  // shared with the certificate path above.
+  token_in_query: { check: "token placement", fix: "tokens go in the Authorization header, never in the URL: fix the client or tool that sends it" },
+  no_token: { check: "token presence", fix: "install the client with a bulk registration token or a directory ID token (client install --token, --id-token)" },
+  token_too_large: { check: "token size", fix: "the token is over the size limit: install the client again to get a client token from the site" },
+  malformed_token: { check: "token format", fix: "the token is not a signed JWT: install the client again with a token the site issued" },
+  alg_not_allowed: { check: "token algorithm", fix: "the token's signature algorithm is not accepted: use a token the site or the trusted directory issued" },
+  untrusted_issuer: { check: "token issuer", fix: "the token's issuer is neither this site nor its trusted directory: check opencmg settings get oidc-issuer, or use a site token" },
+  unknown_key: { check: "token signing key", fix: "the token names a signing key the CMG does not know (rotated twice since it was issued): renew the client token (client renew-token) or install again" },
+  bad_signature: { check: "token signature", fix: "the token's signature does not verify: install the client again with a token the site issued" },
+  wrong_audience: { check: "token audience", fix: "the token is for another CMG or site: install the client again through this site" },
+  wrong_token_type: { check: "token type", fix: "not a client, bulk registration or directory ID token: install the client again" },
+  token_not_for_path: { check: "token use", fix: "bulk registration and directory ID tokens only register a device: let the client register first" },
+  blocked: { check: "block list", fix: "an administrator blocked this client: opencmg site clients unblock ID if that was a mistake" },
+  proof_required: { check: "proof of possession", fix: "the request carries no DPoP proof: update the client agent" },
+  bad_proof: { check: "proof of possession", fix: "the DPoP proof does not match the request, the token or the client's key: install the client again if its key changed" },
   internal_error: {
     check: "gateway",
     fix: "the gateway failed handling the request: see CMGHttpHandler.log at the gateway",

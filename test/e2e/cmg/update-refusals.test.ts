@@ -134,12 +134,13 @@ it("the admin API changes a CMG through the same service: refusals with the fiel
   };
   const replace = await call("PATCH", "/api/v1/cmgs/cmg1", { trustedRoots: [pki.root2.certPem] });
   assert.equal(replace.status, 400);
-  assert.equal(replace.body.field, "trustedRoots");
+  assert.equal(replace.body.error.field, "trustedRoots");
   const region = await call("PATCH", "/api/v1/cmgs/cmg1", { region: "westeurope" });
   assert.equal(region.status, 400);
-  assert.match(region.body.message, /create a new CMG/);
+  assert.match(region.body.error.message, /create a new CMG/);
   const unknown = await call("PATCH", "/api/v1/cmgs/cmg1", { colour: "blue" });
   assert.equal(unknown.status, 400);
+  assert.match(unknown.body.error.message, /colour/);
   const scaled = await call("PATCH", "/api/v1/cmgs/cmg1", { instances: 3 });
   assert.equal(scaled.status, 200, JSON.stringify(scaled.body));
   assert.equal(scaled.body.instanceCount, 3);
