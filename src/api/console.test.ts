@@ -102,3 +102,17 @@ it("failed sign-ins from one address are limited", async () => {
   const held = await app.inject({ method: "POST", url: "/api/v1/session", payload: { token }, remoteAddress: "10.9.9.9" });
   assert.equal(held.statusCode, 429);
 });
+
+it("a read-only token's session only reads, and revoking the token ends its sessions", async () => {
+  const reader = await site.services.adminTokens.create("reader", { readOnly: true });
+  const r = await app.inject({ method: "POST", url: "/api/v1/session", payload: { token: reader.token } });
+  assert.equal(r.statusCode, 201);
+  const cookie = String(r.headers["set-cookie"]).split(";")[0]!;
+  const csrf = (r.json() as { csrfToken: string }).csrfToken;
+  assert.equal((await app.inject({ method: "GET", url: "/api/v1/servers", headers: { cookie } })).statusCode, 200);
+  const change = await app.inject({ method: "POST", url: "/api/v1/servers", headers: { cookie, "x-opencmg-csrf": csrf }, payload: { fqdn: "srv02.contoso.test" } });
+  assert.equal(change.statusCode, 403);
+  await site.services.adminTokens.revoke("reader");
+  assert.equal((await app.inject({ method: "GET", url: "/api/v1/servers", headers: { cookie } })).statusCode, 401);
+  assert.equal((await app.inject({ method: "GET", url: "/api/v1/session", headers: { cookie } })).statusCode, 401, "the session itself is gone");
+});

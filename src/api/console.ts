@@ -15,6 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { ApiRoute } from "./route-kit.ts";
 import type { Authenticator } from "./auth.ts";
+import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import { OpenCmgError } from "../errors.ts";
 import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
 import { ConsoleSessions, CSRF_HEADER, readCookie, SESSION_COOKIE } from "./console-session.ts";
@@ -107,12 +108,19 @@ function originAllowed(req: FastifyRequest): boolean {
 /**
  * The console's session cookie as an admin API authenticator: the identity of the token signed in
  * with. A change must come from the console's own origin with the session's CSRF header; else it is
- * refused (403), not passed on to another authenticator.
+ * refused (403), not passed on to another authenticator. A session whose token was revoked since
+ * sign-in is ended.
  */
-export function consoleSession(sessions: ConsoleSessions): Authenticator {
+export function consoleSession(sessions: ConsoleSessions, stillValid: (identity: AdminIdentity) => Promise<boolean>): Authenticator {
   return async (req) => {
-    const session = sessions.touch(readCookie(req.headers.cookie, SESSION_COOKIE));
+    const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+    const session = sessions.touch(cookie);
     if (!session) return undefined;
+    // Revoking a token ends the console sessions signed in with it, at their next request.
+    if (!(await stillValid(session.identity))) {
+      sessions.end(cookie);
+      return undefined;
+    }
     if (UNSAFE.has(req.method)) {
       if (!originAllowed(req)) throw new CsrfError("a change from another origin is refused");
       if (!ConsoleSessions.csrfMatches(session, req.headers[CSRF_HEADER] as string | undefined)) throw new CsrfError(`a change made with the console's session needs its ${CSRF_HEADER} header`);

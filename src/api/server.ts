@@ -65,7 +65,14 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
   const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? "0.1.0");
   const sessions = new ConsoleSessions(o.sessions);
   // A bearer admin token, else a console session (whose changes need its CSRF header; see console.ts).
-  const authenticators = o.authenticators ?? [bearerToken(o.site), consoleSession(sessions)];
+  const tokenStillValid = async (who: AdminIdentity): Promise<boolean> => {
+    try {
+      return (await o.site.services.adminTokens.get(who.name)).revokedAt === null;
+    } catch {
+      return false; // the token is gone
+    }
+  };
+  const authenticators = o.authenticators ?? [bearerToken(o.site), consoleSession(sessions, tokenStillValid)];
   const publicPaths = new Set([
     "GET /api/v1/openapi.json",
     // Signing in and out of the console: the session routes check the token or cookie themselves.
