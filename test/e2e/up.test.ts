@@ -42,6 +42,9 @@ it("opencmg up, then the printed client command: a device managed through the ga
     if (existsSync(join(data, "up.json"))) break;
     if (!/EADDRINUSE|is in use: choose another/.test(out) || attempt === 5) assert.fail(`opencmg up exited: ${out}`);
   }
+  // up.json is written just before the summary is printed: on a busy machine the printed lines
+  // can arrive a moment after the file exists.
+  await until("opencmg up to print its summary", () => /Install a client that reaches the site through the gateway/.test(out) || upProc!.exitCode !== null);
   const facts = JSON.parse(readFileSync(join(data, "up.json"), "utf8")) as { clientInstall: string[]; adminToken: string; siteUrl: string; cmgUrl: string };
   assert.match(out, /Install a client that reaches the site through the gateway/);
   assert.deepEqual(facts.clientInstall.slice(0, 4), ["npx", "opencmg", "client", "install"]);
