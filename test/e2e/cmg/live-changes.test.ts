@@ -25,6 +25,7 @@ import { OPENCMG_BIN } from "../../helpers/bin.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
 import { freePortRange } from "../../helpers/ports.ts";
+import { childrenOf } from "../../helpers/proc.ts";
 import { until } from "../../helpers/until.ts";
 
 const FQDN = "cmg.contoso.test";
@@ -64,22 +65,6 @@ async function startProcess(args: string[], ready: RegExp): Promise<ChildProcess
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (err = (err + d).slice(-8000)));
   await until(`${args.join(" ")} to start`, () => (ready.test(err) ? true : child.exitCode !== null ? assert.fail(`${args.join(" ")} exited ${child.exitCode}: ${err}`) : undefined), 120_000);
   return child;
-}
-
-/** Pids of the live processes whose parent is `ppid` (from /proc). */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) === ppid && fields[0] !== "Z") out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */

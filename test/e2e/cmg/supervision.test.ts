@@ -15,6 +15,7 @@ import { OPENCMG_BIN } from "../../helpers/bin.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 import { freePortRange } from "../../helpers/ports.ts";
+import { childrenOf } from "../../helpers/proc.ts";
 import { until } from "../../helpers/until.ts";
 
 /** Data folders, each with one local-provider CMG of one instance (one service FQDN per CMG). */
@@ -45,22 +46,6 @@ before(async () => {
 after(() => {
   for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 });
-
-/** Pids of the live processes whose parent is `ppid` (from /proc). */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) === ppid && fields[0] !== "Z") out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 const alive = (pid: number): boolean => {
   try {
