@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { after, before, it } from "node:test";
 import type { CmgView } from "../../../src/site/services/cmgs.ts";
 import { initSite, openSite } from "../../../src/site/site.ts";
