@@ -28,13 +28,36 @@ export interface AxeViolation {
 }
 
 /**
- * Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page as it is; returns the violations.
+ * Waits until the page holds still: web fonts loaded and no finite animation or transition
+ * running (Fluent's dialogs and drawers fade and slide in with the Web Animations API). A check
+ * made half-way through a fade-in measures blended colours: a dialog's primary button read 3.43:1
+ * against white text at 60% opacity. Endless animations (spinners) are left alone; the page is
+ * polled once per frame, so this waits exactly as long as the browser takes, however busy.
+ */
+export async function settle(page: Page): Promise<void> {
+  await page.evaluate(() => document.fonts.ready.then(() => undefined));
+  await page.waitForFunction(
+    () =>
+      document.getAnimations().filter((a) => {
+        const timing = a.effect?.getComputedTiming();
+        return a.playState === "running" && timing !== undefined && timing.iterations !== Infinity;
+      }).length === 0,
+    undefined,
+    { polling: "raf" },
+  );
+}
+
+/**
+ * Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page once it holds still (see settle);
+ * returns the violations. axe goes in through the DevTools protocol (page.evaluate), which the
+ * console's Content-Security-Policy does not govern, so pages are checked under their real policy.
  * Fluent UI's focus manager (tabster) puts aria-hidden `<i tabindex="0" data-tabster-dummy>`
  * sentinels around groups to move focus on Tab; they never keep focus, and Fluent's own
  * accessibility tests leave them out the same way.
  */
 export async function axe(page: Page): Promise<AxeViolation[]> {
-  await page.addScriptTag({ content: axeSource });
+  await settle(page);
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
   return page.evaluate(async () => {
     const w = window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: AxeViolation[] }> } };
     const r = await w.axe.run({ include: [document], exclude: [["[data-tabster-dummy]"]] } as unknown as Document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
@@ -44,6 +67,17 @@ export async function axe(page: Page): Promise<AxeViolation[]> {
 
 export function describeViolations(v: AxeViolation[]): string {
   return v.map((x) => `${x.id} (${x.impact}): ${x.help}\n${x.nodes.map((n) => `  ${n.target.join(" ")}: ${n.failureSummary ?? ""}`).join("\n")}`).join("\n");
+}
+
+/**
+ * axe-core on the page in the state named by `state` (for example "Create Cloud Management Gateway
+ * wizard, General page, dialog open"): "" when it passes, else one block naming the page (its
+ * path), the state, and each rule with its impact and the elements that break it.
+ */
+export async function accessibilityFailures(page: Page, state: string): Promise<string> {
+  const v = await axe(page);
+  if (v.length === 0) return "";
+  return `${new URL(page.url()).pathname} — ${state}:\n${describeViolations(v)}`;
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {
