@@ -37,7 +37,7 @@ function fixture(readOnly: boolean) {
   const audit = { record: async (r: AuditRecord) => void records.push(r) } as unknown as AuditService;
   const raw = { things } as unknown as SiteServices;
   const rules = { things: { put: { object: (a: readonly unknown[]) => `thing/${String(a[0])}`, read: (s: SiteServices, a: readonly unknown[]) => (s as unknown as { things: typeof things }).things.get(String(a[0])) } } } as unknown as AuditRules;
-  const wrapped = auditedServices(raw, { name: "alice", via: "api", readOnly }, audit, rules) as unknown as { things: typeof things };
+  const wrapped = auditedServices(raw, { name: "alice", via: "api", readOnly }, audit, (fn) => fn(), rules) as unknown as { things: typeof things };
   return { wrapped, records, state };
 }
 
