@@ -9,8 +9,9 @@
  *
  * An audited change is refused for a read-only actor, else runs in ONE database transaction with
  * its audit record (the object before and after, secrets redacted): a change that fails leaves no
- * record, and a record that cannot be written rolls the change back. System writes are refused
- * for a read-only actor too. The CLI's opened site and every admin API request use these wrapped
+ * record, and a record that cannot be written rolls the change back. Hence a changing method
+ * waits on no network and no other process (a CMG's delete is `beginDelete`, a wait outside, then
+ * `finishDelete`). System writes are refused for a read-only actor too. The CLI's opened site and every admin API request use these wrapped
  * services, so neither can change the site without a record.
  */
 import { ForbiddenError, OpenCmgError } from "../errors.ts";
