@@ -11,8 +11,8 @@
  * its audit record (the object before and after, secrets redacted): a change that fails leaves no
  * record, and a record that cannot be written rolls the change back. Hence a changing method
  * waits on no network and no other process (a CMG's delete is `beginDelete`, a wait outside, then
- * `finishDelete`). System writes are refused for a read-only actor too. The CLI's opened site and every admin API request use these wrapped
- * services, so neither can change the site without a record.
+ * `finishDelete`). System writes are refused for a read-only actor too. The CLI's opened site and
+ * every admin API request use these wrapped services, so neither changes the site without a record.
  */
 import { ForbiddenError, OpenCmgError } from "../errors.ts";
 import type { Actor, AuditService } from "./services/audit.ts";
