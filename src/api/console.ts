@@ -20,6 +20,8 @@ import { OpenCmgError } from "../errors.ts";
 import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
 import { ConsoleSessions, CSRF_HEADER, readCookie, SESSION_COOKIE } from "./console-session.ts";
 import type { LiveFeed } from "./live.ts";
+import { StreamLimitError, StreamSlots, type StreamLimits } from "./stream-slots.ts";
+import { LOG_FILES } from "../logs/files.ts";
 
 /** The console's Content-Security-Policy: its own scripts only, no inline script, no framing. Fluent UI writes its styles at run time (style-src 'unsafe-inline'). */
 export const CONSOLE_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -75,8 +77,8 @@ export interface ConsoleOptions {
   live: LiveFeed;
   /** The built console; undefined: the API only (GET / says how to build it). */
   assets: Map<string, Asset> | undefined;
-  /** Live event streams open at once (default 64). */
-  maxEventStreams?: number;
+  /** Live event streams open at once, in all and per admin identity (defaults 64 and 4). */
+  eventStreams?: Partial<StreamLimits>;
   /** Comment line sent on idle event streams so proxies keep them (default 25 s). */
   keepAliveMs?: number;
   /** The API's body for an unknown API route. */
@@ -142,9 +144,9 @@ function sessionCookie(value: string, maxAgeS: number): string {
 
 /** The routes the console needs besides the API's own: session, events, and its files. */
 export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
-  const maxStreams = o.maxEventStreams ?? 64;
+  const slots = new StreamSlots(o.eventStreams);
   const keepAliveMs = o.keepAliveMs ?? 25_000;
-  let streams = 0;
+  const refusals = new RefusalLog((line) => o.site.logs.component(LOG_FILES.smsprov).warn(line));
 
   app.post("/api/v1/session", async (req, reply) => {
     const address = req.ip;
@@ -178,8 +180,15 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
   });
 
   app.get("/api/v1/events", async (req, reply) => {
-    if (streams >= maxStreams) return reply.code(503).send({ error: { kind: "busy", code: "EVENT_STREAMS", message: `at most ${maxStreams} live event streams at once` } });
-    streams++;
+    // The auth hook has set it: /api/v1/events is no public path.
+    const who = req.adminIdentity!.name;
+    let release: () => void;
+    try {
+      release = slots.take(who);
+    } catch (e) {
+      if (e instanceof StreamLimitError) refusals.note(who, `Live event stream refused for admin identity ${who} from ${req.ip} (${e.code}): ${e.message}.`);
+      throw e; // the API's error handler answers with its status (429 or 503) and the one error shape
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
@@ -194,7 +203,7 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
     const done = (): void => {
       clearInterval(ping);
       off();
-      streams--;
+      release();
     };
     res.once("close", done);
   });
@@ -224,4 +233,27 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
     if (!a) return reply.code(404).type("text/plain").send("not found\n");
     return sendAsset(reply, a);
   });
+}
+
+/**
+ * One log line per identity refused, then at most one a minute with how many were refused
+ * meanwhile: whoever retries in a loop cannot fill the log.
+ */
+class RefusalLog {
+  readonly #last = new Map<string, { at: number; quiet: number }>();
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly everyMs = 60_000,
+  ) {}
+  note(identity: string, line: string): void {
+    const now = Date.now();
+    const seen = this.#last.get(identity);
+    if (seen && now - seen.at < this.everyMs) {
+      seen.quiet++;
+      return;
+    }
+    this.write(seen?.quiet ? `${line} (${seen.quiet} more refused since the last line)` : line);
+    this.#last.set(identity, { at: now, quiet: 0 });
+    if (this.#last.size > 10_000) this.#last.delete(this.#last.keys().next().value!);
+  }
 }

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { ApiRoute } from "./route-kit.ts";
+import { deleteCmg } from "../site/services/cmgs.ts";
 
 const pems = z.array(z.string().max(64 * 1024)).max(8);
 const thumbprints = z.array(z.string().max(100)).max(8);
@@ -54,6 +55,6 @@ export const CMG_ROUTES: ApiRoute[] = [
     tag: "cmg",
     summary: "Delete a CMG: instances stopped, tunnels ended, bundle and keys removed (?force=true to delete the last Ready CMG while internet clients exist)",
     query: { force: "true to delete the last Ready CMG while clients registered through the internet exist" },
-    handle: (s, i) => s.cmgs.delete(i.params.name!, { force: i.query.force === "true" }),
+    handle: (s, i) => deleteCmg(s, i.params.name!, { force: i.query.force === "true" }),
   },
 ];

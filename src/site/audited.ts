@@ -1,9 +1,18 @@
 /**
  * The one door every administrative change goes through: the site's services, wrapped for an
- * actor. A call of a method listed in AUDITED is refused for a read-only actor, else runs and is
- * written to the audit log with the object before and after (secrets redacted). The CLI's opened
- * site and every admin API request use these wrapped services, so neither can change the site
- * without a record. Another service is audited by adding its line to AUDITED.
+ * actor. Every public method of every service is classified in METHODS: a read, a system write
+ * (what devices, connection points and role runners record as the product runs; not an
+ * administrator's change), or an audited change with the rule that names and reads its object.
+ * The table's type requires every public method (a new one fails the type check until it is
+ * classified), and whatever the wrapper finds unclassified is audited all the same: being audited
+ * is the default, a read or a system write is the exception that is written down.
+ *
+ * An audited change is refused for a read-only actor, else runs in ONE database transaction with
+ * its audit record (the object before and after, secrets redacted): a change that fails leaves no
+ * record, and a record that cannot be written rolls the change back. Hence a changing method
+ * waits on no network and no other process (a CMG's delete is `beginDelete`, a wait outside, then
+ * `finishDelete`). System writes are refused for a read-only actor too. The CLI's opened site and
+ * every admin API request use these wrapped services, so neither changes the site without a record.
  */
 import { ForbiddenError, OpenCmgError } from "../errors.ts";
 import type { Actor, AuditService } from "./services/audit.ts";
@@ -19,8 +28,18 @@ export interface AuditRule {
   always?: boolean;
 }
 
-type Methods<T> = { [K in keyof T]: T[K] extends (...a: never[]) => Promise<unknown> ? K : never }[keyof T] & string;
-export type AuditRules = { [S in keyof SiteServices]?: Partial<Record<Methods<SiteServices[S]>, AuditRule>> };
+/** A method that only reads: passed through for every actor. */
+export const READ = "read";
+/** A write the product makes as it runs (a device's registration, a status message): not audited, refused for a read-only actor. */
+export const SYSTEM = "system";
+export type MethodKind = AuditRule | typeof READ | typeof SYSTEM;
+
+/** The public methods of a service (TypeScript's `keyof` leaves private members out). */
+export type Methods<T> = { [K in keyof T]: T[K] extends (...a: never[]) => unknown ? K : never }[keyof T] & string;
+/** Every public method of every service, classified. */
+export type ServiceMethods = { [S in keyof SiteServices]: { [M in Methods<SiteServices[S]>]: MethodKind } };
+/** The audited methods only (tests give their own). */
+export type AuditRules = { [S in keyof SiteServices]?: Partial<Record<Methods<SiteServices[S]>, MethodKind>> };
 
 const arg = (a: readonly unknown[], i: number): string => String(a[i] ?? "");
 const field = (a: readonly unknown[], name: string): string => String((a[0] as Record<string, unknown> | undefined)?.[name] ?? "");
@@ -30,6 +49,9 @@ export function named(kind: string, read: (s: SiteServices, id: string) => Promi
   const id = (a: readonly unknown[]): string => (from ? field(a, from) : arg(a, 0));
   return { object: (a) => `${kind}/${id(a)}`, read: (s, a) => read(s, id(a)) };
 }
+
+/** What a method nobody classified is recorded as: `<service>/<first argument>`, its result as the after. */
+const unclassified = (service: string): AuditRule => ({ object: (a) => `${service}/${typeof a[0] === "string" ? a[0] : ""}` });
 
 const role: AuditRule = {
   object: (a) => `server/${arg(a, 0)}/role/${arg(a, 1)}`,
@@ -41,28 +63,87 @@ const server = (from?: string) => named("server", (s, fqdn) => s.servers.get(fqd
 const account = named("account", (s, name) => s.accounts.get(name));
 const password: AuditRule = { ...account, always: true };
 const cmg = (from?: string) => named("cmg", (s, name) => s.cmgs.show(name), from);
+const client = named("client", (s, id) => s.clients.get(id));
 const token = named("admin-token", (s, name) => s.adminTokens.get(name));
 const setting = named("setting", (s, key) => s.settings.get(key));
 
-/** Every method that changes the site, per service. */
-export const AUDITED: AuditRules = {
-  sites: { init: site("code"), add: site("code"), rename: site(), remove: site() },
-  servers: { add: server("fqdn"), remove: server() },
-  roles: { add: role, set: role, remove: role },
-  accounts: { add: account, setPassword: password, remove: account },
-  proxies: { set: proxy, clear: proxy },
-  clients: { approve: named("client", (s, id) => s.clients.get(id)), block: named("client", (s, id) => s.clients.get(id)), setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() } },
-  cmgs: { create: cmg("name"), update: cmg(), delete: cmg(), remove: cmg(), stop: cmg(), start: cmg() },
-  adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name") },
-  settings: { set: setting, reset: setting },
-  cmgAlerts: { setTrafficAlert: { object: (a) => `cmg/${arg(a, 0)}/traffic-alert`, read: async (s, a) => (await s.cmgs.show(arg(a, 0))).deploy?.trafficAlert ?? null } },
+/** Every public method of every service: a read, a system write, or audited (how). */
+export const METHODS: ServiceMethods = {
+  sites: { init: site("code"), add: site("code"), rename: site(), remove: site(), top: READ, requireTop: READ, find: READ, get: READ, list: READ },
+  servers: { add: server("fqdn"), remove: server(), list: READ, get: READ },
+  roles: { add: role, set: role, remove: role, list: READ, getById: READ, findOn: READ, softwareUpdatePoint: READ },
+  // credentials: the opened password, for the egress pool's proxy authentication.
+  accounts: { add: account, setPassword: password, remove: account, list: READ, get: READ, credentials: READ },
+  proxies: { set: proxy, clear: proxy, show: READ, effective: READ, route: READ },
+  status: { raise: SYSTEM, setComponent: SYSTEM, messages: READ, page: READ, latest: READ, components: READ },
+  clients: {
+    approve: client,
+    block: client,
+    setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() },
+    // A device registering, its token key bound, its last contact.
+    registerWithCertificate: SYSTEM,
+    requestRegistration: SYSTEM,
+    registerWithToken: SYSTEM,
+    bindTokenKey: SYSTEM,
+    touch: SYSTEM,
+    findByThumbprint: READ,
+    findByToken: READ,
+    get: READ,
+    pendingCount: READ,
+    list: READ,
+    settings: READ,
+  },
+  cmgs: {
+    create: cmg("name"),
+    update: cmg(),
+    beginDelete: cmg(),
+    finishDelete: cmg(),
+    remove: cmg(),
+    stop: cmg(),
+    start: cmg(),
+    // The local provider's restarts and the connection points' tunnel reports.
+    recordRestart: SYSTEM,
+    reportTunnels: SYSTEM,
+    exists: READ,
+    list: READ,
+    show: READ,
+    providerRunning: READ,
+    serverCertificate: READ,
+    gatewaySettings: READ,
+    backends: READ,
+  },
+  cmgTraffic: { record: SYSTEM, outboundBytes: READ, summary: READ },
+  cmgAlerts: {
+    setTrafficAlert: { object: (a) => `cmg/${arg(a, 0)}/traffic-alert`, read: async (s, a) => (await s.cmgs.show(arg(a, 0))).deploy?.trafficAlert ?? null },
+    // The alert evaluator's levels.
+    setState: SYSTEM,
+    trafficAlert: READ,
+    states: READ,
+  },
+  // A synchronisation's catalog (the synchronisation itself is audited as `sup.sync`).
+  updates: { store: SYSTEM, list: READ, filesOf: READ },
+  // A rule run's downloads (the run is audited as `adrs.run`).
+  adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name"), recordDownload: SYSTEM, list: READ, get: READ, results: READ },
+  settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ },
   // The bulk token itself is redacted from the record (its "token" field); its ID and expiry stay.
   tokens: {
     createBulk: { object: () => "bulk-token" },
     revokeBulk: named("bulk-token", async (s, id) => (await s.tokens.listBulk()).find((b) => b.id === id) ?? null),
     rotateSigningKey: { object: () => "token-signing-keys", read: (s) => s.tokens.signingKeys(), always: true },
+    // A device's registration using a bulk token, its client token; the first signing key made on first use.
+    consumeBulk: SYSTEM,
+    noteBulkUser: SYSTEM,
+    issueClientToken: SYSTEM,
+    gatewayTrust: SYSTEM,
+    listBulk: READ,
+    signingKeys: READ,
+    publicKeys: READ,
   },
-  adminTokens: { create: token, revoke: token, adoptAdminFile: { object: () => "admin-token/admin", read: (s) => s.adminTokens.get("admin") } },
+  adminTokens: { create: token, revoke: token, adoptAdminFile: { object: () => "admin-token/admin", read: (s) => s.adminTokens.get("admin") }, list: READ, get: READ, verify: READ },
+  // record: written by this wrapper through the raw service; called through the wrapper it forges nothing for a read-only actor.
+  audit: { record: SYSTEM, recordAfter: SYSTEM, list: READ },
+  // A connectivity check's run (its start is audited as `checks.start`).
+  checks: { start: SYSTEM, finish: SYSTEM, fail: SYSTEM, abandonRunning: SYSTEM, get: READ, list: READ },
 };
 
 async function readOrNull(read: () => Promise<unknown>): Promise<unknown> {
@@ -78,35 +159,46 @@ function refuseReadOnly(actor: Actor, what: string): void {
   if (actor.readOnly) throw new ForbiddenError(`${actor.name} is a read-only admin token: ${what} changes the site`);
 }
 
-/** `raw`'s services for `actor`: the methods of `rules` refused when read-only, else audited. */
-export function auditedServices(raw: SiteServices, actor: Actor, audit: AuditService, rules: AuditRules = AUDITED): SiteServices {
+/** Runs a change and its audit record in one database transaction (site/db/transaction.ts). */
+export type Transact = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/** `raw`'s services for `actor`: reads passed through, system writes refused when read-only, everything else audited (see the top). */
+export function auditedServices(raw: SiteServices, actor: Actor, audit: AuditService, transact: Transact, rules: AuditRules = METHODS): SiteServices {
   const out: Record<string, unknown> = {};
   for (const [name, service] of Object.entries(raw) as [keyof SiteServices, object][]) {
-    const serviceRules = rules[name] as Record<string, AuditRule> | undefined;
-    out[name] = serviceRules ? wrap(service, name, serviceRules, raw, actor, audit) : service;
+    out[name] = wrap(service, name, (rules[name] ?? {}) as Record<string, MethodKind>, raw, actor, audit, transact);
   }
   return out as unknown as SiteServices;
 }
 
-function wrap(service: object, name: string, rules: Record<string, AuditRule>, raw: SiteServices, actor: Actor, audit: AuditService): object {
+function wrap(service: object, name: string, rules: Record<string, MethodKind>, raw: SiteServices, actor: Actor, audit: AuditService, transact: Transact): object {
   return new Proxy(service, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== "function") return value;
-      const rule = typeof prop === "string" ? rules[prop] : undefined;
+      if (typeof value !== "function" || typeof prop !== "string") return value;
       // Bound to the service itself: its private fields and its own calls stay unwrapped.
-      if (!rule) return (value as (...a: unknown[]) => unknown).bind(target);
+      const method = (value as (...a: unknown[]) => unknown).bind(target);
+      const kind: MethodKind = Object.hasOwn(rules, prop) ? rules[prop]! : unclassified(name);
+      const action = `${name}.${prop}`;
+      if (kind === READ) return method;
+      if (kind === SYSTEM)
+        return (...args: unknown[]) => {
+          refuseReadOnly(actor, action);
+          return method(...args);
+        };
       return async (...args: unknown[]) => {
-        const action = `${name}.${String(prop)}`;
         refuseReadOnly(actor, action);
-        const object = rule.object(args);
-        const before = rule.read ? await readOrNull(() => rule.read!(raw, args)) : null;
-        const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-        const after = rule.read ? await readOrNull(() => rule.read!(raw, args)) : result;
-        // A call that changed nothing (`site init` run again) is not a change to record.
-        if (rule.read && JSON.stringify(before) === JSON.stringify(after) && !rule.always) return result;
-        await audit.record({ actor, action, object, before, after });
-        return result;
+        return transact(async () => {
+          const object = kind.object(args);
+          const before = kind.read ? await readOrNull(() => kind.read!(raw, args)) : null;
+          const result: unknown = await method(...args);
+          const after = kind.read ? await readOrNull(() => kind.read!(raw, args)) : result;
+          // A call that changed nothing (`site init` run again) is not a change to record.
+          if (kind.read && JSON.stringify(before) === JSON.stringify(after) && !kind.always) return result;
+          // In the change's transaction: if the record cannot be written, the change is rolled back.
+          await audit.record({ actor, action, object, before, after });
+          return result;
+        });
       };
     },
   });
@@ -114,11 +206,13 @@ function wrap(service: object, name: string, rules: Record<string, AuditRule>, r
 
 /**
  * An administrative action that is not one service call (a synchronisation, a rule run, a
- * connectivity check): refused for a read-only actor, else run and recorded with its outcome.
+ * connectivity check start): refused for a read-only actor, else run and recorded with its outcome.
  */
 export async function auditedAction<T>(audit: AuditService, actor: Actor, action: string, object: string, run: () => Promise<T>, outcome: (r: T) => unknown = (r) => r): Promise<T> {
   refuseReadOnly(actor, action);
   const result = await run();
-  await audit.record({ actor, action, object, before: null, after: outcome(result) });
+  // A run that took minutes and wrote through the services as it went is not one transaction: its
+  // record comes after it, and one the database refuses goes to smsprov.log instead.
+  await audit.recordAfter({ actor, action, object, before: null, after: outcome(result) });
   return result;
 }

@@ -11,6 +11,8 @@ import type { Logger as PinoLogger } from "pino";
 import { EgressPool, type EgressPoolOptions, type EgressProvider } from "../egress/pool.ts";
 import { LogSet, type LogLevel } from "../logs/cmtrace.ts";
 import { openDatabase, type SiteDb } from "./db/connect.ts";
+import { ambientDb } from "./db/scope.ts";
+import { scopedTransaction } from "./db/transaction.ts";
 import type { Site } from "./model.ts";
 import { SiteKeyFile } from "./secrets.ts";
 import { auditedServices } from "./audited.ts";
@@ -121,7 +123,10 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work, busyTimeoutMs: o.busyTimeoutMs });
   const keyFile = new SiteKeyFile(paths.key);
   const ctx: ServiceContext = {
-    db: database.db,
+    // Inside an audited change: that change's transaction (site/db/scope.ts).
+    get db() {
+      return ambientDb(database.db);
+    },
     // Read when a secret is first sealed or opened: `site init` may create the file after this.
     get key() {
       return keyFile.current();
@@ -159,7 +164,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     checks: new EndpointChecksService(ctx),
   };
   const actor = o.actor ?? localActor();
-  const servicesAs = (a: Actor): SiteServices => auditedServices(raw, a, raw.audit);
+  const servicesAs = (a: Actor): SiteServices => auditedServices(raw, a, raw.audit, (fn) => scopedTransaction(database.db, fn));
   return {
     paths,
     database,

@@ -12,7 +12,7 @@ import { writeCmgBundle } from "../../cmg/bundle.ts";
 import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts";
 import { caCertificatesFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
 import { localCmgStatus, startLocalCmg } from "../../cmg/local-runner.ts";
-import type { CmgView } from "../../site/services/cmgs.ts";
+import { deleteCmg, type CmgView } from "../../site/services/cmgs.ts";
 import { openSite, type OpenedSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
@@ -259,7 +259,7 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .option("--force", "delete the last Ready CMG even though clients registered through the internet would have no way in")
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await s.services.cmgs.delete(name, { force: o.force === true });
+        const r = await deleteCmg(s.services, name, { force: o.force === true });
         ctx.print(cmd, r, () => `Deleted CMG ${r.deleted}${r.connectionPointsRemoved.length ? ` and its connection point role on ${r.connectionPointsRemoved.join(", ")}` : ""}; its instances are stopped and its keys removed.\n`);
       });
     });

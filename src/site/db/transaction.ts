@@ -8,15 +8,23 @@
  *   writers; a serialization failure (40001) or deadlock (40P01) runs the whole transaction again,
  *   and so does a unique-key race (23505): the second run sees the other writer's row and fails
  *   with the service's own "already exists" error.
+ *
+ * Inside an audited change (site/db/scope.ts) a write transaction is part of the change's one
+ * transaction: it neither begins nor commits on its own, so the change and its audit record commit
+ * or roll back together.
  */
 import { DatabaseBusyError } from "../../errors.ts";
 import type { Kysely, Transaction } from "kysely";
+import { ambientDb, withAmbient } from "./scope.ts";
 import { dbErrorCode, DEFAULT_BUSY_TIMEOUT_MS, RETRYABLE_PG_CODES, UniqueViolationError } from "./driver.ts";
 
 /** Runs of one transaction before giving up; each failed run means another writer committed. */
 const MAX_ATTEMPTS = 50;
 
 export async function writeTransaction<DB, T>(db: Kysely<DB>, fn: (tx: Transaction<DB>) => Promise<T>): Promise<T> {
+  // Already in one (a service called inside a change, or a service's own nested call): join it.
+  const joined = db.isTransaction ? db : ambientDb(db);
+  if (joined.isTransaction) return fn(joined as Transaction<DB>);
   let uniqueRetries = 0;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -35,6 +43,14 @@ export async function writeTransaction<DB, T>(db: Kysely<DB>, fn: (tx: Transacti
       throw e;
     }
   }
+}
+
+/**
+ * Runs `fn` in one write transaction that the services of `db` find as their `ctx.db` (and join
+ * with their own write transactions) until it ends: all it writes commits together, or nothing.
+ */
+export function scopedTransaction<DB, T>(db: Kysely<DB>, fn: () => Promise<T>): Promise<T> {
+  return writeTransaction(db, (tx) => withAmbient(db, tx, fn));
 }
 
 /** A short random pause, growing with the attempt, so colliding writers spread out. */

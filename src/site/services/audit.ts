@@ -55,6 +55,17 @@ export interface AuditPage {
   nextCursor: number | null;
 }
 
+/** An entry as stored. */
+interface AuditRow {
+  time: string;
+  actor: string;
+  via: string;
+  action: string;
+  object: string;
+  before_json: string | null;
+  after_json: string | null;
+}
+
 export const REDACTED = "[redacted]";
 /** Field names whose values are secrets, whatever object they are in. */
 const SECRET_FIELD = /(password|passphrase|secret|token|private|pfx|^key$|keypem$|credentials?$)/i;
@@ -81,19 +92,40 @@ export class AuditService {
   constructor(private readonly ctx: ServiceContext) {}
 
   /**
-   * Writes one entry. The change it records is already committed: when the database refuses the
-   * entry (locked past the busy timeout), the entry goes to smsprov.log instead of failing a
-   * change that was made.
+   * Writes one entry through `ctx.db`: inside an audited change (site/audited.ts) that is the
+   * change's own transaction, so an entry the database refuses fails the change and rolls it back.
    */
   async record(r: AuditRecord): Promise<void> {
-    const row = { time: iso(this.ctx.now()), actor: r.actor.name, via: r.actor.via, action: r.action, object: r.object, before_json: json(r.before), after_json: json(r.after) };
+    const row = this.#row(r);
     try {
       await this.ctx.db.insertInto("audit_log").values(row).execute();
     } catch (e) {
-      this.ctx.logs
-        .component(LOG_FILES.smsprov)
-        .error(`Audit entry not stored (${e instanceof Error ? e.message : String(e)}): ${row.time} ${row.actor} via ${row.via} ${row.action} ${row.object} before ${row.before_json ?? "null"} after ${row.after_json ?? "null"}`);
+      this.#log(row, e, "the change is rolled back");
+      throw e;
     }
+  }
+
+  /**
+   * Writes the entry of an action that already happened and is not one transaction (a
+   * synchronisation, a rule run): when the database refuses it, the entry goes to smsprov.log.
+   */
+  async recordAfter(r: AuditRecord): Promise<void> {
+    const row = this.#row(r);
+    try {
+      await this.ctx.db.insertInto("audit_log").values(row).execute();
+    } catch (e) {
+      this.#log(row, e, "the action was done");
+    }
+  }
+
+  #row(r: AuditRecord): AuditRow {
+    return { time: iso(this.ctx.now()), actor: r.actor.name, via: r.actor.via, action: r.action, object: r.object, before_json: json(r.before), after_json: json(r.after) };
+  }
+
+  #log(row: AuditRow, e: unknown, outcome: string): void {
+    this.ctx.logs
+      .component(LOG_FILES.smsprov)
+      .error(`Audit entry not stored, ${outcome} (${e instanceof Error ? e.message : String(e)}): ${row.time} ${row.actor} via ${row.via} ${row.action} ${row.object} before ${row.before_json ?? "null"} after ${row.after_json ?? "null"}`);
   }
 
   /** Newest first, a page at a time. */

@@ -48,7 +48,7 @@ function supervisorAlive(pidFile: string): boolean {
   }
 }
 
-/** What `delete` did. */
+/** What a delete did. */
 export interface CmgDeleted {
   deleted: string;
   /** Servers whose connection point role for it was removed. */
@@ -286,40 +286,44 @@ export class CmgsService {
   }
 
   /**
-   * Deletes a CMG: refuses the last Ready CMG while clients registered through the internet exist
-   * (unless `force`); marks it Deleting, so the provider stops its instances (the local one removes
-   * its start-up bundle and exits) and the connection points end their tunnels; waits for the
-   * local provider (at most `waitMs`); then removes `<data>/cmg/<name>/` (keys included), the
-   * CMG's rows, the connection point roles bound to it and their component state.
+   * The first step of deleting a CMG (`deleteCmg` below runs all three): refuses the last Ready
+   * CMG while clients registered through the internet exist (unless `force`), then marks it
+   * Deleting, so the provider stops its instances (the local one removes its start-up bundle and
+   * exits) and the connection points end their tunnels. A CMG already Deleting stays so.
    */
-  async delete(nameInput: string, o: { force?: boolean | undefined; waitMs?: number | undefined } = {}): Promise<CmgDeleted> {
+  async beginDelete(nameInput: string, o: { force?: boolean | undefined } = {}): Promise<CmgView> {
     const current = await this.show(nameInput);
     const name = current.name;
-    if (current.runState !== "deleting") {
-      const others = (await this.list()).filter((c) => c.name !== name && c.status === "Ready");
-      const clients = await this.internetClients();
-      if (current.status === "Ready" && others.length === 0 && clients.length > 0 && !o.force)
-        throw new ConflictError(
-          "name",
-          `CMG ${name} is the last Ready CMG and ${clients.length} client(s) registered through the internet (${clients.slice(0, 5).map((c) => c.name).join(", ")}${clients.length > 5 ? ", ..." : ""}) would have no way in. ` +
-            "Clients learn of a new CMG only at their next location request (every 24 hours): create the new CMG first and keep this one at least a day, or repeat with --force",
-        );
-      const now = this.ctx.now();
-      await this.ctx.db.updateTable("cmgs").set({ run_state: "deleting", run_state_at: iso(now), run_state_reason: "opencmg cmg delete", revision: Math.max(now.getTime(), current.revision + 1), updated_at: iso(now) }).where("name", "=", name).execute();
-      this.log("CloudMgr.log").info(`Deleting cloud management gateway ${name}: stopping its instances and ending the connection points' tunnels.`);
-    }
-    let providerStopped = true;
-    if (this.dataDir) {
-      const dir = join(this.dataDir, "cmg", name);
-      const pidFile = join(dir, "start.pid");
-      // The local provider's supervisor sees Deleting on its next look at the site, stops the
-      // instances, removes the bundle and exits; a pid file of a process that is gone does not count.
-      const deadline = Date.now() + (o.waitMs ?? 30_000);
-      while (supervisorAlive(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      providerStopped = !supervisorAlive(pidFile);
-      if (!providerStopped) throw new ConflictError("name", `CMG ${name} is Deleting, but the process that runs its instances (${pidFile}) has not stopped them yet; run the delete again once it has`);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    if (current.runState === "deleting") return current;
+    const others = (await this.list()).filter((c) => c.name !== name && c.status === "Ready");
+    const clients = await this.internetClients();
+    if (current.status === "Ready" && others.length === 0 && clients.length > 0 && !o.force)
+      throw new ConflictError(
+        "name",
+        `CMG ${name} is the last Ready CMG and ${clients.length} client(s) registered through the internet (${clients.slice(0, 5).map((c) => c.name).join(", ")}${clients.length > 5 ? ", ..." : ""}) would have no way in. ` +
+          "Clients learn of a new CMG only at their next location request (every 24 hours): create the new CMG first and keep this one at least a day, or repeat with --force",
+      );
+    const now = this.ctx.now();
+    await this.ctx.db.updateTable("cmgs").set({ run_state: "deleting", run_state_at: iso(now), run_state_reason: "opencmg cmg delete", revision: Math.max(now.getTime(), current.revision + 1), updated_at: iso(now) }).where("name", "=", name).execute();
+    this.log("CloudMgr.log").info(`Deleting cloud management gateway ${name}: stopping its instances and ending the connection points' tunnels.`);
+    return this.show(name);
+  }
+
+  /** True while the local provider's process that runs the CMG's instances lives (`<data>/cmg/<name>/start.pid`). */
+  async providerRunning(nameInput: string): Promise<boolean> {
+    return this.dataDir !== undefined && supervisorAlive(join(this.dataDir, "cmg", nameInput.toLowerCase(), "start.pid"));
+  }
+
+  /**
+   * The last step of deleting a CMG marked Deleting, once no process runs its instances: removes
+   * `<data>/cmg/<name>/` (keys included), the CMG's rows, the connection point roles bound to it and
+   * their component state.
+   */
+  async finishDelete(nameInput: string): Promise<CmgDeleted> {
+    const current = await this.show(nameInput);
+    const name = current.name;
+    if (current.runState !== "deleting") throw new ConflictError("name", `CMG ${name} is not being deleted: delete it with opencmg cmg delete ${name}`);
+    if (await this.providerRunning(name)) throw new ConflictError("name", `CMG ${name} is Deleting, but the process that runs its instances (${join(this.dataDir!, "cmg", name, "start.pid")}) has not stopped them yet; run the delete again once it has`);
     const cps = current.connectionPointServers;
     for (const fqdn of cps) await this.roles.remove(fqdn, "cmg-connection-point");
     await writeTransaction(this.ctx.db, async (tx) => {
@@ -331,13 +335,16 @@ export class CmgsService {
       await tx.deleteFrom("cmgs").where("name", "=", name).execute();
       for (const fqdn of cps) await tx.deleteFrom("component_status").where("server", "=", fqdn).where("component", "=", "SMS_CLOUD_PROXYCONNECTOR").execute();
     });
+    // Last: the rows are gone only if this transaction commits, the files whatever happens next.
+    if (this.dataDir) rmSync(join(this.dataDir, "cmg", name), { recursive: true, force: true });
     this.log("CloudMgr.log").info(`Deleted cloud management gateway ${name}${cps.length ? ` and its connection point role(s) on ${cps.join(", ")}` : ""}. Clients learn of it at their next location request.`);
     return { deleted: name, connectionPointsRemoved: cps };
   }
 
-  /** Deletes a CMG no process runs (tests, scripts): `delete` with the same checks. */
+  /** Deletes a CMG no process runs (tests, scripts), in one step: `beginDelete` and `finishDelete`. */
   async remove(nameInput: string, o: { force?: boolean } = {}): Promise<void> {
-    await this.delete(nameInput, { ...o, waitMs: 0 });
+    await this.beginDelete(nameInput, o);
+    await this.finishDelete(nameInput);
   }
 
   /**
@@ -391,4 +398,17 @@ export class CmgsService {
   reportTunnels(name: string, connectionPoint: string, states: { instance: number; connected: boolean; detail: string }[]): Promise<void> {
     return this.cp.reportTunnels(name, connectionPoint, states);
   }
+}
+
+/**
+ * Deletes a CMG (`opencmg cmg delete`, `DELETE /api/v1/cmgs/NAME`) as three calls of `s`, the
+ * caller's audited services: marks it Deleting (committed, so the provider sees it), waits for the
+ * local provider to stop its instances (at most `waitMs`, default 30 s), then removes it. Each
+ * change is its own transaction with its own audit record.
+ */
+export async function deleteCmg(s: { cmgs: CmgsService }, name: string, o: { force?: boolean | undefined; waitMs?: number | undefined } = {}): Promise<CmgDeleted> {
+  await s.cmgs.beginDelete(name, { force: o.force });
+  const deadline = Date.now() + (o.waitMs ?? 30_000);
+  while ((await s.cmgs.providerRunning(name)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return s.cmgs.finishDelete(name);
 }
