@@ -4,8 +4,8 @@
  * against arrives in the settings (`tokens`: the site's public signing keys, issuer, this CMG's
  * audience, the blocked clients, the trusted directory's keys), so an instance stays stateless.
  *
- * Checks, in order, each refusal a 401 with its reason: no token in the query string; a token,
- * not oversized; an allowed algorithm (never `none`, never HMAC: an HS256 token "signed" with a
+ * Checks, in order, each refusal a 401 with its reason (429 or 503 where a bound is reached): no
+ * token in the query string; a token, not oversized; an allowed algorithm (never `none`, never HMAC: an HS256 token "signed" with a
  * public key is refused before any key is looked at); a known issuer and key ID; the signature;
  * expiry and not-before; `iat` not in the future and a lifetime (`exp` - `iat`) within its type's
  * maximum; the audience (this CMG); the token type; a client that is not blocked; a token bound to
@@ -389,7 +389,7 @@ function fromJoseError(e: unknown): AuthRefusal {
 function refuse(reason: TokenRefusalReason, detail: string): AuthRefusal {
   const status = REFUSAL_STATUS[reason] ?? 401;
   // RFC 9449 sections 7.1 and 8 / RFC 6750 section 3: what the client must present.
-  const error = reason === USE_DPOP_NONCE ? USE_DPOP_NONCE : reason === "proof_required" || reason.startsWith("proof_") || reason === "bad_proof" ? "invalid_dpop_proof" : "invalid_token";
+  const error = reason === USE_DPOP_NONCE ? USE_DPOP_NONCE : reason.startsWith("proof_") || reason === "bad_proof" || reason === "too_many_proofs" ? "invalid_dpop_proof" : "invalid_token";
   return {
     ok: false,
     status,
