@@ -15,6 +15,7 @@ import { explainRefusal, type RefusalExplained } from "../wire/refusals.ts";
 import { errorText, mpTypeOf } from "./mp-url.ts";
 import { ClientStore, type RecordedRefusal } from "./store.ts";
 import { GatewayRefusedError, MpRefusedError, MpTransport, recordRefusal } from "./transport.ts";
+import { loadOrCreateTokenKey } from "./token-key.ts";
 
 export type CheckStatus = "pass" | "fail" | "skip";
 
@@ -55,7 +56,14 @@ export async function diagnoseClient(dir: string, o: { timeoutMs?: number; now?:
   const config = store.config();
   const state = store.state();
   const now = o.now ?? (() => new Date());
-  const checks: DiagnoseCheck[] = [certificateCheck(store, config.hasCertificate, now())];
+  // A device installed with a token has no certificate to judge: its token is what the CMG checks.
+  const tokenAuth = config.tokenAuth === true && existsSync(store.paths.tokenKey);
+  const clientToken = tokenAuth ? store.clientToken() : undefined;
+  const checks: DiagnoseCheck[] = [
+    tokenAuth
+      ? { check: "client certificate", status: "skip", detail: "installed with a token: the client token and the device's key authenticate it (the CMG checks them below)" }
+      : certificateCheck(store, config.hasCertificate, now()),
+  ];
 
   const cmgs = [...new Set([...state.candidates.filter((m) => m.type === "Internet").map((m) => m.url), ...(mpTypeOf(config.bootstrapMp) === "Internet" ? [config.bootstrapMp] : [])])];
   const refusals: RecordedRefusal[] = [];
@@ -67,6 +75,8 @@ export async function diagnoseClient(dir: string, o: { timeoutMs?: number; now?:
       timeoutMs: o.timeoutMs ?? 15_000,
       onRefusal: (e) => refusals.push(recordRefusal(e, now())),
     });
+    // As the agent sends it: the client token with a proof of the device's key.
+    if (clientToken) transport.useProvenToken(clientToken, await loadOrCreateTokenKey(store.paths.tokenKey));
     try {
       for (const url of cmgs) checks.push(await cmgCheck(transport, url));
     } finally {

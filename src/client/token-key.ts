@@ -33,11 +33,14 @@ export async function loadOrCreateTokenKey(file: string): Promise<TokenKey> {
   return { privateKey, publicJwk, jkt: await calculateJwkThumbprint(publicJwk, "sha256") };
 }
 
-/** A proof of possession for one request (RFC 9449 section 4.2). */
-export async function makeProof(key: TokenKey, method: string, url: string, token: string): Promise<string> {
+/**
+ * A proof of possession for one request (RFC 9449 section 4.2), with the nonce the instance at
+ * `url` handed out last (section 8), if any.
+ */
+export async function makeProof(key: TokenKey, method: string, url: string, token: string, nonce?: string): Promise<string> {
   const { createHash } = await import("node:crypto");
   const u = new URL(url);
-  return new SignJWT({ htm: method, htu: `${u.origin}${u.pathname}`, ath: createHash("sha256").update(token).digest("base64url") })
+  return new SignJWT({ htm: method, htu: `${u.origin}${u.pathname}`, ath: createHash("sha256").update(token).digest("base64url"), ...(nonce !== undefined ? { nonce } : {}) })
     .setProtectedHeader({ alg: ALG, typ: PROOF_TYPE, jwk: key.publicJwk })
     .setIssuedAt()
     .setJti(randomUUID())

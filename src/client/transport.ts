@@ -9,6 +9,7 @@ import { toNetError } from "../egress/errors.ts";
 import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
 import { MP_PATHS } from "../wire/mp.ts";
 import { REFUSAL_HEADERS } from "../wire/refusals.ts";
+import { NONCE_HEADER, USE_DPOP_NONCE } from "../wire/tokens.ts";
 import type { RecordedRefusal } from "./store.ts";
 import { makeProof, type TokenKey } from "./token-key.ts";
 
@@ -63,6 +64,11 @@ export class MpTransport {
   private readonly agent: Agent;
   private token: string | undefined;
   private proven: { token: string; key: TokenKey } | undefined;
+  /**
+   * The last DPoP nonce each origin handed out (RFC 9449 section 8): each CMG instance makes its
+   * own, so it is kept per origin and put in the next proof for that origin.
+   */
+  private readonly nonces = new Map<string, string>();
   /** The last refusal a ping got (the CMG answered, but not with a management point's answer). */
   lastRefusal: MpRefusedError | undefined;
   constructor(
@@ -94,12 +100,31 @@ export class MpTransport {
    */
   async call<T>(mpUrl: string, path: string, o: { method?: "GET" | "POST"; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
     const url = mpEndpoint(mpUrl, path);
+    const origin = new URL(url).origin;
+    const nonce = this.nonces.get(origin);
+    try {
+      try {
+        return await this.once<T>(url, o);
+      } catch (e) {
+        // The instance asks for its nonce (none yet, or one of another instance or an older window):
+        // once more with the one it just handed out; a second refusal is the answer.
+        if (this.proven && e instanceof GatewayRefusedError && e.reason === USE_DPOP_NONCE && this.nonces.get(origin) !== nonce) return await this.once<T>(url, o);
+        throw e;
+      }
+    } catch (e) {
+      if (e instanceof MpRefusedError) this.o.onRefusal?.(e);
+      throw e;
+    }
+  }
+
+  private async once<T>(url: string, o: { method?: "GET" | "POST"; body?: unknown; timeoutMs?: number }): Promise<T> {
+    const origin = new URL(url).origin;
     const headers: Record<string, string> = { accept: "application/json" };
     if (o.body !== undefined) headers["content-type"] = "application/json";
     const method = o.method ?? (o.body === undefined ? "GET" : "POST");
     if (this.proven) {
       headers.authorization = `DPoP ${this.proven.token}`;
-      headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token);
+      headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token, this.nonces.get(origin));
     } else if (this.token) headers.authorization = `Bearer ${this.token}`;
     let status: number;
     let text: string;
@@ -116,6 +141,8 @@ export class MpTransport {
       status = res.statusCode;
       gatewayReason = headerValue(res.headers[REFUSAL_HEADERS.reason]);
       gatewayCause = headerValue(res.headers[REFUSAL_HEADERS.cause]);
+      const nonce = nonceValue(res.headers[NONCE_HEADER]);
+      if (nonce !== undefined) this.nonces.set(origin, nonce);
       text = await res.body.text();
     } catch (e) {
       throw toNetError(e, { route: { mode: "direct" }, targetHost: new URL(url).host });
@@ -129,9 +156,7 @@ export class MpTransport {
     if (status < 200 || status > 299) {
       const e = (json ?? {}) as Partial<MpErrorAnswer>;
       const message = e.message ?? (text.slice(0, 200) || "no reason given");
-      const refused = gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message);
-      this.o.onRefusal?.(refused);
-      throw refused;
+      throw gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message);
     }
     return json as T;
   }
@@ -177,6 +202,12 @@ export class MpTransport {
   close(): Promise<void> {
     return this.agent.close();
   }
+}
+
+/** A nonce as RFC 9449 section 8 allows it (NQCHAR), of a sane length; anything else is ignored. */
+function nonceValue(v: string | string[] | undefined): string | undefined {
+  const one = Array.isArray(v) ? v[0] : v;
+  return one !== undefined && /^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/.test(one) ? one : undefined;
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

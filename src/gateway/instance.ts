@@ -109,6 +109,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     cacheMs: cfg.limits.authCacheMs,
   });
   const tokens = new TokenAuthenticator({
+    instance: { name: cfg.instanceName, index: cfg.index },
     trust: () => {
       const s = settings.current();
       return s && { generation: settings.generation, tokens: s.tokens };

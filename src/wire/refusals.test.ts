@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { CHECK_NAMES } from "../gateway/auth/client-cert.ts";
+import { TOKEN_CHECKS } from "../gateway/auth/token.ts";
 import { CAUSE_FIXES, explainRefusal, GATEWAY_REFUSALS } from "./refusals.ts";
 
 function sources(dir: string): string[] {
@@ -14,7 +15,7 @@ function sources(dir: string): string[] {
 }
 
 test("every reason code the gateway answers with has a check and a fix", () => {
-  const codes = new Set<string>(Object.keys(CHECK_NAMES));
+  const codes = new Set<string>([...Object.keys(CHECK_NAMES), ...Object.keys(TOKEN_CHECKS)]);
   for (const f of sources(join(dirname(fileURLToPath(import.meta.url)), "..", "gateway"))) {
     const text = readFileSync(f, "utf8");
     for (const m of text.matchAll(/reply\(req, res, \d+, "([a-z_]+)"/g)) codes.add(m[1]!);

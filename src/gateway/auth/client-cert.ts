@@ -26,8 +26,11 @@ export type RefusalReason = "no_certificate" | ChainFailure | "revoked" | "crl_u
 /** A refusal: the status and reason code the client gets, and what the log line says. */
 export interface AuthRefusal {
   ok: false;
-  /** 403 for client certificates; a token authenticator may answer 401. */
-  status: 401 | 403;
+  /**
+   * 403 for client certificates; a token authenticator may answer 401, 429 (one client's share of
+   * a bounded resource is used up) or 503 (the instance's is).
+   */
+  status: 401 | 403 | 429 | 503;
   /** Stable code, in the response body and `x-opencmg-reason` (RefusalReason for client certificates). */
   reason: string;
   /** Finer cause where one reason has several fixes (body `cause` and `x-opencmg-cause`; src/wire/refusals.ts). */
@@ -40,7 +43,8 @@ export interface AuthRefusal {
   headers?: Record<string, string>;
 }
 
-export type AuthVerdict = { ok: true; identity: ClientIdentity } | AuthRefusal;
+/** `headers`: response headers for the client on success too (a token authenticator's fresh nonce). */
+export type AuthVerdict = { ok: true; identity: ClientIdentity; headers?: Record<string, string> } | AuthRefusal;
 
 /** A client request on the client listener, HTTP/1.1 or HTTP/2. */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;

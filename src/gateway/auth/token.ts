@@ -4,20 +4,41 @@
  * against arrives in the settings (`tokens`: the site's public signing keys, issuer, this CMG's
  * audience, the blocked clients, the trusted directory's keys), so an instance stays stateless.
  *
- * Checks, in order, each refusal a 401 with its reason: no token in the query string; a token,
- * not oversized; an allowed algorithm (never `none`, never HMAC: an HS256 token "signed" with a
+ * Checks, in order, each refusal a 401 with its reason (429 or 503 where a bound is reached): no
+ * token in the query string; a token, not oversized; an allowed algorithm (never `none`, never HMAC: an HS256 token "signed" with a
  * public key is refused before any key is looked at); a known issuer and key ID; the signature;
- * expiry and not-before; the audience (this CMG); the token type; a client that is not blocked;
- * then the proof of possession (RFC 9449 DPoP: signed by the client's key, for this method and
- * path, fresh, not replayed, for this token, and for a client token the key the token is bound to).
+ * expiry and not-before; `iat` not in the future and a lifetime (`exp` - `iat`) within its type's
+ * maximum; the audience (this CMG); the token type; a client that is not blocked; a token bound to
+ * a key (`cnf.jkt`) sent with the `DPoP` scheme, never `Bearer` (RFC 9449 section 7.1); then the
+ * proof of possession (RFC 9449 section 4.3): signed by the client's key, for this method and for
+ * this URL in full (`https`, a host and port this CMG is reached by as the settings name them,
+ * this path), issued within the last 5 minutes, for this token, by the key a client token is bound
+ * to, with a nonce of this instance (else `use_dpop_nonce` and a fresh one, section 8), and not
+ * seen before at this instance (dpop-nonce.ts): a proof is accepted once, at one instance.
  * Bulk registration tokens and directory ID tokens are good for the registration request only.
  * A token is never written to a log line or an answer.
  */
 import { createHash } from "node:crypto";
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, EmbeddedJWK, errors, importJWK, jwtVerify, type JWK, type JWTPayload, type JWTVerifyResult } from "jose";
 import type { PublicJwk, TokenTrust } from "../../wire/tunnel/protocol.ts";
-import { MAX_PROOF_BYTES, MAX_TOKEN_BYTES, OIDC_TOKEN_ALGS, PROOF_ALGS, PROOF_HEADER, PROOF_TYPE, SITE_TOKEN_ALGS, TOKEN_TYPES, type TokenKind } from "../../wire/tokens.ts";
+import {
+  CLOCK_SKEW_SEC,
+  MAX_PROOF_BYTES,
+  MAX_TOKEN_BYTES,
+  NONCE_HEADER,
+  OIDC_TOKEN_ALGS,
+  PROOF_ALGS,
+  PROOF_HEADER,
+  PROOF_MAX_AGE_SEC,
+  PROOF_TYPE,
+  SITE_TOKEN_ALGS,
+  TOKEN_MAX_LIFETIME_MS,
+  TOKEN_TYPES,
+  USE_DPOP_NONCE,
+  type TokenKind,
+} from "../../wire/tokens.ts";
 import type { AuthRefusal, AuthVerdict, ClientAuthenticator, ClientIdentity, ClientRequest } from "./client-cert.ts";
+import { DpopNonces, ProofReplayCache } from "./dpop-nonce.ts";
 
 export type TokenRefusalReason =
   | "not_configured"
@@ -31,12 +52,22 @@ export type TokenRefusalReason =
   | "bad_signature"
   | "expired"
   | "not_yet_valid"
+  | "issued_in_future"
+  | "lifetime_too_long"
   | "wrong_audience"
   | "wrong_token_type"
   | "token_not_for_path"
   | "blocked"
+  | "bound_token_as_bearer"
   | "proof_required"
-  | "bad_proof";
+  | "bad_proof"
+  | "proof_wrong_url"
+  | "proof_wrong_method"
+  | "proof_not_fresh"
+  | "use_dpop_nonce"
+  | "proof_replayed"
+  | "too_many_proofs"
+  | "proof_cache_full";
 
 export const TOKEN_CHECKS: Record<TokenRefusalReason, string> = {
   not_configured: "token trust check: no site signing keys have reached this instance",
@@ -50,13 +81,26 @@ export const TOKEN_CHECKS: Record<TokenRefusalReason, string> = {
   bad_signature: "signature check: the signature does not verify",
   expired: "validity check: the token has expired",
   not_yet_valid: "validity check: the token is not valid yet",
+  issued_in_future: `validity check: the token's iat is more than ${CLOCK_SKEW_SEC} s in the future`,
+  lifetime_too_long: "lifetime check: the token's exp - iat is longer than its type is ever issued for",
   wrong_audience: "audience check: the token is not meant for this CMG",
   wrong_token_type: "token type check: not a client, bulk registration or directory ID token",
   token_not_for_path: "token use check: bulk registration and directory ID tokens only register a device",
   blocked: "block list check: an administrator blocked this client",
+  bound_token_as_bearer: "token scheme check: a token bound to a key (cnf.jkt) goes with Authorization: DPoP, never Bearer",
   proof_required: "proof of possession check: no DPoP proof",
   bad_proof: "proof of possession check: the DPoP proof is not valid for this request and token",
+  proof_wrong_url: "proof of possession check: the proof's htu is not this request's URL at a name this CMG is reached by",
+  proof_wrong_method: "proof of possession check: the proof's htm is not this request's method",
+  proof_not_fresh: `proof of possession check: the proof's iat is not within the last ${PROOF_MAX_AGE_SEC} s`,
+  use_dpop_nonce: "proof of possession check: the proof carries no nonce of this instance (a fresh one is in DPoP-Nonce)",
+  proof_replayed: "proof of possession check: the proof was used before",
+  too_many_proofs: "proof of possession check: this client sent more proofs than this instance remembers for one client",
+  proof_cache_full: "proof of possession check: this instance remembers as many proofs as it can hold",
 };
+
+/** Refusals that are not a 401: a bound reached, not a credential refused. */
+const REFUSAL_STATUS: Partial<Record<TokenRefusalReason, 429 | 503>> = { too_many_proofs: 429, proof_cache_full: 503 };
 
 /** A token that passed its own checks (signature, times, audience, type); kept per token string. */
 interface VerifiedToken {
@@ -75,9 +119,11 @@ type Checked = { ok: true; token: VerifiedToken } | AuthRefusal;
 export interface TokenAuthOptions {
   /** The trust in force (settings.tokens), its generation, or null before any settings arrived. */
   trust: () => { generation: number; tokens: TokenTrust | undefined } | null;
-  /** Clock skew allowed on exp/nbf/iat, seconds (default 60). */
+  /** This instance: its name (`<cmg>-<index>`, bound into its nonces) and index (its own origin in the settings). */
+  instance: { name: string; index: number };
+  /** Clock skew allowed on exp/nbf/iat, seconds (default CLOCK_SKEW_SEC). */
   clockToleranceSec?: number;
-  /** How old a proof may be, seconds (default 300). */
+  /** How old a proof may be, seconds (default PROOF_MAX_AGE_SEC). */
   proofMaxAgeSec?: number;
   /** Verified tokens kept (default 20,000; oldest dropped first). */
   maxCacheEntries?: number;
@@ -92,7 +138,7 @@ const JWT_LIKE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\./;
 
 /**
  * @example
- * const tokens = new TokenAuthenticator({ trust: () => ({ generation: store.generation, tokens: store.current()?.tokens }) });
+ * const tokens = new TokenAuthenticator({ instance: { name: "cmg1-0", index: 0 }, trust: () => ({ generation: store.generation, tokens: store.current()?.tokens }) });
  * createRouter({ ..., authenticators: { CCM_Proxy_MutualAuth: mtls, CCM_Proxy_ServerAuth: tokens } });
  */
 export class TokenAuthenticator implements ClientAuthenticator {
@@ -100,18 +146,20 @@ export class TokenAuthenticator implements ClientAuthenticator {
   private readonly verified = new Map<string, { generation: number; checked: Checked; until: number }>();
   private readonly keys = new Map<string, { generation: number; key: Promise<CryptoKey | Uint8Array> }>();
   private readonly blockedSets = new WeakMap<TokenTrust, Set<string>>();
-  /** Proof IDs seen, with when they may be forgotten: a proof is good for one request. */
-  private readonly proofsSeen = new Map<string, number>();
+  /** This instance's nonces, and the proofs it accepted while their nonce is valid: a proof is good for one request. */
+  private readonly nonces: DpopNonces;
+  private readonly proofsSeen = new ProofReplayCache();
   private readonly tolerance: number;
   private readonly proofMaxAge: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
 
   constructor(private readonly o: TokenAuthOptions) {
-    this.tolerance = o.clockToleranceSec ?? 60;
-    this.proofMaxAge = o.proofMaxAgeSec ?? 300;
+    this.tolerance = o.clockToleranceSec ?? CLOCK_SKEW_SEC;
+    this.proofMaxAge = o.proofMaxAgeSec ?? PROOF_MAX_AGE_SEC;
     this.maxEntries = o.maxCacheEntries ?? 20_000;
     this.now = o.now ?? Date.now;
+    this.nonces = new DpopNonces(o.instance.name, this.now);
   }
 
   async authenticate(req: ClientRequest): Promise<AuthVerdict> {
@@ -133,11 +181,12 @@ export class TokenAuthenticator implements ClientAuthenticator {
     const token = checked.token;
     if (token.expiresAt <= this.now()) return refuse("expired", "the token expired while cached");
     if (token.kind === "client" && this.blocked(trust).has(token.id)) return refuse("blocked", `client ${token.id}`);
+    if (token.jkt !== undefined && m[1]!.toLowerCase() === "bearer") return refuse("bound_token_as_bearer", `a client token of ${token.id} with the Bearer scheme`);
     const path = q < 0 ? url : url.slice(0, q);
     if (token.kind !== "client" && !REGISTER_SUFFIX.test(path)) return refuse("token_not_for_path", `a ${token.kind === "bulk" ? "bulk registration" : "directory ID"} token on ${path}`);
 
-    const proof = await this.checkProof(req, path, token);
-    if (!proof.ok) return proof;
+    const proof = await this.checkProof(req, path, token, trust);
+    if (!proof.ok) return this.withNonce(proof);
     const identity: ClientIdentity = {
       method: "token",
       thumbprint: proof.jkt,
@@ -145,7 +194,13 @@ export class TokenAuthenticator implements ClientAuthenticator {
       sans: [],
       token: { type: token.kind, id: token.id },
     };
-    return { ok: true, identity };
+    // A nonce of the previous window is still good, but not for long: the client gets the new one.
+    return { ok: true, identity, ...(proof.fresh ? {} : { headers: { [NONCE_HEADER]: this.nonces.current() } }) };
+  }
+
+  /** Every refusal of a token request hands out this instance's nonce (RFC 9449 section 8). */
+  private withNonce(r: AuthRefusal): AuthRefusal {
+    return { ...r, headers: { ...r.headers, [NONCE_HEADER]: this.nonces.current() } };
   }
 
   private blocked(trust: TokenTrust): Set<string> {
@@ -214,6 +269,11 @@ export class TokenAuthenticator implements ClientAuthenticator {
     }
     const p = result.payload;
     const expiresAt = (p.exp ?? 0) * 1000;
+    // jose checks iat only against a maximum age: a token "issued" later than now is refused here.
+    const iat = p.iat!;
+    if (iat * 1000 > this.now() + this.tolerance * 1000) return refuse("issued_in_future", `iat ${iat} is ${Math.round(iat - this.now() / 1000)} s ahead of this instance's clock (${this.tolerance} s allowed)`);
+    const lifetimeMs = expiresAt - iat * 1000;
+    if (lifetimeMs > TOKEN_MAX_LIFETIME_MS[kind]) return refuse("lifetime_too_long", `exp - iat is ${Math.round(lifetimeMs / 1000)} s; a ${kind} token lives ${TOKEN_MAX_LIFETIME_MS[kind] / 1000} s at most`);
     const ath = createHash("sha256").update(raw).digest("base64url");
     if (kind === "oidc") {
       const device = p[oidc!.deviceClaim];
@@ -237,41 +297,63 @@ export class TokenAuthenticator implements ClientAuthenticator {
     return key;
   }
 
-  /** RFC 9449 section 4.3, for this request. */
-  private async checkProof(req: ClientRequest, path: string, token: VerifiedToken): Promise<{ ok: true; jkt: string } | AuthRefusal> {
+  /** RFC 9449 sections 4.3 and 8, for this request. */
+  private async checkProof(req: ClientRequest, path: string, token: VerifiedToken, trust: TokenTrust): Promise<{ ok: true; jkt: string; fresh: boolean } | AuthRefusal> {
     const proof = req.headers[PROOF_HEADER];
     if (typeof proof !== "string" || proof.length === 0) return refuse("proof_required", `no ${PROOF_HEADER} header`);
     if (proof.length > MAX_PROOF_BYTES) return refuse("bad_proof", `the proof is over ${MAX_PROOF_BYTES} bytes`);
     let payload: JWTPayload;
     let jwk: JWK | undefined;
     try {
-      const r = await jwtVerify(proof, EmbeddedJWK, { typ: PROOF_TYPE, algorithms: [...PROOF_ALGS], maxTokenAge: this.proofMaxAge, clockTolerance: this.tolerance, currentDate: new Date(this.now()), requiredClaims: ["iat", "jti", "htm", "htu", "ath"] });
+      // Times are checked below, each with its own refusal.
+      const r = await jwtVerify(proof, EmbeddedJWK, { typ: PROOF_TYPE, algorithms: [...PROOF_ALGS], currentDate: new Date(this.now()), clockTolerance: this.tolerance, requiredClaims: ["iat", "jti", "htm", "htu", "ath"] });
       payload = r.payload;
       jwk = r.protectedHeader.jwk;
     } catch (e) {
       return refuse("bad_proof", `the proof does not verify (${e instanceof errors.JOSEError ? e.code : "malformed"})`);
     }
     if (!jwk) return refuse("bad_proof", "the proof carries no public key");
-    if (payload.htm !== (req.method ?? "GET")) return refuse("bad_proof", `the proof is for method ${String(payload.htm).slice(0, 16)}, not ${req.method}`);
-    let htuPath: string;
-    try {
-      htuPath = new URL(String(payload.htu)).pathname;
-    } catch {
-      return refuse("bad_proof", "the proof's htu is not a URL");
-    }
-    // The path, not the host: behind a load balancer or another name the client's URL host differs.
-    if (htuPath !== path) return refuse("bad_proof", `the proof is for another path`);
+    if (payload.htm !== (req.method ?? "GET")) return refuse("proof_wrong_method", `the proof is for method ${String(payload.htm).slice(0, 16)}, not ${req.method}`);
+    const htu = this.checkHtu(payload.htu, path, trust);
+    if (htu) return refuse("proof_wrong_url", htu);
     if (payload.ath !== token.ath) return refuse("bad_proof", "the proof is for another token (ath)");
     const jkt = await calculateJwkThumbprint(jwk, "sha256");
     if (token.kind === "client" && jkt !== token.jkt) return refuse("bad_proof", "the proof is signed by another key than the one the client token is bound to");
-    const jti = `${jkt}:${String(payload.jti).slice(0, 128)}`;
-    const now = this.now();
-    if ((this.proofsSeen.get(jti) ?? 0) > now) return refuse("bad_proof", "the proof was used before (replay)");
-    this.proofsSeen.set(jti, now + (this.proofMaxAge + this.tolerance) * 1000);
-    if (this.proofsSeen.size > this.maxEntries * 5) {
-      for (const [k, until] of this.proofsSeen) if (until <= now || this.proofsSeen.size > this.maxEntries * 5) this.proofsSeen.delete(k);
+    const iat = payload.iat!;
+    const nowSec = this.now() / 1000;
+    if (iat > nowSec + this.tolerance) return refuse("proof_not_fresh", `iat ${iat} is ${Math.round(iat - nowSec)} s ahead of this instance's clock (${this.tolerance} s allowed)`);
+    if (nowSec - iat > this.proofMaxAge) return refuse("proof_not_fresh", `iat ${iat} is ${Math.round(nowSec - iat)} s old (${this.proofMaxAge} s allowed)`);
+    const nonce = this.nonces.check(payload.nonce);
+    if (!nonce.ok) return refuse(USE_DPOP_NONCE, nonce.why);
+    const jti = payload.jti;
+    if (typeof jti !== "string" || jti.length < 8 || jti.length > 128) return refuse("bad_proof", "the proof's jti is not a string of 8 to 128 characters");
+    const seen = this.proofsSeen.use(nonce.window, this.nonces.window(), `${token.kind} ${token.id}`, `${jkt} ${jti}`);
+    if (!seen.ok) {
+      const reason = seen.why === "replayed" ? "proof_replayed" : seen.why === "client_full" ? "too_many_proofs" : "proof_cache_full";
+      return refuse(reason, seen.detail);
     }
-    return { ok: true, jkt };
+    return { ok: true, jkt, fresh: nonce.fresh };
+  }
+
+  /**
+   * Why `htu` is not this request's URL at this CMG (null when it is): `https`, an origin the
+   * settings name for the CMG or this instance, this path; query and fragment not compared
+   * (RFC 9449 section 4.3). The Host header is the client's to write, so it decides nothing.
+   */
+  private checkHtu(htu: unknown, path: string, trust: TokenTrust): string | null {
+    let u: URL;
+    try {
+      u = new URL(String(htu));
+    } catch {
+      return "the proof's htu is not a URL";
+    }
+    const named = `${u.origin}${u.pathname}`.slice(0, 300);
+    if (u.protocol !== "https:") return `htu ${named} is not https`;
+    if (u.username || u.password) return "the proof's htu carries user information";
+    const own = trust.origins.instances[this.o.instance.index];
+    if (!trust.origins.cmg.includes(u.origin) && u.origin !== own) return `htu ${named} names neither this CMG (${trust.origins.cmg.join(", ")}) nor this instance (${own ?? "no client URL in the settings"})`;
+    if (u.pathname !== path) return `htu ${named} is for another path`;
+    return null;
   }
 }
 
@@ -305,13 +387,18 @@ function fromJoseError(e: unknown): AuthRefusal {
 }
 
 function refuse(reason: TokenRefusalReason, detail: string): AuthRefusal {
+  const status = REFUSAL_STATUS[reason] ?? 401;
+  // RFC 9449 sections 7.1 and 8 / RFC 6750 section 3: what the client must present.
+  const error = reason === USE_DPOP_NONCE ? USE_DPOP_NONCE : reason.startsWith("proof_") || reason === "bad_proof" || reason === "too_many_proofs" ? "invalid_dpop_proof" : "invalid_token";
   return {
     ok: false,
-    status: 401,
+    status,
     reason,
     check: TOKEN_CHECKS[reason],
     detail,
-    // RFC 9449 section 7.1 / RFC 6750 section 3: what the client must present.
-    headers: { "www-authenticate": `DPoP algs="${PROOF_ALGS.join(" ")}", error="invalid_token", error_description="${reason}"` },
+    headers: {
+      "www-authenticate": `DPoP algs="${PROOF_ALGS.join(" ")}", error="${error}", error_description="${reason}"`,
+      ...(status === 503 ? { "retry-after": "60" } : {}),
+    },
   };
 }

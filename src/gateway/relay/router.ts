@@ -130,6 +130,8 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
       return reply(req, res, verdict.status, verdict.reason, verdict.check, { ...verdict.headers, ...(verdict.cause ? { [REFUSAL_HEADERS.cause]: verdict.cause } : {}) });
     }
 
+    // What the authenticator tells the client on success (a new DPoP nonce): on whatever answer it gets.
+    if (verdict.headers) for (const [k, v] of Object.entries(verdict.headers)) res.setHeader(k, v);
     // Settings may have changed while an authentication was under way.
     const current = settings.current();
     const route = current && ROLE_ID.test(roleId) ? current.urlMap[roleId] : undefined;

@@ -14,16 +14,16 @@ const jose = () => import("jose");
 import { z } from "zod";
 import { NotFoundError, OpenCmgError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
-import type { PublicJwk, TokenTrust } from "../../wire/tunnel/protocol.ts";
+import type { PublicJwk, TokenOrigins, TokenTrust } from "../../wire/tunnel/protocol.ts";
+import type { CmgDeploySettings } from "./cmg-model.ts";
 import { MAX_BLOCKED_CLIENTS } from "../../wire/tunnel/protocol.ts";
-import { TOKEN_TYPES, CLIENT_TOKEN_LIFETIME_MS } from "../../wire/tokens.ts";
+import { BULK_DEFAULT_MINUTES, BULK_MAX_MINUTES, CLIENT_TOKEN_LIFETIME_MS, TOKEN_TYPES } from "../../wire/tokens.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { check } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import type { DirectoryTrust } from "./directory.ts";
 
-export const BULK_DEFAULT_MINUTES = 4320;
-export const BULK_MAX_MINUTES = 10080;
+export { BULK_DEFAULT_MINUTES, BULK_MAX_MINUTES };
 const SIGNING_ALG = "ES256";
 
 export interface BulkToken {
@@ -252,6 +252,18 @@ export class TokensService {
     }
     const blocked = await this.ctx.db.selectFrom("clients").select("id").where("blocked", "=", 1).orderBy("blocked_at", "desc").limit(MAX_BLOCKED_CLIENTS).execute();
     const oidc = await this.directory.gatewayTrust();
-    return { issuer: await this.issuer(), audience: cmgAudience(cmgName), keys, blocked: blocked.map((b) => b.id), ...(oidc ? { oidc } : {}) };
+    return { issuer: await this.issuer(), audience: cmgAudience(cmgName), keys, blocked: blocked.map((b) => b.id), origins: await this.origins(cmgName), ...(oidc ? { oidc } : {}) };
+  }
+
+  /**
+   * The names devices reach CMG `cmgName` by, for the proofs' `htu`: its service FQDN (port 443,
+   * a load balancer's), and each instance's client URL (the location answer's).
+   */
+  private async origins(cmgName: string): Promise<TokenOrigins> {
+    const r = await this.ctx.db.selectFrom("cmgs").select(["service_fqdn", "instances", "settings"]).where("name", "=", cmgName.toLowerCase()).executeTakeFirst();
+    if (!r) throw new NotFoundError("name", `CMG ${cmgName}`);
+    const deploy = JSON.parse(r.settings) as CmgDeploySettings;
+    const origin = (host: string, port: number) => new URL(`https://${host}:${port}`).origin;
+    return { cmg: [origin(r.service_fqdn, 443)], instances: Array.from({ length: r.instances }, (_, i) => origin(deploy.publicHost, deploy.clientPortBase + i)) };
   }
 }

@@ -121,11 +121,25 @@ export interface TokenTrust {
   keys: PublicJwk[];
   /** Client IDs an administrator blocked: their client tokens are refused at once. */
   blocked: string[];
+  /**
+   * Where devices reach this CMG, as origins (`https://host[:port]`): a proof of possession's
+   * `htu` must name one of them (RFC 9449 section 4.3). `cmg`: the CMG's service name(s), every
+   * instance accepts them; `instances[i]`: instance i's own client URL, accepted by instance i only.
+   */
+  origins: TokenOrigins;
   /** Directory sign-in: ID tokens of this OpenID Connect issuer may register a device. */
   oidc?: { issuer: string; audience: string; deviceClaim: string; keys: PublicJwk[] };
 }
 
+export interface TokenOrigins {
+  cmg: string[];
+  instances: string[];
+}
+
 export const MAX_TOKEN_KEYS = 4;
+/** A CMG has 16 instances at most, and a service name or two. */
+export const MAX_CMG_ORIGINS = 4;
+export const MAX_INSTANCE_ORIGINS = 16;
 /** A directory publishes a handful of keys; more is a broken or hostile JWKS. */
 export const MAX_OIDC_KEYS = 16;
 /** Blocked client IDs pushed at most (about 45 bytes each: well within MAX_CONTROL_LINE). */
@@ -158,12 +172,26 @@ const publicJwkSchema = z
   // strict: a private member (`d`, `p`, ...) is refused, so a private key can never travel.
   .strict();
 
+/** `https://host[:port]` exactly as URL#origin writes it (lower case, no default port, no path). */
+const httpsOrigin = z
+  .string()
+  .max(300)
+  .refine((o) => {
+    try {
+      const u = new URL(o);
+      return u.protocol === "https:" && u.origin === o;
+    } catch {
+      return false;
+    }
+  }, "must be an https origin (https://host[:port], lower case, no path)");
+
 const tokenTrustSchema = z
   .object({
     issuer: z.string().min(1).max(256),
     audience: z.string().min(1).max(256),
     keys: z.array(publicJwkSchema).max(MAX_TOKEN_KEYS),
     blocked: z.array(z.string().max(64)).max(MAX_BLOCKED_CLIENTS),
+    origins: z.object({ cmg: z.array(httpsOrigin).min(1).max(MAX_CMG_ORIGINS), instances: z.array(httpsOrigin).max(MAX_INSTANCE_ORIGINS) }).strict(),
     oidc: z
       .object({ issuer: z.string().url().max(512), audience: z.string().min(1).max(256), deviceClaim: z.string().min(1).max(64), keys: z.array(publicJwkSchema).max(MAX_OIDC_KEYS) })
       .strict()

@@ -48,6 +48,10 @@ forEachDatabase("site token service", (tdb) => {
       for (const k of trust.keys) assert.equal("d" in k, false);
       assert.equal(trust.audience, "opencmg-cmg:cmg1");
       assert.equal(trust.issuer, "opencmg-site:P01");
+      // Where devices reach it, for the proofs' htu: the service name, and each instance's client URL.
+      assert.deepEqual(trust.origins, { cmg: ["https://cmg.contoso.test"], instances: ["https://cmg.contoso.test"] });
+      await site.services.cmgs.update("cmg1", { instances: 2 });
+      assert.deepEqual((await site.services.cmgs.gatewaySettings("cmg1")).tokens!.origins, { cmg: ["https://cmg.contoso.test"], instances: ["https://cmg.contoso.test", "https://cmg.contoso.test:444"] });
 
       // A blocked client is in the list the instances get.
       const { client } = await site.services.clients.registerWithToken({ name: "PC-1", jkt: "A".repeat(43) });

@@ -59,6 +59,7 @@ describe("token authenticator at the gateway", () => {
       audience: AUDIENCE,
       keys: [current.jwk, previous.jwk],
       blocked: [BLOCKED],
+      origins: { cmg: ["https://cmg.opencmg.test"], instances: ["https://gw0.opencmg.test"] },
       oidc: { issuer: DIRECTORY, audience: "opencmg", deviceClaim: "deviceid", keys: [directoryKey.jwk] },
     };
     h = await startCmgHarness({ instances: 1, connectionPoints: 1, tokens });
@@ -99,14 +100,24 @@ describe("token authenticator at the gateway", () => {
     return jwt.sign(key.privateKey);
   }
 
+  /** The instance's last DPoP nonce (RFC 9449 section 8), as a client keeps it. */
+  let nonce: string | undefined;
+
   async function send(path: string, raw: string | null, o: { proofKey?: TokenKey; proof?: string; method?: string; cert?: boolean; query?: string } = {}): Promise<HttpResult> {
     const method = o.method ?? "GET";
-    const headers: Record<string, string> = {};
-    if (raw !== null) {
-      headers.authorization = `DPoP ${raw}`;
-      headers.dpop = o.proof ?? (await makeProof(o.proofKey ?? device, method, `https://cmg.opencmg.test${path}`, raw));
-    }
-    return h.request(0, path + (o.query ?? ""), { method, headers, cert: o.cert ? h.pki.client : null, ...(method === "POST" ? { body: "{}" } : {}) });
+    const attempt = async (): Promise<HttpResult> => {
+      const headers: Record<string, string> = {};
+      if (raw !== null) {
+        headers.authorization = `DPoP ${raw}`;
+        headers.dpop = o.proof ?? (await makeProof(o.proofKey ?? device, method, `https://cmg.opencmg.test${path}`, raw, nonce));
+      }
+      const res = await h.request(0, path + (o.query ?? ""), { method, headers, cert: o.cert ? h.pki.client : null, ...(method === "POST" ? { body: "{}" } : {}) });
+      if (typeof res.headers["dpop-nonce"] === "string") nonce = res.headers["dpop-nonce"];
+      return res;
+    };
+    const first = await attempt();
+    // As the client agent does: once more with the nonce the instance asks for.
+    return first.headers["x-opencmg-reason"] === "use_dpop_nonce" && o.proof === undefined ? attempt() : first;
   }
 
   /** A refusal: 401, the reason in the answer, a log line naming it, and nothing relayed. */
@@ -207,12 +218,13 @@ describe("token authenticator at the gateway", () => {
     const path = `${base()}/SMS_MP/v1/policy`;
     await refused(h.request(0, path, { headers: { authorization: `DPoP ${raw}` } }), "proof_required");
     await refused(send(path, raw, { proofKey: otherDevice }), "bad_proof");
-    await refused(send(path, raw, { proof: await makeProof(device, "GET", `https://cmg.opencmg.test${base()}/SMS_MP/v1/location`, raw) }), "bad_proof");
-    await refused(send(path, raw, { proof: await makeProof(device, "GET", `https://cmg.opencmg.test${path}`, await token()) }), "bad_proof");
-    await refused(send(path, raw, { proof: await makeProof(device, "POST", `https://cmg.opencmg.test${path}`, raw) }), "bad_proof");
-    const proof = await makeProof(device, "GET", `https://cmg.opencmg.test${path}`, raw);
+    await refused(send(path, raw, { proof: await makeProof(device, "GET", `https://cmg.opencmg.test${base()}/SMS_MP/v1/location`, raw, nonce) }), "proof_wrong_url");
+    await refused(send(path, raw, { proof: await makeProof(device, "GET", `https://cmg.opencmg.test${path}`, await token(), nonce) }), "bad_proof");
+    await refused(send(path, raw, { proof: await makeProof(device, "POST", `https://cmg.opencmg.test${path}`, raw, nonce) }), "proof_wrong_method");
+    await refused(send(path, raw, { proof: await makeProof(device, "GET", `https://cmg.opencmg.test${path}`, raw) }), "use_dpop_nonce");
+    const proof = await makeProof(device, "GET", `https://cmg.opencmg.test${path}`, raw, nonce);
     assert.equal((await send(path, raw, { proof })).status, 200);
-    await refused(send(path, raw, { proof }), "bad_proof");
+    await refused(send(path, raw, { proof }), "proof_replayed");
   });
 });
 
