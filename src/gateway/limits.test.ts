@@ -33,9 +33,10 @@ describe("client listener limits: sizes and connections", () => {
   const tlsOpts = () => ({ host: "127.0.0.1", port: h.ports[0]!.client, ca: h.pki.root.certPem, servername: "cmg.opencmg.test", cert: h.pki.client.certPem, key: h.pki.client.keyPem });
 
   it("answers 431 to HTTP/1.1 headers over the size limit", async () => {
-    const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client, headers: { "x-big": "a".repeat(8000) } }).catch((e: Error) => e);
-    if (r instanceof Error) assert.match(r.message, /socket hang up|ECONNRESET/);
-    else assert.equal(r.status, 431);
+    const seen = h.backend.requests.length;
+    const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/big-headers`, { cert: h.pki.client, headers: { "x-big": "a".repeat(8000) } });
+    assert.equal(r.status, 431);
+    assert.equal(h.backend.requests.length, seen, "never relayed");
   });
 
   it("refuses connections over the cap while serving the ones it holds", async () => {
