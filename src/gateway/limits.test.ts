@@ -96,7 +96,8 @@ describe("client listener limits: timeouts", () => {
     await new Promise<void>((r) => socket.once("secureConnect", () => r()));
     socket.write(`GET /CCM_Proxy_MutualAuth/${h.roles.mp}/x HTTP/1.1\r\nHost: cmg.opencmg.test\r\nX-Slow: `);
     const sent = await closedBy(socket);
-    assert.ok(sent === "" || /^HTTP\/1\.1 408/.test(sent), sent);
+    // Node answers 408 when the header timeout fires; an idle close or a drop would send nothing.
+    assert.match(sent, /^HTTP\/1\.1 408 /);
   });
 
   it("closes an idle HTTP/2 connection", async () => {
