@@ -12,6 +12,7 @@ import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { startCmgHarness, until, type CmgHarness } from "../../test/helpers/cmg-harness.ts";
 import { forgeClientCert } from "../../test/helpers/pki-fixtures.ts";
+import { samples } from "../../test/helpers/prometheus.ts";
 
 /** Resolves with what the server sent once it closed the connection; rejects after `guardMs`. */
 function closedByServer(socket: net.Socket, guardMs = 30_000): Promise<string> {
@@ -25,6 +26,14 @@ function closedByServer(socket: net.Socket, guardMs = 30_000): Promise<string> {
       resolve(got);
     });
   });
+}
+
+/** Failed TLS handshakes instance 0 counted on `listener` (a timed-out handshake is one; a silent connection dropped without one is not). */
+async function handshakeFailures(h: CmgHarness, listener: "client" | "tunnel"): Promise<number> {
+  const text = await h.instances[0]!.metrics.registry.getSingleMetricAsString("opencmg_gateway_tls_handshake_failures_total");
+  return samples(text)
+    .filter((x) => x.name === "opencmg_gateway_tls_handshake_failures_total" && x.labels.listener === listener)
+    .reduce((n, x) => n + x.value, 0);
 }
 
 function tcp(port: number): Promise<net.Socket> {
@@ -82,8 +91,10 @@ describe("slow handshakes and slow headers (slowloris)", () => {
 
   for (const listener of ["client", "tunnel"] as const) {
     it(`the ${listener} listener closes a connection that never starts TLS at its handshake timeout`, async () => {
+      const failed = await handshakeFailures(h, listener);
       const s = await tcp(h.ports[0]![listener]);
       assert.equal(await closedByServer(s), "");
+      assert.equal(await handshakeFailures(h, listener), failed + 1, "closed as a failed handshake, not dropped on arrival");
     });
 
     it(`the ${listener} listener closes a connection whose TLS hello never completes`, async () => {
