@@ -27,7 +27,8 @@ describe("connection point: settings, backends, reports", () => {
     const next = { ...h.settings, revision: 5, urlMap: { ...h.settings.urlMap, [h.roles.mp]: { kind: "mp" as const, allowCmgTraffic: false } } };
     cp.update({ settings: next });
     await until("both instances at revision 5", () => h.instances.every((i) => i!.status().settingsRevision === 5));
-    await until("the confirmations", () => cp.health().instances.every((i) => i.revisionInForce === 5));
+    // Both instances by name: an every() over no instances at all would hold at once.
+    await until("the confirmations", () => JSON.stringify(cp.health().instances.map((i) => i.revisionInForce)) === "[5,5]");
     for (const i of [0, 1]) {
       const r = await h.request(i, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client });
       assert.equal(r.status, 403);
@@ -153,7 +154,7 @@ describe("connection point: settings, backends, reports", () => {
     assert.ok(refused.every((r) => JSON.parse(r.body.toString()).error === "role_not_allowed"));
     assert.ok(h.logLines("cp0", "SMS_Cloud_ProxyConnector.log").some((l) => /refused: 403 role_not_allowed/.test(l.text)));
     // cp1 learns what the instances enforce, and says its own settings are behind.
-    await until("cp1 to learn revision 100", () => h.connectionPoints[0]!.health().instances.every((i) => i.revisionInForce === 100));
+    await until("cp1 to learn revision 100", () => JSON.stringify(h.connectionPoints[0]!.health().instances.map((i) => i.revisionInForce)) === "[100,100]");
     assert.equal(h.connectionPoints[0]!.health().status, "warning");
     assert.match(h.connectionPoints[0]!.health().message, /enforces settings revision 100, this connection point has 6/);
     await h.stopConnectionPoint(1);
@@ -224,11 +225,12 @@ describe("connection point: tunnel authentication", () => {
       reconnect: { minDelayMs: 20, maxDelayMs: 100 },
     });
     try {
-      await until("both refused", () => cp.health().instances.every((i) => i.lastError !== null));
-      for (const i of cp.health().instances) {
-        assert.equal(i.connected, 0);
-        assert.equal(i.lastError!.code, 12175, i.lastError!.message);
-      }
+      await until("both refused", () => cp.health().instances.filter((i) => i.lastError !== null).length === 2);
+      assert.deepEqual(
+        cp.health().instances.map((i) => ({ port: i.port, connected: i.connected, code: i.lastError?.code })),
+        servers.map((s) => ({ port: (s.address() as AddressInfo).port, connected: 0, code: 12175 })),
+        JSON.stringify(cp.health().instances.map((i) => i.lastError?.message)),
+      );
     } finally {
       await cp.stop();
       for (const s of servers) s.close();

@@ -103,14 +103,18 @@ describe("downloadToFile (through a proxy with authentication)", () => {
   it("an abort midway leaves no partial file", async () => {
     const dest = join(dir, "update.cab");
     const ac = new AbortController();
+    let last = 0;
     await assert.rejects(
       downloadToFile(egress, f.internet.url("https", "/kb/update.cab"), dest, {
         signal: ac.signal,
         onProgress: ({ bytes }) => {
+          last = bytes;
           if (bytes > 256 * 1024) ac.abort();
         },
       }),
+      (e: unknown) => e instanceof Error && e.name === "AbortError",
     );
+    assert.ok(last > 256 * 1024 && last < content.length, `aborted midway, after ${last} of ${content.length} bytes`);
     assert.deepEqual(readdirSync(dir), []);
   });
 });

@@ -124,7 +124,8 @@ test("flags: wildcard, <name>, schemes and ports as the document says", () => {
   assert.equal(catalog.endpoints.filter((e) => e.takesName).length, 8);
   assert.ok(catalog.endpoints.filter((e) => e.takesName).every((e) => e.address.includes("<name>")));
   assert.equal(catalog.endpoints.filter((e) => e.wildcard).length, 11);
-  assert.ok(catalog.endpoints.filter((e) => e.always).every((e) => e.section === "url-forwarding"));
+  // The URL forwarding entries and only they are always included (named: an every() over none holds).
+  assert.deepEqual(catalog.endpoints.filter((e) => e.always).map((e) => e.id), ["url-forwarding/https-aka.ms", "url-forwarding/https-go.microsoft.com"]);
   assert.deepEqual(
     catalog.endpoints.filter((e) => !e.required).map((e) => e.id),
     ["cloud-services-service-connection-point/https-graph.windows.net"],
@@ -171,6 +172,10 @@ test("selectEndpoints: roles, cloud and <name> (GraniteFalls.cloudapp.net stores
 test("selectEndpoints: entries needing a name or an FQDN are omitted with a reason when none is given", () => {
   const { endpoints, omitted } = selectEndpoints({ roles: ["client"] });
   assert.ok(endpoints.every((e) => !e.takesName));
+  // The client's entries that need nothing are still there (the check above holds for no entries too).
+  for (const host of ["aka.ms", "go.microsoft.com", "*.do.dsp.mp.microsoft.com", "login.microsoftonline.com", "login.microsoftonline.us"]) {
+    assert.ok(endpoints.some((e) => e.host === host), `${host} is selected`);
+  }
   assert.deepEqual(omitted.map((o) => o.endpoint.address), [
     "<name>.cloudapp.net",
     "<name>.usgovcloudapp.net",

@@ -33,9 +33,10 @@ describe("client listener limits: sizes and connections", () => {
   const tlsOpts = () => ({ host: "127.0.0.1", port: h.ports[0]!.client, ca: h.pki.root.certPem, servername: "cmg.opencmg.test", cert: h.pki.client.certPem, key: h.pki.client.keyPem });
 
   it("answers 431 to HTTP/1.1 headers over the size limit", async () => {
-    const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client, headers: { "x-big": "a".repeat(8000) } }).catch((e: Error) => e);
-    if (r instanceof Error) assert.match(r.message, /socket hang up|ECONNRESET/);
-    else assert.equal(r.status, 431);
+    const seen = h.backend.requests.length;
+    const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/big-headers`, { cert: h.pki.client, headers: { "x-big": "a".repeat(8000) } });
+    assert.equal(r.status, 431);
+    assert.equal(h.backend.requests.length, seen, "never relayed");
   });
 
   it("refuses connections over the cap while serving the ones it holds", async () => {
@@ -95,7 +96,8 @@ describe("client listener limits: timeouts", () => {
     await new Promise<void>((r) => socket.once("secureConnect", () => r()));
     socket.write(`GET /CCM_Proxy_MutualAuth/${h.roles.mp}/x HTTP/1.1\r\nHost: cmg.opencmg.test\r\nX-Slow: `);
     const sent = await closedBy(socket);
-    assert.ok(sent === "" || /^HTTP\/1\.1 408/.test(sent), sent);
+    // Node answers 408 when the header timeout fires; an idle close or a drop would send nothing.
+    assert.match(sent, /^HTTP\/1\.1 408 /);
   });
 
   it("closes an idle HTTP/2 connection", async () => {

@@ -88,9 +88,13 @@ describe("edge limits: bodies, headers, cancellation", () => {
   });
 
   it("Content-Length over the limit: 413 before anything is relayed", async () => {
-    const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/upload-declared`, { cert: h.pki.client, method: "POST", body: Buffer.alloc(LIMIT + 1) }).catch((e: Error) => e);
-    if (!(r instanceof Error)) assert.equal(r.status, 413);
+    const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/upload-declared`, { cert: h.pki.client, method: "POST", body: Buffer.alloc(LIMIT + 1) });
+    assert.equal(r.status, 413);
+    assert.equal(JSON.parse(r.body.toString()).error, "body_too_large");
+    assert.equal(r.headers["x-opencmg-reason"], "body_too_large");
     assert.equal(at("upload-declared").length, 0);
+    const log = h.logLines("gw0", "CMGHttpHandler.log").map((l) => l.text);
+    assert.ok(log.some((l) => l.includes(`413, body of ${LIMIT + 1} bytes is over the ${LIMIT}-byte limit of role ${h.roles.mp}`)), log.slice(-3).join("\n"));
   });
 
   it("too many header fields for the connection point: 431 at the gateway, never relayed or retried", async () => {

@@ -129,6 +129,25 @@ function clientWith(tag: string, o: { cert?: { certPem: string; keyPem: string }
   return dir;
 }
 
+/** The name of an instance's check of one kind (the CMG has instances 0 and 1; the one open management point). */
+const checkName = (kind: "tunnels" | "location request", i: number): string =>
+  kind === "tunnels" ? `instance ${i} tunnels` : `location request via instance ${i} to management point ${mpRole}`;
+
+/**
+ * One check of `kind` per instance, looked up by name: a missing check is `undefined` here, so
+ * `perInstance(...).every(...)` cannot hold for a list that came out empty or renamed.
+ */
+const perInstance = (a: Analysis, kind: "tunnels" | "location request"): (Check | undefined)[] => [0, 1].map((i) => a.checks.find((c) => c.check === checkName(kind, i)));
+
+/** Asserts that each instance has its check of `kind` with this status and reason. */
+function assertPerInstance(a: Analysis, kind: "tunnels" | "location request", status: Check["status"], reason: string): void {
+  assert.deepEqual(
+    perInstance(a, kind).map((c) => c && { check: c.check, status: c.status, reason: c.reason }),
+    [0, 1].map((i) => ({ check: checkName(kind, i), status, reason })),
+    JSON.stringify(a.checks.map((c) => [c.check, c.status, c.reason])),
+  );
+}
+
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The client fails its cycle, records the refusal, and `client diagnose` names the check. */
@@ -249,8 +268,8 @@ after(async () => {
 it("before a connection point configures the instances: not_configured, and no tunnel", async () => {
   const { code, a } = await analyze(pki.client, "good");
   assert.equal(code, 1);
-  for (const l of a.checks.filter((c) => c.check.startsWith("location request"))) assert.equal(l.reason, "not_configured", JSON.stringify(l));
-  assert.ok(a.checks.filter((c) => / tunnels$/.test(c.check)).every((c) => c.status === "fail" && c.reason === "no_connection_point"));
+  assertPerInstance(a, "location request", "fail", "not_configured");
+  assertPerInstance(a, "tunnels", "fail", "no_connection_point");
 });
 
 it("all checks pass with a good certificate: cmg analyze and client diagnose exit 0", async () => {
@@ -345,7 +364,7 @@ it("an RSA key under the CMG's smallest RSA key setting: weak_key, cause rsa_bel
   // The connection point pushes the change on its next look at the site.
   await until("the instances to apply the policy", async () => {
     const r = await runCli(["--data", data, "cmg", "analyze", "cmg1", "--json", "--cert", file("rsa2048.pem", cert.certPem), "--key", file("rsa2048.key", cert.keyPem)]);
-    return r.json<Analysis>().checks.filter((c) => c.check.startsWith("location request")).every((c) => c.reason === "weak_key");
+    return perInstance(r.json<Analysis>(), "location request").every((c) => c?.reason === "weak_key");
   });
   const dir = clientWith("rsa2048", { cert });
   await Promise.all([analyzeRefuses("rsa2048", cert, "weak_key", "rsa_below_policy"), clientRefused(dir, "weak_key", "rsa_below_policy")]);
@@ -357,12 +376,12 @@ it("no connection point connected: the tunnels check fails and the gateway answe
   // The instances notice the closed tunnels as their sockets close: waited for, never assumed.
   await until("the instances to have no tunnel", async () => {
     const r = await runCli(["--data", data, "cmg", "analyze", "cmg1", "--json", "--cert", join(root, "good.pem"), "--key", join(root, "good.key")]);
-    return r.json<Analysis>().checks.filter((c) => c.check.startsWith("location request")).every((c) => c.reason === "no_connection_point");
+    return perInstance(r.json<Analysis>(), "location request").every((c) => c?.reason === "no_connection_point");
   });
   const { code, a } = await analyze(pki.client, "good");
   assert.equal(code, 1);
-  assert.ok(a.checks.filter((c) => / tunnels$/.test(c.check)).every((c) => c.status === "fail" && c.reason === "no_connection_point"), JSON.stringify(a.checks));
-  assert.ok(a.checks.filter((c) => c.check.startsWith("location request")).every((c) => c.status === "fail" && c.reason === "no_connection_point"));
+  assertPerInstance(a, "tunnels", "fail", "no_connection_point");
+  assertPerInstance(a, "location request", "fail", "no_connection_point");
   assert.equal(a.checks.find((c) => c.check === "client certificate chain")?.status, "pass", "the certificate itself is fine");
   await clientRefused(clientWith("nocp", {}), "no_connection_point");
 });
