@@ -51,7 +51,7 @@ export const AUDITED: AuditRules = {
   roles: { add: role, set: role, remove: role },
   accounts: { add: account, setPassword: password, remove: account },
   proxies: { set: proxy, clear: proxy },
-  clients: { approve: named("client", (s, id) => s.clients.get(id)), block: named("client", (s, id) => s.clients.get(id)), setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() } },
+  clients: { approve: named("client", (s, id) => s.clients.get(id)), block: named("client", (s, id) => s.clients.get(id)), approveKey: named("client", (s, id) => s.clients.get(id)), setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() } },
   cmgs: { create: cmg("name"), update: cmg(), delete: cmg(), remove: cmg(), stop: cmg(), start: cmg() },
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name") },
   settings: { set: setting, reset: setting },

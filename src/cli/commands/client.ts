@@ -261,6 +261,15 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
         ctx.print(cmd, c, () => `Approved client ${c.id} (${c.name}).\n`);
       });
     });
+  clients
+    .command("approve-key <id> <keyThumbprint>")
+    .description("let a client replace its bound token key by this one at its next registration (a device that lost its key); the refusal it got names both")
+    .action(async (id: string, jkt: string, _o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const c = await s.services.clients.approveKey(id, jkt);
+        ctx.print(cmd, c, () => `Client ${c.id} (${c.name}) may bind key ${c.approvedTokenKey} in place of ${c.tokenKey ?? "(none)"} at its next registration.\n`);
+      });
+    });
   for (const [word, blocked] of [["block", true], ["unblock", false]] as const) {
     clients
       .command(`${word} <id>`)
