@@ -27,6 +27,7 @@ import {
   type PolicyAnswer,
   type ClientTokenAnswer,
   type RegisterAnswer,
+  type RegisterRequest,
   type StatusItem,
   type StatusUploadAnswer,
 } from "../../wire/mp.ts";
@@ -116,9 +117,9 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
         alwaysInternet: req.alwaysInternet,
         rootThumbprint: caller.root,
       });
-      if (client.blocked) throw new MpError(403, "client_blocked", `client ${client.id} (${client.name}) is blocked by an administrator`);
       log.info(`${created ? "Registered" : "Re-registered"} client ${client.id} (${client.name}) with certificate "${caller.subject}" (${caller.thumbprint}), ${caller.connectionType} via ${caller.via}.`);
-      return { clientId: client.id, approved: true, connectionType: caller.connectionType, ...(await clientTokenFor(deps, log, client, req)) };
+      // A blocked client gets no token (every other request of it is refused anyway).
+      return { clientId: client.id, approved: true, connectionType: caller.connectionType, ...(client.blocked ? {} : await clientTokenFor(deps, log, client, req)) };
     }
     case "token": {
       const { client } = await resolveClient(deps, caller, { requireApproved: false });
@@ -140,7 +141,7 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
   }
 }
 
-type RegisterBody = ReturnType<typeof registerRequest.parse>;
+type RegisterBody = RegisterRequest;
 
 /**
  * Registration through `/CCM_Proxy_ServerAuth/` with a bulk registration token (any number of
@@ -163,8 +164,13 @@ async function registerWithToken(deps: HandlerDeps, log: ComponentLog, caller: E
       log.warn(`Refused a registration with bulk registration token ${caller.id} via ${caller.via} (key ${caller.jkt}): it ${why}.`);
       throw new MpError(401, used.reason, `the bulk registration token ${caller.id} ${why}`);
     }
+    if (used.existing) {
+      // The device this key registered before: it is itself again, unless its key changed since.
+      const before = await deps.clients.get(used.clientId).catch(() => undefined);
+      if (before?.blocked) throw new MpError(403, "client_blocked", `client ${before.id} (${before.name}) is blocked by an administrator`);
+      if (before && deps.clients.keyChange(before, caller.jkt) === "unproven") throw keyChangeRefusal(before, caller.jkt);
+    }
     ({ client } = await deps.clients.registerWithToken({ id: used.clientId, name: req.name, jkt: caller.jkt, alwaysInternet: req.alwaysInternet }));
-    if (client.blocked) throw new MpError(403, "client_blocked", `client ${client.id} (${client.name}) is blocked by an administrator`);
     how = `with bulk registration token ${caller.id}${used.existing ? " (a device it registered before: the same client)" : ""}`;
   } else {
     if (!caller.use) throw new MpError(401, "client_identity_required", `the connection point relayed a directory ID token without its ID and expiry (${caller.via}); update the CMG`);
