@@ -65,7 +65,7 @@ type DirOf = (cmd: Command) => string;
 function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("install")
-    .description("register with a management point and make the first location request")
+    .description("register with a management point and make the first location request (a folder that holds a client token, got at a certificate or approved registration, installs again at the CMG's token URL without --cert)")
     .requiredOption("--mp <url>", "management point URL (https://FQDN, or its URL through a CMG)")
     .option("--always-internet", "always use the CMG, wherever the device is (CCMALWAYSINF=1)")
     .option("--cert <file>", "client authentication certificate (PEM); without it the site must approve the client")
