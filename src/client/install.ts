@@ -3,7 +3,7 @@
  * keeps what the client needs in its folder, and makes the first location request.
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { OpenCmgError, ValidationError } from "../errors.ts";
 import { LogSet, type ComponentLog } from "../logs/cmtrace.ts";
@@ -12,7 +12,7 @@ import { thumbprintOf } from "../pki/cert.ts";
 import { MP_PATHS, type LocationAnswer, type MpCandidate, type RegisterAnswer } from "../wire/mp.ts";
 import { checkHttpsUrl, checkUrl, describeCandidates, errorText, mpTypeOf } from "./mp-url.ts";
 import { loadOrCreateTokenKey, type TokenKey } from "./token-key.ts";
-import { makeBindProof } from "../wire/key-proof.ts";
+import { makeBindProof, makeKeyChangeProof } from "../wire/key-proof.ts";
 import { ClientStore, writeFileAtomic, type ClientConfig, type ClientState } from "./store.ts";
 import { MpTransport, type ClientTls } from "./transport.ts";
 
@@ -30,6 +30,11 @@ export interface InstallOptions {
   bulkToken?: string | undefined;
   /** An ID token of the directory the site trusts (directory sign-in), instead of a bulk token. */
   idToken?: string | undefined;
+  /**
+   * With `idToken`, in a folder installed before: move the client to a new key, proving the change
+   * with the key it holds now (a key change proof), so the site replaces the bound key.
+   */
+  newKey?: boolean | undefined;
   /** Computer name (default: this host's name). */
   name?: string | undefined;
   internalProbe?: string | undefined;
@@ -92,9 +97,11 @@ export async function installClient(o: InstallOptions): Promise<InstallResult> {
     throw new ValidationError(o.bulkToken ? "token" : "idToken", "must be a signed JWT (three base64url parts)", `${o.bulkToken ? "token" : "idToken"}: must be a signed JWT (three base64url parts, as printed once by opencmg token create-bulk)`);
   }
   if (registrationToken && mpTypeOf(mp) !== "Internet") throw new ValidationError("mp", "must be the CMG's token URL (.../CCM_Proxy_ServerAuth/<roleId>) with --token or --id-token", "mp: with --token or --id-token, give the CMG's token URL, https://CMG/CCM_Proxy_ServerAuth/<roleId>");
+  if (o.newKey && !o.idToken) throw new ValidationError("newKey", "goes with --id-token", "newKey: --new-key moves a directory device to a new key: give --id-token too");
   const name = o.name ?? defaultName();
   const now = o.now ?? (() => new Date());
   const store = new ClientStore(o.dir);
+  if (o.newKey && !(store.installed() && existsSync(store.paths.tokenKey))) throw new ValidationError("newKey", "needs a client folder installed with a key", `newKey: ${store.dir} holds no installed client with a key to prove the change with`);
   store.ensure();
   // Moving off the certificate: a folder that holds a client token (got at a certificate or an
   // approved registration) installs at the CMG's token URL with it, no certificate needed.
@@ -106,11 +113,27 @@ export async function installClient(o: InstallOptions): Promise<InstallResult> {
   const transport = new MpTransport(tls, { token: heldToken ? undefined : token, timeoutMs: o.timeoutMs });
   // Every client has a key of its own: a device without a certificate proves it on every request
   // (its client token is bound to it); one with a certificate gets a client token bound to it too.
-  const tokenKey = await loadOrCreateTokenKey(store.paths.tokenKey);
+  const keyChange = o.newKey ? await newKeyWithProof(store) : undefined;
+  const tokenKey = keyChange?.key ?? (await loadOrCreateTokenKey(store.paths.tokenKey));
   const proving = registrationToken?.trim() ?? heldToken;
   if (proving) transport.useProvenToken(proving, tokenKey);
   try {
-    const reg = await register(o, { mp, name, thumbprint, internalProbe, now, store, transport, tokenKey, tokenAuth: proving !== undefined, how: o.bulkToken ? "a bulk registration token" : o.idToken ? "a directory ID token" : "its client token", log: logs.component(LOG_FILES.clientIdManagerStartup) });
+    const reg = await register(o, {
+      mp,
+      name,
+      thumbprint,
+      internalProbe,
+      now,
+      store,
+      transport,
+      tokenKey,
+      tokenAuth: proving !== undefined,
+      how: o.bulkToken ? "a bulk registration token" : o.idToken ? `a directory ID token${keyChange ? `, moving from key ${keyChange.oldJkt} with its proof` : ""}` : "its client token",
+      keyChangeProof: keyChange?.proof,
+      log: logs.component(LOG_FILES.clientIdManagerStartup),
+    });
+    // The site bound the new key: it replaces the old one in the folder.
+    if (keyChange) renameSync(keyChange.file, store.paths.tokenKey);
     const locLog = logs.component(LOG_FILES.locationServices);
     let loc: LocationAnswer;
     try {
@@ -141,7 +164,17 @@ interface Registration {
   /** Registers with a token and a proof of its key (bulk, directory ID or its own client token). */
   tokenAuth: boolean;
   how: string;
+  keyChangeProof: string | undefined;
   log: ComponentLog;
+}
+
+/** A new key beside the current one (`token-key.pem.new`) and the current key's proof of the move. */
+async function newKeyWithProof(store: ClientStore): Promise<{ key: TokenKey; file: string; proof: string; oldJkt: string }> {
+  const old = await loadOrCreateTokenKey(store.paths.tokenKey);
+  const file = `${store.paths.tokenKey}.new`;
+  rmSync(file, { force: true });
+  const key = await loadOrCreateTokenKey(file);
+  return { key, file, proof: await makeKeyChangeProof(old, store.config().clientId, key.jkt), oldJkt: old.jkt };
 }
 
 /** The registration request; on success the certificate, key, CA, token and configuration are written. */
@@ -151,7 +184,7 @@ async function register(o: InstallOptions, r: Registration): Promise<RegisterAns
   try {
     // With a certificate or without any token, the key is proven in the body (the MP issues a client token once the client is approved).
     const tokenKeyProof = r.tokenAuth ? undefined : await makeBindProof(r.tokenKey);
-    reg = await r.transport.call<RegisterAnswer>(mp, MP_PATHS.register, { body: { name, ...(thumbprint ? { thumbprint } : {}), alwaysInternet: o.alwaysInternet === true, ...(tokenKeyProof ? { tokenKeyProof } : {}) } });
+    reg = await r.transport.call<RegisterAnswer>(mp, MP_PATHS.register, { body: { name, ...(thumbprint ? { thumbprint } : {}), alwaysInternet: o.alwaysInternet === true, ...(tokenKeyProof ? { tokenKeyProof } : {}), ...(r.keyChangeProof ? { keyChangeProof: r.keyChangeProof } : {}) } });
   } catch (e) {
     r.log.error(`Registration with ${mp} failed: ${errorText(e)}`);
     throw e;

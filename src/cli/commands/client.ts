@@ -75,7 +75,8 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
     .option("--internal-probe <url>", "an internal URL whose answer means the device is on the intranet")
     .option("--token <token>", "a bulk registration token (opencmg token create-bulk), or - to read it from standard input (out of the process list); --mp is then the CMG's token URL, .../CCM_Proxy_ServerAuth/<roleId>")
     .option("--id-token <file>", "a file holding an ID token of the directory the site trusts (directory sign-in), instead of --token")
-    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string }, cmd: Command) => {
+    .option("--new-key", "with --id-token, in an installed folder: move the client to a new key, proving the change with its current key")
+    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string; newKey?: boolean }, cmd: Command) => {
       const r = await installClient({
         dir: dirOf(cmd),
         mp: o.mp,
@@ -87,6 +88,7 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
         internalProbe: o.internalProbe,
         bulkToken: o.token === "-" ? (await readStdin(ctx.io.stdin)).trim() : o.token,
         idToken: readPem("idToken", o.idToken)?.trim(),
+        newKey: o.newKey,
       });
       ctx.print(cmd, r, () =>
         keyValues({

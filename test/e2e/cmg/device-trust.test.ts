@@ -1,8 +1,8 @@
 /**
  * Trust in devices that register with tokens, played as an attacker would, with real processes:
  * `opencmg up` (site, management point, CMG instances, connection point), a real OpenID provider
- * on loopback, the CLI as administrator and device, and the client's own modules for requests the
- * CLI does not make (a key change proof).
+ * on loopback, the CLI as administrator and device, and the client's own modules for the request
+ * the CLI never makes (a key change proof signed by the wrong key).
  *
  * - A directory ID token registers once: the same token replayed with another key is refused,
  *   and the device that used it keeps working.
@@ -92,28 +92,29 @@ describe("device trust: ID tokens once, key changes proven, bulk tokens for many
 
     // A proof signed by the attacker's own key is no proof.
     const caPem = readFileSync(ca(), "utf8");
-    const k1 = await keyOf("pc-alice");
     const k3 = await loadOrCreateTokenKey(join(up.dir, "k3.pem"));
-    const register = async (idToken: string, keyChangeProof: string): Promise<RegisterAnswer> => {
-      const t = new MpTransport({ ca: [caPem] }, {});
-      try {
-        t.useProvenToken(idToken, k3);
-        return await t.call<RegisterAnswer>(tokenUrl, MP_PATHS.register, { body: { name: "PC-ALICE", keyChangeProof } });
-      } finally {
-        await t.close();
-      }
-    };
-    await assert.rejects(register(await directory.deviceSignIn("alice"), await makeKeyChangeProof(k3, aliceId, k3.jkt)), (e: unknown) => e instanceof MpRefusedError && e.status === 400 && e.reason === "invalid_key_proof");
+    const t = new MpTransport({ ca: [caPem] }, {});
+    try {
+      t.useProvenToken(await directory.deviceSignIn("alice"), k3);
+      const body = { name: "PC-ALICE", keyChangeProof: await makeKeyChangeProof(k3, aliceId, k3.jkt) };
+      await assert.rejects(t.call<RegisterAnswer>(tokenUrl, MP_PATHS.register, { body }), (e: unknown) => e instanceof MpRefusedError && e.status === 400 && e.reason === "invalid_key_proof");
+    } finally {
+      await t.close();
+    }
     assert.equal(runOnce("pc-alice").status, 0);
 
-    // The device moves to key k3 with a proof made by its old key k1: same client, token bound to k3.
-    const moved = await register(await directory.deviceSignIn("alice"), await makeKeyChangeProof(k1, aliceId, k3.jkt));
-    assert.equal(moved.clientId, aliceId);
-    assert.equal((decodeJwt(moved.clientToken!).cnf as { jkt: string }).jkt, k3.jkt);
-    assert.match(registrationLog(), /key .* replaced by .* \(proof made by the old key\)/);
-    const superseded = runOnce("pc-alice");
-    assert.equal(superseded.status, 1);
-    assert.match(superseded.stderr, /401 token_key_mismatch/);
+    // The device itself moves to a new key, proving the move with its old key: same client.
+    const k1 = (await keyOf("pc-alice")).jkt;
+    const file = join(up.dir, "pc-alice-rotate.id-token");
+    writeFileSync(file, await directory.deviceSignIn("alice"), { mode: 0o600 });
+    const rotated = up.cli(["client", "install", "--mp", tokenUrl, "--id-token", file, "--new-key", "--ca", ca(), "--name", "PC-ALICE", "--client-dir", folder("pc-alice"), "--json"]);
+    assert.equal(rotated.status, 0, rotated.stderr);
+    assert.equal(rotated.json().clientId, aliceId);
+    const k2 = (await keyOf("pc-alice")).jkt;
+    assert.notEqual(k2, k1);
+    assert.equal((decodeJwt(readFileSync(join(folder("pc-alice"), "client-token"), "utf8").trim()).cnf as { jkt: string }).jkt, k2);
+    assert.match(registrationLog(), new RegExp(`key ${k1} replaced by ${k2} \\(proof made by the old key\\)`));
+    assert.equal(runOnce("pc-alice").status, 0, "the device goes on with its new key");
 
     // A device that lost its key: an administrator approves the new one (audited), then it registers.
     const approved = up.site(["site", "clients", "approve-key", aliceId, newJkt, "--json"]);
@@ -126,6 +127,9 @@ describe("device trust: ID tokens once, key changes proven, bulk tokens for many
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.json().clientId, aliceId);
     assert.equal(runOnce("pc-alice-new").status, 0);
+    const superseded = runOnce("pc-alice");
+    assert.equal(superseded.status, 1);
+    assert.match(superseded.stderr, /401 token_key_mismatch/);
     const listed = (up.site(["site", "clients", "--json"]).json() as { id: string; tokenKey: string; approvedTokenKey: string | null }[]).find((c) => c.id === aliceId);
     assert.deepEqual([listed?.tokenKey, listed?.approvedTokenKey], [newJkt, null], "the approval is used up");
   });
