@@ -5,15 +5,18 @@
  */
 import { z } from "zod";
 import { parseBody, type ApiRoute } from "./routes.ts";
+import * as S from "./schemas.ts";
 
-export const bulkBody = z.strictObject({ lifetimeMinutes: z.number().int().optional() });
+export const bulkBody = z.strictObject({ lifetimeMinutes: z.number().int().optional(), maxUses: z.number().int().optional().describe("most devices it registers; absent: any number until it expires or is revoked") });
+const approveKeyBody = z.strictObject({ jkt: z.string().describe("RFC 7638 thumbprint of the new key, as the refusal names it") });
 
 export const TOKEN_ROUTES: ApiRoute[] = [
-  { method: "POST", path: "/api/v1/tokens/bulk", tag: "tokens", summary: "Create a bulk registration token (in this answer only; registers one device)", body: bulkBody, status: 201, handle: (s, i) => s.tokens.createBulk(parseBody(bulkBody, i.body ?? {})) },
-  { method: "GET", path: "/api/v1/tokens/bulk", tag: "tokens", summary: "Bulk registration tokens: ID, expiry, used by, revoked (never the tokens)", handle: (s) => s.tokens.listBulk() },
+  { method: "POST", path: "/api/v1/tokens/bulk", tag: "tokens", summary: "Create a bulk registration token (in this answer only; registers any number of devices, each once, until it expires or is revoked, or maxUses of them)", body: bulkBody, status: 201, handle: (s, i) => s.tokens.createBulk(parseBody(bulkBody, i.body ?? {})) },
+  { method: "GET", path: "/api/v1/tokens/bulk", tag: "tokens", summary: "Bulk registration tokens: ID, state, devices registered with each, expiry (never the tokens)", response: z.array(S.bulkToken), handle: (s) => s.tokens.listBulk() },
   { method: "DELETE", path: "/api/v1/tokens/bulk/:id", tag: "tokens", summary: "Revoke a bulk registration token", handle: (s, i) => s.tokens.revokeBulk(i.params.id!) },
   { method: "GET", path: "/api/v1/tokens/signing-keys", tag: "tokens", summary: "The site's token signing keys: current, previous (still accepted), retired", handle: (s) => s.tokens.signingKeys() },
   { method: "POST", path: "/api/v1/tokens/signing-keys/rotate", tag: "tokens", summary: "A new signing key; the current one stays accepted until the next rotation", handle: (s) => s.tokens.rotateSigningKey() },
   { method: "PUT", path: "/api/v1/clients/:id/block", tag: "clients", summary: "Block a client (management points at once, CMG instances within a minute)", handle: (s, i) => s.clients.block(i.params.id!, true) },
+  { method: "POST", path: "/api/v1/clients/:id/approve-key", tag: "clients", summary: "Let a client replace its bound token key by this one at its next registration", body: approveKeyBody, response: S.client, handle: (s, i) => s.clients.approveKey(i.params.id!, parseBody(approveKeyBody, i.body).jkt) },
   { method: "DELETE", path: "/api/v1/clients/:id/block", tag: "clients", summary: "Let a blocked client in again", handle: (s, i) => s.clients.block(i.params.id!, false) },
 ];

@@ -40,6 +40,16 @@ export const client = z.looseObject({
   connectionType: z.enum(["intranet", "internet"]).nullable(),
   registeredAt: time,
 });
+export const bulkToken = z.looseObject({
+  id: z.string(),
+  createdAt: time,
+  expiresAt: time,
+  maxUses: z.number().nullable(),
+  devices: z.number(),
+  lastUsedAt: time.nullable(),
+  revokedAt: time.nullable(),
+  state: z.enum(["active", "used", "revoked", "expired"]),
+});
 export const clientSettings = z.looseObject({ locationIntervalMinutes: z.number(), policyIntervalMinutes: z.number(), useCmg: z.boolean(), alwaysOnInternet: z.boolean() });
 
 const certInfo = z.looseObject({ subject: z.string(), thumbprint: z.string(), notAfter: time, dnsNames: z.array(z.string()).optional() });

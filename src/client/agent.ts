@@ -16,7 +16,8 @@ import { LOG_FILES } from "../logs/files.ts";
 import { OpenCmgError } from "../errors.ts";
 import { CLIENT_TOKEN_RENEW_AFTER_MS } from "../wire/tokens.ts";
 import { loadOrCreateTokenKey, tokenTimes, type TokenKey } from "./token-key.ts";
-import { MP_PATHS, type ClientTokenAnswer, type LocationAnswer, type MpCandidate, type PolicyAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
+import { MP_PATHS, type ClientTokenAnswer, type LocationAnswer, type MpCandidate, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
+import { makeBindProof } from "../wire/key-proof.ts";
 import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
 import { checkUrl, describeCandidates, errorText } from "./mp-url.ts";
 import { decideNetwork, type NetworkDecision } from "./network.ts";
@@ -108,7 +109,10 @@ export class ClientAgent {
       exec: this.logs.component(LOG_FILES.ccmExec),
     };
     if (o.internalProbe) checkUrl("internalProbe", o.internalProbe);
-    this.transport = new MpTransport(this.store.tls(), { token: config.hasCertificate || config.tokenAuth ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs, onRefusal: (e) => this.refusals.push(recordRefusal(e, this.now())) });
+    // A client that moved off its certificate (installed again at the token URL) no longer presents it.
+    const { certPem, keyPem, ...trust } = this.store.tls();
+    const tls = config.hasCertificate && certPem && keyPem ? { certPem, keyPem, ...trust } : trust;
+    this.transport = new MpTransport(tls, { token: config.hasCertificate || config.tokenAuth ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs, onRefusal: (e) => this.refusals.push(recordRefusal(e, this.now())) });
   }
 
   /** The client token and its key, loaded once (token clients only). */
@@ -205,6 +209,7 @@ export class ClientAgent {
         net = r.net;
       }
       if (net.mp && (first || this.dueIn(s.lastPolicyAt, this.policyIntervalMs(s)) <= 0)) gotPolicy = await this.fetchPolicy(c, s, { connectionType: net.connectionType, mp: net.mp }, errors);
+      if (net.mp && gotPolicy) await this.fetchClientToken(net.mp, errors);
       if (net.mp) {
         const r = await this.uploadQueued(net.mp);
         uploaded = r.uploaded;
@@ -248,6 +253,33 @@ export class ClientAgent {
       errors.push(`location: ${errorText(e)}`);
       this.log.location.error(`Location request to ${net.mp} failed: ${errorText(e)}`);
       return { located: false, net };
+    }
+  }
+
+  /** Asked once per agent process: a refusal (key change unproven) is not asked again every cycle. */
+  private tokenAsked = false;
+
+  /**
+   * A certificate client, or one the site approved, that holds no client token yet registers again
+   * with a proof of its own key and keeps the client token the answer carries, so it can move off
+   * its certificate (or its request token) later.
+   */
+  private async fetchClientToken(mp: string, errors: string[]): Promise<void> {
+    const c = this.store.config();
+    if (c.tokenAuth || !c.approved || this.tokenAsked || this.store.clientToken()) return;
+    this.tokenAsked = true;
+    try {
+      const key = await loadOrCreateTokenKey(this.store.paths.tokenKey);
+      const a = await this.transport.call<RegisterAnswer>(mp, MP_PATHS.register, { body: { name: c.name, alwaysInternet: c.alwaysInternet, tokenKeyProof: await makeBindProof(key) } });
+      if (a.clientToken) {
+        this.store.writeClientToken(a.clientToken);
+        this.log.exec.info(`Client token received through ${mp}: valid until ${a.clientTokenExpiresAt ?? "?"}, bound to key ${key.jkt}.`);
+      } else if (a.clientTokenRefused) {
+        this.log.exec.warn(`${mp} sent no client token: ${a.clientTokenRefused.error}: ${a.clientTokenRefused.message}`);
+      }
+    } catch (e) {
+      errors.push(`client token: ${errorText(e)}`);
+      this.log.exec.warn(`Asking ${mp} for a client token failed: ${errorText(e)}`);
     }
   }
 

@@ -79,6 +79,7 @@ export const METHODS: ServiceMethods = {
   clients: {
     approve: client,
     block: client,
+    approveKey: client,
     setSettings: { object: () => "client-settings", read: (s) => s.clients.settings() },
     // A device registering, its token key bound, its last contact.
     registerWithCertificate: SYSTEM,
@@ -87,6 +88,8 @@ export const METHODS: ServiceMethods = {
     bindTokenKey: SYSTEM,
     touch: SYSTEM,
     findByThumbprint: READ,
+    findByDirectoryId: READ,
+    keyChange: READ,
     findByToken: READ,
     get: READ,
     pendingCount: READ,
@@ -131,8 +134,10 @@ export const METHODS: ServiceMethods = {
     revokeBulk: named("bulk-token", async (s, id) => (await s.tokens.listBulk()).find((b) => b.id === id) ?? null),
     rotateSigningKey: { object: () => "token-signing-keys", read: (s) => s.tokens.signingKeys(), always: true },
     // A device's registration using a bulk token, its client token; the first signing key made on first use.
-    consumeBulk: SYSTEM,
-    noteBulkUser: SYSTEM,
+    useBulk: SYSTEM,
+    recordIdTokenUse: SYSTEM,
+    noteIdTokenClient: SYSTEM,
+    idTokenClient: READ,
     issueClientToken: SYSTEM,
     gatewayTrust: SYSTEM,
     listBulk: READ,

@@ -7,6 +7,7 @@
  * (`https://cmg.contoso.com/CCM_Proxy_MutualAuth/72057594037927939/SMS_MP/v1/policy`).
  */
 import { z } from "zod";
+import { keyProofText } from "./key-proof.ts";
 
 /** How a client last reached a management point: directly (intranet) or through a CMG (internet). */
 export type ConnectionType = "intranet" | "internet";
@@ -70,6 +71,9 @@ export type MpReason =
   | "bulk_token_used"
   | "bulk_token_revoked"
   | "bulk_token_expired"
+  | "id_token_replayed"
+  | "key_change_unproven"
+  | "invalid_key_proof"
   | "internal_error";
 
 /** Body of every refusal. */
@@ -88,6 +92,13 @@ export const registerRequest = z.object({
   thumbprint: z.string().regex(/^[0-9A-Fa-f]{40}$/, "must be a SHA-1 thumbprint (40 hex digits)").optional(),
   /** Installed with `--always-internet` (CCMALWAYSINF=1). */
   alwaysInternet: z.boolean().optional(),
+  /**
+   * A certificate or request-token registration: proof of the key the client token is to be bound
+   * to (wire/key-proof.ts, purpose "bind"). With it the answer carries a client token.
+   */
+  tokenKeyProof: keyProofText.optional(),
+  /** Replacing the bound key: a proof made by the OLD key naming the new one (purpose "replace"). */
+  keyChangeProof: keyProofText.optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequest>;
 
@@ -97,9 +108,15 @@ export interface RegisterAnswer {
   /** Only for a registration without certificate: what the client authenticates with from now on. */
   token?: string;
   connectionType: ConnectionType;
-  /** A registration with a bulk registration token or a directory ID token: the client's own token. */
+  /**
+   * The client's own token, bound to the key it proved: at every registration with a bulk
+   * registration token or a directory ID token, and at a certificate or approved request-token
+   * registration that carried a `tokenKeyProof`.
+   */
   clientToken?: string;
   clientTokenExpiresAt?: string;
+  /** A certificate or request-token registration whose key was not bound (the key change was not proven): why. */
+  clientTokenRefused?: { error: MpReason; message: string };
 }
 
 export interface ClientTokenAnswer {

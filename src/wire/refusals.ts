@@ -156,6 +156,26 @@ export const GATEWAY_REFUSALS: Record<string, RefusalInfo> = {
   },
 };
 
+/**
+ * Refusals of the site's management point about who may register (relayed unchanged through the
+ * CMG): what each means and what to do. The management point writes the codes (wire/mp.ts MpReason).
+ */
+export const REGISTRATION_REFUSALS: Record<string, RefusalInfo> = {
+  id_token_replayed: {
+    check: "directory ID token use",
+    fix: "a directory ID token registers one device, once: sign the device in at the directory again for a new ID token (if the device did not use this one, it was copied: see MP_RegistrationManager.log)",
+  },
+  key_change_unproven: {
+    check: "device key change",
+    fix: "the client is bound to another key: send a proof made by the old key (keyChangeProof), or have an administrator approve the new key (opencmg site clients approve-key CLIENT_ID KEY_THUMBPRINT) and register again",
+  },
+  invalid_key_proof: { check: "device key proof", fix: "the token key or key change proof does not verify, is stale, or names another client or key: make a new one with the right key" },
+  bulk_token_used: { check: "bulk registration token uses", fix: "the bulk registration token registered as many devices as its --max-uses allows: create another (opencmg token create-bulk)" },
+  bulk_token_revoked: { check: "bulk registration token", fix: "the bulk registration token was revoked: create another (opencmg token create-bulk)" },
+  bulk_token_expired: { check: "bulk registration token", fix: "the bulk registration token expired (at most 7 days): create another (opencmg token create-bulk)" },
+  bulk_token_unknown: { check: "bulk registration token", fix: "the site does not know this bulk registration token: use one that opencmg token create-bulk printed at this site" },
+};
+
 /** What a finer cause changes about the fix. */
 export const CAUSE_FIXES: Record<RefusalCause, string> = {
   no_crl_distribution_point:
@@ -182,7 +202,7 @@ export interface RefusalExplained {
  * explainRefusal("crl_unavailable", "no_crl_distribution_point").fix // "revocation checking is on but ..."
  */
 export function explainRefusal(reason: string, cause?: string): RefusalExplained {
-  const info = GATEWAY_REFUSALS[reason];
+  const info = GATEWAY_REFUSALS[reason] ?? REGISTRATION_REFUSALS[reason];
   const causeFix = cause !== undefined ? CAUSE_FIXES[cause as RefusalCause] : undefined;
   return {
     reason,

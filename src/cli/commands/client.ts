@@ -65,7 +65,7 @@ type DirOf = (cmd: Command) => string;
 function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
   client
     .command("install")
-    .description("register with a management point and make the first location request")
+    .description("register with a management point and make the first location request (a folder that holds a client token, got at a certificate or approved registration, installs again at the CMG's token URL without --cert)")
     .requiredOption("--mp <url>", "management point URL (https://FQDN, or its URL through a CMG)")
     .option("--always-internet", "always use the CMG, wherever the device is (CCMALWAYSINF=1)")
     .option("--cert <file>", "client authentication certificate (PEM); without it the site must approve the client")
@@ -75,7 +75,8 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
     .option("--internal-probe <url>", "an internal URL whose answer means the device is on the intranet")
     .option("--token <token>", "a bulk registration token (opencmg token create-bulk), or - to read it from standard input (out of the process list); --mp is then the CMG's token URL, .../CCM_Proxy_ServerAuth/<roleId>")
     .option("--id-token <file>", "a file holding an ID token of the directory the site trusts (directory sign-in), instead of --token")
-    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string }, cmd: Command) => {
+    .option("--new-key", "with --id-token, in an installed folder: move the client to a new key, proving the change with its current key")
+    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string; newKey?: boolean }, cmd: Command) => {
       const r = await installClient({
         dir: dirOf(cmd),
         mp: o.mp,
@@ -87,6 +88,7 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
         internalProbe: o.internalProbe,
         bulkToken: o.token === "-" ? (await readStdin(ctx.io.stdin)).trim() : o.token,
         idToken: readPem("idToken", o.idToken)?.trim(),
+        newKey: o.newKey,
       });
       ctx.print(cmd, r, () =>
         keyValues({
@@ -259,6 +261,15 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
       await ctx.withSite(cmd, async (s) => {
         const c = await s.services.clients.approve(id);
         ctx.print(cmd, c, () => `Approved client ${c.id} (${c.name}).\n`);
+      });
+    });
+  clients
+    .command("approve-key <id> <keyThumbprint>")
+    .description("let a client replace its bound token key by this one at its next registration (a device that lost its key); the refusal it got names both")
+    .action(async (id: string, jkt: string, _o: unknown, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const c = await s.services.clients.approveKey(id, jkt);
+        ctx.print(cmd, c, () => `Client ${c.id} (${c.name}) may bind key ${c.approvedTokenKey} in place of ${c.tokenKey ?? "(none)"} at its next registration.\n`);
       });
     });
   for (const [word, blocked] of [["block", true], ["unblock", false]] as const) {

@@ -7,20 +7,21 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
-import { BULK_DEFAULT_MINUTES, BULK_MAX_MINUTES } from "../../site/services/tokens.ts";
+import { BULK_DEFAULT_MINUTES, BULK_MAX_MINUTES, BULK_MAX_USES } from "../../site/services/tokens.ts";
 
 export function registerTokenCommands(program: Command, ctx: CliContext): void {
   const token = program.command("token").description("site-issued tokens: bulk registration tokens, signing keys");
 
   token
     .command("create-bulk")
-    .description("a bulk registration token: registers one device without a certificate (printed once, not stored)")
+    .description("a bulk registration token: registers any number of devices without a certificate while it is valid, each once (printed once, not stored)")
     .option("--lifetime <minutes>", `minutes it stays valid, 1 to ${BULK_MAX_MINUTES}`, String(BULK_DEFAULT_MINUTES))
-    .action(async (o: { lifetime: string }, cmd: Command) => {
+    .option("--max-uses <n>", `most devices it registers, 1 to ${BULK_MAX_USES} (default: any number until it expires or is revoked)`)
+    .action(async (o: { lifetime: string; maxUses?: string }, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await s.services.tokens.createBulk({ lifetimeMinutes: o.lifetime });
+        const r = await s.services.tokens.createBulk({ lifetimeMinutes: o.lifetime, ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}) });
         ctx.print(cmd, r, () =>
-          keyValues({ id: r.id, "valid until": r.expiresAt }) +
+          keyValues({ id: r.id, "valid until": r.expiresAt, devices: r.maxUses === null ? "any number" : `at most ${r.maxUses}` }) +
             `\nThe token is shown this once and is not stored; give it to the device installer:\n  opencmg client install --mp https://CMG/CCM_Proxy_ServerAuth/<roleId> --token <TOKEN>\n\n${r.token}\n`,
         );
       });
@@ -28,11 +29,11 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
 
   token
     .command("list-bulk")
-    .description("bulk registration tokens: ID, expiry, used or revoked (never the tokens)")
+    .description("bulk registration tokens: ID, state, how many devices registered with each, expiry (never the tokens)")
     .action(async (_o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
         const list = await s.services.tokens.listBulk();
-        ctx.print(cmd, list, () => table(list as unknown as Record<string, unknown>[], ["id", "state", "createdAt", "expiresAt", "usedBy", "revokedAt"]));
+        ctx.print(cmd, list, () => table(list as unknown as Record<string, unknown>[], ["id", "state", "devices", "maxUses", "createdAt", "expiresAt", "lastUsedAt", "revokedAt"]));
       });
     });
 

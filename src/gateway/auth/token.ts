@@ -112,6 +112,11 @@ interface VerifiedToken {
   /** sha256 of the token, base64url (the proof's `ath`). */
   ath: string;
   expiresAt: number;
+  /**
+   * Directory ID tokens: what makes this token one registration (its `jti`, else its hash). The
+   * site records it until the token expires and refuses a second registration with it.
+   */
+  use?: string;
 }
 
 type Checked = { ok: true; token: VerifiedToken } | AuthRefusal;
@@ -192,7 +197,7 @@ export class TokenAuthenticator implements ClientAuthenticator {
       thumbprint: proof.jkt,
       subject: token.kind === "client" ? token.id : "",
       sans: [],
-      token: { type: token.kind, id: token.id },
+      token: { type: token.kind, id: token.id, ...(token.use ? { use: token.use, expiresAt: Math.floor(token.expiresAt / 1000) } : {}) },
     };
     // A nonce of the previous window is still good, but not for long: the client gets the new one.
     return { ok: true, identity, ...(proof.fresh ? {} : { headers: { [NONCE_HEADER]: this.nonces.current() } }) };
@@ -279,7 +284,8 @@ export class TokenAuthenticator implements ClientAuthenticator {
       const device = p[oidc!.deviceClaim];
       if (typeof device !== "string" || device.length === 0 || device.length > 256) return refuse("malformed_token", `the ID token has no ${oidc!.deviceClaim} claim naming the device`);
       // The issuer goes with the device's name: a device is the same device only at the same directory.
-      return { ok: true, token: { kind, id: `${oidc!.issuer} ${device}`, ath, expiresAt } };
+      const jti = typeof p.jti === "string" && /^[\x21-\x7e]{1,128}$/.test(p.jti) ? p.jti : undefined;
+      return { ok: true, token: { kind, id: `${oidc!.issuer} ${device}`, ath, expiresAt, use: jti ? `jti:${jti}` : `sha256:${ath}` } };
     }
     if (kind === "bulk") return { ok: true, token: { kind, id: String(p.jti), ath, expiresAt } };
     const jkt = (p.cnf as { jkt?: unknown } | undefined)?.jkt;

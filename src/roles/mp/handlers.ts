@@ -15,6 +15,8 @@ import { checkObject } from "../../site/validation.ts";
 import type { Caller } from "./identity.ts";
 import type { InternetMp } from "./internet-mps.ts";
 import { MpError } from "./mp-error.ts";
+import { KeyProofError, verifyKeyProof } from "../../wire/key-proof.ts";
+import { randomUUID } from "node:crypto";
 import {
   registerRequest,
   statusItem,
@@ -25,6 +27,7 @@ import {
   type PolicyAnswer,
   type ClientTokenAnswer,
   type RegisterAnswer,
+  type RegisterRequest,
   type StatusItem,
   type StatusUploadAnswer,
 } from "../../wire/mp.ts";
@@ -37,8 +40,9 @@ export interface HandlerDeps {
   internetMps: () => Promise<InternetMp[]>;
   /** Registrations without a certificate that may await approval at once. */
   maxPendingRegistrations: number;
-  /** Site-issued tokens: bulk tokens used once, client tokens issued and renewed. */
-  tokens: Pick<TokensService, "consumeBulk" | "noteBulkUser" | "issueClientToken">;
+  /** Site-issued tokens: bulk token uses, directory ID token uses, client tokens issued and renewed. */
+  tokens: Pick<TokensService, "useBulk" | "recordIdTokenUse" | "noteIdTokenClient" | "idTokenClient" | "issueClientToken">;
+  now?: () => Date;
 }
 
 export interface MpLogs {
@@ -114,13 +118,15 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
         rootThumbprint: caller.root,
       });
       log.info(`${created ? "Registered" : "Re-registered"} client ${client.id} (${client.name}) with certificate "${caller.subject}" (${caller.thumbprint}), ${caller.connectionType} via ${caller.via}.`);
-      return { clientId: client.id, approved: true, connectionType: caller.connectionType };
+      // A blocked client gets no token (every other request of it is refused anyway).
+      return { clientId: client.id, approved: true, connectionType: caller.connectionType, ...(client.blocked ? {} : await clientTokenFor(deps, log, client, req)) };
     }
     case "token": {
       const { client } = await resolveClient(deps, caller, { requireApproved: false });
       await deps.clients.touch(client.id, "intranet");
       log.info(`Client ${client.id} (${client.name}) registered again with its token; ${client.approved ? "approved" : "still awaiting approval"}.`);
-      return { clientId: client.id, approved: client.approved, connectionType: "intranet" };
+      // A client token only once an administrator approved the request.
+      return { clientId: client.id, approved: client.approved, connectionType: "intranet", ...(client.approved ? await clientTokenFor(deps, log, client, req) : {}) };
     }
     case "anonymous": {
       const pending = await deps.clients.pendingCount();
@@ -135,35 +141,120 @@ export async function register(deps: HandlerDeps, log: ComponentLog, caller: Cal
   }
 }
 
+type RegisterBody = RegisterRequest;
+
 /**
- * Registration through `/CCM_Proxy_ServerAuth/` with a bulk registration token (once: the site
- * marks it used), a directory ID token (the same device keeps its client ID), or the client's own
- * token (registering again). The answer carries the client token, bound to the key the device proved.
+ * Registration through `/CCM_Proxy_ServerAuth/` with a bulk registration token (any number of
+ * devices while it is valid and under its cap; the same device, known by its key, gets its client
+ * again), a directory ID token (once per token; the same directory device keeps its client ID), or
+ * the client's own token (registering again). The answer carries the client token, bound to the
+ * key the device proved. A bound key is replaced only with a proof made by that key, or with an
+ * administrator's approval of the new one.
  */
-async function registerWithToken(deps: HandlerDeps, log: ComponentLog, caller: Extract<Caller, { kind: "site-token" }>, req: { name: string; alwaysInternet?: boolean | undefined }): Promise<RegisterAnswer> {
+async function registerWithToken(deps: HandlerDeps, log: ComponentLog, caller: Extract<Caller, { kind: "site-token" }>, req: RegisterBody): Promise<RegisterAnswer> {
   let client: Client;
   let how: string;
   if (caller.type === "client") {
     ({ client } = await resolveClient(deps, caller, { requireApproved: true }));
     how = "with its client token";
   } else if (caller.type === "bulk") {
-    const used = await deps.tokens.consumeBulk(caller.id);
+    const used = await deps.tokens.useBulk(caller.id, caller.jkt, `GUID:${randomUUID().toUpperCase()}`);
     if (!used.ok) {
-      const why = { bulk_token_unknown: "is not known to this site", bulk_token_used: "has already registered a device", bulk_token_revoked: "was revoked", bulk_token_expired: "has expired" }[used.reason];
+      const why = { bulk_token_unknown: "is not known to this site", bulk_token_used: `has registered as many devices as it may (${used.maxUses ?? "?"}, its --max-uses)`, bulk_token_revoked: "was revoked", bulk_token_expired: "has expired" }[used.reason];
+      log.warn(`Refused a registration with bulk registration token ${caller.id} via ${caller.via} (key ${caller.jkt}): it ${why}.`);
       throw new MpError(401, used.reason, `the bulk registration token ${caller.id} ${why}`);
     }
-    ({ client } = await deps.clients.registerWithToken({ name: req.name, jkt: caller.jkt, alwaysInternet: req.alwaysInternet }));
-    await deps.tokens.noteBulkUser(caller.id, client.id);
-    how = `with bulk registration token ${caller.id}`;
+    if (used.existing) {
+      // The device this key registered before: it is itself again, unless its key changed since.
+      const before = await deps.clients.get(used.clientId).catch(() => undefined);
+      if (before?.blocked) throw new MpError(403, "client_blocked", `client ${before.id} (${before.name}) is blocked by an administrator`);
+      if (before && deps.clients.keyChange(before, caller.jkt) === "unproven") throw keyChangeRefusal(before, caller.jkt);
+    }
+    ({ client } = await deps.clients.registerWithToken({ id: used.clientId, name: req.name, jkt: caller.jkt, alwaysInternet: req.alwaysInternet }));
+    how = `with bulk registration token ${caller.id}${used.existing ? " (a device it registered before: the same client)" : ""}`;
   } else {
-    const r = await deps.clients.registerWithToken({ name: req.name, jkt: caller.jkt, directoryId: `oidc:${caller.id}`, alwaysInternet: req.alwaysInternet });
+    if (!caller.use) throw new MpError(401, "client_identity_required", `the connection point relayed a directory ID token without its ID and expiry (${caller.via}); update the CMG`);
+    const useKey = `${caller.id.split(" ")[0]} ${caller.use.key}`;
+    if (!(await deps.tokens.recordIdTokenUse(useKey, caller.use.expiresAt))) {
+      const first = await deps.tokens.idTokenClient(useKey);
+      log.error(`Refused a replayed directory ID token for ${caller.id} (${caller.use.key.startsWith("jti:") ? caller.use.key : "token hash"}) via ${caller.via}, key ${caller.jkt}: it registered ${first ?? "a device"} before; an ID token registers once.`);
+      throw new MpError(401, "id_token_replayed", "this directory ID token has registered a device already: an ID token registers once; sign in at the directory again for a new one");
+    }
+    const directoryId = `oidc:${caller.id}`;
+    const known = await deps.clients.findByDirectoryId(directoryId);
+    let keyNote = "";
+    if (known) {
+      if (known.blocked) throw new MpError(403, "client_blocked", `client ${known.id} (${known.name}) is blocked by an administrator`);
+      const change = await checkKeyChange(deps, known, caller.jkt, req);
+      if (change === "unproven") {
+        log.error(`Refused directory sign-in as ${caller.id} via ${caller.via}: client ${known.id} is bound to key ${known.tokenKey}, and the request for key ${caller.jkt} carries no proof made by that key nor an administrator's approval.`);
+        throw keyChangeRefusal(known, caller.jkt);
+      }
+      if (change !== "none") keyNote = `; key ${known.tokenKey} replaced by ${caller.jkt} (${change === "proved" ? "proof made by the old key" : "approved by an administrator"})`;
+    }
+    const r = await deps.clients.registerWithToken({ name: req.name, jkt: caller.jkt, directoryId, alwaysInternet: req.alwaysInternet });
     client = r.client;
-    if (client.blocked) throw new MpError(403, "client_blocked", `client ${client.id} (${client.name}) is blocked by an administrator`);
-    how = `by directory sign-in as ${caller.id}${r.created ? "" : " (known device)"}`;
+    await deps.tokens.noteIdTokenClient(useKey, client.id);
+    how = `by directory sign-in as ${caller.id}${r.created ? "" : " (known device)"}${keyNote}`;
   }
   const issued = await deps.tokens.issueClientToken(client.id, caller.jkt);
   log.info(`Registered client ${client.id} (${client.name}) ${how}, internet via ${caller.via}; client token issued until ${issued.expiresAt}, bound to key ${caller.jkt}.`);
   return { clientId: client.id, approved: true, connectionType: "internet", clientToken: issued.token, clientTokenExpiresAt: issued.expiresAt };
+}
+
+/**
+ * Binding `jkt` to `client`: "none" (no key bound, or the same), "approved" (an administrator
+ * approved exactly this key), "proved" (the request carries a proof by the bound key naming this
+ * client and `jkt`), or "unproven". A proof that does not verify is refused outright.
+ */
+async function checkKeyChange(deps: HandlerDeps, client: Client, jkt: string, req: RegisterBody): Promise<"none" | "approved" | "proved" | "unproven"> {
+  const change = deps.clients.keyChange(client, jkt);
+  if (change !== "unproven" || !req.keyChangeProof) return change;
+  try {
+    const p = await verifyKeyProof(req.keyChangeProof, "replace", (deps.now ?? (() => new Date()))());
+    if (p.jkt !== client.tokenKey) throw new KeyProofError(`the key change proof is signed by key ${p.jkt}, not by the key ${client.id} is bound to`);
+    if (p.sub !== client.id) throw new KeyProofError(`the key change proof is for client ${String(p.sub).slice(0, 60)}, not ${client.id}`);
+    if (p.newJkt !== jkt) throw new KeyProofError("the key change proof names another new key than the one this request proved");
+    return "proved";
+  } catch (e) {
+    if (e instanceof KeyProofError) throw new MpError(400, "invalid_key_proof", e.message);
+    throw e;
+  }
+}
+
+function keyChangeRefusal(client: Client, jkt: string): MpError {
+  return new MpError(
+    403,
+    "key_change_unproven",
+    `client ${client.id} (${client.name}) is bound to another key than this device's (${jkt}): its key is replaced only with a proof made by the old key (keyChangeProof), or after an administrator approves the new key: opencmg site clients approve-key ${client.id} ${jkt}`,
+  );
+}
+
+/**
+ * A certificate or approved request-token client that proved a key (`tokenKeyProof`): a client
+ * token bound to it, so the device can move off its certificate. A key other than the bound one
+ * needs the old key's proof or an administrator's approval; without either the registration still
+ * stands (the certificate or request token proved the client), the answer says why no token came.
+ */
+async function clientTokenFor(deps: HandlerDeps, log: ComponentLog, client: Client, req: RegisterBody): Promise<Pick<RegisterAnswer, "clientToken" | "clientTokenExpiresAt" | "clientTokenRefused">> {
+  if (!req.tokenKeyProof) return {};
+  let jkt: string;
+  try {
+    jkt = (await verifyKeyProof(req.tokenKeyProof, "bind", (deps.now ?? (() => new Date()))())).jkt;
+  } catch (e) {
+    if (e instanceof KeyProofError) throw new MpError(400, "invalid_key_proof", e.message);
+    throw e;
+  }
+  const change = await checkKeyChange(deps, client, jkt, req);
+  if (change === "unproven") {
+    const refusal = keyChangeRefusal(client, jkt);
+    log.warn(`No client token for ${client.id} (${client.name}): it is bound to key ${client.tokenKey}, and the request for key ${jkt} carries no proof made by that key nor an administrator's approval.`);
+    return { clientTokenRefused: { error: "key_change_unproven", message: refusal.message } };
+  }
+  if (change !== "none" || client.tokenKey !== jkt) await deps.clients.bindTokenKey(client.id, jkt);
+  const issued = await deps.tokens.issueClientToken(client.id, jkt);
+  log.info(`Client token issued to ${client.id} (${client.name}) until ${issued.expiresAt}, bound to key ${jkt}${change === "none" ? "" : ` (replacing ${client.tokenKey}: ${change === "proved" ? "proof made by the old key" : "approved by an administrator"})`}.`);
+  return { clientToken: issued.token, clientTokenExpiresAt: issued.expiresAt };
 }
 
 /** Client token renewal: a new token for the same client and key (the client renews after 30 days). */

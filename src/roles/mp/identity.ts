@@ -24,7 +24,7 @@ import type { TokenKind } from "../../wire/tokens.ts";
 export { CONNECTION_POINT_CN_PREFIX };
 
 /** Headers that carry a relayed client identity: only a connection point may send them. */
-export const IDENTITY_HEADERS = [Header.clientAuth, Header.clientThumbprint, Header.clientSubject, Header.clientSans, Header.clientToken, Header.clientRoot] as const;
+export const IDENTITY_HEADERS = [Header.clientAuth, Header.clientThumbprint, Header.clientSubject, Header.clientSans, Header.clientToken, Header.clientTokenUse, Header.clientRoot] as const;
 const IDENTITY_PREFIX = "x-opencmg-client-";
 
 export type Caller =
@@ -42,8 +42,15 @@ export type Caller =
   | { kind: "untrusted-certificate"; thumbprint: string; subject: string; detail: string }
   | { kind: "token"; token: string }
   /** A site-issued token (or a directory ID token) the gateway checked, with the key the client proved. */
-  | { kind: "site-token"; type: TokenKind; id: string; jkt: string; via: string }
+  | { kind: "site-token"; type: TokenKind; id: string; jkt: string; via: string; use?: TokenUse }
   | { kind: "anonymous" };
+
+/** A directory ID token's one-use key and expiry, as the gateway relayed them. */
+export interface TokenUse {
+  /** `jti:<jti>` or `sha256:<hash of the token>`. */
+  key: string;
+  expiresAt: Date;
+}
 
 export interface CallerTrust {
   /** The site CA: issues connection point certificates. */
@@ -196,5 +203,6 @@ function tokenCaller(h: IncomingHttpHeaders, connectionPoint: string): Caller {
   if ((type !== "client" && type !== "bulk" && type !== "oidc") || !id || !/^[A-Za-z0-9_-]{43}$/.test(jkt)) {
     throw new MpError(401, "client_identity_required", `the connection point ${connectionPoint} relayed a token identity without a token type, ID or key thumbprint`);
   }
-  return { kind: "site-token", type, id, jkt, via: `connection point ${connectionPoint}` };
+  const use = /^(\d{1,12}) ((?:jti|sha256):[\x21-\x7e]{1,128})$/.exec(decoded(headerText(h, Header.clientTokenUse)));
+  return { kind: "site-token", type, id, jkt, via: `connection point ${connectionPoint}`, ...(use ? { use: { key: use[2]!, expiresAt: new Date(Number(use[1]) * 1000) } } : {}) };
 }

@@ -224,6 +224,8 @@ export interface ClientsTable {
   blocked_at: string | null;
   /** Thumbprint of the root CA the certificate chained to at the CMG, when it last registered through one. */
   root_thumbprint: Generated<string | null>;
+  /** A key an administrator approved to replace `token_jkt` (`site clients approve-key`), until it is used. */
+  approved_jkt: Generated<string | null>;
 }
 
 export interface TokenSigningKeysTable {
@@ -243,6 +245,24 @@ export interface BulkTokensTable {
   used_at: string | null;
   used_by: string | null;
   revoked_at: string | null;
+  /** Most devices it registers; null: any number until it expires or is revoked. */
+  max_uses: Generated<number | null>;
+}
+
+/** Each device a bulk token registered, known by its key. */
+export interface BulkTokenUsesTable {
+  bulk_id: string;
+  jkt: string;
+  client_id: string;
+  used_at: string;
+}
+
+/** Directory ID tokens that registered a device, until they expire: each registers once. */
+export interface IdTokenUsesTable {
+  use_key: string;
+  client_id: string | null;
+  used_at: string;
+  expires_at: string;
 }
 
 export interface ClientSettingsTable {
@@ -285,6 +305,8 @@ export interface Database {
   endpoint_checks: EndpointChecksTable;
   token_signing_keys: TokenSigningKeysTable;
   bulk_tokens: BulkTokensTable;
+  bulk_token_uses: BulkTokenUsesTable;
+  id_token_uses: IdTokenUsesTable;
 }
 
 /** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
@@ -312,13 +334,15 @@ export const SCHEMA_COLUMNS = {
   cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out", "instance", "role_kind", "failed"],
   cmg_alerts: ["cmg_name", "alert", "level", "subject", "changed_at"],
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
-  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at", "root_thumbprint"],
+  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at", "root_thumbprint", "approved_jkt"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
   site_settings: ["key", "value", "updated_at"],
   audit_log: ["id", "time", "actor", "via", "action", "object", "before_json", "after_json"],
   endpoint_checks: ["id", "state", "requested_by", "server", "request", "result", "error", "started_at", "finished_at"],
   token_signing_keys: ["kid", "alg", "public_jwk", "private_key", "state", "created_at", "retired_at"],
-  bulk_tokens: ["id", "created_at", "expires_at", "used_at", "used_by", "revoked_at"],
+  bulk_tokens: ["id", "created_at", "expires_at", "used_at", "used_by", "revoked_at", "max_uses"],
+  bulk_token_uses: ["bulk_id", "jkt", "client_id", "used_at"],
+  id_token_uses: ["use_key", "client_id", "used_at", "expires_at"],
 } as const satisfies ColumnLists;
 
 type Unlisted<T extends keyof Database> = Exclude<keyof Database[T], (typeof SCHEMA_COLUMNS)[T][number]>;

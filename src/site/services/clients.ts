@@ -37,6 +37,8 @@ export interface Client {
   tokenKey: string | null;
   /** "<issuer> <device>" when it registered by directory sign-in. */
   directoryId: string | null;
+  /** A key an administrator approved to replace `tokenKey` (`site clients approve-key`), until the device uses it. */
+  approvedTokenKey: string | null;
 }
 
 /** A device that registers with a token (bulk registration or directory sign-in) instead of a certificate. */
@@ -47,7 +49,18 @@ export interface TokenRegistration {
   /** Directory sign-in: the same directory device always gets the same client ID. */
   directoryId?: string | undefined;
   alwaysInternet?: boolean | undefined;
+  /** The client ID to give a new device (a bulk token use reserved it); a new one otherwise. */
+  id?: string | undefined;
 }
+
+/** How a client's bound token key may change: the MP checks the proof, this says whether one is needed. */
+export type KeyChange =
+  /** No key bound yet, or the same key: nothing to prove. */
+  | "none"
+  /** An administrator approved exactly this key (`site clients approve-key`). */
+  | "approved"
+  /** Another key: a proof by the bound key, or an administrator's approval, is needed. */
+  | "unproven";
 
 
 /** Which clients a list shows (all when empty). */
@@ -66,6 +79,8 @@ const clientName = z
   .min(1, "must not be empty")
   .max(253, "must be at most 253 characters")
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "must be a computer name (letters, digits, dots, hyphens, underscores)");
+
+const tokenKeyThumbprint = z.string().trim().regex(/^[A-Za-z0-9_-]{43}$/, "must be a key thumbprint (RFC 7638 SHA-256, 43 base64url characters, as the refusal and the client's log name it)");
 
 const thumbprint = z
   .string()
@@ -124,6 +139,7 @@ function toClient(r: Selectable<ClientsTable>): Client {
     blocked: r.blocked === 1,
     tokenKey: r.token_jkt,
     directoryId: r.directory_id,
+    approvedTokenKey: r.approved_jkt ?? null,
   };
 }
 
@@ -217,20 +233,23 @@ export class ClientsService {
 
   /**
    * A device that proved a bulk registration token or a directory ID token (the gateway checked it,
-   * the management point checked single use): approved at once, bound to its key. A directory
-   * device registering again keeps its client ID and gets its new key bound.
+   * the management point checked its use): approved at once, bound to its key. A directory device
+   * registering again keeps its client ID; its key changes only as `keyChange` allowed (the MP
+   * checked the old key's proof or found the administrator's approval).
    */
   async registerWithToken(input: TokenRegistration): Promise<{ client: Client; created: boolean }> {
     const name = check("name", clientName, input.name);
     const now = iso(this.ctx.now());
-    if (input.directoryId) {
-      const known = await this.ctx.db.selectFrom("clients").select("id").where("directory_id", "=", input.directoryId).executeTakeFirst();
-      if (known) {
-        await this.ctx.db.updateTable("clients").set({ name, token_jkt: input.jkt, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: "internet" }).where("id", "=", known.id).execute();
-        return { client: await this.get(known.id), created: false };
-      }
+    const known = input.directoryId
+      ? await this.ctx.db.selectFrom("clients").select("id").where("directory_id", "=", input.directoryId).executeTakeFirst()
+      : input.id
+        ? await this.ctx.db.selectFrom("clients").select("id").where("id", "=", input.id).executeTakeFirst()
+        : undefined;
+    if (known) {
+      await this.ctx.db.updateTable("clients").set({ name, token_jkt: input.jkt, approved_jkt: null, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: "internet" }).where("id", "=", known.id).execute();
+      return { client: await this.get(known.id), created: false };
     }
-    const id = newClientId();
+    const id = input.id ?? newClientId();
     await this.ctx.db
       .insertInto("clients")
       .values({
@@ -253,9 +272,34 @@ export class ClientsService {
     return { client: await this.get(id), created: true };
   }
 
-  /** Binds the client's tokens to a key (a certificate client asking for a client token). */
+  /** The client registered by directory sign-in as `directoryId`, if any. */
+  async findByDirectoryId(directoryId: string): Promise<Client | undefined> {
+    const r = await this.ctx.db.selectFrom("clients").selectAll().where("directory_id", "=", directoryId).executeTakeFirst();
+    return r ? toClient(r) : undefined;
+  }
+
+  /** What binding `jkt` to `client` needs (see KeyChange). */
+  keyChange(client: Client, jkt: string): KeyChange {
+    if (client.tokenKey === null || client.tokenKey === jkt) return "none";
+    return client.approvedTokenKey === jkt ? "approved" : "unproven";
+  }
+
+  /** Binds the client's tokens to a key (a certificate or request-token client that proved it); an approval is used up. */
   async bindTokenKey(id: string, jkt: string): Promise<void> {
-    await this.ctx.db.updateTable("clients").set({ token_jkt: jkt }).where("id", "=", id).execute();
+    await this.ctx.db.updateTable("clients").set({ token_jkt: jkt, approved_jkt: null }).where("id", "=", id).execute();
+  }
+
+  /**
+   * `opencmg site clients approve-key ID JKT`: the device may bind the key with thumbprint `jkt`
+   * in place of its bound key at its next registration (a device that lost its key: reinstalled,
+   * disk replaced). Without this, only a proof made by the bound key replaces it.
+   */
+  async approveKey(idInput: string, jktInput: string): Promise<Client> {
+    const client = await this.get(idInput);
+    const jkt = check("jkt", tokenKeyThumbprint, jktInput);
+    await this.ctx.db.updateTable("clients").set({ approved_jkt: jkt }).where("id", "=", client.id).execute();
+    this.log().info(`Client ${client.id} (${client.name}): an administrator approved key ${jkt} to replace ${client.tokenKey ?? "(no key)"} at its next registration.`);
+    return this.get(client.id);
   }
 
   /**

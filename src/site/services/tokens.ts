@@ -1,9 +1,11 @@
 /**
  * Site-issued tokens: the site's token signing keys (ES256; private keys sealed with the site key,
  * rotated with an overlap: the previous key stays accepted until the next rotation), bulk
- * registration tokens (printed once; the site keeps only their ID and expiry, so they can be listed
- * and revoked, and each registers one device), and client tokens (bound to a client ID and the
- * thumbprint of a key the client generated, RFC 7638 / RFC 9449 `cnf.jkt`).
+ * registration tokens (printed once; the site keeps only their ID, expiry and optional cap, so they
+ * can be listed and revoked; each registers any number of devices while valid, each device, known
+ * by its key, once), the directory ID tokens already used (each registers once), and client tokens
+ * (bound to a client ID and the thumbprint of a key the client generated, RFC 7638 / RFC 9449
+ * `cnf.jkt`).
  *
  * What the gateway instances need to check them (public keys, issuer, audience, blocked clients,
  * the directory's keys) travels in the CMG settings (`gatewayTrust`).
@@ -24,16 +26,22 @@ import { iso, type ServiceContext } from "./context.ts";
 import type { DirectoryTrust } from "./directory.ts";
 
 export { BULK_DEFAULT_MINUTES, BULK_MAX_MINUTES };
+/** Largest `--max-uses` (a cap, not a size: a token without one registers any number). */
+export const BULK_MAX_USES = 1_000_000;
 const SIGNING_ALG = "ES256";
 
 export interface BulkToken {
   id: string;
   createdAt: string;
   expiresAt: string;
-  usedAt: string | null;
-  usedBy: string | null;
+  /** Most devices it registers; null: any number until it expires or is revoked. */
+  maxUses: number | null;
+  /** How many devices registered with it. */
+  devices: number;
+  /** When the last of them registered. */
+  lastUsedAt: string | null;
   revokedAt: string | null;
-  /** active, used, revoked or expired. */
+  /** active; used (as many devices as --max-uses); revoked; expired. */
   state: "active" | "used" | "revoked" | "expired";
 }
 
@@ -48,6 +56,9 @@ export interface SigningKeyView {
 /** Why a bulk token does not register a device (the MP answers with it). */
 export type BulkRefusal = "bulk_token_unknown" | "bulk_token_used" | "bulk_token_revoked" | "bulk_token_expired";
 
+/** A device's use of a bulk token: the client it registered (existing: the same device, seen before). */
+export type BulkUse = { ok: true; clientId: string; existing: boolean } | { ok: false; reason: BulkRefusal; maxUses?: number };
+
 const lifetime = z.preprocess(
   (v) => (typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
   z
@@ -56,6 +67,15 @@ const lifetime = z.preprocess(
     .min(1, `must be from 1 to ${BULK_MAX_MINUTES} minutes`)
     .max(BULK_MAX_MINUTES, `must be from 1 to ${BULK_MAX_MINUTES} minutes (7 days)`),
 );
+const maxUses = z.preprocess(
+  (v) => (typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+  z
+    .number({ error: `must be a whole number of devices from 1 to ${BULK_MAX_USES}` })
+    .int(`must be a whole number of devices from 1 to ${BULK_MAX_USES}`)
+    .min(1, `must be from 1 to ${BULK_MAX_USES} devices`)
+    .max(BULK_MAX_USES, `must be from 1 to ${BULK_MAX_USES} devices`),
+);
+const JKT = /^[A-Za-z0-9_-]{43}$/;
 const bulkId = z.string().trim().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, "must be a bulk token ID (a UUID, as `token list-bulk` shows)").transform((s) => s.toLowerCase());
 
 /** `aud` of tokens meant for CMG `name`. */
@@ -171,28 +191,43 @@ export class TokensService {
     return { token: await jwt.sign(key), expiresAt };
   }
 
-  /** `opencmg token create-bulk`: the token is returned once and never stored. */
-  async createBulk(input: { lifetimeMinutes?: unknown } = {}): Promise<{ id: string; token: string; expiresAt: string }> {
+  /**
+   * `opencmg token create-bulk`: the token is returned once and never stored. It registers any
+   * number of devices until it expires or is revoked, or at most `maxUses` of them.
+   */
+  async createBulk(input: { lifetimeMinutes?: unknown; maxUses?: unknown } = {}): Promise<{ id: string; token: string; expiresAt: string; maxUses: number | null }> {
     const minutes = input.lifetimeMinutes === undefined ? BULK_DEFAULT_MINUTES : check("lifetime", lifetime, input.lifetimeMinutes);
+    const cap = input.maxUses === undefined || input.maxUses === null ? null : check("maxUses", maxUses, input.maxUses);
     const id = randomUUID();
     const { token, expiresAt } = await this.sign(TOKEN_TYPES.bulk, {}, undefined, minutes * 60_000, id);
-    await this.ctx.db.insertInto("bulk_tokens").values({ id, created_at: iso(this.ctx.now()), expires_at: iso(expiresAt), used_at: null, used_by: null, revoked_at: null }).execute();
-    this.log().info(`Bulk registration token ${id} created, valid until ${iso(expiresAt)}.`);
-    return { id, token, expiresAt: iso(expiresAt) };
+    await this.ctx.db.insertInto("bulk_tokens").values({ id, created_at: iso(this.ctx.now()), expires_at: iso(expiresAt), used_at: null, used_by: null, revoked_at: null, max_uses: cap }).execute();
+    this.log().info(`Bulk registration token ${id} created, valid until ${iso(expiresAt)}, for ${cap === null ? "any number of devices" : `at most ${cap} device(s)`}.`);
+    return { id, token, expiresAt: iso(expiresAt), maxUses: cap };
   }
 
   async listBulk(): Promise<BulkToken[]> {
     const now = iso(this.ctx.now());
     const rows = await this.ctx.db.selectFrom("bulk_tokens").selectAll().orderBy("created_at", "desc").execute();
-    return rows.map((r) => ({
-      id: r.id,
-      createdAt: r.created_at,
-      expiresAt: r.expires_at,
-      usedAt: r.used_at,
-      usedBy: r.used_by,
-      revokedAt: r.revoked_at,
-      state: r.revoked_at ? "revoked" : r.used_at ? "used" : r.expires_at <= now ? "expired" : "active",
-    }));
+    const uses = await this.ctx.db
+      .selectFrom("bulk_token_uses")
+      .select((eb) => ["bulk_id", eb.fn.countAll<number>().as("n"), eb.fn.max("used_at").as("last")])
+      .groupBy("bulk_id")
+      .execute();
+    const byId = new Map(uses.map((u) => [u.bulk_id, { n: Number(u.n), last: (u.last as string | null) ?? null }]));
+    return rows.map((r) => {
+      const used = byId.get(r.id) ?? { n: 0, last: null };
+      const cap = r.max_uses === null || r.max_uses === undefined ? null : Number(r.max_uses);
+      return {
+        id: r.id,
+        createdAt: r.created_at,
+        expiresAt: r.expires_at,
+        maxUses: cap,
+        devices: used.n,
+        lastUsedAt: used.last,
+        revokedAt: r.revoked_at,
+        state: r.revoked_at ? "revoked" : r.expires_at <= now ? "expired" : cap !== null && used.n >= cap ? "used" : "active",
+      };
+    });
   }
 
   /** `opencmg token revoke-bulk ID`: the token registers no device from now on. */
@@ -205,31 +240,58 @@ export class TokensService {
     return found;
   }
 
-  /** Marks a bulk token used, once: a second use, a revoked or an expired token is refused. */
-  async consumeBulk(idInput: string): Promise<{ ok: true } | { ok: false; reason: BulkRefusal }> {
+  /**
+   * A device (known by the thumbprint `jkt` of the key it proved) registers with bulk token `id`.
+   * The same device again gets the client it got the first time; a new device gets `newClientId`,
+   * while the token is valid, not revoked and under its cap. One transaction: two devices racing
+   * for the last use cannot both have it.
+   */
+  async useBulk(idInput: string, jkt: string, newClientId: string): Promise<BulkUse> {
     const parsed = bulkId.safeParse(idInput);
-    if (!parsed.success) return { ok: false, reason: "bulk_token_unknown" };
+    if (!parsed.success || !JKT.test(jkt)) return { ok: false, reason: "bulk_token_unknown" };
     const id = parsed.data;
     const now = iso(this.ctx.now());
-    const r = await this.ctx.db
-      .updateTable("bulk_tokens")
-      .set({ used_at: now })
-      .where("id", "=", id)
-      .where("used_at", "is", null)
-      .where("revoked_at", "is", null)
-      .where("expires_at", ">", now)
-      .executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 1) return { ok: true };
-    const row = await this.ctx.db.selectFrom("bulk_tokens").selectAll().where("id", "=", id).executeTakeFirst();
-    if (!row) return { ok: false, reason: "bulk_token_unknown" };
-    if (row.revoked_at) return { ok: false, reason: "bulk_token_revoked" };
-    if (row.used_at) return { ok: false, reason: "bulk_token_used" };
-    return { ok: false, reason: "bulk_token_expired" };
+    return writeTransaction(this.ctx.db, async (tx): Promise<BulkUse> => {
+      const row = await tx.selectFrom("bulk_tokens").selectAll().where("id", "=", id).executeTakeFirst();
+      if (!row) return { ok: false, reason: "bulk_token_unknown" };
+      if (row.revoked_at) return { ok: false, reason: "bulk_token_revoked" };
+      if (row.expires_at <= now) return { ok: false, reason: "bulk_token_expired" };
+      const seen = await tx.selectFrom("bulk_token_uses").select("client_id").where("bulk_id", "=", id).where("jkt", "=", jkt).executeTakeFirst();
+      if (seen) return { ok: true, clientId: seen.client_id, existing: true };
+      if (row.max_uses !== null && row.max_uses !== undefined) {
+        const n = await tx.selectFrom("bulk_token_uses").select((eb) => eb.fn.countAll<number>().as("n")).where("bulk_id", "=", id).executeTakeFirstOrThrow();
+        if (Number(n.n) >= Number(row.max_uses)) return { ok: false, reason: "bulk_token_used", maxUses: Number(row.max_uses) };
+      }
+      await tx.insertInto("bulk_token_uses").values({ bulk_id: id, jkt, client_id: newClientId, used_at: now }).execute();
+      return { ok: true, clientId: newClientId, existing: false };
+    });
   }
 
-  /** Records which client a used bulk token registered (`token list-bulk` shows it). */
-  async noteBulkUser(id: string, clientId: string): Promise<void> {
-    await this.ctx.db.updateTable("bulk_tokens").set({ used_by: clientId }).where("id", "=", id.toLowerCase()).execute();
+  /**
+   * Records that a directory ID token registered a device: false when it did before (a replay).
+   * Kept until the token expires; the token is refused by its own expiry after that.
+   */
+  async recordIdTokenUse(useKey: string, expiresAt: Date): Promise<boolean> {
+    const now = iso(this.ctx.now());
+    // Forgetting the expired ones here keeps the table as small as the tokens still valid.
+    await this.ctx.db.deleteFrom("id_token_uses").where("expires_at", "<", now).execute();
+    const r = await this.ctx.db
+      .insertInto("id_token_uses")
+      .values({ use_key: useKey, client_id: null, used_at: now, expires_at: iso(expiresAt) })
+      .onConflict((oc) => oc.column("use_key").doNothing())
+      .returning("use_key")
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  /** The client an ID token registered (the log of a replay names it), once known. */
+  async noteIdTokenClient(useKey: string, clientId: string): Promise<void> {
+    await this.ctx.db.updateTable("id_token_uses").set({ client_id: clientId }).where("use_key", "=", useKey).execute();
+  }
+
+  async idTokenClient(useKey: string): Promise<string | null> {
+    const r = await this.ctx.db.selectFrom("id_token_uses").select("client_id").where("use_key", "=", useKey).executeTakeFirst();
+    return r?.client_id ?? null;
   }
 
   /** A client token: 90 days, bound to the client ID and its key's thumbprint. */

@@ -34,7 +34,13 @@ export interface ClientIdentity {
   /** Subject alternative names as "DNS:pc-001.contoso.com", "IP Address:10.0.0.5", ... */
   sans: string[];
   /** Token identities: which token and whose (client ID, bulk token ID, or the directory's device name). */
-  token?: { type: "client" | "bulk" | "oidc"; id: string };
+  token?: {
+    type: "client" | "bulk" | "oidc";
+    id: string;
+    /** Directory ID tokens: the token's one-use key (`jti:...` or `sha256:...`) and its `exp` (seconds). */
+    use?: string;
+    expiresAt?: number;
+  };
   /** SHA-1 of the trusted root the certificate chained to (mtls), uppercase hex: the site records it for the lockout check of `cmg update`. */
   root?: string;
 }
@@ -120,6 +126,7 @@ export function tunnelRequestHeaders(
   out[Header.clientSubject] = encoded.subject;
   out[Header.clientSans] = encoded.sans;
   if (ctx.identity.token) out[Header.clientToken] = encodeHeaderValue(`${ctx.identity.token.type} ${ctx.identity.token.id}`);
+  if (ctx.identity.token?.use && ctx.identity.token.expiresAt !== undefined) out[Header.clientTokenUse] = encodeHeaderValue(`${ctx.identity.token.expiresAt} ${ctx.identity.token.use}`);
   if (ctx.identity.root) out[Header.clientRoot] = ctx.identity.root;
   if (ctx.clientAddress) out["x-forwarded-for"] = ctx.clientAddress;
   out["x-forwarded-proto"] = "https";

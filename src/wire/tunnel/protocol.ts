@@ -44,6 +44,8 @@ export const Header = {
   clientSans: "x-opencmg-client-sans",
   /** Token identities only: `<type> <id>` (client GUID:..., bulk <token ID>, oidc <issuer> <device>), percent-encoded. */
   clientToken: "x-opencmg-client-token",
+  /** Directory ID tokens only: `<exp seconds> <jti:... or sha256:...>`, so the site lets each register once. */
+  clientTokenUse: "x-opencmg-client-token-use",
   /** Thumbprint of the trusted root the client certificate chained to. */
   clientRoot: "x-opencmg-client-root",
 } as const;

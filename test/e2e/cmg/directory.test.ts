@@ -4,8 +4,8 @@
  * site reads the directory's keys through discovery and its JWKS and pushes them to the gateway.
  * A device that signed in with the device authorization grant installs with its ID token, is
  * managed through `/CCM_Proxy_ServerAuth/`, renews its client token and is stopped by `block`; the
- * same directory device keeps its client ID; an ID token of a directory the site does not trust
- * is refused at the gateway.
+ * same directory device keeps its client ID (reinstalled with a new key once an administrator
+ * approved that key); an ID token of a directory the site does not trust is refused at the gateway.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -68,7 +68,13 @@ describe("directory sign-in (OpenID Connect) through the gateway", () => {
     assert.equal(up.cli(["client", "renew-token", "--client-dir", join(up.dir, "pc-alice")]).status, 0);
     assert.equal(runOnce("pc-alice").status, 0);
 
-    // The same directory device signing in again (a reinstall) keeps its client ID.
+    // The same directory device signing in again (a reinstall, a new key): refused until an
+    // administrator approves the new key, then it keeps its client ID.
+    const refused = install("pc-alice-2", await directory.deviceSignIn("alice"));
+    assert.equal(refused.status, 1);
+    const newKey = /approve-key \S+ ([A-Za-z0-9_-]{43})/.exec(refused.stderr)?.[1];
+    assert.ok(newKey, refused.stderr);
+    assert.equal(up.site(["site", "clients", "approve-key", clientId, newKey]).status, 0);
     const again = install("pc-alice-2", await directory.deviceSignIn("alice"));
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.json().clientId, clientId);

@@ -1,6 +1,7 @@
 /**
- * The site's token service on SQLite and PostgreSQL: bulk token lifetimes by rule, one registration
- * per bulk token even when two devices race for it, revocation, signing-key rotation with an
+ * The site's token service on SQLite and PostgreSQL: bulk token lifetimes and caps by rule, many
+ * devices per bulk token (each device, known by its key, once; the cap holds when two devices race
+ * for its last use), revocation, a directory ID token used once, signing-key rotation with an
  * overlap, private keys sealed, and what the instances get (public keys, audience, blocked clients).
  */
 import assert from "node:assert/strict";
@@ -25,15 +26,36 @@ forEachDatabase("site token service", (tdb) => {
       const bulk = await tokens.createBulk();
       assert.equal(Date.parse(bulk.expiresAt) - Date.now() > 4319 * 60_000, true, "3 days by default");
 
-      // Two devices present the same bulk token at once: exactly one registers.
-      const [a, b] = await Promise.all([tokens.consumeBulk(bulk.id), tokens.consumeBulk(bulk.id)]);
+      for (const bad of ["0", "-1", "1000001", "two", "1.5"]) {
+        await assert.rejects(tokens.createBulk({ maxUses: bad }), (e: unknown) => e instanceof ValidationError && e.field === "maxUses", bad);
+      }
+      const jkt = (n: number) => String(n).padStart(43, "k");
+      const id = (n: number) => `GUID:00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+
+      // Without a cap: three devices, each its own client; the first device again gets its own.
+      const uses = [await tokens.useBulk(bulk.id, jkt(1), id(1)), await tokens.useBulk(bulk.id, jkt(2), id(2)), await tokens.useBulk(bulk.id, jkt(3), id(3))];
+      assert.deepEqual(uses, [1, 2, 3].map((n) => ({ ok: true, clientId: id(n), existing: false })));
+      assert.deepEqual(await tokens.useBulk(bulk.id, jkt(1), id(9)), { ok: true, clientId: id(1), existing: true });
+      const listed = (await tokens.listBulk()).find((b) => b.id === bulk.id)!;
+      assert.deepEqual([listed.devices, listed.maxUses, listed.state], [3, null, "active"]);
+
+      // A cap of one: two devices present it at once, exactly one registers.
+      const one = await tokens.createBulk({ maxUses: "1" });
+      const [a, b] = await Promise.all([tokens.useBulk(one.id, jkt(4), id(4)), tokens.useBulk(one.id, jkt(5), id(5))]);
       assert.deepEqual([a.ok, b.ok].sort(), [false, true]);
-      assert.deepEqual([a, b].find((r) => !r.ok), { ok: false, reason: "bulk_token_used" });
+      assert.deepEqual([a, b].find((r) => !r.ok), { ok: false, reason: "bulk_token_used", maxUses: 1 });
+      assert.equal((await tokens.listBulk()).find((t) => t.id === one.id)!.state, "used");
       const revoked = await tokens.createBulk({ lifetimeMinutes: "60" });
       assert.equal((await tokens.revokeBulk(revoked.id)).state, "revoked");
-      assert.deepEqual(await tokens.consumeBulk(revoked.id), { ok: false, reason: "bulk_token_revoked" });
-      assert.deepEqual(await tokens.consumeBulk("7b0e9c1a-0000-4000-8000-000000000000"), { ok: false, reason: "bulk_token_unknown" });
+      assert.deepEqual(await tokens.useBulk(revoked.id, jkt(6), id(6)), { ok: false, reason: "bulk_token_revoked" });
+      assert.deepEqual(await tokens.useBulk("7b0e9c1a-0000-4000-8000-000000000000", jkt(7), id(7)), { ok: false, reason: "bulk_token_unknown" });
       await assert.rejects(tokens.revokeBulk("nope"), (e: unknown) => e instanceof ValidationError && e.field === "id");
+
+      // A directory ID token registers once, also when two registrations race with it.
+      const exp = new Date(Date.now() + 3600_000);
+      const firsts = await Promise.all([tokens.recordIdTokenUse("https://dir jti:1", exp), tokens.recordIdTokenUse("https://dir jti:1", exp)]);
+      assert.deepEqual(firsts.sort(), [false, true]);
+      assert.equal(await tokens.recordIdTokenUse("https://dir jti:2", exp), true);
 
       // Keys: sealed at rest, rotated with an overlap, only public halves pushed.
       const first = (await tokens.signingKeys()).find((k) => k.state === "current")!;
