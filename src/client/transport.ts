@@ -26,6 +26,8 @@ export class MpRefusedError extends OpenCmgError {
     readonly reason: MpReason | string,
     readonly url: string,
     message: string,
+    /** Retry-After of a 429 or 503, in seconds: when the same request may succeed. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(status === 401 || status === 403 ? "unauthorized" : "net", reason, `${url} refused the request: ${status} ${reason}: ${message}`);
   }
@@ -48,10 +50,19 @@ export class GatewayRefusedError extends MpRefusedError {
     readonly refusalCause: string | undefined,
     url: string,
     message: string,
+    retryAfterSeconds?: number,
   ) {
-    super(status, reason, url, message);
+    super(status, reason, url, message, retryAfterSeconds);
     this.message = `the CMG refused the request to ${url}: ${status} ${reason}${refusalCause ? ` (${refusalCause})` : ""}: ${message}`;
   }
+}
+
+/** Retry-After (RFC 9110: seconds or an HTTP date) in whole seconds, at most a day; undefined when absent or unreadable. */
+export function retryAfterSeconds(value: string | undefined, now: number): number | undefined {
+  if (!value) return undefined;
+  const t = value.trim();
+  const s = /^\d{1,9}$/.test(t) ? Number(t) : Math.ceil((Date.parse(t) - now) / 1000);
+  return Number.isFinite(s) ? Math.min(Math.max(s, 0), 86_400) : undefined;
 }
 
 /** `https://mp01.contoso.com` + `/SMS_MP/v1/policy`, keeping a path prefix such as `/CCM_Proxy_MutualAuth/16777217`. */
@@ -105,6 +116,7 @@ export class MpTransport {
     let text: string;
     let gatewayReason: string | undefined;
     let gatewayCause: string | undefined;
+    let retryAfter: number | undefined;
     try {
       const res = await request(url, {
         dispatcher: this.agent,
@@ -116,6 +128,8 @@ export class MpTransport {
       status = res.statusCode;
       gatewayReason = headerValue(res.headers[REFUSAL_HEADERS.reason]);
       gatewayCause = headerValue(res.headers[REFUSAL_HEADERS.cause]);
+      const ra = res.headers["retry-after"];
+      retryAfter = retryAfterSeconds(Array.isArray(ra) ? ra[0] : ra, Date.now());
       text = await res.body.text();
     } catch (e) {
       throw toNetError(e, { route: { mode: "direct" }, targetHost: new URL(url).host });
@@ -129,7 +143,7 @@ export class MpTransport {
     if (status < 200 || status > 299) {
       const e = (json ?? {}) as Partial<MpErrorAnswer>;
       const message = e.message ?? (text.slice(0, 200) || "no reason given");
-      const refused = gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message);
+      const refused = gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message, retryAfter) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message, retryAfter);
       this.o.onRefusal?.(refused);
       throw refused;
     }

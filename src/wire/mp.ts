@@ -70,6 +70,14 @@ export type MpReason =
   | "bulk_token_used"
   | "bulk_token_revoked"
   | "bulk_token_expired"
+  /** A status message names a site component (SMS_*) or uses a site message ID. */
+  | "site_component"
+  | "site_message_id"
+  /** The client is over its status message limits (429 with Retry-After: send them again then). */
+  | "too_many_status_messages"
+  /** Registration: another client has the name, or it is a site system server's. */
+  | "name_taken"
+  | "reserved_name"
   | "internal_error";
 
 /** Body of every refusal. */
