@@ -135,7 +135,7 @@ export class StatusLimiter {
     s.pendingRefused += n;
     s.refusedSinceCrossing += n;
     if (s.over !== v.scope) {
-      const what = v.scope === "rate" ? `rate of ${v.limits.perMinute} status messages a minute (burst ${v.limits.burst}, site settings client-status-rate and client-status-burst)` : `${v.limits.perDay} status messages in 24 hours (site setting client-status-per-day)`;
+      const what = v.scope === "rate" ? `${v.limits.perMinute} status messages a minute (burst ${v.limits.burst}, site settings client-status-rate and client-status-burst)` : `${v.limits.perDay} status messages in 24 hours (site setting client-status-per-day)`;
       this.#d.log.warn(`Client ${who} crossed its limit of ${what}: its uploads are refused with 429 (Retry-After ${v.retryAfterSeconds} s) and counted, not logged one by one, until it is back under it.`);
       s.over = v.scope;
     }
