@@ -114,7 +114,6 @@ it("a flood of 82,000 status messages from one device is refused with 429 and co
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
     const after = dbBytes(s.data);
-    t.diagnostic(`database before ${mib(before)}, after the flood ${mib(after)} (+${mib(after - before)})`);
 
     const refused = results.filter((r) => r.status === 429);
     const accepted = results.filter((r) => r.status === 200);
@@ -126,6 +125,7 @@ it("a flood of 82,000 status messages from one device is refused with 429 and co
     const listed = (await s.cli(["status", "messages", "--json", "--limit", "100000", "--client", clientId])).json() as unknown[];
     assert.equal(listed.length, accepted.length * 500, "rows stored: exactly the accepted uploads");
     assert.ok(listed.length <= 2000);
+    t.diagnostic(`flood: ${results.length} uploads of 500, ${accepted.length} accepted, ${refused.length} refused (429); ${listed.length} rows stored; database before ${mib(before)}, after ${mib(after)} (+${mib(after - before)})`);
 
     // Counted: per client (site clients), in the metrics; logged once per crossing, not per message.
     await until("the refusals to be counted", async () => ((await s.cli(["site", "clients", "--json"])).json() as { statusRefused: number }[])[0]!.statusRefused === refused.length * 500);
