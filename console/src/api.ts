@@ -112,9 +112,14 @@ export interface StatusMessage {
   severity: "informational" | "warning" | "error";
   component: string;
   server: string;
+  /** When the site raised or received it. */
   time: string;
   text: string;
-  source: string;
+  /** site: the site's own components; client: a device uploaded it. */
+  source: "site" | "client";
+  clientId: string | null;
+  /** When the device says it happened (not trusted). */
+  claimedTime: string | null;
 }
 export interface CertInfo {
   subject: string;

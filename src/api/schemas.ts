@@ -22,7 +22,9 @@ export const statusMessage = z.looseObject({
   time,
   text: z.string(),
   properties: z.record(z.string(), z.unknown()),
-  source: z.string(),
+  source: z.enum(["site", "client"]).describe("site: the site's own components; client: a device uploaded it"),
+  clientId: z.string().nullable().describe("the client that uploaded it (source client)"),
+  claimedTime: time.nullable().describe("when the client says it happened (source client); not trusted"),
 });
 export const componentStatus = z.looseObject({ server: z.string(), component: z.string(), status: z.enum(["OK", "Warning", "Critical"]), reason: z.string(), updatedAt: time });
 
@@ -39,6 +41,8 @@ export const client = z.looseObject({
   lastContactAt: time.nullable(),
   connectionType: z.enum(["intranet", "internet"]).nullable(),
   registeredAt: time,
+  statusRefused: z.number().describe("status messages refused for the client's limits (429)"),
+  statusRefusedAt: time.nullable().describe("when one was last refused"),
 });
 export const bulkToken = z.looseObject({
   id: z.string(),

@@ -11,6 +11,8 @@ import { startManagementPoint, type ManagementPoint } from "../roles/mp/server.t
 import { SitePki } from "../site/site-pki.ts";
 import { openSite } from "../site/site.ts";
 import { managementPointDeps } from "./role-deps.ts";
+import { MpMetrics } from "../roles/mp/metrics.ts";
+import { serveMetrics, type MetricsServer } from "../observe/prometheus.ts";
 
 export interface ManagementPointProcessOptions {
   dataDir: string;
@@ -28,10 +30,14 @@ export interface ManagementPointProcessOptions {
   caPem?: string | undefined;
   /** CAs client certificates chain to (PEM); default the site CA. */
   trustedClientRoots?: string[] | undefined;
+  /** Serve Prometheus metrics (`GET /metrics`) here (default: not served). */
+  metrics?: { host: string; port: number } | undefined;
 }
 
 export interface RunningManagementPoint {
   mp: ManagementPoint;
+  /** The metrics listener's port, when served. */
+  metricsPort: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -45,10 +51,20 @@ export async function runManagementPoint(o: ManagementPointProcessOptions): Prom
     // Listening on one address: clients may name it, so the issued certificate names it too.
     const ips = isIP(o.listen.host) && o.listen.host !== "0.0.0.0" && o.listen.host !== "::" ? [o.listen.host] : [];
     const tls = o.tls ?? (await pki.issue(`mp-${fqdn}`, { commonName: fqdn, usage: "server", dnsNames: [fqdn], ipAddresses: ips }));
-    const mp = await startManagementPoint({ deps: managementPointDeps(site), serverFqdn: fqdn, listen: o.listen, tls: { ...tls, caPem }, trustedClientRoots: o.trustedClientRoots });
+    const metrics = new MpMetrics(fqdn, { processMetrics: o.metrics !== undefined });
+    const mp = await startManagementPoint({ deps: managementPointDeps(site), serverFqdn: fqdn, listen: o.listen, tls: { ...tls, caPem }, trustedClientRoots: o.trustedClientRoots, metrics });
+    let served: MetricsServer | undefined;
+    try {
+      if (o.metrics) served = await serveMetrics(metrics.registry, o.metrics, () => ({ ok: true }));
+    } catch (e) {
+      await mp.close();
+      throw e;
+    }
     return {
       mp,
+      metricsPort: served?.port,
       async stop() {
+        await served?.close();
         await mp.close();
         await site.close();
       },

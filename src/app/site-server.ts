@@ -12,6 +12,7 @@ import type { OpenedSite } from "../site/site.ts";
 import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
 import { cmgAlertEvaluator, endpointMonitor } from "./role-deps.ts";
 import { scheduleCmgAlerts } from "../roles/scp/cmg-alerts.ts";
+import { scheduleStatusRetention } from "../jobs/status-retention.ts";
 import { siteOperations } from "./operations.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
@@ -62,11 +63,13 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   // Browsers treat localhost as a secure context (the session cookie is Secure), and it reads better than 127.0.0.1.
   const consoleUrl = address.replace("://127.0.0.1:", "://localhost:") + "/";
   const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
+  const retention = scheduleStatusRetention({ settings: o.site.services.settings, status: o.site.services.status, log: o.site.logs.component(LOG_FILES.statmgr), now: o.site.ctx.now });
   return {
     url: address,
     consoleUrl,
     close: async () => {
       await alerts.stop();
+      await retention.stop();
       stopping.abort();
       await monitor.stop();
       await Promise.allSettled([...running]);

@@ -75,6 +75,8 @@ export interface CycleReport {
   /** Messages still queued after the cycle. */
   queued: number;
   uploadFailed: boolean;
+  /** The management point asked to wait this long before uploading again (429 Retry-After); null otherwise. */
+  uploadRetryAfterMs: number | null;
   errors: string[];
 }
 
@@ -186,6 +188,7 @@ export class ClientAgent {
     let gotPolicy = false;
     let uploaded = 0;
     let uploadFailed = false;
+    let uploadRetryAfterMs: number | null = null;
     if (!net.mp) {
       const refused = this.refusals.find((r) => r.byGateway);
       const msg = refused
@@ -214,6 +217,7 @@ export class ClientAgent {
         const r = await this.uploadQueued(net.mp);
         uploaded = r.uploaded;
         uploadFailed = r.failed !== undefined;
+        uploadRetryAfterMs = r.retryAfterMs ?? null;
         if (r.failed) errors.push(`upload: ${r.failed}`);
         if (uploaded > 0) s.lastUploadAt = this.now().toISOString();
       }
@@ -229,7 +233,7 @@ export class ClientAgent {
       this.log.location.error(`${refusal.byGateway ? "The CMG" : "The management point"} refused the client: ${refusal.status} ${refusal.reason}${refusal.cause ? ` (${refusal.cause})` : ""} at ${refusal.url}: ${refusal.message}`);
     }
     this.store.writeState(s);
-    const report: CycleReport = { connectionType: net.connectionType, mp: net.mp, located, policy: gotPolicy, uploaded, queued, uploadFailed, errors };
+    const report: CycleReport = { connectionType: net.connectionType, mp: net.mp, located, policy: gotPolicy, uploaded, queued, uploadFailed, uploadRetryAfterMs, errors };
     this.emit({ type: "cycle", report });
     return report;
   }
@@ -309,8 +313,11 @@ export class ClientAgent {
     s.mpInUse = net.mp;
   }
 
-  /** Uploads queued messages, oldest first, until the queue is empty or an upload fails. */
-  private async uploadQueued(mp: string): Promise<{ uploaded: number; failed?: string }> {
+  /**
+   * Uploads queued messages, oldest first, until the queue is empty or an upload fails. A refusal
+   * for the client's limits (429) leaves the messages queued and says when to send them again.
+   */
+  private async uploadQueued(mp: string): Promise<{ uploaded: number; failed?: string; retryAfterMs?: number }> {
     const batchSize = this.o.batchSize ?? 100;
     let uploaded = 0;
     for (;;) {
@@ -334,9 +341,10 @@ export class ClientAgent {
           continue;
         }
         const queued = this.queue.count();
-        this.log.messaging.warn(`Upload of ${batch.length} status message(s) to ${mp} failed; ${queued} stay queued for retry: ${errorText(e)}`);
+        const retryAfterMs = e instanceof MpRefusedError && e.retryAfterSeconds !== undefined ? e.retryAfterSeconds * 1000 : undefined;
+        this.log.messaging.warn(`Upload of ${batch.length} status message(s) to ${mp} failed; ${queued} stay queued for retry${retryAfterMs !== undefined ? ` in ${retryAfterMs / 1000} s or later (Retry-After)` : ""}: ${errorText(e)}`);
         this.emit({ type: "upload-failed", error: errorText(e), queued });
-        return { uploaded, failed: errorText(e) };
+        return { uploaded, failed: errorText(e), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
       }
     }
   }
@@ -361,6 +369,8 @@ export class ClientAgent {
       let wait = this.o.checkIntervalMs ?? 5 * MINUTE;
       // After a failure: back off (not the due times, which stay due until a request succeeds).
       if (troubled) wait = Math.min(wait, this.backoff(failures));
+      // Never before the management point's Retry-After (a client over its status message limits).
+      if (r.uploadRetryAfterMs !== null) wait = Math.max(wait, r.uploadRetryAfterMs);
       else wait = Math.min(wait, this.dueIn(s.lastLocationAt, this.locationIntervalMs(s)), this.dueIn(s.lastPolicyAt, this.policyIntervalMs(s)));
       try {
         await sleep(Math.max(wait, 10), undefined, { signal });

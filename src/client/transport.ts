@@ -27,6 +27,8 @@ export class MpRefusedError extends OpenCmgError {
     readonly reason: MpReason | string,
     readonly url: string,
     message: string,
+    /** Retry-After of a 429 or 503, in seconds: when the same request may succeed. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(status === 401 || status === 403 ? "unauthorized" : "net", reason, `${url} refused the request: ${status} ${reason}: ${message}`);
   }
@@ -49,10 +51,19 @@ export class GatewayRefusedError extends MpRefusedError {
     readonly refusalCause: string | undefined,
     url: string,
     message: string,
+    retryAfterSeconds?: number,
   ) {
-    super(status, reason, url, message);
+    super(status, reason, url, message, retryAfterSeconds);
     this.message = `the CMG refused the request to ${url}: ${status} ${reason}${refusalCause ? ` (${refusalCause})` : ""}: ${message}`;
   }
+}
+
+/** Retry-After (RFC 9110: seconds or an HTTP date) in whole seconds, at most a day; undefined when absent or unreadable. */
+export function retryAfterSeconds(value: string | undefined, now: number): number | undefined {
+  if (!value) return undefined;
+  const t = value.trim();
+  const s = /^\d{1,9}$/.test(t) ? Number(t) : Math.ceil((Date.parse(t) - now) / 1000);
+  return Number.isFinite(s) ? Math.min(Math.max(s, 0), 86_400) : undefined;
 }
 
 /** `https://mp01.contoso.com` + `/SMS_MP/v1/policy`, keeping a path prefix such as `/CCM_Proxy_MutualAuth/16777217`. */
@@ -130,6 +141,7 @@ export class MpTransport {
     let text: string;
     let gatewayReason: string | undefined;
     let gatewayCause: string | undefined;
+    let retryAfter: number | undefined;
     try {
       const res = await request(url, {
         dispatcher: this.agent,
@@ -143,6 +155,8 @@ export class MpTransport {
       gatewayCause = headerValue(res.headers[REFUSAL_HEADERS.cause]);
       const nonce = nonceValue(res.headers[NONCE_HEADER]);
       if (nonce !== undefined) this.nonces.set(origin, nonce);
+      const ra = res.headers["retry-after"];
+      retryAfter = retryAfterSeconds(Array.isArray(ra) ? ra[0] : ra, Date.now());
       text = await res.body.text();
     } catch (e) {
       throw toNetError(e, { route: { mode: "direct" }, targetHost: new URL(url).host });
@@ -156,7 +170,9 @@ export class MpTransport {
     if (status < 200 || status > 299) {
       const e = (json ?? {}) as Partial<MpErrorAnswer>;
       const message = e.message ?? (text.slice(0, 200) || "no reason given");
-      throw gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message);
+      const refused = gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message, retryAfter) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message, retryAfter);
+      this.o.onRefusal?.(refused);
+      throw refused;
     }
     return json as T;
   }

@@ -113,9 +113,15 @@ export interface StatusMessage {
   time: string;
   text: string;
   properties: Record<string, unknown>;
-  /** "site" for the site's own components, else the client that uploaded it. */
-  source: string;
+  /** "site" for the site's own components; "client" for a message a device uploaded. */
+  source: StatusSource;
+  /** The client that uploaded it (source "client"); null for the site's own. */
+  clientId: string | null;
+  /** When the client says it happened (source "client"); `time` is when the site received it. */
+  claimedTime: string | null;
 }
+
+export type StatusSource = "site" | "client";
 
 export type ComponentState = "OK" | "Warning" | "Critical";
 

@@ -32,3 +32,16 @@ export const StatusId = {
   /** The traffic alert's stop-on-critical option stopped a CMG, or could not. */
   CMG_STOPPED_ON_CRITICAL: 9475,
 } as const;
+
+/** The site's own message IDs: a device may not upload a message under one of them. */
+export const SITE_MESSAGE_IDS: ReadonlySet<number> = new Set(Object.values(StatusId));
+
+/**
+ * The site's components are named `SMS_*`, as in the platform (SMS_CLOUD_SERVICES_MANAGER,
+ * SMS_MP_CONTROL_MANAGER, ...); a device's own components are not (CcmExec, LocationServices).
+ */
+export const SITE_COMPONENT_PREFIX = "SMS_";
+
+export function isSiteComponent(name: string): boolean {
+  return name.toUpperCase().startsWith(SITE_COMPONENT_PREFIX);
+}

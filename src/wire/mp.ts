@@ -74,6 +74,14 @@ export type MpReason =
   | "id_token_replayed"
   | "key_change_unproven"
   | "invalid_key_proof"
+  /** A status message names a site component (SMS_*) or uses a site message ID. */
+  | "site_component"
+  | "site_message_id"
+  /** The client is over its status message limits (429 with Retry-After: send them again then). */
+  | "too_many_status_messages"
+  /** Registration: another client has the name, or it is a site system server's. */
+  | "name_taken"
+  | "reserved_name"
   | "internal_error";
 
 /** Body of every refusal. */

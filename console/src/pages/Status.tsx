@@ -46,16 +46,18 @@ export function ComponentStatusPage() {
 }
 
 const SEVERITIES = { "": "All", informational: "Informational", warning: "Warning", error: "Error" } as const;
+const SOURCES = { "": "All", site: "Site", client: "Clients" } as const;
 
 interface Filters {
   component: string;
   server: string;
   messageId: string;
   severity: keyof typeof SEVERITIES;
+  source: keyof typeof SOURCES;
   since: string;
   until: string;
 }
-const NO_FILTERS: Filters = { component: "", server: "", messageId: "", severity: "", since: "", until: "" };
+const NO_FILTERS: Filters = { component: "", server: "", messageId: "", severity: "", source: "", since: "", until: "" };
 const PAGE_SIZE = 50;
 
 /** The API's query for the filters (only the ones set; times as ISO-8601 in UTC). */
@@ -65,6 +67,7 @@ export function messagesQuery(f: Filters, cursor: number | undefined): string {
   if (f.server.trim()) q.set("server", f.server.trim());
   if (f.messageId.trim()) q.set("messageId", f.messageId.trim());
   if (f.severity) q.set("severity", f.severity);
+  if (f.source) q.set("source", f.source);
   const time = (v: string) => (Number.isNaN(new Date(v).getTime()) ? v : new Date(v).toISOString());
   if (f.since) q.set("since", time(f.since));
   if (f.until) q.set("until", time(f.until));
@@ -73,7 +76,15 @@ export function messagesQuery(f: Filters, cursor: number | undefined): string {
   return q.toString();
 }
 
-const FILTER_FIELDS = ["component", "server", "messageId", "severity", "since", "until", "limit", "cursor"] as const;
+const FILTER_FIELDS = ["component", "server", "messageId", "severity", "source", "since", "until", "limit", "cursor"] as const;
+
+/**
+ * Where a message comes from: a site system, or a device with its client ID. A device's message
+ * never reads as the site's, whatever name the device gave itself.
+ */
+export function sourceText(m: Pick<StatusMessage, "source" | "server" | "clientId">): string {
+  return m.source === "site" ? m.server : `Client ${m.server} (${m.clientId ?? "unknown ID"})`;
+}
 
 export function StatusMessagesPage() {
   const [form, setForm] = useState<Filters>(NO_FILTERS);
@@ -116,6 +127,15 @@ export function StatusMessagesPage() {
             ))}
           </Dropdown>
         </Field>
+        <Field label="Source" {...err("source")}>
+          <Dropdown value={SOURCES[form.source]} selectedOptions={[form.source]} onOptionSelect={(_, d) => set("source", d.optionValue ?? "")}>
+            {Object.entries(SOURCES).map(([k, v]) => (
+              <Option key={k} value={k}>
+                {v}
+              </Option>
+            ))}
+          </Dropdown>
+        </Field>
         <Field label="Since" {...err("since")}>
           <Input type="datetime-local" value={form.since} onChange={(_, d) => set("since", d.value)} />
         </Field>
@@ -135,7 +155,8 @@ export function StatusMessagesPage() {
               <TableRow>
                 <TableHeaderCell>Severity</TableHeaderCell>
                 <TableHeaderCell>Time</TableHeaderCell>
-                <TableHeaderCell>Site System</TableHeaderCell>
+                <TableHeaderCell>Source</TableHeaderCell>
+                <TableHeaderCell>Site System or Client</TableHeaderCell>
                 <TableHeaderCell>Component</TableHeaderCell>
                 <TableHeaderCell>Message ID</TableHeaderCell>
                 <TableHeaderCell>Description</TableHeaderCell>
@@ -143,10 +164,15 @@ export function StatusMessagesPage() {
             </TableHeader>
             <TableBody>
               {msgs.data.items.map((m) => (
-                <TableRow key={m.id} data-message-id={m.messageId}>
+                <TableRow key={m.id} data-message-id={m.messageId} data-source={m.source}>
                   <TableCell>{SEVERITIES[m.severity]}</TableCell>
-                  <TableCell>{new Date(m.time).toLocaleString()}</TableCell>
-                  <TableCell>{m.server}</TableCell>
+                  <TableCell title={m.claimedTime ? `The client says: ${new Date(m.claimedTime).toLocaleString()}` : undefined}>{new Date(m.time).toLocaleString()}</TableCell>
+                  <TableCell>
+                    <Badge appearance="outline" color={m.source === "site" ? "brand" : "informative"}>
+                      {m.source === "site" ? "Site" : "Client"}
+                    </Badge>
+                  </TableCell>
+                  <TableCell>{sourceText(m)}</TableCell>
                   <TableCell>{m.component}</TableCell>
                   <TableCell>{m.messageId}</TableCell>
                   <TableCell>{m.text}</TableCell>

@@ -248,8 +248,8 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
         const list = await s.services.clients.list();
         ctx.print(cmd, list, () =>
           table(
-            list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint ?? (c.tokenKey ? "(token)" : null), blocked: c.blocked ? "yes" : "no" })),
-            ["id", "name", "approved", "connection", "lastContact", "certificate", "blocked"],
+            list.map((c) => ({ id: c.id, name: c.name, approved: c.approved ? "yes" : "no", connection: c.connectionType, lastContact: c.lastContactAt, certificate: c.thumbprint ?? (c.tokenKey ? "(token)" : null), blocked: c.blocked ? "yes" : "no", statusRefused: c.statusRefused })),
+            ["id", "name", "approved", "connection", "lastContact", "certificate", "blocked", "statusRefused"],
           ),
         );
       });

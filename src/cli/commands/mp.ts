@@ -30,8 +30,9 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
     .option("--key <file>", "its private key (PEM)")
     .option("--ca <file>", "the site CA certificate (default: <data>/pki/site-ca.pem): connection points' certificates chain to it")
     .option("--trusted-root <file>", "a CA that client certificates chain to (repeatable; default: the site CA)", collect)
+    .option("--metrics <host:port>", "serve Prometheus metrics (GET /metrics) here, e.g. 127.0.0.1:9450 (default: none)")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { server: string; listen: string; cert?: string; key?: string; ca?: string; trustedRoot?: string[]; logLevel: string }, cmd: Command) => {
+    .action(async (o: { server: string; listen: string; cert?: string; key?: string; ca?: string; trustedRoot?: string[]; metrics?: string; logLevel: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
       const logLevel = logLevelOpt(o.logLevel);
       if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
@@ -47,9 +48,10 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
         tls: o.cert && o.key ? { certPem: readFile("cert", o.cert), keyPem: readFile("key", o.key) } : undefined,
         caPem: o.ca ? readFile("ca", o.ca) : undefined,
         trustedClientRoots: o.trustedRoot?.map((f) => readFile("trustedRoot", f)),
+        metrics: o.metrics ? parseListen(o.metrics, "metrics") : undefined,
       });
       const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
-      ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} (role ${running.mp.roleId}) serving ${running.mp.url}; Ctrl-C stops it\n`);
+      ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} (role ${running.mp.roleId}) serving ${running.mp.url}${running.metricsPort !== undefined ? `; metrics on port ${running.metricsPort}` : ""}; Ctrl-C stops it\n`);
       await stopped;
       await running.stop();
     });

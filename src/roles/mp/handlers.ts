@@ -17,6 +17,9 @@ import type { InternetMp } from "./internet-mps.ts";
 import { MpError } from "./mp-error.ts";
 import { KeyProofError, verifyKeyProof } from "../../wire/key-proof.ts";
 import { randomUUID } from "node:crypto";
+import type { MpMetrics } from "./metrics.ts";
+import type { StatusLimiter } from "./status-limit.ts";
+import { isSiteComponent, SITE_COMPONENT_PREFIX, SITE_MESSAGE_IDS } from "../../site/status-ids.ts";
 import {
   registerRequest,
   statusItem,
@@ -43,6 +46,9 @@ export interface HandlerDeps {
   /** Site-issued tokens: bulk token uses, directory ID token uses, client tokens issued and renewed. */
   tokens: Pick<TokensService, "useBulk" | "recordIdTokenUse" | "noteIdTokenClient" | "idTokenClient" | "issueClientToken">;
   now?: () => Date;
+  /** Each client's status message limits (rate, count per day). */
+  statusLimits: StatusLimiter;
+  metrics: MpMetrics;
 }
 
 export interface MpLogs {
@@ -302,23 +308,47 @@ export async function policy(deps: HandlerDeps, log: ComponentLog, caller: Calle
  * Status upload. The whole batch is checked before anything is stored, so a bad message changes
  * nothing. Each message is stored once per client and message ID: a retried upload (the answer
  * was lost) is acknowledged again without a second copy.
+ *
+ * A device's messages are the device's: stored as source "client" with its ID, at the time they
+ * arrived (the time the device claims is kept apart), and refused (400, naming the field) when
+ * they use a site component's name or a site message ID. Refused rather than stored under another
+ * component: a well-behaved client never sends one, and a refusal tells whoever did, where a
+ * silent rewrite would hide the attempt and still show a message that reads like the site's.
+ * Over its limits (status-limit.ts) an upload is refused whole with 429 and Retry-After.
  */
 export async function uploadStatus(deps: HandlerDeps, log: ComponentLog, caller: Caller, body: unknown): Promise<StatusUploadAnswer> {
   const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: true });
   const batch = checkObject(statusUpload, body);
+  const refuseInvalid = (e: Error): never => {
+    deps.metrics.statusMessages.inc({ result: "refused_invalid" }, batch.messages.length);
+    throw e;
+  };
   const items: StatusItem[] = batch.messages.map((m, i) => {
     const type = (m as { type?: unknown } | null)?.type;
     if (typeof type !== "string" || !(UPLOAD_TYPES as readonly string[]).includes(type)) {
-      throw new MpError(400, "unknown_message_type", `messages.${i}.type: unknown message type ${JSON.stringify(type ?? null)} (this management point accepts: ${UPLOAD_TYPES.join(", ")})`);
+      refuseInvalid(new MpError(400, "unknown_message_type", `messages.${i}.type: unknown message type ${JSON.stringify(type ?? null)} (this management point accepts: ${UPLOAD_TYPES.join(", ")})`));
     }
     const r = statusItem.safeParse(m);
     if (!r.success) {
       const issue = r.error.issues[0]!;
       const field = `messages.${i}.${issue.path.join(".")}`;
-      throw new ValidationError(field, issue.message, `${field}: ${issue.message}`);
+      refuseInvalid(new ValidationError(field, issue.message, `${field}: ${issue.message}`));
     }
-    return r.data;
+    const item = r.data!;
+    if (isSiteComponent(item.component)) {
+      refuseInvalid(new MpError(400, "site_component", `messages.${i}.component: must not be a site component's name (${SITE_COMPONENT_PREFIX}*); ${JSON.stringify(item.component)} is the site's, a client reports under its own components`));
+    }
+    if (SITE_MESSAGE_IDS.has(item.messageId)) {
+      refuseInvalid(new MpError(400, "site_message_id", `messages.${i}.messageId: must not be a site message ID; ${item.messageId} is one the site raises itself`));
+    }
+    return item;
   });
+  const who = `${client.id} (${client.name})`;
+  const verdict = await deps.statusLimits.take(client.id, who, items.length);
+  if (!verdict.allowed) {
+    const limit = verdict.scope === "rate" ? `${verdict.limits.perMinute} status messages a minute (burst ${verdict.limits.burst})` : `${verdict.limits.perDay} status messages in 24 hours`;
+    throw new MpError(429, "too_many_status_messages", `client ${who} is over its limit of ${limit}; nothing of this upload was stored: keep the messages and send them again in ${verdict.retryAfterSeconds} s`, verdict.retryAfterSeconds);
+  }
   let duplicates = 0;
   for (const m of items) {
     const stored = await deps.status.raise({
@@ -328,12 +358,13 @@ export async function uploadStatus(deps: HandlerDeps, log: ComponentLog, caller:
       server: client.name,
       text: m.text,
       properties: { ...(m.properties ?? {}), uploadId: m.id },
-      source: client.id,
+      client: { id: client.id, claimedTime: m.time },
       dedupeKey: `client:${client.id}:${m.id}`,
-      time: m.time,
     });
     if (!stored) duplicates++;
   }
+  deps.metrics.statusMessages.inc({ result: "stored" }, items.length - duplicates);
+  deps.metrics.statusMessages.inc({ result: "duplicate" }, duplicates);
   await deps.clients.touch(client.id, connectionType);
   log.info(`Received ${items.length} status message(s) from ${client.id} (${client.name}, ${connectionType}): ${items.length - duplicates} new, ${duplicates} already held.`);
   return { acknowledged: items.map((m) => m.id), duplicates };

@@ -18,6 +18,10 @@ import type { RolesService } from "../../site/services/roles.ts";
 import type { ServersService } from "../../site/services/servers.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import type { TokensService } from "../../site/services/tokens.ts";
+import type { SettingsService } from "../../site/services/settings.ts";
+import { ClientBlockedError, ClientNameTakenError, ReservedClientNameError } from "../../site/services/clients.ts";
+import { MpMetrics } from "./metrics.ts";
+import { StatusLimiter } from "./status-limit.ts";
 import { listenRole } from "../listener.ts";
 import { locate, policy, register, renewToken, uploadStatus, type HandlerDeps, type MpLogs } from "./handlers.ts";
 import { CallerIdentifier, splitTrust, type Caller } from "./identity.ts";
@@ -34,6 +38,8 @@ export interface ManagementPointDeps {
   status: StatusService;
   clients: ClientsService;
   tokens: TokensService;
+  /** The site settings the status message limits come from. */
+  settings: Pick<SettingsService, "count">;
   logs: LogSet;
   /** The CMGs as internet management points (location answers). */
   internetMps: () => Promise<InternetMp[]>;
@@ -59,6 +65,8 @@ export interface ManagementPointOptions {
   maxBodyBytes?: number | undefined;
   /** Limits on registrations without a certificate (defaults: DEFAULT_REGISTRATION_LIMITS). */
   registrationLimits?: Partial<RegistrationLimits> | undefined;
+  /** Where its metrics are counted (default: a registry of its own, not served). */
+  metrics?: MpMetrics | undefined;
 }
 
 /** Longest refusal message answered or logged: a refusal may quote what the client sent. */
@@ -71,6 +79,7 @@ export interface ManagementPoint {
   port: number;
   /** The management-point role's id (what a CMG's `/CCM_Proxy_MutualAuth/<roleId>` names). */
   roleId: number;
+  metrics: MpMetrics;
   /** Stops accepting, drops open connections, resolves once closed. */
   close(): Promise<void>;
 }
@@ -115,6 +124,15 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
   if (clientTrust.roots.length === 0) throw new ValidationError("trustedClientRoots", "must hold at least one root CA certificate (PEM, self-signed)");
   const identifier = new CallerIdentifier({ siteCaPem: o.tls.caPem, clients: clientTrust });
   const registrations = new RegistrationLimiter(o.registrationLimits);
+  const metrics = o.metrics ?? new MpMetrics(fqdn);
+  const { settings, status, clients } = o.deps;
+  const statusLimits = new StatusLimiter({
+    readLimits: async () => ({ perMinute: await settings.count("client-status-rate"), burst: await settings.count("client-status-burst"), perDay: await settings.count("client-status-per-day") }),
+    countSince: (id, since) => status.clientCountSince(id, since),
+    noteRefused: (id, n) => clients.noteStatusRefused(id, n),
+    onVerdict: (result, n) => metrics.statusMessages.inc({ result }, n),
+    log: logs.status,
+  });
   const deps: HandlerDeps = {
     clients: o.deps.clients,
     roles: o.deps.roles,
@@ -123,6 +141,8 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
     internetMps: o.deps.internetMps,
     maxPendingRegistrations: registrations.limits.maxPending,
     tokens: o.deps.tokens,
+    statusLimits,
+    metrics,
   };
   const handlers: Record<string, Handler> = {
     [MP_PATHS.ping]: { method: "GET", log: logs.control, open: true, handle: async () => ({ mp: fqdn, siteCode: server.siteCode, roleId: role.id }) },
@@ -196,8 +216,10 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
     url,
     port,
     roleId: role.id,
+    metrics,
     async close() {
       await close();
+      await statusLimits.close();
       logs.control.info(`Management point ${fqdn} stopped serving ${url}.`);
     },
   };
@@ -221,6 +243,9 @@ function describeCaller(c: Caller | undefined): string {
 
 function toMpError(e: unknown): MpError {
   if (e instanceof MpError) return e;
+  if (e instanceof ClientBlockedError) return new MpError(403, "client_blocked", e.message);
+  if (e instanceof ClientNameTakenError) return new MpError(409, "name_taken", e.message);
+  if (e instanceof ReservedClientNameError) return new MpError(400, "reserved_name", e.message);
   if (e instanceof ValidationError) return new MpError(400, "invalid_request", e.message);
   if (isOpenCmgError(e) && e.httpStatus < 500) return new MpError(e.httpStatus, "invalid_request", e.message);
   return new MpError(500, "internal_error", "the management point failed to process the request; see its logs");

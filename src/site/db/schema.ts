@@ -59,8 +59,12 @@ export interface StatusMessagesTable {
   time: string;
   text: string;
   properties: string; // JSON
-  source: string; // "site" or a client id
+  source: string; // "site" or "client"
   dedupe_key: string | null;
+  /** The uploading client's ID (source "client"); null for the site's own. */
+  client_id: Generated<string | null>;
+  /** The time the client claimed; `time` is when the site received it. */
+  claimed_time: Generated<string | null>;
 }
 
 export interface ComponentStatusTable {
@@ -226,6 +230,11 @@ export interface ClientsTable {
   root_thumbprint: Generated<string | null>;
   /** A key an administrator approved to replace `token_jkt` (`site clients approve-key`), until it is used. */
   approved_jkt: Generated<string | null>;
+  /** lower(name), unique: two clients cannot take the same name. */
+  name_key: Generated<string | null>;
+  /** Status messages refused for the client's limits (rate, count per day), and when last. */
+  status_refused: Generated<number>;
+  status_refused_at: Generated<string | null>;
 }
 
 export interface TokenSigningKeysTable {
@@ -323,7 +332,7 @@ export const SCHEMA_COLUMNS = {
   roles: ["id", "server_id", "kind", "settings", "created_at", "updated_at"],
   accounts: ["id", "name", "username", "secret", "created_at", "updated_at"],
   proxy_configs: ["server_id", "enabled", "host", "port", "account_id", "updated_at"],
-  status_messages: ["id", "message_id", "severity", "component", "server", "time", "text", "properties", "source", "dedupe_key"],
+  status_messages: ["id", "message_id", "severity", "component", "server", "time", "text", "properties", "source", "dedupe_key", "client_id", "claimed_time"],
   component_status: ["server", "component", "status", "reason", "updated_at"],
   admin_tokens: ["id", "token_sha256", "created_at", "name", "read_only", "revoked_at"],
   updates: ["update_id", "title", "classification", "product", "release_date", "files", "synced_from", "synced_at"],
@@ -334,7 +343,7 @@ export const SCHEMA_COLUMNS = {
   cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out", "instance", "role_kind", "failed"],
   cmg_alerts: ["cmg_name", "alert", "level", "subject", "changed_at"],
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
-  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at", "root_thumbprint", "approved_jkt"],
+  clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at", "root_thumbprint", "approved_jkt", "name_key", "status_refused", "status_refused_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
   site_settings: ["key", "value", "updated_at"],
   audit_log: ["id", "time", "actor", "via", "action", "object", "before_json", "after_json"],

@@ -7,7 +7,8 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Selectable } from "kysely";
 import { z } from "zod";
-import { NotFoundError } from "../../errors.ts";
+import { ConflictError, NotFoundError, OpenCmgError, ValidationError } from "../../errors.ts";
+import { UniqueViolationError } from "../db/driver.ts";
 import type { ClientsTable } from "../db/schema.ts";
 import { check, checkObject } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
@@ -39,6 +40,33 @@ export interface Client {
   directoryId: string | null;
   /** A key an administrator approved to replace `tokenKey` (`site clients approve-key`), until the device uses it. */
   approvedTokenKey: string | null;
+  /** Status messages refused for its limits (rate, count per day), and when last. */
+  statusRefused: number;
+  statusRefusedAt: string | null;
+}
+
+/** Another client already has the name (names are unique, in any letter case). */
+export class ClientNameTakenError extends ConflictError {
+  constructor(
+    readonly takenName: string,
+    readonly holder: string,
+  ) {
+    super("name", `client ${holder} already has the name ${takenName}; two clients cannot take the same name (remove or rename the other one first)`);
+  }
+}
+
+/** The name is a site system server's: a device may not pass for the site. */
+export class ReservedClientNameError extends ValidationError {
+  constructor(name: string, server: string) {
+    super("name", "must not be the name of a site system server", `name: ${name} is the name of site system server ${server}; a client cannot take a site system's name`);
+  }
+}
+
+/** A blocked client cannot register again or rename itself. */
+export class ClientBlockedError extends OpenCmgError {
+  constructor(readonly client: { id: string; name: string }) {
+    super("forbidden", "CLIENT_BLOCKED", `client ${client.id} (${client.name}) is blocked by an administrator; it cannot register again or rename itself`);
+  }
 }
 
 /** A device that registers with a token (bulk registration or directory sign-in) instead of a certificate. */
@@ -140,8 +168,12 @@ function toClient(r: Selectable<ClientsTable>): Client {
     tokenKey: r.token_jkt,
     directoryId: r.directory_id,
     approvedTokenKey: r.approved_jkt ?? null,
+    statusRefused: Number(r.status_refused ?? 0),
+    statusRefusedAt: r.status_refused_at ?? null,
   };
 }
+
+const nameKey = (name: string): string => name.toLowerCase();
 
 /**
  * @example
@@ -165,11 +197,15 @@ export class ClientsService {
     const name = check("name", clientName, input.name);
     const tp = check("thumbprint", thumbprint, input.thumbprint);
     const now = iso(this.ctx.now());
-    const inserted = await this.ctx.db
+    const known = await this.findByThumbprint(tp);
+    if (known?.blocked) throw new ClientBlockedError(known);
+    await this.checkNameFree(name, known?.id);
+    const inserted = await this.uniqueName(name, () => this.ctx.db
       .insertInto("clients")
       .values({
         id: newClientId(),
         name,
+        name_key: nameKey(name),
         thumbprint: tp,
         subject: input.subject,
         token_sha256: null,
@@ -186,13 +222,19 @@ export class ClientsService {
       })
       .onConflict((oc) => oc.column("thumbprint").doNothing())
       .returning(["id"])
-      .executeTakeFirst();
+      .executeTakeFirst());
     if (!inserted) {
-      await this.ctx.db
+      // `blocked = 0`: a block that came in since the look above still holds.
+      const r = await this.uniqueName(name, () => this.ctx.db
         .updateTable("clients")
-        .set({ name, subject: input.subject, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: input.connectionType, ...(input.rootThumbprint ? { root_thumbprint: input.rootThumbprint } : {}) })
+        .set({ name, name_key: nameKey(name), subject: input.subject, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: input.connectionType, ...(input.rootThumbprint ? { root_thumbprint: input.rootThumbprint } : {}) })
         .where("thumbprint", "=", tp)
-        .execute();
+        .where("blocked", "=", 0)
+        .executeTakeFirst());
+      if (Number(r.numUpdatedRows) === 0) {
+        const current = await this.findByThumbprint(tp);
+        if (current?.blocked) throw new ClientBlockedError(current);
+      }
     }
     const client = await this.findByThumbprint(tp);
     if (!client) throw new NotFoundError("thumbprint", `client with certificate ${tp}`);
@@ -206,14 +248,16 @@ export class ClientsService {
    */
   async requestRegistration(input: PendingRegistration): Promise<{ client: Client; token: string }> {
     const name = check("name", clientName, input.name);
+    await this.checkNameFree(name, undefined);
     const token = randomBytes(32).toString("base64url");
     const now = iso(this.ctx.now());
     const id = newClientId();
-    await this.ctx.db
+    await this.uniqueName(name, () => this.ctx.db
       .insertInto("clients")
       .values({
         id,
         name,
+        name_key: nameKey(name),
         thumbprint: null,
         subject: null,
         token_sha256: sha256(token),
@@ -227,7 +271,7 @@ export class ClientsService {
         blocked: 0,
         blocked_at: null,
       })
-      .execute();
+      .execute());
     return { client: await this.get(id), token };
   }
 
@@ -241,20 +285,26 @@ export class ClientsService {
     const name = check("name", clientName, input.name);
     const now = iso(this.ctx.now());
     const known = input.directoryId
-      ? await this.ctx.db.selectFrom("clients").select("id").where("directory_id", "=", input.directoryId).executeTakeFirst()
+      ? await this.ctx.db.selectFrom("clients").select(["id", "name", "blocked"]).where("directory_id", "=", input.directoryId).executeTakeFirst()
       : input.id
-        ? await this.ctx.db.selectFrom("clients").select("id").where("id", "=", input.id).executeTakeFirst()
+        ? await this.ctx.db.selectFrom("clients").select(["id", "name", "blocked"]).where("id", "=", input.id).executeTakeFirst()
         : undefined;
     if (known) {
-      await this.ctx.db.updateTable("clients").set({ name, token_jkt: input.jkt, approved_jkt: null, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: "internet" }).where("id", "=", known.id).execute();
-      return { client: await this.get(known.id), created: false };
+      if (known.blocked === 1) throw new ClientBlockedError(known);
+      await this.checkNameFree(name, known.id);
+      await this.uniqueName(name, () => this.ctx.db.updateTable("clients").set({ name, name_key: nameKey(name), token_jkt: input.jkt, approved_jkt: null, always_internet: input.alwaysInternet ? 1 : 0, last_contact_at: now, connection_type: "internet" }).where("id", "=", known.id).where("blocked", "=", 0).execute());
+      const client = await this.get(known.id);
+      if (client.blocked) throw new ClientBlockedError(client);
+      return { client, created: false };
     }
+    await this.checkNameFree(name, undefined);
     const id = input.id ?? newClientId();
-    await this.ctx.db
+    await this.uniqueName(name, () => this.ctx.db
       .insertInto("clients")
       .values({
         id,
         name,
+        name_key: nameKey(name),
         thumbprint: null,
         subject: null,
         token_sha256: null,
@@ -268,7 +318,7 @@ export class ClientsService {
         blocked: 0,
         blocked_at: null,
       })
-      .execute();
+      .execute());
     return { client: await this.get(id), created: true };
   }
 
@@ -283,6 +333,44 @@ export class ClientsService {
     if (client.tokenKey === null || client.tokenKey === jkt) return "none";
     return client.approvedTokenKey === jkt ? "approved" : "unproven";
   }
+
+
+  /**
+   * Refuses a name another client holds (in any letter case) or a site system server's (its FQDN
+   * or its first label): a device must not pass for another device or for the site.
+   */
+  private async checkNameFree(name: string, self: string | undefined): Promise<void> {
+    const key = nameKey(name);
+    for (const s of await this.ctx.db.selectFrom("servers").select("fqdn").execute()) {
+      const fqdn = s.fqdn.toLowerCase();
+      if (key === fqdn || key === fqdn.split(".")[0]) throw new ReservedClientNameError(name, s.fqdn);
+    }
+    const holder = await this.ctx.db.selectFrom("clients").select("id").where("name_key", "=", key).executeTakeFirst();
+    if (holder && holder.id !== self) throw new ClientNameTakenError(name, holder.id);
+  }
+
+  /** Runs a write that sets `name_key`; a registration that took the name meanwhile makes it ClientNameTakenError. */
+  private async uniqueName<T>(name: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (e) {
+      if (e instanceof UniqueViolationError && /name_key/.test(e.message + String(e.field))) {
+        const holder = await this.ctx.db.selectFrom("clients").select("id").where("name_key", "=", nameKey(name)).executeTakeFirst();
+        throw new ClientNameTakenError(name, holder?.id ?? "(another registration)");
+      }
+      throw e;
+    }
+  }
+
+  /** Adds `n` to the client's count of status messages refused for its limits. */
+  async noteStatusRefused(id: string, n: number): Promise<void> {
+    await this.ctx.db
+      .updateTable("clients")
+      .set((eb) => ({ status_refused: eb("status_refused", "+", n), status_refused_at: iso(this.ctx.now()) }))
+      .where("id", "=", id)
+      .execute();
+  }
+
 
   /** Binds the client's tokens to a key (a certificate or request-token client that proved it); an approval is used up. */
   async bindTokenKey(id: string, jkt: string): Promise<void> {

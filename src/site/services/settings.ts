@@ -11,6 +11,7 @@ import { LOG_FILES } from "../../logs/files.ts";
 import type { ClientsService } from "./clients.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { DIRECTORY_SETTINGS } from "./directory.ts";
+import { MAX_STATUS_BATCH } from "../../wire/mp.ts";
 
 export interface SettingDefinition {
   description: string;
@@ -47,6 +48,22 @@ export function durationSetting(o: { description: string; default: string; min: 
         throw new ValidationError(field, `must be ${rule}`, `${field}: must be ${rule} (got ${JSON.stringify(raw)})`);
       }
       return formatDuration(ms);
+    },
+  };
+}
+
+/** A whole number from `min` to `max` (a count, a rate). */
+export function countSetting(o: { description: string; default: number; min: number; max: number; unit: string }): SettingDefinition {
+  const rule = `a whole number of ${o.unit} from ${o.min} to ${o.max}`;
+  return {
+    description: o.description,
+    default: String(o.default),
+    rule,
+    normalize(field, raw) {
+      const text = raw.trim();
+      const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+      if (!Number.isInteger(n) || n < o.min || n > o.max) throw new ValidationError(field, `must be ${rule}`, `${field}: must be ${rule} (got ${JSON.stringify(raw)})`);
+      return String(n);
     },
   };
 }
@@ -88,6 +105,42 @@ export const SITE_SETTINGS = {
     min: MINUTE,
     max: 7 * DAY,
     wholeMinutes: true,
+  }),
+  // Limits on each client's status messages (src/roles/mp/status-limit.ts). A client sends a few
+  // dozen a day; one back from a week offline a few hundred at once. A flood is thousands a second.
+  "client-status-rate": countSetting({
+    description: "Status messages a client may upload per minute, sustained (each management point; more are refused with 429 and the client retries)",
+    default: 60,
+    min: 1,
+    max: 1_000_000,
+    unit: "messages per minute",
+  }),
+  "client-status-burst": countSetting({
+    description: "Status messages a client may upload at once above its rate (a backlog after time offline); at least one full upload",
+    default: 1000,
+    min: MAX_STATUS_BATCH,
+    max: 1_000_000,
+    unit: "messages",
+  }),
+  "client-status-per-day": countSetting({
+    description: "Status messages the site stores from one client in 24 hours; more are refused with 429 until older ones age out of the 24 hours",
+    default: 10_000,
+    min: MAX_STATUS_BATCH,
+    max: 10_000_000,
+    unit: "messages",
+  }),
+  "status-message-retention": countSetting({
+    description: "Status messages (the site's and the clients') older than this many days are deleted (the platform's Delete Aged Status Messages task)",
+    default: 30,
+    min: 1,
+    max: 3650,
+    unit: "days",
+  }),
+  "status-cleanup-interval": durationSetting({
+    description: "Time between the site server's runs that delete aged status messages",
+    default: "1d",
+    min: SECOND,
+    max: 7 * DAY,
   }),
   // Directory sign-in (OpenID Connect): src/site/services/directory.ts.
   ...DIRECTORY_SETTINGS,
@@ -181,6 +234,11 @@ export class SettingsService {
   async durationMs(key: SettingKey): Promise<number | null> {
     const { value } = await this.get(key);
     return value === "off" ? null : parseDuration(key, value);
+  }
+
+  /** A count setting as a number. */
+  async count(key: SettingKey): Promise<number> {
+    return Number((await this.get(key)).value);
   }
 
   #key(key: string): SettingKey {

@@ -110,7 +110,7 @@ forEachDatabase("client agent", (db) => {
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(
       { ...run.json<Record<string, unknown>>(), errors: undefined },
-      { connectionType: "intranet", mp: mp.url, located: true, policy: true, uploaded: 3, queued: 0, uploadFailed: false, errors: undefined },
+      { connectionType: "intranet", mp: mp.url, located: true, policy: true, uploaded: 3, queued: 0, uploadFailed: false, uploadRetryAfterMs: null, errors: undefined },
     );
     st = (await client(dir, ["status", "--json"])).json();
     assert.ok(st.lastPolicyAt);
@@ -128,7 +128,7 @@ forEachDatabase("client agent", (db) => {
     assert.equal(list.json()[0].connectionType, "intranet");
     assert.ok(list.json()[0].lastContactAt);
     const msgs = await siteCli(["status", "messages", "--json"]);
-    const mine = msgs.json().filter((m: { source: string }) => m.source === r.clientId);
+    const mine = msgs.json().filter((m: { clientId: string | null }) => m.clientId === r.clientId);
     assert.equal(mine.length, 3);
     assert.deepEqual(new Set(mine.map((m: { messageId: number; server: string; text: string }) => `${m.messageId} ${m.server} ${m.text}`)), new Set(["10002 PC-001 Hello from PC-001"]));
     assert.match(readFileSync(join(dir, "logs", "LocationServices.log"), "utf8"), /Location request to https:\/\/127.0.0.1:\d+ \(intranet\)/);
@@ -236,14 +236,14 @@ forEachDatabase("client agent", (db) => {
     await stopping;
     const left = (await client(dir, ["status", "--json"])).json().queuedUploads as number;
     assert.ok(left > 0 && left < 1000, `left ${left}`);
-    const inSite = (await s.site.services.status.messages({ source: clientId, limit: 5000 })).length;
+    const inSite = (await s.site.services.status.messages({ clientId: clientId, limit: 5000 })).length;
     assert.ok(inSite >= 1000 - left && inSite < 1000, `site ${inSite}, queue ${left}`);
 
     mp = await startTestMp(s, pki, { internetMps: async () => internet });
     const run = await client(dir, ["run", "--once", "--json"]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.json().queued, 0);
-    const msgs = await s.site.services.status.messages({ source: clientId, limit: 5000 });
+    const msgs = await s.site.services.status.messages({ clientId: clientId, limit: 5000 });
     assert.equal(msgs.length, 1000);
     assert.equal(new Set(msgs.map((m) => m.properties.uploadId)).size, 1000);
     assert.deepEqual(
@@ -269,11 +269,11 @@ forEachDatabase("client agent", (db) => {
       assert.equal(run.json().connectionType, "internet");
       assert.equal(run.json().queued, 5);
       assert.match(run.stderr, /error: upload: .*12030/);
-      assert.equal((await s.site.services.status.messages({ source: id })).length, 5); // stored, but the client does not know
+      assert.equal((await s.site.services.status.messages({ clientId: id })).length, 5); // stored, but the client does not know
       run = await client(dir, ["run", "--once", "--json"]);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.json().uploaded, 5);
-      assert.equal((await s.site.services.status.messages({ source: id })).length, 5);
+      assert.equal((await s.site.services.status.messages({ clientId: id })).length, 5);
       assert.match(readFileSync(join(dir, "logs", "CcmMessaging.log"), "utf8"), /Uploaded 5 status message\(s\) to https:.*\(5 already held by the site\)/);
     } finally {
       await cmg.stop();
@@ -294,7 +294,7 @@ forEachDatabase("client agent", (db) => {
     assert.equal(run.code, 1);
     assert.match(run.stderr, /awaiting_approval: client GUID:.* awaits approval: opencmg site clients approve GUID:/);
     assert.equal((await client(dir, ["status", "--json"])).json().queuedUploads, 1);
-    assert.equal((await s.site.services.status.messages({ source: id })).length, 0);
+    assert.equal((await s.site.services.status.messages({ clientId: id })).length, 0);
 
     const listed = await siteCli(["site", "clients"]);
     assert.match(listed.stdout, /KIOSK-01\s+no\s+intranet/);
@@ -304,7 +304,7 @@ forEachDatabase("client agent", (db) => {
     run = await client(dir, ["run", "--once", "--json"]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.json().uploaded, 1);
-    assert.equal((await s.site.services.status.messages({ source: id })).length, 1);
+    assert.equal((await s.site.services.status.messages({ clientId: id })).length, 1);
     assert.equal((await client(dir, ["status", "--json"])).json().approved, true);
     // Reinstalling keeps the token, and so the identity.
     const again = await client(dir, ["install", "--mp", mp.url, "--ca", join(files, "ca.pem"), "--name", "KIOSK-01", "--json"]);

@@ -69,8 +69,8 @@ it("mp serve and client run as processes: install, upload, stop on SIGTERM", asy
 
   mp.child.kill("SIGTERM");
   assert.equal(await mp.exit, 0, mp.stderr());
-  const msgs = (await site(["status", "messages", "--json", "--limit", "1000"])).json() as { source: string; text: string }[];
-  assert.equal(msgs.filter((m) => m.source === inst.json().clientId && m.text === "from a process").length, 20);
+  const msgs = (await site(["status", "messages", "--json", "--limit", "1000"])).json() as { clientId: string | null; text: string }[];
+  assert.equal(msgs.filter((m) => m.clientId === inst.json().clientId && m.text === "from a process").length, 20);
   const clients = (await site(["site", "clients", "--json"])).json();
   assert.equal(clients[0].connectionType, "intranet");
   assert.match(readFileSync(join(data, "logs", "mpcontrol.log"), "utf8"), /stopped serving/);

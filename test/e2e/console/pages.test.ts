@@ -116,6 +116,31 @@ it("Status Messages: the site filters and pages them; a filter it refuses shows 
   await screenshot(page, "status-messages-filtered");
 });
 
+it("Status Messages: a device's message shows as the client's, with its ID, never as the site's", async () => {
+  // The issue's attack: a device named like the site server, message 9471, dated 2099.
+  const id = "GUID:0E4A2B6C-1D3F-4A5B-8C7D-9E0F1A2B3C4D";
+  await site.services.status.raise({ messageId: 9471, severity: "error", component: "SMS_CLOUD_SERVICES_MANAGER", server: "site.opencmg.local", text: "Impersonated traffic alert", client: { id, claimedTime: "2099-01-01T00:00:00.000Z" } });
+  await site.services.status.raise({ messageId: 9471, severity: "error", component: "SMS_CLOUD_SERVICES_MANAGER", server: "site.opencmg.local", text: "The site's own traffic alert" });
+  await nav("Sites").click();
+  await nav("Status Messages").click();
+  const row = page.getByRole("row").filter({ hasText: "Impersonated traffic alert" });
+  await row.waitFor();
+  assert.equal(await row.getAttribute("data-source"), "client");
+  assert.equal(await row.getByRole("cell").nth(2).textContent(), "Client");
+  assert.equal(await row.getByRole("cell").nth(3).textContent(), `Client site.opencmg.local (${id})`);
+  assert.notEqual(await row.getByRole("cell").nth(1).textContent(), new Date("2099-01-01T00:00:00.000Z").toLocaleString(), "shown at the time it arrived");
+  const own = page.getByRole("row").filter({ hasText: "The site's own traffic alert" });
+  assert.equal(await own.getAttribute("data-source"), "site");
+  assert.equal(await own.getByRole("cell").nth(3).textContent(), "site.opencmg.local");
+
+  await page.getByRole("combobox", { name: "Source" }).click();
+  await page.getByRole("option", { name: "Clients" }).click();
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Status messages"] tbody tr').length === 1);
+  assert.equal(await page.locator("tbody tr").first().getAttribute("data-source"), "client");
+  await assertAccessible("Status Messages with a client's message");
+});
+
 it("Clients: filtered by connection type; approve, block and unblock as the site records them", async () => {
   const { client: pc01 } = await site.services.clients.requestRegistration({ name: "PC01", connectionType: "internet" });
   await site.services.clients.requestRegistration({ name: "PC02", connectionType: "intranet" });

@@ -103,7 +103,7 @@ forEachDatabase("management point", (db) => {
 
     const up = await call<StatusUploadAnswer>(mp.url, MP_PATHS.status, { cert: pki.client, body: { messages: [status("m-1"), status("m-2", { severity: "warning" })] } });
     assert.deepEqual(up.json, { acknowledged: ["m-1", "m-2"], duplicates: 0 });
-    const msgs = await s.site.services.status.messages({ source: reg.json.clientId });
+    const msgs = await s.site.services.status.messages({ clientId: reg.json.clientId });
     assert.deepEqual(
       msgs.map((m) => [m.messageId, m.severity, m.server, m.text, m.properties.uploadId]),
       [
@@ -128,12 +128,12 @@ forEachDatabase("management point", (db) => {
     assert.deepEqual((await call(mp.url, MP_PATHS.status, { cert: pki.client, body: batch })).json, { acknowledged: ["a", "b", "c"], duplicates: 0 });
     const retry = { messages: [status("b"), status("c"), status("d")] };
     assert.deepEqual((await call(mp.url, MP_PATHS.status, { cert: pki.client, body: retry })).json, { acknowledged: ["b", "c", "d"], duplicates: 2 });
-    const msgs = await s.site.services.status.messages({ source: reg.json.clientId });
+    const msgs = await s.site.services.status.messages({ clientId: reg.json.clientId });
     assert.deepEqual(msgs.map((m) => m.properties.uploadId), ["a", "b", "c", "d"]);
     // Another client may use the same message IDs: they are its own.
     const reg2 = await call<RegisterAnswer>(mp.url, MP_PATHS.register, { cert: pki.client2, body: { name: "PC-002" } });
     assert.deepEqual((await call(mp.url, MP_PATHS.status, { cert: pki.client2, body: batch })).json.duplicates, 0);
-    assert.equal((await s.site.services.status.messages({ source: reg2.json.clientId })).length, 3);
+    assert.equal((await s.site.services.status.messages({ clientId: reg2.json.clientId })).length, 3);
   });
 
   it("a registration request without certificate waits for the site's approval", async () => {
@@ -150,7 +150,7 @@ forEachDatabase("management point", (db) => {
     assert.match(pol.json.message, /opencmg site clients approve GUID:/);
     const up = await call(mp.url, MP_PATHS.status, { token, body: { messages: [status("x")] } });
     assert.equal(up.json.error, "awaiting_approval");
-    assert.equal((await s.site.services.status.messages({ source: reg.json.clientId })).length, 0);
+    assert.equal((await s.site.services.status.messages({ clientId: reg.json.clientId })).length, 0);
 
     await clients.approve(reg.json.clientId.toLowerCase());
     assert.equal((await call(mp.url, MP_PATHS.policy, { token })).status, 200);
@@ -279,7 +279,7 @@ forEachDatabase("management point", (db) => {
     assert.match(logText(s, "mpcontrol.log"), /404 unknown_endpoint/);
     const up = await call(mp.url, MP_PATHS.status, { cert: pki.client, body: { messages: [status("fine")] } });
     assert.equal(up.status, 200);
-    assert.equal((await s.site.services.status.messages({ source: reg.json.clientId })).length, 1);
+    assert.equal((await s.site.services.status.messages({ clientId: reg.json.clientId })).length, 1);
   });
 
   it("refuses to start without its role, or with client trust that cannot end a chain", async () => {
