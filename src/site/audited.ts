@@ -75,7 +75,8 @@ export const METHODS: ServiceMethods = {
   // credentials: the opened password, for the egress pool's proxy authentication.
   accounts: { add: account, setPassword: password, remove: account, list: READ, get: READ, credentials: READ },
   proxies: { set: proxy, clear: proxy, show: READ, effective: READ, route: READ },
-  status: { raise: SYSTEM, setComponent: SYSTEM, messages: READ, page: READ, latest: READ, components: READ },
+  // deleteOlderThan: the retention schedule's Delete Aged Status Messages (the setting itself is audited).
+  status: { raise: SYSTEM, setComponent: SYSTEM, deleteOlderThan: SYSTEM, clientCountSince: READ, messages: READ, page: READ, latest: READ, components: READ },
   clients: {
     approve: client,
     block: client,
@@ -87,6 +88,7 @@ export const METHODS: ServiceMethods = {
     registerWithToken: SYSTEM,
     bindTokenKey: SYSTEM,
     touch: SYSTEM,
+    noteStatusRefused: SYSTEM,
     findByThumbprint: READ,
     findByDirectoryId: READ,
     keyChange: READ,
@@ -127,7 +129,7 @@ export const METHODS: ServiceMethods = {
   updates: { store: SYSTEM, list: READ, filesOf: READ },
   // A rule run's downloads (the run is audited as `adrs.run`).
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name"), recordDownload: SYSTEM, list: READ, get: READ, results: READ },
-  settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ },
+  settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ, count: READ },
   // The bulk token itself is redacted from the record (its "token" field); its ID and expiry stay.
   tokens: {
     createBulk: { object: () => "bulk-token" },
