@@ -22,6 +22,7 @@ import { m0009CmgTrafficAlerts } from "./0009_cmg_traffic_alerts.ts";
 import { m0011AdminAudit } from "./0011_admin_audit.ts";
 import { m0010Tokens } from "./0010_tokens.ts";
 import { m0008CmgRunState } from "./0008_cmg_run_state.ts";
+import { m0012SettingsTrust } from "./0012_settings_trust.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -38,6 +39,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0011_admin_audit": m0011AdminAudit,
   "0010_tokens": m0010Tokens,
   "0008_cmg_run_state": m0008CmgRunState,
+  "0012_settings_trust": m0012SettingsTrust,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
