@@ -62,6 +62,12 @@ export const AUDITED: AuditRules = {
     revokeBulk: named("bulk-token", async (s, id) => (await s.tokens.listBulk()).find((b) => b.id === id) ?? null),
     rotateSigningKey: { object: () => "token-signing-keys", read: (s) => s.tokens.signingKeys(), always: true },
   },
+  // A connection point certificate is recorded when the site issues one (not on every reuse).
+  cmgTrust: {
+    rotateSettingsKey: { object: () => "settings-signing-keys", read: (s) => s.cmgTrust.settingsKeys(), always: true },
+    connectionPointCertificate: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
+    revokeConnectionPoint: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
+  },
   adminTokens: { create: token, revoke: token, adoptAdminFile: { object: () => "admin-token/admin", read: (s) => s.adminTokens.get("admin") } },
 };
 
