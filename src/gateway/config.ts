@@ -86,9 +86,13 @@ export interface GatewayLimits {
   maxPendingConnections: number;
   /** The same, from one source address. */
   maxPendingPerAddress: number;
-  /** Authenticated tunnels (site CA certificate checked) held at once; unfinished handshakes do not count. */
+  /** Admitted tunnels (site CA certificate checked, admitted by the site) held at once; unfinished handshakes do not count. */
   maxTunnels: number;
-  /** Tunnel listener connections whose handshake or certificate check is not done yet; over it, the oldest is closed. */
+  /**
+   * Tunnel listener connections whose handshake or certificate check is not done yet; over it, the
+   * oldest is closed. Also the most tunnels at once that are still to prove their admission
+   * (settings-store.ts); over it, a new one is refused.
+   */
   maxPendingTunnels: number;
   /** The same, from one source address. */
   maxPendingTunnelsPerAddress: number;

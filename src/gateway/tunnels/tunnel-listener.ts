@@ -133,8 +133,13 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     const peer = socket.getPeerX509Certificate();
     const cpName = peer ? connectionPointName(commonName(peer)) : "unknown";
     const identity = peer ? connectionPointIdentity(peer) : null;
-    if (o.pool.all().length >= o.limits.maxTunnels) {
-      o.log.warn(`Tunnel from ${cpName} at ${remote} refused: ${o.limits.maxTunnels} tunnels are open (maxTunnels)`);
+    const admittedNow = identity !== null && o.settings.admits(identity);
+    // Admitted tunnels count against maxTunnels; tunnels still to prove their admission are bounded
+    // apart (maxPendingTunnels), so a copied certificate cannot crowd the admitted ones out.
+    const tunnels = o.pool.all();
+    const probation = tunnels.filter((t) => !t.admitted).length;
+    if (admittedNow ? tunnels.length - probation >= o.limits.maxTunnels : probation >= o.limits.maxPendingTunnels) {
+      o.log.warn(`Tunnel from ${cpName} at ${remote} refused: ${admittedNow ? `${o.limits.maxTunnels} tunnels are open (maxTunnels)` : `${o.limits.maxPendingTunnels} tunnels wait to prove their admission (maxPendingTunnels)`}`);
       socket.destroy();
       return;
     }
@@ -148,7 +153,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     });
     const tunnel = new Tunnel(nextId++, session, remote, cpName);
     tunnel.identity = identity;
-    tunnel.admitted = identity !== null && o.settings.admits(identity);
+    tunnel.admitted = admittedNow;
     if (!tunnel.admitted) {
       // Not listed (yet): it carries nothing until it brings the site's signed settings that admit it.
       o.log.info(`${tunnel.label}: connection point ${identity ? describeIdentity(identity) : "without a certificate"} is not admitted by ${admittedBy()}; it must bring the site's signed settings that admit it within ${o.limits.handshakeTimeoutMs} ms`);
@@ -239,7 +244,10 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
           const r = o.settings.offer(m.document);
           if (r.result === "refused") {
             const current = o.settings.current()?.revision;
-            o.log.error(`${tunnel.label}: settings refused (${r.error.reason}): ${r.error.message}; ${current === undefined ? "no settings in force yet" : `keeping revision ${current}`}`);
+            // An older document of the site is a connection point behind the others (a warning); anything else is not the site's.
+            const line = `${tunnel.label}: settings refused (${r.error.reason}): ${r.error.message}; ${current === undefined ? "no settings in force yet" : `keeping revision ${current}`}`;
+            if (r.error.reason === "stale_revision") o.log.warn(line);
+            else o.log.error(line);
             send({ type: "settings-rejected", revision: r.error.revision ?? 0, error: `${r.error.reason}: ${r.error.message}` });
             if (!tunnel.admitted) {
               refuse(tunnel, "the settings it brought are not the site's");
