@@ -154,7 +154,7 @@ export class CmgTrustService {
     if (!known) {
       await this.ctx.db
         .insertInto("connection_point_certs")
-        .values({ serial: id.serial, fqdn, spki: id.spki, issued_at: iso(new Date(cert.validFrom)), not_after: iso(new Date(cert.validTo)), revoked_at: null, revoked_reason: null })
+        .values({ serial: id.serial, fqdn, spki: id.spki, issued_at: iso(this.ctx.now()), not_after: iso(new Date(cert.validTo)), revoked_at: null, revoked_reason: null })
         .execute();
       this.log().info(`Connection point certificate of ${fqdn} recorded: serial ${id.serial}, valid until ${cert.validTo}.`);
     }

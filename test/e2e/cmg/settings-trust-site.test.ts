@@ -9,9 +9,11 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { it } from "node:test";
+import { startSiteServer } from "../../../src/app/site-server.ts";
 import { SettingsStore } from "../../../src/gateway/settings-store.ts";
 import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { connectionPointIdentity, unverifiedSettings, type SignedSettings } from "../../../src/wire/tunnel/signed-settings.ts";
+import { apiClient } from "../../helpers/api.ts";
 import { runCli } from "../../helpers/cli.ts";
 import { forEachDatabase } from "../../helpers/databases.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
@@ -25,7 +27,7 @@ forEachDatabase("CMG settings trust at the site", (tdb) => {
     const cli = (args: string[]) => runCli(["--data", dataDir, ...(databaseUrl ? ["--database", databaseUrl] : []), ...args]);
     let site: OpenedSite = await openSite({ dataDir, databaseUrl });
     try {
-      await initSite(site, { code: "P01", name: "E2E" });
+      const { adminToken } = await initSite(site, { code: "P01", name: "E2E" });
       const create = (crlCheck = true) => site.services.cmgs.create({ name: "cmg1", serverCertPem: pki.server.certPem, serverKeyPem: pki.server.keyPem, trustedRoots: [pki.root.certPem], crlCheck });
       await create();
       const { servers, roles, cmgTrust, audit } = site.services;
@@ -63,29 +65,47 @@ forEachDatabase("CMG settings trust at the site", (tdb) => {
       assert.equal(instance.offer(await cmgTrust.signedSettings("cmg1")).result, "applied");
       assert.equal(instance.admits(renewed), true);
 
+      // The same over the admin API, recorded for the token that did it.
+      const server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false });
+      try {
+        const call = apiClient(server.url, adminToken);
+        const listed = await call("GET", `/api/v1/connection-point-certificates?server=${CP}`);
+        assert.equal(listed.status, 200);
+        assert.deepEqual(listed.body.map((c: { state: string }) => c.state).sort(), ["revoked", "valid"]);
+        const viaApi = await call("POST", `/api/v1/servers/${CP}/connection-point-certificates/revoke`, { serial: renewed.serial, reason: "rebuilt server" });
+        assert.equal(viaApi.status, 200, viaApi.text);
+        assert.equal((await call("POST", `/api/v1/servers/${CP}/connection-point-certificates/revoke`, { serial: renewed.serial })).status, 404, "already revoked");
+        assert.equal((await call("POST", `/api/v1/servers/${CP}/connection-point-certificates/revoke`, { serial: renewed.serial, extra: 1 })).status, 400, "unknown fields refused");
+        assert.ok((await audit.list({ actor: "admin" })).items.some((e) => e.action === "cmgTrust.revokeConnectionPoint"));
+      } finally {
+        await server.close();
+      }
+      assert.equal(instance.offer(await cmgTrust.signedSettings("cmg1")).result, "applied");
+      assert.equal(instance.admits(renewed), false);
+      const third = connectionPointIdentity(new X509Certificate((await cmgTrust.connectionPointCertificate(CP)).certPem));
+      assert.equal(instance.offer(await cmgTrust.signedSettings("cmg1")).result, "applied");
+      assert.equal(instance.admits(third), true);
+
       const removed = await cli(["role", "remove", CP, "cmg-connection-point"]);
       assert.equal(removed.code, 0, removed.stderr);
-      assert.deepEqual((await cmgTrust.connectionPointCertificates(CP)).map((c) => [c.state, c.revokedReason]), [
-        ["revoked", "connection point role removed"],
-        ["revoked", "laptop stolen"],
-      ]);
-      const d5 = await cmgTrust.signedSettings("cmg1");
-      assert.equal(revisionOf(d5), 5);
-      assert.deepEqual(unverifiedSettings(d5).connectionPoints, []);
-      assert.equal(instance.offer(d5).result, "applied");
-      assert.equal(instance.admits(renewed), false);
+      assert.deepEqual((await cmgTrust.connectionPointCertificates(CP)).map((c) => c.revokedReason).sort(), ["connection point role removed", "laptop stolen", "rebuilt server"]);
+      const d7 = await cmgTrust.signedSettings("cmg1");
+      assert.equal(revisionOf(d7), 7);
+      assert.deepEqual(unverifiedSettings(d7).connectionPoints, []);
+      assert.equal(instance.offer(d7).result, "applied");
+      assert.equal(instance.admits(third), false);
 
       const firstKid = instance.trustedKids()[0]!;
       const rotated = await cli(["--json", "cmg", "rotate-settings-key"]);
       assert.equal(rotated.code, 0, rotated.stderr);
       assert.equal(rotated.json<{ previous: string }>().previous, firstKid);
-      const d6 = await cmgTrust.signedSettings("cmg1");
-      assert.equal(revisionOf(d6), 6);
-      assert.equal(d6.signatures.length, 2, "the old key signs beside the new one");
-      assert.equal(instance.offer(d6).result, "applied", "an instance that knows only the old key takes the new one from it");
+      const d8 = await cmgTrust.signedSettings("cmg1");
+      assert.equal(revisionOf(d8), 8);
+      assert.equal(d8.signatures.length, 2, "the old key signs beside the new one");
+      assert.equal(instance.offer(d8).result, "applied", "an instance that knows only the old key takes the new one from it");
       assert.equal((await cli(["cmg", "rotate-settings-key"])).code, 0);
-      const d7 = await cmgTrust.signedSettings("cmg1");
-      assert.equal(instance.offer(d7).result, "applied");
+      const d9 = await cmgTrust.signedSettings("cmg1");
+      assert.equal(instance.offer(d9).result, "applied");
       assert.ok(!instance.trustedKids().includes(firstKid), "the first key is retired");
       assert.deepEqual((await cmgTrust.settingsKeys()).map((k) => k.state), ["current", "previous", "retired"]);
 
@@ -101,10 +121,10 @@ forEachDatabase("CMG settings trust at the site", (tdb) => {
       // The counter is the site's: it survives a restart, and a CMG created again with the same name goes on from it.
       await site.close();
       site = await openSite({ dataDir, databaseUrl });
-      assert.equal(revisionOf(await site.services.cmgTrust.signedSettings("cmg1")), 7);
+      assert.equal(revisionOf(await site.services.cmgTrust.signedSettings("cmg1")), 9);
       await site.services.cmgs.remove("cmg1");
       await create(false);
-      assert.equal(revisionOf(await site.services.cmgTrust.signedSettings("cmg1")), 8);
+      assert.equal(revisionOf(await site.services.cmgTrust.signedSettings("cmg1")), 10);
     } finally {
       await site.close();
     }
