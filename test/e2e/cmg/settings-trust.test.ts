@@ -144,7 +144,7 @@ async function rogueConnectionPoint(cert: { certPem: string; keyPem: string }, l
 }
 
 /** What the attacker wants the instance to enforce: the highest safe revision, its own root, no token keys. */
-function attackerSettings(kid: string, jwk: Record<string, unknown>): Record<string, unknown> {
+function attackerSettings(jwk: Record<string, unknown>): Record<string, unknown> {
   return {
     revision: Number.MAX_SAFE_INTEGER,
     cmg: CMG,
@@ -162,7 +162,7 @@ function forgedDocument(kid?: string): string {
   const { publicKey, privateKey } = generateKeyPairSync("ed25519");
   const k = kid ?? randomUUID();
   const jwk = { ...(publicKey.export({ format: "jwk" }) as Record<string, unknown>), kid: k, alg: "EdDSA", use: "sig" };
-  const payload = Buffer.from(JSON.stringify(attackerSettings(k, jwk))).toString("base64url");
+  const payload = Buffer.from(JSON.stringify(attackerSettings(jwk))).toString("base64url");
   const protectedHeader = Buffer.from(JSON.stringify({ alg: "EdDSA", kid: k, typ: "opencmg-settings+jws" })).toString("base64url");
   const signature = sign(null, Buffer.from(`${protectedHeader}.${payload}`), privateKey).toString("base64url");
   return JSON.stringify({ type: "settings", document: { payload, signatures: [{ protected: protectedHeader, signature }] } });
@@ -170,7 +170,7 @@ function forgedDocument(kid?: string): string {
 
 /** The settings message as a connection point sent it before the site signed settings. */
 function legacySettings(): string {
-  const { revision, trustedRoots, intermediates, crlCheck, urlMap } = attackerSettings("x", {});
+  const { revision, trustedRoots, intermediates, crlCheck, urlMap } = attackerSettings({});
   return JSON.stringify({ type: "settings", settings: { revision, trustedRoots, intermediates, crlCheck, urlMap } });
 }
 
