@@ -40,6 +40,7 @@ import { arg, Child, cpuSeconds, waitUntil } from "./lib/child.ts";
 import { Part } from "./gateway/harness.ts";
 import { SERVERNAME, type Target } from "./gateway/load.ts";
 import type { Setup } from "./gateway/parts.ts";
+import { siteSigned } from "../test/helpers/settings-signer.ts";
 import type { AttackJob } from "./edge/attack.ts";
 import type { LegitJob, LegitResult } from "./edge/legit.ts";
 
@@ -156,13 +157,16 @@ async function main(): Promise<void> {
     const setup: Setup = {
       dir,
       pki: { server: pki.server, siteCa: pki.siteCa, tunnelServer, tunnelClient: pki.tunnelClient },
-      settings: {
-        revision: 1,
-        trustedRoots: pki.trust.roots,
-        intermediates: pki.trust.intermediates,
-        crlCheck: true,
-        urlMap: { [ROLES.mp]: { kind: "mp", allowCmgTraffic: true } },
-      },
+      ...siteSigned(
+        {
+          revision: 1,
+          trustedRoots: pki.trust.roots,
+          intermediates: pki.trust.intermediates,
+          crlCheck: true,
+          urlMap: { [ROLES.mp]: { kind: "mp", allowCmgTraffic: true } },
+        },
+        pki.tunnelClient,
+      ),
       backends: { [ROLES.mp]: backendUrl },
       // The product's limits, but for the body limit when --body-limit-mib is given.
       gateway: {

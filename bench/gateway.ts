@@ -34,6 +34,7 @@ import { holdIdle, load, Part } from "./gateway/harness.ts";
 import { SERVERNAME, type Target } from "./gateway/load.ts";
 import { startBaselineNginx, startFrontNginx, startTwoHopNginx, type Nginx } from "./gateway/nginx.ts";
 import type { Setup } from "./gateway/parts.ts";
+import { siteSigned } from "../test/helpers/settings-signer.ts";
 import { report, type IdleStep, type RowResult } from "./gateway/report.ts";
 import { startSshTunnel, type SshTunnel } from "./gateway/ssh.ts";
 
@@ -64,13 +65,16 @@ async function main(): Promise<void> {
     const setup: Setup = {
       dir,
       pki: { server: pki.server, siteCa: pki.siteCa, tunnelServer, tunnelClient: pki.tunnelClient },
-      settings: {
-        revision: 1,
-        trustedRoots: pki.trust.roots,
-        intermediates: pki.trust.intermediates,
-        crlCheck: true,
-        urlMap: { [ROLES.mp]: { kind: "mp", allowCmgTraffic: true } },
-      },
+      ...siteSigned(
+        {
+          revision: 1,
+          trustedRoots: pki.trust.roots,
+          intermediates: pki.trust.intermediates,
+          crlCheck: true,
+          urlMap: { [ROLES.mp]: { kind: "mp", allowCmgTraffic: true } },
+        },
+        pki.tunnelClient,
+      ),
       backends: { [ROLES.mp]: backendUrl },
       // Idle connections must outlive the time it takes to open 15,000 of them.
       gateway: { clientPort: await freePort(), tunnelPort: await freePort(), idleTimeoutMs: 15 * 60_000 },

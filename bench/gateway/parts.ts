@@ -14,7 +14,8 @@ import { Egress } from "../../src/egress/egress.ts";
 import { LogSet } from "../../src/logs/cmtrace.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../../src/gateway/instance.ts";
 import { connectionPointLogs, startConnectionPoint } from "../../src/connection-point/connection-point.ts";
-import type { CmgSettings } from "../../src/wire/tunnel/protocol.ts";
+import type { SignedSettings } from "../../src/wire/tunnel/signed-settings.ts";
+import type { StartupTrust } from "../../src/gateway/settings-store.ts";
 import type { GatewayLimitsInput } from "../../src/gateway/config.ts";
 import { startFloorConnectionPoint, startFloorGateway, type FloorSetup } from "../floor-relay.ts";
 
@@ -22,7 +23,9 @@ import { startFloorConnectionPoint, startFloorGateway, type FloorSetup } from ".
 export interface Setup {
   dir: string;
   pki: { server: IssuedCert; siteCa: IssuedCert; tunnelServer: IssuedCert; tunnelClient: IssuedCert };
-  settings: CmgSettings;
+  /** Signed as the site signs them; `trust` is what the instance's start-up bundle would say. */
+  settings: SignedSettings;
+  trust: StartupTrust;
   backends: Record<string, string>;
   /** `limits`: more of the instance's limits (bench/edge.ts sets the body limit); the product's defaults otherwise. */
   gateway: { clientPort: number; tunnelPort: number; idleTimeoutMs: number; limits?: GatewayLimitsInput };
@@ -72,6 +75,7 @@ export async function runGateway(setup: Setup): Promise<void> {
       client: { host: "127.0.0.1", port: setup.gateway.clientPort },
       tunnel: { host: "127.0.0.1", port: setup.gateway.tunnelPort, siteCaPem: setup.pki.siteCa.certPem, cert: setup.pki.tunnelServer },
       metrics: null,
+      trust: setup.trust,
       limits: { ...setup.gateway.limits, idleTimeoutMs: setup.gateway.idleTimeoutMs },
     },
     { log: gatewayLogs(logs) },

@@ -15,6 +15,7 @@ import { UPDATES_ROUTES } from "./routes-updates.ts";
 import { SETTINGS_ROUTES } from "./routes-settings.ts";
 import { CMG_TRAFFIC_ROUTES } from "./routes-cmg-traffic.ts";
 import { TOKEN_ROUTES } from "./routes-tokens.ts";
+import { CMG_TRUST_ROUTES } from "./routes-cmg-trust.ts";
 import { CMG_ROUTES } from "./routes-cmg-lifecycle.ts";
 
 export type { ApiRoute, RouteInput } from "./route-kit.ts";
@@ -99,6 +100,7 @@ const CORE: ApiRoute[] = [
   ...CMG_TRAFFIC_ROUTES,
   ...CMG_ANALYZE_ROUTES,
   ...TOKEN_ROUTES,
+  ...CMG_TRUST_ROUTES,
   ...CMG_ROUTES,
 ];
 

@@ -60,7 +60,7 @@ export function endpointMonitor(site: OpenedSite, opts: EndpointMonitorOptions =
 
 export function connectionPointRoleDeps(site: OpenedSite): ConnectionPointRoleDeps {
   const s = site.services;
-  return { roles: s.roles, cmgs: s.cmgs, traffic: s.cmgTraffic, settings: s.settings, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data) };
+  return { roles: s.roles, cmgs: s.cmgs, traffic: s.cmgTraffic, settings: s.settings, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data), trust: s.cmgTrust };
 }
 
 /**

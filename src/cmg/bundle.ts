@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { StartupFile } from "../gateway/startup-file.ts";
+import { startupFileSchema, type StartupFile } from "../gateway/startup-file.ts";
 import { DEFAULT_METRICS_HOST } from "../observe/prometheus.ts";
 import type { CmgView } from "../site/services/cmgs.ts";
 import type { OpenedSite } from "../site/site.ts";
@@ -29,6 +29,8 @@ export async function writeCmgBundle(site: OpenedSite, cmg: CmgView, dirInput?: 
   write("tunnel.pem", tunnel.certPem);
   write("tunnel.key", tunnel.keyPem, 0o600);
   write("site-ca.pem", pki.caPem);
+  // What the site trusts now: the instances apply only settings it signed, from connection points it admits.
+  const trust = startupFileSchema.shape.trust.parse(await site.services.cmgTrust.startupTrust(cmg.name));
   const files = cmg.instances.map((inst) => {
     const f: StartupFile = {
       version: 1,
@@ -42,6 +44,7 @@ export async function writeCmgBundle(site: OpenedSite, cmg: CmgView, dirInput?: 
       client: { host: cmg.deploy.listenHost, port: inst.clientPort },
       tunnel: { host: cmg.deploy.listenHost, port: inst.tunnelPort },
       metrics: inst.metricsPort ? { host: cmg.deploy.metricsHost ?? DEFAULT_METRICS_HOST, port: inst.metricsPort } : null,
+      trust,
     };
     const file = join(dir, `instance-${inst.index}.json`);
     writeFileSync(file, JSON.stringify(f, null, 2) + "\n");

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { startCmgHarness, until, type CmgHarness } from "../../test/helpers/cmg-harness.ts";
+import { admitted } from "../../test/helpers/settings-signer.ts";
 import { createCa, issueCert } from "../pki/issue.ts";
 import { nullLog } from "../logs/cmtrace.ts";
 import { startConnectionPoint } from "./connection-point.ts";
@@ -25,7 +26,7 @@ describe("connection point: settings, backends, reports", () => {
   it("pushes changed settings to every instance, which apply them and confirm", async () => {
     const cp = h.connectionPoints[0]!;
     const next = { ...h.settings, revision: 5, urlMap: { ...h.settings.urlMap, [h.roles.mp]: { kind: "mp" as const, allowCmgTraffic: false } } };
-    cp.update({ settings: next });
+    cp.update({ settings: h.sign(next) });
     await until("both instances at revision 5", () => h.instances.every((i) => i!.status().settingsRevision === 5));
     // Both instances by name: an every() over no instances at all would hold at once.
     await until("the confirmations", () => JSON.stringify(cp.health().instances.map((i) => i.revisionInForce)) === "[5,5]");
@@ -36,7 +37,7 @@ describe("connection point: settings, backends, reports", () => {
     }
     assert.ok(h.logLines("cp0", "CMGService.log").some((l) => /applied settings revision 5/.test(l.text)));
     assert.ok(h.logLines("gw1", "CMGService.log").some((l) => /Settings revision 5 applied from cp1.opencmg.test/.test(l.text)));
-    cp.update({ settings: { ...next, revision: 6, urlMap: h.settings.urlMap } });
+    cp.update({ settings: h.sign({ ...next, revision: 6, urlMap: h.settings.urlMap }) });
     await until("revision 6", () => h.instances.every((i) => i!.status().settingsRevision === 6));
     assert.equal((await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client })).status, 200);
   });
@@ -44,8 +45,8 @@ describe("connection point: settings, backends, reports", () => {
   it("refuses invalid settings before pushing them (at most 2 trusted roots)", () => {
     const cp = h.connectionPoints[0]!;
     const roots = [h.pki.root.certPem, h.pki.root2.certPem, h.pki.untrustedRoot.certPem];
-    assert.throws(() => cp.update({ settings: { ...h.settings, revision: 7, trustedRoots: roots } }), { name: "ValidationError", field: "settings.trustedRoots" });
-    assert.throws(() => cp.update({ settings: { ...h.settings, revision: 7, trustedRoots: [h.pki.client.certPem] } }), {
+    assert.throws(() => cp.update({ settings: h.sign({ ...h.settings, revision: 7, trustedRoots: roots }) }), { name: "ValidationError", field: "settings.trustedRoots" });
+    assert.throws(() => cp.update({ settings: h.sign({ ...h.settings, revision: 7, trustedRoots: [h.pki.client.certPem] }) }), {
       name: "ValidationError",
       rule: "must be a CA certificate",
     });
@@ -141,9 +142,11 @@ describe("connection point: settings, backends, reports", () => {
   it("defends in depth: refuses a role the gateway let through but its own settings do not allow", async () => {
     // A second connection point with newer settings that open the closed role: the instances take
     // them (newest revision wins), but cp1, still at the old revision, refuses that role itself.
-    const newer = { ...h.settings, revision: 100, urlMap: { ...h.settings.urlMap, [h.roles.closed]: { kind: "mp" as const, allowCmgTraffic: true } } };
-    const cp2 = await h.startConnectionPoint(1, { settings: newer });
-    h.connectionPoints[0]!.update({ settings: { ...h.settings, revision: 6 } });
+    // cp2 is not in the instances' start-up trust: the site's newer settings it brings admit it.
+    h.tunnelCerts[1] = await issueCert({ issuer: h.pki.siteCa, commonName: "opencmg-cp:cp2.opencmg.test", usage: "client" });
+    const newer = { ...h.settings, revision: 100, connectionPoints: [...h.settings.connectionPoints, admitted(h.tunnelCerts[1])], urlMap: { ...h.settings.urlMap, [h.roles.closed]: { kind: "mp" as const, allowCmgTraffic: true } } };
+    const cp2 = await h.startConnectionPoint(1, { settings: h.sign(newer) });
+    h.connectionPoints[0]!.update({ settings: h.sign({ ...h.settings, revision: 6 }) });
     await cp2.waitConnected({ perInstance: 2 });
     await until("revision 100 in force", () => h.instances.every((i) => i!.status().settingsRevision === 100));
     const results = await Promise.all(
@@ -185,7 +188,7 @@ describe("connection point: tunnel authentication", () => {
       name: "rogue",
       instances: [{ host: "127.0.0.1", port: h.ports[0]!.tunnel }],
       tls: { certPem: rogue.certPem, keyPem: rogue.keyPem, siteCaPem: h.pki.siteCa.certPem },
-      settings: h.settings,
+      settings: h.sign(),
       backends: {},
       log: quietLogs,
       reconnect: { minDelayMs: 20, maxDelayMs: 100 },
@@ -219,7 +222,7 @@ describe("connection point: tunnel authentication", () => {
       name: "cp",
       instances: servers.map((s) => ({ host: "127.0.0.1", port: (s.address() as AddressInfo).port })),
       tls: { certPem: h.tunnelCerts[0]?.certPem ?? h.pki.tunnelClient.certPem, keyPem: h.tunnelCerts[0]?.keyPem ?? h.pki.tunnelClient.keyPem, siteCaPem: h.pki.siteCa.certPem },
-      settings: h.settings,
+      settings: h.sign(),
       backends: {},
       log: quietLogs,
       reconnect: { minDelayMs: 20, maxDelayMs: 100 },

@@ -16,7 +16,7 @@ import { rootCertificates } from "node:tls";
 import { Agent } from "undici";
 import type { ComponentLog, LogSet } from "../logs/cmtrace.ts";
 import { DEFAULT_METRICS_HOST, serveMetrics, type MetricsServer } from "../observe/prometheus.ts";
-import { parseSettings, type CmgSettings } from "../wire/tunnel/protocol.ts";
+import { unverifiedSettings, type SignedSettings } from "../wire/tunnel/signed-settings.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { createForwarder, type BackendTarget, type ForwardResult, type ForwardUsage } from "./forwarder.ts";
 import { ConnectionPointMetrics } from "./metrics.ts";
@@ -76,7 +76,11 @@ export interface ConnectionPointOptions {
   };
   /** Tunnels per instance (default 2). */
   connectionsPerInstance?: number;
-  settings: CmgSettings;
+  /**
+   * The site's signed settings document (signed-settings.ts): pushed to every instance as it is.
+   * The connection point reads its URL map too (defence in depth) but cannot change it.
+   */
+  settings: SignedSettings;
   /** roleId -> internal URL of the role (string or { url }). */
   backends: Record<string, BackendTarget | string>;
   /** TLS to the backends: extra CAs (default: system roots + the site CA), optional client certificate. */
@@ -105,7 +109,7 @@ export interface ConnectionPoint {
   readonly metrics: ConnectionPointMetrics;
   readonly metricsPort: number | null;
   /** New settings (pushed to every instance), backends, or instance list (reconciled). */
-  update(patch: { settings?: CmgSettings; backends?: Record<string, BackendTarget | string>; instances?: GatewayEndpoint[] }): void;
+  update(patch: { settings?: SignedSettings; backends?: Record<string, BackendTarget | string>; instances?: GatewayEndpoint[] }): void;
   health(): HealthReport;
   /** The traffic interval changed: the next report comes one new interval after the last one (at once if that is past). */
   retimeTraffic(): void;
@@ -137,7 +141,8 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   const serviceLog = o.log.service;
   const perInstance = o.connectionsPerInstance ?? 2;
   const metrics = new ConnectionPointMetrics(o.name, { processMetrics: Boolean(o.metrics) });
-  let settings = parseSettings(o.settings);
+  let document = o.settings;
+  let settings = unverifiedSettings(document);
   let backends = toBackendMap(o.backends);
 
   const dispatcher = new Agent({
@@ -171,7 +176,7 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
     connectionPoint: o.name,
     dial: o.dial ?? directDial,
     tls: { certPem: o.tls.certPem, keyPem: o.tls.keyPem, ca: [o.tls.siteCaPem, ...(o.tls.gatewayCaPem ?? [])] },
-    settings: () => settings,
+    settings: () => document,
     onStream: forward,
     log,
     serviceLog,
@@ -287,11 +292,12 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
     update(patch) {
       if (patch.backends) backends = toBackendMap(patch.backends);
       if (patch.settings) {
-        const next = parseSettings(patch.settings);
-        if (next.revision !== settings.revision || JSON.stringify(next) !== JSON.stringify(settings)) {
+        const next = unverifiedSettings(patch.settings);
+        if (JSON.stringify(patch.settings) !== JSON.stringify(document)) {
           settings = next;
-          serviceLog.info(`Pushing settings revision ${settings.revision} to every instance`);
-          for (const list of slots.values()) for (const s of list) s.pushSettings(settings);
+          document = patch.settings;
+          serviceLog.info(`Pushing the site's settings revision ${settings.revision} to every instance`);
+          for (const list of slots.values()) for (const s of list) s.pushSettings(document);
         }
       }
       if (patch.instances) reconcile(patch.instances);

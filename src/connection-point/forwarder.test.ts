@@ -19,7 +19,7 @@ describe("forwarder: paths stay under the role's internal URL", () => {
   const dispatcher = new Agent();
   const lines: string[] = [];
   const log: ComponentLog = { file: "test.log", component: "test", info: (t) => lines.push(t), warn: (t) => lines.push(t), error: (t) => lines.push(t) };
-  const settings: CmgSettings = { revision: 1, trustedRoots: [], intermediates: [], crlCheck: false, urlMap: { "1": { kind: "sup", allowCmgTraffic: true } } };
+  const settings: CmgSettings = { revision: 1, cmg: "cmg1", settingsKeys: [], connectionPoints: [], trustedRoots: [], intermediates: [], crlCheck: false, urlMap: { "1": { kind: "sup", allowCmgTraffic: true } } };
 
   before(async () => {
     backend = await startBackend();

@@ -147,7 +147,7 @@ function answerControl(slot: TunnelSlot, session: ServerHttp2Session, stream: Se
     session.close();
   });
   slot.send({ type: "hello", protocol: PROTOCOL_VERSION, connectionPoint: ctx.connectionPoint });
-  slot.send({ type: "settings", settings: ctx.settings() });
+  slot.send({ type: "settings", document: ctx.settings() });
 
   readControlLines(
     stream,

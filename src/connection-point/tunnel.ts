@@ -15,7 +15,8 @@ import { NetError } from "../errors.ts";
 import { toNetError } from "../egress/errors.ts";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import { topics, type ConnectionPointTunnelState, type Source } from "../observe/channels.ts";
-import { encodeMessage, type CmgSettings, type ConnectorMessage } from "../wire/tunnel/protocol.ts";
+import { encodeMessage, type ConnectorMessage } from "../wire/tunnel/protocol.ts";
+import type { SignedSettings } from "../wire/tunnel/signed-settings.ts";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.ts";
 import { dialTunnel, type GatewayEndpoint } from "./dial.ts";
 import { serveTunnel } from "./serve.ts";
@@ -28,7 +29,8 @@ export interface TunnelContext {
   connectionPoint: string;
   dial: (host: string, port: number) => Promise<Socket>;
   tls: { certPem: string; keyPem: string; ca: string[] };
-  settings: () => CmgSettings;
+  /** The site's signed settings document, carried as the site issued it. */
+  settings: () => SignedSettings;
   /** A client request on a tunnel to instance `gateway` ("host:port"). */
   onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, gateway: string) => void;
   /** SMS_Cloud_ProxyConnector.log */
@@ -87,8 +89,8 @@ export class TunnelSlot {
   }
 
   /** Sends the settings to the instance (on change). */
-  pushSettings(s: CmgSettings): void {
-    this.send({ type: "settings", settings: s });
+  pushSettings(doc: SignedSettings): void {
+    this.send({ type: "settings", document: doc });
   }
 
   /**

@@ -8,6 +8,8 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import { ValidationError } from "../errors.ts";
 import { DEFAULT_TUNNEL_PORT_BASE, type BackendKind } from "../wire/tunnel/protocol.ts";
 import { CONNECTION_POINT_H2, GATEWAY_ADDED_HEADERS } from "../wire/tunnel/h2.ts";
+import { trustedKeys } from "../wire/tunnel/signed-settings.ts";
+import type { StartupTrust } from "./settings-store.ts";
 
 export interface PemPair {
   certPem: string;
@@ -84,9 +86,13 @@ export interface GatewayLimits {
   maxPendingConnections: number;
   /** The same, from one source address. */
   maxPendingPerAddress: number;
-  /** Authenticated tunnels (site CA certificate checked) held at once; unfinished handshakes do not count. */
+  /** Admitted tunnels (site CA certificate checked, admitted by the site) held at once; unfinished handshakes do not count. */
   maxTunnels: number;
-  /** Tunnel listener connections whose handshake or certificate check is not done yet; over it, the oldest is closed. */
+  /**
+   * Tunnel listener connections whose handshake or certificate check is not done yet; over it, the
+   * oldest is closed. Also the most tunnels at once that are still to prove their admission
+   * (settings-store.ts); over it, a new one is refused.
+   */
   maxPendingTunnels: number;
   /** The same, from one source address. */
   maxPendingTunnelsPerAddress: number;
@@ -166,6 +172,11 @@ export interface GatewayInstanceConfig {
      */
     cert?: PemPair;
   };
+  /**
+   * What the site trusted when it wrote the start-up bundle: its settings-signing keys, the
+   * connection points it admitted, its settings revision. Settings documents replace it as they come.
+   */
+  trust: StartupTrust;
   /** Prometheus metrics listener (local only). Absent or null: no metrics listener. */
   metrics?: { host?: string; port: number } | null;
   limits?: GatewayLimitsInput;
@@ -196,6 +207,9 @@ export function resolveGatewayConfig(cfg: GatewayInstanceConfig): ResolvedGatewa
   } catch {
     throw new ValidationError("tunnel.siteCaPem", "must be the site's CA certificate (PEM)");
   }
+  if (!cfg.trust || cfg.trust.settingsKeys.length === 0) throw new ValidationError("trust.settingsKeys", "at least one settings-signing key of the site (from the start-up bundle): without one no settings can ever be applied");
+  trustedKeys(cfg.trust.settingsKeys);
+  if (!Number.isSafeInteger(cfg.trust.minRevision) || cfg.trust.minRevision < 0) throw new ValidationError("trust.minRevision", "a whole number from 0");
   checkPort("client.port", cfg.client.port);
   const tunnelPort = cfg.tunnel.port ?? DEFAULT_TUNNEL_PORT_BASE + cfg.index;
   checkPort("tunnel.port", tunnelPort);
@@ -222,6 +236,7 @@ export function resolveGatewayConfig(cfg: GatewayInstanceConfig): ResolvedGatewa
     serverCert: cfg.serverCert,
     client: cfg.client,
     tunnel: { host: cfg.tunnel.host, port: tunnelPort, siteCaPem: cfg.tunnel.siteCaPem, cert: cfg.tunnel.cert ?? cfg.serverCert },
+    trust: cfg.trust,
     metrics: cfg.metrics ? { host: cfg.metrics.host ?? "127.0.0.1", port: cfg.metrics.port } : null,
     limits,
   };

@@ -249,7 +249,7 @@ describe("TLS policy and client certificate policy at the client listener", () =
     const rsa2048 = await forgeClientCert(h.pki.intermediate, { hash: "SHA-256", key: { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" } });
     const path = `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`;
     assert.equal((await h.request(0, path, { cert: rsa2048 })).status, 200);
-    h.connectionPoints[0]!.update({ settings: { ...h.settings, revision: 2, clientCertPolicy: { minRsaBits: 3072 } } });
+    h.connectionPoints[0]!.update({ settings: h.sign({ ...h.settings, revision: 2, clientCertPolicy: { minRsaBits: 3072 } }) });
     await until("revision 2 in force", () => h.instances[0]!.status().settingsRevision === 2);
     const r = await h.request(0, path, { cert: rsa2048 });
     assert.equal(r.status, 403);

@@ -93,7 +93,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
   const cfg = resolveGatewayConfig(config);
   const { http: httpLog, service: serviceLog } = deps.log;
   const metrics = new GatewayMetrics(cfg.instanceName, { processMetrics: cfg.metrics !== null });
-  const settings = new SettingsStore();
+  const settings = new SettingsStore(cfg.name, cfg.trust);
   const pool = new TunnelPool();
   // Metrics and log lines of this instance subscribe to what it publishes, until it stops.
   const source = newSource("gateway", cfg.instanceName);

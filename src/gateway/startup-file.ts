@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ValidationError } from "../errors.ts";
+import { admittedConnectionPointSchema, MAX_ADMITTED_CONNECTION_POINTS, MAX_SETTINGS_KEYS, publicJwkSchema } from "../wire/tunnel/protocol.ts";
 import type { GatewayInstanceConfig } from "./config.ts";
 
 export const startupFileSchema = z.object({
@@ -21,6 +22,14 @@ export const startupFileSchema = z.object({
   client: z.object({ host: z.string(), port: z.number().int().min(0).max(65535) }),
   tunnel: z.object({ host: z.string(), port: z.number().int().min(0).max(65535) }),
   metrics: z.object({ host: z.string().default("127.0.0.1"), port: z.number().int().min(0).max(65535) }).nullable(),
+  /** What the site trusts, as the bundle was written: until the first signed settings, the instance goes by it. */
+  trust: z
+    .object({
+      settingsKeys: z.array(publicJwkSchema).min(1).max(MAX_SETTINGS_KEYS),
+      connectionPoints: z.array(admittedConnectionPointSchema).max(MAX_ADMITTED_CONNECTION_POINTS),
+      minRevision: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    })
+    .strict(),
 });
 export type StartupFile = z.output<typeof startupFileSchema>;
 
@@ -52,5 +61,6 @@ export function loadStartupFile(file: string): GatewayInstanceConfig {
     client: f.client,
     tunnel: { host: f.tunnel.host, port: f.tunnel.port, siteCaPem: at(f.siteCaFile), cert: { certPem: at(f.tunnelCertFile), keyPem: at(f.tunnelKeyFile) } },
     metrics: f.metrics,
+    trust: f.trust,
   };
 }

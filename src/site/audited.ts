@@ -151,6 +151,12 @@ export const METHODS: ServiceMethods = {
   audit: { record: SYSTEM, recordAfter: SYSTEM, list: READ },
   // A connectivity check's run (its start is audited as `checks.start`).
   checks: { start: SYSTEM, finish: SYSTEM, fail: SYSTEM, abandonRunning: SYSTEM, get: READ, list: READ },
+  // A connection point certificate is recorded when the site issues one (not on every reuse).
+  cmgTrust: {
+    rotateSettingsKey: { object: () => "settings-signing-keys", read: (s) => s.cmgTrust.settingsKeys(), always: true },
+    connectionPointCertificate: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
+    revokeConnectionPoint: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
+  },
 };
 
 async function readOrNull(read: () => Promise<unknown>): Promise<unknown> {

@@ -53,8 +53,8 @@ export class SitePki {
    * A certificate issued by the site CA for `commonName`, reused while valid for 30 more days.
    * `base` names the files (e.g. `cp-cmgcp01.contoso.com`).
    */
-  async issue(base: string, o: { commonName: string; usage: CertUsage; dnsNames?: string[]; ipAddresses?: string[] }): Promise<CertKeyPem> {
-    const have = this.read(base);
+  async issue(base: string, o: { commonName: string; usage: CertUsage; dnsNames?: string[]; ipAddresses?: string[] }, renew = false): Promise<CertKeyPem> {
+    const have = renew ? undefined : this.read(base);
     if (have) {
       const c = new X509Certificate(have.certPem);
       const san = (c.subjectAltName ?? "").split(", ");
@@ -68,9 +68,12 @@ export class SitePki {
     return pair;
   }
 
-  /** The tunnel client certificate of the connection point on `fqdn` (CN `opencmg-cp:<fqdn>`). */
-  connectionPointCert(fqdn: string): Promise<CertKeyPem> {
-    return this.issue(`cp-${fqdn}`, { commonName: `${CONNECTION_POINT_CN_PREFIX}${fqdn}`, usage: "client", dnsNames: [fqdn] });
+  /**
+   * The tunnel client certificate of the connection point on `fqdn` (CN `opencmg-cp:<fqdn>`), with
+   * a new key. `renew`: a new one even while the one on file is good (it was revoked).
+   */
+  connectionPointCert(fqdn: string, renew = false): Promise<CertKeyPem> {
+    return this.issue(`cp-${fqdn}`, { commonName: `${CONNECTION_POINT_CN_PREFIX}${fqdn}`, usage: "client", dnsNames: [fqdn] }, renew);
   }
 
   /** The certificate a CMG's tunnel listeners present to connection points. */

@@ -22,6 +22,7 @@ import { AdrsService } from "./services/adrs.ts";
 import { ClientsService } from "./services/clients.ts";
 import { EndpointChecksService } from "./services/checks.ts";
 import { CmgsService } from "./services/cmgs.ts";
+import { CmgTrustService } from "./services/cmg-trust.ts";
 import { CmgAlertsService } from "./services/cmg-alerts.ts";
 import { CmgTrafficService } from "./services/cmg-traffic.ts";
 import type { ServiceContext } from "./services/context.ts";
@@ -62,6 +63,8 @@ export interface SiteServices {
   status: StatusService;
   clients: ClientsService;
   cmgs: CmgsService;
+  /** What the instances trust: settings-signing keys, connection point certificates, the signed settings. */
+  cmgTrust: CmgTrustService;
   /** A CMG's traffic as its connection points report it. */
   cmgTraffic: CmgTrafficService;
   /** A CMG's alert settings and the state they were raised in. */
@@ -144,6 +147,9 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const settings = new SettingsService(ctx, clients);
   const directory = new DirectoryTrust(directoryConfigFrom(settings), fetchJson, () => logs.component(LOG_FILES.smsprov));
   const tokens = new TokensService(ctx, directory);
+  const cmgs = new CmgsService(ctx, sites, roles, tokens, paths.data);
+  // X.509 issuing is loaded only when a connection point certificate is issued.
+  const sitePki = async () => new (await import("./site-pki.ts")).SitePki(paths.data);
   const raw: SiteServices = {
     sites,
     servers: new ServersService(ctx, sites),
@@ -152,7 +158,8 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     proxies,
     status: new StatusService(ctx),
     clients,
-    cmgs: new CmgsService(ctx, sites, roles, tokens, paths.data),
+    cmgs,
+    cmgTrust: new CmgTrustService(ctx, roles, cmgs, sitePki),
     cmgTraffic: new CmgTrafficService(ctx),
     cmgAlerts: new CmgAlertsService(ctx),
     updates: new UpdatesService(ctx),

@@ -29,6 +29,8 @@ import { startBackend, startCrlServer, type CrlServer, type TestBackend } from "
 import { Network } from "./cmg-network.ts";
 import { requestH1, requestH2, type HttpResult, type RequestOptions } from "./cmg-requests.ts";
 import { makeTestPki, type TestPki } from "./pki-fixtures.ts";
+import { admitted, makeSettingsSigner, startupTrust, type SettingsSigner } from "./settings-signer.ts";
+import type { SignedSettings } from "../../src/wire/tunnel/signed-settings.ts";
 export { until } from "./until.ts";
 
 export { startBackend, startCrlServer, type BackendRequest, type CrlServer, type TestBackend } from "./cmg-backend.ts";
@@ -66,7 +68,12 @@ export interface CmgHarness {
   pki: TestPki;
   roles: typeof ROLES;
   backend: TestBackend;
+  /** The settings the connection points carry (signed by `signer` when they start). */
   settings: CmgSettings;
+  /** The site's settings-signing key, as the instances trust it. */
+  signer: SettingsSigner;
+  /** `settings` (or `s`) signed as the site signs them. */
+  sign(s?: CmgSettings): SignedSettings;
   /** Gateway instances by index (null while stopped). */
   instances: (GatewayInstance | null)[];
   /** Connection points by index (null while stopped). */
@@ -127,9 +134,12 @@ interface HarnessParts {
   tunnelCerts: IssuedCert[];
 }
 
-function testSettings(pki: TestPki, crlCheck: boolean): CmgSettings {
+function testSettings(pki: TestPki, crlCheck: boolean, signer: SettingsSigner, cps: IssuedCert[]): CmgSettings {
   return {
     revision: 1,
+    cmg: "cmg1",
+    settingsKeys: signer.keys,
+    connectionPoints: cps.map(admitted),
     trustedRoots: pki.trust.roots,
     intermediates: pki.trust.intermediates,
     crlCheck,
@@ -146,6 +156,7 @@ class Harness implements CmgHarness {
   readonly roles = ROLES;
   readonly backend: TestBackend;
   settings: CmgSettings;
+  readonly signer = makeSettingsSigner();
   instances: (GatewayInstance | null)[];
   connectionPoints: (ConnectionPoint | null)[];
   tunnelCerts: IssuedCert[];
@@ -170,13 +181,17 @@ class Harness implements CmgHarness {
     this.crlServer = p.crlServer;
     this.tunnelServer = p.tunnelServer;
     this.tunnelCerts = p.tunnelCerts;
-    this.settings = { ...testSettings(p.pki, o.crlCheck ?? true), ...(o.tokens ? { tokens: o.tokens } : {}) };
+    this.settings = { ...testSettings(p.pki, o.crlCheck ?? true, this.signer, p.tunnelCerts), ...(o.tokens ? { tokens: o.tokens } : {}) };
     this.backends = { [ROLES.mp]: p.backend.url, [ROLES.sup]: `${p.backend.url}/sup`, [ROLES.closed]: p.backend.url, ...o.backends };
     this.instances = Array.from({ length: p.nInstances }, () => null);
     this.connectionPoints = Array.from({ length: p.nCps }, () => null);
     this.ports = Array.from({ length: p.nInstances }, () => ({ client: 0, tunnel: 0 }));
     this.health = Array.from({ length: p.nCps }, () => []);
     this.traffic = Array.from({ length: p.nCps }, () => []);
+  }
+
+  sign(s: CmgSettings = this.settings): SignedSettings {
+    return this.signer.sign(s);
   }
 
   private network(j: number): Network {
@@ -197,6 +212,7 @@ class Harness implements CmgHarness {
         serverCert: this.pki.server,
         client: { host: "127.0.0.1", port: this.ports[i]!.client },
         tunnel: { host: "127.0.0.1", port: this.ports[i]!.tunnel, siteCaPem: this.pki.siteCa.certPem, cert: this.tunnelServer },
+        trust: startupTrust(this.signer.keys, this.tunnelCerts),
         metrics: { host: "127.0.0.1", port: 0 },
         limits: { tunnelPingMs: 2000, ...this.o.limits },
       },
@@ -223,7 +239,7 @@ class Harness implements CmgHarness {
       dial: this.o.dial?.(j) ?? ((host: string, port: number): Promise<Socket> => this.network(j).dial(host, port)),
       tls: { certPem: cert.certPem, keyPem: cert.keyPem, siteCaPem: pki.siteCa.certPem },
       connectionsPerInstance: this.o.connectionsPerInstance ?? 2,
-      settings: this.settings,
+      settings: this.sign(),
       backends: this.backends,
       log: connectionPointLogs(this.logSetFor(`cp${j}`)),
       onHealth: (r) => void (this.health[j] ??= []).push(r),

@@ -19,6 +19,7 @@ import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { connectionPointRoleDeps } from "../../app/role-deps.ts";
 import { registerCmgTraffic, trafficText } from "./cmg-traffic.ts";
+import { registerConnectionPointCertCommands, registerSettingsKeyCommands } from "./cmg-trust.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -86,6 +87,7 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
   registerManage(cmg, ctx);
   registerCmgTraffic(cmg, ctx);
   registerLocalRun(cmg, ctx);
+  registerSettingsKeyCommands(cmg, ctx);
   registerServe(program, ctx);
 }
 
@@ -392,10 +394,9 @@ function registerServe(program: Command, ctx: CliContext): void {
       logs.close();
     });
 
-  program
-    .command("connection-point")
-    .description("the CMG connection point role")
-    .command("serve")
+  const cp = program.command("connection-point").description("the CMG connection point role");
+  registerConnectionPointCertCommands(cp, ctx);
+  cp.command("serve")
     .description("run the CMG connection point of a server until Ctrl-C")
     .requiredOption("--server <fqdn>", "the site system server hosting the role")
     .option("--report-interval <s>", "health report interval, seconds", "60")

@@ -114,7 +114,7 @@ describe("client authentication with revocation checking off", () => {
   it("turns checking on when a connection point pushes new settings", async () => {
     h.settings.crlCheck = true;
     h.settings.revision = 2;
-    h.connectionPoints[0]!.update({ settings: h.settings });
+    h.connectionPoints[0]!.update({ settings: h.sign() });
     await until("revision 2 in force", () => h.instances[0]!.status().settingsRevision === 2);
     const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.revokedClient });
     assert.equal(r.status, 403);

@@ -1,6 +1,7 @@
 /**
  * The tunnel listener: where connection points dial in. TLS with mutual authentication (only
- * certificates issued by the site CA), then reverse HTTP/2: on each accepted connection the
+ * certificates issued by the site CA, and of those only the connection points the site admits in
+ * its signed settings or the start-up bundle), then reverse HTTP/2: on each accepted connection the
  * gateway is the HTTP/2 *client* (`http2.connect` over the accepted socket), because the
  * connection point, which dialled, serves the requests. The first stream the gateway opens is the
  * control stream, on which the connection point sends its hello and the settings.
@@ -34,6 +35,7 @@ import type { SettingsStore } from "../settings-store.ts";
 import { Tunnel, type TunnelPool } from "./tunnel-pool.ts";
 import { Admission, worthLogging } from "../admission.ts";
 import { TLS_POLICY } from "../../pki/tls-policy.ts";
+import { connectionPointIdentity, type ConnectionPointIdentity } from "../../wire/tunnel/signed-settings.ts";
 
 
 export interface TunnelListenerOptions {
@@ -88,7 +90,16 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
   // A tunnel that said hello before any settings existed becomes ready when another one brings them.
   const senders = new Map<ClientHttp2Stream, (m: GatewayMessage) => void>();
   const unsubscribe = o.settings.onChange((s) => {
-    for (const t of o.pool.all()) if (t.greeted && t.state === "handshake") setState(t, "ready");
+    // A connection point the site no longer admits loses its tunnels now, requests in flight too:
+    // it may be in the hands of someone else.
+    for (const t of o.pool.all()) {
+      if (t.admitted && t.identity && !o.settings.admits(t.identity)) {
+        t.admitted = false;
+        o.log.warn(`${t.label}: closed: settings revision ${s.revision} no longer admits connection point ${describeIdentity(t.identity)}`);
+        t.session.destroy();
+      }
+    }
+    for (const t of o.pool.all()) if (t.greeted && t.admitted && t.state === "handshake") setState(t, "ready");
     // Every connection point learns what the instance enforces, not only the one that sent it.
     for (const send of senders.values()) send({ type: "settings-in-force", revision: s.revision });
   });
@@ -121,8 +132,14 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     }
     const peer = socket.getPeerX509Certificate();
     const cpName = peer ? connectionPointName(commonName(peer)) : "unknown";
-    if (o.pool.all().length >= o.limits.maxTunnels) {
-      o.log.warn(`Tunnel from ${cpName} at ${remote} refused: ${o.limits.maxTunnels} tunnels are open (maxTunnels)`);
+    const identity = peer ? connectionPointIdentity(peer) : null;
+    const admittedNow = identity !== null && o.settings.admits(identity);
+    // Admitted tunnels count against maxTunnels; tunnels still to prove their admission are bounded
+    // apart (maxPendingTunnels), so a copied certificate cannot crowd the admitted ones out.
+    const tunnels = o.pool.all();
+    const probation = tunnels.filter((t) => !t.admitted).length;
+    if (admittedNow ? tunnels.length - probation >= o.limits.maxTunnels : probation >= o.limits.maxPendingTunnels) {
+      o.log.warn(`Tunnel from ${cpName} at ${remote} refused: ${admittedNow ? `${o.limits.maxTunnels} tunnels are open (maxTunnels)` : `${o.limits.maxPendingTunnels} tunnels wait to prove their admission (maxPendingTunnels)`}`);
       socket.destroy();
       return;
     }
@@ -135,6 +152,17 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       settings: { enablePush: false, initialWindowSize: TUNNEL_H2.streamWindow, maxFrameSize: TUNNEL_H2.maxFrameSize },
     });
     const tunnel = new Tunnel(nextId++, session, remote, cpName);
+    tunnel.identity = identity;
+    tunnel.admitted = admittedNow;
+    if (!tunnel.admitted) {
+      // Not listed (yet): it carries nothing until it brings the site's signed settings that admit it.
+      o.log.info(`${tunnel.label}: connection point ${identity ? describeIdentity(identity) : "without a certificate"} is not admitted by ${admittedBy()}; it must bring the site's signed settings that admit it within ${o.limits.handshakeTimeoutMs} ms`);
+      const timer = setTimeout(() => {
+        if (!tunnel.admitted) refuse(tunnel, `it brought no signed settings that admit it within ${o.limits.handshakeTimeoutMs} ms`);
+      }, o.limits.handshakeTimeoutMs);
+      timer.unref();
+      session.once("close", () => clearTimeout(timer));
+    }
     o.pool.add(tunnel);
     publishState(tunnel, null);
     track(tunnel);
@@ -196,6 +224,10 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
           const revision = safeRevision(line);
           if (revision !== null) send({ type: "settings-rejected", revision, error: (err as Error).message });
           o.log.error(`${tunnel.label}: invalid control message refused: ${(err as Error).message}`);
+          if (!tunnel.admitted) {
+            refuse(tunnel, "it sent an invalid control message");
+            return false;
+          }
           return;
         }
         if (!m) return;
@@ -209,26 +241,49 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
             o.log.info(`${tunnel.label}: connection point calls itself "${m.connectionPoint}"`);
           }
         } else if (m.type === "settings") {
-          const r = o.settings.offer(m.settings);
+          const r = o.settings.offer(m.document);
+          if (r.result === "refused") {
+            const current = o.settings.current()?.revision;
+            // An older document of the site is a connection point behind the others (a warning); anything else is not the site's.
+            const line = `${tunnel.label}: settings refused (${r.error.reason}): ${r.error.message}; ${current === undefined ? "no settings in force yet" : `keeping revision ${current}`}`;
+            if (r.error.reason === "stale_revision") o.log.warn(line);
+            else o.log.error(line);
+            send({ type: "settings-rejected", revision: r.error.revision ?? 0, error: `${r.error.reason}: ${r.error.message}` });
+            if (!tunnel.admitted) {
+              refuse(tunnel, "the settings it brought are not the site's");
+              return false;
+            }
+            return;
+          }
+          const s = r.settings;
           if (r.result === "applied") {
+            o.log.info(`${tunnel.label}: settings revision ${s.revision} applied (signed by the site; ${s.connectionPoints.length} connection point certificate(s) admitted; settings-signing keys ${o.settings.trustedKids().join(", ")})`);
             if (topics.settingsApplied.active) {
               topics.settingsApplied.publish({
                 source: o.source,
-                revision: m.settings.revision,
+                revision: s.revision,
                 from: tunnel.connectionPoint,
-                trustedRoots: m.settings.trustedRoots.length,
-                intermediates: m.settings.intermediates.length,
-                crlCheck: m.settings.crlCheck,
-                roles: Object.keys(m.settings.urlMap).length,
+                trustedRoots: s.trustedRoots.length,
+                intermediates: s.intermediates.length,
+                crlCheck: s.crlCheck,
+                roles: Object.keys(s.urlMap).length,
               });
             }
-            send({ type: "settings-applied", revision: m.settings.revision });
+            send({ type: "settings-applied", revision: s.revision });
           } else {
-            send({ type: "settings-ignored", revision: m.settings.revision, current: r.current });
+            send({ type: "settings-ignored", revision: s.revision, current: s.revision });
+          }
+          if (!tunnel.admitted) {
+            if (!tunnel.identity || !o.settings.admits(tunnel.identity)) {
+              refuse(tunnel, `the site's settings (revision ${s.revision}) do not admit it`);
+              return false;
+            }
+            tunnel.admitted = true;
+            o.log.info(`${tunnel.label}: connection point ${describeIdentity(tunnel.identity)} admitted by settings revision ${s.revision}`);
           }
         }
-        // A tunnel carries requests once its connection point said hello and the instance has settings.
-        if (tunnel.greeted && tunnel.state === "handshake" && o.settings.current()) setState(tunnel, "ready");
+        // A tunnel carries requests once its connection point is admitted and said hello, and the instance has settings.
+        if (tunnel.greeted && tunnel.admitted && tunnel.state === "handshake" && o.settings.current()) setState(tunnel, "ready");
       },
       (err) => fail(err.message),
     );
@@ -242,6 +297,19 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
         tunnel.retire();
       }
     });
+  }
+
+  /** Where admission comes from now, for log lines. */
+  function admittedBy(): string {
+    const r = o.settings.current()?.revision;
+    return r === undefined ? "the start-up bundle" : `settings revision ${r}`;
+  }
+
+  /** Closes a tunnel of a connection point the site does not admit, saying why. */
+  function refuse(t: Tunnel, why: string): void {
+    o.metrics.handshakeFailures.inc({ listener: "tunnel" });
+    o.log.warn(`${t.label} refused: connection point ${t.identity ? describeIdentity(t.identity) : "without a certificate"} is not admitted to this CMG: ${why}`);
+    t.session.destroy();
   }
 
   function setState(t: Tunnel, state: Tunnel["state"]): void {
@@ -267,7 +335,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
   });
   server.on("error", (err) => o.log.error(`Tunnel listener error: ${err.message}`));
   const port = (server.address() as AddressInfo).port;
-  o.log.info(`Tunnel listener of ${o.instanceName} on ${o.host}:${port}, accepting connection points with certificates of the site CA`);
+  o.log.info(`Tunnel listener of ${o.instanceName} on ${o.host}:${port}, accepting connection points with certificates of the site CA that the site admits`);
 
   return {
     port,
@@ -312,6 +380,10 @@ async function waitAll(tunnels: Tunnel[], graceMs: number): Promise<void> {
   });
 }
 
+function describeIdentity(i: ConnectionPointIdentity): string {
+  return `${i.name} (certificate serial ${i.serial})`;
+}
+
 function commonName(cert: X509Certificate): string {
   const m = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject);
   return m?.[1] ?? "";
@@ -319,8 +391,7 @@ function commonName(cert: X509Certificate): string {
 
 function safeRevision(line: string): number | null {
   try {
-    const j = JSON.parse(line) as { type?: string; settings?: { revision?: unknown } };
-    return j.type === "settings" && typeof j.settings?.revision === "number" ? j.settings.revision : null;
+    return (JSON.parse(line) as { type?: string }).type === "settings" ? 0 : null;
   } catch {
     return null;
   }

@@ -5,6 +5,7 @@
  * point it used, and the next pick avoids that connection point while another one is available.
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
+import type { ConnectionPointIdentity } from "../../wire/tunnel/signed-settings.ts";
 
 export type TunnelState = "handshake" | "ready" | "draining" | "closed";
 
@@ -22,6 +23,14 @@ export class Tunnel {
   state: TunnelState = "handshake";
   /** The connection point said hello on the control stream. */
   greeted = false;
+  /**
+   * The site admits this connection point (the settings in force or the start-up bundle list its
+   * certificate). A tunnel that is not admitted carries no request: it may only bring the site's
+   * signed settings that admit it (a connection point added since), else it is closed.
+   */
+  admitted = false;
+  /** Its tunnel certificate: name, serial, public key hash. */
+  identity: ConnectionPointIdentity | null = null;
   /** The control stream (set by the tunnel listener). */
   control: ClientHttp2Stream | null = null;
   inFlight = 0;

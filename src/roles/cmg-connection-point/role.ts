@@ -8,11 +8,11 @@
  */
 import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type GatewayEndpoint, type HealthReport, type TrafficReport } from "../../connection-point/connection-point.ts";
 import { NotFoundError, ValidationError } from "../../errors.ts";
-import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
+import type { SignedSettings } from "../../wire/tunnel/signed-settings.ts";
+import type { CmgTrustService } from "../../site/services/cmg-trust.ts";
 import type { ComponentState } from "../../site/model.ts";
 import type { EgressProvider } from "../../egress/pool.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
-import type { CertKeyPem } from "../../pki/issue.ts";
 import type { CmgsService } from "../../site/services/cmgs.ts";
 import type { CmgTrafficService, TrafficRecord } from "../../site/services/cmg-traffic.ts";
 import type { RolesService } from "../../site/services/roles.ts";
@@ -31,8 +31,10 @@ export interface ConnectionPointRoleDeps {
   status: StatusService;
   logs: LogSet;
   egress: EgressProvider;
-  /** The site CA, and the tunnel client certificate it issues to a connection point. */
-  pki: { readonly caPem: string; connectionPointCert(fqdn: string): Promise<CertKeyPem> };
+  /** The site CA. */
+  pki: { readonly caPem: string };
+  /** The tunnel client certificate the site issues to a connection point, and the settings it signs for the instances. */
+  trust: Pick<CmgTrustService, "connectionPointCertificate" | "signedSettings">;
 }
 
 export interface ConnectionPointRoleOptions {
@@ -69,7 +71,7 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   const cmgs = deps.cmgs;
   const cmg = await cmgs.show(cmgName);
   const pki = deps.pki;
-  const tls = await pki.connectionPointCert(fqdn);
+  const tls = await deps.trust.connectionPointCertificate(fqdn);
   const log = connectionPointLogs(deps.logs);
   // A stopped or deleted CMG has no instance to dial: the tunnels drain and end.
   const instancesOf = (v: typeof cmg) => (v.runState === "running" ? v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort })) : []);
@@ -77,8 +79,8 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   /** Set once the CMG was deleted at the site: nothing more is written for it. */
   let deleted = false;
 
-  const settingsKey = (s: CmgSettings): string => JSON.stringify({ ...s, revision: 0 });
-  let settings = await cmgs.gatewaySettings(cmg.name);
+  // The site signs the settings and assigns their revision; this connection point only carries them.
+  let settings = await deps.trust.signedSettings(cmg.name);
   let backends = await cmgs.backends();
   let instances = instancesOf(cmg);
   let lastState: ComponentState | undefined;
@@ -154,9 +156,9 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
 
   const refresh = async (): Promise<void> => {
     if (deleted) return;
-    let next: [CmgSettings, Record<string, string>, typeof cmg];
+    let next: [SignedSettings, Record<string, string>, typeof cmg];
     try {
-      next = await Promise.all([cmgs.gatewaySettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
+      next = await Promise.all([deps.trust.signedSettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
       deleted = true;
@@ -178,12 +180,8 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
       }
     }
     const patch: Parameters<ConnectionPoint["update"]>[0] = {};
-    if (settingsKey(nextSettings) !== settingsKey(settings)) {
-      // Any change (roles too, not only the CMG row) needs a revision newer than what instances have.
-      nextSettings.revision = Math.max(nextSettings.revision, settings.revision + 1, Date.now());
-      patch.settings = nextSettings;
-      settings = nextSettings;
-    }
+    // A changed document has a new revision, assigned by the site.
+    if (JSON.stringify(nextSettings) !== JSON.stringify(settings)) patch.settings = settings = nextSettings;
     if (JSON.stringify(nextBackends) !== JSON.stringify(backends)) patch.backends = backends = nextBackends;
     const nextInstances = instancesOf(view);
     if (JSON.stringify(nextInstances) !== JSON.stringify(instances)) patch.instances = instances = nextInstances;

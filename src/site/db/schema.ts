@@ -247,6 +247,33 @@ export interface TokenSigningKeysTable {
   retired_at: string | null;
 }
 
+export interface SettingsSigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_key: string; // sealed
+  state: string; // "current" | "previous" | "retired" | "pending"
+  created_at: string;
+  retired_at: string | null;
+}
+
+export interface ConnectionPointCertsTable {
+  serial: string;
+  fqdn: string;
+  spki: string;
+  issued_at: string;
+  not_after: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+}
+
+export interface CmgSettingsRevisionsTable {
+  cmg_name: string;
+  revision: number;
+  content_hash: string;
+  updated_at: string;
+}
+
 export interface BulkTokensTable {
   id: string;
   created_at: string;
@@ -316,6 +343,9 @@ export interface Database {
   bulk_tokens: BulkTokensTable;
   bulk_token_uses: BulkTokenUsesTable;
   id_token_uses: IdTokenUsesTable;
+  settings_signing_keys: SettingsSigningKeysTable;
+  connection_point_certs: ConnectionPointCertsTable;
+  cmg_settings_revisions: CmgSettingsRevisionsTable;
 }
 
 /** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
@@ -352,6 +382,9 @@ export const SCHEMA_COLUMNS = {
   bulk_tokens: ["id", "created_at", "expires_at", "used_at", "used_by", "revoked_at", "max_uses"],
   bulk_token_uses: ["bulk_id", "jkt", "client_id", "used_at"],
   id_token_uses: ["use_key", "client_id", "used_at", "expires_at"],
+  settings_signing_keys: ["kid", "alg", "public_jwk", "private_key", "state", "created_at", "retired_at"],
+  connection_point_certs: ["serial", "fqdn", "spki", "issued_at", "not_after", "revoked_at", "revoked_reason"],
+  cmg_settings_revisions: ["cmg_name", "revision", "content_hash", "updated_at"],
 } as const satisfies ColumnLists;
 
 type Unlisted<T extends keyof Database> = Exclude<keyof Database[T], (typeof SCHEMA_COLUMNS)[T][number]>;

@@ -28,7 +28,7 @@ import { TLS_POLICY } from "../../pki/tls-policy.ts";
 import { certificateWeakness, verifyClientChain } from "../../pki/verify.ts";
 import { MP_PATHS } from "../../wire/mp.ts";
 import { explainRefusal, REFUSAL_HEADERS } from "../../wire/refusals.ts";
-import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
+import type { CmgSettingsBase as CmgSettings } from "../../wire/tunnel/protocol.ts";
 import type { CmgView } from "./cmg-model.ts";
 
 export type AnalyzeStatus = "pass" | "fail" | "skip";

@@ -3,7 +3,7 @@
  * instance, the backends it forwards to, and its tunnel reports (its traffic: cmg-traffic.ts).
  */
 import { NotFoundError } from "../../errors.ts";
-import type { CmgSettings, RouteEntry } from "../../wire/tunnel/protocol.ts";
+import type { CmgSettingsBase, RouteEntry } from "../../wire/tunnel/protocol.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import type { RolesService } from "./roles.ts";
@@ -17,7 +17,7 @@ export class CmgConnectionPointData {
   ) {}
 
   /** What the connection point pushes to every instance: client trust, revocation, URL map, token trust. */
-  async gatewaySettings(name: string): Promise<CmgSettings> {
+  async gatewaySettings(name: string): Promise<CmgSettingsBase> {
     const r = await this.ctx.db.selectFrom("cmgs").selectAll().where("name", "=", name.toLowerCase()).executeTakeFirst();
     if (!r) throw new NotFoundError("name", `CMG ${name}`);
     const urlMap: Record<string, RouteEntry> = {};

@@ -9,7 +9,7 @@ import { sql } from "kysely";
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
-import type { CmgSettings } from "../../wire/tunnel/protocol.ts";
+import type { CmgSettingsBase } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
 import type { TokensService } from "./tokens.ts";
 import { CmgConnectionPointData } from "./cmg-connection-point.ts";
@@ -383,7 +383,7 @@ export class CmgsService {
    * server authentication certificate with its key (so a renewal reaches running instances; the
    * tunnel is mutually authenticated TLS to the site CA). Never log or show it.
    */
-  async gatewaySettings(name: string): Promise<CmgSettings> {
+  async gatewaySettings(name: string): Promise<CmgSettingsBase> {
     const s = await this.cp.gatewaySettings(name);
     // Without the site key (a process that cannot open secrets) the instances keep their start-up file's certificate.
     return this.ctx.key ? { ...s, serverCert: await this.serverCertificate(name) } : s;

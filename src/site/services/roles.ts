@@ -146,8 +146,14 @@ export class RolesService {
     const kind = parseRoleKind(kindInput);
     const current = await findRole(this.ctx.db, fqdn, kind);
     if (!current) throw new NotFoundError("role", `${kind} on ${fqdn}`);
-    await this.ctx.db.deleteFrom("roles").where("id", "=", current.id).execute();
-    this.ctx.logs.component(LOG_FILES.smsprov).info(`Removed ${kind} from ${fqdn}.`);
+    const revoked = await writeTransaction(this.ctx.db, async (tx) => {
+      await tx.deleteFrom("roles").where("id", "=", current.id).execute();
+      if (kind !== "cmg-connection-point") return 0;
+      // Its tunnel certificate must not outlive the role: a copy of its key opens no tunnel.
+      const r = await tx.updateTable("connection_point_certs").set({ revoked_at: iso(this.ctx.now()), revoked_reason: "connection point role removed" }).where("fqdn", "=", fqdn).where("revoked_at", "is", null).executeTakeFirst();
+      return Number(r.numUpdatedRows);
+    });
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Removed ${kind} from ${fqdn}${revoked ? `; its ${revoked} tunnel certificate(s) revoked` : ""}.`);
   }
 
   async list(fqdn?: string): Promise<Role[]> {

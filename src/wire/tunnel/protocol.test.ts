@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { makeTestPki, type TestPki } from "../../../test/helpers/pki-fixtures.ts";
+import { newSettingsKey } from "../../../test/helpers/settings-signer.ts";
+import { signSettings } from "./signed-settings.ts";
 import { clientResponseHeaders, encodeHeaderValue, tunnelRequestHeaders } from "./headers.ts";
 import { LineSplitter, connectionPointName, encodeMessage, parseConnectorMessage, parseGatewayMessage, parseSettings, type CmgSettings } from "./protocol.ts";
 
@@ -9,13 +11,14 @@ describe("tunnel protocol messages", () => {
   let settings: CmgSettings;
   before(async () => {
     pki = await makeTestPki();
-    settings = { revision: 3, trustedRoots: pki.trust.roots, intermediates: pki.trust.intermediates, crlCheck: true, urlMap: { "16777217": { kind: "mp", allowCmgTraffic: true } } };
+    settings = { revision: 3, cmg: "cmg1", settingsKeys: [newSettingsKey().jwk], connectionPoints: [], trustedRoots: pki.trust.roots, intermediates: pki.trust.intermediates, crlCheck: true, urlMap: { "16777217": { kind: "mp", allowCmgTraffic: true } } };
   });
 
   it("round-trips settings and hello messages as NDJSON", () => {
-    const line = encodeMessage({ type: "settings", settings });
+    const document = signSettings(settings, [newSettingsKey().signing]);
+    const line = encodeMessage({ type: "settings", document });
     assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
-    assert.deepEqual(parseConnectorMessage(line), { type: "settings", settings });
+    assert.deepEqual(parseConnectorMessage(line), { type: "settings", document });
     assert.deepEqual(parseGatewayMessage(encodeMessage({ type: "settings-applied", revision: 3 })), { type: "settings-applied", revision: 3 });
   });
 

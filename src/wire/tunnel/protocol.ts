@@ -68,14 +68,26 @@ export interface RouteEntry {
   maxBodyBytes?: number;
 }
 
-/** Everything an instance enforces that is not in its start-up configuration. Sent by connection points. */
+/**
+ * Everything an instance enforces that is not in its start-up configuration. Issued and signed by
+ * the site (signed-settings.ts); connection points carry the signed document.
+ */
 export interface CmgSettings {
   /**
-   * Increases with every change at the site (e.g. milliseconds of the change). An instance applies
-   * a settings message only when its revision is newer than what it has, so several connection
-   * points pushing at once cannot roll it back.
+   * A counter the site keeps per CMG and raises with every change of the document (never a clock).
+   * An instance applies a document only when its revision is higher than what it has, so several
+   * connection points pushing at once (or a stale one) cannot roll it back.
    */
   revision: number;
+  /** The CMG the document is for: an instance refuses a document of another CMG. */
+  cmg: string;
+  /**
+   * The site's settings-signing keys in force (public): the instance trusts these for the next
+   * document. A rotation announces the new key in a document the old key signed too.
+   */
+  settingsKeys: PublicJwk[];
+  /** The connection points admitted to this CMG: only these may hold a tunnel. */
+  connectionPoints: AdmittedConnectionPoint[];
   /** Trusted root CAs for client certificates, PEM, at most 2. */
   trustedRoots: string[];
   /** Intermediate CAs that may complete a client chain, PEM, at most 4. */
@@ -100,12 +112,28 @@ export interface CmgSettings {
   serverCert?: { certPem: string; keyPem: string };
 }
 
+/** What the site's CMG records give; the site adds the CMG name, its keys and the admitted connection points before signing. */
+export type CmgSettingsBase = Omit<CmgSettings, "cmg" | "settingsKeys" | "connectionPoints">;
+
+/** A connection point the site admits: its server FQDN and its tunnel certificate (serial, SHA-256 of its public key). */
+export interface AdmittedConnectionPoint {
+  name: string;
+  /** Serial number, uppercase hex. */
+  serial: string;
+  /** SHA-256 of the certificate's SubjectPublicKeyInfo (DER), base64url. */
+  spki: string;
+}
+
+/** Connection point certificates listed at most (several servers, each with a renewed certificate beside the old one). */
+export const MAX_ADMITTED_CONNECTION_POINTS = 256;
+export const MAX_SETTINGS_KEYS = 4;
+
 /** A public JSON Web Key (RFC 7517) as the instances get it: never a private member. */
 export interface PublicJwk {
   kty: "EC" | "OKP" | "RSA";
   kid: string;
   alg?: string | undefined;
-  use?: string | undefined;
+  use?: "sig" | undefined;
   crv?: string | undefined;
   x?: string | undefined;
   y?: string | undefined;
@@ -159,7 +187,7 @@ const routeEntrySchema = z.object({
 });
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]{1,2048}$/);
-const publicJwkSchema = z
+export const publicJwkSchema = z
   .object({
     kty: z.enum(["EC", "OKP", "RSA"]),
     kid: z.string().min(1).max(128),
@@ -201,8 +229,20 @@ const tokenTrustSchema = z
   })
   .strict();
 
+export const admittedConnectionPointSchema = z
+  .object({
+    name: z.string().min(1).max(253),
+    serial: z.string().regex(/^[0-9A-F]{1,64}$/, "must be the serial number in uppercase hex"),
+    spki: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be the base64url SHA-256 of the public key"),
+  })
+  .strict();
+
 const settingsSchema = z.object({
-  revision: z.number().finite().nonnegative(),
+  // A safe integer: above 2^53-1 two revisions can compare equal.
+  revision: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  cmg: z.string().min(1).max(63),
+  settingsKeys: z.array(publicJwkSchema).min(1).max(MAX_SETTINGS_KEYS),
+  connectionPoints: z.array(admittedConnectionPointSchema).max(MAX_ADMITTED_CONNECTION_POINTS),
   trustedRoots: z.array(z.string()).max(MAX_TRUSTED_ROOTS),
   intermediates: z.array(z.string()).max(MAX_INTERMEDIATES),
   crlCheck: z.boolean(),
@@ -210,7 +250,7 @@ const settingsSchema = z.object({
   clientCertPolicy: z.object({ minRsaBits: z.number().int().min(2048).max(16384).optional() }).strict().optional(),
   tokens: tokenTrustSchema.optional(),
   serverCert: z.object({ certPem: z.string().max(64 * 1024), keyPem: z.string().max(64 * 1024) }).strict().optional(),
-});
+}).strict();
 
 /**
  * Checks settings (shape, limits, and that every trusted certificate is a readable CA
@@ -267,7 +307,8 @@ export function parseSettings(input: unknown): CmgSettings {
 /** Control messages from the connection point to the gateway. */
 export type ConnectorMessage =
   | { type: "hello"; protocol: number; connectionPoint: string }
-  | { type: "settings"; settings: CmgSettings };
+  /** The site's signed settings, as the site issued them (signed-settings.ts); the instance verifies them. */
+  | { type: "settings"; document: unknown };
 
 /** Control messages from the gateway to the connection point. */
 export type GatewayMessage =
@@ -280,7 +321,7 @@ export type GatewayMessage =
 
 const connectorMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("hello"), protocol: z.number().int(), connectionPoint: z.string().max(255) }),
-  z.object({ type: z.literal("settings"), settings: z.unknown() }),
+  z.object({ type: z.literal("settings"), document: z.unknown() }).strict(),
 ]);
 
 const gatewayMessageSchema = z.discriminatedUnion("type", [
@@ -298,8 +339,8 @@ const gatewayMessageSchema = z.discriminatedUnion("type", [
 export function parseConnectorMessage(line: string): ConnectorMessage | null {
   const json = JSON.parse(line) as { type?: unknown };
   if (json.type !== "hello" && json.type !== "settings") return null;
-  const m = connectorMessageSchema.parse(json);
-  return m.type === "settings" ? { type: "settings", settings: parseSettings(m.settings) } : m;
+  // The document is checked by the instance (signature, CMG, revision), not here.
+  return connectorMessageSchema.parse(json) as ConnectorMessage;
 }
 
 /** A control message from a gateway; unknown types are returned as null. */

@@ -78,7 +78,7 @@ describe("connection point through Squid with Basic authentication", () => {
       instances: [{ host: "127.0.0.1", port: h.ports[0]!.tunnel }],
       dial: (host, port) => bad.connect(host, port),
       tls: { certPem: h.tunnelCerts[0]!.certPem, keyPem: h.tunnelCerts[0]!.keyPem, siteCaPem: h.pki.siteCa.certPem },
-      settings: h.settings,
+      settings: h.sign(),
       backends: {},
       log: { connector: nullLog, service: nullLog },
       reconnect: { minDelayMs: 50, maxDelayMs: 200 },

@@ -24,6 +24,7 @@ import { m0010Tokens } from "./0010_tokens.ts";
 import { m0008CmgRunState } from "./0008_cmg_run_state.ts";
 import { m0013DeviceTrust } from "./0013_device_trust.ts";
 import { m0014ClientMessages } from "./0014_client_messages.ts";
+import { m0012SettingsTrust } from "./0012_settings_trust.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -42,6 +43,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0008_cmg_run_state": m0008CmgRunState,
   "0013_device_trust": m0013DeviceTrust,
   "0014_client_messages": m0014ClientMessages,
+  "0012_settings_trust": m0012SettingsTrust,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
