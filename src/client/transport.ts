@@ -170,9 +170,8 @@ export class MpTransport {
     if (status < 200 || status > 299) {
       const e = (json ?? {}) as Partial<MpErrorAnswer>;
       const message = e.message ?? (text.slice(0, 200) || "no reason given");
-      const refused = gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message, retryAfter) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message, retryAfter);
-      this.o.onRefusal?.(refused);
-      throw refused;
+      // call() reports the refusal (onRefusal) once it is the answer, not a nonce asked for.
+      throw gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message, retryAfter) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message, retryAfter);
     }
     return json as T;
   }

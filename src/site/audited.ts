@@ -156,6 +156,12 @@ export const METHODS: ServiceMethods = {
     rotateSettingsKey: { object: () => "settings-signing-keys", read: (s) => s.cmgTrust.settingsKeys(), always: true },
     connectionPointCertificate: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
     revokeConnectionPoint: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
+    // The signed settings: the site's revision counter moves when their content does (bookkeeping, not a change of configuration).
+    signedSettings: SYSTEM,
+    startupTrust: SYSTEM,
+    settingsKeys: READ,
+    connectionPointCertificates: READ,
+    admitted: READ,
   },
 };
 

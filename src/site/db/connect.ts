@@ -68,6 +68,11 @@ export async function openDatabase(o: OpenDbOptions): Promise<SiteDb> {
       lock_timeout: busyTimeoutMs,
       connectionTimeoutMillis: busyTimeoutMs,
     });
+    // An idle connection the server ended (a restart, a failover, an administrator's
+    // pg_terminate_backend) is reported on the pool: it drops that connection and the next query
+    // opens a new one, and a query that cannot reach the database fails with its own error. Left
+    // unhandled, this event would end the process.
+    pool.on("error", () => undefined);
     const translate: TranslateOptions = {
       dialect: "postgres",
       busyTimeoutMs,
