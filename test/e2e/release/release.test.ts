@@ -175,7 +175,9 @@ it("the archive holds the built program and installs with no dev packages, no bu
         assert.doesNotThrow(() => req.resolve(name), `${name} resolves from the installed dist/`);
       }
     }
-    assert.ok(!readdirSync(join(gw, "node_modules")).some((n) => Object.keys(manifest.devDependencies ?? {}).includes(n)), "no dev dependency installed");
+    const installed = readdirSync(join(gw, "node_modules"));
+    assert.ok(!installed.some((n) => Object.keys(manifest.devDependencies ?? {}).includes(n)), "no dev dependency installed");
+    for (const driver of ["better-sqlite3", "pg"]) assert.ok(!installed.includes(driver), `${driver} is optional: a gateway host goes without it`);
     // The site database is what needs the driver, and says so.
     const site = opencmg(gw, ["--data", join(gw, "data"), "site", "clients"]);
     assert.equal(site.status, 1, site.stdout + site.stderr);
