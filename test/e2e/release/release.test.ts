@@ -32,9 +32,13 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-/** npm without the settings of an npm that may have started this test (npm test sets npm_config_*). */
+/**
+ * npm without what an npm that started this test (`npm test`) passes down about its own project
+ * and command; its registry, cache and proxy settings stay.
+ */
+const NPM_OWN = /^npm_(lifecycle_|package_|command$|execpath$|node_execpath$|config_(local_prefix|global_prefix|prefix|global|omit|include|only|production|dev|ignore_scripts|save|package_lock|workspaces?)$)/i;
 function npmEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !NPM_OWN.test(k)));
 }
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = npmEnv()): string {
@@ -57,14 +61,17 @@ function install(host: string, archive: string): string {
   return join(host, "node_modules", "opencmg");
 }
 
+/** The installed command, run by this test's Node (the one the linked driver was built for). */
+const binOf = (host: string): string => join(host, "node_modules", "opencmg", "bin", "opencmg.mjs");
+
 interface Cli {
   status: number | null;
   stdout: string;
   stderr: string;
 }
-/** The installed `opencmg` (its bin, as npm linked it). */
+/** The installed `opencmg`. */
 function opencmg(host: string, args: string[]): Cli {
-  const r = spawnSync(join(host, "node_modules", ".bin", "opencmg"), args, { cwd: host, encoding: "utf8", timeout: 120_000, env: { ...process.env, OPENCMG_DATA: "", OPENCMG_CLIENT_DIR: "" } });
+  const r = spawnSync(process.execPath, [binOf(host), ...args], { cwd: host, encoding: "utf8", timeout: 120_000, env: { ...process.env, OPENCMG_DATA: "", OPENCMG_CLIENT_DIR: "" } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 function ok(host: string, args: string[]): string {
@@ -87,7 +94,7 @@ interface Up {
 /** The installed `opencmg up`; ports given on the first start, the data folder's own afterwards. */
 async function up(host: string, data: string, ports: string[]): Promise<Up> {
   rmSync(join(data, "up.json"), { force: true });
-  const proc = spawn(join(host, "node_modules", ".bin", "opencmg"), ["--data", data, "up", ...ports], { cwd: host, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [binOf(host), "--data", data, "up", ...ports], { cwd: host, stdio: ["ignore", "pipe", "pipe"] });
   procs.push(proc);
   let out = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
