@@ -3,7 +3,8 @@
 // small modules is what makes a command start fast; `npm test` type-checks the sources with tsc.
 // `npm ci` runs this through the package's `prepare` script. Then the administration console
 // (console/: React + Fluent UI) is built by Vite into dist/console, which the site server serves.
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -11,7 +12,7 @@ import { build } from "esbuild";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = join(root, "dist");
 rmSync(outdir, { recursive: true, force: true });
-await build({
+const result = await build({
   absWorkingDir: root,
   entryPoints: { "cli/main": "src/cli/main.ts" },
   outdir,
@@ -23,12 +24,24 @@ await build({
   sourcemap: true,
   chunkNames: "chunks/[name]-[hash]",
   logLevel: "warning",
+  metafile: true,
   // Left to Node: native addons (better-sqlite3), packages that load files of their own at run time
   // (pino's transports run in worker threads; pg's optional native driver).
   external: ["better-sqlite3", "pg", "pg-native", "pino", "fastify", "@fastify/*"],
   // Bundled CommonJS packages call require() for Node's own modules.
   banner: { js: 'import { createRequire as __opencmgCreateRequire } from "node:module"; const require = __opencmgCreateRequire(import.meta.url);' },
 });
+
+// The packages dist/ imports at run time (left external above, found in the output, Node's own
+// modules aside): the release test checks that each resolves where the archive is installed
+// without dev dependencies; the database drivers are optional (see src/site/db/load-driver.ts).
+const externals = new Set();
+for (const out of Object.values(result.metafile.outputs)) {
+  for (const i of out.imports) {
+    if (i.external && !i.path.startsWith("node:") && !builtinModules.includes(i.path)) externals.add(i.path);
+  }
+}
+writeFileSync(join(outdir, "externals.json"), JSON.stringify([...externals].sort(), null, 2) + "\n");
 
 // The console: its own Vite config and tsconfig (browser code, kept apart from the server's).
 const { build: viteBuild } = await import("vite");

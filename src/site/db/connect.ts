@@ -4,11 +4,12 @@
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import SQLite from "better-sqlite3";
+import type SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
 import { ValidationError } from "../../errors.ts";
 import type { Dialect } from "./dialect.ts";
 import { DEFAULT_BUSY_TIMEOUT_MS, siteDialect, translateDbError, type TranslateOptions } from "./driver.ts";
+import { loadPg, loadSqlite } from "./load-driver.ts";
 import { migrateToLatest } from "./migrations/index.ts";
 import type { Database } from "./schema.ts";
 
@@ -52,8 +53,8 @@ export async function openDatabase(o: OpenDbOptions): Promise<SiteDb> {
     if (!/^postgres(ql)?:\/\//.test(url)) {
       throw new ValidationError("database", "must be a postgres:// or postgresql:// URL (leave it out to use the embedded SQLite database)");
     }
-    // Loaded only here: SQLite commands never load the PostgreSQL driver.
-    const { default: pg } = await import("pg");
+    // Loaded only here: SQLite commands never load the PostgreSQL driver (an optional dependency).
+    const pg = await loadPg();
     // 20: BIGINT counts come back as strings by default; our ids fit in a JS number. Set on this
     // pool only, never process-wide (pg.types), so other users of the driver keep its defaults.
     const types = {
@@ -86,13 +87,15 @@ export async function openDatabase(o: OpenDbOptions): Promise<SiteDb> {
     const db = new Kysely<Database>({ dialect: siteDialect(new PostgresDialect({ pool }), translate) });
     siteDb = { db, dialect: "postgres", location: redactUrl(url), close: () => db.destroy() };
   } else {
+    // Loaded only here, before anything is written: hosts without the site database install no driver.
+    const Sqlite = await loadSqlite();
     mkdirSync(dirname(o.sqlitePath), { recursive: true });
     const translate: TranslateOptions = { dialect: "sqlite", busyTimeoutMs };
     let sqlite: SQLite.Database | undefined;
     try {
       // `timeout` is SQLite's busy timeout, set as the file opens: before the WAL switch and the
       // migrations, every statement of this process waits for another writer's lock.
-      sqlite = new SQLite(o.sqlitePath, { timeout: busyTimeoutMs });
+      sqlite = new Sqlite(o.sqlitePath, { timeout: busyTimeoutMs });
       sqlite.pragma("journal_mode = WAL");
       sqlite.pragma("foreign_keys = ON");
     } catch (e) {
