@@ -1,9 +1,9 @@
 /**
  * The release archive as an administrator uses it (docs/operations.md, "Install from the release
  * archive" and "Upgrade"): `npm pack` of the built tree, installed with `npm install --omit=dev`
- * into a folder of its own (from the npm cache when it has the packages), run from there; then an
- * upgrade from the previous release's archive to this one with a device registered under the old
- * version, its queued messages and cycles all succeeding after the upgrade.
+ * into a folder of its own (from the npm cache when it has the packages), run from there. (The
+ * upgrade procedure in operations.md is not yet tested here: a test of it needs the previous
+ * release's archive, which a clone of this repository alone cannot be relied on to rebuild.)
  *
  * The archives are installed without their optional database drivers (`--omit=optional`, which
  * is also what a gateway host does): better-sqlite3 compiles from source on install where no
@@ -20,9 +20,6 @@ import { after, before, it } from "node:test";
 import { tempDir } from "../../helpers/databases.ts";
 import { freePort, freePortRange } from "../../helpers/ports.ts";
 import { until } from "../../helpers/until.ts";
-
-/** The release an upgrade starts from: the commit this packaging was built on. Move it on with each release. */
-const PREVIOUS_RELEASE = "4ad5c2a";
 
 const ROOT = join(import.meta.dirname, "..", "..", "..");
 const root = tempDir("opencmg-release-");
@@ -130,27 +127,10 @@ function cycle(host: string, clientDir: string, id: number, text: string): void 
 }
 
 let current = "";
-let previous = "";
 before(() => {
   // This tree, as `npm test` built it (`npm pack` alone builds first, through `prepare`).
   assert.ok(existsSync(join(ROOT, "dist", "cli", "main.js")), "build first: npm run build");
   current = pack(ROOT, root);
-  // The previous release: its sources, built and packed the way this release is (it had no
-  // working archive of its own: its package left dist/ out, and its drivers were not optional).
-  const src = join(root, "previous");
-  mkdirSync(src);
-  const tar = spawnSync("git", ["archive", "--format=tar", PREVIOUS_RELEASE], { cwd: ROOT, maxBuffer: 1 << 30 });
-  assert.equal(tar.status, 0, `git archive ${PREVIOUS_RELEASE}: ${tar.stderr}`);
-  const x = spawnSync("tar", ["-x", "-C", src], { input: tar.stdout });
-  assert.equal(x.status, 0, String(x.stderr));
-  symlinkSync(realpathSync(join(ROOT, "node_modules")), join(src, "node_modules"));
-  run(process.execPath, ["scripts/build.mjs"], src);
-  const ours = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as Record<string, Record<string, string>>;
-  const old = JSON.parse(readFileSync(join(src, "package.json"), "utf8")) as Record<string, unknown> & { dependencies: Record<string, string> };
-  for (const d of Object.keys(ours.optionalDependencies!)) delete old.dependencies[d];
-  writeFileSync(join(src, "package.json"), JSON.stringify({ ...old, files: ours.files, optionalDependencies: ours.optionalDependencies }, null, 2));
-  mkdirSync(join(root, "old"));
-  previous = pack(src, join(root, "old"));
   // The site host's driver, above every install (see the top of this file).
   mkdirSync(join(root, "node_modules"));
   symlinkSync(realpathSync(join(ROOT, "node_modules", "better-sqlite3")), join(root, "node_modules", "better-sqlite3"));
@@ -197,39 +177,3 @@ it("the archive holds the built program and installs with no dev packages, no bu
   }
 });
 
-it("upgrade from the previous release's archive: the device registered before cycles after, its messages all arrive", async () => {
-  const host = join(root, "host");
-  const data = join(root, "data");
-  const clientDir = join(root, "client");
-  // The previous release, running, with a device that registers and cycles through its gateway.
-  install(host, previous);
-  const ports = ["--api-port", String(await freePort()), "--mp-port", String(await freePortRange(2)), "--client-port", String(await freePortRange(1)), "--tunnel-port", String(await freePortRange(1))];
-  let site = await up(host, data, ports);
-  ok(host, [...site.facts.clientInstall.slice(2), "--client-dir", clientDir]);
-  cycle(host, clientDir, 10801, "before the upgrade");
-  // A message queued while the site is down for its upgrade is sent on the next cycle.
-  assert.equal(await site.stop(), 0);
-  ok(host, ["client", "send-status", "--client-dir", clientDir, "--id", "10802", "--text", "queued during the upgrade"]);
-  const oldClient = join(root, "old-client");
-  cpSync(join(host, "node_modules"), join(oldClient, "node_modules"), { recursive: true, verbatimSymlinks: true });
-
-  // The upgrade: the new archive over the old install, the same data folder and ports.
-  install(host, current);
-  assert.equal(ok(host, ["--version"]).trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
-  site = await up(host, data, []);
-  // A device not upgraded yet (the previous release's client) against the upgraded site...
-  cycle(oldClient, clientDir, 10803, "old client, new site");
-  // ...then upgraded itself, keeping its registration.
-  cycle(host, clientDir, 10804, "after the upgrade");
-  const consoleRes = await fetch(site.facts.consoleUrl);
-  assert.equal(consoleRes.status, 200);
-  await consoleRes.arrayBuffer();
-
-  assert.deepEqual(await messages(site.facts, 10801), ["before the upgrade", "before the upgrade"]);
-  assert.deepEqual(await messages(site.facts, 10802), ["queued during the upgrade"]);
-  assert.deepEqual(await messages(site.facts, 10803), ["old client, new site", "old client, new site"]);
-  assert.deepEqual(await messages(site.facts, 10804), ["after the upgrade", "after the upgrade"]);
-  const clients = JSON.parse(ok(host, ["--data", data, "site", "clients", "--json"])) as unknown[];
-  assert.equal(clients.length, 1, "the device kept its registration");
-  assert.equal(await site.stop(), 0);
-});
