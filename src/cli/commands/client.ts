@@ -139,6 +139,8 @@ function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
             keyValues({
               connection: r.connectionType,
               "management point": r.mp,
+              // Which of the name's addresses (CMG instances) served the cycle, when it has several.
+              "served by": r.address,
               location: r.located ? "updated" : "not requested",
               policy: r.policy ? "updated" : "not requested",
               uploaded: r.uploaded,
