@@ -48,6 +48,13 @@ it("nothing to spread: an IP address, a name with one address, a name that does 
   assert.equal(await s.candidates("nowhere.contoso.com"), null);
 });
 
+it("one family at a time: one address of each is one host (localhost), several IPv4 addresses are spread over without the IPv6 one", async () => {
+  const s = new ServiceAddresses("k", staticResolver(new Map([["localhost", ["127.0.0.1", "::1"]], ["cmg.contoso.com", [...THREE, "2001:db8::1"]], ["v6.contoso.com", ["2001:db8::1", "2001:db8::2"]]])));
+  assert.equal(await s.candidates("localhost"), null);
+  assert.deepEqual([...(await s.candidates("cmg.contoso.com"))!].sort(), THREE);
+  assert.deepEqual([...(await s.candidates("v6.contoso.com"))!].sort(), ["2001:db8::1", "2001:db8::2"]);
+});
+
 it("a name is resolved again each cycle", async () => {
   let answer = ["192.0.2.1", "192.0.2.2"];
   let asked = 0;

@@ -84,7 +84,14 @@ export class ServiceAddresses {
     let p = this.resolved.get(bare);
     if (!p) {
       p = this.resolver(bare).then(
-        (a) => (a.length > 1 ? preferenceOrder(this.key, bare, a) : null),
+        (a) => {
+          // Spread within one family: a name with one address of each (localhost: 127.0.0.1 and
+          // ::1) is one host, left to the system; IPv4 first when both have several.
+          const v4 = a.filter((x) => isIP(x) === 4);
+          const v6 = a.filter((x) => isIP(x) === 6);
+          const pool = v4.length > 1 ? v4 : v6.length > 1 ? v6 : null;
+          return pool ? preferenceOrder(this.key, bare, pool) : null;
+        },
         () => null,
       );
       this.resolved.set(bare, p);
