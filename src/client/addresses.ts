@@ -10,7 +10,9 @@ import { createHash } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { ValidationError } from "../errors.ts";
-import { isHostName } from "../site/validation.ts";
+
+/** A host name: dot-separated labels of 1-63 letters, digits and inner hyphens (the agent does not import the site's rules). */
+const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
 /** Every address `host` resolves to. */
 export type Resolver = (host: string) => Promise<string[]>;
@@ -34,7 +36,7 @@ export function parseResolve(values: readonly string[], field = "resolve"): Map<
     const m = /^([^=\s]+)=(.+)$/.exec(v.trim());
     const name = m?.[1]?.toLowerCase();
     const addrs = m?.[2]?.split(",").map((a) => a.trim()) ?? [];
-    if (!name || !isHostName(name)) throw new ValidationError(field, "must be NAME=ADDR[,ADDR...] with a host name", `${field}: must be NAME=ADDR[,ADDR...] with a host name (got ${JSON.stringify(v)})`);
+    if (!name || !HOST_NAME.test(name)) throw new ValidationError(field, "must be NAME=ADDR[,ADDR...] with a host name", `${field}: must be NAME=ADDR[,ADDR...] with a host name (got ${JSON.stringify(v)})`);
     const bad = addrs.find((a) => isIP(a) === 0);
     if (addrs.length === 0 || bad !== undefined) throw new ValidationError(field, "must list IP addresses after =", `${field}: ${name}: ${JSON.stringify(bad ?? "")} is not an IP address`);
     if (map.has(name)) throw new ValidationError(field, "must name each host once", `${field}: ${name} is given twice`);
