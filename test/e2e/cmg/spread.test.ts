@@ -155,4 +155,11 @@ it("60 clients spread across 3 instances behind one name; one stopped, the next 
   // The move is written where an administrator looks (LocationServices.log).
   const moved = first.findIndex((r) => r.address === ADDRESSES[1]);
   assert.match(readFileSync(join(root, `pc${moved}`, "logs", "LocationServices.log"), "utf8"), new RegExp(`${NAME} at 127\\.0\\.0\\.12 cannot serve the client .*trying its next address`));
+
+  // The same through the command line: `opencmg client run --once --resolve NAME=ADDR,...`.
+  const ran = await runCli(["client", "run", "--once", "--json", "--client-dir", join(root, `pc${moved}`), "--resolve", `${NAME}=${ADDRESSES.join(",")}`]);
+  assert.equal(ran.code, 0, ran.stderr);
+  const report = ran.json<CycleReport>();
+  assert.deepEqual(report.errors, []);
+  assert.equal(report.address, next[moved]!.address, "the process goes where the agent went: same client ID, same order");
 });
