@@ -24,6 +24,7 @@ import { decideNetwork, type NetworkDecision } from "./network.ts";
 import { StatusQueue } from "./queue.ts";
 import { ClientStore, type ClientConfig, type ClientConnectionType, type ClientState, type RecordedRefusal } from "./store.ts";
 import { MpRefusedError, MpTransport, recordRefusal } from "./transport.ts";
+import type { Resolver } from "./addresses.ts";
 import { explainRefusal } from "../wire/refusals.ts";
 
 export { installClient, type InstallOptions, type InstallResult } from "./install.ts";
@@ -55,6 +56,8 @@ export interface AgentOptions {
   retryMaxMs?: number | undefined;
   now?: (() => Date) | undefined;
   onEvent?: ((e: AgentEvent) => void) | undefined;
+  /** Resolves a service name to every address (default the system's, dns.lookup all); `client run --resolve`. */
+  resolver?: Resolver | undefined;
 }
 
 export type AgentEvent =
@@ -77,6 +80,8 @@ export interface CycleReport {
   uploadFailed: boolean;
   /** The management point asked to wait this long before uploading again (429 Retry-After); null otherwise. */
   uploadRetryAfterMs: number | null;
+  /** The address of the management point's (or CMG's) name that served the cycle's last request, when the name has several; null otherwise. */
+  address: string | null;
   errors: string[];
 }
 
@@ -114,7 +119,14 @@ export class ClientAgent {
     // A client that moved off its certificate (installed again at the token URL) no longer presents it.
     const { certPem, keyPem, ...trust } = this.store.tls();
     const tls = config.hasCertificate && certPem && keyPem ? { certPem, keyPem, ...trust } : trust;
-    this.transport = new MpTransport(tls, { token: config.hasCertificate || config.tokenAuth ? undefined : this.store.token(), timeoutMs: o.requestTimeoutMs, onRefusal: (e) => this.refusals.push(recordRefusal(e, this.now())) });
+    this.transport = new MpTransport(tls, {
+      token: config.hasCertificate || config.tokenAuth ? undefined : this.store.token(),
+      timeoutMs: o.requestTimeoutMs,
+      onRefusal: (e) => this.refusals.push(recordRefusal(e, this.now())),
+      // Each client prefers one instance of the CMG's service name by its ID: clients spread across them.
+      spread: { key: config.clientId, resolver: o.resolver },
+      onFailover: (host, address, e) => this.log.location.warn(`${host} at ${address} cannot serve the client (${errorText(e)}); trying its next address.`),
+    });
   }
 
   /** The client token and its key, loaded once (token clients only). */
@@ -182,6 +194,7 @@ export class ClientAgent {
     const first = !this.started;
     this.started = true;
     this.refusals = [];
+    this.transport.newCycle();
     let net = await this.decide(c, s);
     this.noteNetwork(s, net);
     let located = false;
@@ -233,7 +246,7 @@ export class ClientAgent {
       this.log.location.error(`${refusal.byGateway ? "The CMG" : "The management point"} refused the client: ${refusal.status} ${refusal.reason}${refusal.cause ? ` (${refusal.cause})` : ""} at ${refusal.url}: ${refusal.message}`);
     }
     this.store.writeState(s);
-    const report: CycleReport = { connectionType: net.connectionType, mp: net.mp, located, policy: gotPolicy, uploaded, queued, uploadFailed, uploadRetryAfterMs, errors };
+    const report: CycleReport = { connectionType: net.connectionType, mp: net.mp, located, policy: gotPolicy, uploaded, queued, uploadFailed, uploadRetryAfterMs, address: this.transport.lastAddress, errors };
     this.emit({ type: "cycle", report });
     return report;
   }

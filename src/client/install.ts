@@ -15,6 +15,7 @@ import { loadOrCreateTokenKey, type TokenKey } from "./token-key.ts";
 import { makeBindProof, makeKeyChangeProof } from "../wire/key-proof.ts";
 import { ClientStore, writeFileAtomic, type ClientConfig, type ClientState } from "./store.ts";
 import { MpTransport, type ClientTls } from "./transport.ts";
+import type { Resolver } from "./addresses.ts";
 
 export interface InstallOptions {
   dir: string;
@@ -40,6 +41,8 @@ export interface InstallOptions {
   internalProbe?: string | undefined;
   timeoutMs?: number | undefined;
   now?: (() => Date) | undefined;
+  /** Resolves a service name to every address (default the system's); `client install --resolve`. */
+  resolver?: Resolver | undefined;
 }
 
 export interface InstallResult {
@@ -110,7 +113,7 @@ export async function installClient(o: InstallOptions): Promise<InstallResult> {
   const tls: ClientTls = { certPem: o.certPem, keyPem: o.keyPem, ca: o.caPem ? [o.caPem] : undefined };
   // A client without certificate keeps its token across reinstalls, so it stays the same client.
   const token = thumbprint || registrationToken ? undefined : store.token();
-  const transport = new MpTransport(tls, { token: heldToken ? undefined : token, timeoutMs: o.timeoutMs });
+  const transport = new MpTransport(tls, { token: heldToken ? undefined : token, timeoutMs: o.timeoutMs, spread: { key: name, resolver: o.resolver } });
   // Every client has a key of its own: a device without a certificate proves it on every request
   // (its client token is bound to it); one with a certificate gets a client token bound to it too.
   const keyChange = o.newKey ? await newKeyWithProof(store) : undefined;

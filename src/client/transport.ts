@@ -3,8 +3,10 @@
  * TLS) and the roots it trusts. Network failures become NetError (12002, 12029, 12175, ...);
  * refusals become MpRefusedError with the MP's reason code.
  */
+import type { LookupFunction } from "node:net";
 import { Agent, request } from "undici";
-import { OpenCmgError } from "../errors.ts";
+import { NetError, OpenCmgError } from "../errors.ts";
+import { ServiceAddresses, type Resolver } from "./addresses.ts";
 import { toNetError } from "../egress/errors.ts";
 import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
 import { MP_PATHS } from "../wire/mp.ts";
@@ -71,8 +73,32 @@ export function mpEndpoint(mpUrl: string, path: string): string {
   return mpUrl.replace(/\/+$/, "") + path;
 }
 
+/**
+ * Another instance may serve the request: this one could not be reached (refused, timed out, cut
+ * off) or the CMG instance answered 503 (draining, or no connection point behind it).
+ */
+function failsOver(e: unknown): boolean {
+  return e instanceof NetError || (e instanceof GatewayRefusedError && e.status === 503);
+}
+
+/** A lookup that always answers `address`: the URL keeps the service name (TLS servername, Host, proofs' htu). */
+function pinnedLookup(address: string): LookupFunction {
+  const family = address.includes(":") ? 6 : 4;
+  return ((_host: string, opts: { all?: boolean }, cb: (err: Error | null, a: string | { address: string; family: number }[], f?: number) => void) => {
+    if (opts?.all) cb(null, [{ address, family }]);
+    else cb(null, address, family);
+  }) as unknown as LookupFunction;
+}
+
 export class MpTransport {
   private readonly agent: Agent;
+  /** One agent per address of a service name, when spreading across them. */
+  private readonly pinned = new Map<string, Agent>();
+  private readonly connectOptions: Record<string, unknown>;
+  /** Every address of a service name, in this client's order (null: requests go as they are). */
+  readonly addresses: ServiceAddresses | null;
+  /** The address that served the last request to a service name with several (null: none, or not spread). */
+  lastAddress: string | null = null;
   private token: string | undefined;
   private proven: { token: string; key: TokenKey } | undefined;
   /**
@@ -89,17 +115,39 @@ export class MpTransport {
       timeoutMs?: number | undefined;
       /** Called for every refusal, also the ones `ping` swallows, so the agent can say why. */
       onRefusal?: ((e: MpRefusedError) => void) | undefined;
+      /**
+       * Spread across every address of a service name: `key` (the client ID) picks this client's
+       * preferred address, the others are its failover order. Absent: the system picks.
+       */
+      spread?: { key: string; resolver?: Resolver | undefined } | undefined;
+      /** Called when a request moves from an address to the next one. */
+      onFailover?: ((host: string, address: string, e: Error) => void) | undefined;
     } = {},
   ) {
     this.token = o.token;
-    this.agent = new Agent({
-      connect: {
-        ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
-        ...(tls.ca ? { ca: tls.ca } : {}),
-        timeout: o.timeoutMs ?? 30_000,
-      },
-      keepAliveTimeout: 10_000,
-    });
+    this.connectOptions = {
+      ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      timeout: o.timeoutMs ?? 30_000,
+    };
+    this.agent = new Agent({ connect: this.connectOptions, keepAliveTimeout: 10_000 });
+    this.addresses = o.spread ? new ServiceAddresses(o.spread.key, o.spread.resolver) : null;
+  }
+
+  /** The agent that connects to `address` only, by IP, with the URL's name as TLS servername. */
+  private agentFor(address: string): Agent {
+    let a = this.pinned.get(address);
+    if (!a) {
+      a = new Agent({ connect: { ...this.connectOptions, lookup: pinnedLookup(address) }, keepAliveTimeout: 10_000 });
+      this.pinned.set(address, a);
+    }
+    return a;
+  }
+
+  /** A new client cycle: service names are resolved again and each starts at the client's preferred address. */
+  newCycle(): void {
+    this.addresses?.newCycle();
+    this.lastAddress = null;
   }
 
   /**
@@ -111,31 +159,51 @@ export class MpTransport {
    */
   async call<T>(mpUrl: string, path: string, o: { method?: "GET" | "POST"; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
     const url = mpEndpoint(mpUrl, path);
-    const origin = new URL(url).origin;
-    const nonce = this.nonces.get(origin);
+    const host = new URL(url).hostname;
+    const addresses = this.addresses ? await this.addresses.candidates(host) : null;
     try {
-      try {
-        return await this.once<T>(url, o);
-      } catch (e) {
-        // The instance asks for its nonce (none yet, or one of another instance or an older window):
-        // once more with the one it just handed out; a second refusal is the answer.
-        if (this.proven && e instanceof GatewayRefusedError && e.reason === USE_DPOP_NONCE && this.nonces.get(origin) !== nonce) return await this.once<T>(url, o);
-        throw e;
+      if (!addresses) return await this.withNonce<T>(url, o, this.agent, new URL(url).origin);
+      // Each address in this client's order: the next when one cannot serve (a status upload
+      // sent twice is acknowledged as a duplicate, so a retry elsewhere is safe).
+      for (const [i, address] of addresses.entries()) {
+        try {
+          const r = await this.withNonce<T>(url, o, this.agentFor(address), `${new URL(url).origin}@${address}`);
+          this.addresses!.worked(address);
+          this.lastAddress = address;
+          return r;
+        } catch (e) {
+          if (!failsOver(e) || i === addresses.length - 1) throw e;
+          this.addresses!.failed(address);
+          this.o.onFailover?.(host, address, e as Error);
+        }
       }
+      throw new Error("unreachable: no address tried");
     } catch (e) {
       if (e instanceof MpRefusedError) this.o.onRefusal?.(e);
       throw e;
     }
   }
 
-  private async once<T>(url: string, o: { method?: "GET" | "POST"; body?: unknown; timeoutMs?: number }): Promise<T> {
-    const origin = new URL(url).origin;
+  private async withNonce<T>(url: string, o: { method?: "GET" | "POST"; body?: unknown; timeoutMs?: number }, dispatcher: Agent, nonceKey: string): Promise<T> {
+    const nonce = this.nonces.get(nonceKey);
+    try {
+      return await this.once<T>(url, o, dispatcher, nonceKey);
+    } catch (e) {
+      // The instance asks for its nonce (none yet, or one of another instance or an older window):
+      // once more with the one it just handed out; a second refusal is the answer.
+      if (this.proven && e instanceof GatewayRefusedError && e.reason === USE_DPOP_NONCE && this.nonces.get(nonceKey) !== nonce) return await this.once<T>(url, o, dispatcher, nonceKey);
+      throw e;
+    }
+  }
+
+  /** One request; DPoP nonces are kept per `nonceKey` (an origin, or an origin at one address: each instance makes its own). */
+  private async once<T>(url: string, o: { method?: "GET" | "POST"; body?: unknown; timeoutMs?: number }, dispatcher: Agent, nonceKey: string): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (o.body !== undefined) headers["content-type"] = "application/json";
     const method = o.method ?? (o.body === undefined ? "GET" : "POST");
     if (this.proven) {
       headers.authorization = `DPoP ${this.proven.token}`;
-      headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token, this.nonces.get(origin));
+      headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token, this.nonces.get(nonceKey));
     } else if (this.token) headers.authorization = `Bearer ${this.token}`;
     let status: number;
     let text: string;
@@ -144,7 +212,7 @@ export class MpTransport {
     let retryAfter: number | undefined;
     try {
       const res = await request(url, {
-        dispatcher: this.agent,
+        dispatcher,
         method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
@@ -154,7 +222,7 @@ export class MpTransport {
       gatewayReason = headerValue(res.headers[REFUSAL_HEADERS.reason]);
       gatewayCause = headerValue(res.headers[REFUSAL_HEADERS.cause]);
       const nonce = nonceValue(res.headers[NONCE_HEADER]);
-      if (nonce !== undefined) this.nonces.set(origin, nonce);
+      if (nonce !== undefined) this.nonces.set(nonceKey, nonce);
       const ra = res.headers["retry-after"];
       retryAfter = retryAfterSeconds(Array.isArray(ra) ? ra[0] : ra, Date.now());
       text = await res.body.text();
@@ -170,7 +238,7 @@ export class MpTransport {
     if (status < 200 || status > 299) {
       const e = (json ?? {}) as Partial<MpErrorAnswer>;
       const message = e.message ?? (text.slice(0, 200) || "no reason given");
-      // call() reports the refusal (onRefusal) once it is the answer, not a nonce asked for.
+      // Reported by `call` once it is the answer (not a nonce asked for, not when another instance serves the request).
       throw gatewayReason ? new GatewayRefusedError(status, gatewayReason, gatewayCause, url, message, retryAfter) : new MpRefusedError(status, e.error ?? `http_${status}`, url, message, retryAfter);
     }
     return json as T;
@@ -214,8 +282,8 @@ export class MpTransport {
     }
   }
 
-  close(): Promise<void> {
-    return this.agent.close();
+  async close(): Promise<void> {
+    await Promise.all([this.agent.close(), ...[...this.pinned.values()].map((a) => a.close())]);
   }
 }
 

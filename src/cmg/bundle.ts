@@ -22,7 +22,7 @@ export async function writeCmgBundle(site: OpenedSite, cmg: CmgView, dirInput?: 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const pki = new SitePki(site.paths.data);
   const server = await site.services.cmgs.serverCertificate(cmg.name);
-  const tunnel = await pki.gatewayTunnelCert(cmg.name, [...new Set([cmg.serviceFqdn, cmg.deploy.instanceHost])]);
+  const tunnel = await pki.gatewayTunnelCert(cmg.name, [...new Set([cmg.serviceFqdn, cmg.deploy.instanceHost, ...(cmg.deploy.instanceAddresses ?? [])])]);
   const write = (name: string, body: string, mode = 0o644): void => writeFileSync(join(dir, name), body, { mode });
   write("server.pem", server.certPem);
   write("server.key", server.keyPem, 0o600);
@@ -41,8 +41,9 @@ export async function writeCmgBundle(site: OpenedSite, cmg: CmgView, dirInput?: 
       tunnelCertFile: "tunnel.pem",
       tunnelKeyFile: "tunnel.key",
       siteCaFile: "site-ca.pem",
-      client: { host: cmg.deploy.listenHost, port: inst.clientPort },
-      tunnel: { host: cmg.deploy.listenHost, port: inst.tunnelPort },
+      // Per instance: on its own address when the CMG names one for it (deploy.instanceAddresses).
+      client: { host: inst.listenHost, port: inst.clientPort },
+      tunnel: { host: inst.listenHost, port: inst.tunnelPort },
       metrics: inst.metricsPort ? { host: cmg.deploy.metricsHost ?? DEFAULT_METRICS_HOST, port: inst.metricsPort } : null,
       trust,
     };

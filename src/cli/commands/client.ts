@@ -8,6 +8,7 @@ import { ValidationError } from "../../errors.ts";
 import { ClientAgent, type AgentOptions } from "../../client/agent.ts";
 import { clientCandidates, clientStatus, MAX_STATUS_COPIES, queueStatusCopies } from "../../client/folder.ts";
 import { installClient } from "../../client/install.ts";
+import { parseResolve, staticResolver } from "../../client/addresses.ts";
 import { parseDuration } from "../../duration.ts";
 import { clientDir } from "../../client/store.ts";
 import type { CliContext } from "../context.ts";
@@ -44,7 +45,13 @@ interface RunOptions {
   locationInterval?: string;
   checkInterval?: string;
   probeTimeout?: string;
+  resolve?: string[];
 }
+
+const collectResolve = (v: string, prev: string[] = []): string[] => [...prev, v];
+const RESOLVE_HELP = "NAME=ADDR[,ADDR...]: the addresses a service name stands for, as a hosts file would (repeatable; default the system's resolver: every address of the name)";
+/** `--resolve` pairs as a resolver (other names: the system's). */
+const resolverOf = (values: string[] | undefined) => (values?.length ? staticResolver(parseResolve(values)) : undefined);
 
 export function registerClientCommands(program: Command, ctx: CliContext): void {
   const client = program
@@ -76,7 +83,8 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
     .option("--token <token>", "a bulk registration token (opencmg token create-bulk), or - to read it from standard input (out of the process list); --mp is then the CMG's token URL, .../CCM_Proxy_ServerAuth/<roleId>")
     .option("--id-token <file>", "a file holding an ID token of the directory the site trusts (directory sign-in), instead of --token")
     .option("--new-key", "with --id-token, in an installed folder: move the client to a new key, proving the change with its current key")
-    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string; newKey?: boolean }, cmd: Command) => {
+    .option("--resolve <name=addrs>", RESOLVE_HELP, collectResolve)
+    .action(async (o: { mp: string; alwaysInternet?: boolean; cert?: string; key?: string; ca?: string; name?: string; internalProbe?: string; token?: string; idToken?: string; newKey?: boolean; resolve?: string[] }, cmd: Command) => {
       const r = await installClient({
         dir: dirOf(cmd),
         mp: o.mp,
@@ -89,6 +97,7 @@ function registerInstall(client: Command, ctx: CliContext, dirOf: DirOf): void {
         bulkToken: o.token === "-" ? (await readStdin(ctx.io.stdin)).trim() : o.token,
         idToken: readPem("idToken", o.idToken)?.trim(),
         newKey: o.newKey,
+        resolver: resolverOf(o.resolve),
       });
       ctx.print(cmd, r, () =>
         keyValues({
@@ -112,6 +121,7 @@ function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
     .option("--location-interval <duration>", "time between location requests (default: the client settings, 24h)")
     .option("--check-interval <duration>", "time between intranet/internet checks", "5m")
     .option("--probe-timeout <duration>", "how long an intranet MP or the probe has to answer", "3s")
+    .option("--resolve <name=addrs>", RESOLVE_HELP, collectResolve)
     .action(async (o: RunOptions, cmd: Command) => {
       const opts: AgentOptions = {
         dir: dirOf(cmd),
@@ -119,6 +129,7 @@ function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
         locationIntervalMs: o.locationInterval ? parseDuration("location-interval", o.locationInterval) : undefined,
         checkIntervalMs: parseDuration("check-interval", o.checkInterval ?? "5m"),
         probeTimeoutMs: parseDuration("probe-timeout", o.probeTimeout ?? "3s"),
+        resolver: resolverOf(o.resolve),
       };
       const agent = new ClientAgent(opts);
       try {
@@ -128,6 +139,8 @@ function registerRun(client: Command, ctx: CliContext, dirOf: DirOf): void {
             keyValues({
               connection: r.connectionType,
               "management point": r.mp,
+              // Which of the name's addresses (CMG instances) served the cycle, when it has several.
+              "served by": r.address,
               location: r.located ? "updated" : "not requested",
               policy: r.policy ? "updated" : "not requested",
               uploaded: r.uploaded,

@@ -114,6 +114,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
     .option("--listen-host <addr>", "address the instances' listeners bind", "0.0.0.0")
     .option("--public-host <host>", "host name in the client URL (default: the service FQDN)")
     .option("--instance-host <host>", "host connection points dial (default: 127.0.0.1 for local, the service FQDN for external)")
+    .option("--instance-addresses <list>", "each instance on its own host: comma-separated addresses (IP or host name), instance i binds and is dialled at the i-th on the ports themselves (no + i)")
     .option("--client-port <n>", "client port of instance 0; instance i uses this + i", "443")
     .option("--tunnel-port <n>", "tunnel port of instance 0; instance i uses this + i", "10140")
     .option("--metrics-port <n>", "metrics port of instance 0; instance i uses this + i (0: none)", "9440")
@@ -149,6 +150,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
             listenHost: o.listenHost as string,
             ...(o.publicHost ? { publicHost: o.publicHost as string } : {}),
             ...(o.instanceHost ? { instanceHost: o.instanceHost as string } : {}),
+            ...(o.instanceAddresses !== undefined ? { instanceAddresses: (o.instanceAddresses as string).split(",").map((a) => a.trim()) } : {}),
             clientPortBase: portOpt("clientPort", o.clientPort as string),
             tunnelPortBase: portOpt("tunnelPort", o.tunnelPort as string),
             metricsPortBase: portOpt("metricsPort", o.metricsPort as string),

@@ -4,6 +4,7 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
+import { ValidationError } from "../../errors.ts";
 import { isHostName } from "../validation.ts";
 
 export const CLOUDS = ["public", "usgov", "custom"] as const;
@@ -25,6 +26,13 @@ export interface CmgDeploySettings {
   tunnelPortBase: number;
   /** Host connection points dial for every instance (default the service FQDN; 127.0.0.1 with the local provider). */
   instanceHost: string;
+  /**
+   * Each instance on its own address (instance i at instanceAddresses[i]): it binds its client and
+   * tunnel listeners there on the ports themselves (no + i; 443 by default), and connection points
+   * dial it there. One service name then resolves to every address (DNS A records) and clients
+   * spread across them. Absent: every instance on one host, instance i on the ports + i.
+   */
+  instanceAddresses?: string[];
   /** Instance i's Prometheus metrics on metricsHost:metricsPortBase + i (default 9440); 0 turns metrics off. */
   metricsPortBase: number;
   /** Address the metrics listeners bind (default 127.0.0.1; absent in CMGs created before it existed). */
@@ -92,6 +100,8 @@ export interface CmgInstanceView {
   index: number;
   clientUrl: string;
   clientPort: number;
+  /** Address its client and tunnel listeners bind. */
+  listenHost: string;
   tunnelHost: string;
   tunnelPort: number;
   metricsPort: number | null;
@@ -142,6 +152,12 @@ export const deploySchema = z.object({
   tunnelPortBase: portBase(15).optional(),
   instanceHost: z.string().refine((h) => isHostName(h) || /^[\d.]+$/.test(h), "must be a host name or IP address").optional(),
   metricsPortBase: z.number().int().min(0).max(65520).optional(),
+  instanceAddresses: z
+    .array(z.string().refine((h) => isIP(h) !== 0 || isHostName(h), "must be an IP address or host name of the instance's host"))
+    .min(1, "must name at least one address")
+    .max(16, "must name at most 16 addresses (one per instance)")
+    .refine((a) => new Set(a.map((h) => h.toLowerCase())).size === a.length, "must name each address once (each instance has its own)")
+    .optional(),
   metricsHost: z.string().refine((h) => isHostName(h) || isIP(h) !== 0, "must be an IP address or host name to bind").optional(),
   trafficAlert: z.lazy(() => trafficAlertSchema).nullable().optional(),
 });
@@ -182,10 +198,17 @@ export function deploySettings(d: z.infer<typeof deploySchema>, serviceFqdn: str
     clientPortBase: d.clientPortBase ?? 443,
     tunnelPortBase: d.tunnelPortBase ?? 10140,
     instanceHost: d.instanceHost ?? (provider === "local" ? "127.0.0.1" : serviceFqdn),
+    ...(d.instanceAddresses ? { instanceAddresses: d.instanceAddresses } : {}),
     metricsPortBase: d.metricsPortBase ?? 9440,
     metricsHost: d.metricsHost ?? "127.0.0.1",
     trafficAlert: d.trafficAlert ?? null,
   };
+}
+
+/** Each instance on its own address needs one: refused naming the rule when the count outgrows the list. */
+export function checkInstanceAddresses(count: number, deploy: CmgDeploySettings): void {
+  const n = deploy.instanceAddresses?.length;
+  if (n !== undefined && count > n) throw new ValidationError("instances", `must be at most ${n}: each instance listens on its own address and deploy.instanceAddresses names ${n}`);
 }
 
 /** The client certificate policy's RSA floor: never under 2048 bits (SHA-1 and weaker keys are always refused). */

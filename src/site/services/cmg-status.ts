@@ -23,14 +23,17 @@ export interface RestartRow {
 /** Instance i's ports and URLs, the tunnels of the connection points bound to the CMG, and its restarts. */
 export function instanceViews(count: number, deploy: CmgDeploySettings, tunnels: readonly TunnelRow[], connectionPoints: readonly string[], nowMs: number, restarts: readonly RestartRow[] = []): CmgInstanceView[] {
   return Array.from({ length: count }, (_, i) => {
-    const clientPort = deploy.clientPortBase + i;
+    // On its own address, an instance takes the ports themselves: every instance is on 443 behind one name.
+    const own = deploy.instanceAddresses?.[i];
+    const clientPort = deploy.clientPortBase + (own ? 0 : i);
     const r = restarts.find((x) => x.instance === i);
     return {
       index: i,
       clientUrl: `https://${deploy.publicHost}${clientPort === 443 ? "" : `:${clientPort}`}`,
       clientPort,
-      tunnelHost: deploy.instanceHost,
-      tunnelPort: deploy.tunnelPortBase + i,
+      listenHost: own ?? deploy.listenHost,
+      tunnelHost: own ?? deploy.instanceHost,
+      tunnelPort: deploy.tunnelPortBase + (own ? 0 : i),
       metricsPort: deploy.metricsPortBase ? deploy.metricsPortBase + i : null,
       connectionPoints: tunnels
         .filter((t) => t.instance === i && connectionPoints.includes(t.connection_point))

@@ -13,7 +13,7 @@ import type { CmgSettingsBase } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
 import type { TokensService } from "./tokens.ts";
 import { CmgConnectionPointData } from "./cmg-connection-point.ts";
-import { CLOUDS, RUN_STATES, type CmgRunState, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
+import { checkInstanceAddresses, CLOUDS, RUN_STATES, type CmgRunState, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
 import { cmgStatus, instanceViews } from "./cmg-status.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { StatusId } from "../status-ids.ts";
@@ -97,6 +97,7 @@ export class CmgsService {
     const region = check("region", label, input.region ?? "local");
     const resourceGroup = check("resourceGroup", label, input.resourceGroup ?? `${name}-rg`);
     const deploy = deploySettings(check("deploy", deploySchema, input.deploy ?? {}), serviceFqdn, provider);
+    checkInstanceAddresses(count, deploy);
     const serverCertPem = [cert.toString(), ...(input.serverChainPem ?? [])].join("");
     const created = iso(now);
     await writeTransaction(this.ctx.db, async (tx) => {
@@ -128,7 +129,10 @@ export class CmgsService {
         .execute();
     });
     this.log("CloudMgr.log").info(`Created cloud management gateway ${name} (service ${serviceFqdn}, ${count} VM instance(s), cloud ${cloud}, provider ${provider}, region ${region}, resource group ${resourceGroup}).`);
-    this.log("CMGSetup.log").info(`Deployment of ${name} requested: ${count} instance(s); client listeners ${deploy.listenHost}:${deploy.clientPortBase}+i, tunnel listeners ${deploy.tunnelPortBase}+i. Status: Provisioning.`);
+    const where = deploy.instanceAddresses
+      ? `each on its own address (${deploy.instanceAddresses.join(", ")}), client listeners on ${deploy.clientPortBase}, tunnel listeners on ${deploy.tunnelPortBase}`
+      : `client listeners ${deploy.listenHost}:${deploy.clientPortBase}+i, tunnel listeners ${deploy.tunnelPortBase}+i`;
+    this.log("CMGSetup.log").info(`Deployment of ${name} requested: ${count} instance(s); ${where}. Status: Provisioning.`);
     if (input.crlCheck === false) this.log("CloudMgr.log").warn(`Client certificate revocation checking is off for ${name}.`);
     return this.show(name);
   }
@@ -200,6 +204,7 @@ export class CmgsService {
     const changes: string[] = [];
     if (input.instances !== undefined) {
       set.instances = check("instances", instanceCount, input.instances);
+      checkInstanceAddresses(set.instances as number, current.deploy);
       if (set.instances !== current.instanceCount) changes.push(`VM instances ${current.instanceCount} -> ${String(set.instances)}`);
     }
     if (input.crlCheck !== undefined) {

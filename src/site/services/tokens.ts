@@ -326,6 +326,6 @@ export class TokensService {
     if (!r) throw new NotFoundError("name", `CMG ${cmgName}`);
     const deploy = JSON.parse(r.settings) as CmgDeploySettings;
     const origin = (host: string, port: number) => new URL(`https://${host}:${port}`).origin;
-    return { cmg: [origin(r.service_fqdn, 443)], instances: Array.from({ length: r.instances }, (_, i) => origin(deploy.publicHost, deploy.clientPortBase + i)) };
+    return { cmg: [origin(r.service_fqdn, 443)], instances: Array.from({ length: r.instances }, (_, i) => origin(deploy.publicHost, deploy.clientPortBase + (deploy.instanceAddresses?.[i] ? 0 : i))) };
   }
 }

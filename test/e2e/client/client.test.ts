@@ -110,7 +110,7 @@ forEachDatabase("client agent", (db) => {
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(
       { ...run.json<Record<string, unknown>>(), errors: undefined },
-      { connectionType: "intranet", mp: mp.url, located: true, policy: true, uploaded: 3, queued: 0, uploadFailed: false, uploadRetryAfterMs: null, errors: undefined },
+      { connectionType: "intranet", mp: mp.url, located: true, policy: true, uploaded: 3, queued: 0, uploadFailed: false, uploadRetryAfterMs: null, address: null, errors: undefined },
     );
     st = (await client(dir, ["status", "--json"])).json();
     assert.ok(st.lastPolicyAt);
