@@ -7,6 +7,7 @@
  * Every error, an unknown route included, is `{ "error": { code, kind, message, field?, rule? } }`.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { ServerOptions } from "node:https";
 import { ZodError } from "zod";
 import { ForbiddenError, issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
@@ -39,6 +40,8 @@ export interface AdminApiOptions {
   consoleDir?: string | null;
   sessions?: Partial<SessionLimits>;
   live?: LiveFeedOptions;
+  /** Listen with TLS: the key, certificate (chain) and policy of `https.createServer` (default: plain HTTP). */
+  https?: ServerOptions;
 }
 
 declare module "fastify" {
@@ -60,7 +63,8 @@ const plainError = (code: string, kind: string, message: string, extra: Record<s
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576 });
+  // Fastify types an HTTPS instance apart; routes and hooks are the same, so it is used as one.
+  const app = (o.https ? Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576, https: o.https }) : Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576 })) as unknown as FastifyInstance;
   const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
   const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? "0.1.0");
   const sessions = new ConsoleSessions(o.sessions);

@@ -15,10 +15,22 @@ import { scheduleCmgAlerts } from "../roles/scp/cmg-alerts.ts";
 import { scheduleStatusRetention } from "../jobs/status-retention.ts";
 import { siteOperations } from "./operations.ts";
 import { LOG_FILES } from "../logs/files.ts";
+import type { Server as HttpsServer } from "node:https";
+import { httpsOptions, loadAdminTls, requireLoopbackForHttp, type AdminTlsMaterial, type AdminTransport } from "./admin-tls.ts";
+
+/** How often the admin API's certificate is looked at again (renewed from the site CA, or re-read from the given files). */
+const TLS_RECHECK_MS = 12 * 3600 * 1000;
 
 export interface SiteServerOptions {
   site: OpenedSite;
   listen: { host: string; port: number };
+  /**
+   * TLS (from the site CA, or a given certificate) or plain HTTP, which only a loopback `listen`
+   * may use. No default: each caller says which (`site serve` uses TLS unless `--insecure-http`).
+   */
+  transport: AdminTransport;
+  /** How often the certificate is looked at again (default 12 hours). */
+  tlsRecheckMs?: number;
   /** Structured logs on stdout; the admin API's request lines follow its level. */
   log?: PinoLogger;
   extraRoutes?: ApiRoute[];
@@ -36,10 +48,15 @@ export interface RunningSiteServer {
   url: string;
   /** Where an administrator opens the console (the same listener). */
   consoleUrl: string;
+  /** The site CA's certificate file when it issued the listener's certificate: what browsers and clients trust. */
+  caFile?: string;
   close(): Promise<void>;
 }
 
 export async function startSiteServer(o: SiteServerOptions): Promise<RunningSiteServer> {
+  const transport = o.transport;
+  if (transport.kind === "http") requireLoopbackForHttp(o.listen.host);
+  let tls: AdminTlsMaterial | undefined = transport.kind === "http" ? undefined : await loadAdminTls(o.site, transport, o.listen.host);
   const check = o.endpointCheck ?? scheduleFromEnv(process.env.OPENCMG_ENDPOINT_CHECK_INTERVAL);
   const running = new Set<Promise<void>>();
   const stopping = new AbortController();
@@ -56,18 +73,38 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
     ...(o.console?.dir !== undefined ? { consoleDir: o.console.dir } : {}),
     ...(o.console?.sessions ? { sessions: o.console.sessions } : {}),
     ...(o.console?.live ? { live: o.console.live } : {}),
+    ...(tls ? { https: httpsOptions(tls) } : {}),
   });
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
   o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API and console listening on ${address}.`);
   if (check !== false) monitor.start();
-  // Browsers treat localhost as a secure context (the session cookie is Secure), and it reads better than 127.0.0.1.
-  const consoleUrl = address.replace("://127.0.0.1:", "://localhost:") + "/";
+  const consoleUrl = consoleUrlOf(address, o.listen.host, tls);
+  let recheck: NodeJS.Timeout | undefined;
+  if (tls && transport.kind !== "http") {
+    const server = app.server as unknown as HttpsServer;
+    const log = o.site.logs.component(LOG_FILES.sitecomp);
+    // Renewal without a restart: a new context for new connections; open ones keep theirs.
+    recheck = setInterval(() => {
+      loadAdminTls(o.site, transport, o.listen.host).then(
+        (next) => {
+          if (next.certPem === tls!.certPem && next.keyPem === tls!.keyPem) return;
+          server.setSecureContext(httpsOptions(next));
+          tls = next;
+          log.info(`The admin API's TLS certificate was replaced (names: ${next.names.join(", ")}).`);
+        },
+        (e: unknown) => log.error(`The admin API's TLS certificate could not be renewed or read again; the current one stays in use: ${(e as Error).message}`),
+      );
+    }, o.tlsRecheckMs ?? TLS_RECHECK_MS);
+    recheck.unref();
+  }
   const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
   const retention = scheduleStatusRetention({ settings: o.site.services.settings, status: o.site.services.status, log: o.site.logs.component(LOG_FILES.statmgr), now: o.site.ctx.now });
   return {
     url: address,
     consoleUrl,
+    ...(tls?.caFile ? { caFile: tls.caFile } : {}),
     close: async () => {
+      clearInterval(recheck);
       await alerts.stop();
       await retention.stop();
       stopping.abort();
@@ -76,4 +113,16 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
       await app.close();
     },
   };
+}
+
+/**
+ * Where an administrator opens the console. Over TLS: the certificate's first name (the site
+ * server's FQDN) when listening on every address, so the name matches; over loopback HTTP:
+ * localhost, which browsers treat as a secure context (the session cookie is Secure).
+ */
+function consoleUrlOf(address: string, listenHost: string, tls: AdminTlsMaterial | undefined): string {
+  const url = new URL(address);
+  if (tls && ["0.0.0.0", "::", "[::]", ""].includes(listenHost) && tls.names[0]) url.hostname = tls.names[0];
+  else if (url.hostname === "127.0.0.1") url.hostname = "localhost";
+  return url.toString();
 }

@@ -179,7 +179,10 @@ export async function up(o: { dataDir: string; databaseUrl?: string | undefined;
     if (!(await have("cmg-connection-point"))) await roles.add(UP_SERVER, "cmg-connection-point", { cmgName: UP_CMG });
 
     step("starting the admin API");
-    const api: RunningSiteServer = await startSiteServer({ site, listen: { host: "127.0.0.1", port: ports.api } });
+    // Plain HTTP on 127.0.0.1 by choice: everything runs on this one machine, browsers treat
+    // http://localhost as secure (the Secure session cookie is kept), and a first run opens with no
+    // certificate warning to click through. `site serve` is where other machines come in, over TLS.
+    const api: RunningSiteServer = await startSiteServer({ site, listen: { host: "127.0.0.1", port: ports.api }, transport: { kind: "http" } });
     running.push(api);
     step("starting the management point");
     const sitePki = new SitePki(dataDir);

@@ -11,10 +11,11 @@ import { chromium, type Browser, type Page } from "playwright-core";
 export const CHROMIUM = process.env.OPENCMG_CHROMIUM ?? "/usr/bin/chromium";
 export const ARTIFACTS = join(import.meta.dirname, "..", "..", "test-artifacts", "console");
 
-export async function launchBrowser(): Promise<Browser> {
+/** `extraArgs`: more chromium switches (a TLS test maps a name to an address and trusts the server's key). */
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", ...extraArgs],
   });
 }
 

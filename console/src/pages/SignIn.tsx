@@ -16,7 +16,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (csrf: string) => void }) {
       await api<{ csrfToken: string }>("POST", "/api/v1/session", { token });
       // The cookie is Secure: a browser keeps it on https:// and on http://localhost only.
       const kept = await api<{ csrfToken: string }>("GET", "/api/v1/session").catch(() => undefined);
-      if (!kept) return setError("The browser did not keep the session cookie: open the console over https:// (a TLS reverse proxy in front of the site server) or at http://localhost.");
+      if (!kept) return setError("The browser did not keep the session cookie: open the console at the https:// address opencmg site serve printed (trust the site CA it names), or at http://localhost on the site server itself.");
       onSignedIn(kept.csrfToken);
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));

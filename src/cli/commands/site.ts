@@ -8,6 +8,8 @@ import { keyValues, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { PINO_LEVEL } from "../../logs/cmtrace.ts";
 import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
+import type { AdminTransport } from "../../app/admin-tls.ts";
+import { readFileSync } from "node:fs";
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT` -> parts, refusing anything else with a clear rule. */
 export function parseListen(value: string, field = "listen"): { host: string; port: number } {
@@ -15,6 +17,47 @@ export function parseListen(value: string, field = "listen"): { host: string; po
   const port = m ? Number(m[3]) : NaN;
   if (!m || port < 0 || port > 65535) throw new ValidationError(field, "must be HOST:PORT with a port from 0 to 65535", `${field}: must be HOST:PORT with a port from 0 to 65535 (got ${JSON.stringify(value)})`);
   return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+interface ServeOptions {
+  listen: string;
+  tlsName: string[];
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsPfx?: string;
+  tlsPfxPasswordFile?: string;
+  insecureHttp?: boolean;
+  logLevel: string;
+}
+
+/** The listener `site serve` asked for: TLS from the site CA unless a certificate is given or plain HTTP is asked for. */
+export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel">): AdminTransport {
+  const given = [o.tlsCert && "--tls-cert", o.tlsKey && "--tls-key", o.tlsPfx && "--tls-pfx", o.tlsPfxPasswordFile && "--tls-pfx-password-file", o.tlsName.length > 0 && "--tls-name"].filter((x): x is string => typeof x === "string");
+  if (o.insecureHttp) {
+    if (given.length > 0) throw new ValidationError("insecure-http", "no TLS option with it", `insecure-http: plain HTTP has no certificate: leave out ${given.join(", ")}`);
+    return { kind: "http" };
+  }
+  if (o.tlsPfx) {
+    const other = given.filter((g) => g !== "--tls-pfx" && g !== "--tls-pfx-password-file");
+    if (other.length > 0) throw new ValidationError("tls-pfx", "alone", `tls-pfx: the PFX holds the certificate and its names: leave out ${other.join(", ")}`);
+    const password = o.tlsPfxPasswordFile ? readPasswordFile(o.tlsPfxPasswordFile) : "";
+    return { kind: "pfx", pfxFile: o.tlsPfx, password };
+  }
+  if (o.tlsPfxPasswordFile) throw new ValidationError("tls-pfx-password-file", "only with --tls-pfx", "tls-pfx-password-file: goes with --tls-pfx");
+  if (o.tlsCert || o.tlsKey) {
+    if (!o.tlsCert || !o.tlsKey) throw new ValidationError(o.tlsCert ? "tls-key" : "tls-cert", "both --tls-cert and --tls-key", `${o.tlsCert ? "tls-key" : "tls-cert"}: --tls-cert and --tls-key go together`);
+    if (o.tlsName.length > 0) throw new ValidationError("tls-name", "only with the site CA's certificate", "tls-name: names go into the site CA's certificate; a given certificate carries its own");
+    return { kind: "files", certFile: o.tlsCert, keyFile: o.tlsKey };
+  }
+  return { kind: "site-ca", names: o.tlsName };
+}
+
+function readPasswordFile(file: string): string {
+  try {
+    return readFileSync(file, "utf8").replace(/\r?\n$/, "");
+  } catch (e) {
+    throw new ValidationError("tls-pfx-password-file", "must be a readable file", `tls-pfx-password-file: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? "unreadable"})`);
+  }
 }
 
 export function registerSiteCommands(program: Command, ctx: CliContext): void {
@@ -62,19 +105,27 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
   site
     .command("serve")
     .description("run the site: admin API, administration console and scheduled tasks")
-    .option("--listen <host:port>", "where the admin API and the console listen", "127.0.0.1:8240")
+    .option("--listen <host:port>", "where the admin API and the console listen (0.0.0.0:8240: every address)", "127.0.0.1:8240")
+    .option("--tls-name <name>", "another DNS name or IP address for the site CA's certificate (repeat it; the site server's FQDN is always in)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .option("--tls-cert <file>", "listen with this certificate (PEM, chain after it) instead of one from the site CA; with --tls-key")
+    .option("--tls-key <file>", "the private key of --tls-cert (PEM, unencrypted)")
+    .option("--tls-pfx <file>", "listen with the certificate and key of this PFX instead of one from the site CA")
+    .option("--tls-pfx-password-file <file>", "the file holding the password of --tls-pfx")
+    .option("--insecure-http", "plain HTTP instead of TLS: a loopback --listen address only")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { listen: string; logLevel: string }, cmd: Command) => {
+    .action(async (o: ServeOptions, cmd: Command) => {
       const listen = parseListen(o.listen);
+      const transport = transportOf(o);
       const logLevel = logLevelOpt(o.logLevel);
       const g = ctx.globals(cmd);
       const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
-      const server = await startSiteServer({ site: opened, listen, log });
+      const server = await startSiteServer({ site: opened, listen, transport, log });
       // Listening for SIGTERM before saying so: whoever waits for this line may stop it at once.
       const stopped = waitForStop();
-      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
+      const trust = server.caFile ? `; its certificate is from the site CA: trust ${server.caFile}` : "";
+      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}${trust}); Ctrl-C stops it\n`);
       await stopped;
       await server.close();
       await opened.close();

@@ -36,7 +36,7 @@ export function registerUpCommand(program: Command, ctx: CliContext): void {
       const f = running.facts;
       ctx.print(cmd, f, () =>
         "OpenCMG is up.\n" +
-          keyValues({ console: `${f.consoleUrl} (sign in with the admin token)`, "admin API": f.siteUrl, "admin token": f.adminToken, "management point": `${f.mpUrl} (intranet)`, "CMG": `${f.cmgUrl} (internet)`, "data": f.dataDir }) +
+          keyValues({ console: `${f.consoleUrl} (sign in with the admin token; plain HTTP on this machine only: site serve listens with TLS)`, "admin API": f.siteUrl, "admin token": f.adminToken, "management point": `${f.mpUrl} (intranet)`, "CMG": `${f.cmgUrl} (internet)`, "data": f.dataDir }) +
           `\nInstall a client that reaches the site through the gateway:\n  ${f.clientInstall.map((a) => (/[\s\\]/.test(a) ? JSON.stringify(a) : a)).join(" ")} --client-dir ./opencmg-client\n` +
           "Then: npx opencmg client run --once --client-dir ./opencmg-client; npx opencmg site clients\n" +
           `(the same facts are in ${f.dataDir}/up.json; Ctrl-C stops everything)\n`,

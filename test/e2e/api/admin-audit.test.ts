@@ -23,7 +23,7 @@ forEachDatabase("admin tokens and the audit log", (db) => {
   const start = async () => {
     const fresh = await db.fresh();
     const site = await openTestSite({ kind: db.kind, fresh: async () => fresh });
-    const server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false });
+    const server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false });
     open.push({ site, server });
     const cli = (args: string[], stdin?: string) => runCli(["--data", fresh.dataDir, ...(fresh.databaseUrl ? ["--database", fresh.databaseUrl] : []), ...args], stdin === undefined ? {} : { stdin });
     return { site, server, call: apiClient(server.url, site.adminToken), cli };

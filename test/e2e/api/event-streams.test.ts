@@ -56,7 +56,7 @@ it("a read-only token holds at most its 4 live event streams (429 past them, log
   const auditor = made.json<{ token: string }>().token;
   const admin = readFileSync(join(data, "admin.token"), "utf8").trim();
 
-  serve = spawn(process.execPath, [OPENCMG_BIN, "--data", data, "site", "serve", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"] });
+  serve = spawn(process.execPath, [OPENCMG_BIN, "--data", data, "site", "serve", "--listen", "127.0.0.1:0", "--insecure-http"], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   serve.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const base = await until("site serve to listen", () => {

@@ -55,7 +55,7 @@ before(async () => {
   const { adminToken } = await initSite(opened, { code: "P01", name: "API parity" });
   site = Object.assign(opened, { adminToken });
   const mapTarget = (t: CheckTarget): CheckTarget => onPort(t, t.scheme === "https" ? net.httpsPort : net.httpPort);
-  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false, onDemandCheck: { mapTarget, ca: [net.ca.certPem], stageTimeoutMs: 5000 } });
+  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, onDemandCheck: { mapTarget, ca: [net.ca.certPem], stageTimeoutMs: 5000 } });
   call = apiClient(server.url, adminToken);
 });
 
@@ -202,7 +202,7 @@ describe("internet endpoints", () => {
     const own = await openSite({ dataDir: tempDir(), egressCa: [net.ca.certPem] });
     const { adminToken } = await initSite(own, { code: "P02", name: "Check site" });
     const mapTarget = (t: CheckTarget): CheckTarget => onPort(t, t.scheme === "https" ? net.httpsPort : net.httpPort);
-    const ownServer = await startSiteServer({ site: own, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false, onDemandCheck: { mapTarget, ca: [net.ca.certPem], stageTimeoutMs: 5000 } });
+    const ownServer = await startSiteServer({ site: own, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, onDemandCheck: { mapTarget, ca: [net.ca.certPem], stageTimeoutMs: 5000 } });
     try {
       const c = apiClient(ownServer.url, adminToken);
       const refused = await c("POST", "/api/v1/endpoints/checks", {});

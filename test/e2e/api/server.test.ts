@@ -18,7 +18,7 @@ forEachDatabase("admin API", (db) => {
   });
   beforeEach(async () => {
     site = await openTestSite(db);
-    server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 } });
+    server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" } });
     open.push({ site, server });
   });
   const call = async (method: string, path: string, body?: unknown, token: string | null = site.adminToken) => {

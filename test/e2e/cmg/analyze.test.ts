@@ -297,7 +297,7 @@ it("all checks pass with a good certificate: cmg analyze and client diagnose exi
 
 it("the admin API serves the same analysis: POST /api/v1/cmgs/:name/analyze with the certificate in the body", async () => {
   const opened = await openSite({ dataDir: data });
-  const server = await startSiteServer({ site: opened, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false });
+  const server = await startSiteServer({ site: opened, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false });
   try {
     const token = readFileSync(join(data, "admin.token"), "utf8").trim();
     const post = (body: unknown) =>

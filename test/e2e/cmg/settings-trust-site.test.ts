@@ -66,7 +66,7 @@ forEachDatabase("CMG settings trust at the site", (tdb) => {
       assert.equal(instance.admits(renewed), true);
 
       // The same over the admin API, recorded for the token that did it.
-      const server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false });
+      const server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false });
       try {
         const call = apiClient(server.url, adminToken);
         const listed = await call("GET", `/api/v1/connection-point-certificates?server=${CP}`);

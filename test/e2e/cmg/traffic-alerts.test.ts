@@ -129,7 +129,7 @@ it("counts traffic per instance, connection point and role kind, and raises the 
 
   const cmg = await run(["cmg", "start", "cmg1"], /Ctrl-C stops them/);
   await run(["connection-point", "serve", "--server", "cp01.contoso.test", "--report-interval", "1"], /Ctrl-C stops it/);
-  const siteServer = await run(["site", "serve", "--listen", "127.0.0.1:0"], /serving the admin API on (\S+)/);
+  const siteServer = await run(["site", "serve", "--listen", "127.0.0.1:0", "--insecure-http"], /serving the admin API on (\S+)/);
   const apiUrl = /serving the admin API on (\S+)/.exec(siteServer.stderr())![1]!;
   // Set while the connection point runs (at its 5-minute default): it applies without a restart,
   // or no report would come within the waits below.

@@ -35,7 +35,7 @@ before(async () => {
   site = await openSite({ dataDir });
   ({ adminToken } = await initSite(site, { code: "P01", name: "E2E" }));
   await site.services.cmgs.create({ name: "cmg1", serverCertPem: pki.server.certPem, serverKeyPem: pki.server.keyPem, trustedRoots: [pki.root.certPem], intermediates: [pki.intermediate.certPem], crlCheck: false });
-  api = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 } });
+  api = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" } });
 });
 
 after(async () => {

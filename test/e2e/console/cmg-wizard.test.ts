@@ -47,7 +47,7 @@ before(async () => {
   // A management point allowing CMG traffic, so the connection point has something to publish.
   await site.services.servers.add({ fqdn: "mp01.contoso.test" });
   await site.services.roles.add("mp01.contoso.test", "management-point", { allowCmgTraffic: true, internalUrl: "http://127.0.0.1:9" });
-  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false, console: { live: { pollMs: 500 } } });
+  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, console: { live: { pollMs: 500 } } });
   browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
 });

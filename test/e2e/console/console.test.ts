@@ -30,7 +30,7 @@ before(async () => {
   token = (await initSite(site, { code: "P01", name: "Console test site" })).adminToken;
   await site.services.servers.add({ fqdn: SUP });
   await site.services.roles.add(SUP, "software-update-point", {});
-  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, endpointCheck: false, console: { live: { pollMs: 500 } } });
+  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, console: { live: { pollMs: 500 } } });
   browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();

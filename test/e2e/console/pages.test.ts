@@ -47,6 +47,7 @@ before(async () => {
   server = await startSiteServer({
     site,
     listen: { host: "127.0.0.1", port: 0 },
+    transport: { kind: "http" },
     endpointCheck: false,
     onDemandCheck: { mapTarget, ca: [net.ca.certPem], stageTimeoutMs: 5000 },
     console: { live: { pollMs: 500 } },
