@@ -15,6 +15,7 @@ import { scheduleCmgAlerts } from "../roles/scp/cmg-alerts.ts";
 import { scheduleStatusRetention } from "../jobs/status-retention.ts";
 import { siteOperations } from "./operations.ts";
 import { LOG_FILES } from "../logs/files.ts";
+import { superviseLocalCmgs, type LocalCmgSupervisor } from "../cmg/site-supervisor.ts";
 
 export interface SiteServerOptions {
   site: OpenedSite;
@@ -30,6 +31,8 @@ export interface SiteServerOptions {
   console?: { dir?: string | null; sessions?: Partial<SessionLimits>; live?: LiveFeedOptions };
   /** Options of the checks started over the API when the schedule is off (tests map targets to loopback). */
   onDemandCheck?: EndpointMonitorOptions;
+  /** Run the local-provider CMGs' instances in this process's care (`site serve`; default: not, `opencmg up` runs its own). */
+  localCmgs?: { pollMs?: number } | false;
 }
 
 export interface RunningSiteServer {
@@ -63,11 +66,15 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   // Browsers treat localhost as a secure context (the session cookie is Secure), and it reads better than 127.0.0.1.
   const consoleUrl = address.replace("://127.0.0.1:", "://localhost:") + "/";
   const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
+  let cmgs: LocalCmgSupervisor | undefined;
+  if (o.localCmgs) cmgs = await superviseLocalCmgs(o.site, { dataDir: o.site.paths.data, ...(o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) });
   const retention = scheduleStatusRetention({ settings: o.site.services.settings, status: o.site.services.status, log: o.site.logs.component(LOG_FILES.statmgr), now: o.site.ctx.now });
   return {
     url: address,
     consoleUrl,
     close: async () => {
+      // The instances first: they drain their clients and tunnels while the rest still runs.
+      await cmgs?.close();
       await alerts.stop();
       await retention.stop();
       stopping.abort();

@@ -64,20 +64,25 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
     .description("run the site: admin API, administration console and scheduled tasks")
     .option("--listen <host:port>", "where the admin API and the console listen", "127.0.0.1:8240")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { listen: string; logLevel: string }, cmd: Command) => {
+    .option("--no-local-cmgs", "do not run the instances of local-provider CMGs (default: this process runs them, following the site)")
+    .option("--cmg-poll-interval <s>", "how often the site is read for local CMGs and their changes, seconds", "2")
+    .action(async (o: { listen: string; logLevel: string; localCmgs: boolean; cmgPollInterval: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
       const logLevel = logLevelOpt(o.logLevel);
+      const poll = Number(o.cmgPollInterval);
+      if (!(poll >= 0.1 && poll <= 3600)) throw new ValidationError("cmgPollInterval", "must be from 0.1 to 3600 seconds", `cmgPollInterval: must be from 0.1 to 3600 seconds (got ${JSON.stringify(o.cmgPollInterval)})`);
       const g = ctx.globals(cmd);
       const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
-      const server = await startSiteServer({ site: opened, listen, log });
+      const server = await startSiteServer({ site: opened, listen, log, localCmgs: o.localCmgs ? { pollMs: poll * 1000 } : false });
       // Listening for SIGTERM before saying so: whoever waits for this line may stop it at once.
       const stopped = waitForStop();
       ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
-      await stopped;
+      const cause = await stopped;
       await server.close();
       await opened.close();
+      ctx.io.err.write(`OpenCMG site stopped (${cause})\n`);
     });
 }
 
