@@ -24,6 +24,15 @@ describe("the status of a local CMG nothing runs", () => {
     assert.deepEqual(late, { status: "Error", reason: early.reason });
   });
 
+  it("is Starting just after a start, then Error", () => {
+    const started = "2026-01-02T00:00:00.000Z";
+    const run = { state: "running" as const, at: started, reason: "admin API", name: "cmg1", supervised: false, createdAt: created };
+    const early = cmgStatus(cert, ["cp01.contoso.test"], inst, Date.parse(started) + 1000, run);
+    assert.equal(early.status, "Starting");
+    assert.match(early.reason, /^no process runs this CMG's instances/);
+    assert.equal(cmgStatus(cert, ["cp01.contoso.test"], inst, Date.parse(started) + STARTING_MS + 1000, run).status, "Error");
+  });
+
   it("says a missing connection point too", () => {
     const s = cmgStatus(cert, [], inst, at(STARTING_MS + 1000), { state: "running", at: null, reason: null, name: "cmg1", supervised: false, createdAt: created });
     assert.equal(s.status, "Error");

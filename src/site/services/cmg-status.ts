@@ -84,11 +84,10 @@ export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: r
   const s = connectionStatus(cert, cps, inst, nowMs);
   if (run.supervised === false && s.status !== "Ready") {
     // Tunnels never come up without instances: say so rather than wait (Provisioning, then Error) forever.
-    const since = run.at ?? run.createdAt ?? null;
-    const fresh = since !== null && nowMs - Date.parse(since) < STARTING_MS;
+    const created = run.createdAt !== undefined && nowMs - Date.parse(run.createdAt) < STARTING_MS;
     // A connection point missing is a second thing to fix: say it too.
     const also = cps.length === 0 ? `; also, ${s.reason}` : "";
-    return { status: fresh ? "Provisioning" : "Error", reason: unsupervisedReason(run.name ?? "NAME") + also };
+    return { status: starting ? "Starting" : created ? "Provisioning" : "Error", reason: unsupervisedReason(run.name ?? "NAME") + also };
   }
   if (starting && s.status !== "Ready" && s.status !== "Error") return { status: "Starting", reason: `started${since}: ${s.reason}` };
   if (starting && s.status === "Error" && !s.reason.startsWith("the server authentication certificate")) return { status: "Starting", reason: `started${since}: ${s.reason}` };
