@@ -301,7 +301,7 @@ async function updateTrafficAlert(alerts: OpenedSite["services"]["cmgAlerts"], n
 function registerLocalRun(cmg: Command, ctx: CliContext): void {
   cmg
     .command("start <name>")
-    .description("start a CMG; a local-provider CMG's instances run here until Ctrl-C (or, when a `cmg start` already runs them, that one starts them)")
+    .description("start a CMG; a local-provider CMG's instances run here until Ctrl-C (or, when another process runs them already, such as `site serve`, that one starts them)")
     .option("--poll-interval <s>", "how often the site is read for changes (instance count, certificate, stop, delete), seconds", "5")
     .option("--keep-run-state", "run the instances as the site says without starting a stopped CMG (for a service manager that restarts this command)")
     .action(async (name: string, o: { pollInterval: string; keepRunState?: boolean }, cmd: Command) => {
