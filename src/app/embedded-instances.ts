@@ -3,7 +3,9 @@
  * processes: they follow the CMG at the site (instance count, `cmg stop`/`start`, delete), so a
  * stopped CMG stays stopped across `up` and a scaled one gets its instances without a restart.
  */
+import { rmSync } from "node:fs";
 import { writeCmgBundle } from "../cmg/bundle.ts";
+import { claimLocalCmg } from "../cmg/local-runner.ts";
 import { NotFoundError } from "../errors.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstance } from "../gateway/instance.ts";
 import { loadStartupFile } from "../gateway/startup-file.ts";
@@ -31,7 +33,12 @@ export async function runEmbeddedInstances(site: OpenedSite, name: string, o: { 
   let key = "";
   let closed = false;
 
+  // Its pid file says this process runs the instances: `cmg start` and `site serve` leave them to it,
+  // and the CMG's status does not say that nothing runs them.
+  const pidFile = claimLocalCmg(site.paths.data, name);
   const reconcile = async (view: CmgView | null): Promise<void> => {
+    // Deleting: the delete waits for the pid file to go before it removes the CMG.
+    if (!view || view.runState === "deleting") rmSync(pidFile, { force: true });
     const wanted = view && view.runState === "running" ? view.instanceCount : 0;
     const nextKey = JSON.stringify({ wanted, cert: view?.serverCertificate.thumbprint });
     if (nextKey === key) return;
@@ -64,7 +71,12 @@ export async function runEmbeddedInstances(site: OpenedSite, name: string, o: { 
       if (!closed) await reconcile(await read());
     }).catch((e: unknown) => log.warn(`Could not follow CMG ${name} at the site: ${(e as Error).message}`)));
 
-  await reconcile(await read());
+  try {
+    await reconcile(await read());
+  } catch (e) {
+    rmSync(pidFile, { force: true });
+    throw e;
+  }
   const timer = setInterval(() => void follow(), o.pollMs ?? 2000);
   timer.unref();
   return {
@@ -76,6 +88,7 @@ export async function runEmbeddedInstances(site: OpenedSite, name: string, o: { 
       await following;
       await Promise.all([...instances.values()].map((i) => i.stop({ graceMs: 2000 })));
       instances.clear();
+      rmSync(pidFile, { force: true });
     },
   };
 }

@@ -20,6 +20,7 @@ import { httpsOptions, loadAdminTls, requireLoopbackForHttp, type AdminTlsMateri
 
 /** How often the admin API's certificate is looked at again (renewed from the site CA, or re-read from the given files). */
 const TLS_RECHECK_MS = 12 * 3600 * 1000;
+import { superviseLocalCmgs, type LocalCmgSupervisor } from "../cmg/site-supervisor.ts";
 
 export interface SiteServerOptions {
   site: OpenedSite;
@@ -42,6 +43,8 @@ export interface SiteServerOptions {
   console?: { dir?: string | null; sessions?: Partial<SessionLimits>; live?: LiveFeedOptions };
   /** Options of the checks started over the API when the schedule is off (tests map targets to loopback). */
   onDemandCheck?: EndpointMonitorOptions;
+  /** Run the local-provider CMGs' instances in this process's care (`site serve`; default: not, `opencmg up` runs its own). */
+  localCmgs?: { pollMs?: number } | false;
 }
 
 export interface RunningSiteServer {
@@ -98,6 +101,8 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
     recheck.unref();
   }
   const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
+  let cmgs: LocalCmgSupervisor | undefined;
+  if (o.localCmgs) cmgs = await superviseLocalCmgs(o.site, { dataDir: o.site.paths.data, ...(o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) });
   const retention = scheduleStatusRetention({ settings: o.site.services.settings, status: o.site.services.status, log: o.site.logs.component(LOG_FILES.statmgr), now: o.site.ctx.now });
   return {
     url: address,
@@ -105,6 +110,8 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
     ...(tls?.caFile ? { caFile: tls.caFile } : {}),
     close: async () => {
       clearInterval(recheck);
+      // The instances first: they drain their clients and tunnels while the rest still runs.
+      await cmgs?.close();
       await alerts.stop();
       await retention.stop();
       stopping.abort();

@@ -3,9 +3,9 @@
  * the admin API alike. The process that runs them writes `<data>/cmg/<name>/start.pid`; stopping
  * signals that process, which stops its instances and removes the file.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { NotFoundError, ValidationError } from "../errors.ts";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { CmgView } from "../site/services/cmgs.ts";
 import type { OpenedSite } from "../site/site.ts";
@@ -15,6 +15,39 @@ import { runLocalInstances, type InstanceRestart } from "./local-provider.ts";
 /** Where the process running a CMG's local instances writes its process ID. */
 export function localPidFile(dataDir: string, name: string): string {
   return join(dataDir, "cmg", name.toLowerCase(), "start.pid");
+}
+
+/** True while process `pid` lives (EPERM: it lives, under another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Makes this process the one that runs a CMG's local instances: creates its pid file, refusing
+ * (ConflictError) while another live process holds it, so `opencmg site serve`, `opencmg cmg start`
+ * and `opencmg up` never run the same instances twice. A file left by a process that is gone is taken over.
+ */
+export function claimLocalCmg(dataDir: string, name: string): string {
+  const pidFile = localPidFile(dataDir, name);
+  mkdirSync(dirname(pidFile), { recursive: true, mode: 0o700 });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // "wx": created only if absent, so two processes starting at once cannot both win.
+      writeFileSync(pidFile, String(process.pid), { flag: "wx" });
+      return pidFile;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw e;
+    }
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    if (pid === process.pid) return pidFile;
+    if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new ConflictError("name", `the instances of CMG ${name} already run in process ${pid} (${pidFile})`);
+    rmSync(pidFile, { force: true });
+  }
 }
 
 export interface RunningLocalCmg {
@@ -67,7 +100,14 @@ export async function startLocalCmg(
   let view = await site.services.cmgs.show(name);
   if (view.provider !== "local") throw new ValidationError("provider", `CMG ${view.name} uses the ${view.provider} provider: run its instances with \`opencmg gateway serve\` on their hosts`);
   if (view.runState === "deleting") throw new ValidationError("name", `CMG ${view.name} is being deleted`);
-  const bundle = await writeCmgBundle(site, view);
+  const pidFile = claimLocalCmg(o.dataDir, view.name);
+  let bundle;
+  try {
+    bundle = await writeCmgBundle(site, view);
+  } catch (e) {
+    rmSync(pidFile, { force: true });
+    throw e;
+  }
   const log = site.logs.component(LOG_FILES.cmgSetup);
   const withSite = o.withSite ?? ((fn: (s: OpenedSite) => Promise<void>) => fn(site));
   // One write at a time, in order; a failed one (database busy, gone) is logged and the supervisor goes on.
@@ -81,8 +121,6 @@ export async function startLocalCmg(
   };
   const files = (b: { files: string[] }, v: CmgView): string[] => (v.runState === "running" ? b.files : []);
   const running = runLocalInstances({ files: files(bundle, view), dataDir: o.dataDir, log, onRestart, ...(o.env ? { env: o.env } : {}) });
-  const pidFile = join(bundle.dir, "start.pid");
-  writeFileSync(pidFile, String(process.pid));
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -152,15 +190,7 @@ export function localCmgStatus(dataDir: string, name: string): { running: boolea
   const pidFile = localPidFile(dataDir, name);
   if (!existsSync(pidFile)) return { running: false, pid: null, pidFile };
   const pid = Number(readFileSync(pidFile, "utf8"));
-  let running = false;
-  try {
-    process.kill(pid, 0);
-    running = true;
-  } catch (e) {
-    // EPERM: it lives, under another user.
-    running = (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-  return { running, pid, pidFile };
+  return { running: alive(pid), pid, pidFile };
 }
 
 /**

@@ -303,7 +303,7 @@ async function updateTrafficAlert(alerts: OpenedSite["services"]["cmgAlerts"], n
 function registerLocalRun(cmg: Command, ctx: CliContext): void {
   cmg
     .command("start <name>")
-    .description("start a CMG; a local-provider CMG's instances run here until Ctrl-C (or, when a `cmg start` already runs them, that one starts them)")
+    .description("start a CMG; a local-provider CMG's instances run here until Ctrl-C (or, when another process runs them already, such as `site serve`, that one starts them)")
     .option("--poll-interval <s>", "how often the site is read for changes (instance count, certificate, stop, delete), seconds", "5")
     .option("--keep-run-state", "run the instances as the site says without starting a stopped CMG (for a service manager that restarts this command)")
     .action(async (name: string, o: { pollInterval: string; keepRunState?: boolean }, cmd: Command) => {
@@ -391,9 +391,10 @@ function registerServe(program: Command, ctx: CliContext): void {
       const inst = await startGatewayInstance(cfg, { log: gatewayLogs(logs) });
       const stopped = waitForStop(); // before the line that says it listens: a stop may follow at once
       ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on ${cfg.metrics?.host ?? DEFAULT_METRICS_HOST}:${inst.metricsPort}` : ""}\n`);
-      await stopped;
+      const cause = await stopped;
       await inst.stop();
       logs.close();
+      ctx.io.err.write(`gateway ${inst.instanceName} stopped (${cause})\n`);
     });
 
   const cp = program.command("connection-point").description("the CMG connection point role");
@@ -419,8 +420,9 @@ function registerServe(program: Command, ctx: CliContext): void {
       const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, pollMs: poll * 1000, ...(metricsPort ? { metricsPort, metricsHost } : {}) });
       const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
       ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
-      await stopped;
+      const cause = await stopped;
       await running.stop();
       await site.close();
+      ctx.io.err.write(`connection point on ${o.server} stopped (${cause})\n`);
     });
 }

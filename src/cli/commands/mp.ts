@@ -52,7 +52,8 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
       });
       const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
       ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} (role ${running.mp.roleId}) serving ${running.mp.url}${running.metricsPort !== undefined ? `; metrics on port ${running.metricsPort}` : ""}; Ctrl-C stops it\n`);
-      await stopped;
+      const cause = await stopped;
       await running.stop();
+      ctx.io.err.write(`OpenCMG management point ${o.server.toLowerCase()} stopped (${cause})\n`);
     });
 }

@@ -28,10 +28,12 @@ interface ServeOptions {
   tlsPfxPasswordFile?: string;
   insecureHttp?: boolean;
   logLevel: string;
+  localCmgs: boolean;
+  cmgPollInterval: string;
 }
 
 /** The listener `site serve` asked for: TLS from the site CA unless a certificate is given or plain HTTP is asked for. */
-export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel">): AdminTransport {
+export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel" | "localCmgs" | "cmgPollInterval">): AdminTransport {
   const given = [o.tlsCert && "--tls-cert", o.tlsKey && "--tls-key", o.tlsPfx && "--tls-pfx", o.tlsPfxPasswordFile && "--tls-pfx-password-file", o.tlsName.length > 0 && "--tls-name"].filter((x): x is string => typeof x === "string");
   if (o.insecureHttp) {
     if (given.length > 0) throw new ValidationError("insecure-http", "no TLS option with it", `insecure-http: plain HTTP has no certificate: leave out ${given.join(", ")}`);
@@ -113,22 +115,27 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
     .option("--tls-pfx-password-file <file>", "the file holding the password of --tls-pfx")
     .option("--insecure-http", "plain HTTP instead of TLS: a loopback --listen address only")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .option("--no-local-cmgs", "do not run the instances of local-provider CMGs (default: this process runs them, following the site)")
+    .option("--cmg-poll-interval <s>", "how often the site is read for local CMGs and their changes, seconds", "2")
     .action(async (o: ServeOptions, cmd: Command) => {
       const listen = parseListen(o.listen);
       const transport = transportOf(o);
       const logLevel = logLevelOpt(o.logLevel);
+      const poll = Number(o.cmgPollInterval);
+      if (!(poll >= 0.1 && poll <= 3600)) throw new ValidationError("cmgPollInterval", "must be from 0.1 to 3600 seconds", `cmgPollInterval: must be from 0.1 to 3600 seconds (got ${JSON.stringify(o.cmgPollInterval)})`);
       const g = ctx.globals(cmd);
       const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
-      const server = await startSiteServer({ site: opened, listen, transport, log });
+      const server = await startSiteServer({ site: opened, listen, transport, log, localCmgs: o.localCmgs ? { pollMs: poll * 1000 } : false });
       // Listening for SIGTERM before saying so: whoever waits for this line may stop it at once.
       const stopped = waitForStop();
       const trust = server.caFile ? `; its certificate is from the site CA: trust ${server.caFile}` : "";
       ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}${trust}); Ctrl-C stops it\n`);
-      await stopped;
+      const cause = await stopped;
       await server.close();
       await opened.close();
+      ctx.io.err.write(`OpenCMG site stopped (${cause})\n`);
     });
 }
 

@@ -1,12 +1,57 @@
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { pino } from "pino";
 import { siteOperations } from "../../app/operations.ts";
-import type { CliContext } from "../context.ts";
+import { runSoftwareUpdatePoint } from "../../app/software-update-point.ts";
+import { waitForStop } from "../../app/signals.ts";
+import { ValidationError } from "../../errors.ts";
+import { PINO_LEVEL } from "../../logs/cmtrace.ts";
+import { commandPath, type CliContext } from "../context.ts";
+import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
 import { table } from "../output.ts";
+import { parseListen } from "./site.ts";
+
+function readPem(field: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ValidationError(field, "must be a readable file", `${field}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 export function registerSupCommands(program: Command, ctx: CliContext): void {
   const sup = program.command("sup").description("software update point: synchronisation and update metadata");
+  sup
+    .command("serve")
+    .description("serve the software-update-point role of a site system server over HTTPS (update metadata and content)")
+    .requiredOption("--server <fqdn>", "the site system server whose software-update-point role this is")
+    .option("--listen <host:port>", "where to listen", "0.0.0.0:8531")
+    .option("--cert <file>", "server certificate (PEM; default: issued by the site CA for --server)")
+    .option("--key <file>", "its private key (PEM)")
+    .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .action(async (o: { server: string; listen: string; cert?: string; key?: string; logLevel: string }, cmd: Command) => {
+      const listen = parseListen(o.listen);
+      const logLevel = logLevelOpt(o.logLevel);
+      if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
+      const g = ctx.globals(cmd);
+      const running = await runSoftwareUpdatePoint({
+        dataDir: g.data,
+        databaseUrl: g.database,
+        work: commandPath(cmd),
+        pino: pino({ level: PINO_LEVEL[logLevel] }),
+        logLevel,
+        serverFqdn: o.server,
+        listen,
+        tls: o.cert && o.key ? { certPem: readPem("cert", o.cert), keyPem: readPem("key", o.key) } : undefined,
+      });
+      const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
+      ctx.io.err.write(`OpenCMG software update point ${o.server.toLowerCase()} (role ${running.sup.roleId}) serving ${running.sup.url}; Ctrl-C stops it\n`);
+      const cause = await stopped;
+      await running.stop();
+      ctx.io.err.write(`OpenCMG software update point ${o.server.toLowerCase()} stopped (${cause})\n`);
+    });
   sup
     .command("sync <fqdn>")
     .description("synchronise update metadata from the upstream update source now")

@@ -55,6 +55,18 @@ export interface RunState {
   reason: string | null;
   /** The CMG's name, for the command in a reason. */
   name?: string;
+  /**
+   * Local provider: whether a process on this machine runs the instances (its pid file names a live
+   * process); undefined when not known here (another provider, or no data folder).
+   */
+  supervised?: boolean | undefined;
+  /** When the CMG was created: a CMG just created is given a moment before "nothing runs it" is an error. */
+  createdAt?: string | undefined;
+}
+
+/** What an administrator does when nothing runs a local CMG's instances. */
+export function unsupervisedReason(name: string): string {
+  return `no process runs this CMG's instances: start \`opencmg site serve\` on the site server (it runs the local-provider CMGs: systemctl start opencmg-site), or run \`opencmg cmg start ${name}\``;
 }
 
 /**
@@ -73,6 +85,13 @@ export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: r
   }
   const starting = run.at !== null && nowMs - Date.parse(run.at) < STARTING_MS;
   const s = connectionStatus(cert, cps, inst, nowMs);
+  if (run.supervised === false && s.status !== "Ready") {
+    // Tunnels never come up without instances: say so rather than wait (Provisioning, then Error) forever.
+    const created = run.createdAt !== undefined && nowMs - Date.parse(run.createdAt) < STARTING_MS;
+    // A connection point missing is a second thing to fix: say it too.
+    const also = cps.length === 0 ? `; also, ${s.reason}` : "";
+    return { status: starting ? "Starting" : created ? "Provisioning" : "Error", reason: unsupervisedReason(run.name ?? "NAME") + also };
+  }
   if (starting && s.status !== "Ready" && s.status !== "Error") return { status: "Starting", reason: `started${since}: ${s.reason}` };
   if (starting && s.status === "Error" && !s.reason.startsWith("the server authentication certificate")) return { status: "Starting", reason: `started${since}: ${s.reason}` };
   return s;

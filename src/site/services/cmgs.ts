@@ -160,7 +160,8 @@ export class CmgsService {
     const instances = instanceViews(r.instances, deploy, tunnels, cps, now, restarts);
     const cert = new X509Certificate(r.server_cert);
     const runState = (RUN_STATES as readonly string[]).includes(r.run_state) ? (r.run_state as CmgRunState) : "running";
-    const { status, reason } = cmgStatus(cert, cps, instances, now, { state: runState, at: r.run_state_at, reason: r.run_state_reason, name: r.name });
+    const supervised = r.provider === "local" && this.dataDir !== undefined ? supervisorAlive(join(this.dataDir, "cmg", name, "start.pid")) : undefined;
+    const { status, reason } = cmgStatus(cert, cps, instances, now, { state: runState, at: r.run_state_at, reason: r.run_state_reason, name: r.name, supervised, createdAt: r.created_at });
     return {
       name: r.name,
       serviceFqdn: r.service_fqdn,

@@ -2,10 +2,13 @@
  * The systemd units in deploy/systemd/ run commands `opencmg` knows: each unit's ExecStart, with
  * its Environment= defaults and a sample instance name filled in, parses (every option exists)
  * and reaches the command's own checks. A deliberately wrong log level proves it: only a command
- * line whose every option parsed gets as far as `logLevel: must be one of ...`.
+ * line whose every option parsed gets as far as `logLevel: must be one of ...`. And systemd's own
+ * checker, `systemd-analyze verify` (it runs without systemd as PID 1), accepts each unit without
+ * a warning: an unknown key or value is only a warning to it, so its output must be empty too.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
 import { tempDir } from "../../helpers/databases.ts";
@@ -40,7 +43,19 @@ const units: [string, string, string][] = [
   ["opencmg-site.service", "", "site serve"],
   ["opencmg-connection-point@.service", "cp01.contoso.com", "connection-point serve"],
   ["opencmg-gateway@.service", "0", "gateway serve"],
+  ["opencmg-mp@.service", "mp01.contoso.com", "mp serve"],
+  ["opencmg-sup@.service", "sup01.contoso.com", "sup serve"],
 ];
+
+/** systemd-analyze, when installed (Debian's systemd package has it). */
+const analyze = (() => {
+  try {
+    execFileSync("systemd-analyze", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 for (const [unit, instance, command] of units) {
   it(`${unit} runs \`opencmg ${command}\` with options it knows`, async () => {
@@ -50,6 +65,15 @@ for (const [unit, instance, command] of units) {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /logLevel: must be one of info, warning, error \(got "loud"\)/);
     assert.doesNotMatch(r.stderr, /unknown option/);
+  });
+
+  it(`${unit} passes \`systemd-analyze verify\` with no warning`, { skip: analyze ? false : "systemd-analyze is not installed" }, () => {
+    // A template is verified as one of its instances (the name is what systemd would load).
+    const file = join(tempDir("opencmg-verify-"), unit.replace("@.", `@${instance}.`));
+    copyFileSync(join(UNITS, unit), file);
+    const r = spawnSync("systemd-analyze", ["verify", file], { encoding: "utf8", env: { ...process.env, SYSTEMD_LOG_COLOR: "0" } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal((r.stdout + r.stderr).trim(), "", "no warning");
   });
 
   it(`${unit} is hardened: strict file system, the data folder writable, no new privileges, restarts on failure`, () => {
