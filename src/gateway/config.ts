@@ -65,6 +65,22 @@ export interface GatewayLimits {
   maxStreamsPerSecondPerConnection: number;
   /** Streams opened per second by one client identity over all its connections. */
   maxStreamsPerSecondPerClient: number;
+  /**
+   * Fair shares (fairness.ts). Requests in progress of one client identity (certificate
+   * thumbprint or token) over all its connections, HTTP/1.1 and HTTP/2; over it a request gets
+   * 429 client_busy and is not relayed. 0 turns it off.
+   */
+  maxRequestsPerClientIdentity: number;
+  /** Requests in progress from one source address over all its connections and identities (429 address_busy). */
+  maxRequestsPerAddress: number;
+  /** Request body bytes per second one client identity may send, over all its requests, once its burst is spent; 0 = no limit. */
+  uploadBytesPerSecondPerClient: number;
+  /** Body bytes one client identity may send at full speed before its rate applies. */
+  uploadBurstBytesPerClient: number;
+  /** Request body bytes per second from one source address (all identities behind it); 0 = no limit. */
+  uploadBytesPerSecondPerAddress: number;
+  /** Body bytes one source address may send at full speed before its rate applies. */
+  uploadBurstBytesPerAddress: number;
   /** Verbose traffic log: the CMGHttpHandler.log line of each request shows the query string too (it may carry identifiers). */
   traceQuery: boolean;
   /** Time for the management point's answer (response headers) to come back through the tunnel. */
@@ -115,6 +131,14 @@ export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyByte
  *   maxTunnels 256                authenticated tunnels: connection points x connections per instance, with room
  *   maxPendingTunnels 64          only a handful of connection points dial an instance; strangers who reach the
  *   maxPendingTunnelsPerAddress 16  tunnel port can hold at most this many places, never a tunnel's
+ *   maxRequestsPerClientIdentity 64  a device agent runs a handful of requests at once; 64 is two connections'
+ *                                 worth of streams, and an identity gains nothing by opening more connections
+ *   maxRequestsPerAddress 4,096   thousands of devices may sit behind one NAT address, each with a request or two
+ *   upload 4 MiB/s, burst 16 MiB  per identity: device uploads (inventory, state and status messages, logs) are
+ *                                 kilobytes to a few MiB and go at full speed; a body past the burst goes on at
+ *                                 32 Mbit/s, so one device cannot make the instance, the tunnel and the role
+ *                                 spend their CPU on its bytes while the others wait
+ *   upload 32 MiB/s, burst 64 MiB per source address: a NAT's devices together, eight identities' worth
  */
 export const DEFAULT_LIMITS: GatewayLimits = {
   handshakeTimeoutMs: 10_000,
@@ -131,6 +155,12 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   maxCancelledStreamsPerClient: 200,
   maxStreamsPerSecondPerConnection: 1000,
   maxStreamsPerSecondPerClient: 2000,
+  maxRequestsPerClientIdentity: 64,
+  maxRequestsPerAddress: 4096,
+  uploadBytesPerSecondPerClient: 4 * 1024 * 1024,
+  uploadBurstBytesPerClient: 16 * 1024 * 1024,
+  uploadBytesPerSecondPerAddress: 32 * 1024 * 1024,
+  uploadBurstBytesPerAddress: 64 * 1024 * 1024,
   traceQuery: false,
   upstreamResponseTimeoutMs: 60_000,
   streamIdleTimeoutMs: 120_000,

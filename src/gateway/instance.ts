@@ -22,6 +22,9 @@ import { LOG_FILES } from "../logs/files.ts";
 import { newSource } from "../observe/channels.ts";
 import { observeGateway } from "./observers.ts";
 import { StreamAbuseGuard } from "./abuse.ts";
+import { worthLogging } from "./admission.ts";
+import { FairShare } from "./fairness.ts";
+import type { ServerHttp2Session } from "node:http2";
 
 export type { GatewayInstanceConfig } from "./config.ts";
 
@@ -114,6 +117,9 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       return s && { generation: settings.generation, tokens: s.tokens };
     },
   });
+  const abuseGuard = new StreamAbuseGuard(source, cfg.limits, Date.now, (n, thumbprint) => {
+    if (worthLogging(n)) httpLog.warn(`Client thumbprint ${thumbprint} was cut off for HTTP/2 stream abuse within the last ${cfg.limits.abuseWindowMs} ms: its new connection got GOAWAY ENHANCE_YOUR_CALM at once (${n} such connections so far)`);
+  });
   const router = createRouter({
     source,
     settings,
@@ -121,9 +127,9 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     authenticators: { [TOKEN_SCHEME]: tokens, ...deps.authenticators, CCM_Proxy_MutualAuth: mtls },
     limits: cfg.limits,
     log: httpLog,
+    fairShare: new FairShare(cfg.limits),
+    refusesSession: (s) => abuseGuard.refuses(s as ServerHttp2Session),
   });
-
-  const abuseGuard = new StreamAbuseGuard(source, cfg.limits);
 
   const opened: { close(graceMs?: number): Promise<void> }[] = [];
   try {
