@@ -16,10 +16,12 @@
  *                          own bucket while every other identity uploads at full speed.
  *
  * Buckets and counts are kept only while an identity or address has work in progress (or its
- * bucket is refilling), so memory follows the clients active now.
+ * bucket is refilling), so memory follows the clients active now. Refusals and pauses are
+ * published on `opencmg:gateway:fairShare` (metrics and throttled log lines subscribe there).
  */
 import type { ClientIdentity } from "./auth/client-cert.ts";
 import type { GatewayLimits } from "./config.ts";
+import { topics, type Source } from "../observe/channels.ts";
 
 export type FairShareLimits = Pick<
   GatewayLimits,
@@ -98,7 +100,7 @@ export function identityKey(id: ClientIdentity): string {
 
 /**
  * @example
- * const fair = new FairShare(limits);
+ * const fair = new FairShare(source, limits);
  * const a = fair.admit(identity, req.socket.remoteAddress);
  * if ("reason" in a) return reply(req, res, 429, a.reason, "...", { "retry-after": "1" });
  * res.once("close", () => a.release());
@@ -106,10 +108,9 @@ export function identityKey(id: ClientIdentity): string {
 export class FairShare {
   readonly #clients = new Map<string, Share>();
   readonly #addresses = new Map<string, Share>();
-  /** Upload pauses so far, by scope (for metrics and tests). */
-  readonly throttled = { client: 0, address: 0 };
 
   constructor(
+    private readonly source: Source,
     private readonly limits: FairShareLimits,
     private readonly now: () => number = Date.now,
   ) {}
@@ -143,8 +144,13 @@ export class FairShare {
       this.#done(client.map, client.key, client.share);
       this.#done(addr.map, addr.key, addr.share);
     };
+    const publish = (kind: "busy" | "upload_paused", scope: "client" | "address", waitMs?: number): void => {
+      if (!topics.gatewayFairShare.active) return;
+      topics.gatewayFairShare.publish({ source: this.source, kind, scope, clientAddress: address, thumbprint: identity.thumbprint, ...(waitMs !== undefined ? { waitMs } : {}) });
+    };
     if (refusal) {
       release();
+      publish("busy", refusal.scope);
       return refusal;
     }
     return {
@@ -153,8 +159,7 @@ export class FairShare {
         const at = this.now();
         const c = client.share.bucket?.take(n, at) ?? 0;
         const a = addr.share.bucket?.take(n, at) ?? 0;
-        if (c > 0) this.throttled.client++;
-        if (a > 0) this.throttled.address++;
+        if (c > 0 || a > 0) publish("upload_paused", c >= a ? "client" : "address", Math.max(c, a));
         return Math.max(c, a);
       },
     };

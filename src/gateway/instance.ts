@@ -127,7 +127,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     authenticators: { [TOKEN_SCHEME]: tokens, ...deps.authenticators, CCM_Proxy_MutualAuth: mtls },
     limits: cfg.limits,
     log: httpLog,
-    fairShare: new FairShare(cfg.limits),
+    fairShare: new FairShare(source, cfg.limits),
     refusesSession: (s) => abuseGuard.refuses(s as ServerHttp2Session),
   });
 

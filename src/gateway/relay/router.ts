@@ -24,7 +24,6 @@ import { ROLE_ID } from "../../wire/tunnel/protocol.ts";
 import { checkRolePath } from "../../wire/tunnel/role-path.ts";
 import { REFUSAL_HEADERS } from "../../wire/refusals.ts";
 import type { SettingsStore } from "../settings-store.ts";
-import { worthLogging } from "../admission.ts";
 import type { FairShare } from "../fairness.ts";
 import type { TunnelPool } from "../tunnels/tunnel-pool.ts";
 import { contentLength, originForm, parseProxyPath, requestLineProblem } from "./checks.ts";
@@ -70,8 +69,6 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
   // Request ids: a random prefix per router and a counter (cheaper than random bytes per request).
   const idPrefix = randomBytes(4).toString("hex");
   let idCounter = 0;
-  /** 429 answers for a fair share so far (logged at 1, 10, 100...). */
-  let busy = 0;
   const retryAfter = (): Record<string, string> => ({ "retry-after": String(limits.retryAfterSeconds) });
 
   return (req, res) => {
@@ -188,10 +185,8 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
     // Last before relaying: the identity's and the address's share of requests in progress.
     const share = deps.fairShare?.admit(verdict.identity, trace.clientAddress);
     if (share && "reason" in share) {
+      // Logged by the fair share's observer, throttled: a misbehaving client would flood the log.
       trace.refused("refused", 429, share.reason, roleId);
-      busy++;
-      if (worthLogging(busy))
-        log.warn(`Request ${trace.where()}: 429 ${share.reason}, ${share.limit} requests of this ${share.scope === "client" ? "client identity" : "source address"} already in progress (${busy} such refusals so far); not relayed`);
       return reply(req, res, 429, share.reason, `too many requests of this ${share.scope === "client" ? "client" : "address"} in progress at once; retry later`, { "retry-after": "1" });
     }
     if (share) {
