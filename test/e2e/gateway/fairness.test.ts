@@ -173,7 +173,12 @@ for (const scope of ["client", "address"] as const) {
       void (async () => {
         while (written < 32 * 1024 * KiB && !up.destroyed) {
           written += chunk.length;
-          if (!up.write(chunk)) await new Promise((r) => (up.once("drain", r), up.once("close", r)));
+          if (!up.write(chunk))
+            await new Promise<void>((r) => {
+              const go = (): void => (up.off("drain", go), up.off("close", go), r());
+              up.on("drain", go);
+              up.on("close", go);
+            });
         }
         if (!up.destroyed) up.end();
       })();
