@@ -100,12 +100,28 @@ export interface GatewayLimits {
   maxPendingConnections: number;
   /** The same, from one source address. */
   maxPendingPerAddress: number;
+  /**
+   * Connections of an address at its maxPendingPerAddress that wait for one of its places, accepted
+   * but paused before any TLS work (admission.ts), from one address and in total; past either the
+   * new one is closed. A waiting connection is closed after handshakeTimeoutMs.
+   */
+  maxWaitingPerAddress: number;
+  maxWaitingConnections: number;
+  /**
+   * An unfinished handshake holds its place at least this long before a newcomer of its address may
+   * take it (both listeners): places change hands at most this often, so an address reconnecting
+   * without end costs no TLS work, and a real handshake (milliseconds) is never cut short.
+   */
+  handshakeGraceMs: number;
   /** Authenticated tunnels (site CA certificate checked) held at once; unfinished handshakes do not count. */
   maxTunnels: number;
   /** Tunnel listener connections whose handshake or certificate check is not done yet; over it, the oldest is closed. */
   maxPendingTunnels: number;
   /** The same, from one source address. */
   maxPendingTunnelsPerAddress: number;
+  /** Tunnel listener connections of an address at its maxPendingTunnelsPerAddress waiting for a place (as maxWaitingPerAddress), per address and in total. */
+  maxWaitingTunnelsPerAddress: number;
+  maxWaitingTunnels: number;
   /** HTTP/2 PING interval on tunnels; a tunnel that misses two answers is closed. */
   tunnelPingMs: number;
 }
@@ -131,6 +147,10 @@ export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyByte
  *   maxTunnels 256                authenticated tunnels: connection points x connections per instance, with room
  *   maxPendingTunnels 64          only a handful of connection points dial an instance; strangers who reach the
  *   maxPendingTunnelsPerAddress 16  tunnel port can hold at most this many places, never a tunnel's
+ *   maxWaitingPerAddress 2,048     connections of an address at its handshake cap wait paused, before any TLS work, for
+ *   maxWaitingConnections 8,192   its places (first come, first served) instead of closing its oldest handshake: an
+ *   maxWaitingTunnels(PerAddress) address reconnecting without end cost an accept and a TLS socket each time; waiting,
+ *     1,024 / 2,048               a connection costs a socket until the handshake timeout
  *   maxRequestsPerClientIdentity 64  a device agent runs a handful of requests at once; 64 is two connections'
  *                                 worth of streams, and an identity gains nothing by opening more connections
  *   maxRequestsPerAddress 4,096   thousands of devices may sit behind one NAT address, each with a request or two
@@ -169,9 +189,14 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   authCacheMs: 60_000,
   maxPendingConnections: 1024,
   maxPendingPerAddress: 128,
+  maxWaitingPerAddress: 2048,
+  maxWaitingConnections: 8192,
+  handshakeGraceMs: 1000,
   maxTunnels: 256,
   maxPendingTunnels: 64,
   maxPendingTunnelsPerAddress: 16,
+  maxWaitingTunnelsPerAddress: 1024,
+  maxWaitingTunnels: 2048,
   tunnelPingMs: 15_000,
 };
 

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import https from "node:https";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { startCmgHarness, until, type CmgHarness, type HttpResult } from "../../helpers/cmg-harness.ts";
 import { rawH2 } from "../../helpers/h2-raw.ts";
@@ -236,5 +237,45 @@ describe("an identity cut off for stream abuse", () => {
     // Another identity is served.
     const r = await h.request(0, path("/echo/other"), { cert: y, h2: true });
     assert.equal(r.status, 200);
+  });
+});
+
+describe("an address that floods the tunnel port with idle connections", () => {
+  let h: CmgHarness;
+  before(async () => {
+    // A handshake timeout longer than the test: nothing is closed for being slow here.
+    h = await startCmgHarness({ instances: 1, connectionPoints: 1, limits: { handshakeTimeoutMs: 600_000, handshakeGraceMs: 600_000, maxPendingTunnelsPerAddress: 4, maxWaitingTunnelsPerAddress: 64 } });
+    await h.waitReady();
+  });
+  after(() => h.close());
+
+  it("waits for its own places (nothing closed, nothing handed to TLS) while a connection point from another address gets its tunnel", async () => {
+    const name = "cp1.opencmg.test";
+    const flood: net.Socket[] = [];
+    let closed = 0;
+    for (let i = 0; i < 40; i++) {
+      const s = await new Promise<net.Socket>((resolve, reject) => {
+        const c = net.connect({ port: h.ports[0]!.tunnel, host: "127.0.0.1", localAddress: OTHER_ADDRESS });
+        c.once("connect", () => resolve(c));
+        c.once("error", reject);
+      });
+      s.on("error", () => {});
+      s.once("close", () => closed++);
+      flood.push(s);
+    }
+    try {
+      // The connection point (127.0.0.1) comes back while the 40 connections are held.
+      await h.killConnectionPoint(0);
+      await until("the instance to see the connection point gone", () => (h.instances[0]!.status().connectionPoints[name] ?? 0) === 0);
+      await h.startConnectionPoint(0);
+      await until("the connection point's tunnel again", () => (h.instances[0]!.status().connectionPoints[name] ?? 0) > 0);
+      // 4 hold handshake places, 36 wait for theirs: none was closed to make room (before, the
+      // address's oldest handshake was closed for each new connection over its 4).
+      assert.equal(closed, 0, `${closed} of the flood's connections were closed`);
+    } finally {
+      for (const s of flood) s.destroy();
+    }
+    // The 4 that held places end as failed handshakes (logged): waited for, so nothing is written after the test.
+    await until("the gateway to log the flood's handshakes as failed", () => h.logLines("gw0", "CMGService.log").filter((l) => /Tunnel TLS handshake from 127\.0\.0\.2/.test(l.text)).length >= 4);
   });
 });
