@@ -43,6 +43,8 @@ export interface ClientListener {
    * use them, established connections keep theirs (nothing is closed).
    */
   applySettings(s: CmgSettings): void;
+  /** Connections in TLS handshake now, and waiting for a handshake place (admission.ts). */
+  handshakes(): { pending: number; waiting: number };
   close(graceMs?: number): Promise<void>;
 }
 
@@ -159,6 +161,7 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   return {
     port,
     server,
+    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
     applySettings(s) {
       server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates], s.serverCert ?? o.serverCert));
     },

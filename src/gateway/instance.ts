@@ -65,6 +65,8 @@ export interface GatewayStatus {
   tunnels: { id: number; connectionPoint: string; remote: string; state: TunnelState; inFlight: number }[];
   /** Ready tunnels per connection point. */
   connectionPoints: Record<string, number>;
+  /** Per listener: connections in TLS handshake now, and connections waiting for a handshake place of their address. */
+  handshakes: { client: { pending: number; waiting: number }; tunnel: { pending: number; waiting: number } };
 }
 
 export interface GatewayInstance {
@@ -172,6 +174,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       settingsRevision: settings.current()?.revision ?? null,
       tunnels: pool.all().map((t) => ({ id: t.id, connectionPoint: t.connectionPoint, remote: t.remote, state: t.state, inFlight: t.inFlight })),
       connectionPoints: Object.fromEntries(pool.byConnectionPoint()),
+      handshakes: { client: client.handshakes(), tunnel: tunnel.handshakes() },
     });
 
     let metricsServer: MetricsServer | null = null;

@@ -54,6 +54,8 @@ export interface TunnelListenerOptions {
 
 export interface TunnelListener {
   port: number;
+  /** Connections in TLS handshake now, and waiting for a handshake place (admission.ts). */
+  handshakes(): { pending: number; waiting: number };
   /** Stops accepting, closes control streams, lets requests in flight finish for `graceMs`, then cuts. */
   close(graceMs?: number): Promise<void>;
 }
@@ -276,6 +278,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
 
   return {
     port,
+    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
     async close(graceMs = 5000) {
       unsubscribe();
       front.close();
