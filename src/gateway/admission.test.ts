@@ -57,6 +57,58 @@ describe("admission of unfinished handshakes", () => {
     assert.equal(evicted, 0);
   });
 
+  it("gated: an address at its cap waits for its places, before any TLS work; newest first; the oldest waiting is closed past the waiting cap", () => {
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 100, maxPendingPerAddress: 2, maxWaitingPerAddress: 2, waitTimeoutMs: 600_000, graceMs: 600_000 });
+    a.start = (s) => void started.push(s);
+    const [s1, s2, s3, s4, s5] = Array.from({ length: 5 }, () => fake("10.0.0.1"));
+    for (const s of [s1!, s2!, s3!, s4!, s5!]) a.accepted(s);
+    // Two handed to TLS, two waiting (not handed, not closed), the oldest waiting (s3) closed for s5.
+    assert.deepEqual(started, [s1, s2]);
+    assert.deepEqual([s1, s2, s3, s4, s5].map((s) => s!.destroyed), [false, false, true, false, false]);
+    assert.equal(a.waiting, 2);
+    // Another address is not held up.
+    const other = fake("10.0.0.9");
+    a.accepted(other);
+    assert.equal(started.at(-1), other);
+    // A place frees up: the newest waiting takes it.
+    a.settled(s1!);
+    assert.equal(started.at(-1), s5);
+    s2!.emit("close");
+    assert.equal(started.at(-1), s4);
+    assert.equal(a.waiting, 0);
+    assert.equal(a.evicted, 1);
+  });
+
+  it("gated: a handshake that held its place past the grace gives it to a newcomer of its address", () => {
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 100, maxPendingPerAddress: 1, maxWaitingPerAddress: 4, waitTimeoutMs: 600_000, graceMs: 0 });
+    a.start = (s) => void started.push(s);
+    const [s1, s2] = [fake("10.0.0.1"), fake("10.0.0.1")];
+    a.accepted(s1);
+    a.accepted(s2);
+    assert.deepEqual([s1.destroyed, s2.destroyed], [true, false]);
+    assert.deepEqual(started, [s1, s2]);
+    assert.equal(a.waiting, 0);
+  });
+
+  it("gated: a waiting connection that closes leaves the queue, and one that waits too long is closed", async () => {
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 100, maxPendingPerAddress: 1, maxWaitingPerAddress: 4, waitTimeoutMs: 1, graceMs: 600_000 });
+    a.start = (s) => void started.push(s);
+    const [s1, s2, s3] = [fake("10.0.0.1"), fake("10.0.0.1"), fake("10.0.0.1")];
+    a.accepted(s1);
+    a.accepted(s2);
+    a.accepted(s3);
+    s2.emit("close");
+    assert.equal(a.waiting, 1);
+    // Bounded: only a broken wait timeout ever waits the whole bound.
+    for (let i = 0; i < 500 && !s3.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(s3.destroyed, true);
+    assert.equal(a.waiting, 0);
+    assert.deepEqual(started, [s1]);
+  });
+
   it("logs floods at 1, 10, 100, 1000 ...", () => {
     assert.deepEqual([1, 2, 9, 10, 11, 100, 500, 1000].filter(worthLogging), [1, 10, 100, 1000]);
   });

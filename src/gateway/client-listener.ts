@@ -11,7 +11,7 @@
  * per source address (admission.ts). HTTP/1.1 requests need a Host header.
  */
 import http2, { type Http2SecureServer } from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import type { GatewayLimits, PemPair } from "./config.ts";
@@ -19,7 +19,7 @@ import type { GatewayMetrics } from "./metrics.ts";
 import type { CmgSettings } from "../wire/tunnel/protocol.ts";
 import type { ClientResponse } from "./relay/router.ts";
 import type { ClientRequest } from "./auth/client-cert.ts";
-import { Admission, worthLogging } from "./admission.ts";
+import { Admission, listenGated, worthLogging } from "./admission.ts";
 import { TLS_POLICY } from "../pki/tls-policy.ts";
 
 export interface ClientListenerOptions {
@@ -43,6 +43,8 @@ export interface ClientListener {
    * use them, established connections keep theirs (nothing is closed).
    */
   applySettings(s: CmgSettings): void;
+  /** Connections in TLS handshake now, and waiting for a handshake place (admission.ts). */
+  handshakes(): { pending: number; waiting: number };
   close(graceMs?: number): Promise<void>;
 }
 
@@ -101,12 +103,21 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   h1.keepAliveTimeout = limits.idleTimeoutMs;
   // Idle timeout for HTTP/1.1 sockets and HTTP/2 sessions alike (no listener: they are destroyed).
   server.setTimeout(limits.idleTimeoutMs);
-  server.maxConnections = limits.maxConnections;
-  // Unfinished handshakes, bounded apart (in total and per address; the oldest is closed first).
-  const admission = new Admission({ maxPending: limits.maxPendingConnections, maxPendingPerAddress: limits.maxPendingPerAddress }, (n, address) => {
-    if (worthLogging(n)) o.log.warn(`Client listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address})`);
-  });
-  server.on("connection", (raw: Socket) => admission.accepted(raw));
+  // Unfinished handshakes, bounded apart (in total, oldest closed first, and per address, where
+  // the excess waits its turn before any TLS work); the listening socket is the gate's (admission.ts).
+  const admission = new Admission(
+    {
+      maxPending: limits.maxPendingConnections,
+      maxPendingPerAddress: limits.maxPendingPerAddress,
+      maxWaitingPerAddress: limits.maxWaitingPerAddress,
+      maxWaiting: limits.maxWaitingConnections,
+      waitTimeoutMs: limits.handshakeTimeoutMs,
+      graceMs: limits.handshakeGraceMs,
+    },
+    (n, address) => {
+      if (worthLogging(n)) o.log.warn(`Client listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address})`);
+    },
+  );
 
   const sockets = new Set<TLSSocket>();
   server.on("secureConnection", (socket: TLSSocket) => {
@@ -132,15 +143,12 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   // Broken HTTP/2 sessions from the internet are routine; they are not logged one by one.
   server.on("sessionError", () => {});
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.port, o.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  // The cap on open connections is the front's: it counts every accepted connection, as the
+  // server's own would have.
+  const front = await listenGated(server, admission, o.host, o.port, limits.maxConnections);
+  front.on("error", (err) => o.log.error(`Client listener error: ${err.message}`));
   server.on("error", (err) => o.log.error(`Client listener error: ${err.message}`));
-  const port = (server.address() as AddressInfo).port;
+  const port = (front.address() as AddressInfo).port;
   o.log.info(`Client listener on ${o.host}:${port} (TLS 1.3, or 1.2 with ECDHE+AEAD; h2 and http/1.1)`);
 
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -153,6 +161,7 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   return {
     port,
     server,
+    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
     applySettings(s) {
       server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates], s.serverCert ?? o.serverCert));
     },
@@ -163,7 +172,10 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
           for (const s of sockets) s.destroy();
         }, graceMs);
         timer.unref();
-        server.close(() => {
+        // The HTTP/2 server never listened (its close only ends its sessions); the front calls
+        // back once every connection is closed.
+        server.close(() => {});
+        front.close(() => {
           clearTimeout(timer);
           resolve();
         });

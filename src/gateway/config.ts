@@ -67,6 +67,22 @@ export interface GatewayLimits {
   maxStreamsPerSecondPerConnection: number;
   /** Streams opened per second by one client identity over all its connections. */
   maxStreamsPerSecondPerClient: number;
+  /**
+   * Fair shares (fairness.ts). Requests in progress of one client identity (certificate
+   * thumbprint or token) over all its connections, HTTP/1.1 and HTTP/2; over it a request gets
+   * 429 client_busy and is not relayed. 0 turns it off.
+   */
+  maxRequestsPerClientIdentity: number;
+  /** Requests in progress from one source address over all its connections and identities (429 address_busy). */
+  maxRequestsPerAddress: number;
+  /** Request body bytes per second one client identity may send, over all its requests, once its burst is spent; 0 = no limit. */
+  uploadBytesPerSecondPerClient: number;
+  /** Body bytes one client identity may send at full speed before its rate applies. */
+  uploadBurstBytesPerClient: number;
+  /** Request body bytes per second from one source address (all identities behind it); 0 = no limit. */
+  uploadBytesPerSecondPerAddress: number;
+  /** Body bytes one source address may send at full speed before its rate applies. */
+  uploadBurstBytesPerAddress: number;
   /** Verbose traffic log: the CMGHttpHandler.log line of each request shows the query string too (it may carry identifiers). */
   traceQuery: boolean;
   /** Time for the management point's answer (response headers) to come back through the tunnel. */
@@ -86,6 +102,19 @@ export interface GatewayLimits {
   maxPendingConnections: number;
   /** The same, from one source address. */
   maxPendingPerAddress: number;
+  /**
+   * Connections of an address at its maxPendingPerAddress that wait for one of its places, accepted
+   * but paused before any TLS work (admission.ts), from one address and in total; past either the
+   * new one is closed. A waiting connection is closed after handshakeTimeoutMs.
+   */
+  maxWaitingPerAddress: number;
+  maxWaitingConnections: number;
+  /**
+   * An unfinished handshake holds its place at least this long before a newcomer of its address may
+   * take it (both listeners): places change hands at most this often, so an address reconnecting
+   * without end costs no TLS work, and a real handshake (milliseconds) is never cut short.
+   */
+  handshakeGraceMs: number;
   /** Admitted tunnels (site CA certificate checked, admitted by the site) held at once; unfinished handshakes do not count. */
   maxTunnels: number;
   /**
@@ -96,6 +125,9 @@ export interface GatewayLimits {
   maxPendingTunnels: number;
   /** The same, from one source address. */
   maxPendingTunnelsPerAddress: number;
+  /** Tunnel listener connections of an address at its maxPendingTunnelsPerAddress waiting for a place (as maxWaitingPerAddress), per address and in total. */
+  maxWaitingTunnelsPerAddress: number;
+  maxWaitingTunnels: number;
   /** HTTP/2 PING interval on tunnels; a tunnel that misses two answers is closed. */
   tunnelPingMs: number;
 }
@@ -121,6 +153,18 @@ export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyByte
  *   maxTunnels 256                authenticated tunnels: connection points x connections per instance, with room
  *   maxPendingTunnels 64          only a handful of connection points dial an instance; strangers who reach the
  *   maxPendingTunnelsPerAddress 16  tunnel port can hold at most this many places, never a tunnel's
+ *   maxWaitingPerAddress 2,048     connections of an address at its handshake cap wait paused, before any TLS work, for
+ *   maxWaitingConnections 8,192   its places (first come, first served) instead of closing its oldest handshake: an
+ *   maxWaitingTunnels(PerAddress) address reconnecting without end cost an accept and a TLS socket each time; waiting,
+ *     1,024 / 2,048               a connection costs a socket until the handshake timeout
+ *   maxRequestsPerClientIdentity 64  a device agent runs a handful of requests at once; 64 is two connections'
+ *                                 worth of streams, and an identity gains nothing by opening more connections
+ *   maxRequestsPerAddress 4,096   thousands of devices may sit behind one NAT address, each with a request or two
+ *   upload 4 MiB/s, burst 16 MiB  per identity: device uploads (inventory, state and status messages, logs) are
+ *                                 kilobytes to a few MiB and go at full speed; a body past the burst goes on at
+ *                                 32 Mbit/s, so one device cannot make the instance, the tunnel and the role
+ *                                 spend their CPU on its bytes while the others wait
+ *   upload 32 MiB/s, burst 64 MiB per source address: a NAT's devices together, eight identities' worth
  */
 export const DEFAULT_LIMITS: GatewayLimits = {
   handshakeTimeoutMs: 10_000,
@@ -137,6 +181,12 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   maxCancelledStreamsPerClient: 200,
   maxStreamsPerSecondPerConnection: 1000,
   maxStreamsPerSecondPerClient: 2000,
+  maxRequestsPerClientIdentity: 64,
+  maxRequestsPerAddress: 4096,
+  uploadBytesPerSecondPerClient: 4 * 1024 * 1024,
+  uploadBurstBytesPerClient: 16 * 1024 * 1024,
+  uploadBytesPerSecondPerAddress: 32 * 1024 * 1024,
+  uploadBurstBytesPerAddress: 64 * 1024 * 1024,
   traceQuery: false,
   upstreamResponseTimeoutMs: 60_000,
   streamIdleTimeoutMs: 120_000,
@@ -145,9 +195,14 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   authCacheMs: 60_000,
   maxPendingConnections: 1024,
   maxPendingPerAddress: 128,
+  maxWaitingPerAddress: 2048,
+  maxWaitingConnections: 8192,
+  handshakeGraceMs: 1000,
   maxTunnels: 256,
   maxPendingTunnels: 64,
   maxPendingTunnelsPerAddress: 16,
+  maxWaitingTunnelsPerAddress: 1024,
+  maxWaitingTunnels: 2048,
   tunnelPingMs: 15_000,
 };
 

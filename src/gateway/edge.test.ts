@@ -48,7 +48,8 @@ describe("tunnel port flood: idle TCP connections that never start TLS", () => {
   let h: CmgHarness;
   before(async () => {
     // A handshake timeout longer than the test: the flood is held for all of it.
-    h = await startCmgHarness({ instances: 1, connectionPoints: 1, limits: { handshakeTimeoutMs: 600_000 } });
+    // At most 100 connections of an address wait for its 16 handshake places; the rest are closed.
+    h = await startCmgHarness({ instances: 1, connectionPoints: 1, limits: { handshakeTimeoutMs: 600_000, maxWaitingTunnelsPerAddress: 100 } });
     await h.waitReady();
   });
   after(() => h.close());
@@ -71,12 +72,18 @@ describe("tunnel port flood: idle TCP connections that never start TLS", () => {
       await until("the restarted connection point's tunnels", () => (h.instances[0]!.status().connectionPoints[name] ?? 0) >= 2, 60_000);
       const r = await h.request(0, `/CCM_Proxy_MutualAuth/${h.roles.mp}/x`, { cert: h.pki.client });
       assert.equal(r.status, 200);
-      // Only a few places are held by the flood (the per-address cap); the rest were closed.
-      await until("the flood to be cut down to the per-address cap", () => flood.length - closedFlood <= 16, 60_000);
+      // Only a few places are held by the flood (the per-address cap) and a bounded number wait
+      // for them (paused, before any TLS work); the rest were closed.
+      await until("the flood to be cut down to the per-address cap and waiting cap", () => flood.length - closedFlood <= 16 + 100, 60_000);
       assert.ok(h.logLines("gw0", "CMGService.log").some((l) => /unfinished TLS handshakes closed to make room/.test(l.text)));
     } finally {
       for (const s of flood) s.destroy();
     }
+    // The waiting ones go through the gate as places free up, and fail there: nothing is left to log after the test.
+    await until("the flood's handshakes and waiting connections to be over", () => {
+      const t = h.instances[0]!.status().handshakes.tunnel;
+      return t.pending === 0 && t.waiting === 0;
+    });
   });
 });
 

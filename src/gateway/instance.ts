@@ -22,6 +22,9 @@ import { LOG_FILES } from "../logs/files.ts";
 import { newSource } from "../observe/channels.ts";
 import { observeGateway } from "./observers.ts";
 import { StreamAbuseGuard } from "./abuse.ts";
+import { worthLogging } from "./admission.ts";
+import { FairShare } from "./fairness.ts";
+import type { ServerHttp2Session } from "node:http2";
 
 export type { GatewayInstanceConfig } from "./config.ts";
 
@@ -62,6 +65,8 @@ export interface GatewayStatus {
   tunnels: { id: number; connectionPoint: string; remote: string; state: TunnelState; inFlight: number }[];
   /** Ready tunnels per connection point. */
   connectionPoints: Record<string, number>;
+  /** Per listener: connections in TLS handshake now, and connections waiting for a handshake place of their address. */
+  handshakes: { client: { pending: number; waiting: number }; tunnel: { pending: number; waiting: number } };
 }
 
 export interface GatewayInstance {
@@ -115,6 +120,9 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       return s && { generation: settings.generation, tokens: s.tokens };
     },
   });
+  const abuseGuard = new StreamAbuseGuard(source, cfg.limits, Date.now, (n, thumbprint) => {
+    if (worthLogging(n)) httpLog.warn(`Client thumbprint ${thumbprint} was cut off for HTTP/2 stream abuse within the last ${cfg.limits.abuseWindowMs} ms: its new connection got GOAWAY ENHANCE_YOUR_CALM at once (${n} such connections so far)`);
+  });
   const router = createRouter({
     source,
     settings,
@@ -122,9 +130,9 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     authenticators: { [TOKEN_SCHEME]: tokens, ...deps.authenticators, CCM_Proxy_MutualAuth: mtls },
     limits: cfg.limits,
     log: httpLog,
+    fairShare: new FairShare(source, cfg.limits),
+    refusesSession: (s) => abuseGuard.refuses(s as ServerHttp2Session),
   });
-
-  const abuseGuard = new StreamAbuseGuard(source, cfg.limits);
 
   const opened: { close(graceMs?: number): Promise<void> }[] = [];
   try {
@@ -167,6 +175,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       settingsRevision: settings.current()?.revision ?? null,
       tunnels: pool.all().map((t) => ({ id: t.id, connectionPoint: t.connectionPoint, remote: t.remote, state: t.state, inFlight: t.inFlight })),
       connectionPoints: Object.fromEntries(pool.byConnectionPoint()),
+      handshakes: { client: client.handshakes(), tunnel: tunnel.handshakes() },
     });
 
     let metricsServer: MetricsServer | null = null;

@@ -38,6 +38,7 @@ export class GatewayMetrics {
   readonly failovers: Counter;
   readonly settingsRevision: Gauge;
   readonly abuse: Counter<"rule" | "scope">;
+  readonly fairShare: Counter<"kind" | "scope">;
 
   constructor(instanceName: string, o: GatewayMetricsOptions = {}) {
     const registers = [this.registry];
@@ -70,6 +71,12 @@ export class GatewayMetrics {
       name: "opencmg_gateway_client_abuse_total",
       help: "Client connections cut off with GOAWAY ENHANCE_YOUR_CALM, by rule (cancelled_streams, stream_rate) and scope (connection, client)",
       labelNames: ["rule", "scope"],
+      registers,
+    });
+    this.fairShare = new Counter({
+      name: "opencmg_gateway_fair_share_total",
+      help: "Clients over their fair share: requests answered 429 (kind busy) and request bodies paused (kind upload_paused), by scope (client identity, address)",
+      labelNames: ["kind", "scope"],
       registers,
     });
     for (const direction of ["in", "out"]) this.bytes.inc({ direction }, 0);

@@ -4,9 +4,10 @@
  * Subscribed for the instance's own source; the returned function unsubscribes on stop.
  */
 import type { ComponentLog } from "../logs/cmtrace.ts";
-import { Subscriptions, topics, type GatewayAbuseMessage, type GatewayRequestMessage, type GatewayRequestResult, type Source } from "../observe/channels.ts";
+import { Subscriptions, topics, type GatewayAbuseMessage, type GatewayFairShareMessage, type GatewayRequestMessage, type GatewayRequestResult, type Source } from "../observe/channels.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { TunnelPool } from "./tunnels/tunnel-pool.ts";
+import { worthLogging } from "./admission.ts";
 
 export interface GatewayObserverDeps {
   source: Source;
@@ -69,18 +70,25 @@ export function gatewayMetricsObserver({ source, metrics, pool }: Pick<GatewayOb
       }, source),
       topics.settingsApplied.subscribe((m) => metrics.settingsRevision.set(m.revision), source),
       topics.gatewayAbuse.subscribe((m) => metrics.abuse.inc({ rule: m.rule, scope: m.scope }), source),
+      topics.gatewayFairShare.subscribe((m) => metrics.fairShare.inc({ kind: m.kind, scope: m.scope }), source),
     )
     .closer();
 }
 
 /** One CMGHttpHandler.log line per relayed request; tunnel and settings lines in CMGService.log. */
 export function gatewayLogObserver({ source, http, service }: Pick<GatewayObserverDeps, "source" | "http" | "service">): () => void {
+  // Fair share events come by the thousand from a misbehaving client: lines at the 1st, 10th, 100th...
+  const fairCounts = { busy: 0, upload_paused: 0 };
   return new Subscriptions()
     .add(
       topics.gatewayRequest.subscribe((m) => {
         if (m.result === "ok") http.info(requestLine(m));
       }, source),
       topics.gatewayAbuse.subscribe((m) => http.warn(abuseLine(m)), source),
+      topics.gatewayFairShare.subscribe((m) => {
+        const n = ++fairCounts[m.kind];
+        if (worthLogging(n)) http.warn(fairShareLine(m, n));
+      }, source),
       topics.tunnelState.subscribe((m) => {
         if (m.side !== "gateway") return;
         if (m.previous === null) service.info(`Connection point ${m.connectionPoint} opened ${m.tunnel}`);
@@ -108,6 +116,13 @@ export function requestLine(m: GatewayRequestMessage): string {
     `${m.method} ${m.path}${m.query ?? ""} role ${m.roleId} (${m.roleKind}): ${m.status}, in ${m.bytesIn} bytes, out ${m.bytesOut} bytes, ${m.durationMs} ms, ` +
     `client ${who} from ${m.clientAddress ?? "?"} via ${m.connectionPoint ?? "?"} (request ${m.requestId})`
   );
+}
+
+/** `Client thumbprint 9E58... from 10.0.0.5: upload paused 250 ms, over the client identity's upload share (100 such pauses so far)` */
+export function fairShareLine(m: GatewayFairShareMessage, n: number): string {
+  const whose = m.scope === "client" ? "client identity's" : "source address's";
+  const what = m.kind === "busy" ? `request answered 429, over the ${whose} share of requests in progress` : `upload paused ${m.waitMs ?? 0} ms, over the ${whose} upload share`;
+  return `Client thumbprint ${m.thumbprint || "?"} from ${m.clientAddress ?? "?"}: ${what} (${n} such ${m.kind === "busy" ? "refusals" : "pauses"} so far)`;
 }
 
 /** `Client CN=PC-001 thumbprint 9E58... from 10.0.0.5: 101 streams cancelled before an answer within 10000 ms on one connection (limit 100): ...` */

@@ -140,6 +140,21 @@ export interface GatewayAbuseMessage {
   connections: number;
 }
 
+/**
+ * A client over its fair share of the instance (gateway/fairness.ts), by identity ("client") or
+ * source address: a request answered 429 (`busy`), or a request body's reading paused (`upload_paused`).
+ */
+export interface GatewayFairShareMessage {
+  source: Source;
+  kind: "busy" | "upload_paused";
+  scope: "client" | "address";
+  clientAddress: string | undefined;
+  /** The client certificate's thumbprint (token: its key id, if any). */
+  thumbprint: string;
+  /** upload_paused: how long the body is not read, ms. */
+  waitMs?: number;
+}
+
 /** Settings that a connection point sent and the instance now enforces. */
 export interface SettingsAppliedMessage {
   source: Source;
@@ -295,6 +310,8 @@ export const topics = {
   gatewayRefusal: new Topic<GatewayRefusalMessage>("opencmg:gateway:refusal"),
   /** `opencmg:gateway:abuse` */
   gatewayAbuse: new Topic<GatewayAbuseMessage>("opencmg:gateway:abuse"),
+  /** A client over its fair share: a request refused with 429, or an upload paused (gateway/fairness.ts). */
+  gatewayFairShare: new Topic<GatewayFairShareMessage>("opencmg:gateway:fairShare"),
   /** `opencmg:gateway:settingsApplied` */
   settingsApplied: new Topic<SettingsAppliedMessage>("opencmg:gateway:settingsApplied"),
   /** `opencmg:tunnel:state` (both ends; `side` tells which) */

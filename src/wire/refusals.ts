@@ -120,6 +120,14 @@ export const GATEWAY_REFUSALS: Record<string, RefusalInfo> = {
     check: "tunnel to the site (connection point)",
     fix: "the tunnel to the site broke while relaying: see SMS_Cloud_ProxyConnector.log on the connection point and CMGHttpHandler.log at the gateway",
   },
+  client_busy: {
+    check: "requests in progress per client",
+    fix: "this device already has as many requests in progress at this gateway as one device may (maxRequestsPerClientIdentity): retry after the others end; a device that keeps hitting it is misbehaving or its certificate or token is used elsewhere",
+  },
+  address_busy: {
+    check: "requests in progress per address",
+    fix: "the devices behind this source address already have as many requests in progress at this gateway as one address may (maxRequestsPerAddress): retry later; raise the limit for a NAT with very many devices",
+  },
   upstream_timeout: {
     check: "site answer time",
     fix: "the management point did not answer in time through the tunnel: check the management point and the connection point's route to it",

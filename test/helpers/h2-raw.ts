@@ -53,6 +53,8 @@ export interface RawH2 {
   /** Both at once: one write, as a rapid-reset attacker does. */
   openAndCancel(path: string): number;
   flush(): void;
+  /** Bytes written and not yet taken by the kernel (for an attacker that must not buffer without bound). */
+  readonly buffered: number;
   destroy(): void;
   whenClosed: Promise<void>;
 }
@@ -62,11 +64,21 @@ export interface RawH2 {
  * const c = await rawH2({ port, ca, cert });
  * for (let i = 0; i < 1000 && !c.closed; i++) c.openAndCancel("/x");
  */
-export async function rawH2(o: { port: number; ca: string; cert: CertKeyPem }): Promise<RawH2> {
-  const socket = tls.connect({ host: "127.0.0.1", port: o.port, ca: o.ca, servername: "cmg.opencmg.test", cert: o.cert.certPem, key: o.cert.keyPem, ALPNProtocols: ["h2"] });
+export async function rawH2(o: { port: number; ca: string; cert: CertKeyPem; localAddress?: string }): Promise<RawH2> {
+  const socket = tls.connect({
+    host: "127.0.0.1",
+    port: o.port,
+    ca: o.ca,
+    servername: "cmg.opencmg.test",
+    cert: o.cert.certPem,
+    key: o.cert.keyPem,
+    ALPNProtocols: ["h2"],
+    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once("secureConnect", () => resolve());
     socket.once("error", reject);
+    socket.once("close", () => reject(new Error("the server closed the connection during the handshake")));
   });
   socket.on("error", () => {});
   let out: Buffer[] = [PREFACE, frame(T.SETTINGS, 0, 0)];
@@ -97,6 +109,9 @@ export async function rawH2(o: { port: number; ca: string; cert: CertKeyPem }): 
     flush() {
       if (out.length && !socket.destroyed) socket.write(Buffer.concat(out));
       out = [];
+    },
+    get buffered() {
+      return socket.writableLength;
     },
     destroy() {
       socket.destroy();

@@ -35,6 +35,8 @@ export interface RelayTarget {
   maxBody: number;
   client: ClientIdentity;
   headers: Record<string, unknown>;
+  /** The client's upload share (fairness.ts): milliseconds to stop reading after `n` body bytes. */
+  throttle?: (n: number) => number;
 }
 
 type StreamError = Error & { code?: string };
@@ -61,7 +63,7 @@ export class Relay {
     private readonly trace: RequestTrace,
     private readonly target: RelayTarget,
   ) {
-    this.#body = hasBody(req) ? new BodyRelay(req, target.maxBody, (n) => (trace.bytesIn += n)) : null;
+    this.#body = hasBody(req) ? new BodyRelay(req, target.maxBody, (n) => (trace.bytesIn += n), target.throttle) : null;
   }
 
   start(): void {

@@ -7,11 +7,13 @@
  * Order of checks: an HTTP/1.0, 1.1 or 2 request (else 505; HTTP/1.1 with a Host header, else 400),
  * a path that stays under the role (else 400 bad_path; role-path.ts), settings present (else 503), client authenticated (else 403 with the reason),
  * role known (else 404), role allows CMG traffic (else 403; nothing goes on-premises), body size
- * (else 413), a ready tunnel (else 503 + Retry-After). Then relay.ts relays the request with
+ * (else 413), the identity's and the address's fair share of requests in progress (else 429;
+ * fairness.ts), a ready tunnel (else 503 + Retry-After). Then relay.ts relays the request with
  * failover. Each request's end is published on the observe channels (trace.ts), where metrics and
  * log lines pick it up.
  */
 import { randomBytes } from "node:crypto";
+import http2, { type Http2ServerRequest, type Http2Session } from "node:http2";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import type { Source } from "../../observe/channels.ts";
 import type { AuthVerdict, ClientAuthenticator, ClientRequest } from "../auth/client-cert.ts";
@@ -22,10 +24,11 @@ import { ROLE_ID } from "../../wire/tunnel/protocol.ts";
 import { checkRolePath } from "../../wire/tunnel/role-path.ts";
 import { REFUSAL_HEADERS } from "../../wire/refusals.ts";
 import type { SettingsStore } from "../settings-store.ts";
+import type { FairShare } from "../fairness.ts";
 import type { TunnelPool } from "../tunnels/tunnel-pool.ts";
 import { contentLength, originForm, parseProxyPath, requestLineProblem } from "./checks.ts";
 import { Relay } from "./relay.ts";
-import { abortResponse, reply, type ClientResponse } from "./reply.ts";
+import { abortResponse, gone, reply, type ClientResponse } from "./reply.ts";
 import { RequestTrace } from "./trace.ts";
 
 export type { ClientResponse } from "./reply.ts";
@@ -40,6 +43,10 @@ export interface RouterDeps {
   limits: GatewayLimits;
   /** CMGHttpHandler.log */
   log: ComponentLog;
+  /** Requests in progress and upload bytes per identity and per address (fairness.ts); none: no quotas. */
+  fairShare?: FairShare;
+  /** True for an HTTP/2 client session cut off for stream abuse (abuse.ts): its streams are refused, never relayed. */
+  refusesSession?: (session: Http2Session) => boolean;
 }
 
 /** A request on its way through the router, once its path is parsed. */
@@ -80,6 +87,13 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
 
   /** Up to authentication; goes on in `authorized` at once when the authenticator answers synchronously (a cached verdict). */
   function handle(req: ClientRequest, res: ClientResponse): void {
+    // A connection cut off for stream abuse gets nothing relayed: its streams are refused at once
+    // (REFUSED_STREAM: not processed), the cheapest answer there is.
+    const stream = (req as Http2ServerRequest).stream;
+    if (stream && deps.refusesSession?.(stream.session as Http2Session)) {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     const requestId = `${idPrefix}${(idCounter++).toString(36).padStart(6, "0")}`;
     const url = originForm(req.url ?? "/");
     const q = url.indexOf("?");
@@ -170,7 +184,18 @@ export function createRouter(deps: RouterDeps): (req: ClientRequest, res: Client
     if (size.bytes > CONNECTION_POINT_H2.maxHeaderListSize || size.count > CONNECTION_POINT_H2.maxHeaderListPairs) {
       return headersTooLarge(req, res, r, `${size.count} header fields of ${size.bytes} bytes with the gateway's own, over the connection point's limits (${CONNECTION_POINT_H2.maxHeaderListPairs} fields, ${CONNECTION_POINT_H2.maxHeaderListSize} bytes)`);
     }
-    new Relay(deps, req, res, trace, { roleId, roleKind: route.kind, maxBody, client: verdict.identity, headers }).start();
+    // Last before relaying: the identity's and the address's share of requests in progress.
+    const share = deps.fairShare?.admit(verdict.identity, trace.clientAddress);
+    if (share && "reason" in share) {
+      // Logged by the fair share's observer, throttled: a misbehaving client would flood the log.
+      trace.refused("refused", 429, share.reason, roleId);
+      return reply(req, res, 429, share.reason, `too many requests of this ${share.scope === "client" ? "client" : "address"} in progress at once; retry later`, { "retry-after": "1" });
+    }
+    if (share) {
+      if (gone(res)) share.release();
+      else res.once("close", () => share.release());
+    }
+    new Relay(deps, req, res, trace, { roleId, roleKind: route.kind, maxBody, client: verdict.identity, headers, ...(share ? { throttle: share.throttle } : {}) }).start();
   }
 
   function headersTooLarge(req: ClientRequest, res: ClientResponse, r: RoutedRequest, why: string): void {

@@ -12,7 +12,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import http2, { type ClientHttp2Stream } from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import { topics, type Source } from "../../observe/channels.ts";
@@ -33,7 +33,7 @@ import { keepAlive } from "../../wire/tunnel/keepalive.ts";
 import { TUNNEL_H2 } from "../../wire/tunnel/h2.ts";
 import type { SettingsStore } from "../settings-store.ts";
 import { Tunnel, type TunnelPool } from "./tunnel-pool.ts";
-import { Admission, worthLogging } from "../admission.ts";
+import { Admission, listenGated, worthLogging } from "../admission.ts";
 import { TLS_POLICY } from "../../pki/tls-policy.ts";
 import { connectionPointIdentity, type ConnectionPointIdentity } from "../../wire/tunnel/signed-settings.ts";
 
@@ -56,6 +56,8 @@ export interface TunnelListenerOptions {
 
 export interface TunnelListener {
   port: number;
+  /** Connections in TLS handshake now, and waiting for a handshake place (admission.ts). */
+  handshakes(): { pending: number; waiting: number };
   /** Stops accepting, closes control streams, lets requests in flight finish for `graceMs`, then cuts. */
   close(graceMs?: number): Promise<void>;
 }
@@ -83,10 +85,20 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
   // Not server.maxConnections: it would count connections that never start TLS as tunnels, and a
   // stranger holding idle TCP connections would keep connection points out. Unfinished handshakes
   // are bounded apart (oldest closed first); maxTunnels counts authenticated tunnels only.
-  const admission = new Admission({ maxPending: o.limits.maxPendingTunnels, maxPendingPerAddress: o.limits.maxPendingTunnelsPerAddress }, (n, address) => {
-    if (worthLogging(n)) o.log.warn(`Tunnel listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address}); someone holds connections to the tunnel port without opening a tunnel`);
-  });
-  server.on("connection", (raw: Socket) => admission.accepted(raw));
+  // An address at its cap waits for its places before any TLS work, within bounds (admission.ts).
+  const admission = new Admission(
+    {
+      maxPending: o.limits.maxPendingTunnels,
+      maxPendingPerAddress: o.limits.maxPendingTunnelsPerAddress,
+      maxWaitingPerAddress: o.limits.maxWaitingTunnelsPerAddress,
+      maxWaiting: o.limits.maxWaitingTunnels,
+      waitTimeoutMs: o.limits.handshakeTimeoutMs,
+      graceMs: o.limits.handshakeGraceMs,
+    },
+    (n, address) => {
+      if (worthLogging(n)) o.log.warn(`Tunnel listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address}); someone holds connections to the tunnel port without opening a tunnel`);
+    },
+  );
   // A tunnel that said hello before any settings existed becomes ready when another one brings them.
   const senders = new Map<ClientHttp2Stream, (m: GatewayMessage) => void>();
   const unsubscribe = o.settings.onChange((s) => {
@@ -326,22 +338,19 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     topics.tunnelState.publish({ source: o.source, side: "gateway", tunnel: t.label, id: t.id, connectionPoint: t.connectionPoint, state: t.state, previous, served: t.served });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.port, o.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  const front = await listenGated(server, admission, o.host, o.port);
+  front.on("error", (err) => o.log.error(`Tunnel listener error: ${err.message}`));
   server.on("error", (err) => o.log.error(`Tunnel listener error: ${err.message}`));
-  const port = (server.address() as AddressInfo).port;
+  const port = (front.address() as AddressInfo).port;
   o.log.info(`Tunnel listener of ${o.instanceName} on ${o.host}:${port}, accepting connection points with certificates of the site CA that the site admits`);
 
   return {
     port,
+    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
     async close(graceMs = 5000) {
       unsubscribe();
-      server.close();
+      front.close();
+      server.close(() => {});
       const tunnels = o.pool.all();
       for (const t of tunnels) {
         setState(t, "draining");
