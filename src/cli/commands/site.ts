@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { hostname } from "node:os";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
 import { initSite, openSite } from "../../site/site.ts";
@@ -64,18 +65,28 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
     .description("run the site: admin API, administration console and scheduled tasks")
     .option("--listen <host:port>", "where the admin API and the console listen", "127.0.0.1:8240")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { listen: string; logLevel: string }, cmd: Command) => {
+    .option("--join-listen <host:port>", "where site system servers join and fetch their configuration (TLS, site CA); default: not served")
+    .option("--join-name <fqdn>", "the name joining servers reach the join listener by (its certificate's; default: this host's name)")
+    .action(async (o: { listen: string; logLevel: string; joinListen?: string; joinName?: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
+      const joinListen = o.joinListen === undefined ? undefined : parseListen(o.joinListen, "joinListen");
       const logLevel = logLevelOpt(o.logLevel);
       const g = ctx.globals(cmd);
       const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
       const server = await startSiteServer({ site: opened, listen, log });
+      let joinApi: { url: string; close(): Promise<void> } | undefined;
+      if (joinListen) {
+        const { startJoinListener } = await import("../../join/listener.ts");
+        const { SitePki } = await import("../../site/site-pki.ts");
+        joinApi = await startJoinListener({ site: opened, pki: new SitePki(opened.paths.data), listen: joinListen, names: [o.joinName ?? hostname()] });
+      }
       // Listening for SIGTERM before saying so: whoever waits for this line may stop it at once.
       const stopped = waitForStop();
-      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}); Ctrl-C stops it\n`);
+      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken})${joinApi ? `; servers join at ${joinApi.url}` : ""}; Ctrl-C stops it\n`);
       await stopped;
+      await joinApi?.close();
       await server.close();
       await opened.close();
     });
