@@ -20,7 +20,7 @@ import { ForbiddenError, OpenCmgError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { SitePki } from "../site/site-pki.ts";
 import type { OpenedSite, SiteServices } from "../site/site.ts";
-import { connectionPointReportSchema, servicesLink, trafficReportSchema } from "../roles/cmg-connection-point/site-link.ts";
+import { cmgGone, connectionPointReportSchema, knownCmgRule, servicesLink, trafficReportSchema } from "../roles/cmg-connection-point/site-link.ts";
 import { check } from "../site/validation.ts";
 
 import { JOIN_API } from "./client.ts";
@@ -64,7 +64,8 @@ export async function startJoinListener(o: JoinListenerOptions): Promise<JoinLis
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? "").split("?")[0];
+    const url = new URL(req.url ?? "/", "https://join");
+    const path = url.pathname;
     const route = `${req.method} ${path}`;
     if (route === `GET ${JOIN_API}/ca`) return answer(res, 200, { ca: caPem });
     if (route === `POST ${JOIN_API}`) {
@@ -79,12 +80,17 @@ export async function startJoinListener(o: JoinListenerOptions): Promise<JoinLis
       return answer(res, 200, { server: fqdn, roles: roles.map((r) => ({ kind: r.kind, settings: r.settings })) });
     }
     const link = servicesLink(s, () => caPem);
-    const needConnectionPoint = async (): Promise<void> => {
-      if (!(await s.roles.findOn(fqdn, "cmg-connection-point"))) throw new ForbiddenError(`${fqdn} has no CMG connection point role at this site`);
+    const needConnectionPoint = async (knownCmg?: string): Promise<void> => {
+      if (await s.roles.findOn(fqdn, "cmg-connection-point")) return;
+      // Deleting a CMG removes its connection point roles: the connection point learns it was deleted.
+      if (knownCmg !== undefined) await cmgGone(s, knownCmg);
+      throw new ForbiddenError(`${fqdn} has no CMG connection point role at this site`);
     };
     if (route === `GET ${JOIN_API}/connection-point`) {
-      await needConnectionPoint();
-      const config = await link.config(fqdn);
+      const cmgParam = url.searchParams.get("cmg");
+      const knownCmg = cmgParam === null ? undefined : check("cmg", knownCmgRule, cmgParam);
+      await needConnectionPoint(knownCmg);
+      const config = await link.config(fqdn, knownCmg);
       const egress = await s.proxies.route(fqdn, "cmg-connection-point");
       return answer(res, 200, { ...config, egress });
     }

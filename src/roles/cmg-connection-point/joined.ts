@@ -26,9 +26,9 @@ export function joinedConnectionPointDeps(host: JoinedHost, logs: LogSet, o: { e
   let egress: { decision: ProxyDecision; route: EgressRoute } = { decision: { use: "direct" } as ProxyDecision, route: { mode: "direct" } };
   const site: ConnectionPointSite = {
     caPem: host.caPem,
-    async config(fqdn) {
+    async config(fqdn, knownCmg) {
       if (fqdn !== host.server) throw new Error(`this data folder joined the site as ${host.server}, not ${fqdn}`);
-      const { egress: e, ...config } = check("config", answerSchema, await host.get("/connection-point"));
+      const { egress: e, ...config } = check("config", answerSchema, await host.get(`/connection-point${knownCmg === undefined ? "" : `?cmg=${encodeURIComponent(knownCmg)}`}`));
       egress = { decision: e.decision as unknown as ProxyDecision, route: e.route as EgressRoute };
       return config;
     },

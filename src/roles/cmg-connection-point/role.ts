@@ -56,9 +56,10 @@ const STATE: Record<HealthReport["status"], ComponentState> = { ok: "OK", warnin
 export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdnInput: string, o: ConnectionPointRoleOptions = {}): Promise<RunningConnectionPoint> {
   const fqdn = fqdnInput.toLowerCase();
   const site = deps.site;
+  // The certificate first: the settings signed next admit it, so the first tunnels are admitted at once.
+  const tls = await site.tunnelCertificate(fqdn);
   const first = await site.config(fqdn);
   const cmg = first.cmg;
-  const tls = await site.tunnelCertificate(fqdn);
   const log = connectionPointLogs(deps.logs);
   // A stopped or deleted CMG has no instance to dial: the tunnels drain and end.
   const instancesOf = (v: ConnectionPointConfig["cmg"]) => (v.runState === "running" ? v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort })) : []);
@@ -135,7 +136,7 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
     if (deleted) return;
     let next: ConnectionPointConfig;
     try {
-      next = await site.config(fqdn);
+      next = await site.config(fqdn, cmg.name);
     } catch (e) {
       if (!(e instanceof OpenCmgError && e.kind === "not_found")) throw e;
       deleted = true;

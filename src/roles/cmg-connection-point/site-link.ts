@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { CertKeyPem } from "../../pki/issue.ts";
-import { ValidationError } from "../../errors.ts";
+import { NotFoundError, ValidationError } from "../../errors.ts";
 import type { SiteServices } from "../../site/site.ts";
 import { StatusId } from "../../site/status-ids.ts";
 import { signedSettingsSchema } from "../../wire/tunnel/signed-settings.ts";
@@ -49,8 +49,11 @@ export type ConnectionPointTraffic = z.infer<typeof trafficReportSchema>;
 export interface ConnectionPointSite {
   /** The site CA (the instances' tunnel certificates, the backends' server certificates). */
   readonly caPem: string;
-  /** The configuration now; refused when the server has no connection point role; not_found when its CMG was deleted. */
-  config(fqdn: string): Promise<ConnectionPointConfig>;
+  /**
+   * The configuration now; refused when the server has no connection point role; not_found when
+   * `knownCmg` (the CMG it serves) was deleted (deleting a CMG removes its connection point roles).
+   */
+  config(fqdn: string, knownCmg?: string): Promise<ConnectionPointConfig>;
   /** The tunnel client certificate and its key. */
   tunnelCertificate(fqdn: string): Promise<CertKeyPem>;
   report(fqdn: string, r: ConnectionPointReport): Promise<void>;
@@ -63,8 +66,9 @@ export function servicesLink(s: SiteServices, caPem: () => string): ConnectionPo
     get caPem() {
       return caPem();
     },
-    async config(fqdn) {
+    async config(fqdn, knownCmg) {
       const role = (await s.roles.list(fqdn)).find((r) => r.kind === "cmg-connection-point");
+      if ((!role || role.kind !== "cmg-connection-point" || !role.settings.cmgName) && knownCmg !== undefined) await cmgGone(s, knownCmg);
       if (!role || role.kind !== "cmg-connection-point") throw new ValidationError("server", `${fqdn} has no CMG connection point role (opencmg role add ${fqdn} cmg-connection-point --cmg NAME)`);
       const cmgName = role.settings.cmgName;
       if (!cmgName) throw new ValidationError("cmg", `the connection point on ${fqdn} is not bound to a CMG (opencmg role set ${fqdn} cmg-connection-point --cmg NAME)`);
@@ -91,3 +95,11 @@ export function servicesLink(s: SiteServices, caPem: () => string): ConnectionPo
     traffic: (fqdn, cmg, records) => s.cmgTraffic.record(cmg, fqdn, records),
   };
 }
+
+/** The CMG a connection point served was deleted: not_found (its role went with it). */
+export async function cmgGone(s: SiteServices, name: string): Promise<void> {
+  if (!(await s.cmgs.exists(name))) throw new NotFoundError("name", `CMG ${name}`);
+}
+
+/** The `cmg` a joined connection point names when it asks again. */
+export const knownCmgRule = z.string().trim().toLowerCase().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a CMG name");
