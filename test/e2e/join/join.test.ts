@@ -140,7 +140,7 @@ it("joins with a one-time token: the joined folder holds its key, its certificat
   assert.match(pinned.stderr, /not the 0{64} printed with the join token/);
 });
 
-it("refuses an expired and a revoked token", async () => {
+it("refuses an expired and a revoked token; a used token revoked ends its server's configuration", async () => {
   // A token created two hours ago with a one-hour lifetime.
   const past = await openSite({ dataDir: siteDir, now: () => new Date(Date.now() - 2 * 3600_000) });
   let expired;
@@ -159,6 +159,19 @@ it("refuses an expired and a revoked token", async () => {
   const r = await joinWith(tempDir(), t.token, t.siteCaSha256);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /was revoked/);
+  // A used token revoked: the server that joined with it is answered nothing more.
+  const used = await createToken();
+  const otherDir = tempDir();
+  const j = await joinWith(otherDir, used.token, used.siteCaSha256);
+  assert.equal(j.code, 0, j.stderr);
+  const other = new JoinedHost(otherDir);
+  try {
+    assert.equal(((await other.get("/config")) as { server: string }).server, CP);
+    assert.equal((await opencmg(siteDir, ["server", "join-token", "revoke", used.id])).code, 0);
+    await assert.rejects(other.get("/config"), (e: OpenCmgError) => e.kind === "forbidden" && /was revoked/.test(e.message));
+  } finally {
+    await other.close();
+  }
   const audit = await reader.services.audit.list({ limit: 200 });
   assert.ok(audit.items.some((a) => a.action === "joins.revokeToken" && a.object === `join-token/${t.id}`), "the revocation is audited");
   assert.ok(!JSON.stringify(audit).includes(t.token.split(".")[1]!), "no token secret in the audit log");
