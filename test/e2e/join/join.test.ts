@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
@@ -31,6 +31,7 @@ let backend: Server;
 let clientBase: number;
 let mpRoleId: string;
 let joinUrl: string;
+let apiUrl: string;
 let reader: OpenedSite;
 const children: ChildProcess[] = [];
 
@@ -108,8 +109,9 @@ before(async () => {
     await site.close();
   }
   reader = await openSite({ dataDir: siteDir });
-  const served = await startProcess(siteDir, ["site", "serve", "--listen", "127.0.0.1:0", "--join-listen", "127.0.0.1:0"], /servers join at (https:\/\/[^;\s]+)/);
-  joinUrl = served.match[1]!;
+  const served = await startProcess(siteDir, ["site", "serve", "--listen", "127.0.0.1:0", "--join-listen", "127.0.0.1:0"], /admin API on (http:\/\/[^\s]+) .*servers join at (https:\/\/[^;\s]+)/);
+  apiUrl = served.match[1]!;
+  joinUrl = served.match[2]!;
   await startProcess(siteDir, ["cmg", "start", "joined", "--poll-interval", "0.3"], /Ctrl-C stops them/);
 });
 
@@ -175,6 +177,23 @@ it("refuses an expired and a revoked token; a used token revoked ends its server
   const audit = await reader.services.audit.list({ limit: 200 });
   assert.ok(audit.items.some((a) => a.action === "joins.revokeToken" && a.object === `join-token/${t.id}`), "the revocation is audited");
   assert.ok(!JSON.stringify(audit).includes(t.token.split(".")[1]!), "no token secret in the audit log");
+});
+
+it("creates, lists and revokes join tokens over the admin API, never listing a token", async () => {
+  const auth = { authorization: `Bearer ${readFileSync(join(siteDir, "admin.token"), "utf8").trim()}`, "content-type": "application/json" };
+  const created = await request(`${apiUrl}/api/v1/servers/${CP}/join-tokens`, { method: "POST", headers: auth, body: JSON.stringify({ lifetimeMinutes: 5 }) });
+  const t = (await created.body.json()) as { id: string; token: string; siteCaSha256: string };
+  assert.equal(created.statusCode, 201, JSON.stringify(t));
+  const listed = await request(`${apiUrl}/api/v1/join-tokens`, { headers: auth });
+  const text = await listed.body.text();
+  assert.equal(listed.statusCode, 200, text);
+  assert.equal((JSON.parse(text) as { id: string; state: string }[]).find((x) => x.id === t.id)?.state, "active");
+  assert.ok(!text.includes(t.token.split(".")[1]!), "the list never holds a token");
+  const revoked = await request(`${apiUrl}/api/v1/join-tokens/${t.id}`, { method: "DELETE", headers: { authorization: auth.authorization } });
+  assert.equal(((await revoked.body.json()) as { state: string }).state, "revoked");
+  const r = await joinWith(tempDir(), t.token, t.siteCaSha256);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /was revoked/);
 });
 
 it("serves a device through the joined connection point, which has no database and no site key", async () => {
