@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import type { ConnectionPointRoleDeps } from "../roles/cmg-connection-point/role.ts";
+import { servicesLink } from "../roles/cmg-connection-point/site-link.ts";
 import type { ManagementPointDeps } from "../roles/mp/server.ts";
 import { siteInternetMps } from "../roles/mp/internet-mps.ts";
 import { EndpointMonitor, type EndpointMonitorDeps, type EndpointMonitorOptions } from "../roles/scp/endpoint-monitor.ts";
@@ -60,7 +61,8 @@ export function endpointMonitor(site: OpenedSite, opts: EndpointMonitorOptions =
 
 export function connectionPointRoleDeps(site: OpenedSite): ConnectionPointRoleDeps {
   const s = site.services;
-  return { roles: s.roles, cmgs: s.cmgs, traffic: s.cmgTraffic, settings: s.settings, status: s.status, logs: site.logs, egress: site.egress, pki: new SitePki(site.paths.data), trust: s.cmgTrust };
+  const pki = new SitePki(site.paths.data);
+  return { site: servicesLink(s, () => pki.caPem), logs: site.logs, egress: site.egress };
 }
 
 /**

@@ -106,3 +106,22 @@ test("createCrl writes an X509 CRL PEM signed by the issuer, listing the revoked
   const empty = parseCrl(await createCrl({ issuer: ca, revoked: [], nextUpdate }));
   assert.equal(empty.entries.length, 0);
 });
+
+test("a joining host's request: its key stays with it, the certificate is issued for that key; a request with a broken signature is refused", async () => {
+  const { createCsr, issueCertForKey, verifiedCsrKey } = await import("./issue.ts");
+  const ca = await createCa({ commonName: "Site CA" });
+  const { keyPem, csrPem } = await createCsr("cp01.contoso.test");
+  const issued = await issueCertForKey({ issuer: ca, publicKey: await verifiedCsrKey(csrPem), commonName: "cp01.contoso.test", dnsNames: ["cp01.contoso.test"], usage: "server+client" });
+  const cert = new X509Certificate(issued.certPem);
+  assert.equal(cert.checkPrivateKey(createPrivateKey(keyPem)), true);
+  assert.equal(cert.checkIssued(new X509Certificate(ca.certPem)), true);
+  assert.equal(cert.subjectAltName, "DNS:cp01.contoso.test");
+  assert.deepEqual(describe(cert).ekus.sort(), [EKU.clientAuth, EKU.serverAuth].sort());
+  assert.equal(issued.serialHex, cert.serialNumber.toUpperCase());
+
+  // The last byte of the signature changed: still DER, no longer signed by the key it carries.
+  const der = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+  der[der.length - 1] = der[der.length - 1]! ^ 0x01;
+  const forged = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
+  await assert.rejects(verifiedCsrKey(forged), (e: ValidationError) => e instanceof ValidationError && e.field === "csr" && /signature does not verify/.test(e.message));
+});

@@ -270,3 +270,61 @@ function derInteger(n: number): Uint8Array<ArrayBuffer> {
   const body = Buffer.from(hex, "hex");
   return new Uint8Array([0x02, body.length, ...body]);
 }
+
+/**
+ * A key pair made here and a PKCS#10 request for it (CN `commonName`): what a joining host sends
+ * to the site, keeping its private key.
+ *
+ * @example
+ * const { keyPem, csrPem } = await createCsr("cp1.contoso.local");
+ */
+export async function createCsr(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
+  const keys = await generateKeys();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: nameOf(commonName), keys, signingAlgorithm: signingAlg(keys.privateKey) }, crypto);
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return { keyPem: toPem(pkcs8, "PRIVATE KEY"), csrPem: csr.toString("pem") };
+}
+
+/** The public key of a PKCS#10 request whose signature proves its holder has the private key. */
+export async function verifiedCsrKey(csrPem: string): Promise<x509.PublicKey> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch (err) {
+    throw new ValidationError("csr", "must be a PEM certificate request (PKCS#10)", `csr: ${(err as Error).message}`);
+  }
+  if (!(await csr.verify(crypto))) throw new ValidationError("csr", "its signature does not verify: it was not made with the key it carries");
+  return csr.publicKey;
+}
+
+/**
+ * A leaf certificate signed by `issuer` for a key held elsewhere (`publicKey`: from a verified
+ * request, or a certificate's SubjectPublicKeyInfo as DER). Returns the certificate only.
+ */
+export async function issueCertForKey(o: {
+  issuer: CertKeyPem;
+  publicKey: x509.PublicKey | BufferSource;
+  commonName: string;
+  dnsNames?: string[];
+  usage: CertUsage;
+  notAfter?: Date;
+}): Promise<{ certPem: string; serialHex: string }> {
+  const signer = await loadIssuer(o.issuer);
+  const publicKey = o.publicKey instanceof x509.PublicKey ? o.publicKey : new x509.PublicKey(o.publicKey);
+  const notBefore = new Date(Date.now() - SKEW);
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension(ekusFor(o.usage), false),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey, false, crypto),
+    signer.aki,
+  ];
+  const sans = subjectAltNames(o.dnsNames ?? [], []);
+  if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false));
+  const cert = await x509.X509CertificateGenerator.create(
+    { serialNumber: newSerial(), subject: nameOf(o.commonName), issuer: signer.cert.subjectName, notBefore, notAfter: o.notAfter ?? new Date(notBefore.getTime() + 365 * DAY), publicKey, signingKey: signer.key, signingAlgorithm: signer.alg, extensions },
+    crypto,
+  );
+  const der = new Uint8Array(cert.rawData);
+  return { certPem: toPem(der, "CERTIFICATE"), serialHex: new NodeCert(der).serialNumber.toUpperCase() };
+}

@@ -156,6 +156,8 @@ export const METHODS: ServiceMethods = {
     rotateSettingsKey: { object: () => "settings-signing-keys", read: (s) => s.cmgTrust.settingsKeys(), always: true },
     connectionPointCertificate: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
     revokeConnectionPoint: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
+    // A joined connection point's tunnel certificate, issued for the key it holds.
+    connectionPointCertificateFor: { object: (a) => `connection-point/${arg(a, 0).toLowerCase()}/certificates`, read: (s, a) => s.cmgTrust.connectionPointCertificates(arg(a, 0)) },
     // The signed settings: the site's revision counter moves when their content does (bookkeeping, not a change of configuration).
     signedSettings: SYSTEM,
     startupTrust: SYSTEM,
@@ -163,7 +165,21 @@ export const METHODS: ServiceMethods = {
     connectionPointCertificates: READ,
     admitted: READ,
   },
+  // The token is redacted from the record (its "token" field); the host certificate's serial is in the after.
+  joins: {
+    createToken: { object: (a) => `server/${field(a, "server").toLowerCase()}/join-token` },
+    revokeToken: named("join-token", (s, id) => s.joins.getToken(id)),
+    join: { object: (a) => `join-token/${joinTokenId(a)}`, read: (s, a) => s.joins.getToken(joinTokenId(a)) },
+    listTokens: READ,
+    getToken: READ,
+    joinedServer: READ,
+  },
 };
+
+/** The ID part of a join request's token (never its secret). */
+function joinTokenId(a: readonly unknown[]): string {
+  return field(a, "token").split(".")[0]!.slice(0, 36);
+}
 
 async function readOrNull(read: () => Promise<unknown>): Promise<unknown> {
   try {

@@ -35,6 +35,7 @@ import { StatusService } from "./services/status.ts";
 import { AdminTokensService, type AdminIdentity } from "./services/admin-tokens.ts";
 import { UpdatesService } from "./services/updates.ts";
 import { TokensService } from "./services/tokens.ts";
+import { JoinsService } from "./services/joins.ts";
 import { DirectoryTrust, directoryConfigFrom, fetchJson } from "./services/directory.ts";
 import { LOG_FILES } from "../logs/files.ts";
 
@@ -76,6 +77,8 @@ export interface SiteServices {
   adminTokens: AdminTokensService;
   audit: AuditService;
   checks: EndpointChecksService;
+  /** One-time join tokens and the servers that joined with them. */
+  joins: JoinsService;
 }
 
 export interface OpenSiteOptions {
@@ -150,9 +153,10 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   const cmgs = new CmgsService(ctx, sites, roles, tokens, paths.data);
   // X.509 issuing is loaded only when a connection point certificate is issued.
   const sitePki = async () => new (await import("./site-pki.ts")).SitePki(paths.data);
+  const servers = new ServersService(ctx, sites);
   const raw: SiteServices = {
     sites,
-    servers: new ServersService(ctx, sites),
+    servers,
     roles,
     accounts,
     proxies,
@@ -169,6 +173,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     adminTokens: new AdminTokensService(ctx),
     audit: new AuditService(ctx),
     checks: new EndpointChecksService(ctx),
+    joins: new JoinsService(ctx, servers, sitePki),
   };
   const actor = o.actor ?? localActor();
   const servicesAs = (a: Actor): SiteServices => auditedServices(raw, a, raw.audit, (fn) => scopedTransaction(database.db, fn));

@@ -400,14 +400,14 @@ function registerServe(program: Command, ctx: CliContext): void {
   const cp = program.command("connection-point").description("the CMG connection point role");
   registerConnectionPointCertCommands(cp, ctx);
   cp.command("serve")
-    .description("run the CMG connection point of a server until Ctrl-C")
-    .requiredOption("--server <fqdn>", "the site system server hosting the role")
+    .description("run the CMG connection point of a server until Ctrl-C (on a joined server: from the site over mutually authenticated TLS, no database)")
+    .option("--server <fqdn>", "the site system server hosting the role (default on a joined server: the one that joined)")
     .option("--report-interval <s>", "health report interval, seconds", "60")
     .option("--metrics-port <n>", "Prometheus metrics on this port (default: none)")
     .option("--metrics-host <addr>", "address the metrics listener binds", DEFAULT_METRICS_HOST)
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
     .option("--poll-interval <s>", "how often the site is read for changes (CMG settings, instances, roles), seconds", "10")
-    .action(async (o: { server: string; reportInterval: string; metricsPort?: string; metricsHost: string; logLevel: string; pollInterval: string }, cmd: Command) => {
+    .action(async (o: { server?: string; reportInterval: string; metricsPort?: string; metricsHost: string; logLevel: string; pollInterval: string }, cmd: Command) => {
       const logLevel = logLevelOpt(o.logLevel);
       const metricsHost = bindHostOpt("metricsHost", o.metricsHost);
       const metricsPort = portOpt("metricsPort", o.metricsPort);
@@ -416,13 +416,38 @@ function registerServe(program: Command, ctx: CliContext): void {
       const poll = Number(o.pollInterval);
       if (!(poll >= 0.1 && poll <= 3600)) throw new ValidationError("pollInterval", "must be from 0.1 to 3600 seconds");
       const g = ctx.globals(cmd);
-      const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel });
-      const running = await runConnectionPointRole(connectionPointRoleDeps(site), o.server, { healthIntervalMs: seconds * 1000, pollMs: poll * 1000, ...(metricsPort ? { metricsPort, metricsHost } : {}) });
+      const opts = { healthIntervalMs: seconds * 1000, pollMs: poll * 1000, ...(metricsPort ? { metricsPort, metricsHost } : {}) };
+      const { isJoined, JoinedHost } = await import("../../join/client.ts");
+      let running: Awaited<ReturnType<typeof runConnectionPointRole>>;
+      let close: () => Promise<void>;
+      let server: string;
+      if (isJoined(g.data)) {
+        // A joined server: everything comes from the site over mTLS; no database is opened.
+        if (g.database) throw new ValidationError("database", "a joined server reads the site over its join, not from the database: leave --database out");
+        const host = new JoinedHost(g.data);
+        if (o.server !== undefined && o.server.toLowerCase() !== host.server) throw new ValidationError("server", `this data folder joined the site as ${host.server}, not ${o.server}`);
+        server = host.server;
+        const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
+        const { joinedConnectionPointDeps } = await import("../../roles/cmg-connection-point/joined.ts");
+        const deps = joinedConnectionPointDeps(host, logs);
+        running = await runConnectionPointRole(deps, server, opts);
+        close = async () => {
+          await deps.egress.close();
+          await host.close();
+          logs.close();
+        };
+      } else {
+        if (o.server === undefined) throw new ValidationError("server", "is required (the site system server hosting the role), unless this data folder holds a joined server");
+        server = o.server;
+        const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel });
+        running = await runConnectionPointRole(connectionPointRoleDeps(site), server, opts);
+        close = () => site.close();
+      }
       const stopped = waitForStop(); // before the line that says it runs: a stop may follow at once
-      ctx.io.err.write(`connection point on ${o.server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
+      ctx.io.err.write(`connection point on ${server} dialling every instance of CMG ${running.cmg}; Ctrl-C stops it\n`);
       const cause = await stopped;
       await running.stop();
-      await site.close();
-      ctx.io.err.write(`connection point on ${o.server} stopped (${cause})\n`);
+      await close();
+      ctx.io.err.write(`connection point on ${server} stopped (${cause})\n`);
     });
 }

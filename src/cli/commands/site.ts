@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { hostname } from "node:os";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
 import { initSite, openSite } from "../../site/site.ts";
@@ -30,10 +31,12 @@ interface ServeOptions {
   logLevel: string;
   localCmgs: boolean;
   cmgPollInterval: string;
+  joinListen?: string;
+  joinName?: string;
 }
 
 /** The listener `site serve` asked for: TLS from the site CA unless a certificate is given or plain HTTP is asked for. */
-export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel" | "localCmgs" | "cmgPollInterval">): AdminTransport {
+export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel" | "localCmgs" | "cmgPollInterval" | "joinListen" | "joinName">): AdminTransport {
   const given = [o.tlsCert && "--tls-cert", o.tlsKey && "--tls-key", o.tlsPfx && "--tls-pfx", o.tlsPfxPasswordFile && "--tls-pfx-password-file", o.tlsName.length > 0 && "--tls-name"].filter((x): x is string => typeof x === "string");
   if (o.insecureHttp) {
     if (given.length > 0) throw new ValidationError("insecure-http", "no TLS option with it", `insecure-http: plain HTTP has no certificate: leave out ${given.join(", ")}`);
@@ -117,9 +120,12 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
     .option("--no-local-cmgs", "do not run the instances of local-provider CMGs (default: this process runs them, following the site)")
     .option("--cmg-poll-interval <s>", "how often the site is read for local CMGs and their changes, seconds", "2")
+    .option("--join-listen <host:port>", "where site system servers join and fetch their configuration (TLS, site CA); default: not served")
+    .option("--join-name <fqdn>", "the name joining servers reach the join listener by (its certificate's; default: this host's name)")
     .action(async (o: ServeOptions, cmd: Command) => {
       const listen = parseListen(o.listen);
       const transport = transportOf(o);
+      const joinListen = o.joinListen === undefined ? undefined : parseListen(o.joinListen, "joinListen");
       const logLevel = logLevelOpt(o.logLevel);
       const poll = Number(o.cmgPollInterval);
       if (!(poll >= 0.1 && poll <= 3600)) throw new ValidationError("cmgPollInterval", "must be from 0.1 to 3600 seconds", `cmgPollInterval: must be from 0.1 to 3600 seconds (got ${JSON.stringify(o.cmgPollInterval)})`);
@@ -128,11 +134,18 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
       const server = await startSiteServer({ site: opened, listen, transport, log, localCmgs: o.localCmgs ? { pollMs: poll * 1000 } : false });
+      let joinApi: { url: string; close(): Promise<void> } | undefined;
+      if (joinListen) {
+        const { startJoinListener } = await import("../../join/listener.ts");
+        const { SitePki } = await import("../../site/site-pki.ts");
+        joinApi = await startJoinListener({ site: opened, pki: new SitePki(opened.paths.data), listen: joinListen, names: [o.joinName ?? hostname()] });
+      }
       // Listening for SIGTERM before saying so: whoever waits for this line may stop it at once.
       const stopped = waitForStop();
       const trust = server.caFile ? `; its certificate is from the site CA: trust ${server.caFile}` : "";
-      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}${trust}); Ctrl-C stops it\n`);
+      ctx.io.err.write(`OpenCMG site ${(await opened.services.sites.requireTop()).code} serving the admin API on ${server.url} and the console on ${server.consoleUrl} (sign in with the token in ${opened.paths.adminToken}${trust})${joinApi ? `; servers join at ${joinApi.url}` : ""}; Ctrl-C stops it\n`);
       const cause = await stopped;
+      await joinApi?.close();
       await server.close();
       await opened.close();
       ctx.io.err.write(`OpenCMG site stopped (${cause})\n`);

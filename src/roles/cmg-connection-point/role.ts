@@ -7,34 +7,25 @@
  * interval, when the status changes, and once stopped.
  */
 import { connectionPointLogs, startConnectionPoint, type ConnectionPoint, type GatewayEndpoint, type HealthReport, type TrafficReport } from "../../connection-point/connection-point.ts";
-import { NotFoundError, ValidationError } from "../../errors.ts";
-import type { SignedSettings } from "../../wire/tunnel/signed-settings.ts";
-import type { CmgTrustService } from "../../site/services/cmg-trust.ts";
+import { OpenCmgError } from "../../errors.ts";
 import type { ComponentState } from "../../site/model.ts";
 import type { EgressProvider } from "../../egress/pool.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
-import type { CmgsService } from "../../site/services/cmgs.ts";
-import type { CmgTrafficService, TrafficRecord } from "../../site/services/cmg-traffic.ts";
-import type { RolesService } from "../../site/services/roles.ts";
-import type { StatusService } from "../../site/services/status.ts";
-import type { SettingsService } from "../../site/services/settings.ts";
-import { StatusId } from "../../site/status-ids.ts";
+import type { TrafficRecord } from "../../site/services/cmg-traffic.ts";
 import { newSource, topics, type HealthMessage } from "../../observe/channels.ts";
+import type { ConnectionPointConfig, ConnectionPointSite } from "./site-link.ts";
 
-/** What the connection point role needs of the site (app/role-deps.ts builds it). */
+export type { ConnectionPointConfig, ConnectionPointSite } from "./site-link.ts";
+
+/**
+ * What the connection point role needs (app/role-deps.ts builds it): the site, read and written
+ * either through its services (in the site's own process, `opencmg up`) or over mutually
+ * authenticated TLS from a joined server that has no database and no site key (joined.ts).
+ */
 export interface ConnectionPointRoleDeps {
-  roles: RolesService;
-  cmgs: CmgsService;
-  traffic: CmgTrafficService;
-  /** The site's `traffic-report-interval`, read at start and on every look for site changes. */
-  settings: Pick<SettingsService, "durationMs">;
-  status: StatusService;
+  site: ConnectionPointSite;
   logs: LogSet;
   egress: EgressProvider;
-  /** The site CA. */
-  pki: { readonly caPem: string };
-  /** The tunnel client certificate the site issues to a connection point, and the settings it signs for the instances. */
-  trust: Pick<CmgTrustService, "connectionPointCertificate" | "signedSettings">;
 }
 
 export interface ConnectionPointRoleOptions {
@@ -64,54 +55,41 @@ const STATE: Record<HealthReport["status"], ComponentState> = { ok: "OK", warnin
 
 export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdnInput: string, o: ConnectionPointRoleOptions = {}): Promise<RunningConnectionPoint> {
   const fqdn = fqdnInput.toLowerCase();
-  const role = (await deps.roles.list(fqdn)).find((r) => r.kind === "cmg-connection-point");
-  if (!role || role.kind !== "cmg-connection-point") throw new ValidationError("server", `${fqdn} has no CMG connection point role (opencmg role add ${fqdn} cmg-connection-point --cmg NAME)`);
-  const cmgName = role.settings.cmgName;
-  if (!cmgName) throw new ValidationError("cmg", `the connection point on ${fqdn} is not bound to a CMG (opencmg role set ${fqdn} cmg-connection-point --cmg NAME)`);
-  const cmgs = deps.cmgs;
-  const cmg = await cmgs.show(cmgName);
-  const pki = deps.pki;
-  const tls = await deps.trust.connectionPointCertificate(fqdn);
+  const site = deps.site;
+  // The certificate first: the settings signed next admit it, so the first tunnels are admitted at once.
+  const tls = await site.tunnelCertificate(fqdn);
+  const first = await site.config(fqdn);
+  const cmg = first.cmg;
   const log = connectionPointLogs(deps.logs);
   // A stopped or deleted CMG has no instance to dial: the tunnels drain and end.
-  const instancesOf = (v: typeof cmg) => (v.runState === "running" ? v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort })) : []);
+  const instancesOf = (v: ConnectionPointConfig["cmg"]) => (v.runState === "running" ? v.instances.map((i) => ({ host: i.tunnelHost, port: i.tunnelPort })) : []);
   let view = cmg;
   /** Set once the CMG was deleted at the site: nothing more is written for it. */
   let deleted = false;
 
   // The site signs the settings and assigns their revision; this connection point only carries them.
-  let settings = await deps.trust.signedSettings(cmg.name);
-  let backends = await cmgs.backends();
+  let settings = first.settings;
+  let backends = first.backends;
   let instances = instancesOf(cmg);
   let lastState: ComponentState | undefined;
-  const readTrafficInterval = async (): Promise<number> => (await deps.settings.durationMs("traffic-report-interval")) ?? DEFAULT_TRAFFIC_INTERVAL_MS;
-  let trafficIntervalMs = o.trafficIntervalMs ?? (await readTrafficInterval());
+  let trafficIntervalMs = o.trafficIntervalMs ?? first.trafficIntervalMs ?? DEFAULT_TRAFFIC_INTERVAL_MS;
 
   const onHealth = async (h: HealthReport): Promise<void> => {
     if (deleted || view.runState === "deleting") return;
-    // Deleted since the last look: the delete cleared the component state, which must stay cleared.
-    if (!(await cmgs.exists(cmg.name))) return;
     if (view.runState !== "running") {
       // Idle on purpose: no misleading Critical, and the tunnels are reported down at once so the CMG turns Stopped.
       const why = view.runState === "stopped" ? "stopped" : "being deleted";
-      await deps.status.setComponent(fqdn, "SMS_CLOUD_PROXYCONNECTOR", "OK", `CMG ${cmg.name} is ${why}: no tunnels to keep`);
-      await cmgs.reportTunnels(cmg.name, fqdn, view.instances.map((i) => ({ instance: i.index, connected: false, detail: `CMG ${why}` })));
+      await site.report(fqdn, { cmg: cmg.name, state: "OK", message: `CMG ${cmg.name} is ${why}: no tunnels to keep`, tunnels: view.instances.map((i) => ({ instance: i.index, connected: false, detail: `CMG ${why}` })) });
       lastState = "OK";
       return;
     }
     const state = STATE[h.status];
-    await deps.status.setComponent(fqdn, "SMS_CLOUD_PROXYCONNECTOR", state, h.message);
-    await cmgs.reportTunnels(
-      cmg.name,
-      fqdn,
-      instances.map((inst, index) => {
-        const ih = h.instances.find((x) => x.host === inst.host && x.port === inst.port);
-        return { instance: index, connected: (ih?.connected ?? 0) > 0, detail: ih?.lastError ? `error ${ih.lastError.code}: ${ih.lastError.message}` : `${ih?.connected ?? 0} of ${ih?.wanted ?? 0} tunnels connected` };
-      }),
-    );
-    if (lastState !== undefined && lastState !== state) {
-      await deps.status.raise({ messageId: StatusId.CMG_CONNECTOR_STATE, severity: state === "OK" ? "informational" : state === "Warning" ? "warning" : "error", component: "SMS_CLOUD_PROXYCONNECTOR", server: fqdn, text: `CMG connection point for ${cmg.name}: ${h.message}` });
-    }
+    const tunnels = instances.map((inst, index) => {
+      const ih = h.instances.find((x) => x.host === inst.host && x.port === inst.port);
+      return { instance: index, connected: (ih?.connected ?? 0) > 0, detail: ih?.lastError ? `error ${ih.lastError.code}: ${ih.lastError.message}` : `${ih?.connected ?? 0} of ${ih?.wanted ?? 0} tunnels connected` };
+    });
+    const changed = lastState !== undefined && lastState !== state;
+    await site.report(fqdn, { cmg: cmg.name, state, message: h.message, tunnels, ...(changed ? { changed: true } : {}) });
     lastState = state;
   };
 
@@ -136,12 +114,12 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
         const { egress } = await deps.egress.for(fqdn, "cmg-connection-point", log.connector);
         return egress.connect(host, port);
       },
-      tls: { certPem: tls.certPem, keyPem: tls.keyPem, siteCaPem: pki.caPem },
+      tls: { certPem: tls.certPem, keyPem: tls.keyPem, siteCaPem: site.caPem },
       settings,
       backends,
-      backendTls: { ca: [pki.caPem], certPem: tls.certPem, keyPem: tls.keyPem },
+      backendTls: { ca: [site.caPem], certPem: tls.certPem, keyPem: tls.keyPem },
       log,
-      onTraffic: (t) => deps.traffic.record(cmg.name, fqdn, trafficRecords(t, instances)),
+      onTraffic: (t) => site.traffic(fqdn, cmg.name, trafficRecords(t, instances)),
       ...(o.healthIntervalMs ? { healthIntervalMs: o.healthIntervalMs } : {}),
       // Read before each wait; a change found by refresh() retimes the wait under way.
       trafficIntervalMs: () => trafficIntervalMs,
@@ -156,26 +134,26 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
 
   const refresh = async (): Promise<void> => {
     if (deleted) return;
-    let next: [SignedSettings, Record<string, string>, typeof cmg];
+    let next: ConnectionPointConfig;
     try {
-      next = await Promise.all([deps.trust.signedSettings(cmg.name), cmgs.backends(), cmgs.show(cmg.name)]);
+      next = await site.config(fqdn, cmg.name);
     } catch (e) {
-      if (!(e instanceof NotFoundError)) throw e;
+      if (!(e instanceof OpenCmgError && e.kind === "not_found")) throw e;
       deleted = true;
       log.service.info(`CMG ${cmg.name} was deleted at the site: ending every tunnel; this connection point stays idle until it is stopped.`);
       instances = [];
       cp.update({ instances: [] });
       return;
     }
-    const [nextSettings, nextBackends] = next;
+    const { settings: nextSettings, backends: nextBackends } = next;
     const wasRunning = view.runState === "running";
-    view = next[2];
+    view = next.cmg;
     if (wasRunning !== (view.runState === "running")) log.service.info(`CMG ${cmg.name} is now ${view.runState}: ${view.runState === "running" ? "dialling its instances again" : "draining and ending the tunnels"}.`);
     if (o.trafficIntervalMs === undefined) {
-      const next = await readTrafficInterval();
-      if (next !== trafficIntervalMs) {
-        log.service.info(`Traffic reports every ${Math.round(next / 1000)} s (site setting traffic-report-interval).`);
-        trafficIntervalMs = next;
+      const nextInterval = next.trafficIntervalMs ?? DEFAULT_TRAFFIC_INTERVAL_MS;
+      if (nextInterval !== trafficIntervalMs) {
+        log.service.info(`Traffic reports every ${Math.round(nextInterval / 1000)} s (site setting traffic-report-interval).`);
+        trafficIntervalMs = nextInterval;
         cp.retimeTraffic();
       }
     }
@@ -195,8 +173,8 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
   }, o.pollMs ?? 10_000);
   timer.unref();
   // A first report soon, so the CMG's status does not wait a whole interval.
-  const first = setTimeout(() => onMessage({ source, trigger: "interval", report: cp.health(), previous: null }), 2000);
-  first.unref();
+  const firstReport = setTimeout(() => onMessage({ source, trigger: "interval", report: cp.health(), previous: null }), 2000);
+  firstReport.unref();
 
   return {
     cmg: cmg.name,
@@ -204,7 +182,7 @@ export async function runConnectionPointRole(deps: ConnectionPointRoleDeps, fqdn
     refresh,
     async stop() {
       clearInterval(timer);
-      clearTimeout(first);
+      clearTimeout(firstReport);
       // The connection point publishes its last health report as it stops.
       await cp.stop();
       unsubscribe();

@@ -285,6 +285,19 @@ export interface BulkTokensTable {
   max_uses: Generated<number | null>;
 }
 
+/** A one-time join token of a site system server (its hash only) and the host certificate issued with it. */
+export interface JoinTokensTable {
+  id: string;
+  server_fqdn: string;
+  token_hash: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  revoked_at: string | null;
+  cert_serial: string | null;
+  cert_not_after: string | null;
+}
+
 /** Each device a bulk token registered, known by its key. */
 export interface BulkTokenUsesTable {
   bulk_id: string;
@@ -346,6 +359,7 @@ export interface Database {
   settings_signing_keys: SettingsSigningKeysTable;
   connection_point_certs: ConnectionPointCertsTable;
   cmg_settings_revisions: CmgSettingsRevisionsTable;
+  join_tokens: JoinTokensTable;
 }
 
 /** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
@@ -385,6 +399,7 @@ export const SCHEMA_COLUMNS = {
   settings_signing_keys: ["kid", "alg", "public_jwk", "private_key", "state", "created_at", "retired_at"],
   connection_point_certs: ["serial", "fqdn", "spki", "issued_at", "not_after", "revoked_at", "revoked_reason"],
   cmg_settings_revisions: ["cmg_name", "revision", "content_hash", "updated_at"],
+  join_tokens: ["id", "server_fqdn", "token_hash", "created_at", "expires_at", "used_at", "revoked_at", "cert_serial", "cert_not_after"],
 } as const satisfies ColumnLists;
 
 type Unlisted<T extends keyof Database> = Exclude<keyof Database[T], (typeof SCHEMA_COLUMNS)[T][number]>;

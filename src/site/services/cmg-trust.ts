@@ -161,6 +161,28 @@ export class CmgTrustService {
     return pair;
   }
 
+  /**
+   * The tunnel client certificate of a joined connection point (CN `opencmg-cp:<fqdn>`), issued for
+   * the key the server holds (`publicKeyDer`: the SubjectPublicKeyInfo of its host certificate) and
+   * recorded like the others; the site never has that key.
+   */
+  async connectionPointCertificateFor(fqdnInput: string, publicKeyDer: Uint8Array): Promise<{ certPem: string }> {
+    const fqdn = check("fqdn", fqdnRule, fqdnInput);
+    if (!(await this.roles.findOn(fqdn, "cmg-connection-point"))) throw new ValidationError("server", `${fqdn} has no CMG connection point role (opencmg role add ${fqdn} cmg-connection-point --cmg NAME)`);
+    const pki = await this.requirePki();
+    const { issueCertForKey } = await import("../../pki/issue.ts");
+    const { CONNECTION_POINT_CN_PREFIX } = await import("../../wire/tunnel/protocol.ts");
+    const issued = await issueCertForKey({ issuer: pki.ca(), publicKey: Uint8Array.from(publicKeyDer), commonName: `${CONNECTION_POINT_CN_PREFIX}${fqdn}`, dnsNames: [fqdn], usage: "client" });
+    const cert = new X509Certificate(issued.certPem);
+    const id = connectionPointIdentity(cert);
+    await this.ctx.db
+      .insertInto("connection_point_certs")
+      .values({ serial: id.serial, fqdn, spki: id.spki, issued_at: iso(this.ctx.now()), not_after: iso(new Date(cert.validTo)), revoked_at: null, revoked_reason: null })
+      .execute();
+    this.log().info(`Connection point certificate of joined server ${fqdn} issued for its own key and recorded: serial ${id.serial}, valid until ${cert.validTo}.`);
+    return { certPem: issued.certPem };
+  }
+
   async connectionPointCertificates(fqdnInput?: string): Promise<ConnectionPointCertView[]> {
     let q = this.ctx.db.selectFrom("connection_point_certs").selectAll();
     if (fqdnInput !== undefined) q = q.where("fqdn", "=", check("fqdn", fqdnRule, fqdnInput));

@@ -25,6 +25,7 @@ import { m0008CmgRunState } from "./0008_cmg_run_state.ts";
 import { m0013DeviceTrust } from "./0013_device_trust.ts";
 import { m0014ClientMessages } from "./0014_client_messages.ts";
 import { m0012SettingsTrust } from "./0012_settings_trust.ts";
+import { m0016JoinTokens } from "./0016_join_tokens.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -44,6 +45,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0013_device_trust": m0013DeviceTrust,
   "0014_client_messages": m0014ClientMessages,
   "0012_settings_trust": m0012SettingsTrust,
+  "0016_join_tokens": m0016JoinTokens,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
