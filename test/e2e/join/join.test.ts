@@ -109,7 +109,7 @@ before(async () => {
     await site.close();
   }
   reader = await openSite({ dataDir: siteDir });
-  const served = await startProcess(siteDir, ["site", "serve", "--listen", "127.0.0.1:0", "--join-listen", "127.0.0.1:0"], /admin API on (http:\/\/[^\s]+) .*servers join at (https:\/\/[^;\s]+)/);
+  const served = await startProcess(siteDir, ["site", "serve", "--listen", "127.0.0.1:0", "--insecure-http", "--no-local-cmgs", "--join-listen", "127.0.0.1:0"], /admin API on (http:\/\/[^\s]+) .*servers join at (https:\/\/[^;\s]+)/);
   apiUrl = served.match[1]!;
   joinUrl = served.match[2]!;
   await startProcess(siteDir, ["cmg", "start", "joined", "--poll-interval", "0.3"], /Ctrl-C stops them/);
