@@ -63,8 +63,10 @@ it("a stopped CMG stays stopped; start, scale and delete are followed without a 
     assert.equal(await listening(clientBase + 1), false, "instance 1 stopped");
     assert.equal(await listening(clientBase), true, "instance 0 kept running");
 
-    await site.services.cmgs.remove("embedded");
+    // Deleting: marked, then the instances (this process runs them) stop and let go of the CMG, then it goes.
+    await site.services.cmgs.beginDelete("embedded");
     await instances.follow();
+    await site.services.cmgs.finishDelete("embedded");
     assert.equal(instances.running(), 0);
     assert.equal(await listening(clientBase), false);
   } finally {
