@@ -6,6 +6,7 @@
  * its ID token. The ID token is signed by the provider's own key (RS256), published through its
  * discovery document and JWKS.
  */
+import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair } from "jose";
@@ -34,12 +35,15 @@ export async function startDirectory(): Promise<TestDirectory> {
     jwks: { keys: [jwk] },
     features: { deviceFlow: { enabled: true }, devInteractions: { enabled: true } },
     scopes: ["openid", "device"],
-    claims: { openid: ["sub"], device: [DEVICE_CLAIM] },
+    // sign_in: a value of each sign-in, as real directories give every ID token an ID of its own
+    // (Entra ID's uti): without it, two sign-ins of one device in the same second would give the
+    // very same token, which the site rightly takes once.
+    claims: { openid: ["sub"], device: [DEVICE_CLAIM, "sign_in"] },
     // The device's name in the ID token itself (not only at the userinfo endpoint).
     conformIdTokenClaims: false,
     cookies: { keys: ["a test cookie key, loopback only"] },
     ttl: { DeviceCode: 600, Session: 3600, Interaction: 600, Grant: 3600, AccessToken: 600, IdToken: 3600 },
-    findAccount: async (_ctx: unknown, id: string) => ({ accountId: id, claims: async () => ({ sub: id, [DEVICE_CLAIM]: `PC-${id}` }) }),
+    findAccount: async (_ctx: unknown, id: string) => ({ accountId: id, claims: async () => ({ sub: id, [DEVICE_CLAIM]: `PC-${id}`, sign_in: randomUUID() }) }),
   });
   provider.on("server_error", (_ctx: unknown, err: Error) => process.stderr.write(`oidc-provider: ${err.stack}\n`));
   server.on("request", provider.callback());
