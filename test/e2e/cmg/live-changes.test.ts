@@ -282,16 +282,24 @@ it("cmg stop and cmg start: Stopped with its instances gone, then Ready again", 
   await until("no instance process", () => childrenOf(supervisor.pid!).length === 0 || undefined, 120_000);
   assert.equal(await listening(clientBase), false);
   assert.equal(supervisor.exitCode, null, "the supervisor waits for a start");
-  const comp = await (async () => {
+  // A stopped CMG is no connection point failure: the component is OK and says why it holds no
+  // tunnel. The connection point learns of the stop at its next poll of the site: wait for it
+  // (bounded), then assert exactly, so a component left Critical or missing fails.
+  const component = async () => {
     const site = await openSite({ dataDir });
     try {
-      return (await site.services.status.components("cp01.contoso.test")).find((c) => c.component === "SMS_CLOUD_PROXYCONNECTOR");
+      const c = (await site.services.status.components("cp01.contoso.test")).find((x) => x.component === "SMS_CLOUD_PROXYCONNECTOR");
+      return { status: c?.status, reason: c?.reason };
     } finally {
       await site.close();
     }
-  })();
-  // A stopped CMG is no connection point failure: the component is OK and says why it holds no tunnel.
-  assert.deepEqual({ status: comp?.status, reason: comp?.reason }, { status: "OK", reason: "CMG live is stopped: no tunnels to keep" });
+  };
+  let comp = await component();
+  await until(`the connection point's component to say the CMG is stopped (${JSON.stringify(comp)})`, async () => {
+    comp = await component();
+    return comp.status === "OK" || undefined;
+  }, 60_000).catch(() => undefined);
+  assert.deepEqual(comp, { status: "OK", reason: "CMG live is stopped: no tunnels to keep" });
 
   const start = await opencmg(["cmg", "start", "live"]);
   assert.equal(start.code, 0, start.stderr);
