@@ -175,7 +175,7 @@ export const REGISTRATION_REFUSALS: Record<string, RefusalInfo> = {
   },
   key_change_unproven: {
     check: "device key change",
-    fix: "the client is bound to another key: send a proof made by the old key (keyChangeProof), or have an administrator approve the new key (opencmg site clients approve-key CLIENT_ID KEY_THUMBPRINT) and register again",
+    fix: "the client is bound to another key: send a proof made by the old key (keyChangeProof), or have an administrator approve the new key (opencmg site clients approve-key CLIENT_ID -- KEY_THUMBPRINT; the -- keeps a thumbprint that starts with - from reading as an option) and register again",
   },
   invalid_key_proof: { check: "device key proof", fix: "the token key or key change proof does not verify, is stale, or names another client or key: make a new one with the right key" },
   bulk_token_used: { check: "bulk registration token uses", fix: "the bulk registration token registered as many devices as its --max-uses allows: create another (opencmg token create-bulk)" },

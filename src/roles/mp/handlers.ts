@@ -228,11 +228,12 @@ async function checkKeyChange(deps: HandlerDeps, client: Client, jkt: string, re
   }
 }
 
+// The printed command puts `--` before the thumbprint: a base64url thumbprint starts with "-" one time in 64.
 function keyChangeRefusal(client: Client, jkt: string): MpError {
   return new MpError(
     403,
     "key_change_unproven",
-    `client ${client.id} (${client.name}) is bound to another key than this device's (${jkt}): its key is replaced only with a proof made by the old key (keyChangeProof), or after an administrator approves the new key: opencmg site clients approve-key ${client.id} ${jkt}`,
+    `client ${client.id} (${client.name}) is bound to another key than this device's (${jkt}): its key is replaced only with a proof made by the old key (keyChangeProof), or after an administrator approves the new key: opencmg site clients approve-key ${client.id} -- ${jkt}`,
   );
 }
 

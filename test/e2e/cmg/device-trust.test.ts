@@ -87,7 +87,7 @@ describe("device trust: ID tokens once, key changes proven, bulk tokens for many
     assert.equal(other.status, 1, other.stdout);
     const newJkt = (await keyOf("pc-alice-new")).jkt;
     assert.match(other.stderr, /403 key_change_unproven: .*only with a proof made by the old key .*or after an administrator approves the new key/);
-    assert.ok(other.stderr.includes(`opencmg site clients approve-key ${aliceId} ${newJkt}`), other.stderr);
+    assert.ok(other.stderr.includes(`opencmg site clients approve-key ${aliceId} -- ${newJkt}`), other.stderr);
     assert.equal(runOnce("pc-alice").status, 0, "the real device keeps working");
 
     // A proof signed by the attacker's own key is no proof.
@@ -117,7 +117,11 @@ describe("device trust: ID tokens once, key changes proven, bulk tokens for many
     assert.equal(runOnce("pc-alice").status, 0, "the device goes on with its new key");
 
     // A device that lost its key: an administrator approves the new one (audited), then it registers.
-    const approved = up.site(["site", "clients", "approve-key", aliceId, newJkt, "--json"]);
+    // A thumbprint is base64url: one in 64 starts with "-", which the printed "--" keeps from reading as an option.
+    const dashed = up.site(["site", "clients", "approve-key", aliceId, "--json", "--", `-${newJkt.slice(1)}`]);
+    assert.equal(dashed.status, 0, dashed.stderr);
+    assert.equal(dashed.json().approvedTokenKey, `-${newJkt.slice(1)}`);
+    const approved = up.site(["site", "clients", "approve-key", aliceId, "--json", "--", newJkt]);
     assert.equal(approved.status, 0, approved.stderr);
     assert.equal(approved.json().approvedTokenKey, newJkt);
     assert.equal(up.site(["site", "clients", "approve-key", aliceId, "not-a-thumbprint"]).status, 2);
