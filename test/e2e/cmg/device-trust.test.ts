@@ -34,7 +34,8 @@ describe("device trust: ID tokens once, key changes proven, bulk tokens for many
     directory = await startDirectory();
     up = await startUp("opencmg-device-trust-");
     tokenUrl = up.facts.internetMpUrl.replace("/CCM_Proxy_MutualAuth/", "/CCM_Proxy_ServerAuth/");
-    for (const [k, v] of [["oidc-issuer", directory.issuer], ["oidc-audience", DEVICE_CLIENT_ID], ["oidc-device-claim", DEVICE_CLAIM]]) {
+    // The issuer last (see directory.test.ts): pushed before its audience, it would refuse for the audience meanwhile.
+    for (const [k, v] of [["oidc-audience", DEVICE_CLIENT_ID], ["oidc-device-claim", DEVICE_CLAIM], ["oidc-issuer", directory.issuer]]) {
       const r = up.site(["settings", "set", k!, v!]);
       assert.equal(r.status, 0, r.stderr);
     }

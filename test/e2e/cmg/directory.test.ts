@@ -48,7 +48,9 @@ describe("directory sign-in (OpenID Connect) through the gateway", () => {
   });
 
   it("a device signed in at the trusted directory is installed, managed, renews its token and is stopped by block", async () => {
-    for (const [k, v] of [["oidc-issuer", directory.issuer], ["oidc-audience", DEVICE_CLIENT_ID], ["oidc-device-claim", DEVICE_CLAIM]]) {
+    // The issuer last: each setting reaches the instances with the next push, and an issuer pushed
+    // before its audience would refuse the token for its audience (wrong_audience) meanwhile.
+    for (const [k, v] of [["oidc-audience", DEVICE_CLIENT_ID], ["oidc-device-claim", DEVICE_CLAIM], ["oidc-issuer", directory.issuer]]) {
       const r = up.site(["settings", "set", k!, v!]);
       assert.equal(r.status, 0, r.stderr);
     }
