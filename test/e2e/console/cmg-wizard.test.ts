@@ -156,7 +156,7 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
 
   await nav("Cloud Management Gateway").first().click();
   await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
-  await page.waitForFunction(() => document.querySelector('[data-testid="status-cmg"]')?.textContent === "Ready", undefined, { timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="status-cmg"]')?.textContent === "Ready", undefined, { timeout: 180_000 });
   assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, "the Status column changed without a reload");
   assert.equal((await site.services.cmgs.show("cmg")).status, "Ready");
   await page.getByRole("cell", { name: CP }).waitFor();
