@@ -20,7 +20,6 @@ import { NotFoundError } from "../../errors.ts";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import { listenRole } from "../listener.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
-import type { RolesService } from "../../site/services/roles.ts";
 import type { SoftwareUpdate, UpdatesService } from "../../site/services/updates.ts";
 import type { ContentLibrary } from "./content-library.ts";
 import { LOG_FILES } from "../../logs/files.ts";
@@ -29,8 +28,10 @@ export const SUP_PATHS = { updates: "/SMS_SUP/v1/updates", contentPrefix: "/SMS_
 
 /** What the software update point's server needs of the site (app/role-deps.ts builds it). */
 export interface SoftwareUpdatePointDeps {
-  roles: RolesService;
-  updates: UpdatesService;
+  /** The site's roles (a joined server: its role, read over the join). */
+  roles: { findOn(fqdn: string, kind: "software-update-point"): Promise<{ id: number } | undefined> };
+  /** The synchronised update metadata (a joined server: read over the join). */
+  updates: Pick<UpdatesService, "list" | "filesOf">;
   logs: LogSet;
   library: ContentLibrary;
 }
