@@ -15,6 +15,7 @@ import { ValidationError } from "../errors.ts";
 import { startManagementPoint, type ManagementPoint, type ManagementPointDeps } from "../roles/mp/server.ts";
 import { isJoined, JoinedHost } from "../join/client.ts";
 import { joinedClientTokens, joinedRoleTls } from "../join/role-client.ts";
+import { LOG_FILES } from "../logs/files.ts";
 import { SitePki } from "../site/site-pki.ts";
 import { openSite, type OpenedSite } from "../site/site.ts";
 import { managementPointDeps } from "./role-deps.ts";
@@ -103,7 +104,7 @@ async function runJoined(o: ManagementPointProcessOptions): Promise<RunningManag
     const tls = o.tls ?? (await joinedRoleTls(host, "management-point"));
     site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel, actor: { name: fqdn, via: "join" } });
     const opened = site;
-    const deps: ManagementPointDeps = { ...managementPointDeps(opened), tokens: { ...pickTokens(opened), ...joinedClientTokens(host) } };
+    const deps: ManagementPointDeps = { ...managementPointDeps(opened), tokens: { ...pickTokens(opened), ...joinedClientTokens(host, opened.logs.component(LOG_FILES.mpRegistration)) } };
     return await serve(o, deps, { ...tls, caPem: o.caPem ?? host.caPem }, async () => {
       await host.close();
       await opened.close();

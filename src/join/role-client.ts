@@ -4,6 +4,9 @@
  * settings and update metadata. The host keeps no site key, no token-signing key, no CA key.
  */
 import { z } from "zod";
+import { isOpenCmgError } from "../errors.ts";
+import type { ComponentLog } from "../logs/cmtrace.ts";
+import { MpError } from "../roles/mp/mp-error.ts";
 import type { SoftwareUpdate, SoftwareUpdateFile } from "../site/services/updates.ts";
 import type { ServedRoleKind } from "../site/services/joins.ts";
 import { check } from "../site/validation.ts";
@@ -16,11 +19,23 @@ export async function joinedRoleTls(host: JoinedHost, role: ServedRoleKind): Pro
   return { certPem: r.certificate, keyPem: host.keyPem, names: r.names };
 }
 
-/** Client tokens signed by the site for the management point of a joined server. */
-export function joinedClientTokens(host: JoinedHost): { issueClientToken(clientId: string, jkt: string): Promise<{ token: string; expiresAt: string }> } {
+/**
+ * Client tokens signed by the site for the management point of a joined server. A refusal or an
+ * unreachable site is logged here with the site's reason and answered to the device as `503
+ * token_issuer_unavailable`: it is not the device's fault, and the reason names the site's records.
+ */
+export function joinedClientTokens(host: JoinedHost, log: ComponentLog): { issueClientToken(clientId: string, jkt: string): Promise<{ token: string; expiresAt: string }> } {
   return {
     async issueClientToken(clientId, jkt) {
-      return check("clientToken", clientTokenAnswerSchema, await host.post("/management-point/client-token", { clientId, jkt }));
+      let answer: unknown;
+      try {
+        answer = await host.post("/management-point/client-token", { clientId, jkt });
+      } catch (e) {
+        if (!isOpenCmgError(e)) throw e;
+        log.error(`The site at ${host.site} signed no client token for ${clientId}: ${e.message} (${String(e.code)}).`);
+        throw new MpError(503, "token_issuer_unavailable", "the site issued no client token through this management point; try again later", 300);
+      }
+      return check("clientToken", clientTokenAnswerSchema, answer);
     },
   };
 }

@@ -206,26 +206,58 @@ it("runs a gateway instance, a connection point, a management point and a softwa
   assert.deepEqual(heldFiles("gateway instance", dirs.gateway), ["bundle/instance-0.json", "bundle/server.key", "bundle/server.pem", "bundle/site-ca.pem", "bundle/tunnel.key", "bundle/tunnel.pem"]);
 });
 
-it("a joined management point and software update point whose role is removed are refused, and do not start", async () => {
-  const removedMp = await opencmg(siteDir, ["--database", database, "role", "remove", MP, "management-point"]);
-  assert.equal(removedMp.code, 0, removedMp.stderr);
-  const mp = await opencmg(dirs.mp, ["--database", database, "mp", "serve", "--server", MP, "--listen", `127.0.0.1:${mpPort}`]);
-  assert.equal(mp.code, 1, mp.stderr);
-  assert.match(mp.stderr, /mp01\.contoso\.test has no management-point role at this site/);
+it("a joined management point and software update point whose role is removed are refused by the site, answer so, and do not start again", async () => {
+  const mp = await startProcess(dirs.mp, ["--database", database, "mp", "serve", "--server", MP, "--listen", `127.0.0.1:${mpPort}`], /management point .* serving/);
+  const sup = await startProcess(dirs.sup, ["sup", "serve", "--server", SUP, "--listen", `127.0.0.1:${supPort}`], /software update point .* serving/);
+  await startProcess(dirs.gateway, ["gateway", "serve", "--config", join(dirs.gateway, "bundle", "instance-0.json"), "--metrics-port", "0"], /listening: clients on/);
+  await startProcess(dirs.cp, ["connection-point", "serve", "--report-interval", "1", "--poll-interval", "0.3"], /dialling every instance/);
+  const device = new Agent({ connect: { ca: [pki.root.certPem], cert: pki.client.certPem, key: pki.client.keyPem, servername: FQDN } });
+  try {
+    await until("the gateway to relay to the software update point again", async () => {
+      const res = await request(`https://127.0.0.1:${clientBase}/CCM_Proxy_MutualAuth/${supRoleId}/SMS_SUP/v1/updates`, { dispatcher: device }).catch(() => undefined);
+      await res?.body.dump();
+      return res?.statusCode === 200 ? true : undefined;
+    }, 120_000);
+  } finally {
+    await device.close();
+  }
+  for (const [server, kind] of [[MP, "management-point"], [SUP, "software-update-point"]] as const) {
+    const removed = await opencmg(siteDir, ["--database", database, "role", "remove", server, kind]);
+    assert.equal(removed.code, 0, removed.stderr);
+  }
 
-  const removedSup = await opencmg(siteDir, ["--database", database, "role", "remove", SUP, "software-update-point"]);
-  assert.equal(removedSup.code, 0, removedSup.stderr);
-  const sup = await opencmg(dirs.sup, ["sup", "serve", "--server", SUP, "--listen", `127.0.0.1:${supPort}`]);
-  assert.equal(sup.code, 1, sup.stderr);
-  assert.match(sup.stderr, /sup01\.contoso\.test has no software-update-point role at this site/);
-
-  // Without the role, the site signs nothing for the host either.
+  // The running management point: the site signs no client token for it any more. A new device is refused by the
+  // gateway once the signed settings without the role reached it, by the management point (the site signed nothing) before.
+  const bulk = await opencmg(siteDir, ["--database", database, "--json", "token", "create-bulk"]);
+  assert.equal(bulk.code, 0, bulk.stderr);
+  const installed = await opencmg(work, ["client", "install", "--mp", `https://127.0.0.1:${clientBase}/CCM_Proxy_ServerAuth/${mpRoleId}`, "--token", "-", "--ca", join(work, "root-ca.pem"), "--name", "PC-JOINED-2", "--client-dir", join(work, "pc2"), "--always-internet", "--json"], (JSON.parse(bulk.stdout) as { token: string }).token + "\n");
+  assert.notEqual(installed.code, 0);
+  assert.match(installed.stderr, /404 unknown_role: role \d+ is not served|503 token_issuer_unavailable/);
   const host = new JoinedHost(dirs.mp);
   try {
-    const c = (await reader.services.clients.list())[0]!;
+    const c = (await reader.services.clients.list()).find((x) => x.tokenKey !== null)!;
     await assert.rejects(host.post("/management-point/client-token", { clientId: c.id, jkt: c.tokenKey }), (e: Error & { kind?: string }) => e.kind === "forbidden" && /no management-point role/.test(e.message));
   } finally {
     await host.close();
   }
+  // The running software update point: out of service.
+  const direct = new Agent({ connect: { ca: [readFileSync(join(dirs.sup, "site-ca.pem"), "utf8")] } });
+  try {
+    const res = await request(`https://127.0.0.1:${supPort}/SMS_SUP/v1/updates`, { dispatcher: direct });
+    const body = await res.body.text();
+    assert.equal(res.statusCode, 503, body);
+    assert.match(body, /out of service: the site refuses it/);
+  } finally {
+    await direct.close();
+  }
+  await stop(mp);
+  await stop(sup);
+
+  const mpAgain = await opencmg(dirs.mp, ["--database", database, "mp", "serve", "--server", MP, "--listen", `127.0.0.1:${mpPort}`]);
+  assert.equal(mpAgain.code, 1, mpAgain.stderr);
+  assert.match(mpAgain.stderr, /mp01\.contoso\.test has no management-point role at this site/);
+  const supAgain = await opencmg(dirs.sup, ["sup", "serve", "--server", SUP, "--listen", `127.0.0.1:${supPort}`]);
+  assert.equal(supAgain.code, 1, supAgain.stderr);
+  assert.match(supAgain.stderr, /sup01\.contoso\.test has no software-update-point role at this site/);
   for (const d of [dirs.mp, dirs.sup]) assert.ok(!existsSync(join(d, "site.key")) && !existsSync(join(d, "site.db")));
 });
