@@ -11,6 +11,10 @@
  *   POST /api/v1/join/connection-point/certificate   its tunnel certificate, for the key it holds
  *   POST /api/v1/join/connection-point/report        its health and tunnels
  *   POST /api/v1/join/connection-point/traffic       its traffic
+ *   POST /api/v1/join/role-certificate               { role } -> its MP's or SUP's server certificate, for its host key
+ *   POST /api/v1/join/management-point/client-token  { clientId, jkt } -> a client token the site signed
+ *   GET  /api/v1/join/software-update-point          its SUP's role ID and settings
+ *   GET  /api/v1/join/software-update-point/updates  the synchronised updates (?id=ID: one update's files)
  */
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -22,6 +26,7 @@ import type { SitePki } from "../site/site-pki.ts";
 import type { OpenedSite, SiteServices } from "../site/site.ts";
 import { cmgGone, connectionPointReportSchema, knownCmgRule, servicesLink, trafficReportSchema } from "../roles/cmg-connection-point/site-link.ts";
 import { check } from "../site/validation.ts";
+import { clientTokenFor, needRole, roleCertificateRequestSchema, softwareUpdatePointConfig, softwareUpdatePointUpdates } from "./site-roles.ts";
 
 import { JOIN_API } from "./client.ts";
 export { JOIN_API };
@@ -111,6 +116,16 @@ export async function startJoinListener(o: JoinListenerOptions): Promise<JoinLis
       await link.traffic(fqdn, t.cmg, t.records);
       return answer(res, 204);
     }
+    if (route === `POST ${JOIN_API}/role-certificate`) {
+      const { role } = check("roleCertificate", roleCertificateRequestSchema, await readJson(req));
+      await needRole(s, fqdn, role);
+      const spki = socket.getPeerX509Certificate()!.publicKey.export({ type: "spki", format: "der" });
+      const r = await s.joins.roleCertificateFor(fqdn, role, spki);
+      return answer(res, 200, { certificate: r.certPem, names: r.names });
+    }
+    if (route === `POST ${JOIN_API}/management-point/client-token`) return answer(res, 200, await clientTokenFor(s, fqdn, await readJson(req)));
+    if (route === `GET ${JOIN_API}/software-update-point`) return answer(res, 200, await softwareUpdatePointConfig(s, fqdn));
+    if (route === `GET ${JOIN_API}/software-update-point/updates`) return answer(res, 200, await softwareUpdatePointUpdates(s, fqdn, url.searchParams.get("id")));
     throw new HttpError("not_found", "NO_SUCH_ROUTE", `${route} is not a join API route`);
   };
 

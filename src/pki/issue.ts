@@ -306,6 +306,7 @@ export async function issueCertForKey(o: {
   publicKey: x509.PublicKey | BufferSource;
   commonName: string;
   dnsNames?: string[];
+  ipAddresses?: string[];
   usage: CertUsage;
   notAfter?: Date;
 }): Promise<{ certPem: string; serialHex: string }> {
@@ -319,7 +320,7 @@ export async function issueCertForKey(o: {
     await x509.SubjectKeyIdentifierExtension.create(publicKey, false, crypto),
     signer.aki,
   ];
-  const sans = subjectAltNames(o.dnsNames ?? [], []);
+  const sans = subjectAltNames(o.dnsNames ?? [], o.ipAddresses ?? []);
   if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false));
   const cert = await x509.X509CertificateGenerator.create(
     { serialNumber: newSerial(), subject: nameOf(o.commonName), issuer: signer.cert.subjectName, notBefore, notAfter: o.notAfter ?? new Date(notBefore.getTime() + 365 * DAY), publicKey, signingKey: signer.key, signingAlgorithm: signer.alg, extensions },

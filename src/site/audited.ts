@@ -170,6 +170,8 @@ export const METHODS: ServiceMethods = {
     createToken: { object: (a) => `server/${field(a, "server").toLowerCase()}/join-token` },
     revokeToken: named("join-token", (s, id) => s.joins.getToken(id)),
     join: { object: (a) => `join-token/${joinTokenId(a)}`, read: (s, a) => s.joins.getToken(joinTokenId(a)) },
+    // A joined management point's or software update point's server certificate, issued at each start for its host key.
+    roleCertificateFor: { object: (a) => `server/${arg(a, 0).toLowerCase()}/role/${arg(a, 1)}/certificate` },
     listTokens: READ,
     getToken: READ,
     joinedServer: READ,

@@ -173,7 +173,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     adminTokens: new AdminTokensService(ctx),
     audit: new AuditService(ctx),
     checks: new EndpointChecksService(ctx),
-    joins: new JoinsService(ctx, servers, sitePki),
+    joins: new JoinsService(ctx, servers, sitePki, roles),
   };
   const actor = o.actor ?? localActor();
   const servicesAs = (a: Actor): SiteServices => auditedServices(raw, a, raw.audit, (fn) => scopedTransaction(database.db, fn));

@@ -82,6 +82,8 @@ export type MpReason =
   /** Registration: another client has the name, or it is a site system server's. */
   | "name_taken"
   | "reserved_name"
+  /** A joined management point: the site did not sign the client token (the server's role was removed, the site is unreachable). */
+  | "token_issuer_unavailable"
   | "internal_error";
 
 /** Body of every refusal. */

@@ -37,7 +37,8 @@ export interface ManagementPointDeps {
   roles: RolesService;
   status: StatusService;
   clients: ClientsService;
-  tokens: TokensService;
+  /** Token uses and client tokens (a joined server's are signed by the site over the join). */
+  tokens: Pick<TokensService, "useBulk" | "recordIdTokenUse" | "noteIdTokenClient" | "idTokenClient" | "issueClientToken">;
   /** The site settings the status message limits come from. */
   settings: Pick<SettingsService, "count">;
   logs: LogSet;

@@ -16,11 +16,10 @@ import { createServer, type Server } from "node:https";
 import { TLS_POLICY } from "../../pki/tls-policy.ts";
 import { resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { NotFoundError } from "../../errors.ts";
+import { isOpenCmgError, NotFoundError } from "../../errors.ts";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import { listenRole } from "../listener.ts";
 import type { LogSet } from "../../logs/cmtrace.ts";
-import type { RolesService } from "../../site/services/roles.ts";
 import type { SoftwareUpdate, UpdatesService } from "../../site/services/updates.ts";
 import type { ContentLibrary } from "./content-library.ts";
 import { LOG_FILES } from "../../logs/files.ts";
@@ -29,8 +28,10 @@ export const SUP_PATHS = { updates: "/SMS_SUP/v1/updates", contentPrefix: "/SMS_
 
 /** What the software update point's server needs of the site (app/role-deps.ts builds it). */
 export interface SoftwareUpdatePointDeps {
-  roles: RolesService;
-  updates: UpdatesService;
+  /** The site's roles (a joined server: its role, read over the join). */
+  roles: { findOn(fqdn: string, kind: "software-update-point"): Promise<{ id: number } | undefined> };
+  /** The synchronised update metadata (a joined server: read over the join). */
+  updates: Pick<UpdatesService, "list" | "filesOf">;
   logs: LogSet;
   library: ContentLibrary;
 }
@@ -152,8 +153,9 @@ export async function startSoftwareUpdatePoint(o: SoftwareUpdatePointOptions): P
         log.info(`${method} ${path} from ${remote}: ${outcome}${req.headers.range ? ` (Range: ${req.headers.range})` : ""}`);
       } else throw new HttpRefusal(404, `${path} is not a software update point path`);
     } catch (e) {
-      const err = e instanceof HttpRefusal ? e : new HttpRefusal(500, "the software update point failed to serve the request; see SUPServe.log");
-      const line = `Refused ${method} ${path} from ${remote}: ${err.status} ${err.message}`;
+      // A joined server's role removed at the site: the site answers it 403, this server answers that it is out of service.
+      const err = e instanceof HttpRefusal ? e : isOpenCmgError(e) && e.kind === "forbidden" ? new HttpRefusal(503, "this software update point is out of service: the site refuses it (see SUPServe.log)") : new HttpRefusal(500, "the software update point failed to serve the request; see SUPServe.log");
+      const line = `Refused ${method} ${path} from ${remote}: ${err.status} ${err.message}${err !== e && isOpenCmgError(e) && e.kind === "forbidden" ? ` (the site: ${e.message})` : ""}`;
       if (err.status >= 500) log.error(line, { cause: String((e as Error)?.stack ?? e) });
       else log.warn(line);
       if (res.headersSent) return void res.destroy(); // mid-stream failure: the client sees a short body and resumes

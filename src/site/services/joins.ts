@@ -6,6 +6,7 @@
  * FQDN). From then on the server is known by that certificate: the site answers its role
  * configuration while the token it joined with is not revoked and the server still has a role.
  */
+import { isIP } from "node:net";
 import { createHash, randomBytes, randomUUID, timingSafeEqual, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { NotFoundError, OpenCmgError, ValidationError } from "../../errors.ts";
@@ -14,6 +15,10 @@ import type { SitePki } from "../site-pki.ts";
 import { check, fqdn as fqdnRule } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import type { ServersService } from "./servers.ts";
+import type { RolesService } from "./roles.ts";
+
+/** The roles a joined server serves clients with, over a server certificate of the site CA. */
+export type ServedRoleKind = "management-point" | "software-update-point";
 
 export const JOIN_DEFAULT_MINUTES = 60;
 export const JOIN_MAX_MINUTES = 7 * 24 * 60;
@@ -78,6 +83,7 @@ export class JoinsService {
     private readonly ctx: ServiceContext,
     private readonly servers: ServersService,
     private readonly pki: () => Promise<SitePki>,
+    private readonly roles: RolesService,
   ) {}
 
   private log() {
@@ -162,6 +168,26 @@ export class JoinsService {
     if (Number(r.numUpdatedRows) !== 1) throw refused("JOIN_TOKEN_USED", `join token ${id} was used already (each joins once)`);
     this.log().info(`${row.server_fqdn} joined the site with join token ${id}: host certificate ${cert.serialHex} issued, valid until ${notAfter}.`);
     return { server: row.server_fqdn, certPem: cert.certPem, caPem: pki.caPem };
+  }
+
+  /**
+   * The server certificate of a joined server's management point or software update point, for
+   * the key it holds (its host key): CN and SAN its FQDN, and the host of the role's internal URL
+   * (a name or an address), which the connection points verify. Refused once the role is gone.
+   */
+  async roleCertificateFor(fqdnInput: string, kind: ServedRoleKind, publicKeyDer: Uint8Array): Promise<{ certPem: string; serial: string; names: string[] }> {
+    const fqdn = check("fqdn", fqdnRule, fqdnInput);
+    const role = await this.roles.findOn(fqdn, kind);
+    if (!role || (role.kind !== "management-point" && role.kind !== "software-update-point")) throw refused("ROLE_REMOVED", `${fqdn} has no ${kind} role at this site`);
+    const internal = role.settings.internalUrl ? new URL(role.settings.internalUrl).hostname.replace(/^\[|\]$/g, "").toLowerCase() : undefined;
+    const dnsNames = [...new Set([fqdn, ...(internal !== undefined && isIP(internal) === 0 ? [internal] : [])])];
+    const ipAddresses = internal !== undefined && isIP(internal) !== 0 ? [internal] : [];
+    const pki = await this.pki();
+    const { issueCertForKey } = await import("../../pki/issue.ts");
+    const cert = await issueCertForKey({ issuer: pki.ca(), publicKey: Uint8Array.from(publicKeyDer), commonName: fqdn, dnsNames, ipAddresses, usage: "server", notAfter: new Date(this.ctx.now().getTime() + HOST_CERT_DAYS * 86_400_000) });
+    const names = [...dnsNames, ...ipAddresses];
+    this.log().info(`${kind} server certificate of joined server ${fqdn} issued for its own key: serial ${cert.serialHex}, for ${names.join(", ")}.`);
+    return { certPem: cert.certPem, serial: cert.serialHex, names };
   }
 
   /**
