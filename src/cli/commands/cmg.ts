@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
@@ -19,6 +19,7 @@ import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { connectionPointRoleDeps } from "../../app/role-deps.ts";
 import { registerCmgTraffic, trafficText } from "./cmg-traffic.ts";
+import { registerCmgManifests } from "./cmg-kubernetes.ts";
 import { registerConnectionPointCertCommands, registerSettingsKeyCommands } from "./cmg-trust.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -86,9 +87,18 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
   registerCreate(cmg, ctx);
   registerManage(cmg, ctx);
   registerCmgTraffic(cmg, ctx);
+  registerCmgManifests(cmg, ctx);
   registerLocalRun(cmg, ctx);
   registerSettingsKeyCommands(cmg, ctx);
   registerServe(program, ctx);
+}
+
+/** The kubernetes provider's options of `cmg create`, as `deploy.kubernetes` (absent when none is given). */
+function kubernetesOptions(o: Record<string, unknown>): { kubernetes?: Record<string, string> } {
+  const k = Object.fromEntries(
+    Object.entries({ namespace: o.namespace, kubeconfig: typeof o.kubeconfig === "string" ? resolve(o.kubeconfig) : undefined, clusterDomain: o.clusterDomain, image: o.image }).filter((e): e is [string, string] => typeof e[1] === "string"),
+  );
+  return Object.keys(k).length > 0 ? { kubernetes: k } : {};
 }
 
 /** `cmg create`: its many options map one to one onto CmgsService.create's input. */
@@ -110,7 +120,11 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
     .option("--cloud <env>", "public, usgov or custom", "public")
     .option("--region <name>", "region label for the provider", "local")
     .option("--resource-group <name>", "resource group label for the provider")
-    .option("--provider <p>", "where instances run: local (this machine) or external", "local")
+    .option("--provider <p>", "where instances run: local (this machine), external (hosts you run them on) or kubernetes (a cluster: see --namespace, --kubeconfig)", "local")
+    .option("--namespace <ns>", "kubernetes provider: the namespace of its objects (default opencmg)")
+    .option("--kubeconfig <file>", "kubernetes provider: the kubeconfig naming the cluster and the credentials to apply with (on the site server)")
+    .option("--cluster-domain <domain>", "kubernetes provider: the cluster's DNS domain (default cluster.local)")
+    .option("--image <ref>", "kubernetes provider: the gateway image (default localhost/opencmg-gateway:VERSION)")
     .option("--listen-host <addr>", "address the instances' listeners bind", "0.0.0.0")
     .option("--public-host <host>", "host name in the client URL (default: the service FQDN)")
     .option("--instance-host <host>", "host connection points dial (default: 127.0.0.1 for local, the service FQDN for external)")
@@ -155,6 +169,7 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
             tunnelPortBase: portOpt("tunnelPort", o.tunnelPort as string),
             metricsPortBase: portOpt("metricsPort", o.metricsPort as string),
             metricsHost: bindHostOpt("metricsHost", o.metricsHost as string),
+            ...kubernetesOptions(o),
             trafficAlert: o.trafficAlertGb === undefined ? null : { thresholdGb: o.trafficAlertGb as string, warningPct: o.trafficWarningPct as string, criticalPct: o.trafficCriticalPct as string, stopOnCritical: o.stopOnCritical === true },
           },
         });

@@ -11,6 +11,8 @@ import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { CmgSettingsBase } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
+import { checkKubernetesName, kubernetesSettings, podDnsNames, POD_PORTS } from "../../cmg/kubernetes/settings.ts";
+import { VERSION } from "../../version.ts";
 import type { TokensService } from "./tokens.ts";
 import { CmgConnectionPointData } from "./cmg-connection-point.ts";
 import { checkInstanceAddresses, CLOUDS, RUN_STATES, type CmgRunState, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
@@ -46,6 +48,22 @@ function supervisorAlive(pidFile: string): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * The deploy settings with their defaults. A kubernetes CMG's instances are the StatefulSet's pods:
+ * each on its own DNS name (what the connection points dial), every one on the same ports.
+ */
+function providerDeploySettings(name: string, d: z.infer<typeof deploySchema>, serviceFqdn: string, provider: (typeof PROVIDERS)[number]): CmgDeploySettings {
+  if (provider !== "kubernetes") {
+    if (d.kubernetes) throw new ValidationError("deploy.kubernetes", "goes with the kubernetes provider (--provider kubernetes)");
+    return deploySettings(d, serviceFqdn, provider);
+  }
+  checkKubernetesName(name);
+  if (d.instanceAddresses) throw new ValidationError("deploy.instanceAddresses", "cannot be given with the kubernetes provider: the instances are the StatefulSet's pods, at their DNS names");
+  const kubernetes = kubernetesSettings(d.kubernetes ?? {}, VERSION);
+  const base = deploySettings({ ...d, instanceAddresses: podDnsNames(name, kubernetes), clientPortBase: POD_PORTS.client, tunnelPortBase: POD_PORTS.tunnel, metricsPortBase: POD_PORTS.metrics, metricsHost: "0.0.0.0", listenHost: "0.0.0.0" }, serviceFqdn, provider);
+  return { ...base, kubernetes };
 }
 
 /** What a delete did. */
@@ -96,7 +114,7 @@ export class CmgsService {
     const provider = check("provider", z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(", ")}` }), input.provider ?? "local");
     const region = check("region", label, input.region ?? "local");
     const resourceGroup = check("resourceGroup", label, input.resourceGroup ?? `${name}-rg`);
-    const deploy = deploySettings(check("deploy", deploySchema, input.deploy ?? {}), serviceFqdn, provider);
+    const deploy = providerDeploySettings(name, check("deploy", deploySchema, input.deploy ?? {}), serviceFqdn, provider);
     checkInstanceAddresses(count, deploy);
     const serverCertPem = [cert.toString(), ...(input.serverChainPem ?? [])].join("");
     const created = iso(now);
