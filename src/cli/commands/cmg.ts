@@ -93,6 +93,21 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
   registerServe(program, ctx);
 }
 
+/**
+ * A kubernetes CMG with a kubeconfig: its cluster follows the change now (the objects applied, or
+ * deleted); a line saying what was done, or "" for a CMG of another provider.
+ */
+async function followProvider(site: OpenedSite, name: string): Promise<string> {
+  const view = await site.services.cmgs.show(name);
+  if (view.provider !== "kubernetes") return "";
+  const { followed, syncKubernetesCmg } = await import("../../cmg/kubernetes/provider.ts");
+  if (!followed(view)) return `CMG ${view.name} names no kubeconfig: apply \`opencmg cmg manifests ${view.name} --kubernetes\` to its cluster yourself.\n`;
+  const r = (await syncKubernetesCmg(site, name))!;
+  return r.action === "deleted"
+    ? `Deleted ${r.objects.length} object(s) of CMG ${view.name} in namespace ${r.namespace}.\n`
+    : `Applied ${r.objects.length} object(s) of CMG ${view.name} in namespace ${r.namespace}: StatefulSet replicas ${r.replicas} (${r.readyReplicas} ready).\n`;
+}
+
 /** The kubernetes provider's options of `cmg create`, as `deploy.kubernetes` (absent when none is given). */
 function kubernetesOptions(o: Record<string, unknown>): { kubernetes?: Record<string, string> } {
   const k = Object.fromEntries(
@@ -173,7 +188,8 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
             trafficAlert: o.trafficAlertGb === undefined ? null : { thresholdGb: o.trafficAlertGb as string, warningPct: o.trafficWarningPct as string, criticalPct: o.trafficCriticalPct as string, stopOnCritical: o.stopOnCritical === true },
           },
         });
-        ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n`);
+        const cluster = await followProvider(s, view.name);
+        ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n${cluster}`);
       });
     });
 }
@@ -268,7 +284,8 @@ function registerManage(cmg: Command, ctx: CliContext): void {
           region: o.region as string | undefined,
           resourceGroup: o.resourceGroup as string | undefined,
         });
-        ctx.print(cmd, c, () => `Updated CMG ${c.name}; the connection points push the change to its running instances (no restart), and the provider follows the instance count. Status: ${c.status} (${c.statusReason}).\n`);
+        const cluster = await followProvider(s, c.name);
+        ctx.print(cmd, c, () => `${cluster}Updated CMG ${c.name}; the connection points push the change to its running instances (no restart), and the provider follows the instance count. Status: ${c.status} (${c.statusReason}).\n`);
       });
     });
 
@@ -278,7 +295,7 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .option("--force", "delete the last Ready CMG even though clients registered through the internet would have no way in")
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await deleteCmg(s.services, name, { force: o.force === true });
+        const r = await deleteCmg(s.services, name, { force: o.force === true, stopInstances: async (n) => void (await followProvider(s, n)) });
         ctx.print(cmd, r, () => `Deleted CMG ${r.deleted}${r.connectionPointsRemoved.length ? ` and its connection point role on ${r.connectionPointsRemoved.join(", ")}` : ""}; its instances are stopped and its keys removed.\n`);
       });
     });
@@ -331,7 +348,8 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
         const view = o.keepRunState ? await site.services.cmgs.show(name) : await site.services.cmgs.start(name);
         const here = localCmgStatus(g.data, view.name);
         if (view.provider !== "local" || here.running) {
-          const who = view.provider !== "local" ? "its instances on their hosts get the change from the connection points" : `the process that runs its instances here (${here.pid}) starts them`;
+          const cluster = await followProvider(site, view.name);
+          const who = cluster ? cluster.trim() :  view.provider !== "local" ? "its instances on their hosts get the change from the connection points" : `the process that runs its instances here (${here.pid}) starts them`;
           ctx.print(cmd, view, () => `Started CMG ${view.name}: ${who}. Status: ${view.status} (${view.statusReason}).\n`);
           return;
         }
@@ -368,7 +386,9 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
     .description("stop a CMG: its instances stop and the connection points end their tunnels; it stays stopped (across restarts) until `cmg start`")
     .action(async (name: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const view = await s.services.cmgs.stop(name);
+        const stopped = await s.services.cmgs.stop(name);
+        const cluster = await followProvider(s, stopped.name);
+        const view = cluster ? await s.services.cmgs.show(stopped.name) : stopped;
         ctx.print(cmd, view, () => `Stopping CMG ${view.name}: the provider stops its instances and the connection points end their tunnels. Status: ${view.status} (${view.statusReason}).\n`);
       });
     });
