@@ -21,7 +21,7 @@ export const kubernetesInputSchema = z
       .max(200)
       .optional(),
     /** The administrator's kubeconfig (a file on the site server) naming the cluster and its credentials. */
-    kubeconfig: z.string().min(1, "must be a file path").max(4096).optional(),
+    kubeconfig: z.string().max(4096).refine((p) => p.startsWith("/"), "must be the absolute path of a file on the site server").optional(),
     /** The gateway image (deploy/container/build.sh, pushed to a registry the cluster pulls from). */
     image: z.string().regex(/^[a-z0-9][a-zA-Z0-9._\-/:@]{0,254}$/, "must be an image reference such as registry.contoso.com/opencmg-gateway:0.1.0").optional(),
   })
