@@ -51,6 +51,7 @@ export function buildGatewayImage(): GatewayImage {
   const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !NPM_OWN.test(k))), CONTAINERS_CONF: join(work, "containers.conf"), BUILDAH_ISOLATION: "chroot" };
   const tag = `localhost/opencmg-gateway:test-${process.pid}`;
   const b = spawnSync("bash", [join(ROOT, "deploy", "container", "build.sh"), "--tag", tag], { cwd: ROOT, env, encoding: "utf8", timeout: 20 * 60_000 });
+  if (b.status !== 0) rmSync(work, { recursive: true, force: true });
   if (b.status !== 0) throw new Error(`build.sh exited ${b.status ?? b.signal}:\n${b.stdout}\n${b.stderr}`);
   const id = b.stdout.trim().split("\n").at(-1)!;
 
