@@ -27,7 +27,7 @@ export const cmgCreateBody = z.strictObject({
   cloud: z.string().optional().describe("public, usgov or custom (default public)"),
   region: z.string().optional(),
   resourceGroup: z.string().optional(),
-  provider: z.string().optional().describe("local or external (default local)"),
+  provider: z.string().optional().describe("local, external or kubernetes (default local)"),
   deploy: z.strictObject(deploySchema.shape).optional().describe("where the instances listen and how they are reached"),
 });
 

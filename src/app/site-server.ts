@@ -43,7 +43,10 @@ export interface SiteServerOptions {
   console?: { dir?: string | null; sessions?: Partial<SessionLimits>; live?: LiveFeedOptions };
   /** Options of the checks started over the API when the schedule is off (tests map targets to loopback). */
   onDemandCheck?: EndpointMonitorOptions;
-  /** Run the local-provider CMGs' instances in this process's care (`site serve`; default: not, `opencmg up` runs its own). */
+  /**
+   * Run the local-provider CMGs' instances in this process's care, and have the kubernetes CMGs'
+   * clusters follow the site (`site serve`; default: not, `opencmg up` runs its own).
+   */
   localCmgs?: { pollMs?: number } | false;
 }
 
@@ -103,6 +106,8 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   const alerts = scheduleCmgAlerts(cmgAlertEvaluator(o.site), () => o.site.services.settings.durationMs("alert-evaluation-interval"), o.site.logs.component(LOG_FILES.cloudMgr));
   let cmgs: LocalCmgSupervisor | undefined;
   if (o.localCmgs) cmgs = await superviseLocalCmgs(o.site, { dataDir: o.site.paths.data, ...(o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) });
+  // The kubernetes CMGs' clusters follow every change too (loaded only where a site serves CMGs).
+  const kube = o.localCmgs ? (await import("../cmg/kubernetes/provider.ts")).superviseKubernetesCmgs(o.site, o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) : undefined;
   const retention = scheduleStatusRetention({ settings: o.site.services.settings, status: o.site.services.status, log: o.site.logs.component(LOG_FILES.statmgr), now: o.site.ctx.now });
   return {
     url: address,
@@ -112,6 +117,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
       clearInterval(recheck);
       // The instances first: they drain their clients and tunnels while the rest still runs.
       await cmgs?.close();
+      await kube?.close();
       await alerts.stop();
       await retention.stop();
       stopping.abort();

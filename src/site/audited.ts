@@ -109,6 +109,9 @@ export const METHODS: ServiceMethods = {
     // The local provider's restarts and the connection points' tunnel reports.
     recordRestart: SYSTEM,
     reportTunnels: SYSTEM,
+    // What the kubernetes provider saw in the cluster.
+    recordClusterState: SYSTEM,
+    clusterState: READ,
     exists: READ,
     list: READ,
     show: READ,

@@ -28,7 +28,11 @@ const PAGES = ["General", "Settings", "Alerts", "Summary"] as const;
 type Page = (typeof PAGES)[number];
 
 export const ENVIRONMENTS: Record<string, string> = { public: "Azure Public Cloud", usgov: "Azure US Government Cloud", custom: "Custom (self-hosted)" };
-export const PROVIDERS: Record<string, string> = { local: "Local: instances run on this site's machine", external: "External: instances run elsewhere from the start-up bundle" };
+export const PROVIDERS: Record<string, string> = {
+  local: "Local: instances run on this site's machine",
+  external: "External: instances run elsewhere from the start-up bundle",
+  kubernetes: "Kubernetes: instances run as pods in a cluster",
+};
 
 /** Which page holds the field an API error names. */
 const FIELD_PAGE: Record<string, Page> = {
@@ -55,6 +59,10 @@ const FIELD_PAGE: Record<string, Page> = {
   clientPortBase: "Settings",
   tunnelPortBase: "Settings",
   instanceHost: "Settings",
+  kubernetes: "Settings",
+  kubeconfig: "Settings",
+  namespace: "Settings",
+  image: "Settings",
   trafficAlert: "Alerts",
   thresholdGb: "Alerts",
   warningPct: "Alerts",
@@ -82,6 +90,10 @@ interface Form {
   publicHost: string;
   clientPortBase: string;
   tunnelPortBase: string;
+  /** Kubernetes provider: the kubeconfig file on the site server, the namespace, the gateway image (blank: the default). */
+  kubeconfig: string;
+  namespace: string;
+  image: string;
   alert: boolean;
   thresholdGb: string;
   warningPct: string;
@@ -109,6 +121,9 @@ const EMPTY: Form = {
   publicHost: "",
   clientPortBase: "443",
   tunnelPortBase: "10140",
+  kubeconfig: "",
+  namespace: "opencmg",
+  image: "",
   alert: false,
   thresholdGb: "",
   warningPct: "50",
@@ -126,6 +141,8 @@ export function createBody(f: Form): Record<string, unknown> {
     deploy.clientPortBase = num(f.clientPortBase);
     deploy.tunnelPortBase = num(f.tunnelPortBase);
   }
+  if (f.provider === "kubernetes")
+    deploy.kubernetes = { kubeconfig: f.kubeconfig.trim(), namespace: f.namespace.trim(), ...(f.image.trim() ? { image: f.image.trim() } : {}) };
   deploy.trafficAlert = f.alert ? { thresholdGb: num(f.thresholdGb), warningPct: num(f.warningPct), criticalPct: num(f.criticalPct) } : null;
   return {
     name: f.name.trim(),
@@ -313,6 +330,20 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
             </Field>
           </fieldset>
         )}
+        {f.provider === "kubernetes" && (
+          <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
+            <legend>Kubernetes deployment</legend>
+            <Field label="Kubeconfig path" hint="A file on the site server naming the cluster and the credentials to apply with (deploy/kubernetes/rbac.yaml lists the permissions)" {...errorProps(errors, "kubeconfig", "kubernetes")}>
+              <Input value={f.kubeconfig} onChange={(_, d) => set("kubeconfig", d.value)} />
+            </Field>
+            <Field label="Namespace" {...errorProps(errors, "namespace")}>
+              <Input value={f.namespace} onChange={(_, d) => set("namespace", d.value)} />
+            </Field>
+            <Field label="Gateway image (default: opencmg-gateway of this version)" {...errorProps(errors, "image")}>
+              <Input value={f.image} onChange={(_, d) => set("image", d.value)} />
+            </Field>
+          </fieldset>
+        )}
       </>
     );
   else if (page === "Alerts")
@@ -339,6 +370,7 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
           [
             ["Azure environment", ENVIRONMENTS[f.cloud]],
             ["Provider", PROVIDERS[f.provider]],
+            ...(f.provider === "kubernetes" ? [["Kubeconfig path", f.kubeconfig], ["Namespace", f.namespace]] : []),
             ["Certificate file", f.certFileName],
             ["Service name", f.name],
             ["Service FQDN", f.serviceFqdn],

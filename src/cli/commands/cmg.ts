@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
@@ -19,6 +19,7 @@ import { keyValues, readStdin, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { connectionPointRoleDeps } from "../../app/role-deps.ts";
 import { registerCmgTraffic, trafficText } from "./cmg-traffic.ts";
+import { registerCmgManifests } from "./cmg-kubernetes.ts";
 import { registerConnectionPointCertCommands, registerSettingsKeyCommands } from "./cmg-trust.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -86,9 +87,33 @@ export function registerCmgCommands(program: Command, ctx: CliContext): void {
   registerCreate(cmg, ctx);
   registerManage(cmg, ctx);
   registerCmgTraffic(cmg, ctx);
+  registerCmgManifests(cmg, ctx);
   registerLocalRun(cmg, ctx);
   registerSettingsKeyCommands(cmg, ctx);
   registerServe(program, ctx);
+}
+
+/**
+ * A kubernetes CMG with a kubeconfig: its cluster follows the change now (the objects applied, or
+ * deleted); a line saying what was done, or "" for a CMG of another provider.
+ */
+async function followProvider(site: OpenedSite, name: string): Promise<string> {
+  const view = await site.services.cmgs.show(name);
+  if (view.provider !== "kubernetes") return "";
+  const { followed, syncKubernetesCmg } = await import("../../cmg/kubernetes/provider.ts");
+  if (!followed(view)) return `CMG ${view.name} names no kubeconfig: apply \`opencmg cmg manifests ${view.name} --kubernetes\` to its cluster yourself.\n`;
+  const r = (await syncKubernetesCmg(site, name))!;
+  return r.action === "deleted"
+    ? `Deleted ${r.objects.length} object(s) of CMG ${view.name} in namespace ${r.namespace}.\n`
+    : `Applied ${r.objects.length} object(s) of CMG ${view.name} in namespace ${r.namespace}: StatefulSet replicas ${r.replicas} (${r.readyReplicas} ready).\n`;
+}
+
+/** The kubernetes provider's options of `cmg create`, as `deploy.kubernetes` (absent when none is given). */
+function kubernetesOptions(o: Record<string, unknown>): { kubernetes?: Record<string, string> } {
+  const k = Object.fromEntries(
+    Object.entries({ namespace: o.namespace, kubeconfig: typeof o.kubeconfig === "string" ? resolve(o.kubeconfig) : undefined, clusterDomain: o.clusterDomain, image: o.image }).filter((e): e is [string, string] => typeof e[1] === "string"),
+  );
+  return Object.keys(k).length > 0 ? { kubernetes: k } : {};
 }
 
 /** `cmg create`: its many options map one to one onto CmgsService.create's input. */
@@ -110,7 +135,11 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
     .option("--cloud <env>", "public, usgov or custom", "public")
     .option("--region <name>", "region label for the provider", "local")
     .option("--resource-group <name>", "resource group label for the provider")
-    .option("--provider <p>", "where instances run: local (this machine) or external", "local")
+    .option("--provider <p>", "where instances run: local (this machine), external (hosts you run them on) or kubernetes (a cluster: see --namespace, --kubeconfig)", "local")
+    .option("--namespace <ns>", "kubernetes provider: the namespace of its objects (default opencmg)")
+    .option("--kubeconfig <file>", "kubernetes provider: the kubeconfig naming the cluster and the credentials to apply with (on the site server)")
+    .option("--cluster-domain <domain>", "kubernetes provider: the cluster's DNS domain (default cluster.local)")
+    .option("--image <ref>", "kubernetes provider: the gateway image (default localhost/opencmg-gateway:VERSION)")
     .option("--listen-host <addr>", "address the instances' listeners bind", "0.0.0.0")
     .option("--public-host <host>", "host name in the client URL (default: the service FQDN)")
     .option("--instance-host <host>", "host connection points dial (default: 127.0.0.1 for local, the service FQDN for external)")
@@ -155,10 +184,12 @@ function registerCreate(cmg: Command, ctx: CliContext): void {
             tunnelPortBase: portOpt("tunnelPort", o.tunnelPort as string),
             metricsPortBase: portOpt("metricsPort", o.metricsPort as string),
             metricsHost: bindHostOpt("metricsHost", o.metricsHost as string),
+            ...kubernetesOptions(o),
             trafficAlert: o.trafficAlertGb === undefined ? null : { thresholdGb: o.trafficAlertGb as string, warningPct: o.trafficWarningPct as string, criticalPct: o.trafficCriticalPct as string, stopOnCritical: o.stopOnCritical === true },
           },
         });
-        ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n`);
+        const cluster = await followProvider(s, view.name);
+        ctx.print(cmd, view, () => `Created CMG ${view.name} for ${view.serviceFqdn} (${view.instanceCount} instance(s)); status ${view.status}: ${view.statusReason}.\n${cluster}`);
       });
     });
 }
@@ -253,7 +284,8 @@ function registerManage(cmg: Command, ctx: CliContext): void {
           region: o.region as string | undefined,
           resourceGroup: o.resourceGroup as string | undefined,
         });
-        ctx.print(cmd, c, () => `Updated CMG ${c.name}; the connection points push the change to its running instances (no restart), and the provider follows the instance count. Status: ${c.status} (${c.statusReason}).\n`);
+        const cluster = await followProvider(s, c.name);
+        ctx.print(cmd, c, () => `${cluster}Updated CMG ${c.name}; the connection points push the change to its running instances (no restart), and the provider follows the instance count. Status: ${c.status} (${c.statusReason}).\n`);
       });
     });
 
@@ -263,7 +295,7 @@ function registerManage(cmg: Command, ctx: CliContext): void {
     .option("--force", "delete the last Ready CMG even though clients registered through the internet would have no way in")
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const r = await deleteCmg(s.services, name, { force: o.force === true });
+        const r = await deleteCmg(s.services, name, { force: o.force === true, stopInstances: async (n) => void (await followProvider(s, n)) });
         ctx.print(cmd, r, () => `Deleted CMG ${r.deleted}${r.connectionPointsRemoved.length ? ` and its connection point role on ${r.connectionPointsRemoved.join(", ")}` : ""}; its instances are stopped and its keys removed.\n`);
       });
     });
@@ -316,7 +348,8 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
         const view = o.keepRunState ? await site.services.cmgs.show(name) : await site.services.cmgs.start(name);
         const here = localCmgStatus(g.data, view.name);
         if (view.provider !== "local" || here.running) {
-          const who = view.provider !== "local" ? "its instances on their hosts get the change from the connection points" : `the process that runs its instances here (${here.pid}) starts them`;
+          const cluster = await followProvider(site, view.name);
+          const who = cluster ? cluster.trim() :  view.provider !== "local" ? "its instances on their hosts get the change from the connection points" : `the process that runs its instances here (${here.pid}) starts them`;
           ctx.print(cmd, view, () => `Started CMG ${view.name}: ${who}. Status: ${view.status} (${view.statusReason}).\n`);
           return;
         }
@@ -353,7 +386,9 @@ function registerLocalRun(cmg: Command, ctx: CliContext): void {
     .description("stop a CMG: its instances stop and the connection points end their tunnels; it stays stopped (across restarts) until `cmg start`")
     .action(async (name: string, _o: unknown, cmd: Command) => {
       await ctx.withSite(cmd, async (s) => {
-        const view = await s.services.cmgs.stop(name);
+        const stopped = await s.services.cmgs.stop(name);
+        const cluster = await followProvider(s, stopped.name);
+        const view = cluster ? await s.services.cmgs.show(stopped.name) : stopped;
         ctx.print(cmd, view, () => `Stopping CMG ${view.name}: the provider stops its instances and the connection points end their tunnels. Status: ${view.status} (${view.statusReason}).\n`);
       });
     });

@@ -330,6 +330,17 @@ export interface SiteSettingsTable {
   updated_at: string;
 }
 
+/** What the kubernetes provider last saw of a CMG in its cluster (migration 0019). */
+export interface CmgClusterStateTable {
+  cmg_name: string;
+  applied_revision: string;
+  replicas: number;
+  ready_replicas: number;
+  objects: number;
+  error: string;
+  observed_at: string;
+}
+
 export interface Database {
   sites: SitesTable;
   servers: ServersTable;
@@ -360,6 +371,7 @@ export interface Database {
   connection_point_certs: ConnectionPointCertsTable;
   cmg_settings_revisions: CmgSettingsRevisionsTable;
   join_tokens: JoinTokensTable;
+  cmg_cluster_state: CmgClusterStateTable;
 }
 
 /** Every table and column of `Database`, at run time (interfaces vanish when compiled). */
@@ -387,6 +399,7 @@ export const SCHEMA_COLUMNS = {
   cmg_traffic: ["id", "cmg_name", "connection_point", "period_end", "requests", "bytes_in", "bytes_out", "instance", "role_kind", "failed"],
   cmg_alerts: ["cmg_name", "alert", "level", "subject", "changed_at"],
   cmg_instance_restarts: ["cmg_name", "instance", "restarts", "last_restart_at", "last_exit"],
+  cmg_cluster_state: ["cmg_name", "applied_revision", "replicas", "ready_replicas", "objects", "error", "observed_at"],
   clients: ["id", "name", "thumbprint", "subject", "token_sha256", "approved", "always_internet", "last_contact_at", "connection_type", "registered_at", "token_jkt", "directory_id", "blocked", "blocked_at", "root_thumbprint", "approved_jkt", "name_key", "status_refused", "status_refused_at"],
   client_settings: ["name", "location_interval_minutes", "policy_interval_minutes", "use_cmg", "always_on_internet", "updated_at"],
   site_settings: ["key", "value", "updated_at"],

@@ -6,9 +6,10 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { ValidationError } from "../../errors.ts";
 import { isHostName } from "../validation.ts";
+import { kubernetesInputSchema, type KubernetesSettings } from "../../cmg/kubernetes/settings.ts";
 
 export const CLOUDS = ["public", "usgov", "custom"] as const;
-export const PROVIDERS = ["local", "external"] as const;
+export const PROVIDERS = ["local", "external", "kubernetes"] as const;
 export type CmgStatus = "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
 /** What the administrator asked for: the instances run, are stopped (`cmg stop`), or are being deleted. */
 export const RUN_STATES = ["running", "stopped", "deleting"] as const;
@@ -39,6 +40,8 @@ export interface CmgDeploySettings {
   metricsHost?: string;
   /** Alert on outbound traffic over 14 days (src/site/services/cmg-alerts.ts). */
   trafficAlert: TrafficAlertSettings | null;
+  /** The kubernetes provider's cluster: namespace, DNS domain, kubeconfig, image (src/cmg/kubernetes/). */
+  kubernetes?: KubernetesSettings;
 }
 
 export interface CmgCreateInput {
@@ -58,7 +61,7 @@ export interface CmgCreateInput {
   region?: string | undefined;
   resourceGroup?: string | undefined;
   provider?: string | undefined;
-  deploy?: (Partial<Omit<CmgDeploySettings, "trafficAlert">> & { trafficAlert?: TrafficAlertInput | null }) | undefined;
+  deploy?: (Partial<Omit<CmgDeploySettings, "trafficAlert" | "kubernetes">> & { trafficAlert?: TrafficAlertInput | null; kubernetes?: z.input<typeof kubernetesInputSchema> }) | undefined;
 }
 
 /** What can change after creation (and, refused with "create a new CMG", what cannot). */
@@ -160,6 +163,7 @@ export const deploySchema = z.object({
     .optional(),
   metricsHost: z.string().refine((h) => isHostName(h) || isIP(h) !== 0, "must be an IP address or host name to bind").optional(),
   trafficAlert: z.lazy(() => trafficAlertSchema).nullable().optional(),
+  kubernetes: kubernetesInputSchema.optional(),
 });
 
 /** The outbound traffic alert of document 004's wizard (step 10): a 14-day threshold and two levels. */

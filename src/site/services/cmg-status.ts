@@ -62,7 +62,28 @@ export interface RunState {
   supervised?: boolean | undefined;
   /** When the CMG was created: a CMG just created is given a moment before "nothing runs it" is an error. */
   createdAt?: string | undefined;
+  /**
+   * Kubernetes provider: what it last saw of the StatefulSet (null: not applied to the cluster
+   * yet); undefined for the other providers.
+   */
+  cluster?: ClusterState | null | undefined;
 }
+
+/** What the kubernetes provider last saw of a CMG in its cluster. */
+export interface ClusterState {
+  /** The CMG's revision the objects were applied at. */
+  appliedRevision: number;
+  replicas: number;
+  readyReplicas: number;
+  /** The CMG's objects exist in the cluster. */
+  objects: boolean;
+  /** The last failure to apply or read ("" after a success). */
+  error: string;
+  observedAt: string;
+}
+
+/** What an administrator does when the kubernetes provider has not applied a CMG yet. */
+const NOT_APPLIED = "not applied to the cluster yet: `opencmg site serve` applies it (the CLI's create, update, stop and start do too)";
 
 /** What an administrator does when nothing runs a local CMG's instances. */
 export function unsupervisedReason(name: string): string {
@@ -80,11 +101,13 @@ export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: r
   if (run.state === "deleting") return { status: "Deleting", reason: `being deleted${since}: its instances stop and the connection points end their tunnels` };
   if (run.state === "stopped") {
     const why = run.reason ? ` (${run.reason})` : "";
+    if (run.cluster && run.cluster.readyReplicas > 0)
+      return { status: "Stopping", reason: `stopped by an administrator${since}${why}: ${run.cluster.readyReplicas} pod(s) of the StatefulSet still ready, scaling to 0` };
     if (anyConnected) return { status: "Stopping", reason: `stopped by an administrator${since}${why}: waiting for the instances to stop and the connection points to drain their tunnels` };
     return { status: "Stopped", reason: `stopped by an administrator${since}${why}; clients cannot use it until \`opencmg cmg start ${run.name ?? "NAME"}\`` };
   }
   const starting = run.at !== null && nowMs - Date.parse(run.at) < STARTING_MS;
-  const s = connectionStatus(cert, cps, inst, nowMs);
+  const s = run.cluster === undefined ? connectionStatus(cert, cps, inst, nowMs) : withPods(connectionStatus(cert, cps, inst, nowMs), run.cluster, inst.length);
   if (run.supervised === false && s.status !== "Ready") {
     // Tunnels never come up without instances: say so rather than wait (Provisioning, then Error) forever.
     const created = run.createdAt !== undefined && nowMs - Date.parse(run.createdAt) < STARTING_MS;
@@ -95,6 +118,21 @@ export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: r
   if (starting && s.status !== "Ready" && s.status !== "Error") return { status: "Starting", reason: `started${since}: ${s.reason}` };
   if (starting && s.status === "Error" && !s.reason.startsWith("the server authentication certificate")) return { status: "Starting", reason: `started${since}: ${s.reason}` };
   return s;
+}
+
+/**
+ * A kubernetes CMG's status from its tunnels and its StatefulSet: Ready only with every pod ready
+ * too (a pod is ready once a connection point holds a tunnel to it), an apply or read that failed
+ * named, a CMG not applied yet said so.
+ */
+function withPods(s: { status: CmgStatus; reason: string }, cluster: ClusterState | null, count: number): { status: CmgStatus; reason: string } {
+  if (cluster === null) return { status: "Provisioning", reason: NOT_APPLIED };
+  if (cluster.error) return { status: "Error", reason: `the cluster: ${cluster.error}` };
+  const pods = `${cluster.readyReplicas} of ${count} pod(s) ready (StatefulSet replicas ${cluster.replicas}, seen ${cluster.observedAt})`;
+  if (s.status === "Ready" && cluster.readyReplicas < count) return { status: "Degraded", reason: `${pods}; all tunnels up` };
+  if (s.status === "Ready") return { status: "Ready", reason: `${s.reason}; ${pods}` };
+  if (s.status === "Error" && s.reason.startsWith("the server authentication certificate")) return s;
+  return { status: s.status, reason: `${s.reason}; ${pods}` };
 }
 
 /** Ready, Degraded, Error or Provisioning from the certificate and the connection points' reports. */

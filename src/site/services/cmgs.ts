@@ -11,10 +11,12 @@ import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { CmgSettingsBase } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
+import { checkKubernetesName, kubernetesSettings, podDnsNames, POD_PORTS } from "../../cmg/kubernetes/settings.ts";
+import { VERSION } from "../../version.ts";
 import type { TokensService } from "./tokens.ts";
 import { CmgConnectionPointData } from "./cmg-connection-point.ts";
 import { checkInstanceAddresses, CLOUDS, RUN_STATES, type CmgRunState, cmgName, deploySchema, minRsaBits, deploySettings, instanceCount, label, PROVIDERS, type CmgCreateInput, type CmgDeploySettings, type CmgUpdateInput, type CmgView } from "./cmg-model.ts";
-import { cmgStatus, instanceViews } from "./cmg-status.ts";
+import { cmgStatus, instanceViews, type ClusterState } from "./cmg-status.ts";
 import { writeTransaction } from "../db/transaction.ts";
 import { StatusId } from "../status-ids.ts";
 import { iso, type ServiceContext } from "./context.ts";
@@ -46,6 +48,22 @@ function supervisorAlive(pidFile: string): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * The deploy settings with their defaults. A kubernetes CMG's instances are the StatefulSet's pods:
+ * each on its own DNS name (what the connection points dial), every one on the same ports.
+ */
+function providerDeploySettings(name: string, d: z.infer<typeof deploySchema>, serviceFqdn: string, provider: (typeof PROVIDERS)[number]): CmgDeploySettings {
+  if (provider !== "kubernetes") {
+    if (d.kubernetes) throw new ValidationError("deploy.kubernetes", "goes with the kubernetes provider (--provider kubernetes)");
+    return deploySettings(d, serviceFqdn, provider);
+  }
+  checkKubernetesName(name);
+  if (d.instanceAddresses) throw new ValidationError("deploy.instanceAddresses", "cannot be given with the kubernetes provider: the instances are the StatefulSet's pods, at their DNS names");
+  const kubernetes = kubernetesSettings(d.kubernetes ?? {}, VERSION);
+  const base = deploySettings({ ...d, instanceAddresses: podDnsNames(name, kubernetes), clientPortBase: POD_PORTS.client, tunnelPortBase: POD_PORTS.tunnel, metricsPortBase: POD_PORTS.metrics, metricsHost: "0.0.0.0", listenHost: "0.0.0.0" }, serviceFqdn, provider);
+  return { ...base, kubernetes };
 }
 
 /** What a delete did. */
@@ -96,7 +114,7 @@ export class CmgsService {
     const provider = check("provider", z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(", ")}` }), input.provider ?? "local");
     const region = check("region", label, input.region ?? "local");
     const resourceGroup = check("resourceGroup", label, input.resourceGroup ?? `${name}-rg`);
-    const deploy = deploySettings(check("deploy", deploySchema, input.deploy ?? {}), serviceFqdn, provider);
+    const deploy = providerDeploySettings(name, check("deploy", deploySchema, input.deploy ?? {}), serviceFqdn, provider);
     checkInstanceAddresses(count, deploy);
     const serverCertPem = [cert.toString(), ...(input.serverChainPem ?? [])].join("");
     const created = iso(now);
@@ -161,7 +179,9 @@ export class CmgsService {
     const cert = new X509Certificate(r.server_cert);
     const runState = (RUN_STATES as readonly string[]).includes(r.run_state) ? (r.run_state as CmgRunState) : "running";
     const supervised = r.provider === "local" && this.dataDir !== undefined ? supervisorAlive(join(this.dataDir, "cmg", name, "start.pid")) : undefined;
-    const { status, reason } = cmgStatus(cert, cps, instances, now, { state: runState, at: r.run_state_at, reason: r.run_state_reason, name: r.name, supervised, createdAt: r.created_at });
+    // Followed by the kubernetes provider (it has the cluster's kubeconfig): the StatefulSet counts too.
+    const cluster = r.provider === "kubernetes" && deploy.kubernetes?.kubeconfig !== undefined ? await this.clusterState(name) : undefined;
+    const { status, reason } = cmgStatus(cert, cps, instances, now, { state: runState, at: r.run_state_at, reason: r.run_state_reason, name: r.name, supervised, createdAt: r.created_at, cluster });
     return {
       name: r.name,
       serviceFqdn: r.service_fqdn,
@@ -315,9 +335,32 @@ export class CmgsService {
     return this.show(name);
   }
 
-  /** True while the local provider's process that runs the CMG's instances lives (`<data>/cmg/<name>/start.pid`). */
+  /**
+   * True while the local provider's process that runs the CMG's instances lives
+   * (`<data>/cmg/<name>/start.pid`), or while a kubernetes CMG's objects exist in its cluster.
+   */
   async providerRunning(nameInput: string): Promise<boolean> {
-    return this.dataDir !== undefined && supervisorAlive(join(this.dataDir, "cmg", nameInput.toLowerCase(), "start.pid"));
+    const name = nameInput.toLowerCase();
+    if ((await this.clusterState(name))?.objects) return true;
+    return this.dataDir !== undefined && supervisorAlive(join(this.dataDir, "cmg", name, "start.pid"));
+  }
+
+  /** What the kubernetes provider last saw of the CMG in its cluster (null: nothing yet). */
+  async clusterState(nameInput: string): Promise<ClusterState | null> {
+    const r = await this.ctx.db.selectFrom("cmg_cluster_state").selectAll().where("cmg_name", "=", nameInput.toLowerCase()).executeTakeFirst();
+    return r ? { appliedRevision: Number(r.applied_revision), replicas: Number(r.replicas), readyReplicas: Number(r.ready_replicas), objects: Number(r.objects) === 1, error: r.error, observedAt: r.observed_at } : null;
+  }
+
+  /** Records what the kubernetes provider saw of the CMG in its cluster (a CMG deleted meanwhile: nothing). */
+  async recordClusterState(nameInput: string, s: Omit<ClusterState, "observedAt">): Promise<void> {
+    const name = nameInput.toLowerCase();
+    if (!(await this.exists(name))) return;
+    const row = { applied_revision: String(s.appliedRevision), replicas: s.replicas, ready_replicas: s.readyReplicas, objects: s.objects ? 1 : 0, error: s.error.slice(0, 2000), observed_at: iso(this.ctx.now()) };
+    await this.ctx.db
+      .insertInto("cmg_cluster_state")
+      .values({ cmg_name: name, ...row })
+      .onConflict((oc) => oc.column("cmg_name").doUpdateSet(row))
+      .execute();
   }
 
   /**
@@ -329,12 +372,15 @@ export class CmgsService {
     const current = await this.show(nameInput);
     const name = current.name;
     if (current.runState !== "deleting") throw new ConflictError("name", `CMG ${name} is not being deleted: delete it with opencmg cmg delete ${name}`);
+    if (current.provider === "kubernetes" && (await this.clusterState(name))?.objects)
+      throw new ConflictError("name", `CMG ${name} is Deleting, but its objects in the cluster are not deleted yet (opencmg site serve deletes them, or this command when it reaches the cluster); run the delete again once they are`);
     if (await this.providerRunning(name)) throw new ConflictError("name", `CMG ${name} is Deleting, but the process that runs its instances (${join(this.dataDir!, "cmg", name, "start.pid")}) has not stopped them yet; run the delete again once it has`);
     const cps = current.connectionPointServers;
     for (const fqdn of cps) await this.roles.remove(fqdn, "cmg-connection-point");
     await writeTransaction(this.ctx.db, async (tx) => {
       await tx.deleteFrom("cmg_tunnels").where("cmg_name", "=", name).execute();
       await tx.deleteFrom("cmg_instance_restarts").where("cmg_name", "=", name).execute();
+      await tx.deleteFrom("cmg_cluster_state").where("cmg_name", "=", name).execute();
       // A CMG created later with the same name starts without this one's traffic and alert levels.
       await tx.deleteFrom("cmg_traffic").where("cmg_name", "=", name).execute();
       await tx.deleteFrom("cmg_alerts").where("cmg_name", "=", name).execute();
@@ -412,8 +458,10 @@ export class CmgsService {
  * local provider to stop its instances (at most `waitMs`, default 30 s), then removes it. Each
  * change is its own transaction with its own audit record.
  */
-export async function deleteCmg(s: { cmgs: CmgsService }, name: string, o: { force?: boolean | undefined; waitMs?: number | undefined } = {}): Promise<CmgDeleted> {
+export async function deleteCmg(s: { cmgs: CmgsService }, name: string, o: { force?: boolean | undefined; waitMs?: number | undefined; stopInstances?: (name: string) => Promise<void> } = {}): Promise<CmgDeleted> {
   await s.cmgs.beginDelete(name, { force: o.force });
+  // A provider this process can act on itself (the CLI reaching a kubernetes cluster) does so now.
+  await o.stopInstances?.(name);
   const deadline = Date.now() + (o.waitMs ?? 30_000);
   while ((await s.cmgs.providerRunning(name)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   return s.cmgs.finishDelete(name);
