@@ -154,7 +154,7 @@ function siteArgs(): string[] {
   return ["--data", data, "site", "serve", "--listen", `127.0.0.1:${ports.api}`, "--insecure-http", "--join-listen", `127.0.0.1:${ports.join}`];
 }
 function cpArgs(i: number): string[] {
-  return ["--data", cpFolder(i), "connection-point", "serve", "--server", CPS[i]!, "--metrics-port", String(ports.cpMetrics[i]), "--report-interval", "2"];
+  return ["--data", cpFolder(i), "connection-point", "serve", "--server", CPS[i]!, "--metrics-port", String(ports.cpMetrics[i])];
 }
 const gatewayArgs = (i: number): string[] => ["gateway", "serve", "--config", join(bundle, `instance-${i}.json`)];
 const mpArgs = (): string[] => ["--data", data, "mp", "serve", "--server", MP, "--listen", `127.0.0.1:${ports.mp}`, "--trusted-root", rootFile];
@@ -311,16 +311,22 @@ it(`0.1.0 to this tree's release, in the documented order, with devices cycling:
     svc.site = await serve("site serve", next, siteArgs(), /serving the admin API/);
     const openapi = (await (await fetch(`http://127.0.0.1:${ports.api}/api/v1/openapi.json`)).json()) as { info: { version: string } };
     assert.equal(openapi.info.version, next.version, "the new site serves");
-    await loop.settled("with the new site and the old roles");
+    // The old connection points read the new site: cp01 its database, cp02 its join API. A change
+    // made at the new site reaches both (each logs the new interval when it reads it).
+    await ok(next, ["--data", data, "settings", "set", "traffic-report-interval", "3m"]);
+    for (const i of [0, 1]) {
+      const log = join(cpFolder(i), "logs", "CMGService.log");
+      await until(`the old ${CPS[i]} to read the new site's configuration`, () => existsSync(log) && readFileSync(log, "utf8").includes("Traffic reports every 180 s"), 120_000);
+    }
 
-    // 3. The connection points, one at a time: cp01 (reads the database), cp02 (joined).
+    // 3. The connection points, one at a time: cp01 (reads the database), cp02 (joined). (The
+    //    cycles while the next part is stopped are also those with the previous one upgraded.)
     for (const i of [0, 1]) {
       await stop(svc.cps[i]!);
       await loop.settled(`with ${CPS[i]} stopped`);
       svc.cps[i] = await serve(CPS[i]!, next, cpArgs(i), /Ctrl-C stops it/);
       await dialled(i);
       for (const g of [0, 1]) await serving(g);
-      await loop.settled(`with ${CPS[i]} upgraded, the instances old`);
     }
 
     // 4. The instances, one at a time, each once the previous one serves again.
@@ -330,13 +336,15 @@ it(`0.1.0 to this tree's release, in the documented order, with devices cycling:
       svc.gateways[i] = await serve(`instance ${i}`, next, gatewayArgs(i), /gateway \S+ listening/);
       await serving(i);
       for (const cp of [0, 1]) await dialled(cp);
-      await loop.settled(`with instance ${i} upgraded`);
     }
+    await loop.settled("on the new release (the clients old)");
   } finally {
     await loop.stop();
   }
   for (const d of devices) console.log(`${d.name}: ${d.cycles} cycles of the 0.1.0 client, by instance ${JSON.stringify(d.served)}`);
   assert.deepEqual(devices.flatMap((d) => d.failures.map((f) => `${d.name} ${f}`)), [], "no device cycle failed during the upgrade");
+  // Each device prefers one instance and cycled while it was stopped: served by the other then.
+  for (const d of devices) assert.deepEqual(Object.keys(d.served).sort(), ADDRESSES, `${d.name} was served by both instances`);
 
   // The management point last of the servers, then the clients: the new client on the same device
   // folders (registration, token and queue carry over), through every part of the new release.
