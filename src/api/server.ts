@@ -22,6 +22,7 @@ import { openApiDocument } from "./openapi.ts";
 import type { OperationsFor } from "./operations.ts";
 import { Download, queryShape, type ApiRoute } from "./route-kit.ts";
 import { ROUTES } from "./routes.ts";
+import { VERSION } from "../version.ts";
 
 export interface AdminApiOptions {
   site: OpenedSite;
@@ -66,7 +67,7 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
   // Fastify types an HTTPS instance apart; routes and hooks are the same, so it is used as one.
   const app = (o.https ? Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576, https: o.https }) : Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576 })) as unknown as FastifyInstance;
   const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
-  const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? "0.1.0");
+  const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? VERSION);
   const sessions = new ConsoleSessions(o.sessions);
   // A bearer admin token, else a console session (whose changes need its CSRF header; see console.ts).
   const tokenStillValid = async (who: AdminIdentity): Promise<boolean> => {

@@ -6,7 +6,7 @@
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
 import { NetCode, NetError } from "../errors.ts";
-import { TUNNEL_ALPN } from "../wire/tunnel/protocol.ts";
+import { PROTOCOL_VERSIONS, TUNNEL_ALPNS, alpnVersion } from "../wire/tunnel/protocol.ts";
 import { TLS_POLICY } from "../pki/tls-policy.ts";
 
 /** A gateway instance to keep tunnels to. */
@@ -65,7 +65,9 @@ function handshake(raw: Socket, endpoint: GatewayEndpoint, o: DialOptions): Prom
       ca: o.tls.ca,
       cert: o.tls.certPem,
       key: o.tls.keyPem,
-      ALPNProtocols: [TUNNEL_ALPN],
+      // Every version this release speaks, newest first: an instance of the previous release picks
+      // the one it speaks (MIN_PROTOCOL_VERSION), a newer one the newest both speak.
+      ALPNProtocols: [...TUNNEL_ALPNS],
       // TLS 1.3, or 1.2 with ECDHE and AEAD suites only, as the tunnel listener.
       ...TLS_POLICY,
     });
@@ -75,10 +77,10 @@ function handshake(raw: Socket, endpoint: GatewayEndpoint, o: DialOptions): Prom
     }, o.timeoutMs);
     socket.once("secureConnect", () => {
       clearTimeout(timer);
-      if (socket.alpnProtocol !== TUNNEL_ALPN) {
+      if (alpnVersion(socket.alpnProtocol) === null) {
         socket.destroy();
         o.onHandshakeFailure();
-        reject(new NetError(NetCode.SECURITY, "gateway", host, `${host}:${port} is not an OpenCMG tunnel listener (ALPN ${String(socket.alpnProtocol)})`));
+        reject(new NetError(NetCode.SECURITY, "gateway", host, `${host}:${port} is not an OpenCMG tunnel listener speaking protocol ${PROTOCOL_VERSIONS.join(" or ")} (ALPN ${String(socket.alpnProtocol)})`));
         return;
       }
       resolve(socket);

@@ -7,7 +7,7 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { NetCode, NetError } from "../errors.ts";
-import { CONTROL_PATH, Header, PROTOCOL_VERSION, TUNNEL_ALPN, parseGatewayMessage, readControlLines, type GatewayMessage } from "../wire/tunnel/protocol.ts";
+import { Header, alpnVersion, controlPath, parseGatewayMessage, readControlLines, tunnelAlpn, type GatewayMessage } from "../wire/tunnel/protocol.ts";
 import { keepAlive } from "../wire/tunnel/keepalive.ts";
 import { CONNECTION_POINT_H2 } from "../wire/tunnel/h2.ts";
 import type { TunnelSlot } from "./tunnel.ts";
@@ -51,17 +51,19 @@ export function serveTunnel(slot: TunnelSlot, socket: TLSSocket): Promise<boolea
       session.destroy();
     }, ctx.dialTimeoutMs);
 
+    // The version the TLS handshake chose (dialTunnel accepts only one this release speaks).
+    const version = alpnVersion(socket.alpnProtocol) ?? 0;
     const pinger = keepAlive(session, ctx.pingMs, () => ctx.log.warn(`${slot.label}: the gateway missed a keep-alive answer; closing the tunnel`), countBytes);
 
     session.on("stream", (stream, headers, flags) => {
-      if (headers[":path"] === CONTROL_PATH) {
+      if (headers[":path"] === controlPath(version)) {
         clearTimeout(controlTimer);
         if (slot.control) {
           stream.respond({ ":status": 409 });
           stream.end();
           return;
         }
-        up = answerControl(slot, session, stream, headers);
+        up = answerControl(slot, session, stream, headers, version);
         return;
       }
       if (slot.state !== "connected") {
@@ -129,24 +131,24 @@ function closed(slot: TunnelSlot): void {
 }
 
 /** Answers the gateway's control stream: hello, settings; reads the gateway's hello and acks. True once connected. */
-function answerControl(slot: TunnelSlot, session: ServerHttp2Session, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+function answerControl(slot: TunnelSlot, session: ServerHttp2Session, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, version: number): boolean {
   const { ctx } = slot;
-  const version = headers[Header.protocol];
-  if (version !== String(PROTOCOL_VERSION)) {
-    ctx.log.error(`${slot.label}: the gateway speaks tunnel protocol ${String(version)}; this connection point speaks ${PROTOCOL_VERSION}`);
-    stream.respond({ ":status": 400, [Header.protocol]: String(PROTOCOL_VERSION) }, { endStream: true });
+  const asked = headers[Header.protocol];
+  if (asked !== String(version)) {
+    ctx.log.error(`${slot.label}: the gateway speaks tunnel protocol ${String(asked)} on a tunnel that negotiated ${version}`);
+    stream.respond({ ":status": 400, [Header.protocol]: String(version) }, { endStream: true });
     session.close();
     return false;
   }
   slot.control = stream;
-  stream.respond({ ":status": 200, "content-type": "application/x-ndjson", [Header.protocol]: String(PROTOCOL_VERSION) });
+  stream.respond({ ":status": 200, "content-type": "application/x-ndjson", [Header.protocol]: String(version) });
   stream.on("error", (err) => ctx.log.warn(`${slot.label}: control stream error: ${err.message}`));
   stream.once("close", () => {
     if (slot.control === stream) slot.control = null;
     // A tunnel without its control stream is not managed any more: let it go and dial again.
     session.close();
   });
-  slot.send({ type: "hello", protocol: PROTOCOL_VERSION, connectionPoint: ctx.connectionPoint });
+  slot.send({ type: "hello", protocol: version, connectionPoint: ctx.connectionPoint });
   slot.send({ type: "settings", document: ctx.settings() });
 
   readControlLines(
@@ -171,7 +173,7 @@ function answerControl(slot: TunnelSlot, session: ServerHttp2Session, stream: Se
   slot.connectedSince = new Date();
   slot.lastError = null;
   slot.setState("connected");
-  ctx.log.info(`${slot.label} connected (reverse HTTP/2, ${TUNNEL_ALPN})`);
+  ctx.log.info(`${slot.label} connected (reverse HTTP/2, ${tunnelAlpn(version)})`);
   return true;
 }
 

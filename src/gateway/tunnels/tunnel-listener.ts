@@ -19,12 +19,13 @@ import { topics, type Source } from "../../observe/channels.ts";
 import type { GatewayLimits, PemPair } from "../config.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import {
-  CONTROL_PATH,
+  controlPath,
   connectionPointName,
   Header,
   readControlLines,
-  PROTOCOL_VERSION,
-  TUNNEL_ALPN,
+  PROTOCOL_VERSIONS,
+  TUNNEL_ALPNS,
+  alpnVersion,
   encodeMessage,
   parseConnectorMessage,
   type GatewayMessage,
@@ -79,7 +80,9 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     rejectUnauthorized: false,
     // TLS 1.3, or 1.2 with ECDHE and AEAD suites only.
     ...TLS_POLICY,
-    ALPNProtocols: [TUNNEL_ALPN],
+    // Every version this release speaks, newest first: the newest the connection point offers too
+    // is chosen, so an instance serves connection points of the previous release (MIN_PROTOCOL_VERSION).
+    ALPNProtocols: [...TUNNEL_ALPNS],
     handshakeTimeout: o.limits.handshakeTimeoutMs,
   });
   // Not server.maxConnections: it would count connections that never start TLS as tunnels, and a
@@ -137,8 +140,9 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       socket.destroy();
       return;
     }
-    if (socket.alpnProtocol !== TUNNEL_ALPN) {
-      o.log.warn(`Tunnel from ${remote} refused: it does not speak ${TUNNEL_ALPN} (ALPN ${String(socket.alpnProtocol)})`);
+    const version = alpnVersion(socket.alpnProtocol);
+    if (version === null) {
+      o.log.warn(`Tunnel from ${remote} refused: it speaks none of the tunnel protocol versions ${PROTOCOL_VERSIONS.join(", ")} (ALPN ${String(socket.alpnProtocol)})`);
       socket.destroy();
       return;
     }
@@ -177,11 +181,11 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     }
     o.pool.add(tunnel);
     publishState(tunnel, null);
-    track(tunnel);
+    track(tunnel, version);
   });
 
   /** Wires one tunnel: window, keep-alive pings, control stream, and its end. */
-  function track(tunnel: Tunnel): void {
+  function track(tunnel: Tunnel, version: number): void {
     const { session } = tunnel;
     session.on("connect", () => session.setLocalWindowSize(TUNNEL_H2.connectionWindow));
     session.on("error", (err) => o.log.warn(`${tunnel.label}: ${err.message}`));
@@ -197,14 +201,15 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
 
     const pinger = keepAlive(session, o.limits.tunnelPingMs, () => o.log.warn(`${tunnel.label} missed a keep-alive answer; closing it`));
 
-    openControl(tunnel);
+    openControl(tunnel, version);
   }
 
-  function openControl(tunnel: Tunnel): void {
+  /** The control stream, in the protocol version the TLS handshake chose. */
+  function openControl(tunnel: Tunnel, version: number): void {
     const control = tunnel.session.request({
       ":method": "POST",
-      ":path": CONTROL_PATH,
-      [Header.protocol]: String(PROTOCOL_VERSION),
+      ":path": controlPath(version),
+      [Header.protocol]: String(version),
       [Header.instance]: o.instanceName,
       "content-type": "application/x-ndjson",
     });
@@ -213,7 +218,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       if (!control.destroyed && control.writable) control.write(encodeMessage(m));
     };
     senders.set(control, send);
-    send({ type: "hello", protocol: PROTOCOL_VERSION, instance: o.instanceName, revision: o.settings.current()?.revision ?? null });
+    send({ type: "hello", protocol: version, instance: o.instanceName, revision: o.settings.current()?.revision ?? null });
 
     const fail = (why: string): void => {
       o.log.error(`${tunnel.label}: control stream: ${why}; closing the tunnel`);
@@ -221,9 +226,9 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     };
     control.on("response", (headers) => {
       const status = headers[":status"];
-      const version = headers[Header.protocol];
-      if (status !== 200 || version !== String(PROTOCOL_VERSION)) {
-        fail(`the connection point answered status ${status} with protocol version ${String(version)} (this instance speaks ${PROTOCOL_VERSION})`);
+      const answered = headers[Header.protocol];
+      if (status !== 200 || answered !== String(version)) {
+        fail(`the connection point answered status ${status} with protocol version ${String(answered)} (the tunnel negotiated ${version})`);
       }
     });
     readControlLines(
@@ -244,7 +249,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
         }
         if (!m) return;
         if (m.type === "hello") {
-          if (m.protocol !== PROTOCOL_VERSION) {
+          if (m.protocol !== version) {
             fail(`the connection point speaks protocol ${m.protocol}`);
             return false;
           }

@@ -2,9 +2,10 @@
  * What crosses the tunnel between a gateway instance and a connection point (docs/protocol.md
  * says the same in prose). Both sides import this file, so a name or a limit changes in one place.
  *
- * The connection point dials the instance and opens TLS (ALPN `opencmg/1`); then the roles flip:
- * the connection point is the HTTP/2 *server* and the gateway the HTTP/2 *client*. The gateway
- * opens one long-lived control stream (`POST /.opencmg/v1/control`) on which both sides exchange
+ * The connection point dials the instance and opens TLS (ALPN `opencmg/1`, one id per version it
+ * speaks); then the roles flip: the connection point is the HTTP/2 *server* and the gateway the
+ * HTTP/2 *client*. The gateway opens one long-lived control stream (`POST /.opencmg/v1/control`,
+ * for the version the TLS handshake chose) on which both sides exchange
  * NDJSON messages, and one stream per client request.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
@@ -12,12 +13,32 @@ import type { Readable } from "node:stream";
 import { z } from "zod";
 import { ValidationError } from "../../errors.ts";
 
-/** Version of the tunnel protocol. A side that sees another version refuses the tunnel. */
+/** The newest tunnel protocol version this release speaks: the one it offers first. */
 export const PROTOCOL_VERSION = 1;
-/** ALPN protocol id of the tunnel's TLS: says "reverse HTTP/2, OpenCMG protocol 1". */
-export const TUNNEL_ALPN = `opencmg/${PROTOCOL_VERSION}`;
-/** Path of the control stream the gateway opens on every tunnel. */
-export const CONTROL_PATH = `/.opencmg/v${PROTOCOL_VERSION}/control`;
+/**
+ * The oldest tunnel protocol version this release still speaks. During an upgrade the new
+ * release's connection points and instances meet the previous release's (docs/operations.md,
+ * "Upgrade"), so this is never above what the previous release speaks: 0.1.0 speaks version 1
+ * only. test/e2e/release/upgrade.test.ts runs a 0.1.0 instance and connection point against this
+ * tree; raising this (or changing what version 1 means) fails it.
+ */
+export const MIN_PROTOCOL_VERSION = 1;
+/** The versions this release speaks, newest first (the order they are offered and chosen in). */
+export const PROTOCOL_VERSIONS: readonly number[] = Array.from({ length: PROTOCOL_VERSION - MIN_PROTOCOL_VERSION + 1 }, (_, i) => PROTOCOL_VERSION - i);
+/** ALPN protocol id of the tunnel's TLS for a version: "reverse HTTP/2, OpenCMG protocol N". */
+export const tunnelAlpn = (version: number): string => `opencmg/${version}`;
+/** Path of the control stream the gateway opens on every tunnel, for a version. */
+export const controlPath = (version: number): string => `/.opencmg/v${version}/control`;
+/** Every ALPN id this release accepts, newest first: the instance (TLS server) picks the first the connection point offers too. */
+export const TUNNEL_ALPNS: readonly string[] = PROTOCOL_VERSIONS.map(tunnelAlpn);
+/** ALPN id and control path of the newest version. */
+export const TUNNEL_ALPN = tunnelAlpn(PROTOCOL_VERSION);
+export const CONTROL_PATH = controlPath(PROTOCOL_VERSION);
+
+/** The version a negotiated ALPN id names, when this release speaks it; null otherwise. */
+export function alpnVersion(alpn: string | false | null | undefined): number | null {
+  return typeof alpn === "string" ? (PROTOCOL_VERSIONS.find((v) => tunnelAlpn(v) === alpn) ?? null) : null;
+}
 /** Instance i of a CMG listens for connection points on 10140 + i unless told otherwise. */
 export const DEFAULT_TUNNEL_PORT_BASE = 10140;
 /** Longest NDJSON line accepted on the control stream (a settings message with 6 CA certificates and a large URL map fits easily). */

@@ -1,9 +1,9 @@
 /**
  * The release archive as an administrator uses it (docs/operations.md, "Install from the release
  * archive" and "Upgrade"): `npm pack` of the built tree, installed with `npm install --omit=dev`
- * into a folder of its own (from the npm cache when it has the packages), run from there. (The
- * upgrade procedure in operations.md is not yet tested here: a test of it needs the previous
- * release's archive, which a clone of this repository alone cannot be relied on to rebuild.)
+ * into a folder of its own (from the npm cache when it has the packages), run from there. The
+ * upgrade procedure in operations.md is tested by upgrade.test.ts, from the previous release's
+ * archive kept in test/fixtures/releases/.
  *
  * The archives are installed without their optional database drivers (`--omit=optional`, which
  * is also what a gateway host does): better-sqlite3 compiles from source on install where no
