@@ -113,16 +113,19 @@ function originAllowed(req: FastifyRequest): boolean {
  * refused (403), not passed on to another authenticator. A session whose token was revoked since
  * sign-in is ended.
  */
-export function consoleSession(sessions: ConsoleSessions, stillValid: (identity: AdminIdentity) => Promise<boolean>): Authenticator {
+export function consoleSession(sessions: ConsoleSessions, current: (identity: AdminIdentity) => Promise<AdminIdentity | undefined>): Authenticator {
   return async (req) => {
     const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
     const session = sessions.touch(cookie);
     if (!session) return undefined;
-    // Revoking a token ends the console sessions signed in with it, at their next request.
-    if (!(await stillValid(session.identity))) {
+    // Revoking a token (or taking a directory user's role away) ends the console sessions signed
+    // in with it, at their next request; a changed role applies at once.
+    const now = await current(session.identity);
+    if (!now) {
       sessions.end(cookie);
       return undefined;
     }
+    session.identity = now;
     if (UNSAFE.has(req.method)) {
       if (!originAllowed(req)) throw new CsrfError("a change from another origin is refused");
       if (!ConsoleSessions.csrfMatches(session, req.headers[CSRF_HEADER] as string | undefined)) throw new CsrfError(`a change made with the console's session needs its ${CSRF_HEADER} header`);

@@ -140,7 +140,8 @@ export const METHODS: ServiceMethods = {
   updates: { store: SYSTEM, list: READ, filesOf: READ },
   // A rule run's downloads (the run is audited as `adrs.run`).
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name"), recordDownload: SYSTEM, list: READ, get: READ, results: READ },
-  settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ, count: READ },
+  // secret: the opened client secret of the administrators' directory, for its sign-in only.
+  settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ, count: READ, secret: READ },
   // The bulk token itself is redacted from the record (its "token" field); its ID and expiry stay.
   tokens: {
     createBulk: { object: () => "bulk-token" },
