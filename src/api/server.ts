@@ -19,6 +19,7 @@ import { bearerToken, type Authenticator } from "./auth.ts";
 import { consoleSession, CONSOLE_ROUTE_DOCS, defaultConsoleDir, loadConsoleAssets, registerConsole } from "./console.ts";
 import { ConsoleSessions, type SessionLimits } from "./console-session.ts";
 import { LiveFeed, type LiveFeedOptions } from "./live.ts";
+import { DirectorySignIn } from "./directory-sign-in.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { OperationsFor } from "./operations.ts";
 import { Download, queryShape, routeNeeds, type ApiRoute } from "./route-kit.ts";
@@ -43,6 +44,8 @@ export interface AdminApiOptions {
   live?: LiveFeedOptions;
   /** Listen with TLS: the key, certificate (chain) and policy of `https.createServer` (default: plain HTTP). */
   https?: ServerOptions;
+  /** The console's address once listening (directory sign-in's redirect URL is derived from it). */
+  consoleUrl?: () => string | undefined;
 }
 
 declare module "fastify" {
@@ -77,15 +80,10 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
   const sessions = new ConsoleSessions(o.sessions);
   // A bearer admin token, else a console session (whose changes need its CSRF header; see console.ts).
   const authenticators = o.authenticators ?? [bearerToken(o.site), consoleSession(sessions, (who) => currentIdentity(o.site, who))];
-  const byRoute = new Map(routes.map((r) => [`${r.method} ${r.path}`, r]));
-  const publicPaths = new Set([
-    "GET /api/v1/openapi.json",
-    // Signing in and out of the console: the session routes check the token or cookie themselves.
-    "POST /api/v1/session",
-    "GET /api/v1/session",
-    "DELETE /api/v1/session",
-    ...routes.filter((r) => r.auth === false).map((r) => `${r.method} ${r.path}`),
-  ]);
+  const byRoute = new Map([...routes, ...CONSOLE_ROUTE_DOCS].map((r) => [`${r.method} ${r.path}`, r]));
+  // Signing in and out of the console (auth: false in CONSOLE_ROUTE_DOCS): the session routes check
+  // the token, cookie or directory's answer themselves.
+  const publicPaths = new Set(["GET /api/v1/openapi.json", ...[...routes, ...CONSOLE_ROUTE_DOCS].filter((r) => r.auth === false).map((r) => `${r.method} ${r.path}`)]);
 
   // Every registered route, for the OpenAPI comparison (HEAD routes are fastify's own copies of GET).
   const registered: { method: string; url: string }[] = [];
@@ -128,6 +126,7 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
     sessions,
     live,
     assets: consoleDir ? loadConsoleAssets(consoleDir) : undefined,
+    directory: new DirectorySignIn(o.site, o.consoleUrl ?? (() => undefined)),
     notFound: (method, path) => plainError("ROUTE_NOT_FOUND", "not_found", `no route ${method} ${path}; see /api/v1/openapi.json`),
   });
 
