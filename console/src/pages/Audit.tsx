@@ -9,7 +9,9 @@ import type { AuditEntry, Paged } from "../api.ts";
 import { PageTitle, Show, useGet } from "../ui.tsx";
 
 const useStyles = makeStyles({
-  filters: { display: "grid", gridTemplateColumns: "repeat(5, minmax(0, 1fr)) auto", gap: "8px", alignItems: "end", marginBottom: "12px" },
+  // Wraps rather than squeezes: a date-and-time input has a width of its own.
+  filters: { display: "flex", flexWrap: "wrap", gap: "8px 12px", alignItems: "end", marginBottom: "12px" },
+  filter: { width: "240px", "& input": { minWidth: 0 } },
   table: { tableLayout: "fixed", width: "100%" },
   wrap: { overflowWrap: "anywhere", whiteSpace: "normal", verticalAlign: "top" },
   json: { fontFamily: "monospace", fontSize: "12px", overflowWrap: "anywhere", whiteSpace: "pre-wrap", margin: 0, maxHeight: "8em", overflow: "auto" },
@@ -57,19 +59,19 @@ export function AuditPage() {
     <>
       <PageTitle>Audit</PageTitle>
       <form className={s.filters} onSubmit={apply} aria-label="Audit filters">
-        <Field label="Who">
+        <Field label="Who" className={s.filter}>
           <Input {...field("actor")} placeholder="alice@contoso.com" />
         </Field>
-        <Field label="Action">
+        <Field label="Action" className={s.filter}>
           <Input {...field("action")} placeholder="proxies.set or proxies" />
         </Field>
-        <Field label="Object starts with">
+        <Field label="Object starts with" className={s.filter}>
           <Input {...field("object")} placeholder="server/sup01" />
         </Field>
-        <Field label="From">
+        <Field label="From" className={s.filter}>
           <Input type="datetime-local" {...field("since")} />
         </Field>
-        <Field label="To">
+        <Field label="To" className={s.filter}>
           <Input type="datetime-local" {...field("until")} />
         </Field>
         <Button type="submit" appearance="primary">
