@@ -9,7 +9,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { ServerOptions } from "node:https";
 import { ZodError } from "zod";
-import { ForbiddenError, issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
+import { issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { Actor } from "../site/services/audit.ts";
 import type { AdminIdentity } from "../site/services/admin-tokens.ts";
