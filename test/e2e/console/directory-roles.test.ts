@@ -31,7 +31,7 @@ before(async () => {
   const redirectUri = new URL("/api/v1/session/directory/callback", server.consoleUrl).toString();
   directory = await startAdminDirectory({
     redirectUri,
-    accounts: { alice: { name: "alice@contoso.test", groups: ["staff"] }, bob: { name: "bob@contoso.test", groups: ["staff", "opencmg-analysts"] } },
+    accounts: { alice: { name: "alice@contoso.test", groups: ["staff"] }, bob: { name: "bob@contoso.test", groups: ["staff", "opencmg-analysts"] }, carol: { name: "carol@contoso.test", groups: ["staff"] } },
   });
   const s = site.services;
   await s.settings.set("admin-oidc-issuer", directory.issuer);
@@ -166,6 +166,19 @@ it("an analyst (by the groups claim) finds every change button disabled with the
   }
   assert.equal((await site.services.accounts.list()).some((a) => a.name === "CONTOSO\\svc-bob"), false);
   await screenshot(page, "analyst-accounts");
+});
+
+it("someone the directory knows but who has no role gets no session, and the sign-in page says why", async () => {
+  const page = await newPage();
+  await page.goto(server.consoleUrl);
+  await page.getByRole("link", { name: "Sign in with the directory" }).click();
+  await page.locator('input[name="login"]').fill("carol");
+  await page.locator('input[name="password"]').fill("any password");
+  await page.getByRole("button", { name: "Sign-in" }).click();
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.getByRole("alert").filter({ hasText: "carol@contoso.test signed in with the directory but has no security role" }).waitFor();
+  await check(page, "sign-in page after a refused directory sign-in");
+  assert.equal((await page.context().cookies()).some((c) => c.name === "opencmg_session"), false);
 });
 
 it("a token with Infrastructure Administrator changes servers but cannot create tokens or give roles", async () => {
