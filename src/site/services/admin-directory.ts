@@ -45,6 +45,8 @@ export const ADMIN_DIRECTORY_SETTINGS = {
     normalize: (field: string, raw: string): string => {
       const v = raw.trim();
       if (v.length > 512 || !/^[\x21-\x7e]*$/.test(v)) throw new ValidationError(field, `must be ${SECRET_RULE}`, `${field}: must be ${SECRET_RULE}`);
+      // What the setting reads as while one is stored (SECRET_SET): saving it back unchanged is no new secret.
+      if (v === "(set)") throw new ValidationError(field, "must be the new secret, not (set)", `${field}: must be the new secret; (set) only says that one is stored`);
       return v;
     },
   },
