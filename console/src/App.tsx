@@ -4,7 +4,10 @@
  */
 import { useEffect, useState, type MouseEvent, type ReactNode } from "react";
 import { Button, Spinner, Text, makeStyles, tokens } from "@fluentui/react-components";
-import { api, setSession, whenSignedOut } from "./api.ts";
+import { api, get, setSession, whenSignedOut, type Me } from "./api.ts";
+import { ChangeReasons, MeContext } from "./roles.tsx";
+import { AdminUsersPage } from "./pages/AdminUsers.tsx";
+import { AuditPage } from "./pages/Audit.tsx";
 import { closeLive, openLive } from "./ui.tsx";
 import { navigate, usePath } from "./router.ts";
 import { SignIn } from "./pages/SignIn.tsx";
@@ -37,7 +40,13 @@ export const WORKSPACES: Workspace[] = [
           { path: "/administration/servers", label: "Servers and Site System Roles", page: () => <ServersPage /> },
         ],
       },
-      { label: "Security", nodes: [{ path: "/administration/accounts", label: "Accounts", page: () => <AccountsPage /> }] },
+      {
+        label: "Security",
+        nodes: [
+          { path: "/administration/accounts", label: "Accounts", page: () => <AccountsPage /> },
+          { path: "/administration/administrative-users", label: "Administrative Users", page: () => <AdminUsersPage /> },
+        ],
+      },
       { label: "Cloud Services", nodes: [{ path: "/administration/cloud-management-gateway", label: "Cloud Management Gateway", page: () => <CmgPage /> }] },
     ],
   },
@@ -49,6 +58,7 @@ export const WORKSPACES: Workspace[] = [
         nodes: [
           { path: "/monitoring/component-status", label: "Component Status", page: () => <ComponentStatusPage /> },
           { path: "/monitoring/status-messages", label: "Status Messages", page: () => <StatusMessagesPage /> },
+          { path: "/monitoring/audit", label: "Audit", page: () => <AuditPage /> },
         ],
       },
       {
@@ -104,6 +114,7 @@ export function App() {
   const s = useStyles();
   const path = usePath();
   const [state, setState] = useState<"checking" | "out" | "in">("checking");
+  const [me, setMe] = useState<Me>();
   const node = ALL.find((n) => path === n.path || path.startsWith(n.path + "/")) ?? ALL[0]!;
   useEffect(() => {
     document.title = state === "in" ? `${node.label} - ${node.workspace} - OpenCMG console` : "Sign in - OpenCMG console";
@@ -122,10 +133,12 @@ export function App() {
       .catch(() => setState("out"));
   }, []);
   useEffect(() => {
-    if (state === "in") openLive();
+    if (state !== "in") return;
+    openLive();
+    get<Me>("/api/v1/whoami").then(setMe, () => setMe(undefined));
   }, [state]);
 
-  if (state === "checking") return <Spinner label="Opening the console" />;
+  if (state === "checking" || (state === "in" && !me)) return <Spinner label="Opening the console" />;
   if (state === "out")
     return (
       <SignIn
@@ -139,9 +152,11 @@ export function App() {
   const signOut = async () => {
     await api("DELETE", "/api/v1/session").catch(() => undefined);
     closeLive();
+    setMe(undefined);
     setState("out");
   };
   return (
+    <MeContext.Provider value={me}>
     <div className={s.frame}>
       <header className={s.header}>
         <Text weight="semibold" size={400}>
@@ -151,6 +166,9 @@ export function App() {
           {node.workspace} &gt; {node.label}
         </Text>
         <span style={{ flex: 1 }} />
+        <Text aria-label="Signed in as">
+          {me!.name} ({me!.roleLabel})
+        </Text>
         <Button appearance="primary" onClick={() => void signOut()}>
           Sign out
         </Button>
@@ -173,8 +191,10 @@ export function App() {
         ))}
       </nav>
       <main className={s.main} key={node.path}>
+        <ChangeReasons />
         {node.page()}
       </main>
     </div>
+    </MeContext.Provider>
   );
 }

@@ -272,3 +272,40 @@ export interface CheckRecord {
   startedAt: string;
   finishedAt: string | null;
 }
+
+export type Permission = "read" | "infrastructure" | "security";
+export type AdminRole = "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
+export const ROLE_LABELS: Record<AdminRole, string> = { "full-administrator": "Full Administrator", "infrastructure-administrator": "Infrastructure Administrator", "read-only-analyst": "Read-only Analyst" };
+/** GET /api/v1/whoami: who is signed in, with which role. */
+export interface Me {
+  name: string;
+  role: AdminRole;
+  roleLabel: string;
+  readOnly: boolean;
+  permissions: Permission[];
+  source: "token" | "directory" | "cli";
+}
+export interface AdminUser {
+  kind: "user" | "group";
+  value: string;
+  role: AdminRole;
+  createdAt: string;
+  updatedAt: string;
+}
+export interface AdminToken {
+  name: string;
+  role: AdminRole;
+  readOnly: boolean;
+  createdAt: string;
+  revokedAt: string | null;
+}
+export interface AuditEntry {
+  id: number;
+  time: string;
+  actor: string;
+  via: string;
+  action: string;
+  object: string;
+  before: unknown;
+  after: unknown;
+}

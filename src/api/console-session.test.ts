@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { ConsoleSessions, readCookie } from "./console-session.ts";
 
-const ADMIN = { name: "admin", readOnly: false };
+const ADMIN = { name: "admin", role: "full-administrator", readOnly: false, source: "token" } as const;
 
 it("a session ends when idle, and at its absolute age however busy", () => {
   let now = 1_000_000;

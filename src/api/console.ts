@@ -17,6 +17,8 @@ import type { ApiRoute } from "./route-kit.ts";
 import type { Authenticator } from "./auth.ts";
 import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import { OpenCmgError } from "../errors.ts";
+import type { DirectorySignIn } from "./directory-sign-in.ts";
+import { ADMIN_OIDC_CALLBACK } from "../site/services/admin-directory.ts";
 import { verifyAdminToken, type OpenedSite } from "../site/site.ts";
 import { ConsoleSessions, CSRF_HEADER, readCookie, SESSION_COOKIE } from "./console-session.ts";
 import type { LiveFeed } from "./live.ts";
@@ -83,16 +85,21 @@ export interface ConsoleOptions {
   keepAliveMs?: number;
   /** The API's body for an unknown API route. */
   notFound: (method: string, path: string) => unknown;
+  /** Sign-in with the administrators' directory (OpenID Connect). */
+  directory: DirectorySignIn;
 }
 
 const notHere = (): Promise<never> => Promise.reject(new Error("registered by registerConsole"));
 
 /** The console's own routes as the OpenAPI document describes them (registered by `registerConsole`, which needs the reply itself). */
 export const CONSOLE_ROUTE_DOCS: ApiRoute[] = [
-  { method: "POST", path: "/api/v1/session", tag: "console", summary: "Sign in to the console with an admin token: sets the HttpOnly session cookie, returns the CSRF token", body: z.strictObject({ token: z.string() }), status: 201, handle: notHere },
-  { method: "GET", path: "/api/v1/session", tag: "console", summary: "The console session of the cookie (its CSRF token and expiry), or 401", handle: notHere },
-  { method: "DELETE", path: "/api/v1/session", tag: "console", summary: "Sign out: ends the session", status: 204, handle: notHere },
-  { method: "GET", path: "/api/v1/events", tag: "console", summary: "Server-sent events: `change` notices ({topic: status|cmg}) for the live views", handle: notHere },
+  { method: "POST", path: "/api/v1/session", tag: "console", auth: false, summary: "Sign in to the console with an admin token: sets the HttpOnly session cookie, returns the CSRF token", body: z.strictObject({ token: z.string() }), status: 201, handle: notHere },
+  { method: "GET", path: "/api/v1/session", tag: "console", auth: false, summary: "The console session of the cookie (its CSRF token and expiry), or 401", handle: notHere },
+  { method: "DELETE", path: "/api/v1/session", tag: "console", auth: false, summary: "Sign out: ends the session", status: 204, handle: notHere },
+  { method: "GET", path: "/api/v1/session/directory", tag: "console", auth: false, summary: "Whether directory sign-in is set up, and the redirect URL to register at the directory", handle: notHere },
+  { method: "GET", path: "/api/v1/session/directory/start", tag: "console", auth: false, summary: "Starts a directory sign-in: redirects the browser to the directory (authorization code with PKCE)", status: 302, handle: notHere },
+  { method: "GET", path: ADMIN_OIDC_CALLBACK, tag: "console", auth: false, summary: "Where the directory sends the browser back: sets the session cookie and redirects to the console (or to it with signInError)", status: 302, handle: notHere },
+  { method: "GET", path: "/api/v1/events", tag: "console", needs: "read", summary: "Server-sent events: `change` notices ({topic: status|cmg}) for the live views", handle: notHere },
 ];
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -113,16 +120,19 @@ function originAllowed(req: FastifyRequest): boolean {
  * refused (403), not passed on to another authenticator. A session whose token was revoked since
  * sign-in is ended.
  */
-export function consoleSession(sessions: ConsoleSessions, stillValid: (identity: AdminIdentity) => Promise<boolean>): Authenticator {
+export function consoleSession(sessions: ConsoleSessions, current: (identity: AdminIdentity) => Promise<AdminIdentity | undefined>): Authenticator {
   return async (req) => {
     const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
     const session = sessions.touch(cookie);
     if (!session) return undefined;
-    // Revoking a token ends the console sessions signed in with it, at their next request.
-    if (!(await stillValid(session.identity))) {
+    // Revoking a token (or taking a directory user's role away) ends the console sessions signed
+    // in with it, at their next request; a changed role applies at once.
+    const now = await current(session.identity);
+    if (!now) {
       sessions.end(cookie);
       return undefined;
     }
+    session.identity = now;
     if (UNSAFE.has(req.method)) {
       if (!originAllowed(req)) throw new CsrfError("a change from another origin is refused");
       if (!ConsoleSessions.csrfMatches(session, req.headers[CSRF_HEADER] as string | undefined)) throw new CsrfError(`a change made with the console's session needs its ${CSRF_HEADER} header`);
@@ -171,6 +181,44 @@ export function registerConsole(app: FastifyInstance, o: ConsoleOptions): void {
     const s = o.sessions.touch(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (!s) return reply.code(401).send({ error: { kind: "unauthorized", code: "ADMIN_TOKEN", message: "not signed in" } });
     return { csrfToken: s.csrf, expiresAt: new Date(s.expiresAt).toISOString() };
+  });
+
+  // Directory sign-in. The binding cookie ties the sign-in to this browser; SameSite=Lax because the
+  // directory's redirect back is a top-level navigation from another site.
+  const BINDING_COOKIE = "opencmg_directory";
+  const bindingCookie = (value: string, maxAgeS: number): string => `${BINDING_COOKIE}=${value}; Path=/api/v1/session/directory; HttpOnly; Secure; SameSite=Lax; Max-Age=${maxAgeS}`;
+  const backToConsole = (reply: FastifyReply, error?: OpenCmgError): FastifyReply =>
+    reply.code(302).header("cache-control", "no-store").header("location", error ? `/?signInError=${encodeURIComponent(error.code)}&message=${encodeURIComponent(error.message)}` : "/").send();
+
+  app.get("/api/v1/session/directory", async () => o.directory.status());
+
+  app.get("/api/v1/session/directory/start", async (req, reply) => {
+    if (!o.sessions.mayTry(req.ip)) return backToConsole(reply, new OpenCmgError("busy", "SIGN_IN_LIMIT", "too many failed sign-ins from this address; wait a few minutes"));
+    try {
+      const { url, binding } = await o.directory.start();
+      reply.header("set-cookie", bindingCookie(binding, 600));
+      return reply.code(302).header("cache-control", "no-store").header("location", url).send();
+    } catch (e) {
+      if (e instanceof OpenCmgError) return backToConsole(reply, e);
+      throw e;
+    }
+  });
+
+  app.get(ADMIN_OIDC_CALLBACK, async (req, reply) => {
+    reply.header("set-cookie", bindingCookie("", 0));
+    if (!o.sessions.mayTry(req.ip)) return backToConsole(reply, new OpenCmgError("busy", "SIGN_IN_LIMIT", "too many failed sign-ins from this address; wait a few minutes"));
+    const query = new URLSearchParams(req.url.split("?")[1] ?? "");
+    try {
+      const identity = await o.directory.finish(query, readCookie(req.headers.cookie, BINDING_COOKIE));
+      const { cookie } = o.sessions.create(identity);
+      reply.header("set-cookie", [bindingCookie("", 0), sessionCookie(cookie, Math.ceil(o.sessions.limits.maxAgeMs / 1000))]);
+      return backToConsole(reply);
+    } catch (e) {
+      if (!(e instanceof OpenCmgError)) throw e;
+      o.sessions.failed(req.ip);
+      o.site.logs.component(LOG_FILES.smsprov).warn(`Console sign-in with the directory failed from ${req.ip} (${e.code}): ${e.message}`);
+      return backToConsole(reply, e);
+    }
   });
 
   app.delete("/api/v1/session", async (req, reply) => {

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import type { SiteServices } from "../site/site.ts";
 import type { Actor } from "../site/services/audit.ts";
+import type { Permission } from "../site/services/admin-roles.ts";
 import type { SiteOperations } from "./operations.ts";
 
 export interface RouteInput {
@@ -14,8 +15,10 @@ export interface RouteInput {
   /** The query as the route's schema parsed it (numbers, booleans, defaults): read it with `parsedQuery`. */
   parsed: Record<string, unknown>;
   body: unknown;
-  /** Who is asking (an admin token's name), for the audit log. */
+  /** Who is asking (an admin token's or a directory user's name, and role), for the audit log. */
   actor: Actor;
+  /** How the identity was established (a token, the directory); absent in tests that call a handler directly. */
+  identitySource?: "token" | "directory";
   /** Runs beyond one service call, for this actor. */
   ops: SiteOperations;
 }
@@ -38,7 +41,27 @@ export interface ApiRoute {
   produces?: readonly string[];
   /** false: no admin identity needed (a console's sign-in). */
   auth?: false;
+  /**
+   * The permission the caller's security role must grant (site/services/admin-roles.ts), or how to
+   * tell from the request (a setting of security needs more than another). Every route declares
+   * one (`needing` fills in a table's); the API refuses a route that declares none, and a test
+   * enumerates them.
+   */
+  needs?: Permission | ((i: Pick<RouteInput, "params">) => Permission);
   handle(s: SiteServices, i: RouteInput): Promise<unknown>;
+}
+
+/**
+ * A table of routes of one area: a route that declares nothing needs "read" when it is a GET, else
+ * the area's permission (a change).
+ */
+export function needing(area: Exclude<Permission, "read">, routes: ApiRoute[]): ApiRoute[] {
+  return routes.map((r) => (r.needs !== undefined || r.auth === false ? r : { ...r, needs: r.method === "GET" ? "read" : area }));
+}
+
+/** What the route needs for this request; undefined when it declares nothing (refused). */
+export function routeNeeds(r: ApiRoute, params: Record<string, string>): Permission | undefined {
+  return typeof r.needs === "function" ? r.needs({ params }) : r.needs;
 }
 
 /** A file to download rather than JSON: exports with their own content type. */

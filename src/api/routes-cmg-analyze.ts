@@ -4,6 +4,7 @@
  * stored, logged or returned.
  */
 import { z } from "zod";
+import { needing } from "./route-kit.ts";
 import type { ApiRoute } from "./routes.ts";
 
 const analyzeBody = z
@@ -14,7 +15,7 @@ const analyzeBody = z
   })
   .strict();
 
-export const CMG_ANALYZE_ROUTES: ApiRoute[] = [
+export const CMG_ANALYZE_ROUTES: ApiRoute[] = needing("infrastructure", [
   {
     method: "POST",
     path: "/api/v1/cmgs/:name/analyze",
@@ -27,4 +28,4 @@ export const CMG_ANALYZE_ROUTES: ApiRoute[] = [
       return analyzeCmg({ cmgs: s.cmgs }, i.params.name!, b);
     },
   },
-];
+]);

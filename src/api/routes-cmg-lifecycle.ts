@@ -4,6 +4,7 @@
  * logged and pushed to the instances exactly as `opencmg cmg update` does it.
  */
 import { z } from "zod";
+import { needing } from "./route-kit.ts";
 import type { ApiRoute } from "./route-kit.ts";
 import { deleteCmg } from "../site/services/cmgs.ts";
 
@@ -38,7 +39,7 @@ export const cmgBodies = {
     .strict(),
 };
 
-export const CMG_ROUTES: ApiRoute[] = [
+export const CMG_ROUTES: ApiRoute[] = needing("infrastructure", [
   {
     method: "PATCH",
     path: "/api/v1/cmgs/:name",
@@ -57,4 +58,4 @@ export const CMG_ROUTES: ApiRoute[] = [
     query: { force: "true to delete the last Ready CMG while clients registered through the internet exist" },
     handle: (s, i) => deleteCmg(s, i.params.name!, { force: i.query.force === "true" }),
   },
-];
+]);

@@ -1,5 +1,6 @@
 /** The admin API's CMG traffic and traffic alert routes (the same services as `cmg traffic` and `cmg update --traffic-alert-*`). */
 import { z } from "zod";
+import { needing } from "./route-kit.ts";
 import type { ApiRoute } from "./routes.ts";
 
 const trafficAlertBody = z
@@ -11,7 +12,7 @@ const trafficAlertBody = z
   })
   .strict();
 
-export const CMG_TRAFFIC_ROUTES: ApiRoute[] = [
+export const CMG_TRAFFIC_ROUTES: ApiRoute[] = needing("infrastructure", [
   {
     method: "GET",
     path: "/api/v1/cmgs/:name/traffic",
@@ -32,4 +33,4 @@ export const CMG_TRAFFIC_ROUTES: ApiRoute[] = [
     handle: (s, i) => s.cmgAlerts.setTrafficAlert(i.params.name!, trafficAlertBody.parse(i.body ?? {})),
   },
   { method: "DELETE", path: "/api/v1/cmgs/:name/traffic-alert", tag: "cmg", summary: "Remove a CMG's traffic alert", status: 204, handle: async (s, i) => void (await s.cmgAlerts.setTrafficAlert(i.params.name!, null)) },
-];
+]);

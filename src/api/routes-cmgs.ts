@@ -7,7 +7,7 @@ import { ValidationError } from "../errors.ts";
 import { caCertificatesFromFiles, serverCertificateFromFiles } from "../cmg/certificate-files.ts";
 import { deploySchema } from "../site/services/cmg-model.ts";
 import type { ApiRoute } from "./route-kit.ts";
-import { parseBody } from "./route-kit.ts";
+import { parseBody, needing } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 const pemList = (what: string) => z.array(z.string().max(65536)).optional().describe(`${what}, PEM (each may hold several certificates)`);
@@ -49,7 +49,7 @@ function serverCertificate(b: z.output<typeof cmgCreateBody>) {
 
 const cas = (field: string, pems: string[] | undefined) => caCertificatesFromFiles(field, pems?.map((content, i) => ({ name: `${field}[${i}]`, content })));
 
-export const CMGS_ROUTES: ApiRoute[] = [
+export const CMGS_ROUTES: ApiRoute[] = needing("infrastructure", [
   { method: "GET", path: "/api/v1/cmgs", tag: "cmg", summary: "Cloud management gateways with their status", response: z.array(S.cmg), handle: (s) => s.cmgs.list() },
   { method: "GET", path: "/api/v1/cmgs/:name", tag: "cmg", summary: "A CMG's settings, instances and status", response: S.cmg, handle: (s, i) => s.cmgs.show(i.params.name!) },
   {
@@ -82,4 +82,4 @@ export const CMGS_ROUTES: ApiRoute[] = [
       });
     },
   },
-];
+]);

@@ -8,7 +8,7 @@ import { EXPORT_FORMATS, exportEndpoints, parseProxyAddress, type ExportFormat }
 import { endpointSelection } from "../roles/scp/endpoint-selection.ts";
 import type { SiteServices } from "../site/site.ts";
 import type { ApiRoute, RouteInput } from "./route-kit.ts";
-import { Download, parseBody, parsedQuery } from "./route-kit.ts";
+import { Download, parseBody, parsedQuery, needing } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 /** Content type and file name of each export. */
@@ -56,7 +56,7 @@ async function exportDownload(s: SiteServices, i: RouteInput): Promise<Download>
   return new Download(t.contentType, t.file, exportEndpoints(f.format, await selection(s, f), proxy ? { proxy } : {}));
 }
 
-export const ENDPOINTS_ROUTES: ApiRoute[] = [
+export const ENDPOINTS_ROUTES: ApiRoute[] = needing("infrastructure", [
   {
     method: "GET",
     path: "/api/v1/endpoints",
@@ -101,4 +101,4 @@ export const ENDPOINTS_ROUTES: ApiRoute[] = [
       return s.checks.get(id);
     },
   },
-];
+]);

@@ -1,7 +1,7 @@
 /** Software updates: the update point's synchronisation, the updates, automatic deployment rules, the product update feed. */
 import { z } from "zod";
 import type { ApiRoute } from "./route-kit.ts";
-import { parseBody } from "./route-kit.ts";
+import { parseBody, needing } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 const adrBody = z.strictObject({
@@ -13,7 +13,7 @@ const adrBody = z.strictObject({
 });
 const empty = z.strictObject({});
 
-export const UPDATES_ROUTES: ApiRoute[] = [
+export const UPDATES_ROUTES: ApiRoute[] = needing("infrastructure", [
   {
     method: "POST",
     path: "/api/v1/servers/:fqdn/software-update-point/sync",
@@ -55,4 +55,4 @@ export const UPDATES_ROUTES: ApiRoute[] = [
     },
   },
   { method: "GET", path: "/api/v1/adrs/:name/results", tag: "software updates", summary: "The recorded download results of a rule", response: z.array(S.adrFile), handle: (s, i) => s.adrs.results(i.params.name!) },
-];
+]);

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { CMG_ANALYZE_ROUTES } from "./routes-cmg-analyze.ts";
-import { parseBody, parsedQuery, q, type ApiRoute } from "./route-kit.ts";
+import { parseBody, parsedQuery, q, type ApiRoute, needing } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 import { ADMIN_ROUTES } from "./routes-admin.ts";
 import { CLIENTS_ROUTES } from "./routes-clients.ts";
@@ -60,7 +60,7 @@ const statusQuery = z.strictObject({
   cursor: q.cursor.describe("the nextCursor of the previous page"),
 });
 
-const CORE: ApiRoute[] = [
+const CORE: ApiRoute[] = needing("infrastructure", [
   { method: "GET", path: "/api/v1/site", tag: "site", summary: "The top-level site", response: S.site, handle: (s) => s.sites.requireTop() },
   { method: "GET", path: "/api/v1/sites", tag: "site", summary: "All sites of the hierarchy", response: z.array(S.site), handle: (s) => s.sites.list() },
   { method: "POST", path: "/api/v1/sites", tag: "site", summary: "Add a child site", body: bodies.site, response: S.site, status: 201, handle: (s, i) => s.sites.add(parseBody(bodies.site, i.body)) },
@@ -102,6 +102,6 @@ const CORE: ApiRoute[] = [
   ...TOKEN_ROUTES,
   ...CMG_TRUST_ROUTES,
   ...CMG_ROUTES,
-];
+]);
 
 export const ROUTES: ApiRoute[] = [...CORE, ...ADMIN_ROUTES, ...CLIENTS_ROUTES, ...CMGS_ROUTES, ...ENDPOINTS_ROUTES, ...UPDATES_ROUTES];

@@ -3,6 +3,7 @@
  * from these. Objects the site may grow are open (`looseObject`): a new field is not a break.
  */
 import { z } from "zod";
+import { ADMIN_ROLES } from "../site/services/admin-roles.ts";
 
 const time = z.string().describe("ISO-8601 time");
 
@@ -127,7 +128,8 @@ export const checkRecord = z.looseObject({
   finishedAt: time.nullable(),
 });
 
-export const token = z.looseObject({ name: z.string(), readOnly: z.boolean(), createdAt: time, revokedAt: time.nullable() });
+export const token = z.looseObject({ name: z.string(), role: z.enum(ADMIN_ROLES), readOnly: z.boolean(), createdAt: time, revokedAt: time.nullable() });
+export const adminUser = z.object({ kind: z.enum(["user", "group"]), value: z.string(), role: z.enum(ADMIN_ROLES), createdAt: time, updatedAt: time });
 export const newToken = token.extend({ token: z.string().describe("shown this once; the site keeps only its hash") });
 export const auditEntry = z.looseObject({
   id: z.number(),

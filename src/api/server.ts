@@ -9,18 +9,20 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { ServerOptions } from "node:https";
 import { ZodError } from "zod";
-import { ForbiddenError, issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
+import { issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { Actor } from "../site/services/audit.ts";
 import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import type { OpenedSite } from "../site/site.ts";
+import { allows, ROLE_LABELS, type Permission } from "../site/services/admin-roles.ts";
 import { bearerToken, type Authenticator } from "./auth.ts";
 import { consoleSession, CONSOLE_ROUTE_DOCS, defaultConsoleDir, loadConsoleAssets, registerConsole } from "./console.ts";
 import { ConsoleSessions, type SessionLimits } from "./console-session.ts";
 import { LiveFeed, type LiveFeedOptions } from "./live.ts";
+import { DirectorySignIn } from "./directory-sign-in.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { OperationsFor } from "./operations.ts";
-import { Download, queryShape, type ApiRoute } from "./route-kit.ts";
+import { Download, queryShape, routeNeeds, type ApiRoute } from "./route-kit.ts";
 import { ROUTES } from "./routes.ts";
 import { VERSION } from "../version.ts";
 
@@ -43,6 +45,8 @@ export interface AdminApiOptions {
   live?: LiveFeedOptions;
   /** Listen with TLS: the key, certificate (chain) and policy of `https.createServer` (default: plain HTTP). */
   https?: ServerOptions;
+  /** The console's address once listening (directory sign-in's redirect URL is derived from it). */
+  consoleUrl?: () => string | undefined;
 }
 
 declare module "fastify" {
@@ -60,8 +64,14 @@ export function errorBody(e: OpenCmgError): { error: Record<string, unknown> } {
 
 const plainError = (code: string, kind: string, message: string, extra: Record<string, unknown> = {}) => ({ error: { code, kind, message, ...extra } });
 
-/** Methods that only read; anything else is a change a read-only identity may not make. */
-const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** Refused by the route's permission: the identity's security role does not grant what the route needs. */
+export class RoleForbiddenError extends OpenCmgError {
+  constructor(message: string) {
+    super("forbidden", "ROLE_FORBIDDEN", message);
+  }
+}
+
+const NEED_TEXT: Record<Permission, string> = { read: "reading", infrastructure: "changing the site's infrastructure", security: "changing security (tokens, administrative users, directory sign-in)" };
 
 export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance> {
   // Fastify types an HTTPS instance apart; routes and hooks are the same, so it is used as one.
@@ -70,22 +80,11 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
   const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? VERSION);
   const sessions = new ConsoleSessions(o.sessions);
   // A bearer admin token, else a console session (whose changes need its CSRF header; see console.ts).
-  const tokenStillValid = async (who: AdminIdentity): Promise<boolean> => {
-    try {
-      return (await o.site.services.adminTokens.get(who.name)).revokedAt === null;
-    } catch {
-      return false; // the token is gone
-    }
-  };
-  const authenticators = o.authenticators ?? [bearerToken(o.site), consoleSession(sessions, tokenStillValid)];
-  const publicPaths = new Set([
-    "GET /api/v1/openapi.json",
-    // Signing in and out of the console: the session routes check the token or cookie themselves.
-    "POST /api/v1/session",
-    "GET /api/v1/session",
-    "DELETE /api/v1/session",
-    ...routes.filter((r) => r.auth === false).map((r) => `${r.method} ${r.path}`),
-  ]);
+  const authenticators = o.authenticators ?? [bearerToken(o.site), consoleSession(sessions, (who) => currentIdentity(o.site, who))];
+  const byRoute = new Map([...routes, ...CONSOLE_ROUTE_DOCS].map((r) => [`${r.method} ${r.path}`, r]));
+  // Signing in and out of the console (auth: false in CONSOLE_ROUTE_DOCS): the session routes check
+  // the token, cookie or directory's answer themselves.
+  const publicPaths = new Set(["GET /api/v1/openapi.json", ...[...routes, ...CONSOLE_ROUTE_DOCS].filter((r) => r.auth === false).map((r) => `${r.method} ${r.path}`)]);
 
   // Every registered route, for the OpenAPI comparison (HEAD routes are fastify's own copies of GET).
   const registered: { method: string; url: string }[] = [];
@@ -109,8 +108,12 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
         .send(plainError("ADMIN_TOKEN", "unauthorized", "a valid admin token is required (Authorization: Bearer <token>; see <data>/admin.token, or opencmg site token create NAME)"));
     }
     req.adminIdentity = identity;
-    if (identity.readOnly && !READS.has(req.method)) {
-      return reply.code(403).send(errorBody(new ForbiddenError(`${identity.name} is a read-only admin token: ${req.method} changes the site`)));
+    // Every route of the table declares what it needs; the console's own (events) only read; any
+    // other route (none, or not found) needs everything, so nothing is open by omission.
+    const route = req.routeOptions.url ? byRoute.get(`${req.method} ${req.routeOptions.url}`) : undefined;
+    const need: Permission = route ? (routeNeeds(route, req.params as Record<string, string>) ?? "security") : req.method === "GET" ? "read" : "security";
+    if (!allows(identity.role, need)) {
+      return reply.code(403).send(errorBody(new RoleForbiddenError(`${identity.name} is a ${ROLE_LABELS[identity.role]}: ${req.method} ${req.routeOptions.url ?? req.url.split("?")[0]} needs a role that permits ${NEED_TEXT[need]}`)));
     }
   });
 
@@ -124,6 +127,7 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
     sessions,
     live,
     assets: consoleDir ? loadConsoleAssets(consoleDir) : undefined,
+    directory: new DirectorySignIn(o.site, o.consoleUrl ?? (() => undefined)),
     notFound: (method, path) => plainError("ROUTE_NOT_FOUND", "not_found", `no route ${method} ${path}; see /api/v1/openapi.json`),
   });
 
@@ -139,14 +143,15 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
       url: r.path,
       handler: async (req, reply) => {
         if (!r.body) refuseBody(req.body);
-        const identity = req.adminIdentity ?? { name: "anonymous", readOnly: true };
-        const actor: Actor = { name: identity.name, via: "api", readOnly: identity.readOnly };
+        const identity: AdminIdentity = req.adminIdentity ?? { name: "anonymous", role: "read-only-analyst", readOnly: true, source: "token" };
+        const actor: Actor = { name: identity.name, via: identity.source === "directory" ? "console" : "api", readOnly: identity.readOnly, role: identity.role };
         const result = await r.handle(o.site.servicesAs(actor), {
           params: req.params as Record<string, string>,
           query: req.query as Record<string, string | undefined>,
           parsed: query.parse(req.query ?? {}) as Record<string, unknown>,
           body: req.body,
           actor,
+          identitySource: identity.source,
           ops: o.operations(actor),
         });
         reply.code(r.status ?? 200);
@@ -162,6 +167,23 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
     });
   }
   return app;
+}
+
+/**
+ * The identity of a console session as it stands now: a token's current role (none once revoked
+ * or gone), a directory user's role from the current assignments (none once taken away).
+ */
+async function currentIdentity(site: OpenedSite, who: AdminIdentity): Promise<AdminIdentity | undefined> {
+  if (who.source === "directory") {
+    const r = await site.services.adminUsers.resolve(who.name, who.groups ?? []);
+    return r ? { ...who, ...r } : undefined;
+  }
+  try {
+    const t = await site.services.adminTokens.get(who.name);
+    return t.revokedAt === null ? { ...who, role: t.role, readOnly: t.readOnly } : undefined;
+  } catch {
+    return undefined; // the token is gone
+  }
 }
 
 /** A route that takes no body refuses one, as strictly as a body schema refuses an unknown field. */

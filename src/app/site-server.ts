@@ -70,7 +70,9 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   const onDemand: EndpointMonitorOptions = check === false ? (o.onDemandCheck ?? {}) : check;
   const monitor = endpointMonitor(o.site, onDemand);
   await o.site.services.checks.abandonRunning();
+  let consoleUrl = "";
   const app = await buildAdminApi({
+    consoleUrl: () => consoleUrl || undefined,
     site: o.site,
     operations: (actor) => siteOperations(o.site, actor, { monitor, running, check: onDemand, signal: stopping.signal }),
     extraRoutes: o.extraRoutes ?? [],
@@ -84,7 +86,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   const address = await app.listen({ host: o.listen.host, port: o.listen.port });
   o.site.logs.component(LOG_FILES.sitecomp).info(`Admin API and console listening on ${address}.`);
   if (check !== false) monitor.start();
-  const consoleUrl = consoleUrlOf(address, o.listen.host, tls);
+  consoleUrl = consoleUrlOf(address, o.listen.host, tls);
   let recheck: NodeJS.Timeout | undefined;
   if (tls && transport.kind !== "http") {
     const server = app.server as unknown as HttpsServer;

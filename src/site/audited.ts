@@ -16,6 +16,7 @@
  */
 import { ForbiddenError, OpenCmgError } from "../errors.ts";
 import type { Actor, AuditService } from "./services/audit.ts";
+import { allows, ROLE_LABELS } from "./services/admin-roles.ts";
 import type { SiteServices } from "./site.ts";
 
 /** How one changing method is recorded. */
@@ -66,6 +67,16 @@ const cmg = (from?: string) => named("cmg", (s, name) => s.cmgs.show(name), from
 const client = named("client", (s, id) => s.clients.get(id));
 const token = named("admin-token", (s, name) => s.adminTokens.get(name));
 const setting = named("setting", (s, key) => s.settings.get(key));
+/** `admin-user/<kind>/<value>`, from the first argument's fields or from two arguments. */
+function adminUser(kind: string | number, value: string | number): AuditRule {
+  const part = (a: readonly unknown[], k: string | number): string => (typeof k === "number" ? arg(a, k) : field(a, k));
+  return {
+    object: (a) => `admin-user/${part(a, kind)}/${part(a, value).trim()}`,
+    read: async (s, a) => (await s.adminUsers.list()).find((u) => u.kind === part(a, kind) && u.value === part(a, value).trim()) ?? null,
+  };
+}
+/** Services whose changes are of security: only an actor whose role grants it may make them. */
+const SECURITY_SERVICES = new Set(["adminTokens", "adminUsers"]);
 
 /** Every public method of every service: a read, a system write, or audited (how). */
 export const METHODS: ServiceMethods = {
@@ -132,7 +143,8 @@ export const METHODS: ServiceMethods = {
   updates: { store: SYSTEM, list: READ, filesOf: READ },
   // A rule run's downloads (the run is audited as `adrs.run`).
   adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name"), recordDownload: SYSTEM, list: READ, get: READ, results: READ },
-  settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ, count: READ },
+  // secret: the opened client secret of the administrators' directory, for its sign-in only.
+  settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ, count: READ, secret: READ },
   // The bulk token itself is redacted from the record (its "token" field); its ID and expiry stay.
   tokens: {
     createBulk: { object: () => "bulk-token" },
@@ -149,7 +161,8 @@ export const METHODS: ServiceMethods = {
     signingKeys: READ,
     publicKeys: READ,
   },
-  adminTokens: { create: token, revoke: token, adoptAdminFile: { object: () => "admin-token/admin", read: (s) => s.adminTokens.get("admin") }, list: READ, get: READ, verify: READ },
+  adminTokens: { create: token, revoke: token, setRole: token, adoptAdminFile: { object: () => "admin-token/admin", read: (s) => s.adminTokens.get("admin") }, list: READ, get: READ, verify: READ },
+  adminUsers: { add: adminUser("kind", "value"), setRole: adminUser(0, 1), remove: adminUser(0, 1), list: READ, get: READ, resolve: READ },
   // record: written by this wrapper through the raw service; called through the wrapper it forges nothing for a read-only actor.
   audit: { record: SYSTEM, recordAfter: SYSTEM, list: READ },
   // A connectivity check's run (its start is audited as `checks.start`).
@@ -196,7 +209,12 @@ async function readOrNull(read: () => Promise<unknown>): Promise<unknown> {
 }
 
 function refuseReadOnly(actor: Actor, what: string): void {
-  if (actor.readOnly) throw new ForbiddenError(`${actor.name} is a read-only admin token: ${what} changes the site`);
+  if (actor.readOnly) throw new ForbiddenError(`${actor.name} is a ${actor.role ? ROLE_LABELS[actor.role] : "read-only admin token"}: ${what} changes the site`);
+}
+
+/** The API checks each route's permission first; this keeps the security services closed to any other way in. */
+function refuseSecurity(actor: Actor, service: string, what: string): void {
+  if (actor.role && SECURITY_SERVICES.has(service) && !allows(actor.role, "security")) throw new ForbiddenError(`${actor.name} is a ${ROLE_LABELS[actor.role]}: ${what} needs a Full Administrator`);
 }
 
 /** Runs a change and its audit record in one database transaction (site/db/transaction.ts). */
@@ -228,6 +246,7 @@ function wrap(service: object, name: string, rules: Record<string, MethodKind>, 
         };
       return async (...args: unknown[]) => {
         refuseReadOnly(actor, action);
+        refuseSecurity(actor, name, action);
         return transact(async () => {
           const object = kind.object(args);
           const before = kind.read ? await readOrNull(() => kind.read!(raw, args)) : null;

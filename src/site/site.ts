@@ -34,6 +34,7 @@ import { SitesService } from "./services/sites.ts";
 import { StatusService } from "./services/status.ts";
 import { AdminTokensService, type AdminIdentity } from "./services/admin-tokens.ts";
 import { UpdatesService } from "./services/updates.ts";
+import { AdminUsersService } from "./services/admin-users.ts";
 import { TokensService } from "./services/tokens.ts";
 import { JoinsService } from "./services/joins.ts";
 import { DirectoryTrust, directoryConfigFrom, fetchJson } from "./services/directory.ts";
@@ -75,6 +76,7 @@ export interface SiteServices {
   tokens: TokensService;
   settings: SettingsService;
   adminTokens: AdminTokensService;
+  adminUsers: AdminUsersService;
   audit: AuditService;
   checks: EndpointChecksService;
   /** One-time join tokens and the servers that joined with them. */
@@ -171,6 +173,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
     settings,
     tokens,
     adminTokens: new AdminTokensService(ctx),
+    adminUsers: new AdminUsersService(ctx),
     audit: new AuditService(ctx),
     checks: new EndpointChecksService(ctx),
     joins: new JoinsService(ctx, servers, sitePki, roles),

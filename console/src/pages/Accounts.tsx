@@ -2,6 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { Button, Field, Input, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import { api, type Account } from "../api.ts";
+import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 export function AccountsPage() {
@@ -54,9 +55,9 @@ export function AccountsPage() {
                   <TableCell>{a.name}</TableCell>
                   <TableCell>{a.username}</TableCell>
                   <TableCell>
-                    <Button size="small" onClick={() => void remove(a)} aria-label={`Delete ${a.name}`}>
+                    <ChangeButton size="small" onClick={() => void remove(a)} aria-label={`Delete ${a.name}`}>
                       Delete
-                    </Button>
+                    </ChangeButton>
                   </TableCell>
                 </TableRow>
               ))}
@@ -77,9 +78,9 @@ export function AccountsPage() {
           <Input type="password" value={password} onChange={(_, d) => setPassword(d.value)} autoComplete="new-password" />
         </Field>
         <div>
-          <Button appearance="primary" type="submit">
+          <ChangeButton appearance="primary" type="submit">
             Create
-          </Button>
+          </ChangeButton>
         </div>
       </form>
     </>

@@ -30,6 +30,7 @@ import {
   MessageBarTitle,
 } from "@fluentui/react-components";
 import { api, type Cmg, type CmgAnalysis } from "../api.ts";
+import { ChangeButton, ChangeToolbarButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
 import { pemBlocks, readFileText } from "../certs.ts";
@@ -63,24 +64,24 @@ export function CmgPage() {
     <>
       <PageTitle>Cloud Management Gateway</PageTitle>
       <Toolbar aria-label="Cloud Management Gateway actions">
-        <ToolbarButton appearance="primary" onClick={() => setDialog("create")}>
+        <ChangeToolbarButton appearance="primary" onClick={() => setDialog("create")}>
           Create Cloud Management Gateway
-        </ToolbarButton>
+        </ChangeToolbarButton>
         <ToolbarButton disabled={!current} onClick={() => setDialog("properties")}>
           Properties
         </ToolbarButton>
-        <ToolbarButton disabled={!current} onClick={() => void action("start")}>
+        <ChangeToolbarButton disabled={!current} onClick={() => void action("start")}>
           Start
-        </ToolbarButton>
-        <ToolbarButton disabled={!current} onClick={() => void action("stop")}>
+        </ChangeToolbarButton>
+        <ChangeToolbarButton disabled={!current} onClick={() => void action("stop")}>
           Stop
-        </ToolbarButton>
-        <ToolbarButton disabled={!current} onClick={() => setDialog("delete")}>
+        </ChangeToolbarButton>
+        <ChangeToolbarButton disabled={!current} onClick={() => setDialog("delete")}>
           Delete
-        </ToolbarButton>
-        <ToolbarButton disabled={!current} onClick={() => setDialog("analyze")}>
+        </ChangeToolbarButton>
+        <ChangeToolbarButton disabled={!current} onClick={() => setDialog("analyze")}>
           Connection analyzer
-        </ToolbarButton>
+        </ChangeToolbarButton>
       </Toolbar>
       <ErrorBar error={actionError} />
       {notice && (
@@ -219,9 +220,9 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
             </div>
           </DialogContent>
           <DialogActions>
-            <Button appearance="primary" onClick={() => void save()}>
+            <ChangeButton appearance="primary" onClick={() => void save()}>
               OK
-            </Button>
+            </ChangeButton>
             <Button onClick={onClose}>Cancel</Button>
           </DialogActions>
         </DialogBody>
@@ -260,9 +261,9 @@ function DeleteCmg({ cmg, others, onClose, onDeleted }: { cmg: Cmg; others: numb
             <ErrorBar error={error} />
           </DialogContent>
           <DialogActions>
-            <Button appearance="primary" onClick={() => void remove()}>
+            <ChangeButton appearance="primary" onClick={() => void remove()}>
               Delete
-            </Button>
+            </ChangeButton>
             <Button onClick={onClose}>Cancel</Button>
           </DialogActions>
         </DialogBody>
@@ -360,9 +361,9 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
             )}
           </DialogContent>
           <DialogActions>
-            <Button onClick={() => void run()} disabled={running}>
+            <ChangeButton onClick={() => void run()} disabled={running}>
               Analyze again
-            </Button>
+            </ChangeButton>
             <Button appearance="primary" onClick={onClose}>
               Close
             </Button>

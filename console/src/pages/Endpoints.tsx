@@ -5,6 +5,7 @@
 import { useEffect, useState } from "react";
 import { Badge, Button, Dropdown, Field, Input, Link, Option, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import { api, get, type CheckRecord, type EndpointSelection } from "../api.ts";
+import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 const FORMATS = ["text", "json", "csv", "squid", "pac"] as const;
@@ -155,9 +156,9 @@ function ConnectivityCheck() {
         >
           <Input value={server} onChange={(_, d) => setServer(d.value)} />
         </Field>
-        <Button appearance="primary" onClick={() => void start()} disabled={running} style={{ marginTop: 26 }}>
+        <ChangeButton appearance="primary" onClick={() => void start()} disabled={running} style={{ marginTop: 26 }}>
           Run check
-        </Button>
+        </ChangeButton>
       </div>
       {errors.form && <ErrorBar error={new Error(errors.form)} />}
       {running && <p role="status">Check {check.id} is running: checking the endpoints...</p>}

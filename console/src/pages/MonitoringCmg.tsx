@@ -5,6 +5,7 @@
 import { useState } from "react";
 import { Badge, Button, Dropdown, Field, Input, MessageBar, MessageBarBody, Option, Spinner, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import { api, type Client, type Cmg, type CmgTraffic } from "../api.ts";
+import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { statusColor } from "./Cmg.tsx";
 
@@ -262,18 +263,18 @@ export function ClientsPage() {
                 <TableCell>
                   <div style={{ display: "flex", gap: 4 }}>
                     {!c.approved && (
-                      <Button size="small" onClick={() => void act(c, "POST", "approve", `${c.name} is approved.`)} aria-label={`Approve ${c.name}`}>
+                      <ChangeButton size="small" onClick={() => void act(c, "POST", "approve", `${c.name} is approved.`)} aria-label={`Approve ${c.name}`}>
                         Approve
-                      </Button>
+                      </ChangeButton>
                     )}
                     {c.blocked ? (
-                      <Button size="small" onClick={() => void act(c, "DELETE", "block", `${c.name} is unblocked.`)} aria-label={`Unblock ${c.name}`}>
+                      <ChangeButton size="small" onClick={() => void act(c, "DELETE", "block", `${c.name} is unblocked.`)} aria-label={`Unblock ${c.name}`}>
                         Unblock
-                      </Button>
+                      </ChangeButton>
                     ) : (
-                      <Button size="small" onClick={() => void act(c, "PUT", "block", `${c.name} is blocked.`)} aria-label={`Block ${c.name}`}>
+                      <ChangeButton size="small" onClick={() => void act(c, "PUT", "block", `${c.name} is blocked.`)} aria-label={`Block ${c.name}`}>
                         Block
-                      </Button>
+                      </ChangeButton>
                     )}
                   </div>
                 </TableCell>

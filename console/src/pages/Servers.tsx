@@ -24,6 +24,7 @@ import {
   MessageBarBody,
 } from "@fluentui/react-components";
 import { api, type Account, type ProxyConfig, type Role, type Server } from "../api.ts";
+import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 export const ROLE_NAMES: Record<string, string> = {
@@ -97,7 +98,7 @@ export function ServersPage() {
         <Field label="Create Site System Server: FQDN" validationMessage={errors.fqdn ?? errors.form} validationState={errors.fqdn || errors.form ? "error" : "none"}>
           <Input value={fqdn} onChange={(_, d) => setFqdn(d.value)} />
         </Field>
-        <Button type="submit">Add</Button>
+        <ChangeButton type="submit">Add</ChangeButton>
       </form>
       {selected && <ServerProperties key={selected} fqdn={selected} />}
     </>
@@ -259,9 +260,9 @@ function ProxyTab({ fqdn, roles, onRolesChanged }: { fqdn: string; roles: Role[]
         </fieldset>
       )}
       <div>
-        <Button appearance="primary" type="submit">
+        <ChangeButton appearance="primary" type="submit">
           OK
-        </Button>
+        </ChangeButton>
       </div>
     </form>
   );
@@ -347,9 +348,9 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
           </Field>
         )}
         <div>
-          <Button type="submit" disabled={!kind}>
+          <ChangeButton type="submit" disabled={!kind}>
             Add role
-          </Button>
+          </ChangeButton>
         </div>
       </form>
     </>

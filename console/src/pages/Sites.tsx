@@ -6,6 +6,7 @@
 import { useState } from "react";
 import { Button, Field, Input, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import { api, type SiteSetting as Setting, type Site } from "../api.ts";
+import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 
@@ -87,9 +88,9 @@ function SettingRow({ s, reload }: { s: Setting; reload: () => void }) {
       >
         <Input value={value} onChange={(_, d) => { setValue(d.value); setSaved(false); }} />
       </Field>
-      <Button onClick={() => void save()} aria-label={`Save ${s.key}`}>
+      <ChangeButton need={s.key.startsWith("oidc-") || s.key.startsWith("admin-oidc-") ? "security" : "infrastructure"} onClick={() => void save()} aria-label={`Save ${s.key}`}>
         Save
-      </Button>
+      </ChangeButton>
       <ErrorBar error={saveError} />
     </div>
   );

@@ -82,6 +82,19 @@ export interface AdminTokensTable {
   name: string | null;
   read_only: ColumnType<Bool, Bool | undefined, Bool>;
   revoked_at: string | null;
+  /** A security role (src/site/services/admin-roles.ts). */
+  role: ColumnType<string, string | undefined, string>;
+}
+
+/** Roles of directory users and groups in the console (0017). */
+export interface AdminUsersTable {
+  id: Id;
+  /** user: a value of the name claim; group: a value of the groups claim. */
+  kind: string;
+  value: string;
+  role: string;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface AuditLogTable {
@@ -350,6 +363,7 @@ export interface Database {
   status_messages: StatusMessagesTable;
   component_status: ComponentStatusTable;
   admin_tokens: AdminTokensTable;
+  admin_users: AdminUsersTable;
   updates: UpdatesTable;
   adrs: AdrsTable;
   adr_downloads: AdrDownloadsTable;
@@ -390,7 +404,8 @@ export const SCHEMA_COLUMNS = {
   proxy_configs: ["server_id", "enabled", "host", "port", "account_id", "updated_at"],
   status_messages: ["id", "message_id", "severity", "component", "server", "time", "text", "properties", "source", "dedupe_key", "client_id", "claimed_time"],
   component_status: ["server", "component", "status", "reason", "updated_at"],
-  admin_tokens: ["id", "token_sha256", "created_at", "name", "read_only", "revoked_at"],
+  admin_tokens: ["id", "token_sha256", "created_at", "name", "read_only", "revoked_at", "role"],
+  admin_users: ["id", "kind", "value", "role", "created_at", "updated_at"],
   updates: ["update_id", "title", "classification", "product", "release_date", "files", "synced_from", "synced_at"],
   adrs: ["id", "name", "server", "products", "classifications", "title_contains", "created_at"],
   adr_downloads: ["id", "adr_id", "update_id", "file_name", "status", "code", "bytes", "sha256", "message", "time"],

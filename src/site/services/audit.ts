@@ -7,6 +7,7 @@ import { sql } from "kysely";
 import { z } from "zod";
 import { LOG_FILES } from "../../logs/files.ts";
 import { check } from "../validation.ts";
+import type { AdminRole } from "./admin-roles.ts";
 import { iso, type ServiceContext } from "./context.ts";
 
 /** Who is acting, and through what: "api" (an admin token, or a console session) or "cli". */
@@ -15,6 +16,8 @@ export interface Actor {
   via: string;
   /** A read-only actor may not change anything. */
   readOnly?: boolean | undefined;
+  /** The security role of an admin API identity (the CLI's local user has none: it holds the data folder). */
+  role?: AdminRole | undefined;
 }
 
 export interface AuditEntry {
@@ -42,6 +45,8 @@ export interface AuditFilter {
   since?: string | undefined;
   until?: string | undefined;
   actor?: string | undefined;
+  /** Entries of this action (`proxies.set`), or of every action of a service (`proxies`). */
+  action?: string | undefined;
   /** Entries whose object starts with this. */
   object?: string | undefined;
   limit?: number | undefined;
@@ -135,6 +140,10 @@ export class AuditService {
     if (f.since !== undefined) q = q.where("time", ">=", new Date(check("since", isoTime, f.since)).toISOString());
     if (f.until !== undefined) q = q.where("time", "<", new Date(check("until", isoTime, f.until)).toISOString());
     if (f.actor !== undefined) q = q.where("actor", "=", f.actor);
+    if (f.action !== undefined) {
+      const a = f.action;
+      q = a.includes(".") ? q.where("action", "=", a) : q.where(sql<string>`substr(action, 1, ${a.length + 1})`, "=", `${a}.`);
+    }
     if (f.object !== undefined) q = q.where(sql<string>`substr(object, 1, ${f.object.length})`, "=", f.object);
     if (f.cursor !== undefined) q = q.where("id", "<", f.cursor);
     const rows = await q.orderBy("id", "desc").limit(limit + 1).execute();

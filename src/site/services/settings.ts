@@ -5,12 +5,13 @@
  * interval again after each run (`src/schedule.ts`), so `opencmg settings set` applies without a
  * restart.
  */
-import { ValidationError } from "../../errors.ts";
+import { OpenCmgError, ValidationError } from "../../errors.ts";
 import { formatDuration, parseDuration } from "../../duration.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { ClientsService } from "./clients.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { DIRECTORY_SETTINGS } from "./directory.ts";
+import { ADMIN_DIRECTORY_SETTINGS } from "./admin-directory.ts";
 import { MAX_STATUS_BATCH } from "../../wire/mp.ts";
 
 export interface SettingDefinition {
@@ -21,7 +22,15 @@ export interface SettingDefinition {
   rule: string;
   /** The value in its one stored form (`60m` -> `1h`); throws a ValidationError stating the rule. */
   normalize(field: string, raw: string): string;
+  /**
+   * A secret (a client secret): stored sealed with the site key, never shown: the setting reads
+   * SECRET_SET when one is stored, "" when none; only `secret(key)` opens it, for its one user.
+   */
+  secret?: true;
 }
+
+/** What a secret setting reads as while one is stored. */
+export const SECRET_SET = "(set)";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -144,6 +153,8 @@ export const SITE_SETTINGS = {
   }),
   // Directory sign-in (OpenID Connect): src/site/services/directory.ts.
   ...DIRECTORY_SETTINGS,
+  // The administrators' directory (console sign-in): src/site/services/admin-directory.ts.
+  ...ADMIN_DIRECTORY_SETTINGS,
 } satisfies Record<string, SettingDefinition>;
 
 export type SettingKey = keyof typeof SITE_SETTINGS;
@@ -208,6 +219,7 @@ export class SettingsService {
     if (typeof value !== "string") throw new ValidationError(k, "must be text", `${k}: must be text such as ${SITE_SETTINGS[k].default}`);
     const def: SettingDefinition = SITE_SETTINGS[k];
     const normalized = def.normalize(k, value);
+    if (def.secret) return this.#setSecret(k, normalized);
     if (isClientSetting(k)) {
       await this.clients.setSettings({ [CLIENT_SETTING_FIELDS[k]]: parseDuration(k, normalized) / MINUTE });
     } else if (normalized === def.default) {
@@ -222,6 +234,36 @@ export class SettingsService {
     }
     this.ctx.logs.component(LOG_FILES.smsprov).info(`Site setting ${k} set to ${normalized}.`);
     return this.get(k);
+  }
+
+  /** The opened value of a secret setting; "" when none is stored. */
+  async secret(key: SettingKey): Promise<string> {
+    const def: SettingDefinition = SITE_SETTINGS[key];
+    if (!def.secret) throw new ValidationError("key", "must be a secret setting", `key: ${key} is not a secret setting`);
+    const row = await this.ctx.db.selectFrom("site_settings").select("value").where("key", "=", key).executeTakeFirst();
+    return row ? this.#key_().open(row.value, `setting/${key}`) : "";
+  }
+
+  async #setSecret(k: SettingKey, value: string): Promise<SettingView> {
+    if (value === "") {
+      await this.ctx.db.deleteFrom("site_settings").where("key", "=", k).execute();
+      this.ctx.logs.component(LOG_FILES.smsprov).info(`Site setting ${k} cleared.`);
+    } else {
+      // Sealed with the site key, bound to the setting's name; the log says only that it changed.
+      const row = { value: this.#key_().seal(value, `setting/${k}`), updated_at: iso(this.ctx.now()) };
+      await this.ctx.db
+        .insertInto("site_settings")
+        .values({ key: k, ...row })
+        .onConflict((oc) => oc.column("key").doUpdateSet(row))
+        .execute();
+      this.ctx.logs.component(LOG_FILES.smsprov).info(`Site setting ${k} replaced (a secret: its value is not logged).`);
+    }
+    return this.get(k);
+  }
+
+  #key_() {
+    if (!this.ctx.key) throw new OpenCmgError("internal", "SITE_KEY_MISSING", "the site key is not loaded; secret settings cannot be sealed or opened");
+    return this.ctx.key;
   }
 
   /** Back to the default. */
@@ -251,7 +293,7 @@ export class SettingsService {
 
   async #view(key: SettingKey, row: { value: string; updated_at: string } | undefined): Promise<SettingView> {
     const def: SettingDefinition = SITE_SETTINGS[key];
-    let value = row?.value ?? def.default;
+    let value = def.secret ? (row ? SECRET_SET : "") : (row?.value ?? def.default);
     let updatedAt = row?.updated_at ?? null;
     if (isClientSetting(key)) {
       const c = await this.clients.settings();

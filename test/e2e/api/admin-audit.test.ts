@@ -45,7 +45,7 @@ forEachDatabase("admin tokens and the audit log", (db) => {
     assert.ok(!list.stdout.includes(token));
 
     assert.equal((await call("GET", "/api/v1/servers", undefined, token)).status, 200);
-    assert.deepEqual((await call("GET", "/api/v1/whoami", undefined, token)).body, { name: "auditor", readOnly: true });
+    assert.deepEqual((await call("GET", "/api/v1/whoami", undefined, token)).body, { name: "auditor", role: "read-only-analyst", roleLabel: "Read-only Analyst", readOnly: true, permissions: ["read"], source: "token" });
     for (const [method, path, body] of [
       ["POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" }],
       ["PUT", "/api/v1/servers/srv01.contoso.com/proxy", { host: "proxy.contoso.com" }],
@@ -54,7 +54,8 @@ forEachDatabase("admin tokens and the audit log", (db) => {
     ] as const) {
       const r = await call(method, path, body, token);
       assert.equal(r.status, 403, `${method} ${path}`);
-      assert.equal(r.body.error.code, "FORBIDDEN");
+      // A read-only token is a Read-only Analyst: the route's permission refuses it.
+      assert.equal(r.body.error.code, "ROLE_FORBIDDEN");
       assert.equal(r.body.error.kind, "forbidden");
     }
     assert.deepEqual((await call("GET", "/api/v1/servers")).body, []);
