@@ -14,7 +14,7 @@
  *                             [--idle-ping-s S] [--no-nginx]
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "undici";
 import { ROLES, startCrlServer } from "../test/helpers/cmg-harness.ts";
@@ -27,7 +27,7 @@ import { Part } from "./gateway/harness.ts";
 import { SERVERNAME } from "./gateway/load.ts";
 import { startCapacityNginx } from "./gateway/nginx.ts";
 import type { Setup } from "./gateway/parts.ts";
-import { KINDS, PERIOD_S, type DeviceTarget, type GeneratorJob, type GeneratorReport, type Kind } from "./capacity/devices.ts";
+import { KINDS, PERIOD_S, type DeviceTarget, type GeneratorJob, type GeneratorReport, type Kind } from "./capacity/mix.ts";
 
 const DEVICES = join(import.meta.dirname, "capacity", "devices.ts");
 const REPO = join(import.meta.dirname, "..");
@@ -106,12 +106,13 @@ interface LoadFigures {
   why: Record<string, number>;
   connected: number;
   drops: number;
+  skipped: number;
   back: number[];
 }
 
 async function reportAll(gens: Generator[]): Promise<LoadFigures> {
   const rs = await Promise.all(gens.map((g) => g.ask<GeneratorReport>({ type: "report" }, "report")));
-  const out: LoadFigures = { lat: { location: [], policy: [], status: [] }, failed: { location: 0, policy: 0, status: 0 }, why: {}, connected: 0, drops: 0, back: [] };
+  const out: LoadFigures = { lat: { location: [], policy: [], status: [] }, failed: { location: 0, policy: 0, status: 0 }, why: {}, connected: 0, drops: 0, skipped: 0, back: [] };
   for (const r of rs) {
     for (const k of KINDS) {
       out.lat[k].push(...r.lat[k]);
@@ -120,6 +121,7 @@ async function reportAll(gens: Generator[]): Promise<LoadFigures> {
     for (const [w, n] of Object.entries(r.why)) out.why[w] = (out.why[w] ?? 0) + n;
     out.connected += r.connected;
     out.drops += r.drops;
+    out.skipped += r.skipped;
     out.back.push(...r.back);
   }
   for (const k of KINDS) out.lat[k].sort((a, b) => a - b);
@@ -329,7 +331,7 @@ async function main(): Promise<void> {
       `Capacity benchmark: ${idle} idle + ${active} active devices (${nGen} generator process(es), ${devices} certificates), ` +
         `mix time-compressed ${compress.toFixed(0)}x (location every ${(PERIOD_S.location / compress).toFixed(0)} s, policy every ${(PERIOD_S.policy / compress).toFixed(1)} s, ` +
         `status every ${(PERIOD_S.status / compress).toFixed(1)} s per active device: ${(active * realPerDevice * compress).toFixed(0)} req/s), measured ${measureS} s; ` +
-        `gateway ${workers ? `\`gateway serve --workers ${workers}\`` : "instance in one process (no --workers)"}, open-file limit ${fdLimit}`,
+        `load average at the start ${loadavg().map((x) => x.toFixed(1)).join(" ")} on ${cpus().length} CPUs; gateway ${workers ? `\`gateway serve --workers ${workers}\`` : "instance in one process (no --workers)"}, open-file limit ${fdLimit}`,
       issued,
     ];
 
@@ -363,7 +365,7 @@ async function main(): Promise<void> {
     const stormLines = [
       `storm: instance stopped in ${down.toFixed(1)} s, new one listening at ${up.toFixed(1)} s, first request through it at ${ms(tunnelAt)} s; ` +
         `${f.back.length}/${devices} devices back within ${stormSeconds.toFixed(0)} s: 99% at ${ms(r99s)} s, 100% at ${ms(r100)} s (device backoff: full jitter, 1 s doubling to ${backoffCapS} s)`,
-      `the active devices' requests from the restart on (${stormSeconds.toFixed(0)} s):`,
+      `the active devices' requests from the restart on (${stormSeconds.toFixed(0)} s; ${f.skipped} not sent while their device was reconnecting):`,
       ...storm.lines,
     ];
     out.push("", ...stormLines);

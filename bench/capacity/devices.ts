@@ -19,56 +19,11 @@
  */
 import { createSecureContext, type SecureContext } from "node:tls";
 import { Client } from "undici";
-import { issueCert, type CertKeyPem } from "../../src/pki/issue.ts";
+import { issueCert } from "../../src/pki/issue.ts";
+import { KINDS, PERIOD_S, type DeviceTarget, type GeneratorJob, type GeneratorReport, type Kind } from "./mix.ts";
 
-export type Kind = "location" | "policy" | "status";
-export const KINDS: Kind[] = ["location", "policy", "status"];
-/** Real period of each kind for one device, seconds. */
-export const PERIOD_S: Record<Kind, number> = { location: 86_400, policy: 3_600, status: 900 };
 const STATUS_BODY = Buffer.alloc(4096, 0x41);
 const POLICY_BYTES = 8192;
-
-export interface DeviceTarget {
-  origin: string;
-  /** Path prefix in front of the management point's paths ("" for nginx). */
-  prefix: string;
-  servername: string;
-}
-
-export interface GeneratorJob {
-  /** Name for the parent's messages. */
-  id: number;
-  first: number;
-  idle: number;
-  active: number;
-  /** Loopback source addresses to spread the connections over. */
-  addresses: string[];
-  issuer: CertKeyPem;
-  crlUrl: string;
-  /** The CA of the server certificate every target presents. */
-  ca: string;
-  compress: number;
-  idlePingS: number;
-  backoffCapS: number;
-  /** No request waits longer than this for its answer (a failure then). */
-  requestTimeoutMs: number;
-}
-
-export interface GeneratorReport {
-  type: "report";
-  id: number;
-  /** Latencies (ms) of the answered requests of each kind since the last reset, and the failures. */
-  lat: Record<Kind, number[]>;
-  failed: Record<Kind, number>;
-  /** Failure reasons (status or error code) and their counts. */
-  why: Record<string, number>;
-  /** Devices with a live, authenticated connection now. */
-  connected: number;
-  /** Seconds from the storm's start until each device was back (only devices that came back). */
-  back: number[];
-  /** Connections that dropped since the last reset. */
-  drops: number;
-}
 
 type Msg = { type: "target"; target: DeviceTarget } | { type: "reset" } | { type: "report" } | { type: "storm"; t0: number } | { type: "close" } | { type: "exit" };
 
@@ -168,6 +123,9 @@ class Device {
         if (kind === "ping") {
           // Keeps the idle connection open; not a figure of the mix.
           if (!this.coming) void this.request(t, "hello");
+        } else if (this.coming) {
+          // Reconnecting (backoff under way): a device sends nothing until it is back.
+          stats.skipped++;
         } else {
           void this.request(t, kind).then((why) => {
             if (!running) return;
@@ -204,6 +162,7 @@ const fresh = (): Omit<GeneratorReport, "type" | "id" | "connected"> => ({
   why: {},
   back: [],
   drops: 0,
+  skipped: 0,
 });
 let stats = fresh();
 
