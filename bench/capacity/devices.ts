@@ -36,6 +36,8 @@ class Device {
   /** A reconnect (backoff, then one request) is under way. */
   coming = false;
   attempt = 0;
+  /** Came back since the storm's start (counted once). */
+  back = false;
   /** The pending timer of each kind of the mix. */
   readonly timers = new Map<string, NodeJS.Timeout>();
 
@@ -102,7 +104,9 @@ class Device {
         if (why === null) {
           this.coming = false;
           this.attempt = 0;
-          if (stormT0 > 0) stats.back.push((Date.now() - stormT0) / 1000);
+          // Once per device: the first time it is back after the restart.
+          if (stormT0 > 0 && !this.back) stats.back.push((Date.now() - stormT0) / 1000);
+          this.back = stormT0 > 0;
           return;
         }
         tryOnce();
@@ -211,6 +215,7 @@ async function main(): Promise<void> {
       } else if (m.type === "storm") {
         stormT0 = m.t0;
         stats.back = [];
+        for (const d of devices) d.back = false;
       } else if (m.type === "report") {
         send({ type: "report", id: job.id, ...stats, connected: devices.filter((d) => d.connected && !d.coming).length } satisfies GeneratorReport);
       } else if (m.type === "close") {
