@@ -50,7 +50,8 @@ class Device {
 
   open(t: DeviceTarget): void {
     const c = new Client(t.origin, {
-      connect: { secureContext: this.ctx, servername: t.servername, localAddress: this.address } as never,
+      connect: { secureContext: this.ctx, servername: t.servername } as never,
+      localAddress: this.address,
       pipelining: 1,
       keepAliveTimeout: 60 * 60_000,
       keepAliveMaxTimeout: 60 * 60_000,
