@@ -363,7 +363,7 @@ async function main(): Promise<void> {
     const r100 = f.back.length >= devices ? f.back[devices - 1]! : NaN;
     const storm = latencyTable(f, stormSeconds);
     const stormLines = [
-      `storm: instance stopped in ${down.toFixed(1)} s, new one listening at ${up.toFixed(1)} s, first request through it at ${ms(tunnelAt)} s; ` +
+      `storm: instance stopped in ${down.toFixed(1)} s, new one listening at ${up.toFixed(1)} s, first test request through it at ${ms(tunnelAt)} s, first device back at ${ms(f.back[0] ?? NaN)} s; ` +
         `${f.back.length}/${devices} devices back within ${stormSeconds.toFixed(0)} s: 99% at ${ms(r99s)} s, 100% at ${ms(r100)} s (device backoff: full jitter, 1 s doubling to ${backoffCapS} s)`,
       `the active devices' requests from the restart on (${stormSeconds.toFixed(0)} s; ${f.skipped} not sent while their device was reconnecting):`,
       ...storm.lines,
