@@ -40,13 +40,14 @@ function mtlsFiles(dir: string, pki: TestPki): void {
 }
 
 /** Starts one nginx with `http` as its http{} body (after `files(dir)`); resolves once every port accepts. */
-async function startNginx(name: string, ports: number[], body: (dir: string) => string): Promise<Nginx> {
+async function startNginx(name: string, ports: number[], body: (dir: string) => string, scale: { workers: number; connections: number } = { workers: 1, connections: 4096 }): Promise<Nginx> {
   const dir = mkdtempSync(join(tmpdir(), `opencmg-nginx-${name}-`));
   writeFileSync(
     join(dir, "nginx.conf"),
-    `daemon off; master_process off; worker_processes 1;
+    `daemon off; master_process ${scale.workers > 1 ? "on" : "off"}; worker_processes ${scale.workers};
+worker_rlimit_nofile ${scale.connections + 1024};
 pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${scale.connections}; }
 http {
   access_log off;
   client_body_temp_path ${dir}/cb; proxy_temp_path ${dir}/pt; fastcgi_temp_path ${dir}/ft; uwsgi_temp_path ${dir}/ut; scgi_temp_path ${dir}/st;
@@ -87,6 +88,29 @@ export async function startBaselineNginx(backendPort: number, pki: TestPki): Pro
   server { listen 127.0.0.1:${port}; location / { ${location} } }${mtlsServer(dir, tlsPort, location)}`;
   });
   return { ...nginx, port, tlsPort };
+}
+
+/**
+ * bench/capacity.ts's reference: C's mutual TLS server (the same certificates and trust), sized for
+ * `devices` held connections: as many workers as needed to keep each under `perWorker` connections
+ * (a process may hold only so many open files), idle connections kept for an hour.
+ */
+export async function startCapacityNginx(backendPort: number, pki: TestPki, devices: number, perWorker: number): Promise<Nginx & { tlsPort: number }> {
+  const tlsPort = await freePort();
+  const workers = Math.max(1, Math.ceil(devices / perWorker));
+  const connections = Math.ceil(devices / workers) + 1024;
+  const location = `proxy_pass http://be; ${PLAIN_LOCATION}`;
+  const nginx = await startNginx(
+    "capacity",
+    [tlsPort],
+    (dir) => {
+      mtlsFiles(dir, pki);
+      return `  keepalive_timeout 3600s; keepalive_requests 1000000; client_body_buffer_size 16k;
+  upstream be { server 127.0.0.1:${backendPort}; keepalive 256; }${mtlsServer(dir, tlsPort, location)}`;
+    },
+    { workers, connections },
+  );
+  return { ...nginx, tlsPort };
 }
 
 /**

@@ -270,8 +270,9 @@ class BackendResponseHandler implements Dispatcher.DispatchHandler {
 /** Headers for the backend: end-to-end ones, identity included, minus tunnel-internal ones. */
 function backendHeaders(h: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(h)) {
-    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name)) continue;
+  for (const name in h) {
+    const value = h[name];
+    if (value === undefined || name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name)) continue;
     if (name === Header.role || name === Header.requestId) continue;
     out[name] = value;
   }

@@ -61,7 +61,11 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
 }
 
 function reserved(name: string): boolean {
-  return RESERVED_HEADER_PREFIXES.some((p) => name.startsWith(p));
+  // Per header on every request: a first-letter test before the prefixes ("x-opencmg-", "opencmg-").
+  const c = name.charCodeAt(0);
+  if (c !== 0x78 /* x */ && c !== 0x6f /* o */) return false;
+  for (const p of RESERVED_HEADER_PREFIXES) if (name.startsWith(p)) return true;
+  return false;
 }
 
 /**
@@ -110,8 +114,10 @@ export function tunnelRequestHeaders(
     ":scheme": "https",
     ":authority": typeof authority === "string" ? authority : "gateway",
   };
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || drop.has(name) || reserved(name)) continue;
+  // for...in over the parsed headers (own, plain data properties): no entries array per request.
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name) || drop.has(name) || reserved(name)) continue;
     // x-forwarded-* from the internet are not trusted either: the gateway writes its own below.
     if (name === "x-forwarded-for" || name === "x-forwarded-proto" || name === "x-forwarded-host" || name === "forwarded") continue;
     // A token and its proof were checked here; they go no further (secrets travel no farther than needed).
@@ -141,8 +147,9 @@ export function tunnelRequestHeaders(
 export function clientResponseHeaders(upstream: Readonly<Record<string, string | string[] | number | undefined>>): { status: number; headers: OutgoingHttpHeaders } {
   const drop = connectionTokens(upstream.connection as string | string[] | undefined);
   const headers: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(upstream)) {
-    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || drop.has(name) || reserved(name)) continue;
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || name.charCodeAt(0) === 0x3a /* : */ || HOP_BY_HOP.has(name) || drop.has(name) || reserved(name)) continue;
     headers[name] = value;
   }
   return { status: Number(upstream[":status"] ?? 502), headers };
@@ -155,7 +162,8 @@ export function clientResponseHeaders(upstream: Readonly<Record<string, string |
 export function endToEndHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const drop = connectionTokens(headers.connection);
   const out: OutgoingHttpHeaders = {};
-  for (const [rawName, value] of Object.entries(headers)) {
+  for (const rawName in headers) {
+    const value = headers[rawName];
     const name = rawName.toLowerCase();
     if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || drop.has(name)) continue;
     out[name] = value;

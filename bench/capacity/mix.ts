@@ -1,0 +1,54 @@
+/**
+ * What bench/capacity.ts and its load generators (devices.ts) share: the request mix, the
+ * generator's job and its report.
+ */
+import type { CertKeyPem } from "../../src/pki/issue.ts";
+
+export type Kind = "location" | "policy" | "status";
+export const KINDS: Kind[] = ["location", "policy", "status"];
+/** Real period of each kind for one device, seconds. */
+export const PERIOD_S: Record<Kind, number> = { location: 86_400, policy: 3_600, status: 900 };
+
+export interface DeviceTarget {
+  origin: string;
+  /** Path prefix in front of the management point's paths ("" for nginx). */
+  prefix: string;
+  servername: string;
+}
+
+export interface GeneratorJob {
+  /** Name for the parent's messages. */
+  id: number;
+  first: number;
+  idle: number;
+  active: number;
+  /** Loopback source addresses to spread the connections over. */
+  addresses: string[];
+  issuer: CertKeyPem;
+  crlUrl: string;
+  /** The CA of the server certificate every target presents. */
+  ca: string;
+  compress: number;
+  idlePingS: number;
+  backoffCapS: number;
+  /** No request waits longer than this for its answer (a failure then). */
+  requestTimeoutMs: number;
+}
+
+export interface GeneratorReport {
+  type: "report";
+  id: number;
+  /** Latencies (ms) of the answered requests of each kind since the last reset, and the failures. */
+  lat: Record<Kind, number[]>;
+  failed: Record<Kind, number>;
+  /** Failure reasons (status or error code) and their counts. */
+  why: Record<string, number>;
+  /** Devices with a live, authenticated connection now. */
+  connected: number;
+  /** Seconds from the storm's start until each device was back (only devices that came back). */
+  back: number[];
+  /** Connections that dropped since the last reset. */
+  drops: number;
+  /** Requests of the mix not sent because the device was reconnecting. */
+  skipped: number;
+}
