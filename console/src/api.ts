@@ -214,7 +214,10 @@ export interface AnalyzeCheck {
   check: string;
   status: "pass" | "fail" | "skip" | string;
   detail: string;
+  /** What to do, in the console's words. */
   fix?: string;
+  /** The same for the command line (the console does not show it). */
+  cliFix?: string;
   reason?: string;
   cause?: string;
   instance?: number;

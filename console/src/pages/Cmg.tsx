@@ -32,7 +32,7 @@ import {
 import { api, type Cmg, type CmgAnalysis } from "../api.ts";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
-import { pemBlocks, readFileText } from "../certs.ts";
+import { certificateSubject, pemBlocks, readFileText } from "../certs.ts";
 
 export function statusColor(s: string): "success" | "warning" | "danger" | "informative" {
   return s === "Ready" ? "success" : s === "Degraded" || s === "Stopped" ? "warning" : s === "Error" ? "danger" : "informative";
@@ -279,15 +279,20 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
   const [running, setRunning] = useState(false);
   // A device's client certificate (used for this analysis only; the site neither keeps nor logs it).
   const [client, setClient] = useState<{ file: string; clientCertPem?: string; clientKeyPem?: string }>({ file: "" });
+  // Roots devices trust for the server certificate (a private CA's), listed by subject.
+  const [cas, setCas] = useState<{ file: string; pem: string; subject: string }[]>([]);
   const run = async () => {
     setRunning(true);
     setErrors({});
     try {
-      const body = client.clientCertPem === undefined ? {} : { clientCertPem: client.clientCertPem, ...(client.clientKeyPem === undefined ? {} : { clientKeyPem: client.clientKeyPem }) };
+      const body = {
+        ...(client.clientCertPem === undefined ? {} : { clientCertPem: client.clientCertPem, ...(client.clientKeyPem === undefined ? {} : { clientKeyPem: client.clientKeyPem }) }),
+        ...(cas.length ? { caPem: cas.map((c) => c.pem).join("\n") } : {}),
+      };
       setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, body));
     } catch (e) {
-      // The analyzer names the certificate and key as the command line does (clientCert, clientKey).
-      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey"]));
+      // The analyzer names the certificate, key and CA as the command line does (clientCert, clientKey, ca).
+      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey", "ca", "caPem"]));
     } finally {
       setRunning(false);
     }
@@ -298,6 +303,14 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
     const b = pemBlocks(text);
     // Without a PEM certificate the file goes as it is: the site's message names the field.
     setClient((c) => ({ file: file.name, clientCertPem: b.certificates.length ? b.certificates.join("") : text, clientKeyPem: b.privateKey ?? c.clientKeyPem }));
+  };
+  const chooseCas = async (files: FileList | null) => {
+    const chosen = await Promise.all([...(files ?? [])].map(async (f) => ({ file: f.name, text: await readFileText(f) })));
+    // Each certificate of each file, by subject; a file without one goes as it is (the site names the fault).
+    setCas(chosen.flatMap(({ file, text }) => {
+      const certs = pemBlocks(text).certificates;
+      return certs.length ? certs.map((pem) => ({ file, pem, subject: certificateSubject(pem) || file })) : [{ file, pem: text, subject: file }];
+    }));
   };
   const chooseClientKey = async (file: File | undefined) => {
     if (!file) return;
@@ -319,7 +332,21 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
               <Field label="Its private key file (PEM)" hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(ev) => void chooseClientKey(ev.target.files?.[0])} />}
               </Field>
+              <Field
+                label="Trusted root for the server certificate (PEM, optional)"
+                hint="the root devices trust for a server certificate from a private CA; the chosen certificates are listed below by subject"
+                {...err(errors.ca ? "ca" : "caPem")}
+              >
+                {(p) => <input {...p} type="file" multiple accept=".pem,.crt,.cer" onChange={(ev) => void chooseCas(ev.target.files)} />}
+              </Field>
             </div>
+            {cas.length > 0 && (
+              <ul aria-label="Trusted roots for the server certificate" style={{ margin: "0 0 8px" }}>
+                {cas.map((c, i) => (
+                  <li key={i}>{c.subject}</li>
+                ))}
+              </ul>
+            )}
             {errors.form && <ErrorBar error={new Error(errors.form)} />}
             {running && <p role="status">Analyzing the connection...</p>}
             {result && (
