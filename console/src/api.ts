@@ -149,7 +149,7 @@ export interface Cmg {
   serverCertificate: CertInfo;
   trustedRoots: CertInfo[];
   intermediates: CertInfo[];
-  deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number } | null };
+  deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number; stopOnCritical?: boolean } | null };
   connectionPointServers: string[];
   /** Stopping, Stopped, Starting and Deleting come with the lifecycle routes (start, stop, delete). */
   status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";

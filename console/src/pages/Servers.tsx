@@ -25,6 +25,7 @@ import {
 } from "@fluentui/react-components";
 import { api, type Account, type ProxyConfig, type Role, type Server } from "../api.ts";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { DataTable } from "../table.tsx";
 
 export const ROLE_NAMES: Record<string, string> = {
   "management-point": "Management point",
@@ -67,30 +68,30 @@ export function ServersPage() {
       <PageTitle>Servers and Site System Roles</PageTitle>
       <Show l={servers} what="Site system servers">
         {(list) => (
-          <Table aria-label="Site system servers" size="small">
-            <TableHeader>
-              <TableRow>
-                <TableHeaderCell>Name</TableHeaderCell>
-                <TableHeaderCell>Site Code</TableHeaderCell>
-                <TableHeaderCell>Site server</TableHeaderCell>
-                <TableHeaderCell>Actions</TableHeaderCell>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {list.map((s) => (
-                <TableRow key={s.fqdn} aria-selected={selected === s.fqdn}>
-                  <TableCell>{s.fqdn}</TableCell>
-                  <TableCell>{s.siteCode}</TableCell>
-                  <TableCell>{s.isSiteServer ? "Yes" : "No"}</TableCell>
-                  <TableCell>
-                    <Button size="small" onClick={() => setSelected(s.fqdn)} aria-label={`Properties of ${s.fqdn}`}>
-                      Properties
-                    </Button>
-                  </TableCell>
-                </TableRow>
-              ))}
-            </TableBody>
-          </Table>
+          <DataTable
+            label="Site system servers"
+            rows={list}
+            rowKey={(s) => s.fqdn}
+            rowProps={(s) => ({ "aria-selected": selected === s.fqdn })}
+            initialSort={{ column: "name", direction: "ascending" }}
+            columns={[
+              { id: "name", label: "Name", width: "45%", text: (s) => s.fqdn },
+              { id: "site", label: "Site Code", width: "15%", filter: true, text: (s) => s.siteCode },
+              { id: "siteServer", label: "Site server", width: "15%", filter: true, text: (s) => (s.isSiteServer ? "Yes" : "No") },
+              {
+                id: "actions",
+                label: "Actions",
+                width: "25%",
+                unsortable: true,
+                text: () => "",
+                render: (s) => (
+                  <Button size="small" onClick={() => setSelected(s.fqdn)} aria-label={`Properties of ${s.fqdn}`}>
+                    Properties
+                  </Button>
+                ),
+              },
+            ]}
+          />
         )}
       </Show>
       <form onSubmit={(e) => void add(e)} style={{ display: "flex", gap: 8, alignItems: "end", margin: "12px 0" }}>
