@@ -32,7 +32,7 @@ import {
   MessageBarTitle,
 } from "@fluentui/react-components";
 import { api, type Cmg, type CmgAnalysis } from "../api.ts";
-import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, labelErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
 import { certificateSubject, pemBlocks, readFileText } from "../certs.ts";
 import { DataTable } from "../table.tsx";
@@ -373,6 +373,13 @@ interface TrafficAlert {
   stopOnCritical?: boolean;
 }
 
+const ALERT_LABELS = {
+  thresholdGb: "14-day threshold (GB)",
+  warningPct: "Percentage of threshold for Warning alert",
+  criticalPct: "Percentage of threshold for Critical alert",
+  stopOnCritical: "Stop this service when it exceeds the critical threshold",
+};
+
 /** The CMG's Alerts tab: the 14-day outbound traffic threshold (document wording), saved on its own. */
 function AlertsTab({ cmg, onSaved }: { cmg: Cmg; onSaved: () => void }) {
   const current = cmg.deploy.trafficAlert as TrafficAlert | null;
@@ -393,7 +400,7 @@ function AlertsTab({ cmg, onSaved }: { cmg: Cmg; onSaved: () => void }) {
       setSaved(enabled ? "The alert is saved." : "The alert is removed.");
       onSaved();
     } catch (e) {
-      setErrors(fieldErrors(e, ["thresholdGb", "warningPct", "criticalPct", "stopOnCritical"]));
+      setErrors(labelErrors(fieldErrors(e, ["thresholdGb", "warningPct", "criticalPct", "stopOnCritical"]), ALERT_LABELS));
     }
   };
   const e = (n: string) => ({ validationMessage: errors[n], validationState: errors[n] ? ("error" as const) : ("none" as const) });
@@ -403,17 +410,17 @@ function AlertsTab({ cmg, onSaved }: { cmg: Cmg; onSaved: () => void }) {
       <Field>
         <Checkbox checked={enabled} onChange={(_, d) => setEnabled(Boolean(d.checked))} label="Enable 14-day threshold for alerting" />
       </Field>
-      <Field label="14-day threshold (GB)" {...e("thresholdGb")}>
+      <Field label={ALERT_LABELS.thresholdGb} {...e("thresholdGb")}>
         <Input value={thresholdGb} onChange={(_, d) => setThresholdGb(d.value)} disabled={!enabled} inputMode="decimal" />
       </Field>
-      <Field label="Percentage of threshold for Warning alert" {...e("warningPct")}>
+      <Field label={ALERT_LABELS.warningPct} {...e("warningPct")}>
         <Input value={warningPct} onChange={(_, d) => setWarningPct(d.value)} disabled={!enabled} inputMode="numeric" />
       </Field>
-      <Field label="Percentage of threshold for Critical alert" {...e("criticalPct")}>
+      <Field label={ALERT_LABELS.criticalPct} {...e("criticalPct")}>
         <Input value={criticalPct} onChange={(_, d) => setCriticalPct(d.value)} disabled={!enabled} inputMode="numeric" />
       </Field>
       <Field {...e("stopOnCritical")}>
-        <Checkbox checked={stopOnCritical} disabled={!enabled} onChange={(_, d) => setStopOnCritical(Boolean(d.checked))} label="Stop this service when it exceeds the critical threshold" />
+        <Checkbox checked={stopOnCritical} disabled={!enabled} onChange={(_, d) => setStopOnCritical(Boolean(d.checked))} label={ALERT_LABELS.stopOnCritical} />
       </Field>
       <div>
         <Button appearance="primary" onClick={() => void save()}>

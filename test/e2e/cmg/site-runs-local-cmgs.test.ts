@@ -166,7 +166,8 @@ it("says what to start when nothing runs a local CMG's instances", async () => {
   // Just created: Provisioning (the status turns Error once the start-up window passes), with the reason either way.
   assert.equal(shown.body.status, "Provisioning");
   assert.match(shown.body.statusReason, /^no process runs the instances of \S+: start the OpenCMG site service \(opencmg-site\) on the site server; it runs the instances of the CMGs with the local provider/);
-  assert.match(shown.body.statusReason, /or run `opencmg cmg start cmg1`/);
+  // Read in the console too: which service to start, no shell command line.
+  assert.doesNotMatch(shown.body.statusReason, /`/);
   serve.child.kill("SIGTERM");
   await until("site serve to exit", () => serve.child.exitCode !== null);
 });
