@@ -4,7 +4,9 @@
  * configured, so it is not called untrusted (the detail says so); the location request is made
  * once the handshake succeeds; a root the administrator chooses in the console (listed by
  * subject) and, for `cmg analyze`, the roots this machine trusts (NODE_EXTRA_CA_CERTS) make the
- * chain trusted; what to do reads in the console's words there and in flags at the command line.
+ * chain trusted; an instance presenting another certificate than the configured one fails that
+ * check and the location request is made all the same; what to do reads in the console's words
+ * there and in flags at the command line.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -37,6 +39,7 @@ let server: RunningSiteServer;
 let browser: Browser;
 let page: Page;
 let serverRootFile: string;
+let serverRoot: Awaited<ReturnType<typeof createCa>>;
 let mpRole: number;
 const instances: GatewayInstance[] = [];
 let cp: RunningConnectionPoint | undefined;
@@ -45,7 +48,7 @@ before(async () => {
   const dir = tempDir("opencmg-console-analyzer-");
   dataDir = join(dir, "data");
   // The server certificate's CA is private and not among the CMG's trusted roots (those are for client certificates).
-  const serverRoot = await createCa({ commonName: "Contoso Private Server CA" });
+  serverRoot = await createCa({ commonName: "Contoso Private Server CA" });
   const serverCert = await issueCert({ issuer: serverRoot, commonName: FQDN, dnsNames: [FQDN], ipAddresses: ["127.0.0.1"], usage: "server" });
   const clients = await makeTestPki({ serverName: "unused.contoso.test" });
   serverRootFile = join(dir, "server-root.pem");
@@ -169,4 +172,22 @@ it("cmg analyze at the command line: NODE_EXTRA_CA_CERTS counts as trusted; what
   const trusting = await cliAnalyze(["--json"], { ...env, NODE_EXTRA_CA_CERTS: serverRootFile });
   const t = JSON.parse(trusting.stdout) as CmgAnalysis;
   assert.match(t.checks.find((c) => c.check === "instance 0 presented certificate")?.detail ?? "", TRUSTED, trusting.stdout + trusting.stderr);
+});
+
+it("an instance presenting another certificate than the configured one fails that check, and the location request is still made", async () => {
+  // No connection point to push the renewal: the instance keeps presenting the certificate it started with.
+  await cp?.stop();
+  cp = undefined;
+  const renewed = await issueCert({ issuer: serverRoot, commonName: FQDN, dnsNames: [FQDN], ipAddresses: ["127.0.0.1"], usage: "server" });
+  await site.services.cmgs.update("cmg1", { serverCertPem: renewed.certPem, serverKeyPem: renewed.keyPem });
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENCMG_DATA: "" };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const r = await cliAnalyze(["--json"], env);
+  const a = JSON.parse(r.stdout) as CmgAnalysis;
+  const presented = a.checks.find((c) => c.check === "instance 0 presented certificate");
+  assert.equal(presented?.status, "fail", r.stdout);
+  assert.match(presented.detail, /^it presents [0-9A-F]+, not the server certificate the site configured \([0-9A-F]+\); its chain is not trusted here/);
+  const location = a.checks.find((c) => c.check === `location request via instance 0 to management point ${mpRole}`);
+  assert.notEqual(location?.status, undefined, JSON.stringify(a.checks.map((c) => c.check)));
+  assert.match(location!.detail, /^refused by the gateway's /, "the gateway answered the location request");
 });
