@@ -12,6 +12,7 @@ import {
   Option,
   Radio,
   RadioGroup,
+  Select,
   Tab,
   TabList,
   Table,
@@ -23,7 +24,7 @@ import {
   MessageBar,
   MessageBarBody,
 } from "@fluentui/react-components";
-import { api, type Account, type ProxyConfig, type Role, type Server } from "../api.ts";
+import { api, type Account, type Cmg, type ProxyConfig, type Role, type Server } from "../api.ts";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { DataTable } from "../table.tsx";
 
@@ -272,6 +273,8 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
   const [error, setError] = useState<Error>();
   const [kind, setKind] = useState("");
   const [cmgName, setCmgName] = useState("");
+  // The CMG is chosen from the site's CMGs, as the documents' role wizard offers them (no free text to mistype).
+  const cmgs = useGet<Cmg[]>("/api/v1/cmgs", ["cmg"]);
   const [internalUrl, setInternalUrl] = useState("");
   const [addErrors, setAddErrors] = useState<Record<string, string>>({});
   const addRole = async (e: FormEvent) => {
@@ -338,8 +341,15 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
           </Dropdown>
         </Field>
         {kind === "cmg-connection-point" && (
-          <Field label="Cloud management gateway name" {...av("cmgName")}>
-            <Input value={cmgName} onChange={(_, d) => setCmgName(d.value)} />
+          <Field label="Cloud management gateway name" hint={cmgs.data?.length === 0 ? "No CMG yet: create one under Cloud Services > Cloud Management Gateway" : undefined} {...av("cmgName")}>
+            <Select value={cmgName} onChange={(_, d) => setCmgName(d.value)}>
+              <option value="">Choose a cloud management gateway</option>
+              {(cmgs.data ?? []).map((c) => (
+                <option key={c.name} value={c.name}>
+                  {c.name} ({c.serviceFqdn})
+                </option>
+              ))}
+            </Select>
           </Field>
         )}
         {(kind === "management-point" || kind === "software-update-point") && (
