@@ -149,7 +149,7 @@ export interface Cmg {
   serverCertificate: CertInfo;
   trustedRoots: CertInfo[];
   intermediates: CertInfo[];
-  deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number } | null };
+  deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number; stopOnCritical?: boolean } | null };
   connectionPointServers: string[];
   /** Stopping, Stopped, Starting and Deleting come with the lifecycle routes (start, stop, delete). */
   status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
@@ -214,7 +214,10 @@ export interface AnalyzeCheck {
   check: string;
   status: "pass" | "fail" | "skip" | string;
   detail: string;
+  /** What to do, in the console's words. */
   fix?: string;
+  /** The same for the command line (the console does not show it). */
+  cliFix?: string;
   reason?: string;
   cause?: string;
   instance?: number;

@@ -48,21 +48,57 @@ function children(b: Uint8Array, d: Der): Der[] {
 
 const text = (b: Uint8Array, d: Der): string => new TextDecoder().decode(b.slice(d.start, d.end));
 
-/** Subject CN and subjectAltName DNS names of the first certificate in `pem`. */
-export function certificateNames(pem: string): { commonName: string | undefined; dnsNames: string[] } {
-  const b64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
-  const b = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+/** The DER bytes of a PEM certificate's first block. */
+function derOf(pem: string): Uint8Array {
+  const b64 = (pem.match(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/)?.[1] ?? pem.replace(/-----[^-]+-----/g, "")).replace(/\s+/g, "");
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+/** Attribute types of a subject as people write them (2.5.4.x). */
+const SUBJECT_ATTRIBUTES: Record<string, string> = { "85.4.3": "CN", "85.4.6": "C", "85.4.7": "L", "85.4.8": "ST", "85.4.10": "O", "85.4.11": "OU" };
+
+/** The subject's attributes in order, as [type, value]. */
+function subjectOf(b: Uint8Array, subject: Der): [string, string][] {
+  const out: [string, string][] = [];
+  for (const rdn of children(b, subject))
+    for (const atv of children(b, rdn)) {
+      const [oid, value] = children(b, atv);
+      if (!oid || !value) continue;
+      const type = SUBJECT_ATTRIBUTES[Array.from(b.slice(oid.start, oid.end)).join(".")];
+      if (type) out.push([type, text(b, value)]);
+    }
+  return out;
+}
+
+/** The fields of the certificate's TBS part, and where the subject is. */
+function tbsFields(b: Uint8Array): { f: Der[]; subject: Der } {
   const cert = readTlv(b, 0);
   const tbs = children(b, cert)[0]!;
   const f = children(b, tbs);
   const i = f[0]!.tag === 0xa0 ? 1 : 0; // [0] version is optional
-  const subject = f[i + 4]!;
-  let commonName: string | undefined;
-  for (const rdn of children(b, subject))
-    for (const atv of children(b, rdn)) {
-      const [oid, value] = children(b, atv);
-      if (oid && value && Array.from(b.slice(oid.start, oid.end)).join(".") === "85.4.3") commonName = text(b, value);
-    }
+  return { f, subject: f[i + 4]! };
+}
+
+/**
+ * The subject of the first certificate in `pem` as one line ("CN=Contoso Root CA, O=Contoso"),
+ * for lists of chosen CA files; "" when it cannot be read (the site then names the file's fault).
+ */
+export function certificateSubject(pem: string): string {
+  try {
+    const b = derOf(pem);
+    return subjectOf(b, tbsFields(b).subject)
+      .map(([t, v]) => `${t}=${v}`)
+      .join(", ");
+  } catch {
+    return "";
+  }
+}
+
+/** Subject CN and subjectAltName DNS names of the first certificate in `pem`. */
+export function certificateNames(pem: string): { commonName: string | undefined; dnsNames: string[] } {
+  const b = derOf(pem);
+  const { f, subject } = tbsFields(b);
+  const commonName = subjectOf(b, subject).filter(([t]) => t === "CN").pop()?.[1];
   const dnsNames: string[] = [];
   const ext = f.find((x) => x.tag === 0xa3);
   if (ext) {

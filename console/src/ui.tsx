@@ -118,6 +118,15 @@ export function fieldErrors(e: unknown, known: readonly string[]): Record<string
   return { form: e instanceof Error ? e.message : String(e) };
 }
 
+/**
+ * The same errors with each field's message in the form's words: the site's internal path
+ * ("trafficAlert.thresholdGb: ...") replaced by the field's label as the administrator reads it.
+ */
+export function labelErrors(errors: Record<string, string>, labels: Record<string, string>): Record<string, string> {
+  // The site's echo of the whole object it checked (" (got {...})") is for the command line's JSON, not beside one field.
+  return Object.fromEntries(Object.entries(errors).map(([k, m]) => [k, labels[k] ? `${labels[k]}: ${m.replace(/^[\w.[\]]+: /, "").replace(/ \(got \{.*\}\)$/, "")}` : m]));
+}
+
 export function PageTitle({ children }: { children: ReactNode }) {
   return <h1 style={{ fontSize: 24, fontWeight: 600, margin: "0 0 12px" }}>{children}</h1>;
 }

@@ -23,6 +23,8 @@ import {
   TableHeader,
   TableHeaderCell,
   TableRow,
+  Tab,
+  TabList,
   Toolbar,
   ToolbarButton,
   MessageBar,
@@ -31,9 +33,16 @@ import {
 } from "@fluentui/react-components";
 import { api, type Cmg, type CmgAnalysis } from "../api.ts";
 import { ChangeButton, ChangeToolbarButton } from "../roles.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, labelErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
-import { pemBlocks, readFileText } from "../certs.ts";
+import { certificateSubject, pemBlocks, readFileText } from "../certs.ts";
+import { DataTable } from "../table.tsx";
+
+/** Where the instances run: a CMG with the local provider runs on the site's own machine, in no cloud. */
+export function environmentOf(c: Pick<Cmg, "provider" | "cloud">): string {
+  if (c.provider === "local") return "Local (the site server)";
+  return ENVIRONMENTS[c.cloud] ?? c.cloud;
+}
 
 export function statusColor(s: string): "success" | "warning" | "danger" | "informative" {
   return s === "Ready" ? "success" : s === "Degraded" || s === "Stopped" ? "warning" : s === "Error" ? "danger" : "informative";
@@ -94,41 +103,61 @@ export function CmgPage() {
           list.length === 0 ? (
             <p>No cloud management gateway yet: choose Create Cloud Management Gateway.</p>
           ) : (
-            <Table aria-label="Cloud management gateways" size="small">
-              <TableHeader>
-                <TableRow>
-                  <TableHeaderCell>Select</TableHeaderCell>
-                  <TableHeaderCell>Name</TableHeaderCell>
-                  <TableHeaderCell>Service FQDN</TableHeaderCell>
-                  <TableHeaderCell>Status</TableHeaderCell>
-                  <TableHeaderCell>Environment</TableHeaderCell>
-                  <TableHeaderCell>Region</TableHeaderCell>
-                  <TableHeaderCell>VM instances</TableHeaderCell>
-                  <TableHeaderCell>Connection point</TableHeaderCell>
-                </TableRow>
-              </TableHeader>
-              <TableBody>
-                {list.map((c) => (
-                  <TableRow key={c.name} aria-selected={c.name === selected}>
-                    <TableCell>
-                      <Checkbox aria-label={`Select ${c.name}`} checked={c.name === selected} onChange={(_, d) => setSelected(d.checked ? c.name : undefined)} />
-                    </TableCell>
-                    <TableCell>{c.name}</TableCell>
-                    <TableCell>{c.serviceFqdn}</TableCell>
-                    <TableCell>
-                      <Badge appearance="tint" color={statusColor(c.status)} data-testid={`status-${c.name}`}>
-                        {c.status}
-                      </Badge>{" "}
-                      <span style={{ fontSize: 12 }}>{c.statusReason}</span>
-                    </TableCell>
-                    <TableCell>{ENVIRONMENTS[c.cloud] ?? c.cloud}</TableCell>
-                    <TableCell>{c.region}</TableCell>
-                    <TableCell>{c.instanceCount}</TableCell>
-                    <TableCell>{c.connectionPointServers.join(", ") || "none"}</TableCell>
-                  </TableRow>
-                ))}
-              </TableBody>
-            </Table>
+<DataTable
+              label="Cloud management gateways"
+              rows={list}
+              rowKey={(c) => c.name}
+              rowProps={(c) => ({ "aria-selected": c.name === selected })}
+              initialSort={{ column: "name", direction: "ascending" }}
+              columns={[
+                {
+                  id: "select",
+                  label: "Select",
+                  width: "5%",
+                  unsortable: true,
+                  text: () => "",
+                  render: (c) => <Checkbox aria-label={`Select ${c.name}`} checked={c.name === selected} onChange={(_, d) => setSelected(d.checked ? c.name : undefined)} />,
+                },
+                { id: "name", label: "Name", width: "9%", text: (c) => c.name },
+                { id: "fqdn", label: "Service FQDN", width: "13%", text: (c) => c.serviceFqdn },
+                {
+                  id: "status",
+                  label: "Status",
+                  width: "8%",
+                  filter: true,
+                  text: (c) => c.status,
+                  render: (c) => (
+                    <Badge appearance="tint" color={statusColor(c.status)} data-testid={`status-${c.name}`}>
+                      {c.status}
+                    </Badge>
+                  ),
+                },
+                { id: "reason", label: "Status details", width: "19%", text: (c) => c.statusReason },
+                { id: "environment", label: "Environment", width: "12%", filter: true, text: environmentOf },
+                { id: "region", label: "Region", width: "7%", text: (c) => c.region },
+                { id: "instances", label: "VM instances", width: "8%", text: (c) => String(c.instanceCount), sortValue: (c) => c.instanceCount },
+                { id: "cp", label: "Connection point", width: "10%", text: (c) => c.connectionPointServers.join(", ") || "none" },
+                {
+                  id: "actions",
+                  label: "Actions",
+                  width: "9%",
+                  unsortable: true,
+                  text: () => "",
+                  render: (c) => (
+                    <Button
+                      size="small"
+                      aria-label={`Properties of ${c.name}`}
+                      onClick={() => {
+                        setSelected(c.name);
+                        setDialog("properties");
+                      }}
+                    >
+                      Properties
+                    </Button>
+                  ),
+                },
+              ]}
+            />
           )
         }
       </Show>
@@ -161,14 +190,26 @@ export function CmgPage() {
   );
 }
 
-/** What can change after creation (SPEC section 3, "Modify, replace, delete"). */
+/**
+ * What can change after creation (SPEC section 3, "Modify, replace, delete"), on three tabs:
+ * General (instances, revocation checking, RSA floor, server certificate renewal), Trusted roots
+ * (the trusted root certificates and intermediates for client certificates, listed by subject) and
+ * Alerts (the 14-day traffic threshold, its percentages and stop on critical). Each tab saves its
+ * own part: OK on General and Trusted roots changes the CMG, Save alerts changes the alert.
+ */
 function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => void; onSaved: () => void }) {
+  const [tab, setTab] = useState<"general" | "trust" | "alerts">("general");
   const [instances, setInstances] = useState(cmg.instanceCount);
   const [crlCheck, setCrlCheck] = useState(cmg.crlCheck);
   const [minRsaBits, setMinRsaBits] = useState(String(cmg.minRsaBits));
   const [serverCertPem, setServerCertPem] = useState<string>();
   const [serverKeyPem, setServerKeyPem] = useState<string>();
   const [serverChainPem, setServerChainPem] = useState<string[]>([]);
+  const [serverFile, setServerFile] = useState<string>();
+  // Trust changes: certificates to add (with their subjects) and thumbprints to remove.
+  const [addRoots, setAddRoots] = useState<ChosenCa[]>([]);
+  const [addIntermediates, setAddIntermediates] = useState<ChosenCa[]>([]);
+  const [removed, setRemoved] = useState<string[]>([]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const save = async () => {
     const body: Record<string, unknown> = {};
@@ -176,12 +217,21 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
     if (crlCheck !== cmg.crlCheck) body.crlCheck = crlCheck;
     if (minRsaBits !== String(cmg.minRsaBits)) body.minRsaBits = /^\d+$/.test(minRsaBits) ? Number(minRsaBits) : minRsaBits;
     if (serverCertPem !== undefined) Object.assign(body, { serverCertPem, serverKeyPem, ...(serverChainPem.length ? { serverChainPem } : {}) });
+    if (addRoots.length) body.addTrustedRoots = addRoots.map((c) => c.pem);
+    if (addIntermediates.length) body.addIntermediates = addIntermediates.map((c) => c.pem);
+    const isRoot = (t: string) => cmg.trustedRoots.some((c) => c.thumbprint === t);
+    if (removed.some(isRoot)) body.removeTrustedRoots = removed.filter(isRoot);
+    if (removed.some((t) => !isRoot(t))) body.removeIntermediates = removed.filter((t) => !isRoot(t));
     try {
       await api("PATCH", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}`, body);
       onSaved();
       onClose();
     } catch (e) {
-      setErrors(fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCertPem", "serverKeyPem", "serverChainPem"]));
+      const f = fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCertPem", "serverKeyPem", "serverChainPem", "addTrustedRoots", "addIntermediates", "removeTrustedRoots", "removeIntermediates", "trustedRoots", "intermediates"]);
+      setErrors(f);
+      // Show the tab that holds the field the site named.
+      if (Object.keys(f).some((k) => /Roots|Intermediates|^trustedRoots|^intermediates/.test(k))) setTab("trust");
+      else if (!f.form) setTab("general");
     }
   };
   const chooseCert = async (file: File | undefined) => {
@@ -192,42 +242,198 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
     setServerCertPem(b.certificates[0] ?? text);
     setServerChainPem(b.certificates.slice(1));
     setServerKeyPem(b.privateKey);
+    setServerFile(file.name);
   };
   const e = (n: string) => ({ validationMessage: errors[n], validationState: errors[n] ? ("error" as const) : ("none" as const) });
+  const errorOf = (...names: string[]) => e(names.find((n) => errors[n]) ?? names[0]!);
   return (
     <Dialog open onOpenChange={(_, d) => !d.open && onClose()}>
-      <DialogSurface>
+      <DialogSurface style={{ maxWidth: 760 }}>
         <DialogBody>
           <DialogTitle>{cmg.name} Properties</DialogTitle>
           <DialogContent>
+            <TabList selectedValue={tab} onTabSelect={(_, d) => setTab(d.value as typeof tab)} aria-label={`${cmg.name} Properties`}>
+              <Tab value="general">General</Tab>
+              <Tab value="trust">Trusted roots</Tab>
+              <Tab value="alerts">Alerts</Tab>
+            </TabList>
             {errors.form && <ErrorBar error={new Error(errors.form)} />}
-            <div style={{ display: "grid", gap: 10 }}>
-              <p style={{ margin: 0 }}>
-                Service FQDN {cmg.serviceFqdn}; server authentication certificate {cmg.serverCertificate.subject}, valid until {cmg.serverCertificate.notAfter}. The deployment method, service name and region need a new CMG.
-              </p>
-              <Field label="VM instance" hint="1 to 16" {...e("instances")}>
-                <SpinButton value={instances} min={1} max={16} onChange={(_, d) => setInstances(d.value ?? Number(d.displayValue))} />
-              </Field>
-              <Field {...e("crlCheck")}>
-                <Checkbox checked={crlCheck} onChange={(_, d) => setCrlCheck(Boolean(d.checked))} label="Verify Client Certificate Revocation" />
-              </Field>
-              <Field label="Smallest RSA key of a client certificate (bits)" {...e("minRsaBits")}>
-                <Input value={minRsaBits} onChange={(_, d) => setMinRsaBits(d.value)} inputMode="numeric" />
-              </Field>
-              <Field label="Renew the server authentication certificate: certificate file (PEM with its key)" {...e(errors.serverKeyPem ? "serverKeyPem" : errors.serverChainPem ? "serverChainPem" : "serverCertPem")}>
-                {(p) => <input {...p} type="file" accept=".pem,.crt" onChange={(ev) => void chooseCert(ev.target.files?.[0])} />}
-              </Field>
+            <div role="tabpanel" aria-label={tab === "general" ? "General" : tab === "trust" ? "Trusted roots" : "Alerts"} style={{ paddingTop: 12 }}>
+              {tab === "general" && (
+                <div style={{ display: "grid", gap: 10 }}>
+                  <p style={{ margin: 0 }}>
+                    Service FQDN {cmg.serviceFqdn}; server authentication certificate {cmg.serverCertificate.subject}, valid until {cmg.serverCertificate.notAfter}. The deployment method, service name and region need a new CMG.
+                  </p>
+                  <Field label="VM instance" hint="1 to 16" {...e("instances")}>
+                    <SpinButton value={instances} min={1} max={16} onChange={(_, d) => setInstances(d.value ?? Number(d.displayValue))} />
+                  </Field>
+                  <Field {...e("crlCheck")}>
+                    <Checkbox checked={crlCheck} onChange={(_, d) => setCrlCheck(Boolean(d.checked))} label="Verify Client Certificate Revocation" />
+                  </Field>
+                  <Field label="Smallest RSA key of a client certificate (bits)" {...e("minRsaBits")}>
+                    <Input value={minRsaBits} onChange={(_, d) => setMinRsaBits(d.value)} inputMode="numeric" />
+                  </Field>
+                  <Field
+                    label="Renew the server authentication certificate: certificate file (PEM with its key)"
+                    hint={serverFile ? `Chosen: ${serverFile}` : undefined}
+                    {...errorOf("serverCertPem", "serverKeyPem", "serverChainPem")}
+                  >
+                    {(p) => <input {...p} type="file" accept=".pem,.crt" onChange={(ev) => void chooseCert(ev.target.files?.[0])} />}
+                  </Field>
+                </div>
+              )}
+              {tab === "trust" && (
+                <TrustedRootsTab cmg={cmg} removed={removed} setRemoved={setRemoved} addRoots={addRoots} setAddRoots={setAddRoots} addIntermediates={addIntermediates} setAddIntermediates={setAddIntermediates} errorOf={errorOf} />
+              )}
+              {tab === "alerts" && <AlertsTab cmg={cmg} onSaved={onSaved} />}
             </div>
           </DialogContent>
           <DialogActions>
-            <ChangeButton appearance="primary" onClick={() => void save()}>
-              OK
-            </ChangeButton>
-            <Button onClick={onClose}>Cancel</Button>
+            {tab !== "alerts" && (
+              <ChangeButton appearance="primary" onClick={() => void save()}>
+                OK
+              </ChangeButton>
+            )}
+            <Button onClick={onClose}>{tab === "alerts" ? "Close" : "Cancel"}</Button>
           </DialogActions>
         </DialogBody>
       </DialogSurface>
     </Dialog>
+  );
+}
+
+interface ChosenCa {
+  file: string;
+  pem: string;
+  subject: string;
+}
+
+/** Every certificate of the chosen files, by subject (a file without one goes as it is: the site names the fault). */
+async function chooseCaFiles(files: FileList | null): Promise<ChosenCa[]> {
+  const chosen = await Promise.all([...(files ?? [])].map(async (f) => ({ file: f.name, text: await readFileText(f) })));
+  return chosen.flatMap(({ file, text }) => {
+    const certs = pemBlocks(text).certificates;
+    return certs.length ? certs.map((pem) => ({ file, pem, subject: certificateSubject(pem) || file })) : [{ file, pem: text, subject: file }];
+  });
+}
+
+type ErrorOf = (...names: string[]) => { validationMessage: string | undefined; validationState: "error" | "none" };
+
+function TrustedRootsTab(p: {
+  cmg: Cmg;
+  removed: string[];
+  setRemoved: (f: (r: string[]) => string[]) => void;
+  addRoots: ChosenCa[];
+  setAddRoots: (c: ChosenCa[]) => void;
+  addIntermediates: ChosenCa[];
+  setAddIntermediates: (c: ChosenCa[]) => void;
+  errorOf: ErrorOf;
+}) {
+  const list = (title: string, certs: Cmg["trustedRoots"], adding: ChosenCa[]) => (
+    <ul aria-label={title} style={{ margin: "4px 0 8px" }}>
+      {certs.map((c) => {
+        const gone = p.removed.includes(c.thumbprint);
+        return (
+          <li key={c.thumbprint} style={{ display: "flex", gap: 8, alignItems: "center", flexWrap: "wrap" }}>
+            <span style={{ textDecoration: gone ? "line-through" : undefined, overflowWrap: "anywhere" }}>
+              {c.subject} (valid until {c.notAfter}){gone ? ", removed on OK" : ""}
+            </span>
+            <Button size="small" aria-label={`${gone ? "Keep" : "Remove"} ${c.subject}`} onClick={() => p.setRemoved((r) => (gone ? r.filter((t) => t !== c.thumbprint) : [...r, c.thumbprint]))}>
+              {gone ? "Keep" : "Remove"}
+            </Button>
+          </li>
+        );
+      })}
+      {adding.map((c, i) => (
+        <li key={`new-${i}`}>{c.subject}, added on OK</li>
+      ))}
+      {certs.length + adding.length === 0 && <li>None</li>}
+    </ul>
+  );
+  return (
+    <div style={{ display: "grid", gap: 8 }}>
+      <p style={{ margin: 0 }}>The root and intermediate CAs of the devices' client certificates: at most 2 trusted root CAs and 4 intermediate CAs.</p>
+      <h3 style={{ fontSize: 16, margin: 0 }}>Trusted root certificates</h3>
+      {list("Trusted root certificates", p.cmg.trustedRoots, p.addRoots)}
+      <Field label="Add trusted root certificate files" {...p.errorOf("addTrustedRoots", "removeTrustedRoots", "trustedRoots")}>
+        {(x) => <input {...x} type="file" multiple accept=".pem,.crt,.cer" onChange={(ev) => void chooseCaFiles(ev.target.files).then(p.setAddRoots)} />}
+      </Field>
+      <h3 style={{ fontSize: 16, margin: 0 }}>Intermediate certificates</h3>
+      {list("Intermediate certificates", p.cmg.intermediates, p.addIntermediates)}
+      <Field label="Add intermediate certificate files" {...p.errorOf("addIntermediates", "removeIntermediates", "intermediates")}>
+        {(x) => <input {...x} type="file" multiple accept=".pem,.crt,.cer" onChange={(ev) => void chooseCaFiles(ev.target.files).then(p.setAddIntermediates)} />}
+      </Field>
+    </div>
+  );
+}
+
+interface TrafficAlert {
+  thresholdGb: number;
+  warningPct: number;
+  criticalPct: number;
+  stopOnCritical?: boolean;
+}
+
+const ALERT_LABELS = {
+  thresholdGb: "14-day threshold (GB)",
+  warningPct: "Percentage of threshold for Warning alert",
+  criticalPct: "Percentage of threshold for Critical alert",
+  stopOnCritical: "Stop this service when it exceeds the critical threshold",
+};
+
+/** The CMG's Alerts tab: the 14-day outbound traffic threshold (document wording), saved on its own. */
+function AlertsTab({ cmg, onSaved }: { cmg: Cmg; onSaved: () => void }) {
+  const current = cmg.deploy.trafficAlert as TrafficAlert | null;
+  const [enabled, setEnabled] = useState(current !== null);
+  const [thresholdGb, setThresholdGb] = useState(current ? String(current.thresholdGb) : "");
+  const [warningPct, setWarningPct] = useState(String(current?.warningPct ?? 50));
+  const [criticalPct, setCriticalPct] = useState(String(current?.criticalPct ?? 90));
+  const [stopOnCritical, setStopOnCritical] = useState(current?.stopOnCritical === true);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [saved, setSaved] = useState<string>();
+  const num = (v: string) => (/^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
+  const save = async () => {
+    setSaved(undefined);
+    try {
+      if (enabled) await api("PUT", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/traffic-alert`, { thresholdGb: num(thresholdGb), warningPct: num(warningPct), criticalPct: num(criticalPct), stopOnCritical });
+      else if (current) await api("DELETE", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/traffic-alert`);
+      setErrors({});
+      setSaved(enabled ? "The alert is saved." : "The alert is removed.");
+      onSaved();
+    } catch (e) {
+      setErrors(labelErrors(fieldErrors(e, ["thresholdGb", "warningPct", "criticalPct", "stopOnCritical"]), ALERT_LABELS));
+    }
+  };
+  const e = (n: string) => ({ validationMessage: errors[n], validationState: errors[n] ? ("error" as const) : ("none" as const) });
+  return (
+    <div style={{ display: "grid", gap: 10 }}>
+      {errors.form && <ErrorBar error={new Error(errors.form)} />}
+      <Field>
+        <Checkbox checked={enabled} onChange={(_, d) => setEnabled(Boolean(d.checked))} label="Enable 14-day threshold for alerting" />
+      </Field>
+      <Field label={ALERT_LABELS.thresholdGb} {...e("thresholdGb")}>
+        <Input value={thresholdGb} onChange={(_, d) => setThresholdGb(d.value)} disabled={!enabled} inputMode="decimal" />
+      </Field>
+      <Field label={ALERT_LABELS.warningPct} {...e("warningPct")}>
+        <Input value={warningPct} onChange={(_, d) => setWarningPct(d.value)} disabled={!enabled} inputMode="numeric" />
+      </Field>
+      <Field label={ALERT_LABELS.criticalPct} {...e("criticalPct")}>
+        <Input value={criticalPct} onChange={(_, d) => setCriticalPct(d.value)} disabled={!enabled} inputMode="numeric" />
+      </Field>
+      <Field {...e("stopOnCritical")}>
+        <Checkbox checked={stopOnCritical} disabled={!enabled} onChange={(_, d) => setStopOnCritical(Boolean(d.checked))} label={ALERT_LABELS.stopOnCritical} />
+      </Field>
+      <div>
+        <Button appearance="primary" onClick={() => void save()}>
+          Save alerts
+        </Button>
+      </div>
+      {saved && (
+        <MessageBar intent="success" role="status">
+          <MessageBarBody>{saved}</MessageBarBody>
+        </MessageBar>
+      )}
+    </div>
   );
 }
 
@@ -280,15 +486,20 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
   const [running, setRunning] = useState(false);
   // A device's client certificate (used for this analysis only; the site neither keeps nor logs it).
   const [client, setClient] = useState<{ file: string; clientCertPem?: string; clientKeyPem?: string }>({ file: "" });
+  // Roots devices trust for the server certificate (a private CA's), listed by subject.
+  const [cas, setCas] = useState<{ file: string; pem: string; subject: string }[]>([]);
   const run = async () => {
     setRunning(true);
     setErrors({});
     try {
-      const body = client.clientCertPem === undefined ? {} : { clientCertPem: client.clientCertPem, ...(client.clientKeyPem === undefined ? {} : { clientKeyPem: client.clientKeyPem }) };
+      const body = {
+        ...(client.clientCertPem === undefined ? {} : { clientCertPem: client.clientCertPem, ...(client.clientKeyPem === undefined ? {} : { clientKeyPem: client.clientKeyPem }) }),
+        ...(cas.length ? { caPem: cas.map((c) => c.pem).join("\n") } : {}),
+      };
       setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, body));
     } catch (e) {
-      // The analyzer names the certificate and key as the command line does (clientCert, clientKey).
-      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey"]));
+      // The analyzer names the certificate, key and CA as the command line does (clientCert, clientKey, ca).
+      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey", "ca", "caPem"]));
     } finally {
       setRunning(false);
     }
@@ -299,6 +510,14 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
     const b = pemBlocks(text);
     // Without a PEM certificate the file goes as it is: the site's message names the field.
     setClient((c) => ({ file: file.name, clientCertPem: b.certificates.length ? b.certificates.join("") : text, clientKeyPem: b.privateKey ?? c.clientKeyPem }));
+  };
+  const chooseCas = async (files: FileList | null) => {
+    const chosen = await Promise.all([...(files ?? [])].map(async (f) => ({ file: f.name, text: await readFileText(f) })));
+    // Each certificate of each file, by subject; a file without one goes as it is (the site names the fault).
+    setCas(chosen.flatMap(({ file, text }) => {
+      const certs = pemBlocks(text).certificates;
+      return certs.length ? certs.map((pem) => ({ file, pem, subject: certificateSubject(pem) || file })) : [{ file, pem: text, subject: file }];
+    }));
   };
   const chooseClientKey = async (file: File | undefined) => {
     if (!file) return;
@@ -320,7 +539,21 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
               <Field label="Its private key file (PEM)" hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(ev) => void chooseClientKey(ev.target.files?.[0])} />}
               </Field>
+              <Field
+                label="Trusted root for the server certificate (PEM, optional)"
+                hint="the root devices trust for a server certificate from a private CA; the chosen certificates are listed below by subject"
+                {...err(errors.ca ? "ca" : "caPem")}
+              >
+                {(p) => <input {...p} type="file" multiple accept=".pem,.crt,.cer" onChange={(ev) => void chooseCas(ev.target.files)} />}
+              </Field>
             </div>
+            {cas.length > 0 && (
+              <ul aria-label="Trusted roots for the server certificate" style={{ margin: "0 0 8px" }}>
+                {cas.map((c, i) => (
+                  <li key={i}>{c.subject}</li>
+                ))}
+              </ul>
+            )}
             {errors.form && <ErrorBar error={new Error(errors.form)} />}
             {running && <p role="status">Analyzing the connection...</p>}
             {result && (

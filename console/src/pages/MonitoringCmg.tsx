@@ -6,6 +6,7 @@ import { useState } from "react";
 import { Badge, Button, Dropdown, Field, Input, MessageBar, MessageBarBody, Option, Spinner, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import { api, type Client, type Cmg, type CmgTraffic } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
+import { DataTable } from "../table.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { statusColor } from "./Cmg.tsx";
 
@@ -239,51 +240,48 @@ export function ClientsPage() {
       )}
       {clients.data === undefined && !clients.error && <Spinner label="Loading The client list" size="small" />}
       {clients.data && (
-        <Table aria-label="Clients" size="small">
-          <TableHeader>
-            <TableRow>
-              <TableHeaderCell>Name</TableHeaderCell>
-              <TableHeaderCell>Client ID</TableHeaderCell>
-              <TableHeaderCell>Connection type</TableHeaderCell>
-              <TableHeaderCell>Last contact</TableHeaderCell>
-              <TableHeaderCell>Approved</TableHeaderCell>
-              <TableHeaderCell>Blocked</TableHeaderCell>
-              <TableHeaderCell>Actions</TableHeaderCell>
-            </TableRow>
-          </TableHeader>
-          <TableBody>
-            {clients.data.map((c) => (
-              <TableRow key={c.id} data-client={c.name}>
-                <TableCell>{c.name}</TableCell>
-                <TableCell>{c.id}</TableCell>
-                <TableCell>{c.connectionType ? CONNECTION[c.connectionType] : "Not yet"}</TableCell>
-                <TableCell>{c.lastContactAt ? new Date(c.lastContactAt).toLocaleString() : "Never"}</TableCell>
-                <TableCell>{c.approved ? "Yes" : "No"}</TableCell>
-                <TableCell>{c.blocked ? "Yes" : "No"}</TableCell>
-                <TableCell>
-                  <div style={{ display: "flex", gap: 4 }}>
-                    {!c.approved && (
-                      <ChangeButton size="small" onClick={() => void act(c, "POST", "approve", `${c.name} is approved.`)} aria-label={`Approve ${c.name}`}>
-                        Approve
-                      </ChangeButton>
-                    )}
-                    {c.blocked ? (
-                      <ChangeButton size="small" onClick={() => void act(c, "DELETE", "block", `${c.name} is unblocked.`)} aria-label={`Unblock ${c.name}`}>
-                        Unblock
-                      </ChangeButton>
-                    ) : (
-                      <ChangeButton size="small" onClick={() => void act(c, "PUT", "block", `${c.name} is blocked.`)} aria-label={`Block ${c.name}`}>
-                        Block
-                      </ChangeButton>
-                    )}
-                  </div>
-                </TableCell>
-              </TableRow>
-            ))}
-          </TableBody>
-        </Table>
+        <DataTable
+          label="Clients"
+          rows={clients.data}
+          rowKey={(c) => c.id}
+          rowProps={(c) => ({ "data-client": c.name })}
+          initialSort={{ column: "name", direction: "ascending" }}
+          empty="No client matches the filters."
+          columns={[
+            { id: "name", label: "Name", width: "14%", text: (c) => c.name },
+            { id: "id", label: "Client ID", width: "24%", truncate: true, text: (c) => c.id },
+            { id: "connection", label: "Connection type", width: "11%", text: (c) => (c.connectionType ? CONNECTION[c.connectionType]! : "Not yet") },
+            { id: "contact", label: "Last contact", width: "15%", text: (c) => (c.lastContactAt ? new Date(c.lastContactAt).toLocaleString() : "Never"), sortValue: (c) => c.lastContactAt ?? "" },
+            { id: "approved", label: "Approved", width: "9%", filter: true, text: (c) => (c.approved ? "Yes" : "No") },
+            { id: "blocked", label: "Blocked", width: "9%", filter: true, text: (c) => (c.blocked ? "Yes" : "No") },
+            {
+              id: "actions",
+              label: "Actions",
+              width: "18%",
+              unsortable: true,
+              text: () => "",
+              render: (c) => (
+                <div style={{ display: "flex", gap: 4, flexWrap: "wrap" }}>
+                  {!c.approved && (
+                    <ChangeButton size="small" onClick={() => void act(c, "POST", "approve", `${c.name} is approved.`)} aria-label={`Approve ${c.name}`}>
+                      Approve
+                    </ChangeButton>
+                  )}
+                  {c.blocked ? (
+                    <ChangeButton size="small" onClick={() => void act(c, "DELETE", "block", `${c.name} is unblocked.`)} aria-label={`Unblock ${c.name}`}>
+                      Unblock
+                    </ChangeButton>
+                  ) : (
+                    <ChangeButton size="small" onClick={() => void act(c, "PUT", "block", `${c.name} is blocked.`)} aria-label={`Block ${c.name}`}>
+                      Block
+                    </ChangeButton>
+                  )}
+                </div>
+              ),
+            },
+          ]}
+        />
       )}
-      {clients.data?.length === 0 && <p>No client matches the filters.</p>}
     </>
   );
 }

@@ -12,6 +12,7 @@ import {
   Option,
   Radio,
   RadioGroup,
+  Select,
   Tab,
   TabList,
   Table,
@@ -23,9 +24,10 @@ import {
   MessageBar,
   MessageBarBody,
 } from "@fluentui/react-components";
-import { api, type Account, type ProxyConfig, type Role, type Server } from "../api.ts";
+import { api, type Account, type Cmg, type ProxyConfig, type Role, type Server } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { DataTable } from "../table.tsx";
 
 export const ROLE_NAMES: Record<string, string> = {
   "management-point": "Management point",
@@ -68,30 +70,30 @@ export function ServersPage() {
       <PageTitle>Servers and Site System Roles</PageTitle>
       <Show l={servers} what="Site system servers">
         {(list) => (
-          <Table aria-label="Site system servers" size="small">
-            <TableHeader>
-              <TableRow>
-                <TableHeaderCell>Name</TableHeaderCell>
-                <TableHeaderCell>Site Code</TableHeaderCell>
-                <TableHeaderCell>Site server</TableHeaderCell>
-                <TableHeaderCell>Actions</TableHeaderCell>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {list.map((s) => (
-                <TableRow key={s.fqdn} aria-selected={selected === s.fqdn}>
-                  <TableCell>{s.fqdn}</TableCell>
-                  <TableCell>{s.siteCode}</TableCell>
-                  <TableCell>{s.isSiteServer ? "Yes" : "No"}</TableCell>
-                  <TableCell>
-                    <Button size="small" onClick={() => setSelected(s.fqdn)} aria-label={`Properties of ${s.fqdn}`}>
-                      Properties
-                    </Button>
-                  </TableCell>
-                </TableRow>
-              ))}
-            </TableBody>
-          </Table>
+          <DataTable
+            label="Site system servers"
+            rows={list}
+            rowKey={(s) => s.fqdn}
+            rowProps={(s) => ({ "aria-selected": selected === s.fqdn })}
+            initialSort={{ column: "name", direction: "ascending" }}
+            columns={[
+              { id: "name", label: "Name", width: "45%", text: (s) => s.fqdn },
+              { id: "site", label: "Site Code", width: "15%", filter: true, text: (s) => s.siteCode },
+              { id: "siteServer", label: "Site server", width: "15%", filter: true, text: (s) => (s.isSiteServer ? "Yes" : "No") },
+              {
+                id: "actions",
+                label: "Actions",
+                width: "25%",
+                unsortable: true,
+                text: () => "",
+                render: (s) => (
+                  <Button size="small" onClick={() => setSelected(s.fqdn)} aria-label={`Properties of ${s.fqdn}`}>
+                    Properties
+                  </Button>
+                ),
+              },
+            ]}
+          />
         )}
       </Show>
       <form onSubmit={(e) => void add(e)} style={{ display: "flex", gap: 8, alignItems: "end", margin: "12px 0" }}>
@@ -272,6 +274,8 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
   const [error, setError] = useState<Error>();
   const [kind, setKind] = useState("");
   const [cmgName, setCmgName] = useState("");
+  // The CMG is chosen from the site's CMGs, as the documents' role wizard offers them (no free text to mistype).
+  const cmgs = useGet<Cmg[]>("/api/v1/cmgs", ["cmg"]);
   const [internalUrl, setInternalUrl] = useState("");
   const [addErrors, setAddErrors] = useState<Record<string, string>>({});
   const addRole = async (e: FormEvent) => {
@@ -338,8 +342,15 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
           </Dropdown>
         </Field>
         {kind === "cmg-connection-point" && (
-          <Field label="Cloud management gateway name" {...av("cmgName")}>
-            <Input value={cmgName} onChange={(_, d) => setCmgName(d.value)} />
+          <Field label="Cloud management gateway name" hint={cmgs.data?.length === 0 ? "No CMG yet: create one under Cloud Services > Cloud Management Gateway" : undefined} {...av("cmgName")}>
+            <Select value={cmgName} onChange={(_, d) => setCmgName(d.value)}>
+              <option value="">Choose a cloud management gateway</option>
+              {(cmgs.data ?? []).map((c) => (
+                <option key={c.name} value={c.name}>
+                  {c.name} ({c.serviceFqdn})
+                </option>
+              ))}
+            </Select>
           </Field>
         )}
         {(kind === "management-point" || kind === "software-update-point") && (

@@ -2,6 +2,7 @@
 import { useState } from "react";
 import { Badge, Button, Dropdown, Field, Input, Option, Spinner, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import type { ComponentStatus, Paged, StatusMessage } from "../api.ts";
+import { DataTable } from "../table.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 const COLOR = { OK: "success", Warning: "warning", Critical: "danger" } as const;
@@ -13,32 +14,31 @@ export function ComponentStatusPage() {
       <PageTitle>Component Status</PageTitle>
       <Show l={comps} what="Component status">
         {(list) => (
-          <Table aria-label="Component status" size="small">
-            <TableHeader>
-              <TableRow>
-                <TableHeaderCell>Status</TableHeaderCell>
-                <TableHeaderCell>Site System</TableHeaderCell>
-                <TableHeaderCell>Component</TableHeaderCell>
-                <TableHeaderCell>Reason</TableHeaderCell>
-                <TableHeaderCell>Last changed</TableHeaderCell>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {list.map((c) => (
-                <TableRow key={`${c.server}/${c.component}`} data-component={c.component}>
-                  <TableCell>
-                    <Badge appearance="tint" color={COLOR[c.status]} data-testid={`component-${c.server}-${c.component}`}>
-                      {c.status}
-                    </Badge>
-                  </TableCell>
-                  <TableCell>{c.server}</TableCell>
-                  <TableCell>{c.component}</TableCell>
-                  <TableCell>{c.reason}</TableCell>
-                  <TableCell>{new Date(c.updatedAt).toLocaleString()}</TableCell>
-                </TableRow>
-              ))}
-            </TableBody>
-          </Table>
+          <DataTable
+            label="Component status"
+            rows={list}
+            rowKey={(c) => `${c.server}/${c.component}`}
+            rowProps={(c) => ({ "data-component": c.component })}
+            initialSort={{ column: "server", direction: "ascending" }}
+            columns={[
+              {
+                id: "status",
+                label: "Status",
+                width: "10%",
+                filter: true,
+                text: (c) => c.status,
+                render: (c) => (
+                  <Badge appearance="tint" color={COLOR[c.status]} data-testid={`component-${c.server}-${c.component}`}>
+                    {c.status}
+                  </Badge>
+                ),
+              },
+              { id: "server", label: "Site System", width: "18%", filter: true, text: (c) => c.server },
+              { id: "component", label: "Component", width: "20%", filter: true, text: (c) => c.component },
+              { id: "reason", label: "Reason", width: "34%", text: (c) => c.reason },
+              { id: "changed", label: "Last changed", width: "18%", text: (c) => new Date(c.updatedAt).toLocaleString(), sortValue: (c) => c.updatedAt },
+            ]}
+          />
         )}
       </Show>
     </>
@@ -150,37 +150,40 @@ export function StatusMessagesPage() {
       {msgs.data === undefined && !msgs.error && <Spinner label="Loading Status messages" size="small" />}
       {msgs.data && (
         <>
-          <Table aria-label="Status messages" size="small">
-            <TableHeader>
-              <TableRow>
-                <TableHeaderCell>Severity</TableHeaderCell>
-                <TableHeaderCell>Time</TableHeaderCell>
-                <TableHeaderCell>Source</TableHeaderCell>
-                <TableHeaderCell>Site System or Client</TableHeaderCell>
-                <TableHeaderCell>Component</TableHeaderCell>
-                <TableHeaderCell>Message ID</TableHeaderCell>
-                <TableHeaderCell>Description</TableHeaderCell>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {msgs.data.items.map((m) => (
-                <TableRow key={m.id} data-message-id={m.messageId} data-source={m.source}>
-                  <TableCell>{SEVERITIES[m.severity]}</TableCell>
-                  <TableCell title={m.claimedTime ? `The client says: ${new Date(m.claimedTime).toLocaleString()}` : undefined}>{new Date(m.time).toLocaleString()}</TableCell>
-                  <TableCell>
-                    <Badge appearance="outline" color={m.source === "site" ? "brand" : "informative"}>
-                      {m.source === "site" ? "Site" : "Client"}
-                    </Badge>
-                  </TableCell>
-                  <TableCell>{sourceText(m)}</TableCell>
-                  <TableCell>{m.component}</TableCell>
-                  <TableCell>{m.messageId}</TableCell>
-                  <TableCell>{m.text}</TableCell>
-                </TableRow>
-              ))}
-            </TableBody>
-          </Table>
-          {msgs.data.items.length === 0 && <p>No status message matches the filters.</p>}
+          {/* The site's filters above filter the messages; the table sorts and searches the page shown. */}
+          <DataTable
+            label="Status messages"
+            rows={msgs.data.items}
+            rowKey={(m) => String(m.id)}
+            rowProps={(m) => ({ "data-message-id": String(m.messageId), "data-source": m.source })}
+            empty="No status message matches the filters."
+            columns={[
+              { id: "severity", label: "Severity", width: "9%", text: (m) => SEVERITIES[m.severity] },
+              {
+                id: "time",
+                label: "Time",
+                width: "13%",
+                text: (m) => new Date(m.time).toLocaleString(),
+                sortValue: (m) => m.time,
+                render: (m) => <span title={m.claimedTime ? `The client says: ${new Date(m.claimedTime).toLocaleString()}` : undefined}>{new Date(m.time).toLocaleString()}</span>,
+              },
+              {
+                id: "source",
+                label: "Source",
+                width: "7%",
+                text: (m) => (m.source === "site" ? "Site" : "Client"),
+                render: (m) => (
+                  <Badge appearance="outline" color={m.source === "site" ? "brand" : "informative"}>
+                    {m.source === "site" ? "Site" : "Client"}
+                  </Badge>
+                ),
+              },
+              { id: "system", label: "Site System or Client", width: "17%", text: sourceText },
+              { id: "component", label: "Component", width: "13%", text: (m) => m.component },
+              { id: "id", label: "Message ID", width: "8%", text: (m) => String(m.messageId), sortValue: (m) => m.messageId },
+              { id: "text", label: "Description", width: "33%", truncate: true, text: (m) => m.text },
+            ]}
+          />
           <div style={{ display: "flex", gap: 8, marginTop: 8 }}>
             <Button disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))}>
               Newer messages

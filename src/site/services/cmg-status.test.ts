@@ -19,7 +19,7 @@ describe("the status of a local CMG nothing runs", () => {
   it("is Provisioning while just created, then Error, naming what to start", () => {
     const early = cmgStatus(cert, ["cp01.contoso.test"], inst, at(1000), { state: "running", at: null, reason: null, name: "cmg1", supervised: false, createdAt: created });
     assert.equal(early.status, "Provisioning");
-    assert.match(early.reason, /^no process runs this CMG's instances: start `opencmg site serve` on the site server .* or run `opencmg cmg start cmg1`$/);
+    assert.equal(early.reason, "no process runs the instances of cmg1: start the OpenCMG site service (opencmg-site) on the site server; it runs the instances of the CMGs with the local provider");
     const late = cmgStatus(cert, ["cp01.contoso.test"], inst, at(STARTING_MS + 1000), { state: "running", at: null, reason: null, name: "cmg1", supervised: false, createdAt: created });
     assert.deepEqual(late, { status: "Error", reason: early.reason });
   });
@@ -29,7 +29,7 @@ describe("the status of a local CMG nothing runs", () => {
     const run = { state: "running" as const, at: started, reason: "admin API", name: "cmg1", supervised: false, createdAt: created };
     const early = cmgStatus(cert, ["cp01.contoso.test"], inst, Date.parse(started) + 1000, run);
     assert.equal(early.status, "Starting");
-    assert.match(early.reason, /^no process runs this CMG's instances/);
+    assert.match(early.reason, /^no process runs the instances of cmg1/);
     assert.equal(cmgStatus(cert, ["cp01.contoso.test"], inst, Date.parse(started) + STARTING_MS + 1000, run).status, "Error");
   });
 

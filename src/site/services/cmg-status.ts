@@ -83,11 +83,15 @@ export interface ClusterState {
 }
 
 /** What an administrator does when the kubernetes provider has not applied a CMG yet. */
-const NOT_APPLIED = "not applied to the cluster yet: `opencmg site serve` applies it (the CLI's create, update, stop and start do too)";
+const NOT_APPLIED = "not applied to the cluster yet: the OpenCMG site service (opencmg-site) applies it; a change made at the command line applies it too";
 
-/** What an administrator does when nothing runs a local CMG's instances. */
+/**
+ * What an administrator does when nothing runs a local CMG's instances. Reasons are read in the
+ * console as much as at the command line: they name what to click or which service to start,
+ * never a shell command line.
+ */
 export function unsupervisedReason(name: string): string {
-  return `no process runs this CMG's instances: start \`opencmg site serve\` on the site server (it runs the local-provider CMGs: systemctl start opencmg-site), or run \`opencmg cmg start ${name}\``;
+  return `no process runs the instances of ${name}: start the OpenCMG site service (opencmg-site) on the site server; it runs the instances of the CMGs with the local provider`;
 }
 
 /**
@@ -104,7 +108,7 @@ export function cmgStatus(cert: X509Certificate, cps: readonly string[], inst: r
     if (run.cluster && run.cluster.readyReplicas > 0)
       return { status: "Stopping", reason: `stopped by an administrator${since}${why}: ${run.cluster.readyReplicas} pod(s) of the StatefulSet still ready, scaling to 0` };
     if (anyConnected) return { status: "Stopping", reason: `stopped by an administrator${since}${why}: waiting for the instances to stop and the connection points to drain their tunnels` };
-    return { status: "Stopped", reason: `stopped by an administrator${since}${why}; clients cannot use it until \`opencmg cmg start ${run.name ?? "NAME"}\`` };
+    return { status: "Stopped", reason: `stopped by an administrator${since}${why}; clients cannot use it until it is started (select it in Cloud Management Gateway and choose Start)` };
   }
   const starting = run.at !== null && nowMs - Date.parse(run.at) < STARTING_MS;
   const s = run.cluster === undefined ? connectionStatus(cert, cps, inst, nowMs) : withPods(connectionStatus(cert, cps, inst, nowMs), run.cluster, inst.length);
@@ -137,8 +141,8 @@ function withPods(s: { status: CmgStatus; reason: string }, cluster: ClusterStat
 
 /** Ready, Degraded, Error or Provisioning from the certificate and the connection points' reports. */
 function connectionStatus(cert: X509Certificate, cps: readonly string[], inst: readonly CmgInstanceView[], nowMs: number): { status: CmgStatus; reason: string } {
-  if (new Date(cert.validTo).getTime() < nowMs) return { status: "Error", reason: `the server authentication certificate expired on ${cert.validTo}: renew it (opencmg cmg update NAME --server-cert ...)` };
-  if (cps.length === 0) return { status: "Provisioning", reason: "no CMG connection point is bound to it (opencmg role add FQDN cmg-connection-point --cmg NAME)" };
+  if (new Date(cert.validTo).getTime() < nowMs) return { status: "Error", reason: `the server authentication certificate expired on ${cert.validTo}: renew it (select the CMG, choose Properties, then Renew the server authentication certificate)` };
+  if (cps.length === 0) return { status: "Provisioning", reason: "no CMG connection point is bound to it: add the CMG connection point role for it to a server (Servers and Site System Roles, the server's Properties, Site System Roles tab)" };
   const reported = inst.some((i) => i.connectionPoints.length > 0);
   if (!reported) return { status: "Provisioning", reason: `waiting for the connection point (${cps.join(", ")}) to reach the instances` };
   const down = inst.filter((i) => !i.connectionPoints.some((c) => c.connected));

@@ -143,7 +143,8 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await page.getByRole("tab", { name: "Site System Roles" }).click();
   await page.getByRole("combobox", { name: "System role" }).click();
   await page.getByRole("option", { name: "CMG connection point" }).click();
-  await page.getByLabel("Cloud management gateway name").fill("cmg");
+  // The CMG is a choice among the site's CMGs, not free text.
+  await page.getByLabel("Cloud management gateway name").selectOption("cmg");
   await page.getByRole("button", { name: "Add role" }).click();
   await page.getByRole("cell", { name: "CMG connection point" }).waitFor();
   await check(`Properties of ${CP}, Site System Roles tab with the connection point role, dialog open`);
