@@ -281,15 +281,19 @@ describe("status messages", () => {
   it("pages newest first (limit + cursor) and filters by component, severity, message ID and time", async () => {
     const raise = (messageId: number, severity: "informational" | "warning" | "error", component: string, time: string) =>
       site.services.status.raise({ messageId, severity, component, server: "srv01.contoso.com", text: `m${messageId}`, time });
-    await raise(7001, "informational", "TEST_A", "2026-01-01T10:00:00.000Z");
-    await raise(7002, "warning", "TEST_A", "2026-01-01T11:00:00.000Z");
-    await raise(7003, "error", "TEST_B", "2026-01-01T12:00:00.000Z");
-    await raise(7004, "error", "TEST_A", "2026-01-01T13:00:00.000Z");
+    // Yesterday (UTC): recent enough that the site server's own status message retention (30 days
+    // by default) never deletes them while the test runs, as it did fixed dates once they aged.
+    const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const next = new Date(Date.now()).toISOString().slice(0, 10);
+    await raise(7001, "informational", "TEST_A", `${day}T10:00:00.000Z`);
+    await raise(7002, "warning", "TEST_A", `${day}T11:00:00.000Z`);
+    await raise(7003, "error", "TEST_B", `${day}T12:00:00.000Z`);
+    await raise(7004, "error", "TEST_A", `${day}T13:00:00.000Z`);
     const ids = (r: ApiAnswer) => r.body.items.map((m: { messageId: number }) => m.messageId);
     assert.deepEqual(ids(await call("GET", "/api/v1/status/messages?component=TEST_A")), [7004, 7002, 7001]);
-    assert.deepEqual(ids(await call("GET", "/api/v1/status/messages?severity=error&since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z")), [7004, 7003]);
+    assert.deepEqual(ids(await call("GET", `/api/v1/status/messages?severity=error&since=${day}T00:00:00Z&until=${next}T00:00:00Z`)), [7004, 7003]);
     assert.deepEqual(ids(await call("GET", "/api/v1/status/messages?messageId=7002")), [7002]);
-    assert.deepEqual(ids(await call("GET", "/api/v1/status/messages?component=TEST_A&since=2026-01-01T10:30:00Z&until=2026-01-01T12:30:00Z")), [7002]);
+    assert.deepEqual(ids(await call("GET", `/api/v1/status/messages?component=TEST_A&since=${day}T10:30:00Z&until=${day}T12:30:00Z`)), [7002]);
     const first = await call("GET", "/api/v1/status/messages?component=TEST_A&limit=2");
     assert.deepEqual(ids(first), [7004, 7002]);
     assert.equal(typeof first.body.nextCursor, "number");
