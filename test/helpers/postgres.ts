@@ -9,7 +9,7 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -63,6 +63,8 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<TestPostgr
   };
   run("initdb", ["-D", data, "-U", "opencmg", "--auth=trust", "--no-sync", "-E", "UTF8"]);
   const host = o.listen ?? "127.0.0.1";
+  // initdb trusts loopback only: a server on another address trusts connections from that address (its own host).
+  if (host !== "127.0.0.1") appendFileSync(join(data, "pg_hba.conf"), `host all all ${host}/32 trust\n`);
   const port = o.port ?? (o.netns ? 5432 : await freePort());
   const startArgs = ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "-o", `-p ${port} -k ${dir} -c listen_addresses=${host} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`, "start"];
   run("pg_ctl", startArgs);

@@ -17,7 +17,7 @@
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, type Dirent } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, type Dirent } from "node:fs";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { queueStatus } from "../../../src/client/folder.ts";
@@ -44,6 +44,9 @@ interface Proc {
   child: ChildProcess;
   out: () => string;
   exit: Promise<void>;
+  name: string;
+  /** Set when this test stops or kills it. */
+  stopping: boolean;
 }
 
 let lab: Lab | undefined;
@@ -55,6 +58,9 @@ const procs = new Set<Proc>();
 let mpRole: string;
 let bulkToken: string;
 let caFile: string;
+const t0 = Date.now();
+/** Where the run is, with the time since the file started (read with the figures). */
+const mark = (what: string): void => console.log(`ha: ${new Date().toISOString()} (${((Date.now() - t0) / 1000).toFixed(1)} s): ${what}`);
 const addr = (h: HostName): string => lab!.hosts[h]!.address;
 
 /** `opencmg ARGS` in host `h`, to its end. */
@@ -77,14 +83,30 @@ async function siteCli<T = unknown>(args: string[], input = ""): Promise<T> {
   return (args.includes("--json") ? JSON.parse(r.stdout) : r.stdout) as T;
 }
 
-/** A long-running `opencmg` process on host `h`; resolves once its standard error matches `ready`. */
+/** Processes that ended without this test stopping or killing them. */
+const died: string[] = [];
+
+/**
+ * A long-running `opencmg` process on host `h`; resolves once its standard error matches `ready`.
+ * Its output goes to `<root>/out/` too (outside every host's data folder), for a failed run.
+ */
 async function serve(h: HostName, args: string[], ready: RegExp): Promise<Proc> {
-  const child = lab!.spawn(h, process.execPath, [OPENCMG_BIN, ...args], { stdio: ["ignore", "ignore", "pipe"], env: ENV });
+  const child = lab!.spawn(h, process.execPath, [OPENCMG_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: ENV });
+  const name = `${h}-${args[args.indexOf("serve") - 1]}-${child.pid}`;
+  const file = join(root, "out", `${name}.log`);
   let out = "";
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (out = (out + d).slice(-20_000)));
-  const p: Proc = { child, out: () => out, exit: new Promise((r) => child.once("exit", () => r())) };
+  const take = (d: string): void => {
+    out = (out + d).slice(-20_000);
+    appendFileSync(file, d);
+  };
+  child.stdout!.setEncoding("utf8").on("data", take);
+  child.stderr!.setEncoding("utf8").on("data", take);
+  const p: Proc = { child, out: () => out, exit: new Promise((r) => child.once("exit", () => r())), name, stopping: false };
   procs.add(p);
-  void p.exit.then(() => procs.delete(p));
+  void p.exit.then(() => {
+    procs.delete(p);
+    if (!p.stopping) died.push(`${name} (${child.exitCode ?? child.signalCode}): ${out.slice(-2000)}`);
+  });
   await until(`${h}: ${args.slice(2, 5).join(" ")} to start`, () => ready.test(out) || (child.exitCode !== null ? assert.fail(`${h}: ${args.join(" ")} exited ${child.exitCode}: ${out}`) : false), 120_000);
   return p;
 }
@@ -96,21 +118,27 @@ const startConnectionPoint = (h: (typeof CPS)[number]): Promise<Proc> => serve(h
 async function killHost(h: HostName): Promise<void> {
   const pids = lab!.pids(h);
   assert.ok(pids.length > 0, `${h} runs nothing`);
+  for (const p of procs) if (pids.includes(p.child.pid!)) p.stopping = true;
   for (const pid of pids) process.kill(pid, "SIGKILL");
   await until(`${h}'s processes to end`, () => lab!.pids(h).length === 0);
 }
 
 /** Both connection points report a tunnel to both instances, in reports made after `since`. */
 async function allTunnelsUp(what: string, since: number): Promise<void> {
+  let last = "";
   await until(
     what,
     async () => {
+      if (died.length > 0) assert.fail(`a process ended: ${died.join("\n")}`);
       const show = await siteCli<{ status: string; instances: { connectionPoints: { server: string; connected: boolean; reportedAt: string }[] }[] }>(["cmg", "show", "cmg1", "--json"]);
+      last = JSON.stringify({ status: show.status, instances: show.instances.map((i) => i.connectionPoints) });
       const fresh = show.instances.every((i) => CPS.every((cp) => i.connectionPoints.some((c) => c.server === `${cp}.${DOMAIN}` && c.connected && Date.parse(c.reportedAt) > since)));
       return show.status === "Ready" && fresh;
     },
     120_000,
-  );
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; last seen: ${last}`);
+  });
 }
 
 // --- the devices ---------------------------------------------------------------------------
@@ -173,7 +201,7 @@ const eachDevice = <T>(fn: (i: number) => T): T[] => Array.from({ length: DEVICE
 
 /** Every device has `n` successful cycles that began after `t`. */
 async function served(what: string, t: number, n = 2): Promise<void> {
-  await until(what, () => eachDevice((i) => okCyclesAfter(i, t).length >= n).every(Boolean), 150_000);
+  await until(what, () => (died.length > 0 ? assert.fail(`a process ended: ${died.join("\n")}`) : eachDevice((i) => okCyclesAfter(i, t).length >= n).every(Boolean)), 150_000);
 }
 
 /** The longest time between a device's last success that ended before `t` and its next success. */
@@ -200,6 +228,7 @@ function filesOf(dir: string): string[] {
 before(async () => {
   root = tempDir("opencmg-ha-");
   for (const h of Object.keys(dirs) as HostName[]) dirs[h] = join(root, h);
+  mkdirSync(join(root, "out"));
   lab = createLab(Object.keys(LAST), { nameserver: true, lastParts: LAST });
   const [gw1, gw2] = [addr("gw1"), addr("gw2")];
   dns = await startDns(lab, "net", lab.net.address, { [CMG]: [gw1, gw2], [SITE]: [addr("site")], [`cp1.${DOMAIN}`]: [addr("cp1")], [`cp2.${DOMAIN}`]: [addr("cp2")], [`gw1.${DOMAIN}`]: [gw1], [`gw2.${DOMAIN}`]: [gw2], [`dev.${DOMAIN}`]: [addr("dev")] }, "dev");
@@ -237,6 +266,7 @@ before(async () => {
     await startConnectionPoint(cp);
   }
   await allTunnelsUp("both connection points to reach both instances", 0);
+  mark("the layout is up");
 
   for (let i = 0; i < DEVICES; i++) {
     const r = await opencmg("dev", ["client", "install", "--client-dir", deviceDir(i), "--mp", `https://${CMG}/CCM_Proxy_ServerAuth/${mpRole}`, "--token", "-", "--ca", caFile, "--always-internet", "--name", `PC-${i}`], bulkToken + "\n");
@@ -247,11 +277,14 @@ before(async () => {
 after(async () => {
   devicesRunning = false;
   await Promise.allSettled(loops);
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+  for (const p of procs) {
+    p.stopping = true;
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+  }
   await dns?.stop();
   await pgc?.stop();
   lab?.destroy();
-  if (root) rmSync(root, { recursive: true, force: true });
+  if (root && !process.env.OPENCMG_HA_KEEP) rmSync(root, { recursive: true, force: true });
 });
 
 it("serves devices through a gateway kill, a connection point kill and a database restart, losing no acknowledged upload", async () => {
@@ -262,6 +295,7 @@ it("serves devices through a gateway kill, a connection point kill and a databas
   console.log(`ha: addresses serving the devices: ${[...firstAddresses].join(", ")}`);
 
   // A gateway host dies: every device's next cycle is served by the other instance.
+  mark("devices served; killing gw1");
   const gwKill = Date.now();
   await killHost("gw1");
   const gwDead = Date.now();
@@ -278,6 +312,7 @@ it("serves devices through a gateway kill, a connection point kill and a databas
   await allTunnelsUp("both connection points to dial the restarted instance", gwBack);
 
   // A connection point host dies: the instances relay through the other one.
+  mark("gw1 back; killing cp1");
   const cpKill = Date.now();
   await killHost("cp1");
   const cpDead = Date.now();
@@ -292,6 +327,7 @@ it("serves devices through a gateway kill, a connection point kill and a databas
   await allTunnelsUp("the restarted connection point to reach both instances", cpBack);
 
   // The database stops: uploads fail and stay queued on the devices. It starts again: everything reconnects.
+  mark("cp1 back; stopping PostgreSQL");
   const dbStop = Date.now();
   await pgc!.shutdown();
   const dbDown = Date.now();
@@ -300,12 +336,14 @@ it("serves devices through a gateway kill, a connection point kill and a databas
   assert.ok(duringOutage.every((c) => !c.ok), "no cycle succeeds without the database");
   const unacked = eachDevice((i) => [...queueOf(i).values()]).flat();
   assert.ok(unacked.length >= DEVICES, `the devices keep what was not acknowledged: ${unacked.length} queued`);
+  mark("PostgreSQL starting again");
   const dbStart = Date.now();
   await pgc!.startAgain();
   await served("every device to be served after the database restart", dbStart);
   const dbGap = longestInterruption(dbStop);
+  mark("devices served after the database restart");
   // Every part reconnected by itself: the same processes serve, and the site's connection point reports land again.
-  for (const p of procs) assert.equal(p.child.exitCode, null, p.out());
+  assert.deepEqual(died, [], "no process ended by itself");
   await allTunnelsUp("connection point reports to be stored after the database restart", dbStart);
 
   devicesRunning = false;
@@ -325,6 +363,7 @@ it("serves devices through a gateway kill, a connection point kill and a databas
 
 it("keeps the site's secrets and database on the site host: the connection point and gateway hosts hold neither", async () => {
   for (const p of [...procs]) {
+    p.stopping = true;
     p.child.kill("SIGTERM");
     await p.exit;
   }
