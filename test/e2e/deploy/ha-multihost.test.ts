@@ -145,16 +145,17 @@ function logLinesAfter(p: Proc, since: number, re: RegExp): string[] {
 }
 
 /**
- * Each instance has a ready tunnel from each connection point opened after `since` (the instances'
- * own logs say so), and each connection point's report reached the site database after `since`.
+ * Each of `pairs` (instance host, connection point) has a ready tunnel opened after `since` (the
+ * instances' own logs say so), and each connection point's report reached the site database after
+ * `since`.
  */
-async function allTunnelsUp(what: string, since: number): Promise<void> {
+async function allTunnelsUp(what: string, since: number, pairs: readonly (readonly [string, string])[]): Promise<void> {
   let last = "";
   await until(
     what,
     async () => {
       if (died.length > 0) assert.fail(`a process ended: ${died.join("\n")}`);
-      const missing = [...gateways].flatMap(([gw, p]) => CPS.filter((cp) => logLinesAfter(p, since, new RegExp(`^tunnel #\\d+ \\(${cp}\\.${DOMAIN.replace(".", "\\.")} at [^)]+\\) is ready$`)).length === 0).map((cp) => `${cp} -> ${gw}`));
+      const missing = pairs.filter(([gw, cp]) => logLinesAfter(gateways.get(gw)!, since, new RegExp(`^tunnel #\\d+ \\(${cp}\\.${DOMAIN.replace(".", "\\.")} at [^)]+\\) is ready$`)).length === 0).map(([gw, cp]) => `${cp} -> ${gw}`);
       const show = await siteCli<{ status: string; instances: { connectionPoints: { server: string; connected: boolean; reportedAt: string }[] }[] }>(["cmg", "show", "cmg1", "--json"]);
       last = JSON.stringify({ missing, status: show.status, instances: show.instances.map((i) => i.connectionPoints) });
       const reported = CPS.every((cp) => show.instances.every((i) => i.connectionPoints.some((c) => c.server === `${cp}.${DOMAIN}` && Date.parse(c.reportedAt) > since)));
@@ -290,7 +291,7 @@ before(async () => {
       await startConnectionPoint(cp);
     }),
   );
-  await allTunnelsUp("both connection points to reach both instances", 0);
+  await allTunnelsUp("both connection points to reach both instances", 0, GWS.flatMap((gw) => CPS.map((cp) => [gw, cp] as const)));
   mark("the layout is up");
 
   await Promise.all(eachDevice(async (i) => {
@@ -334,7 +335,7 @@ it("serves devices through a gateway kill, a connection point kill and a databas
   // It comes back: both connection points dial it again.
   const gwBack = Date.now();
   await startGateway(0);
-  await allTunnelsUp("both connection points to dial the restarted instance", gwBack);
+  await allTunnelsUp("both connection points to dial the restarted instance", gwBack, CPS.map((cp) => ["gw1", cp] as const));
 
   // A connection point host dies: the instances relay through the other one.
   mark("gw1 back; killing cp1");
@@ -349,7 +350,7 @@ it("serves devices through a gateway kill, a connection point kill and a databas
   const cpGap = longestInterruption(cpKill);
   const cpBack = Date.now();
   await startConnectionPoint("cp1");
-  await allTunnelsUp("the restarted connection point to reach both instances", cpBack);
+  await allTunnelsUp("the restarted connection point to reach both instances", cpBack, GWS.map((gw) => [gw, "cp1"] as const));
 
   // The database stops: uploads fail and stay queued on the devices. It starts again: everything reconnects.
   mark("cp1 back; stopping PostgreSQL");
@@ -369,7 +370,7 @@ it("serves devices through a gateway kill, a connection point kill and a databas
   mark("devices served after the database restart");
   // Every part reconnected by itself: the same processes serve, and the site's connection point reports land again.
   assert.deepEqual(died, [], "no process ended by itself");
-  await allTunnelsUp("connection point reports to be stored after the database restart", dbStart);
+  await allTunnelsUp("connection point reports to be stored after the database restart", dbStart, []);
 
   devicesRunning = false;
   await Promise.all(loops);
