@@ -109,6 +109,8 @@ export function createLab(names: readonly string[], o: { nameserver?: boolean; l
     if (!h) throw new Error(`no host ${name} in this lab`);
     return h;
   }
+  // Also when the test process ends without reaching its `after` (an uncaught error, process.exit).
+  process.once("exit", () => lab.destroy());
   try {
     ip(["netns", "add", net.ns]);
     made.push(net.ns);
