@@ -128,7 +128,13 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   if ((statSync(paths.data).mode & 0o077) !== 0) chmodSync(paths.data, 0o700);
   if (!o.databaseUrl) ownerOnly(paths.sqlite);
   const logs = new LogSet({ dir: paths.logs, pino: o.pino, ...(o.logLevel ? { level: o.logLevel } : {}) });
-  const database = await openDatabase({ databaseUrl: o.databaseUrl, sqlitePath: paths.sqlite, work: o.work, busyTimeoutMs: o.busyTimeoutMs });
+  const database = await openDatabase({
+    databaseUrl: o.databaseUrl,
+    sqlitePath: paths.sqlite,
+    work: o.work,
+    busyTimeoutMs: o.busyTimeoutMs,
+    onConnection: (event, message) => (event === "lost" ? logs.component(LOG_FILES.smsprov).warn(message) : logs.component(LOG_FILES.smsprov).info(message)),
+  });
   const keyFile = new SiteKeyFile(paths.key);
   const ctx: ServiceContext = {
     // Inside an audited change: that change's transaction (site/db/scope.ts).

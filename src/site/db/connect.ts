@@ -8,7 +8,7 @@ import type SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
 import { ValidationError } from "../../errors.ts";
 import type { Dialect } from "./dialect.ts";
-import { DEFAULT_BUSY_TIMEOUT_MS, siteDialect, translateDbError, type TranslateOptions } from "./driver.ts";
+import { dbErrorCode, DEFAULT_BUSY_TIMEOUT_MS, siteDialect, translateDbError, type TranslateOptions } from "./driver.ts";
 import { loadPg, loadSqlite } from "./load-driver.ts";
 import { migrateToLatest } from "./migrations/index.ts";
 import type { Database } from "./schema.ts";
@@ -42,6 +42,11 @@ export interface OpenDbOptions {
   work?: string | undefined;
   /** How long a write waits for another writer's lock before DATABASE_BUSY; default 15 s. */
   busyTimeoutMs?: number | undefined;
+  /**
+   * PostgreSQL: told once when the connection to the server is lost (a restart, a failover, an
+   * administrator's pg_terminate_backend) and once when a new one is made after that.
+   */
+  onConnection?: ((event: "lost" | "restored", message: string) => void) | undefined;
 }
 
 export async function openDatabase(o: OpenDbOptions): Promise<SiteDb> {
@@ -69,11 +74,25 @@ export async function openDatabase(o: OpenDbOptions): Promise<SiteDb> {
       lock_timeout: busyTimeoutMs,
       connectionTimeoutMillis: busyTimeoutMs,
     });
-    // An idle connection the server ended (a restart, a failover, an administrator's
-    // pg_terminate_backend) is reported on the pool: it drops that connection and the next query
-    // opens a new one, and a query that cannot reach the database fails with its own error. Left
-    // unhandled, this event would end the process.
-    pool.on("error", () => undefined);
+    // A connection the server ended (a restart, a failover, an administrator's
+    // pg_terminate_backend) reports an error event: on the pool while it is idle, on the client
+    // itself while a query or a transaction holds it, where the pool listens no more. Either is
+    // handled here, or the event would end the process. The pool drops that connection (a client
+    // no longer queryable is not taken back), a query under way fails with its own error, and the
+    // next query opens a new connection: the process reconnects by itself.
+    let lost = false;
+    const onLost = (e: Error): void => {
+      if (lost) return;
+      lost = true;
+      o.onConnection?.("lost", `the connection to the site database ${redactUrl(url)} was lost (${dbErrorCode(e) ?? "no code"}: ${e.message}); the next query connects again`);
+    };
+    pool.on("error", onLost);
+    pool.on("connect", (client) => {
+      client.on("error", onLost);
+      if (!lost) return;
+      lost = false;
+      o.onConnection?.("restored", `connected to the site database ${redactUrl(url)} again`);
+    });
     const translate: TranslateOptions = {
       dialect: "postgres",
       busyTimeoutMs,
