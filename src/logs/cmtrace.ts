@@ -98,7 +98,30 @@ class LogFile {
     writeSync(this.fd, buf);
     this.size += buf.length;
   }
+  /**
+   * Several processes may append to one file (the worker processes of a gateway instance): each
+   * line is one append, so lines never mix; before rotating, the file's real size and identity are
+   * read, so a file another process rotated already is reopened, not rotated again.
+   */
   private rotate(): void {
+    const mine = fstatSync(this.fd);
+    let current: { ino: number; dev: number } | null = null;
+    try {
+      current = statSync(this.path);
+    } catch {
+      // Renamed by another process, not created again yet.
+    }
+    if (!current || current.ino !== mine.ino || current.dev !== mine.dev) {
+      closeSync(this.fd);
+      this.fd = openSync(this.path, "a", 0o600);
+      this.size = fstatSync(this.fd).size;
+      return;
+    }
+    if (mine.size + 1 < this.maxBytes) {
+      // Others' lines are in the count now: not full yet.
+      this.size = mine.size;
+      return;
+    }
     closeSync(this.fd);
     const previous = this.path.replace(/\.log$/i, "") + ".lo_";
     rmSync(previous, { force: true });
