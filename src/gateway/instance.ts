@@ -110,6 +110,8 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     // The primary serves every worker's series, each named by its worker.
     metrics.registry.setDefaultLabels({ cmg_instance: cfg.instanceName, worker: String(worker.index) });
     AggregatorRegistry.setRegistries([metrics.registry]);
+    // Constructing one makes prom-client answer the primary's metrics requests in this worker.
+    new AggregatorRegistry();
     // What the other workers enforce already, before this one takes any client (a restarted worker).
     if (worker.settings !== null) {
       const r = settings.offer(worker.settings);
