@@ -19,7 +19,7 @@ import { SettingsStore } from "./settings-store.ts";
 import { startTunnelListener } from "./tunnels/tunnel-listener.ts";
 import { TunnelPool, type TunnelState } from "./tunnels/tunnel-pool.ts";
 import { LOG_FILES } from "../logs/files.ts";
-import { newSource } from "../observe/channels.ts";
+import { newSource, topics } from "../observe/channels.ts";
 import { observeGateway } from "./observers.ts";
 import { StreamAbuseGuard } from "./abuse.ts";
 import { worthLogging } from "./admission.ts";
@@ -106,28 +106,33 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
   const worker = deps.worker;
   const metrics = new GatewayMetrics(cfg.instanceName, { processMetrics: cfg.metrics !== null || worker !== undefined });
   const settings = new SettingsStore(cfg.name, cfg.trust);
+  const pool = new TunnelPool();
+  // Metrics and log lines of this instance subscribe to what it publishes, until it stops.
+  const source = newSource("gateway", cfg.instanceName);
+  const unobserve = observeGateway({ source, metrics, pool, http: httpLog, service: serviceLog });
   if (worker) {
     // The primary serves every worker's series, each named by its worker.
     metrics.registry.setDefaultLabels({ cmg_instance: cfg.instanceName, worker: String(worker.index) });
     AggregatorRegistry.setRegistries([metrics.registry]);
     // Constructing one makes prom-client answer the primary's metrics requests in this worker.
     new AggregatorRegistry();
-    // What the other workers enforce already, before this one takes any client (a restarted worker).
-    if (worker.settings !== null) {
-      const r = settings.offer(worker.settings);
-      if (r.result === "refused") serviceLog.warn(`Worker ${worker.index}: the settings the other workers enforce were refused here (${r.error.reason}: ${r.error.message})`);
-    }
-    worker.onSettings((doc) => {
+    // A document another worker applied: verified here as if a connection point had brought it.
+    const fromPeers = (doc: unknown): void => {
       const r = settings.offer(doc);
-      if (r.result === "applied") serviceLog.info(`Worker ${worker.index}: settings revision ${r.settings.revision} applied (brought to another worker, signed by the site)`);
-      else if (r.result === "refused" && r.error.reason !== "stale_revision") serviceLog.error(`Worker ${worker.index}: settings from another worker refused (${r.error.reason}: ${r.error.message})`);
-    });
+      if (r.result === "applied") {
+        const s = r.settings;
+        if (topics.settingsApplied.active) {
+          topics.settingsApplied.publish({ source, revision: s.revision, from: "another worker", trustedRoots: s.trustedRoots.length, intermediates: s.intermediates.length, crlCheck: s.crlCheck, roles: Object.keys(s.urlMap).length });
+        }
+      } else if (r.result === "refused" && r.error.reason !== "stale_revision") {
+        serviceLog.error(`Worker ${worker.index}: settings another worker applied were refused here (${r.error.reason}: ${r.error.message})`);
+      }
+    };
+    worker.onSettings(fromPeers);
+    // What the other workers enforce already, before this one takes any client (a restarted worker).
+    if (worker.settings !== null) fromPeers(worker.settings);
     settings.onChange((s) => worker.applied(s.revision, settings.document()));
   }
-  const pool = new TunnelPool();
-  // Metrics and log lines of this instance subscribe to what it publishes, until it stops.
-  const source = newSource("gateway", cfg.instanceName);
-  const unobserve = observeGateway({ source, metrics, pool, http: httpLog, service: serviceLog });
 
   const crls = new CrlCache({ fetch: deps.fetchCrl ?? fetchCrl, log: serviceLog });
   const mtls = new MutualTlsAuthenticator({

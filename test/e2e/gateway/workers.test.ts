@@ -241,4 +241,19 @@ describe("gateway serve --workers 2", () => {
     assert.equal((await requestAt("0")).status, 200);
     await until("the refusal's log line", () => readFileSync(join(dir, "gw", "logs", "CMGHttpHandler.log"), "utf8").includes("Worker 1 has no tunnel: 503 worker_without_tunnel"));
   });
+
+  it("settings one worker applies reach the other, and a restarted worker starts with them, tunnel or not", async () => {
+    // Only worker 0 has tunnels (the previous test's connection point): the site's next document reaches it alone.
+    const cp = cps[0]!;
+    settings = { ...settings, revision: 2, crlCheck: true };
+    cp.update({ settings: signer.sign(settings) });
+    await until("worker 1 to enforce revision 2", async () => value(await metrics(), "opencmg_gateway_settings_revision", "1") === 2);
+    assert.equal(cp.health().instances.length, 1, "worker 1 got it through the primary, not over a tunnel");
+    const [pid1] = workerPid(1).slice(-1);
+    process.kill(pid1!, "SIGKILL");
+    const restarts = workerPid(1).length;
+    await until("worker 1 to be restarted", () => workerPid(1).length === restarts + 1);
+    await until("the restarted worker's metrics", async () => value(await metrics(), "opencmg_gateway_settings_revision", "1") !== null);
+    assert.equal(value(await metrics(), "opencmg_gateway_settings_revision", "1"), 2);
+  });
 });
