@@ -198,7 +198,8 @@ async function main(): Promise<void> {
       try {
         await waitUntil(`tunnels to each of the ${w} workers`, async () => (await served.tunnelsPerWorker()).every((n) => n > 0));
         const pids = served.workerPids();
-        const processes: Record<string, () => number> = { primary: () => cpuSeconds(served.primaryPid), ...Object.fromEntries(pids.map((pid, i) => [`worker ${i}`, () => cpuSeconds(pid)])) };
+        // With one worker the instance is a single process (no primary).
+        const processes: Record<string, () => number> = { [w === 1 ? "instance" : "primary"]: () => cpuSeconds(served.primaryPid), ...Object.fromEntries(pids.map((pid, i) => [`worker ${i}`, () => cpuSeconds(pid)])) };
         const at = Object.fromEntries(Object.entries(processes).map(([k, read]) => [k, read()]));
         const t0 = performance.now();
         await measure(name, { ...gw, origin: `https://127.0.0.1:${served.clientPort}` }, {
@@ -210,7 +211,7 @@ async function main(): Promise<void> {
         // Each process of the instance over the whole row (rps, latency and download): CPU seconds and the share of one core.
         const per = Object.entries(processes).map(([k, read]) => {
           const sec = read() - at[k]!;
-          return `${k} (pid ${k === "primary" ? served.primaryPid : pids[Number(k.split(" ")[1])]}) ${sec.toFixed(2)} s = ${((sec / wall) * 100).toFixed(0)}%`;
+          return `${k} (pid ${!k.startsWith("worker") ? served.primaryPid : pids[Number(k.split(" ")[1])]}) ${sec.toFixed(2)} s = ${((sec / wall) * 100).toFixed(0)}%`;
         });
         process.stderr.write(`${name}: CPU per process of the instance over ${wall.toFixed(1)} s: ${per.join(", ")}\n`);
         cpuLines.push(`${name}: ${per.join(", ")} (over ${wall.toFixed(1)} s)`);

@@ -19,7 +19,7 @@ export interface ServedGateway {
   /** A setup whose gateway ports are this instance's (for the connection point part). */
   setupFile: string;
   primaryPid: number;
-  /** Worker pids by index, as the primary printed them. */
+  /** Worker pids by index, as the primary printed them (none with one worker: the primary is the instance). */
   workerPids(): number[];
   /** Ready tunnel sessions per worker (its metrics). */
   tunnelsPerWorker(): Promise<number[]>;
@@ -77,7 +77,8 @@ export async function startServedGateway(setup: Setup, workers: number): Promise
       return Array.from({ length: workers }, (_, w) =>
         text
           .split("\n")
-          .filter((l) => l.startsWith("opencmg_gateway_tunnel_sessions{") && l.includes(`worker="${w}"`))
+          // One worker is the single-process instance: its series carry no worker label.
+          .filter((l) => l.startsWith("opencmg_gateway_tunnel_sessions{") && (workers === 1 || l.includes(`worker="${w}"`)))
           .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0),
       );
     },
