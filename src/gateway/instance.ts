@@ -145,6 +145,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
   });
   const tokens = new TokenAuthenticator({
     instance: { name: cfg.instanceName, index: cfg.index },
+    ...(deps.worker ? { shared: { nonceSecret: deps.worker.nonceSecret, useProof: deps.worker.useProof } } : {}),
     trust: () => {
       const s = settings.current();
       return s && { generation: settings.generation, tokens: s.tokens };

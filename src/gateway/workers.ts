@@ -21,6 +21,8 @@
  *   workers never mix); its lines say which worker it is.
  */
 import cluster, { type Worker } from "node:cluster";
+import { randomBytes } from "node:crypto";
+import { ProofReplayCache, type ReplayVerdict } from "./auth/dpop-nonce.ts";
 import { AggregatorRegistry } from "prom-client";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import { serveMetrics, type MetricsServer } from "../observe/prometheus.ts";
@@ -46,7 +48,8 @@ export function workerTunnelPort(base: number, w: number): number {
 
 /** Messages from the primary to a worker. */
 type ToWorker =
-  | { t: "init"; clientPort: number; tunnelPort: number; reusePort: boolean; settings: unknown }
+  | { t: "init"; clientPort: number; tunnelPort: number; reusePort: boolean; settings: unknown; nonceSecret: string }
+  | { t: "proof-verdict"; id: number; verdict: ReplayVerdict }
   | { t: "ports"; tunnelPorts: number[] }
   | { t: "settings"; document: unknown }
   | { t: "stop" };
@@ -55,7 +58,8 @@ type ToWorker =
 type FromWorker =
   | { t: "hello" }
   | { t: "listening"; clientPort: number; tunnelPort: number }
-  | { t: "settings"; revision: number; document: unknown };
+  | { t: "settings"; revision: number; document: unknown }
+  | { t: "proof"; id: number; window: number; current: number; client: string; proof: string };
 
 /** What a worker knows of the others, through the primary (instance.ts uses it). */
 export interface WorkerLink {
@@ -74,6 +78,10 @@ export interface WorkerLink {
   /** Tells the primary (then every other worker) about an applied document. */
   applied(revision: number, document: unknown): void;
   listening(clientPort: number, tunnelPort: number): void;
+  /** The instance's DPoP nonce secret, the same in every worker. */
+  nonceSecret: Buffer;
+  /** Records a DPoP proof in the instance's one replay cache (the primary's): accepted once, whichever worker sees it. */
+  useProof(window: number, current: number, client: string, id: string): Promise<ReplayVerdict>;
 }
 
 /**
@@ -88,6 +96,8 @@ export function connectWorker(index: number, count: number): Promise<WorkerLink>
     const portListeners: (() => void)[] = [];
     const settingsListeners: ((d: unknown) => void)[] = [];
     const stopListeners: (() => void)[] = [];
+    const verdicts = new Map<number, (v: ReplayVerdict) => void>();
+    let nextProof = 1;
     const send = (m: FromWorker): void => {
       if (process.connected) process.send!(m);
     };
@@ -107,7 +117,19 @@ export function connectWorker(index: number, count: number): Promise<WorkerLink>
           onStop: (cb) => stopListeners.push(cb),
           applied: (revision, document) => send({ t: "settings", revision, document }),
           listening: (clientPort, tunnelPort) => send({ t: "listening", clientPort, tunnelPort }),
+          nonceSecret: Buffer.from(m.nonceSecret, "base64"),
+          useProof: (window, current, client, proof) =>
+            new Promise((resolveVerdict) => {
+              // Fail closed: without the primary no proof can be remembered.
+              if (!process.connected) return resolveVerdict({ ok: false, why: "full", detail: "the instance's replay record is unreachable (its primary process is gone)" });
+              const id = nextProof++;
+              verdicts.set(id, resolveVerdict);
+              send({ t: "proof", id, window, current, client, proof });
+            }),
         });
+      } else if (m?.t === "proof-verdict") {
+        verdicts.get(m.id)?.(m.verdict);
+        verdicts.delete(m.id);
       } else if (m?.t === "ports") {
         ports = m.tunnelPorts;
         for (const cb of portListeners) cb();
@@ -148,6 +170,9 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
   const timers = new Set<NodeJS.Timeout>();
   let clientPort = cfg.client.port;
   let settings: { revision: number; document: unknown } | null = null;
+  // DPoP (auth/dpop-nonce.ts): one nonce secret and one record of accepted proofs for the whole instance.
+  const nonceSecret = randomBytes(32).toString("base64");
+  const proofs = new ProofReplayCache();
   let stopping = false;
 
   const broadcast = (m: ToWorker, except?: Worker): void => {
@@ -164,7 +189,9 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
         const m = raw as FromWorker;
         if (m?.t === "hello") {
           // Node 20: every worker listens on the configured client port through the primary (port 0 included: the primary keeps one).
-          worker.send({ t: "init", clientPort: reusePort ? clientPort : cfg.client.port, tunnelPort: tunnelPorts[index]!, reusePort, settings: settings?.document ?? null } satisfies ToWorker);
+          worker.send({ t: "init", clientPort: reusePort ? clientPort : cfg.client.port, tunnelPort: tunnelPorts[index]!, reusePort, settings: settings?.document ?? null, nonceSecret } satisfies ToWorker);
+        } else if (m?.t === "proof") {
+          worker.send({ t: "proof-verdict", id: m.id, verdict: proofs.use(m.window, m.current, m.client, m.proof) } satisfies ToWorker);
         } else if (m?.t === "listening") {
           listening = true;
           clientPort = m.clientPort;
