@@ -13,6 +13,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
+import { randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { loadOrCreateTokenKey, makeProof, type TokenKey } from "../../../src/client/token-key.ts";
+import type { PublicJwk } from "../../../src/wire/tunnel/protocol.ts";
 import { connectionPointLogs, startConnectionPoint, type ConnectionPoint } from "../../../src/connection-point/connection-point.ts";
 import { LogSet } from "../../../src/logs/cmtrace.ts";
 import { issueCert, type IssuedCert } from "../../../src/pki/issue.ts";
@@ -39,6 +43,9 @@ let clientPort: number;
 let tunnelPort: number;
 let metricsPort: number;
 const cps: ConnectionPoint[] = [];
+/** The site's token signing key (the test plays the site) and a device's proof key. */
+let tokenKey: { kid: string; privateKey: CryptoKey; jwk: PublicJwk };
+let device: TokenKey;
 const logSets: LogSet[] = [];
 
 before(async () => {
@@ -87,6 +94,13 @@ before(async () => {
   clientPort = Number(m[1]);
   tunnelPort = Number(m[2]);
   assert.notEqual(Number(m[3]), tunnelPort, "each worker has a tunnel port of its own");
+
+  // Site-issued client tokens with proofs of possession (RFC 9449), for this CMG as reached here.
+  const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const kid = randomUUID();
+  tokenKey = { kid, privateKey, jwk: { ...((await exportJWK(publicKey)) as PublicJwk), kid, alg: "ES256" } };
+  device = await loadOrCreateTokenKey(join(dir, "device.pem"));
+  settings.tokens = { issuer: "opencmg-site:P01", audience: "opencmg-cmg:cmg1", keys: [tokenKey.jwk], blocked: [], origins: { cmg: [`https://${SERVER_NAME}:${clientPort}`], instances: [] } };
 });
 
 after(async () => {
@@ -142,6 +156,21 @@ async function requestAt(worker: string): Promise<{ status: number; worker: stri
   throw new Error(`no connection of 60 reached worker ${worker}`);
 }
 
+/** A request with a client token and a proof (the DPoP header as given). */
+function tokenRequest(token: string, proof: string): Promise<{ status: number; worker: string; reason: string | undefined; nonce: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: "127.0.0.1", port: clientPort, path: TOKEN_PATH, agent: false, ca: pki.root.certPem, servername: SERVER_NAME, headers: { authorization: `DPoP ${token}`, dpop: proof } }, (res) => {
+      res.resume();
+      res.once("end", () =>
+        resolve({ status: res.statusCode!, worker: String(res.headers["opencmg-worker"]), reason: res.headers["x-opencmg-reason"] as string | undefined, nonce: res.headers["dpop-nonce"] as string | undefined }),
+      );
+    });
+    req.once("error", reject);
+    req.end();
+  });
+}
+const TOKEN_PATH = `/CCM_Proxy_ServerAuth/${MP}/SMS_MP/v1/ping`;
+
 async function metrics(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
 }
@@ -193,6 +222,42 @@ describe("gateway serve --workers 2", () => {
     for (let i = 0; i < 60 && resumed?.worker !== other; i++) resumed = await connect(first.ticket);
     assert.equal(resumed?.worker, other, "a connection reached the other worker");
     assert.equal(resumed?.reused, true, `the session of worker ${first.worker} resumed at worker ${other}`);
+  });
+
+  it("a proof of possession is good once per instance, whichever worker takes it; a nonce of one worker is good at the other", async () => {
+    const iat = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ cnf: { jkt: device.jkt } })
+      .setProtectedHeader({ alg: "ES256", kid: tokenKey.kid, typ: "opencmg-client+jwt" })
+      .setIssuer("opencmg-site:P01")
+      .setAudience("opencmg-cmg:cmg1")
+      .setSubject("GUID:6F9619FF-8B86-D011-B42D-00CF4FC964FF")
+      .setIssuedAt(iat)
+      .setNotBefore(iat)
+      .setExpirationTime(iat + 3600)
+      .setJti(randomUUID())
+      .sign(tokenKey.privateKey);
+    const htu = `https://${SERVER_NAME}:${clientPort}${TOKEN_PATH}`;
+    /** New connections with `proof` until one reaches `worker`. */
+    const at = async (worker: string, proof: () => Promise<string>) => {
+      for (let i = 0; i < 60; i++) {
+        const r = await tokenRequest(token, await proof());
+        if (r.worker === worker) return r;
+      }
+      throw new Error(`no connection of 60 reached worker ${worker}`);
+    };
+    // A nonce from one worker; proofs made with it are accepted at the other.
+    const asked = await tokenRequest(token, await makeProof(device, "GET", htu, token));
+    assert.deepEqual([asked.status, asked.reason], [401, "use_dpop_nonce"]);
+    assert.ok(asked.nonce);
+    const otherThan = (w: string): string => (w === "0" ? "1" : "0");
+    const elsewhere = await at(otherThan(asked.worker), () => makeProof(device, "GET", htu, token, asked.nonce));
+    assert.deepEqual([elsewhere.status, elsewhere.reason], [200, undefined], `worker ${asked.worker}'s nonce is good at worker ${otherThan(asked.worker)}`);
+    // One proof: accepted where it is first used, refused as a replay at the other worker.
+    const proof = await makeProof(device, "GET", htu, token, asked.nonce);
+    const used = await tokenRequest(token, proof);
+    assert.deepEqual([used.status, used.reason], [200, undefined]);
+    const replayed = await at(otherThan(used.worker), async () => proof);
+    assert.deepEqual([replayed.status, replayed.reason], [401, "proof_replayed"], `a proof used at worker ${used.worker} is refused at worker ${otherThan(used.worker)}`);
   });
 
   it("a worker killed with SIGKILL is restarted; the other worker's tunnels and clients are not disturbed", async () => {
