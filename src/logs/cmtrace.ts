@@ -94,6 +94,8 @@ class LogFile {
   }
   write(line: string): void {
     const buf = Buffer.from(line, "utf8");
+    // The file's own size, not this writer's count: other processes may append to it too.
+    this.size = fstatSync(this.fd).size;
     if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
     writeSync(this.fd, buf);
     this.size += buf.length;
@@ -115,11 +117,6 @@ class LogFile {
       closeSync(this.fd);
       this.fd = openSync(this.path, "a", 0o600);
       this.size = fstatSync(this.fd).size;
-      return;
-    }
-    if (mine.size + 1 < this.maxBytes) {
-      // Others' lines are in the count now: not full yet.
-      this.size = mine.size;
       return;
     }
     closeSync(this.fd);
