@@ -19,7 +19,12 @@
  * certificate. The idle-connection figures are the RSS of the gateway instance's process alone.
  *
  *   npx tsx bench/gateway.ts [--n 10000] [--conc 64] [--rate 100] [--lat-n 400] [--mb 256]
- *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F,G,H]
+ *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F,G,H] [--workers 1,2]
+ *
+ * `--workers 1,2`: row D again for each count, as `Dw1`, `Dw2`, ..., against a real
+ * `opencmg gateway serve --workers N` (bench/gateway/served.ts; `npm run build` first), the
+ * connection point dialling every worker; the CPU of each of the instance's processes (primary,
+ * every worker) is printed apart, and the gateway column is their sum.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,6 +41,7 @@ import { startBaselineNginx, startFrontNginx, startTwoHopNginx, type Nginx } fro
 import type { Setup } from "./gateway/parts.ts";
 import { siteSigned } from "../test/helpers/settings-signer.ts";
 import { report, type IdleStep, type RowResult } from "./gateway/report.ts";
+import { startServedGateway } from "./gateway/served.ts";
 import { startSshTunnel, type SshTunnel } from "./gateway/ssh.ts";
 
 const ROWS = ["A", "B", "C", "D", "E", "F", "G", "H"];
@@ -48,6 +54,8 @@ async function main(): Promise<void> {
   const bytes = Number(arg("mb", "256")) * 1024 * 1024;
   const idleSteps = arg("idle", "1000,5000,15000").split(",").filter(Boolean).map(Number);
   const only = new Set(arg("only", ROWS.join(",")).split(","));
+  const workerCounts = arg("workers", "").split(",").filter(Boolean).map(Number);
+  if (workerCounts.some((w) => !Number.isInteger(w) || w < 1)) throw new Error("--workers: worker counts, e.g. 1,2");
 
   const dir = mkdtempSync(join(tmpdir(), "opencmg-bench-gw-"));
   const stops: (() => Promise<void>)[] = []; // run in reverse order at the end
@@ -146,20 +154,13 @@ async function main(): Promise<void> {
       return m;
     };
     const results: Record<string, RowResult> = {};
+    const cpuLines: string[] = [];
     const idle: IdleStep[] = [];
 
-    for (const name of ROWS.filter((x) => only.has(x))) {
-      if (name === "E") {
-        // Same instance and backend; only the connection point's tunnel now goes through Squid.
-        await cp.stop();
-        await waitUntil("the gateway to see the tunnel gone", async () => !(await gateway.ready()));
-        cp = (await Part.start("cp", setupFile, String(squid.port))).part;
-        await waitUntil("the tunnel through Squid", () => gateway.ready());
-      }
-      const t = targets[name]!;
+    /** One row: req/s with the CPU of every process on the path, latency, one large download. */
+    const measure = async (name: string, t: Target, cpu: Record<string, () => number>): Promise<void> => {
       process.stderr.write(`${name}: rps...`);
       // CPU per request of every process on the path, over the timed part of the rps run.
-      const cpu = onPath(name);
       let before: Record<string, number> = {};
       const snapshot = (): void => void (before = Object.fromEntries(Object.entries(cpu).map(([k, read]) => [k, read()])));
       const used = (k: string): number => cpu[k]!() - before[k]!;
@@ -176,6 +177,48 @@ async function main(): Promise<void> {
       // Each row as it ends, so a run stopped early still shows what it measured.
       const total = Object.values(cpuUs).reduce((a, b) => a + b, 0);
       process.stderr.write(`${name}: ${rps.rps?.toFixed(0)} req/s, p50 ${lat.p50Ms?.toFixed(3)} ms, p99 ${lat.p99Ms?.toFixed(3)} ms, ${dl.mbPerS?.toFixed(0)} MB/s, CPU ${total.toFixed(0)} us/req, errors ${rps.errors + lat.errors}\n`);
+    };
+
+    for (const name of ROWS.filter((x) => only.has(x))) {
+      if (name === "E") {
+        // Same instance and backend; only the connection point's tunnel now goes through Squid.
+        await cp.stop();
+        await waitUntil("the gateway to see the tunnel gone", async () => !(await gateway.ready()));
+        cp = (await Part.start("cp", setupFile, String(squid.port))).part;
+        await waitUntil("the tunnel through Squid", () => gateway.ready());
+      }
+      await measure(name, targets[name]!, onPath(name));
+    }
+
+    // Row D per worker count, each a real `gateway serve --workers N` with a connection point of its own.
+    for (const w of workerCounts) {
+      const name = `Dw${w}`;
+      const served = await startServedGateway(setup, w);
+      const servedCp = (await Part.start("cp", served.setupFile, "")).part;
+      try {
+        await waitUntil(`tunnels to each of the ${w} workers`, async () => (await served.tunnelsPerWorker()).every((n) => n > 0));
+        const pids = served.workerPids();
+        // With one worker the instance is a single process (no primary).
+        const processes: Record<string, () => number> = { [w === 1 ? "instance" : "primary"]: () => cpuSeconds(served.primaryPid), ...Object.fromEntries(pids.map((pid, i) => [`worker ${i}`, () => cpuSeconds(pid)])) };
+        const at = Object.fromEntries(Object.entries(processes).map(([k, read]) => [k, read()]));
+        const t0 = performance.now();
+        await measure(name, { ...gw, origin: `https://127.0.0.1:${served.clientPort}` }, {
+          backend: () => cpuSeconds(backend.part.pid),
+          cp: () => cpuSeconds(servedCp.pid),
+          gateway: () => Object.values(processes).reduce((a, read) => a + read(), 0),
+        });
+        const wall = (performance.now() - t0) / 1000;
+        // Each process of the instance over the whole row (rps, latency and download): CPU seconds and the share of one core.
+        const per = Object.entries(processes).map(([k, read]) => {
+          const sec = read() - at[k]!;
+          return `${k} (pid ${!k.startsWith("worker") ? served.primaryPid : pids[Number(k.split(" ")[1])]}) ${sec.toFixed(2)} s = ${((sec / wall) * 100).toFixed(0)}%`;
+        });
+        process.stderr.write(`${name}: CPU per process of the instance over ${wall.toFixed(1)} s: ${per.join(", ")}\n`);
+        cpuLines.push(`${name}: ${per.join(", ")} (over ${wall.toFixed(1)} s)`);
+      } finally {
+        await servedCp.stop();
+        await served.stop();
+      }
     }
 
     // Idle authenticated connections last, in the gateway process alone (its heap already warmed by the load).
@@ -204,6 +247,7 @@ async function main(): Promise<void> {
     }
     await stopAll(stops);
     console.log(report({ n, conc, rate, latN, bytes }, results, idle));
+    if (cpuLines.length > 0) console.log(["", "CPU of each process of the served instance (whole row: rps, latency, download; % of one core)", ...cpuLines].join("\n"));
   } finally {
     await stopAll(stops);
     rmSync(dir, { recursive: true, force: true });

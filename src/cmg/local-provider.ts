@@ -1,9 +1,11 @@
 /**
  * The `local` provider: runs every instance of a CMG as its own `opencmg gateway serve` process on
- * this machine, restarts one that dies (with backoff), and stops them all on request.
+ * this machine (with worker processes sharing the machine's cores: workers.ts), restarts one that
+ * dies (with backoff), and stops them all on request.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ComponentLog } from "../logs/cmtrace.ts";
@@ -60,6 +62,15 @@ function terminate(c: ChildProcess): Promise<void> {
   });
 }
 
+/**
+ * Worker processes per instance: the instances of this machine share its cores (at least one
+ * worker each), unless OPENCMG_GATEWAY_WORKERS says how many (`gateway serve` reads it).
+ */
+export function workersArgs(instances: number, env: NodeJS.ProcessEnv): string[] {
+  if (env.OPENCMG_GATEWAY_WORKERS) return [];
+  return ["--workers", String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, instances))))];
+}
+
 export function runLocalInstances(o: { files: string[]; dataDir: string; log: ComponentLog; env?: NodeJS.ProcessEnv; onRestart?: (r: InstanceRestart) => void }): LocalInstances {
   let stopping = false;
   const children = new Map<number, ChildProcess>();
@@ -70,7 +81,7 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
   const retired = new WeakSet<ChildProcess>();
 
   const start = (index: number, file: string, attempt: number, onReady?: { resolve: () => void; reject: (e: Error) => void }): void => {
-    const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...o.env, [EXIT_WITH_PARENT_ENV]: "1" } });
+    const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file, ...workersArgs(wanted.size || 1, { ...process.env, ...o.env })], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...o.env, [EXIT_WITH_PARENT_ENV]: "1" } });
     children.set(index, child);
     let err = "";
     child.stderr!.setEncoding("utf8");

@@ -101,6 +101,12 @@ export interface ConnectionPointOptions {
   backendBodyTimeoutMs?: number;
   /** Prometheus metrics listener (host default 127.0.0.1). Absent or null: none. */
   metrics?: { host?: string; port: number } | null;
+  /**
+   * Dial every worker process of an instance that names its workers' tunnel ports (default true).
+   * False: only the instances' own endpoints, as connection points before workers existed did
+   * (compatibility tests).
+   */
+  followWorkers?: boolean;
 }
 
 export interface ConnectionPoint {
@@ -190,9 +196,26 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
       metrics.bytes.inc({ direction: "in" }, received);
     },
     onHandshakeFailure: () => metrics.handshakeFailures.inc(),
+    onWorkers: (slot, ports) => {
+      if (o.followWorkers === false) return;
+      // Worker 0 is the instance's own endpoint; the others listen on the same host.
+      const parent = instanceOf.get(keyOf(slot.endpoint)) ?? keyOf(slot.endpoint);
+      const base = instanceList.find((i) => keyOf(i) === parent);
+      if (!base) return;
+      const extra = ports.slice(1).filter((p) => p > 0 && p !== base.port);
+      const before = JSON.stringify(workerPorts.get(parent) ?? []);
+      if (before === JSON.stringify(extra)) return;
+      workerPorts.set(parent, extra);
+      log.info(`Instance ${parent} runs ${ports.length} worker processes: dialling their tunnel ports ${extra.join(", ") || "(none)"} too`);
+      reconcile(instanceList);
+    },
   };
 
   const slots = new Map<string, TunnelSlot[]>();
+  /** Tunnel ports of instances' workers beyond worker 0, by instance ("host:port"); and which instance a worker endpoint belongs to. */
+  const workerPorts = new Map<string, number[]>();
+  const instanceOf = new Map<string, string>();
+  let instanceList: GatewayEndpoint[] = o.instances;
   const waiters = new Set<() => void>();
   const connectedTo = (gateway: string): number | undefined => slots.get(gateway)?.filter((s) => s.state === "connected").length;
   const unobserve = observeConnectionPoint({ source, metrics, service: serviceLog, connectedTo });
@@ -217,7 +240,24 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
   }
 
   function reconcile(instances: GatewayEndpoint[]): void {
+    instanceList = instances;
     const wanted = new Map(instances.map((i) => [keyOf(i), i]));
+    // Each worker of an instance (workers.ts at the gateway) is dialled like an instance of its own.
+    instanceOf.clear();
+    for (const [key, ports] of workerPorts) {
+      const base = wanted.get(key);
+      if (!base) {
+        workerPorts.delete(key);
+        continue;
+      }
+      for (const port of ports) {
+        const w: GatewayEndpoint = { ...base, port };
+        if (!wanted.has(keyOf(w))) {
+          wanted.set(keyOf(w), w);
+          instanceOf.set(keyOf(w), key);
+        }
+      }
+    }
     for (const [key, list] of slots) {
       if (!wanted.has(key)) {
         slots.delete(key);

@@ -190,6 +190,8 @@ function onGatewayMessage(slot: TunnelSlot, m: GatewayMessage): void {
     slot.revisionInForce = m.current;
   } else if (m.type === "settings-in-force") {
     slot.revisionInForce = m.revision;
+  } else if (m.type === "workers") {
+    slot.ctx.onWorkers?.(slot, m.ports);
   } else if (m.type === "settings-rejected") {
     serviceLog.error(`Gateway instance ${slot.instance ?? "?"} rejected settings revision ${m.revision}: ${m.error}`);
   }

@@ -45,6 +45,8 @@ export interface TunnelContext {
   /** Bytes on the wire of a tunnel to instance `gateway` ("host:port"), reported as they move (traffic). */
   onBytes: (gateway: string, sent: number, received: number) => void;
   onHandshakeFailure: () => void;
+  /** The instance runs several workers: their tunnel ports by worker index (the `workers` message). */
+  onWorkers?: (slot: TunnelSlot, ports: number[]) => void;
 }
 
 export type TunnelSlotState = ConnectionPointTunnelState;

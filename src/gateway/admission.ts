@@ -205,13 +205,16 @@ export class Admission {
  * @example
  * const front = await listenGated(server, admission, "0.0.0.0", 443);
  */
-export async function listenGated(server: net.Server, admission: Admission, host: string, port: number, maxConnections?: number): Promise<net.Server> {
+export async function listenGated(server: net.Server, admission: Admission, host: string, port: number, maxConnections?: number, bind?: "reusePort" | "exclusive"): Promise<net.Server> {
   admission.start = (socket) => void server.emit("connection", socket);
   const front = net.createServer({ pauseOnConnect: true }, (raw) => admission.accepted(raw));
   if (maxConnections !== undefined && maxConnections > 0) front.maxConnections = maxConnections;
   await new Promise<void>((resolve, reject) => {
     front.once("error", reject);
-    front.listen(port, host, () => {
+    // reusePort (Node 22.12+): each worker process binds the port itself and the kernel spreads
+    // connections; `exclusive` keeps a cluster worker from handing the bind to the primary.
+    const opts = bind ? { port, host, exclusive: true, ...(bind === "reusePort" ? { reusePort: true } : {}) } : { port, host };
+    front.listen(opts, () => {
       front.off("error", reject);
       resolve();
     });

@@ -21,6 +21,7 @@ import type { ClientResponse } from "./relay/router.ts";
 import type { ClientRequest } from "./auth/client-cert.ts";
 import { Admission, listenGated, worthLogging } from "./admission.ts";
 import { TLS_POLICY } from "../pki/tls-policy.ts";
+import type { TicketKeys } from "./tls-tickets.ts";
 
 export interface ClientListenerOptions {
   host: string;
@@ -33,6 +34,16 @@ export interface ClientListenerOptions {
   handler: (req: ClientRequest, res: ClientResponse) => void;
   /** Called for every HTTP/2 client session (the stream abuse guard watches it). */
   onSession?: (session: http2.ServerHttp2Session) => void;
+  /**
+   * Session ticket keys shared by every worker and instance of the CMG (tls-tickets.ts), from the
+   * server certificate's private key: called again when the settings bring a renewed key.
+   */
+  tickets?: (keyPem: string) => TicketKeys;
+  /**
+   * One worker of several (workers.ts): the port is shared with the other workers (`reusePort`,
+   * or the cluster primary on Node versions without it), and every answer names the worker.
+   */
+  worker?: { index: number; reusePort: boolean; refuse?: (req: ClientRequest, res: ClientResponse) => boolean };
 }
 
 export interface ClientListener {
@@ -47,6 +58,9 @@ export interface ClientListener {
   handshakes(): { pending: number; waiting: number };
   close(graceMs?: number): Promise<void>;
 }
+
+/** Response header naming the worker process that answered (only when the instance runs several). */
+export const WORKER_HEADER = "opencmg-worker";
 
 /** Client-side HTTP/2 receive window per stream (uploads); the default 64 KiB slows big uploads. */
 const CLIENT_STREAM_WINDOW = 256 * 1024;
@@ -139,13 +153,27 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     // Not logged per event: scanners on the internet would flood the log. The metric tells.
     o.metrics.handshakeFailures.inc({ listener: "client" });
   });
-  server.on("request", o.handler);
+  if (o.worker) {
+    const worker = String(o.worker.index);
+    const refuse = o.worker.refuse;
+    server.on("request", (req: ClientRequest, res: ClientResponse) => {
+      // Which worker answered: operators (and the tests) see the spread across workers.
+      res.setHeader(WORKER_HEADER, worker);
+      if (refuse?.(req, res)) return;
+      o.handler(req, res);
+    });
+  } else {
+    server.on("request", o.handler);
+  }
   // Broken HTTP/2 sessions from the internet are routine; they are not logged one by one.
   server.on("sessionError", () => {});
 
   // The cap on open connections is the front's: it counts every accepted connection, as the
   // server's own would have.
-  const front = await listenGated(server, admission, o.host, o.port, limits.maxConnections);
+  let ticketKeyPem = o.serverCert.keyPem;
+  let tickets = o.tickets?.(ticketKeyPem);
+  tickets?.install(server);
+  const front = await listenGated(server, admission, o.host, o.port, limits.maxConnections, o.worker?.reusePort ? "reusePort" : undefined);
   front.on("error", (err) => o.log.error(`Client listener error: ${err.message}`));
   server.on("error", (err) => o.log.error(`Client listener error: ${err.message}`));
   const port = (front.address() as AddressInfo).port;
@@ -163,7 +191,16 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     server,
     handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
     applySettings(s) {
-      server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates], s.serverCert ?? o.serverCert));
+      const pair = s.serverCert ?? o.serverCert;
+      server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates], pair));
+      // A new secure context has no ticket keys yet; a renewed certificate key gives new ones.
+      if (o.tickets) {
+        if (pair.keyPem !== ticketKeyPem) {
+          ticketKeyPem = pair.keyPem;
+          tickets = o.tickets(ticketKeyPem);
+        }
+        tickets?.install(server);
+      }
     },
     async close(graceMs = 5000) {
       await new Promise<void>((resolve) => {

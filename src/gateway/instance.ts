@@ -19,12 +19,16 @@ import { SettingsStore } from "./settings-store.ts";
 import { startTunnelListener } from "./tunnels/tunnel-listener.ts";
 import { TunnelPool, type TunnelState } from "./tunnels/tunnel-pool.ts";
 import { LOG_FILES } from "../logs/files.ts";
-import { newSource } from "../observe/channels.ts";
+import { newSource, topics } from "../observe/channels.ts";
 import { observeGateway } from "./observers.ts";
 import { StreamAbuseGuard } from "./abuse.ts";
 import { worthLogging } from "./admission.ts";
 import { FairShare } from "./fairness.ts";
-import type { ServerHttp2Session } from "node:http2";
+import type { Http2ServerRequest, ServerHttp2Session } from "node:http2";
+import { AggregatorRegistry } from "prom-client";
+import { reply } from "./relay/reply.ts";
+import { TicketKeys, ticketSecret } from "./tls-tickets.ts";
+import type { WorkerLink } from "./workers.ts";
 
 export type { GatewayInstanceConfig } from "./config.ts";
 
@@ -55,6 +59,8 @@ export interface GatewayDeps {
    * client-certificate authenticator; `CCM_Proxy_ServerAuth` is the token authenticator unless given here.
    */
   authenticators?: Record<string, ClientAuthenticator>;
+  /** This instance is one worker process of several (workers.ts): ports, settings and tunnel ports come through the link. */
+  worker?: WorkerLink;
 }
 
 export interface GatewayStatus {
@@ -97,12 +103,36 @@ export interface GatewayInstance {
 export async function startGatewayInstance(config: GatewayInstanceConfig, deps: GatewayDeps): Promise<GatewayInstance> {
   const cfg = resolveGatewayConfig(config);
   const { http: httpLog, service: serviceLog } = deps.log;
-  const metrics = new GatewayMetrics(cfg.instanceName, { processMetrics: cfg.metrics !== null });
+  const worker = deps.worker;
+  const metrics = new GatewayMetrics(cfg.instanceName, { processMetrics: cfg.metrics !== null || worker !== undefined });
   const settings = new SettingsStore(cfg.name, cfg.trust);
   const pool = new TunnelPool();
   // Metrics and log lines of this instance subscribe to what it publishes, until it stops.
   const source = newSource("gateway", cfg.instanceName);
   const unobserve = observeGateway({ source, metrics, pool, http: httpLog, service: serviceLog });
+  if (worker) {
+    // The primary serves every worker's series, each named by its worker.
+    metrics.registry.setDefaultLabels({ cmg_instance: cfg.instanceName, worker: String(worker.index) });
+    AggregatorRegistry.setRegistries([metrics.registry]);
+    // Constructing one makes prom-client answer the primary's metrics requests in this worker.
+    new AggregatorRegistry();
+    // A document another worker applied: verified here as if a connection point had brought it.
+    const fromPeers = (doc: unknown): void => {
+      const r = settings.offer(doc);
+      if (r.result === "applied") {
+        const s = r.settings;
+        if (topics.settingsApplied.active) {
+          topics.settingsApplied.publish({ source, revision: s.revision, from: "another worker", trustedRoots: s.trustedRoots.length, intermediates: s.intermediates.length, crlCheck: s.crlCheck, roles: Object.keys(s.urlMap).length });
+        }
+      } else if (r.result === "refused" && r.error.reason !== "stale_revision") {
+        serviceLog.error(`Worker ${worker.index}: settings another worker applied were refused here (${r.error.reason}: ${r.error.message})`);
+      }
+    };
+    worker.onSettings(fromPeers);
+    // What the other workers enforce already, before this one takes any client (a restarted worker).
+    if (worker.settings !== null) fromPeers(worker.settings);
+    settings.onChange((s) => worker.applied(s.revision, settings.document()));
+  }
 
   const crls = new CrlCache({ fetch: deps.fetchCrl ?? fetchCrl, log: serviceLog });
   const mtls = new MutualTlsAuthenticator({
@@ -115,6 +145,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
   });
   const tokens = new TokenAuthenticator({
     instance: { name: cfg.instanceName, index: cfg.index },
+    ...(deps.worker ? { shared: { nonceSecret: deps.worker.nonceSecret, useProof: deps.worker.useProof } } : {}),
     trust: () => {
       const s = settings.current();
       return s && { generation: settings.generation, tokens: s.tokens };
@@ -136,9 +167,33 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
 
   const opened: { close(graceMs?: number): Promise<void> }[] = [];
   try {
+    let refusedNoTunnel = 0;
     const client = await startClientListener({
       host: cfg.client.host,
-      port: cfg.client.port,
+      port: worker?.clientPort ?? cfg.client.port,
+      tickets: (keyPem) => new TicketKeys(ticketSecret(keyPem, cfg.name)),
+      ...(worker
+        ? {
+            worker: {
+              index: worker.index,
+              reusePort: worker.reusePort,
+              // A worker relays over its own tunnels only. Without one (its connection points have not
+              // dialled it yet, or are of a version that dials worker 0 only) it says so, and the client's
+              // retry comes on a new connection, which may reach another worker.
+              refuse: (req, res) => {
+                if (!settings.current() || pool.readyCount() > 0) return false;
+                refusedNoTunnel++;
+                if (worthLogging(refusedNoTunnel)) httpLog.warn(`Worker ${worker.index} has no tunnel: 503 worker_without_tunnel (${refusedNoTunnel} so far); its connection points have not dialled its tunnel port ${worker.tunnelPort} (a connection point of an earlier version dials worker 0 only)`);
+                if (req.httpVersionMajor === 2) (req as unknown as Http2ServerRequest).stream.session?.close();
+                reply(req, res, 503, "worker_without_tunnel", "this worker process of the gateway has no tunnel to a connection point; retry on a new connection", {
+                  "retry-after": "1",
+                  ...(req.httpVersionMajor === 1 ? { connection: "close" } : {}),
+                });
+                return true;
+              },
+            },
+          }
+        : {}),
       serverCert: cfg.serverCert,
       limits: cfg.limits,
       metrics,
@@ -157,8 +212,9 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     const tunnel = await startTunnelListener({
       source,
       host: cfg.tunnel.host,
-      port: cfg.tunnel.port,
+      port: worker?.tunnelPort ?? cfg.tunnel.port,
       cert: cfg.tunnel.cert,
+      ...(worker ? { worker: { index: worker.index, tunnelPorts: () => worker.tunnelPorts() } } : {}),
       siteCaPem: cfg.tunnel.siteCaPem,
       instanceName: cfg.instanceName,
       limits: cfg.limits,
@@ -168,6 +224,7 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       log: serviceLog,
     });
     opened.push(tunnel);
+    worker?.onTunnelPorts(() => tunnel.announceWorkers());
 
     const status = (): GatewayStatus => ({
       instance: cfg.instanceName,
@@ -179,12 +236,13 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
     });
 
     let metricsServer: MetricsServer | null = null;
-    if (cfg.metrics) {
+    if (cfg.metrics && !worker) {
       metricsServer = await serveMetrics(metrics.registry, cfg.metrics, () => ({ ok: pool.readyCount() > 0, ...status() }));
       opened.push(metricsServer);
     }
+    worker?.listening(client.port, tunnel.port);
     serviceLog.info(
-      `Gateway instance ${cfg.instanceName} started: clients on ${cfg.client.host}:${client.port}, connection points on ${cfg.tunnel.host}:${tunnel.port}` +
+      `Gateway instance ${cfg.instanceName}${worker ? ` worker ${worker.index} (pid ${process.pid})` : ""} started: clients on ${cfg.client.host}:${client.port}, connection points on ${cfg.tunnel.host}:${tunnel.port}` +
         (metricsServer ? `, metrics on ${cfg.metrics!.host}:${metricsServer.port}` : ""),
     );
 

@@ -29,6 +29,8 @@ export type OfferResult =
 
 export class SettingsStore {
   private settings: CmgSettings | null = null;
+  /** The signed document of the settings in force, as the site issued it (workers pass it on). */
+  private doc: unknown = null;
   private gen = 0;
   private keys: TrustedSettingsKey[];
   private admitted: readonly AdmittedConnectionPoint[];
@@ -45,6 +47,11 @@ export class SettingsStore {
   /** The settings in force, or null before any connection point has brought some. */
   current(): CmgSettings | null {
     return this.settings;
+  }
+
+  /** The site-signed document of the settings in force, or null. */
+  document(): unknown {
+    return this.doc;
   }
 
   /** Increases on every applied change; caches keyed on it go stale with the settings. */
@@ -85,6 +92,7 @@ export class SettingsStore {
       throw e;
     }
     this.settings = s;
+    this.doc = doc;
     this.keys = trustedKeys(s.settingsKeys);
     this.admitted = s.connectionPoints;
     this.gen++;

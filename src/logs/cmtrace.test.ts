@@ -72,3 +72,20 @@ it("knows CMTrace's severities as the levels, and nothing else", () => {
   for (const v of ["info", "warning", "error"]) assert.ok(isLogLevel(v), v);
   for (const v of ["debug", "warn", "INFO", "", "verbose"]) assert.ok(!isLogLevel(v), v);
 });
+
+it("several writers of one file (a gateway's worker processes) rotate it once, at its real size, and lose no line", () => {
+  const dir = tempDir();
+  // Two log sets open the same file apart, as two processes do (each its own descriptor and count).
+  const a = new LogSet({ dir, maxBytes: 4000 });
+  const b = new LogSet({ dir, maxBytes: 4000 });
+  const la = a.component(LOG_FILES.cmgService);
+  const lb = b.component(LOG_FILES.cmgService);
+  for (let i = 0; i < 30; i++) (i % 2 === 0 ? la : lb).info(`line ${i} ${"x".repeat(100)}`);
+  a.close();
+  b.close();
+  const current = readFileSync(join(dir, "CMGService.log"), "utf8");
+  const previous = readFileSync(join(dir, "CMGService.lo_"), "utf8");
+  assert.ok(current.length <= 4000 && previous.length <= 4000, `${current.length} and ${previous.length} bytes`);
+  const numbers = [...parseLines(previous), ...parseLines(current)].map((l) => Number(l.text.split(" ")[1]));
+  assert.deepEqual(numbers, Array.from({ length: 30 }, (_, i) => i), "every line once, in order");
+});

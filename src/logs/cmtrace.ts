@@ -94,11 +94,31 @@ class LogFile {
   }
   write(line: string): void {
     const buf = Buffer.from(line, "utf8");
+    // The file's own size, not this writer's count: other processes may append to it too.
+    this.size = fstatSync(this.fd).size;
     if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
     writeSync(this.fd, buf);
     this.size += buf.length;
   }
+  /**
+   * Several processes may append to one file (the worker processes of a gateway instance): each
+   * line is one append, so lines never mix; before rotating, the file's real size and identity are
+   * read, so a file another process rotated already is reopened, not rotated again.
+   */
   private rotate(): void {
+    const mine = fstatSync(this.fd);
+    let current: { ino: number; dev: number } | null = null;
+    try {
+      current = statSync(this.path);
+    } catch {
+      // Renamed by another process, not created again yet.
+    }
+    if (!current || current.ino !== mine.ino || current.dev !== mine.dev) {
+      closeSync(this.fd);
+      this.fd = openSync(this.path, "a", 0o600);
+      this.size = fstatSync(this.fd).size;
+      return;
+    }
     closeSync(this.fd);
     const previous = this.path.replace(/\.log$/i, "") + ".lo_";
     rmSync(previous, { force: true });

@@ -54,7 +54,7 @@ const METRICS_LIMITS = { maxConnections: 32, headersTimeoutMs: 10_000, requestTi
  * @example
  * const m = await serveMetrics(metrics.registry, { host: "127.0.0.1", port: 9440 }, () => ({ ok: pool.readyCount() > 0 }));
  */
-export async function serveMetrics(registry: Registry, at: { host: string; port: number }, health: () => { ok: boolean } & Record<string, unknown>): Promise<MetricsServer> {
+export async function serveMetrics(registry: { metrics(): Promise<string>; contentType: string }, at: { host: string; port: number }, health: () => { ok: boolean } & Record<string, unknown>): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/metrics") {

@@ -80,6 +80,10 @@ export const GATEWAY_REFUSALS: Record<string, RefusalInfo> = {
     check: "tunnel to the site (connection point)",
     fix: "no connection point is connected to this CMG instance: start the connection point role (connection-point serve) and check that it reaches the instance's tunnel port",
   },
+  worker_without_tunnel: {
+    check: "tunnel to the site at this worker process (connection point)",
+    fix: "the gateway worker process that took the connection has no tunnel: its connection points have not dialled its tunnel port (the instance's tunnel port + 16 per worker), or are of an earlier version that dials worker 0 only: open every worker's tunnel port to the connection points and upgrade them, or run the instance with --workers 1; the client retries on a new connection meanwhile",
+  },
   not_configured: {
     check: "gateway settings",
     fix: "no connection point has configured this instance yet: start the connection point role and wait for it to connect",

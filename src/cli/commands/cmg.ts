@@ -1,4 +1,8 @@
 import { readFileSync } from "node:fs";
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
+import { resolveGatewayConfig } from "../../gateway/config.ts";
+import { connectWorker, MAX_WORKERS, superviseWorkers, WORKER_ENV } from "../../gateway/workers.ts";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { pino } from "pino";
@@ -405,6 +409,14 @@ function withMetricsListener(cfg: GatewayInstanceConfig, host: string | undefine
   return { ...cfg, metrics: { host: host ?? cfg.metrics?.host ?? DEFAULT_METRICS_HOST, port: p } };
 }
 
+/** `--workers`: a whole number from 1 to MAX_WORKERS (default: the host's cores). */
+function workersOpt(v: string | undefined): number {
+  if (v === undefined || v === "") return Math.min(MAX_WORKERS, availableParallelism());
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || n < 1 || n > MAX_WORKERS) throw new ValidationError("workers", `a whole number from 1 to ${MAX_WORKERS}`);
+  return n;
+}
+
 /** `gateway serve` (one instance) and `connection-point serve` (the role). */
 function registerServe(program: Command, ctx: CliContext): void {
   program
@@ -416,13 +428,46 @@ function registerServe(program: Command, ctx: CliContext): void {
     .option("--metrics-host <addr>", "address the metrics listener binds (default: the start-up file's, else 127.0.0.1)")
     .option("--metrics-port <n>", "metrics port (default: the start-up file's; 0: none)")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { config: string; metricsHost?: string; metricsPort?: string; logLevel: string }, cmd: Command) => {
+    .option("--workers <n>", `worker processes sharing the client port, each with its own tunnels (default: the host's cores, ${availableParallelism()} here; at most ${MAX_WORKERS})`)
+    .action(async (o: { config: string; metricsHost?: string; metricsPort?: string; logLevel: string; workers?: string }, cmd: Command) => {
       const logLevel = logLevelOpt(o.logLevel);
       const metricsHost = o.metricsHost === undefined ? undefined : bindHostOpt("metricsHost", o.metricsHost);
       const metricsPort = portOpt("metricsPort", o.metricsPort);
+      const workers = workersOpt(o.workers ?? process.env.OPENCMG_GATEWAY_WORKERS);
       const cfg = withMetricsListener(loadStartupFile(o.config), metricsHost, metricsPort);
       const g = ctx.globals(cmd);
+      // Every worker writes the instance's log files (cmtrace.ts appends line by line, rotation is shared).
       const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
+      const workerIndex = process.env[WORKER_ENV];
+      if (cluster.isWorker && workerIndex !== undefined) {
+        const link = await connectWorker(Number(workerIndex), workers);
+        const inst = await startGatewayInstance({ ...cfg, metrics: null }, { log: gatewayLogs(logs), worker: link });
+        // The primary says when to stop (or goes away); SIGTERM to the whole unit stops it too. Ctrl-C is the primary's.
+        process.on("SIGINT", () => undefined);
+        const cause = await new Promise<string>((resolve) => {
+          link.onStop(() => resolve("primary"));
+          process.once("SIGTERM", () => resolve("SIGTERM"));
+        });
+        await inst.stop();
+        logs.close();
+        ctx.io.err.write(`gateway ${inst.instanceName} worker ${link.index} stopped (${cause})\n`);
+        process.exit(0);
+      }
+      if (workers > 1) {
+        const resolved = resolveGatewayConfig(cfg);
+        const serviceLog = gatewayLogs(logs).service;
+        const sup = await superviseWorkers(resolved, workers, serviceLog, (line) => ctx.io.err.write(`gateway ${resolved.instanceName} ${line}\n`));
+        const stopped = waitForStop();
+        ctx.io.err.write(
+          `gateway ${resolved.instanceName} listening: clients on ${cfg.client.host}:${sup.clientPort}, tunnels on ${cfg.tunnel.host}:${sup.tunnelPorts.join(",")}` +
+            `${sup.metricsPort ? `, metrics on ${cfg.metrics?.host ?? DEFAULT_METRICS_HOST}:${sup.metricsPort}` : ""}; ${workers} workers (pids ${sup.pids().join(",")})\n`,
+        );
+        const cause = await stopped;
+        await sup.stop();
+        logs.close();
+        ctx.io.err.write(`gateway ${resolved.instanceName} stopped (${cause})\n`);
+        return;
+      }
       const inst = await startGatewayInstance(cfg, { log: gatewayLogs(logs) });
       const stopped = waitForStop(); // before the line that says it listens: a stop may follow at once
       ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on ${cfg.metrics?.host ?? DEFAULT_METRICS_HOST}:${inst.metricsPort}` : ""}\n`);

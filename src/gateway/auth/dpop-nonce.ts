@@ -29,10 +29,11 @@ export type NonceCheck = { ok: true; window: number; fresh: boolean } | { ok: fa
  * const c = nonces.check(proof.nonce); // { ok: true, window, fresh } or { ok: false, why }
  */
 export class DpopNonces {
-  private readonly secret = randomBytes(32);
   constructor(
     private readonly instance: string,
     private readonly now: () => number = Date.now,
+    /** The instance's secret: drawn here, or given by the primary to every worker process of the instance (workers.ts). */
+    private readonly secret: Buffer = randomBytes(32),
   ) {}
 
   window(at = this.now()): number {

@@ -38,7 +38,7 @@ import {
   type TokenKind,
 } from "../../wire/tokens.ts";
 import type { AuthRefusal, AuthVerdict, ClientAuthenticator, ClientIdentity, ClientRequest } from "./client-cert.ts";
-import { DpopNonces, ProofReplayCache } from "./dpop-nonce.ts";
+import { DpopNonces, ProofReplayCache, type ReplayVerdict } from "./dpop-nonce.ts";
 
 export type TokenRefusalReason =
   | "not_configured"
@@ -133,6 +133,12 @@ export interface TokenAuthOptions {
   /** Verified tokens kept (default 20,000; oldest dropped first). */
   maxCacheEntries?: number;
   now?: () => number;
+  /**
+   * The instance runs worker processes (workers.ts): they share its nonce secret, and the proofs
+   * accepted are remembered in one place for all of them (the primary), so a proof is good for one
+   * request at the instance, whichever worker takes it.
+   */
+  shared?: { nonceSecret: Buffer; useProof: (window: number, current: number, client: string, id: string) => Promise<ReplayVerdict> };
 }
 
 /** The path of a registration request relative to the role (wire/mp.ts MP_PATHS.register). */
@@ -164,7 +170,7 @@ export class TokenAuthenticator implements ClientAuthenticator {
     this.proofMaxAge = o.proofMaxAgeSec ?? PROOF_MAX_AGE_SEC;
     this.maxEntries = o.maxCacheEntries ?? 20_000;
     this.now = o.now ?? Date.now;
-    this.nonces = new DpopNonces(o.instance.name, this.now);
+    this.nonces = new DpopNonces(o.instance.name, this.now, o.shared?.nonceSecret);
   }
 
   async authenticate(req: ClientRequest): Promise<AuthVerdict> {
@@ -333,7 +339,9 @@ export class TokenAuthenticator implements ClientAuthenticator {
     if (!nonce.ok) return refuse(USE_DPOP_NONCE, nonce.why);
     const jti = payload.jti;
     if (typeof jti !== "string" || jti.length < 8 || jti.length > 128) return refuse("bad_proof", "the proof's jti is not a string of 8 to 128 characters");
-    const seen = this.proofsSeen.use(nonce.window, this.nonces.window(), `${token.kind} ${token.id}`, `${jkt} ${jti}`);
+    const seen = this.o.shared
+      ? await this.o.shared.useProof(nonce.window, this.nonces.window(), `${token.kind} ${token.id}`, `${jkt} ${jti}`)
+      : this.proofsSeen.use(nonce.window, this.nonces.window(), `${token.kind} ${token.id}`, `${jkt} ${jti}`);
     if (!seen.ok) {
       const reason = seen.why === "replayed" ? "proof_replayed" : seen.why === "client_full" ? "too_many_proofs" : "proof_cache_full";
       return refuse(reason, seen.detail);

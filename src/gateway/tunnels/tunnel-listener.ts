@@ -53,12 +53,19 @@ export interface TunnelListenerOptions {
   metrics: GatewayMetrics;
   /** CMGService.log */
   log: ComponentLog;
+  /**
+   * One worker of several (workers.ts): its index and every worker's tunnel port, told to each
+   * connection point (the `workers` message) so it dials them all. The port is this worker's alone.
+   */
+  worker?: { index: number; tunnelPorts: () => number[] };
 }
 
 export interface TunnelListener {
   port: number;
   /** Connections in TLS handshake now, and waiting for a handshake place (admission.ts). */
   handshakes(): { pending: number; waiting: number };
+  /** Tells every connection point the workers' tunnel ports again (they changed). */
+  announceWorkers(): void;
   /** Stops accepting, closes control streams, lets requests in flight finish for `graceMs`, then cuts. */
   close(graceMs?: number): Promise<void>;
 }
@@ -219,6 +226,8 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     };
     senders.set(control, send);
     send({ type: "hello", protocol: version, instance: o.instanceName, revision: o.settings.current()?.revision ?? null });
+    const workers = workersMessage();
+    if (workers) send(workers);
 
     const fail = (why: string): void => {
       o.log.error(`${tunnel.label}: control stream: ${why}; closing the tunnel`);
@@ -316,6 +325,14 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     });
   }
 
+  /** The workers' tunnel ports, once every one is known. */
+  function workersMessage(): GatewayMessage | null {
+    if (!o.worker) return null;
+    const ports = o.worker.tunnelPorts();
+    if (ports.length === 0 || ports.some((p) => p === 0)) return null;
+    return { type: "workers", worker: o.worker.index, ports };
+  }
+
   /** Where admission comes from now, for log lines. */
   function admittedBy(): string {
     const r = o.settings.current()?.revision;
@@ -343,7 +360,8 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
     topics.tunnelState.publish({ source: o.source, side: "gateway", tunnel: t.label, id: t.id, connectionPoint: t.connectionPoint, state: t.state, previous, served: t.served });
   }
 
-  const front = await listenGated(server, admission, o.host, o.port);
+  // A worker's tunnel port is its own: bound in the worker, not handed to the cluster primary.
+  const front = await listenGated(server, admission, o.host, o.port, undefined, o.worker ? "exclusive" : undefined);
   front.on("error", (err) => o.log.error(`Tunnel listener error: ${err.message}`));
   server.on("error", (err) => o.log.error(`Tunnel listener error: ${err.message}`));
   const port = (front.address() as AddressInfo).port;
@@ -352,6 +370,10 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
   return {
     port,
     handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
+    announceWorkers() {
+      const m = workersMessage();
+      if (m) for (const send of senders.values()) send(m);
+    },
     async close(graceMs = 5000) {
       unsubscribe();
       front.close();

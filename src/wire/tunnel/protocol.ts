@@ -41,6 +41,8 @@ export function alpnVersion(alpn: string | false | null | undefined): number | n
 }
 /** Instance i of a CMG listens for connection points on 10140 + i unless told otherwise. */
 export const DEFAULT_TUNNEL_PORT_BASE = 10140;
+/** Worker processes of one instance a `workers` message may name. */
+export const MAX_WORKER_ENDPOINTS = 64;
 /** Longest NDJSON line accepted on the control stream (a settings message with 6 CA certificates and a large URL map fits easily). */
 export const MAX_CONTROL_LINE = 4 * 1024 * 1024;
 
@@ -338,7 +340,13 @@ export type GatewayMessage =
   | { type: "settings-ignored"; revision: number; current: number }
   | { type: "settings-rejected"; revision: number; error: string }
   /** Sent on every tunnel whenever the instance applies new settings, whichever connection point sent them. */
-  | { type: "settings-in-force"; revision: number };
+  | { type: "settings-in-force"; revision: number }
+  /**
+   * The instance runs several worker processes, each with tunnels of its own: `ports[w]` is worker
+   * w's tunnel port on the host the connection point dialled (`worker`: the one that sends it). A
+   * connection point dials every worker; one that does not know the message ignores it.
+   */
+  | { type: "workers"; worker: number; ports: number[] };
 
 const connectorMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("hello"), protocol: z.number().int(), connectionPoint: z.string().max(255) }),
@@ -351,6 +359,7 @@ const gatewayMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("settings-ignored"), revision: z.number(), current: z.number() }),
   z.object({ type: z.literal("settings-rejected"), revision: z.number(), error: z.string() }),
   z.object({ type: z.literal("settings-in-force"), revision: z.number() }),
+  z.object({ type: z.literal("workers"), worker: z.number().int().min(0).max(MAX_WORKER_ENDPOINTS - 1), ports: z.array(z.number().int().min(0).max(65535)).min(1).max(MAX_WORKER_ENDPOINTS) }),
 ]);
 
 /**
@@ -367,7 +376,7 @@ export function parseConnectorMessage(line: string): ConnectorMessage | null {
 /** A control message from a gateway; unknown types are returned as null. */
 export function parseGatewayMessage(line: string): GatewayMessage | null {
   const json = JSON.parse(line) as { type?: unknown };
-  const known = ["hello", "settings-applied", "settings-ignored", "settings-rejected", "settings-in-force"];
+  const known = ["hello", "settings-applied", "settings-ignored", "settings-rejected", "settings-in-force", "workers"];
   if (typeof json.type !== "string" || !known.includes(json.type)) return null;
   return gatewayMessageSchema.parse(json) as GatewayMessage;
 }
