@@ -26,8 +26,9 @@ const result = await build({
   logLevel: "warning",
   metafile: true,
   // Left to Node: native addons (better-sqlite3), packages that load files of their own at run time
-  // (pino's transports run in worker threads; pg's optional native driver).
-  external: ["better-sqlite3", "pg", "pg-native", "pino", "fastify", "@fastify/*"],
+  // (pino's transports run in worker threads; pg's optional native driver); @kubernetes/client-node,
+  // whose ws and node-fetch try optional addons (bufferutil, utf-8-validate, encoding) at run time.
+  external: ["better-sqlite3", "pg", "pg-native", "pino", "fastify", "@fastify/*", "@kubernetes/client-node"],
   // Bundled CommonJS packages call require() for Node's own modules.
   banner: { js: 'import { createRequire as __opencmgCreateRequire } from "node:module"; const require = __opencmgCreateRequire(import.meta.url);' },
 });

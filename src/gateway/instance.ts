@@ -241,6 +241,13 @@ export async function startGatewayInstance(config: GatewayInstanceConfig, deps: 
       opened.push(metricsServer);
     }
     worker?.listening(client.port, tunnel.port);
+    if (worker) {
+      // The primary answers /healthz for the instance from what each worker reports.
+      worker.reportStatus(status());
+      const reporting = setInterval(() => worker.reportStatus(status()), 1000);
+      reporting.unref();
+      opened.push({ close: async () => clearInterval(reporting) });
+    }
     serviceLog.info(
       `Gateway instance ${cfg.instanceName}${worker ? ` worker ${worker.index} (pid ${process.pid})` : ""} started: clients on ${cfg.client.host}:${client.port}, connection points on ${cfg.tunnel.host}:${tunnel.port}` +
         (metricsServer ? `, metrics on ${cfg.metrics!.host}:${metricsServer.port}` : ""),

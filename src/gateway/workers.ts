@@ -27,6 +27,7 @@ import { AggregatorRegistry } from "prom-client";
 import type { ComponentLog } from "../logs/cmtrace.ts";
 import { serveMetrics, type MetricsServer } from "../observe/prometheus.ts";
 import type { ResolvedGatewayConfig } from "./config.ts";
+import type { GatewayStatus } from "./instance.ts";
 
 /** Environment variable that makes a `gateway serve` process a worker: its index. */
 export const WORKER_ENV = "OPENCMG_GATEWAY_WORKER";
@@ -59,6 +60,7 @@ type FromWorker =
   | { t: "hello" }
   | { t: "listening"; clientPort: number; tunnelPort: number }
   | { t: "settings"; revision: number; document: unknown }
+  | { t: "status"; status: GatewayStatus }
   | { t: "proof"; id: number; window: number; current: number; client: string; proof: string };
 
 /** What a worker knows of the others, through the primary (instance.ts uses it). */
@@ -78,6 +80,8 @@ export interface WorkerLink {
   /** Tells the primary (then every other worker) about an applied document. */
   applied(revision: number, document: unknown): void;
   listening(clientPort: number, tunnelPort: number): void;
+  /** Reports this worker's status to the primary, which answers /healthz for the whole instance. */
+  reportStatus(status: GatewayStatus): void;
   /** The instance's DPoP nonce secret, the same in every worker. */
   nonceSecret: Buffer;
   /** Records a DPoP proof in the instance's one replay cache (the primary's): accepted once, whichever worker sees it. */
@@ -117,6 +121,7 @@ export function connectWorker(index: number, count: number): Promise<WorkerLink>
           onStop: (cb) => stopListeners.push(cb),
           applied: (revision, document) => send({ t: "settings", revision, document }),
           listening: (clientPort, tunnelPort) => send({ t: "listening", clientPort, tunnelPort }),
+          reportStatus: (status) => send({ t: "status", status }),
           nonceSecret: Buffer.from(m.nonceSecret, "base64"),
           useProof: (window, current, client, proof) =>
             new Promise((resolveVerdict) => {
@@ -170,6 +175,8 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
   const timers = new Set<NodeJS.Timeout>();
   let clientPort = cfg.client.port;
   let settings: { revision: number; document: unknown } | null = null;
+  // Each worker's last reported status (instance.ts reports on every change of its tunnels, and each second).
+  const statuses: (GatewayStatus | null)[] = Array.from({ length: count }, () => null);
   // DPoP (auth/dpop-nonce.ts): one nonce secret and one record of accepted proofs for the whole instance.
   const nonceSecret = randomBytes(32).toString("base64");
   const proofs = new ProofReplayCache();
@@ -199,6 +206,8 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
           onLine(`worker ${index} (pid ${worker.process.pid}) up: clients on ${cfg.client.host}:${m.clientPort}, tunnels on ${cfg.tunnel.host}:${m.tunnelPort}`);
           broadcast({ t: "ports", tunnelPorts: [...tunnelPorts] });
           resolve();
+        } else if (m?.t === "status") {
+          if (workers[index] === worker) statuses[index] = m.status;
         } else if (m?.t === "settings") {
           // Each worker verifies the document itself; the primary only keeps the newest and passes it on.
           if (!settings || m.revision > settings.revision) {
@@ -208,7 +217,10 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
         }
       });
       worker.on("exit", (code, signal) => {
-        if (workers[index] === worker) workers[index] = null;
+        if (workers[index] === worker) {
+          workers[index] = null;
+          statuses[index] = null;
+        }
         if (!listening) reject(new Error(`gateway worker ${index} exited before it listened (${signal ?? code})`));
         if (stopping) return;
         if (Date.now() - started > 60_000) attempts[index] = 0;
@@ -240,10 +252,15 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
   let metricsServer: MetricsServer | null = null;
   if (cfg.metrics) {
     const aggregator = new AggregatorRegistry();
-    metricsServer = await serveMetrics({ metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, cfg.metrics, () => ({
-      ok: workers.every((w) => w !== null),
-      workers: workers.map((w, i) => ({ worker: i, pid: w?.process.pid ?? null, tunnelPort: tunnelPorts[i] })),
-    }));
+    metricsServer = await serveMetrics({ metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, cfg.metrics, () => {
+      const s = instanceStatus(cfg.instanceName, statuses);
+      return {
+        // Ready only when every worker can relay: the client port hands a connection to any of them.
+        ok: workers.every((w) => w !== null) && s.ready,
+        ...s,
+        workers: workers.map((w, i) => ({ worker: i, pid: w?.process.pid ?? null, tunnelPort: tunnelPorts[i], ready: statuses[i]?.ready ?? false })),
+      };
+    });
   }
   log.info(`Gateway instance ${cfg.instanceName}: ${count} worker processes (${reusePort ? "reusePort" : "cluster"} client port ${clientPort}; tunnel ports ${tunnelPorts.join(", ")})`);
 
@@ -273,5 +290,29 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
       );
       await metricsServer?.close();
     },
+  };
+}
+
+/**
+ * One instance's status from its workers' (the shape a single-process instance reports): ready when
+ * every worker has a tunnel, tunnels and handshakes of all of them, ready tunnels per connection
+ * point added up, and the lowest settings revision in force (what every worker enforces at least).
+ */
+export function instanceStatus(instance: string, statuses: readonly (GatewayStatus | null)[]): GatewayStatus {
+  const known = statuses.filter((s): s is GatewayStatus => s !== null);
+  const connectionPoints: Record<string, number> = {};
+  for (const s of known) for (const [cp, n] of Object.entries(s.connectionPoints)) connectionPoints[cp] = (connectionPoints[cp] ?? 0) + n;
+  const revisions = known.map((s) => s.settingsRevision);
+  const sum = (pick: (s: GatewayStatus) => { pending: number; waiting: number }) => ({
+    pending: known.reduce((a, s) => a + pick(s).pending, 0),
+    waiting: known.reduce((a, s) => a + pick(s).waiting, 0),
+  });
+  return {
+    instance,
+    ready: known.length === statuses.length && known.every((s) => s.ready),
+    settingsRevision: revisions.length === statuses.length && revisions.every((r) => r !== null) ? Math.min(...(revisions as number[])) : null,
+    tunnels: known.flatMap((s) => s.tunnels),
+    connectionPoints,
+    handshakes: { client: sum((s) => s.handshakes.client), tunnel: sum((s) => s.handshakes.tunnel) },
   };
 }
