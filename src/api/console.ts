@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { ApiRoute } from "./route-kit.ts";
+import * as S from "./schemas.ts";
 import type { Authenticator } from "./auth.ts";
 import type { AdminIdentity } from "../site/services/admin-tokens.ts";
 import { OpenCmgError } from "../errors.ts";
@@ -93,13 +94,13 @@ const notHere = (): Promise<never> => Promise.reject(new Error("registered by re
 
 /** The console's own routes as the OpenAPI document describes them (registered by `registerConsole`, which needs the reply itself). */
 export const CONSOLE_ROUTE_DOCS: ApiRoute[] = [
-  { method: "POST", path: "/api/v1/session", tag: "console", auth: false, summary: "Sign in to the console with an admin token: sets the HttpOnly session cookie, returns the CSRF token", body: z.strictObject({ token: z.string() }), status: 201, handle: notHere },
-  { method: "GET", path: "/api/v1/session", tag: "console", auth: false, summary: "The console session of the cookie (its CSRF token and expiry), or 401", handle: notHere },
+  { method: "POST", path: "/api/v1/session", tag: "console", auth: false, summary: "Sign in to the console with an admin token: sets the HttpOnly session cookie, returns the CSRF token", body: z.strictObject({ token: z.string() }), response: S.consoleSession, status: 201, handle: notHere },
+  { method: "GET", path: "/api/v1/session", tag: "console", auth: false, summary: "The console session of the cookie (its CSRF token and expiry), or 401", response: S.consoleSession, handle: notHere },
   { method: "DELETE", path: "/api/v1/session", tag: "console", auth: false, summary: "Sign out: ends the session", status: 204, handle: notHere },
-  { method: "GET", path: "/api/v1/session/directory", tag: "console", auth: false, summary: "Whether directory sign-in is set up, and the redirect URL to register at the directory", handle: notHere },
+  { method: "GET", path: "/api/v1/session/directory", tag: "console", auth: false, summary: "Whether directory sign-in is set up, and the redirect URL to register at the directory", response: S.directoryStatus, handle: notHere },
   { method: "GET", path: "/api/v1/session/directory/start", tag: "console", auth: false, summary: "Starts a directory sign-in: redirects the browser to the directory (authorization code with PKCE)", status: 302, handle: notHere },
   { method: "GET", path: ADMIN_OIDC_CALLBACK, tag: "console", auth: false, summary: "Where the directory sends the browser back: sets the session cookie and redirects to the console (or to it with signInError)", status: 302, handle: notHere },
-  { method: "GET", path: "/api/v1/events", tag: "console", needs: "read", summary: "Server-sent events: `change` notices ({topic: status|cmg}) for the live views", handle: notHere },
+  { method: "GET", path: "/api/v1/events", tag: "console", needs: "read", summary: "Server-sent events: `change` notices ({topic: status|cmg}) for the live views", produces: ["text/event-stream"], handle: notHere },
 ];
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);

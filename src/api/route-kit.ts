@@ -89,6 +89,9 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
   return schema.parse(body ?? {});
 }
 
+/** The body of a change that takes no fields: none, or `{}` (unknown fields refused). */
+export const emptyBody = z.strictObject({});
+
 /** Query helpers: numbers and times arrive as text. */
 export const q = {
   limit: (max: number, dflt: number) => z.coerce.number({ error: `must be a whole number from 1 to ${max}` }).int(`must be a whole number from 1 to ${max}`).min(1, `must be from 1 to ${max}`).max(max, `must be from 1 to ${max}`).default(dflt),

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { needing } from "./route-kit.ts";
 import type { ApiRoute } from "./routes.ts";
+import * as S from "./schemas.ts";
 
 const analyzeBody = z
   .object({
@@ -22,6 +23,7 @@ export const CMG_ANALYZE_ROUTES: ApiRoute[] = needing("infrastructure", [
     tag: "cmg",
     summary: "Connection analyzer: name resolution, TLS and certificates of each instance, a client certificate against the trusted roots, intermediates and CRL, tunnels, location requests; one result per check",
     body: analyzeBody,
+    response: S.cmgAnalysis,
     handle: async (s, i) => {
       const b = analyzeBody.parse(i.body ?? {});
       const { analyzeCmg } = await import("../site/services/cmg-analyze.ts");

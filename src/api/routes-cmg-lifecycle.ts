@@ -4,7 +4,8 @@
  * logged and pushed to the instances exactly as `opencmg cmg update` does it.
  */
 import { z } from "zod";
-import { needing } from "./route-kit.ts";
+import { emptyBody, needing, parseBody } from "./route-kit.ts";
+import * as S from "./schemas.ts";
 import type { ApiRoute } from "./route-kit.ts";
 import { deleteCmg } from "../site/services/cmgs.ts";
 
@@ -46,16 +47,18 @@ export const CMG_ROUTES: ApiRoute[] = needing("infrastructure", [
     tag: "cmg",
     summary: "Change a CMG live: instances, server certificate, trusted roots and intermediates (add/remove, or replace with replaceCertificates), revocation checking",
     body: cmgBodies.update,
+    response: S.cmg,
     handle: (s, i) => s.cmgs.update(i.params.name!, cmgBodies.update.parse(i.body ?? {})),
   },
-  { method: "POST", path: "/api/v1/cmgs/:name/stop", tag: "cmg", summary: "Stop the service: instances stop, tunnels end; it stays stopped until started", handle: (s, i) => s.cmgs.stop(i.params.name!, "admin API") },
-  { method: "POST", path: "/api/v1/cmgs/:name/start", tag: "cmg", summary: "Start a stopped service", handle: (s, i) => s.cmgs.start(i.params.name!, "admin API") },
+  { method: "POST", path: "/api/v1/cmgs/:name/stop", tag: "cmg", summary: "Stop the service: instances stop, tunnels end; it stays stopped until started", body: emptyBody, response: S.cmg, handle: (s, i) => (parseBody(emptyBody, i.body), s.cmgs.stop(i.params.name!, "admin API")) },
+  { method: "POST", path: "/api/v1/cmgs/:name/start", tag: "cmg", summary: "Start a stopped service", body: emptyBody, response: S.cmg, handle: (s, i) => (parseBody(emptyBody, i.body), s.cmgs.start(i.params.name!, "admin API")) },
   {
     method: "DELETE",
     path: "/api/v1/cmgs/:name",
     tag: "cmg",
     summary: "Delete a CMG: instances stopped, tunnels ended, bundle and keys removed (?force=true to delete the last Ready CMG while internet clients exist)",
     query: { force: "true to delete the last Ready CMG while clients registered through the internet exist" },
+    response: S.cmgDeleted,
     handle: (s, i) => deleteCmg(s, i.params.name!, { force: i.query.force === "true" }),
   },
 ]);

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { needing } from "./route-kit.ts";
 import type { ApiRoute } from "./routes.ts";
+import * as S from "./schemas.ts";
 
 const trafficAlertBody = z
   .object({
@@ -19,6 +20,7 @@ export const CMG_TRAFFIC_ROUTES: ApiRoute[] = needing("infrastructure", [
     tag: "cmg",
     summary: "A CMG's traffic: 14-day outbound total, per day, per instance, connection point and role kind, with its traffic alert",
     query: { days: "days to show, today included (1-90, default 14)" },
+    response: S.cmgTraffic,
     handle: async (s, i) => {
       const summary = await s.cmgTraffic.summary(i.params.name!, i.query.days ?? 14);
       return { ...summary, alert: await s.cmgAlerts.trafficAlert(i.params.name!), alertStates: await s.cmgAlerts.states(i.params.name!) };
@@ -30,6 +32,7 @@ export const CMG_TRAFFIC_ROUTES: ApiRoute[] = needing("infrastructure", [
     tag: "cmg",
     summary: "Set or change a CMG's traffic alert (what is left out stays; a new alert needs thresholdGb; percentages default to 50 and 90)",
     body: trafficAlertBody,
+    response: S.trafficAlert,
     handle: (s, i) => s.cmgAlerts.setTrafficAlert(i.params.name!, trafficAlertBody.parse(i.body ?? {})),
   },
   { method: "DELETE", path: "/api/v1/cmgs/:name/traffic-alert", tag: "cmg", summary: "Remove a CMG's traffic alert", status: 204, handle: async (s, i) => void (await s.cmgAlerts.setTrafficAlert(i.params.name!, null)) },

@@ -1,7 +1,7 @@
 /** Software updates: the update point's synchronisation, the updates, automatic deployment rules, the product update feed. */
 import { z } from "zod";
 import type { ApiRoute } from "./route-kit.ts";
-import { parseBody, needing } from "./route-kit.ts";
+import { emptyBody as empty, parseBody, needing } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 
 const adrBody = z.strictObject({
@@ -11,7 +11,6 @@ const adrBody = z.strictObject({
   classifications: z.array(z.string()).optional(),
   titleContains: z.string().optional(),
 });
-const empty = z.strictObject({});
 
 export const UPDATES_ROUTES: ApiRoute[] = needing("infrastructure", [
   {

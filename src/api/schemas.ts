@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { ADMIN_ROLES } from "../site/services/admin-roles.ts";
+import { CMG_STATUSES, RUN_STATES } from "../site/services/cmg-model.ts";
 
 const time = z.string().describe("ISO-8601 time");
 
@@ -42,6 +43,7 @@ export const client = z.looseObject({
   lastContactAt: time.nullable(),
   connectionType: z.enum(["intranet", "internet"]).nullable(),
   registeredAt: time,
+  blocked: z.boolean().describe("refused everywhere by an administrator"),
   statusRefused: z.number().describe("status messages refused for the client's limits (429)"),
   statusRefusedAt: time.nullable().describe("when one was last refused"),
 });
@@ -57,7 +59,32 @@ export const bulkToken = z.looseObject({
 });
 export const clientSettings = z.looseObject({ locationIntervalMinutes: z.number(), policyIntervalMinutes: z.number(), useCmg: z.boolean(), alwaysOnInternet: z.boolean() });
 
-const certInfo = z.looseObject({ subject: z.string(), thumbprint: z.string(), notAfter: time, dnsNames: z.array(z.string()).optional() });
+export const certInfo = z.looseObject({ subject: z.string(), thumbprint: z.string(), notAfter: time, dnsNames: z.array(z.string()).optional() });
+export const trafficAlert = z.looseObject({ thresholdGb: z.number(), warningPct: z.number(), criticalPct: z.number(), stopOnCritical: z.boolean().optional() });
+export const cmgInstance = z.looseObject({
+  index: z.number(),
+  clientUrl: z.string(),
+  clientPort: z.number(),
+  listenHost: z.string(),
+  tunnelHost: z.string(),
+  tunnelPort: z.number(),
+  metricsPort: z.number().nullable(),
+  connectionPoints: z.array(z.looseObject({ server: z.string(), connected: z.boolean(), detail: z.string(), reportedAt: time })),
+  restarts: z.number(),
+  lastRestartAt: time.nullable(),
+  lastExit: z.string().nullable(),
+});
+export const cmgDeploy = z.looseObject({
+  listenHost: z.string(),
+  publicHost: z.string(),
+  clientPortBase: z.number(),
+  tunnelPortBase: z.number(),
+  instanceHost: z.string(),
+  instanceAddresses: z.array(z.string()).optional(),
+  metricsPortBase: z.number(),
+  metricsHost: z.string().optional(),
+  trafficAlert: trafficAlert.nullable().optional(),
+});
 export const cmg = z.looseObject({
   name: z.string(),
   serviceFqdn: z.string(),
@@ -72,13 +99,74 @@ export const cmg = z.looseObject({
   serverCertificate: certInfo,
   trustedRoots: z.array(certInfo),
   intermediates: z.array(certInfo),
-  deploy: z.record(z.string(), z.unknown()),
+  deploy: cmgDeploy,
   connectionPointServers: z.array(z.string()),
-  status: z.enum(["Provisioning", "Ready", "Degraded", "Error"]),
+  status: z.enum(CMG_STATUSES),
   statusReason: z.string(),
-  instances: z.array(z.record(z.string(), z.unknown())),
+  runState: z.enum(RUN_STATES).describe("what the administrator asked for: running unless stopped or being deleted"),
+  runStateAt: time.nullable(),
+  instances: z.array(cmgInstance),
   revision: z.number(),
 });
+export const cmgDeleted = z.looseObject({ deleted: z.string(), connectionPointsRemoved: z.array(z.string()).describe("servers whose connection point role for it was removed") });
+
+const trafficTotals = { requests: z.number(), failed: z.number(), bytesToClients: z.number(), bytesFromClients: z.number() };
+export const cmgTraffic = z.looseObject({
+  cmg: z.string(),
+  days: z.number(),
+  from: time,
+  to: time,
+  total: z.looseObject(trafficTotals),
+  outbound14Days: z.number().describe("bytes to the devices over the last 14 days"),
+  perDay: z.array(z.looseObject({ day: z.string(), ...trafficTotals })),
+  byInstance: z.array(z.looseObject({ instance: z.number().nullable(), ...trafficTotals })),
+  byConnectionPoint: z.array(z.looseObject({ connectionPoint: z.string(), ...trafficTotals })),
+  byRoleKind: z.array(z.looseObject({ roleKind: z.string(), ...trafficTotals })),
+  perDayByRoleKind: z.array(z.looseObject({ day: z.string(), roleKind: z.string(), ...trafficTotals })),
+  alert: trafficAlert.nullable(),
+  alertStates: z.array(z.looseObject({ alert: z.enum(["traffic", "certificate-30d", "certificate-7d"]), level: z.string(), subject: z.string(), changedAt: time })),
+});
+export const analyzeCheck = z.looseObject({
+  check: z.string(),
+  status: z.enum(["pass", "fail", "skip"]),
+  detail: z.string(),
+  fix: z.string().optional().describe("what to do, in the console's words"),
+  cliFix: z.string().optional().describe("the same in the command line's words"),
+  reason: z.string().optional(),
+  cause: z.string().optional(),
+  instance: z.number().optional(),
+});
+export const cmgAnalysis = z.looseObject({ cmg: z.string(), serviceFqdn: z.string(), checks: z.array(analyzeCheck), passed: z.number(), failed: z.number(), skipped: z.number(), ok: z.boolean() });
+
+/** A signing key of the site (tokens or CMG settings): never its key material. */
+export const signingKey = z.looseObject({ kid: z.string(), alg: z.string(), state: z.enum(["current", "previous", "retired"]), createdAt: time, retiredAt: time.nullable() });
+export const keyRotation = z.looseObject({ current: z.string(), previous: z.string().nullable(), retired: z.array(z.string()) });
+export const connectionPointCert = z.looseObject({
+  serial: z.string(),
+  fqdn: z.string(),
+  spki: z.string().describe("SHA-256 of the public key, base64url"),
+  issuedAt: time,
+  notAfter: time,
+  revokedAt: time.nullable(),
+  revokedReason: z.string().nullable(),
+  state: z.enum(["valid", "revoked", "expired"]),
+});
+export const newBulkToken = z.looseObject({ id: z.string(), token: z.string().describe("shown this once"), expiresAt: time, maxUses: z.number().nullable() });
+export const joinToken = z.looseObject({
+  id: z.string(),
+  server: z.string(),
+  createdAt: time,
+  expiresAt: time,
+  usedAt: time.nullable(),
+  revokedAt: time.nullable(),
+  certSerial: z.string().nullable().describe("the host certificate issued with it"),
+  state: z.enum(["active", "joined", "revoked", "expired"]),
+});
+export const newJoinToken = z.looseObject({ id: z.string(), server: z.string(), token: z.string().describe("shown this once"), expiresAt: time, siteCaSha256: z.string().describe("SHA-256 of the site CA certificate (DER, hex): the joining server pins it") });
+export const setting = z.looseObject({ key: z.string(), value: z.string(), default: z.string(), isDefault: z.boolean(), description: z.string(), rule: z.string(), updatedAt: time.nullable() });
+
+export const directoryStatus = z.looseObject({ configured: z.boolean(), redirectUri: z.string().nullable().describe("register it at the directory"), issuer: z.string().nullable() });
+export const consoleSession = z.object({ csrfToken: z.string().describe("send it as x-opencmg-csrf with every change"), expiresAt: time });
 
 export const update = z.looseObject({
   id: z.string(),

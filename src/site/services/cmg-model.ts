@@ -10,7 +10,9 @@ import { kubernetesInputSchema, type KubernetesSettings } from "../../cmg/kubern
 
 export const CLOUDS = ["public", "usgov", "custom"] as const;
 export const PROVIDERS = ["local", "external", "kubernetes"] as const;
-export type CmgStatus = "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
+/** Every status a CMG shows (the API's schema and the console take this list). */
+export const CMG_STATUSES = ["Provisioning", "Ready", "Degraded", "Error", "Stopping", "Stopped", "Starting", "Deleting"] as const;
+export type CmgStatus = (typeof CMG_STATUSES)[number];
 /** What the administrator asked for: the instances run, are stopped (`cmg stop`), or are being deleted. */
 export const RUN_STATES = ["running", "stopped", "deleting"] as const;
 export type CmgRunState = (typeof RUN_STATES)[number];

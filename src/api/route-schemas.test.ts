@@ -1,0 +1,76 @@
+/**
+ * Every admin API route describes what it answers and what it takes, so the OpenAPI document (and
+ * the console's types generated from it) covers the whole API: a JSON answer has a response schema,
+ * a body is a strict schema, and a change declared without one is refused any body.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, it } from "node:test";
+import type { FastifyInstance } from "fastify";
+import { siteOperations } from "../app/operations.ts";
+import { initSite, openSite, type OpenedSite } from "../site/site.ts";
+import { CONSOLE_ROUTE_DOCS } from "./console.ts";
+import { openApiDocument } from "./openapi.ts";
+import type { ApiRoute } from "./route-kit.ts";
+import { ROUTES } from "./routes.ts";
+import { buildAdminApi } from "./server.ts";
+
+const ALL = [...ROUTES, ...CONSOLE_ROUTE_DOCS];
+const NO_CONTENT = new Set([204, 302]);
+
+/** The routes that answer JSON but describe no answer, and those whose body is not a strict object. */
+export function undescribed(routes: readonly ApiRoute[]): { response: string[]; body: string[] } {
+  const doc = openApiDocument(routes, "test") as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }>> };
+  const name = (r: ApiRoute) => `${r.method} ${r.path}`;
+  const response = routes.filter((r) => !NO_CONTENT.has(r.status ?? 200) && r.produces === undefined && r.response === undefined).map(name);
+  const body = routes
+    .filter((r) => r.body !== undefined)
+    .filter((r) => {
+      const op = doc.paths[r.path.replace(/:([a-zA-Z]+)/g, "{$1}")]![r.method.toLowerCase()]!;
+      const schema = op.requestBody?.content["application/json"]?.schema;
+      return schema?.type !== "object" || schema.additionalProperties !== false;
+    })
+    .map(name);
+  return { response, body };
+}
+
+it("every JSON route has a response schema, every body a strict request schema", () => {
+  assert.ok(ALL.length > 80, `found ${ALL.length} routes`);
+  assert.deepEqual(undescribed(ALL), { response: [], body: [] });
+});
+
+it("finds a route without a response schema, and a body that is not strict", async () => {
+  const { z } = await import("zod");
+  const bare: ApiRoute = { method: "POST", path: "/api/v1/x", tag: "t", summary: "x", needs: "infrastructure", body: z.object({ a: z.string() }), handle: async () => ({}) };
+  assert.deepEqual(undescribed([bare]), { response: ["POST /api/v1/x"], body: ["POST /api/v1/x"] });
+});
+
+let root: string;
+let site: OpenedSite;
+let app: FastifyInstance;
+let token: string;
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), "opencmg-route-schemas-"));
+  site = await openSite({ dataDir: join(root, "data") });
+  await initSite(site, { code: "P01", name: "Test" });
+  token = (await site.services.adminTokens.create("tester")).token;
+  app = await buildAdminApi({ site, operations: (actor) => siteOperations(site, actor), consoleDir: null, live: { pollMs: 0 } });
+});
+after(async () => {
+  await app.close();
+  await site.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+it("a change that declares no request schema is refused a body (it cannot read one it does not describe)", async () => {
+  const bodiless = ROUTES.filter((r) => r.method !== "GET" && r.body === undefined);
+  assert.ok(bodiless.length > 5, `found ${bodiless.length}`);
+  for (const r of bodiless) {
+    const url = r.path.replace(/:(\w+)/g, (_m, p: string) => (p === "key" ? "traffic-report-interval" : `x-${p}`));
+    const res = await app.inject({ method: r.method, url, headers: { authorization: `Bearer ${token}` }, payload: { surprise: 1 } });
+    assert.equal(res.statusCode, 400, `${r.method} ${url}: ${res.body}`);
+    assert.equal(res.json().error.field, "surprise", `${r.method} ${url}`);
+  }
+});
