@@ -3,6 +3,7 @@
 // small modules is what makes a command start fast; `npm test` type-checks the sources with tsc.
 // `npm ci` runs this through the package's `prepare` script. Then the administration console
 // (console/: React + Fluent UI) is built by Vite into dist/console, which the site server serves.
+import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join } from "node:path";
@@ -43,6 +44,11 @@ for (const out of Object.values(result.metafile.outputs)) {
   }
 }
 writeFileSync(join(outdir, "externals.json"), JSON.stringify([...externals].sort(), null, 2) + "\n");
+
+// The console's API types from the OpenAPI document the server serves (the route table's zod
+// schemas), before the console is built with them; tsx runs the TypeScript sources as the tests do.
+const types = spawnSync(process.execPath, ["--import", "tsx", join(root, "scripts", "api-types.ts")], { cwd: root, stdio: "inherit" });
+if (types.status !== 0) throw new Error("scripts/api-types.ts failed: the console's API types were not generated");
 
 // The console: its own Vite config and tsconfig (browser code, kept apart from the server's).
 const { build: viteBuild } = await import("vite");

@@ -3,6 +3,7 @@
  * header on every change, and the API's one error shape turned into `ApiError` (with the field a
  * validation error names, so a form shows the message next to that field).
  */
+import type { paths } from "./api-types.gen.ts";
 
 export interface ApiErrorBody {
   error?: string;
@@ -67,127 +68,44 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 
 export const get = <T>(path: string): Promise<T> => api<T>("GET", path);
 
+// ---- shapes generated from the API's OpenAPI document (api-types.gen.ts, `npm run build`) ----
+
+/** The JSON a route answers with on success (200, 201 or 202), as the OpenAPI document describes it. */
+type JsonOf<R> = R extends { content: { "application/json": infer T } } ? T : never;
+export type Answer<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends { responses: infer R }
+  ? R extends { 200: infer S }
+    ? JsonOf<S>
+    : R extends { 201: infer S }
+      ? JsonOf<S>
+      : R extends { 202: infer S }
+        ? JsonOf<S>
+        : never
+  : never;
+
+export type Cmg = Answer<"/api/v1/cmgs/{name}", "get">;
+/** Every status the service gives a CMG (the API's schema takes the service's list). */
+export type CmgStatus = Cmg["status"];
+export type CertInfo = Cmg["serverCertificate"];
+export type CmgInstance = Cmg["instances"][number];
+
 // ---- shapes the API returns (the site's model) ----
 
-export interface Site {
-  code: string;
-  name: string;
-  type: string;
-  parentCode: string | null;
-}
-export interface Server {
-  id: number;
-  fqdn: string;
-  siteCode: string;
-  isSiteServer: boolean;
-}
-export interface Role {
-  id: number;
-  serverFqdn: string;
-  kind: string;
-  settings: Record<string, unknown>;
-}
-export interface Account {
-  id: number;
-  name: string;
-  username: string;
-}
-export interface ProxyConfig {
-  server: string;
-  enabled: boolean;
-  host: string;
-  port: number;
-  account: string | null;
-}
-export interface ComponentStatus {
-  server: string;
-  component: string;
-  status: "OK" | "Warning" | "Critical";
-  reason: string;
-  updatedAt: string;
-}
-export interface StatusMessage {
-  id: number;
-  messageId: number;
-  severity: "informational" | "warning" | "error";
-  component: string;
-  server: string;
-  /** When the site raised or received it. */
-  time: string;
-  text: string;
-  /** site: the site's own components; client: a device uploaded it. */
-  source: "site" | "client";
-  clientId: string | null;
-  /** When the device says it happened (not trusted). */
-  claimedTime: string | null;
-}
-export interface CertInfo {
-  subject: string;
-  thumbprint: string;
-  notAfter: string;
-  dnsNames?: string[];
-}
-export interface CmgInstance {
-  index: number;
-  clientUrl: string;
-  tunnelHost: string;
-  tunnelPort: number;
-  connectionPoints: { server: string; connected: boolean; detail: string; reportedAt: string }[];
-  restarts: number;
-}
-export interface Cmg {
-  name: string;
-  serviceFqdn: string;
-  serviceName: string;
-  cloud: string;
-  provider: string;
-  region: string;
-  resourceGroup: string;
-  instanceCount: number;
-  crlCheck: boolean;
-  minRsaBits: number;
-  serverCertificate: CertInfo;
-  trustedRoots: CertInfo[];
-  intermediates: CertInfo[];
-  deploy: { listenHost: string; publicHost: string; clientPortBase: number; tunnelPortBase: number; instanceHost: string; trafficAlert: { thresholdGb: number; warningPct: number; criticalPct: number; stopOnCritical?: boolean } | null };
-  connectionPointServers: string[];
-  /** Stopping, Stopped, Starting and Deleting come with the lifecycle routes (start, stop, delete). */
-  status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
-  statusReason: string;
-  instances: CmgInstance[];
-  revision: number;
-  /** running, stopped or deleting, with the lifecycle routes. */
-  runState?: string;
-}
-
+export type Site = Answer<"/api/v1/site", "get">;
+export type Server = Answer<"/api/v1/servers/{fqdn}", "get">;
+export type Role = Answer<"/api/v1/servers/{fqdn}/roles", "post">;
+export type Account = Answer<"/api/v1/accounts", "post">;
+export type ProxyConfig = Answer<"/api/v1/servers/{fqdn}/proxy", "put">;
+export type ComponentStatus = Answer<"/api/v1/status/components", "get">[number];
+export type StatusMessage = Answer<"/api/v1/status/messages", "get">["items"][number];
 /** A page of a paged list (status messages): `nextCursor` asks for the next, older page. */
 export interface Paged<T> {
   items: T[];
   nextCursor: number | null;
 }
 
-export interface Client {
-  id: string;
-  name: string;
-  thumbprint: string | null;
-  subject: string | null;
-  approved: boolean;
-  alwaysInternet: boolean;
-  lastContactAt: string | null;
-  connectionType: "intranet" | "internet" | null;
-  registeredAt: string;
-  blocked: boolean;
-}
+export type Client = Answer<"/api/v1/clients/{id}", "get">;
 
-export interface SiteSetting {
-  key: string;
-  value: string;
-  default: string;
-  isDefault: boolean;
-  description: string;
-  rule: string;
-  updatedAt: string | null;
-}
+export type SiteSetting = Answer<"/api/v1/settings/{key}", "get">;
 
 export interface TrafficTotals {
   requests: number;
@@ -196,41 +114,10 @@ export interface TrafficTotals {
   bytesFromClients: number;
 }
 /** GET /api/v1/cmgs/:name/traffic (CmgTrafficSummary with the traffic alert). */
-export interface CmgTraffic {
-  cmg: string;
-  days: number;
-  from: string;
-  to: string;
-  total: TrafficTotals;
-  outbound14Days: number;
-  perDay: ({ day: string } & TrafficTotals)[];
-  byRoleKind: ({ roleKind: string } & TrafficTotals)[];
-  perDayByRoleKind: ({ day: string; roleKind: string } & TrafficTotals)[];
-  alert: { thresholdGb: number; warningPct: number; criticalPct: number } | null;
-}
+export type CmgTraffic = Answer<"/api/v1/cmgs/{name}/traffic", "get">;
 
-/** One check of POST /api/v1/cmgs/:name/analyze. */
-export interface AnalyzeCheck {
-  check: string;
-  status: "pass" | "fail" | "skip" | string;
-  detail: string;
-  /** What to do, in the console's words. */
-  fix?: string;
-  /** The same for the command line (the console does not show it). */
-  cliFix?: string;
-  reason?: string;
-  cause?: string;
-  instance?: number;
-}
-export interface CmgAnalysis {
-  cmg: string;
-  serviceFqdn: string;
-  checks: AnalyzeCheck[];
-  passed: number;
-  failed: number;
-  skipped: number;
-  ok: boolean;
-}
+export type AnalyzeCheck = CmgAnalysis["checks"][number];
+export type CmgAnalysis = Answer<"/api/v1/cmgs/{name}/analyze", "post">;
 
 export interface Endpoint {
   id: string;
@@ -276,39 +163,11 @@ export interface CheckRecord {
   finishedAt: string | null;
 }
 
-export type Permission = "read" | "infrastructure" | "security";
-export type AdminRole = "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
+export type Permission = Me["permissions"][number];
+export type AdminRole = Me["role"];
 export const ROLE_LABELS: Record<AdminRole, string> = { "full-administrator": "Full Administrator", "infrastructure-administrator": "Infrastructure Administrator", "read-only-analyst": "Read-only Analyst" };
 /** GET /api/v1/whoami: who is signed in, with which role. */
-export interface Me {
-  name: string;
-  role: AdminRole;
-  roleLabel: string;
-  readOnly: boolean;
-  permissions: Permission[];
-  source: "token" | "directory" | "cli";
-}
-export interface AdminUser {
-  kind: "user" | "group";
-  value: string;
-  role: AdminRole;
-  createdAt: string;
-  updatedAt: string;
-}
-export interface AdminToken {
-  name: string;
-  role: AdminRole;
-  readOnly: boolean;
-  createdAt: string;
-  revokedAt: string | null;
-}
-export interface AuditEntry {
-  id: number;
-  time: string;
-  actor: string;
-  via: string;
-  action: string;
-  object: string;
-  before: unknown;
-  after: unknown;
-}
+export type Me = Answer<"/api/v1/whoami", "get">;
+export type AdminUser = Answer<"/api/v1/admin-users", "post">;
+export type AdminToken = Answer<"/api/v1/admin-tokens/{name}/role", "put">;
+export type AuditEntry = Answer<"/api/v1/audit", "get">["items"][number];

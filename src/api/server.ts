@@ -20,7 +20,7 @@ import { consoleSession, CONSOLE_ROUTE_DOCS, defaultConsoleDir, loadConsoleAsset
 import { ConsoleSessions, type SessionLimits } from "./console-session.ts";
 import { LiveFeed, type LiveFeedOptions } from "./live.ts";
 import { DirectorySignIn } from "./directory-sign-in.ts";
-import { openApiDocument } from "./openapi.ts";
+import { servedOpenApiDocument } from "./served-openapi.ts";
 import type { OperationsFor } from "./operations.ts";
 import { Download, queryShape, routeNeeds, type ApiRoute } from "./route-kit.ts";
 import { ROUTES } from "./routes.ts";
@@ -77,7 +77,7 @@ export async function buildAdminApi(o: AdminApiOptions): Promise<FastifyInstance
   // Fastify types an HTTPS instance apart; routes and hooks are the same, so it is used as one.
   const app = (o.https ? Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576, https: o.https }) : Fastify({ logger: o.logger ?? false, bodyLimit: 1_048_576 })) as unknown as FastifyInstance;
   const routes = [...ROUTES, ...(o.extraRoutes ?? [])];
-  const doc = openApiDocument([...routes, ...CONSOLE_ROUTE_DOCS], o.version ?? VERSION);
+  const doc = servedOpenApiDocument(o.version ?? VERSION, o.extraRoutes ?? []);
   const sessions = new ConsoleSessions(o.sessions);
   // A bearer admin token, else a console session (whose changes need its CSRF header; see console.ts).
   const authenticators = o.authenticators ?? [bearerToken(o.site), consoleSession(sessions, (who) => currentIdentity(o.site, who))];
