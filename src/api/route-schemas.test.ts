@@ -16,6 +16,7 @@ import { openApiDocument } from "./openapi.ts";
 import type { ApiRoute } from "./route-kit.ts";
 import { ROUTES } from "./routes.ts";
 import { buildAdminApi } from "./server.ts";
+import { createCa, issueCert } from "../pki/issue.ts";
 
 const ALL = [...ROUTES, ...CONSOLE_ROUTE_DOCS];
 const NO_CONTENT = new Set([204, 302]);
@@ -73,4 +74,35 @@ it("a change that declares no request schema is refused a body (it cannot read o
     assert.equal(res.statusCode, 400, `${r.method} ${url}: ${res.body}`);
     assert.equal(res.json().error.field, "surprise", `${r.method} ${url}`);
   }
+});
+
+it("what the site answers fits each route's response schema (a CMG, tokens and keys made first)", async () => {
+  await site.services.servers.add({ fqdn: "cp01.contoso.test" });
+  const ca = await createCa({ commonName: "Test Root" });
+  const cert = await issueCert({ issuer: ca, commonName: "*.contoso.test", dnsNames: ["*.contoso.test"], usage: "server" });
+  await site.services.cmgs.create({ name: "gw1", serviceFqdn: "gw1.contoso.test", serverCertPem: cert.certPem, serverKeyPem: cert.keyPem, trustedRoots: [ca.certPem], provider: "external" });
+  await site.services.tokens.createBulk({});
+  await site.services.joins.createToken({ server: "cp01.contoso.test" });
+  const answers = async (method: ApiRoute["method"], path: string, url: string): Promise<void> => {
+    const r = ROUTES.find((x) => x.method === method && x.path === path)!;
+    const res = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, payload: method === "GET" ? undefined : {} });
+    assert.ok(res.statusCode < 300, `${method} ${url}: ${res.body}`);
+    const parsed = r.response!.safeParse(res.json());
+    assert.ok(parsed.success, `${method} ${url}: ${parsed.error?.message}`);
+  };
+  await answers("GET", "/api/v1/cmgs/:name", "/api/v1/cmgs/gw1");
+  await answers("GET", "/api/v1/cmgs/:name/traffic", "/api/v1/cmgs/gw1/traffic");
+  await answers("POST", "/api/v1/cmgs/:name/stop", "/api/v1/cmgs/gw1/stop");
+  await answers("POST", "/api/v1/tokens/signing-keys/rotate", "/api/v1/tokens/signing-keys/rotate");
+  await answers("POST", "/api/v1/cmgs/settings-keys/rotate", "/api/v1/cmgs/settings-keys/rotate");
+  const gets = ROUTES.filter((r) => r.method === "GET" && !r.path.includes(":") && r.response !== undefined);
+  assert.ok(gets.length > 15, `found ${gets.length}`);
+  for (const r of gets) {
+    const res = await app.inject({ method: "GET", url: r.path, headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.statusCode, 200, `${r.path}: ${res.body}`);
+    const parsed = r.response!.safeParse(res.json());
+    assert.ok(parsed.success, `${r.path}: ${parsed.error?.message}`);
+  }
+  const one = await app.inject({ method: "GET", url: "/api/v1/settings/traffic-report-interval", headers: { authorization: `Bearer ${token}` } });
+  assert.ok(ROUTES.find((r) => r.method === "GET" && r.path === "/api/v1/settings/:key")!.response!.safeParse(one.json()).success, one.body);
 });
