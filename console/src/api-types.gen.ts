@@ -4063,7 +4063,6 @@ export interface operations {
                         alg: string;
                         /** @enum {string} */
                         state: "current" | "previous" | "retired";
-                        /** @description ISO-8601 time */
                         createdAt: string;
                         retiredAt: string | null;
                     } & {
@@ -4240,7 +4239,6 @@ export interface operations {
                         server: string;
                         /** @description shown this once */
                         token: string;
-                        /** @description ISO-8601 time */
                         expiresAt: string;
                         /** @description SHA-256 of the site CA certificate (DER, hex): the joining server pins it */
                         siteCaSha256: string;
@@ -4323,15 +4321,16 @@ export interface operations {
                     "application/json": ({
                         id: string;
                         server: string;
-                        /** @description ISO-8601 time */
                         createdAt: string;
-                        /** @description ISO-8601 time */
                         expiresAt: string;
                         usedAt: string | null;
                         revokedAt: string | null;
                         /** @description the host certificate issued with it */
                         certSerial: string | null;
-                        /** @enum {string} */
+                        /**
+                         * @description active: may join; joined: used, its server known by its certificate; revoked; expired (never used)
+                         * @enum {string}
+                         */
                         state: "active" | "joined" | "revoked" | "expired";
                     } & {
                         [key: string]: unknown;
@@ -4414,15 +4413,16 @@ export interface operations {
                     "application/json": {
                         id: string;
                         server: string;
-                        /** @description ISO-8601 time */
                         createdAt: string;
-                        /** @description ISO-8601 time */
                         expiresAt: string;
                         usedAt: string | null;
                         revokedAt: string | null;
                         /** @description the host certificate issued with it */
                         certSerial: string | null;
-                        /** @enum {string} */
+                        /**
+                         * @description active: may join; joined: used, its server known by its certificate; revoked; expired (never used)
+                         * @enum {string}
+                         */
                         state: "active" | "joined" | "revoked" | "expired";
                     } & {
                         [key: string]: unknown;
@@ -4801,7 +4801,6 @@ export interface operations {
                         alg: string;
                         /** @enum {string} */
                         state: "current" | "previous" | "retired";
-                        /** @description ISO-8601 time */
                         createdAt: string;
                         retiredAt: string | null;
                     } & {
@@ -4970,11 +4969,9 @@ export interface operations {
                     "application/json": ({
                         serial: string;
                         fqdn: string;
-                        /** @description SHA-256 of the public key, base64url */
+                        /** @description SHA-256 of the public key (SubjectPublicKeyInfo), base64url */
                         spki: string;
-                        /** @description ISO-8601 time */
                         issuedAt: string;
-                        /** @description ISO-8601 time */
                         notAfter: string;
                         revokedAt: string | null;
                         revokedReason: string | null;
@@ -5068,11 +5065,9 @@ export interface operations {
                     "application/json": ({
                         serial: string;
                         fqdn: string;
-                        /** @description SHA-256 of the public key, base64url */
+                        /** @description SHA-256 of the public key (SubjectPublicKeyInfo), base64url */
                         spki: string;
-                        /** @description ISO-8601 time */
                         issuedAt: string;
-                        /** @description ISO-8601 time */
                         notAfter: string;
                         revokedAt: string | null;
                         revokedReason: string | null;

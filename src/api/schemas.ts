@@ -5,6 +5,9 @@
 import { z } from "zod";
 import { ADMIN_ROLES } from "../site/services/admin-roles.ts";
 import { CMG_STATUSES, RUN_STATES } from "../site/services/cmg-model.ts";
+import { cmgDeleted as cmgDeletedView } from "../site/services/cmgs.ts";
+import { connectionPointCertView, signingKeyView } from "../site/services/cmg-trust.ts";
+import { createdJoinToken, joinTokenView } from "../site/services/joins.ts";
 
 const time = z.string().describe("ISO-8601 time");
 
@@ -108,7 +111,7 @@ export const cmg = z.looseObject({
   instances: z.array(cmgInstance),
   revision: z.number(),
 });
-export const cmgDeleted = z.looseObject({ deleted: z.string(), connectionPointsRemoved: z.array(z.string()).describe("servers whose connection point role for it was removed") });
+export const cmgDeleted = cmgDeletedView.loose();
 
 const trafficTotals = { requests: z.number(), failed: z.number(), bytesToClients: z.number(), bytesFromClients: z.number() };
 export const cmgTraffic = z.looseObject({
@@ -139,30 +142,12 @@ export const analyzeCheck = z.looseObject({
 export const cmgAnalysis = z.looseObject({ cmg: z.string(), serviceFqdn: z.string(), checks: z.array(analyzeCheck), passed: z.number(), failed: z.number(), skipped: z.number(), ok: z.boolean() });
 
 /** A signing key of the site (tokens or CMG settings): never its key material. */
-export const signingKey = z.looseObject({ kid: z.string(), alg: z.string(), state: z.enum(["current", "previous", "retired"]), createdAt: time, retiredAt: time.nullable() });
+export const signingKey = signingKeyView.loose();
 export const keyRotation = z.looseObject({ current: z.string(), previous: z.string().nullable(), retired: z.array(z.string()) });
-export const connectionPointCert = z.looseObject({
-  serial: z.string(),
-  fqdn: z.string(),
-  spki: z.string().describe("SHA-256 of the public key, base64url"),
-  issuedAt: time,
-  notAfter: time,
-  revokedAt: time.nullable(),
-  revokedReason: z.string().nullable(),
-  state: z.enum(["valid", "revoked", "expired"]),
-});
+export const connectionPointCert = connectionPointCertView.loose();
 export const newBulkToken = z.looseObject({ id: z.string(), token: z.string().describe("shown this once"), expiresAt: time, maxUses: z.number().nullable() });
-export const joinToken = z.looseObject({
-  id: z.string(),
-  server: z.string(),
-  createdAt: time,
-  expiresAt: time,
-  usedAt: time.nullable(),
-  revokedAt: time.nullable(),
-  certSerial: z.string().nullable().describe("the host certificate issued with it"),
-  state: z.enum(["active", "joined", "revoked", "expired"]),
-});
-export const newJoinToken = z.looseObject({ id: z.string(), server: z.string(), token: z.string().describe("shown this once"), expiresAt: time, siteCaSha256: z.string().describe("SHA-256 of the site CA certificate (DER, hex): the joining server pins it") });
+export const joinToken = joinTokenView.loose();
+export const newJoinToken = createdJoinToken.loose();
 export const setting = z.looseObject({ key: z.string(), value: z.string(), default: z.string(), isDefault: z.boolean(), description: z.string(), rule: z.string(), updatedAt: time.nullable() });
 
 export const directoryStatus = z.looseObject({ configured: z.boolean(), redirectUri: z.string().nullable().describe("register it at the directory"), issuer: z.string().nullable() });

@@ -25,25 +25,21 @@ import { check, fqdn as fqdnRule } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
 import type { RolesService } from "./roles.ts";
 
-export interface SettingsKeyView {
-  kid: string;
-  alg: string;
-  state: "current" | "previous" | "retired";
-  createdAt: string;
-  retiredAt: string | null;
-}
+/** A signing key as the site shows it (tokens' and settings' alike): never its key material. */
+export const signingKeyView = z.object({ kid: z.string(), alg: z.string(), state: z.enum(["current", "previous", "retired"]), createdAt: z.string(), retiredAt: z.string().nullable() });
+export type SettingsKeyView = z.output<typeof signingKeyView>;
 
-export interface ConnectionPointCertView {
-  serial: string;
-  fqdn: string;
-  /** SHA-256 of the public key (SubjectPublicKeyInfo), base64url. */
-  spki: string;
-  issuedAt: string;
-  notAfter: string;
-  revokedAt: string | null;
-  revokedReason: string | null;
-  state: "valid" | "revoked" | "expired";
-}
+export const connectionPointCertView = z.object({
+  serial: z.string(),
+  fqdn: z.string(),
+  spki: z.string().describe("SHA-256 of the public key (SubjectPublicKeyInfo), base64url"),
+  issuedAt: z.string(),
+  notAfter: z.string(),
+  revokedAt: z.string().nullable(),
+  revokedReason: z.string().nullable(),
+  state: z.enum(["valid", "revoked", "expired"]),
+});
+export type ConnectionPointCertView = z.output<typeof connectionPointCertView>;
 
 /** What the settings of a CMG are made of at the site (CmgsService.gatewaySettings). */
 export interface SettingsSource {

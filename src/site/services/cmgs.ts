@@ -67,11 +67,8 @@ function providerDeploySettings(name: string, d: z.infer<typeof deploySchema>, s
 }
 
 /** What a delete did. */
-export interface CmgDeleted {
-  deleted: string;
-  /** Servers whose connection point role for it was removed. */
-  connectionPointsRemoved: string[];
-}
+export const cmgDeleted = z.object({ deleted: z.string(), connectionPointsRemoved: z.array(z.string()).describe("servers whose connection point role for it was removed") });
+export type CmgDeleted = z.output<typeof cmgDeleted>;
 
 export class CmgsService {
   private readonly cp: CmgConnectionPointData;

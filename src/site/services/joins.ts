@@ -24,27 +24,27 @@ export const JOIN_DEFAULT_MINUTES = 60;
 export const JOIN_MAX_MINUTES = 7 * 24 * 60;
 const HOST_CERT_DAYS = 365;
 
-export interface JoinTokenView {
-  id: string;
-  server: string;
-  createdAt: string;
-  expiresAt: string;
-  usedAt: string | null;
-  revokedAt: string | null;
-  /** The host certificate issued with it. */
-  certSerial: string | null;
-  /** active: may join; joined: used, its server known by its certificate; revoked; expired (never used). */
-  state: "active" | "joined" | "revoked" | "expired";
-}
+/** A join token as the site shows it (never the token): the API's schema is this one. */
+export const joinTokenView = z.object({
+  id: z.string(),
+  server: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  usedAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  certSerial: z.string().nullable().describe("the host certificate issued with it"),
+  state: z.enum(["active", "joined", "revoked", "expired"]).describe("active: may join; joined: used, its server known by its certificate; revoked; expired (never used)"),
+});
+export type JoinTokenView = z.output<typeof joinTokenView>;
 
-export interface CreatedJoinToken {
-  id: string;
-  server: string;
-  token: string;
-  expiresAt: string;
-  /** SHA-256 of the site CA certificate (DER, hex): the joining server pins it. */
-  siteCaSha256: string;
-}
+export const createdJoinToken = z.object({
+  id: z.string(),
+  server: z.string(),
+  token: z.string().describe("shown this once"),
+  expiresAt: z.string(),
+  siteCaSha256: z.string().describe("SHA-256 of the site CA certificate (DER, hex): the joining server pins it"),
+});
+export type CreatedJoinToken = z.output<typeof createdJoinToken>;
 
 export interface JoinResult {
   server: string;

@@ -24,6 +24,7 @@ import { writeTransaction } from "../db/transaction.ts";
 import { check } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import type { DirectoryTrust } from "./directory.ts";
+import type { SettingsKeyView } from "./cmg-trust.ts";
 
 export { BULK_DEFAULT_MINUTES, BULK_MAX_MINUTES };
 /** Largest `--max-uses` (a cap, not a size: a token without one registers any number). */
@@ -45,13 +46,8 @@ export interface BulkToken {
   state: "active" | "used" | "revoked" | "expired";
 }
 
-export interface SigningKeyView {
-  kid: string;
-  alg: string;
-  state: "current" | "previous" | "retired";
-  createdAt: string;
-  retiredAt: string | null;
-}
+/** The same shape as the settings-signing keys' (one schema: cmg-trust.ts). */
+export type SigningKeyView = SettingsKeyView;
 
 /** Why a bulk token does not register a device (the MP answers with it). */
 export type BulkRefusal = "bulk_token_unknown" | "bulk_token_used" | "bulk_token_revoked" | "bulk_token_expired";
