@@ -1167,6 +1167,552 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        Account: {
+            id: number;
+            name: string;
+            username: string;
+        } & {
+            [key: string]: unknown;
+        };
+        AdminToken: {
+            name: string;
+            /** @enum {string} */
+            role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
+            readOnly: boolean;
+            createdAt: string;
+            revokedAt: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        AdminUser: {
+            /** @enum {string} */
+            kind: "user" | "group";
+            value: string;
+            /** @enum {string} */
+            role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
+            createdAt: string;
+            updatedAt: string;
+        };
+        Adr: {
+            id: number;
+            name: string;
+            server: string;
+            products: string[];
+            classifications: string[];
+            titleContains: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        AdrFile: {
+            updateId: string;
+            file: string;
+            /** @enum {string} */
+            status: "downloaded" | "present" | "failed";
+            code: number | string | null;
+            bytes: number;
+            message: string;
+        } & {
+            [key: string]: unknown;
+        };
+        AdrRun: {
+            rule: string;
+            matched: number;
+            files: components["schemas"]["AdrFile"][];
+            failed: number;
+        } & {
+            [key: string]: unknown;
+        };
+        AnalyzeCheck: {
+            check: string;
+            /** @enum {string} */
+            status: "pass" | "fail" | "skip";
+            detail: string;
+            fix?: string;
+            cliFix?: string;
+            reason?: string;
+            cause?: string;
+            instance?: number;
+        } & {
+            [key: string]: unknown;
+        };
+        AuditEntry: {
+            id: number;
+            time: string;
+            actor: string;
+            via: string;
+            action: string;
+            object: string;
+            before: unknown;
+            after: unknown;
+        } & {
+            [key: string]: unknown;
+        };
+        BulkToken: {
+            id: string;
+            createdAt: string;
+            expiresAt: string;
+            maxUses: number | null;
+            devices: number;
+            lastUsedAt: string | null;
+            revokedAt: string | null;
+            /** @enum {string} */
+            state: "active" | "used" | "revoked" | "expired";
+        } & {
+            [key: string]: unknown;
+        };
+        CertInfo: {
+            subject: string;
+            thumbprint: string;
+            notAfter: string;
+            dnsNames?: string[];
+        } & {
+            [key: string]: unknown;
+        };
+        CheckRecord: {
+            id: number;
+            /** @enum {string} */
+            state: "running" | "done" | "failed";
+            requestedBy: string;
+            server: string | null;
+            request: {
+                [key: string]: unknown;
+            };
+            result?: ({
+                report: {
+                    ok: boolean;
+                    route: string;
+                    summary: {
+                        [key: string]: number;
+                    };
+                    results: {
+                        [key: string]: unknown;
+                    }[];
+                } & {
+                    [key: string]: unknown;
+                };
+                /** @enum {string} */
+                transition?: "raised" | "unchanged" | "recovered" | "ok";
+                statusMessage?: number | null;
+                /** @enum {string} */
+                component?: "OK" | "Critical";
+                omitted?: {
+                    [key: string]: unknown;
+                }[];
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            error: ({
+                code: string | number;
+                message: string;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            startedAt: string;
+            finishedAt: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        Client: {
+            id: string;
+            name: string;
+            thumbprint: string | null;
+            subject: string | null;
+            approved: boolean;
+            alwaysInternet: boolean;
+            lastContactAt: string | null;
+            connectionType: ("intranet" | "internet") | null;
+            registeredAt: string;
+            blocked: boolean;
+            statusRefused: number;
+            statusRefusedAt: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        ClientSettings: {
+            locationIntervalMinutes: number;
+            policyIntervalMinutes: number;
+            useCmg: boolean;
+            alwaysOnInternet: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        Cmg: {
+            name: string;
+            serviceFqdn: string;
+            serviceName: string;
+            cloud: string;
+            provider: string;
+            region: string;
+            resourceGroup: string;
+            instanceCount: number;
+            crlCheck: boolean;
+            minRsaBits: number;
+            serverCertificate: components["schemas"]["CertInfo"];
+            trustedRoots: components["schemas"]["CertInfo"][];
+            intermediates: components["schemas"]["CertInfo"][];
+            deploy: components["schemas"]["CmgDeploy"];
+            connectionPointServers: string[];
+            /** @enum {string} */
+            status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
+            statusReason: string;
+            /** @enum {string} */
+            runState: "running" | "stopped" | "deleting";
+            runStateAt: string | null;
+            instances: components["schemas"]["CmgInstance"][];
+            revision: number;
+        } & {
+            [key: string]: unknown;
+        };
+        CmgAnalysis: {
+            cmg: string;
+            serviceFqdn: string;
+            checks: components["schemas"]["AnalyzeCheck"][];
+            passed: number;
+            failed: number;
+            skipped: number;
+            ok: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        CmgDeleted: {
+            deleted: string;
+            connectionPointsRemoved: string[];
+        } & {
+            [key: string]: unknown;
+        };
+        CmgDeploy: {
+            listenHost: string;
+            publicHost: string;
+            clientPortBase: number;
+            tunnelPortBase: number;
+            instanceHost: string;
+            instanceAddresses?: string[];
+            metricsPortBase: number;
+            metricsHost?: string;
+            trafficAlert?: components["schemas"]["TrafficAlert"] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        CmgInstance: {
+            index: number;
+            clientUrl: string;
+            clientPort: number;
+            listenHost: string;
+            tunnelHost: string;
+            tunnelPort: number;
+            metricsPort: number | null;
+            connectionPoints: ({
+                server: string;
+                connected: boolean;
+                detail: string;
+                reportedAt: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            restarts: number;
+            lastRestartAt: string | null;
+            lastExit: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        CmgTraffic: {
+            cmg: string;
+            days: number;
+            from: string;
+            to: string;
+            total: {
+                requests: number;
+                failed: number;
+                bytesToClients: number;
+                bytesFromClients: number;
+            } & {
+                [key: string]: unknown;
+            };
+            outbound14Days: number;
+            perDay: ({
+                day: string;
+                requests: number;
+                failed: number;
+                bytesToClients: number;
+                bytesFromClients: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            byInstance: ({
+                instance: number | null;
+                requests: number;
+                failed: number;
+                bytesToClients: number;
+                bytesFromClients: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            byConnectionPoint: ({
+                connectionPoint: string;
+                requests: number;
+                failed: number;
+                bytesToClients: number;
+                bytesFromClients: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            byRoleKind: ({
+                roleKind: string;
+                requests: number;
+                failed: number;
+                bytesToClients: number;
+                bytesFromClients: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            perDayByRoleKind: ({
+                day: string;
+                roleKind: string;
+                requests: number;
+                failed: number;
+                bytesToClients: number;
+                bytesFromClients: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            alert: components["schemas"]["TrafficAlert"] | null;
+            alertStates: ({
+                /** @enum {string} */
+                alert: "traffic" | "certificate-30d" | "certificate-7d";
+                level: string;
+                subject: string;
+                changedAt: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+        } & {
+            [key: string]: unknown;
+        };
+        ComponentStatus: {
+            server: string;
+            component: string;
+            /** @enum {string} */
+            status: "OK" | "Warning" | "Critical";
+            reason: string;
+            updatedAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        ConnectionPointCert: {
+            serial: string;
+            fqdn: string;
+            spki: string;
+            issuedAt: string;
+            notAfter: string;
+            revokedAt: string | null;
+            revokedReason: string | null;
+            /** @enum {string} */
+            state: "valid" | "revoked" | "expired";
+        } & {
+            [key: string]: unknown;
+        };
+        ConsoleSession: {
+            csrfToken: string;
+            expiresAt: string;
+        };
+        DirectoryStatus: {
+            configured: boolean;
+            redirectUri: string | null;
+            issuer: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        Endpoint: {
+            id: string;
+            address: string;
+            resolvedAddress: string;
+        } & {
+            [key: string]: unknown;
+        };
+        EndpointSelection: {
+            endpoints: components["schemas"]["Endpoint"][];
+            omitted: ({
+                id: string;
+                address: string;
+                reason: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+        };
+        FeedResult: {
+            server: string;
+            url: string;
+            route: string;
+            latestVersion: string;
+            releases: number;
+        } & {
+            [key: string]: unknown;
+        };
+        JoinToken: {
+            id: string;
+            server: string;
+            createdAt: string;
+            expiresAt: string;
+            usedAt: string | null;
+            revokedAt: string | null;
+            certSerial: string | null;
+            /** @enum {string} */
+            state: "active" | "joined" | "revoked" | "expired";
+        } & {
+            [key: string]: unknown;
+        };
+        KeyRotation: {
+            current: string;
+            previous: string | null;
+            retired: string[];
+        } & {
+            [key: string]: unknown;
+        };
+        NewAdminToken: {
+            name: string;
+            /** @enum {string} */
+            role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
+            readOnly: boolean;
+            createdAt: string;
+            revokedAt: string | null;
+            token: string;
+        } & {
+            [key: string]: unknown;
+        };
+        NewBulkToken: {
+            id: string;
+            token: string;
+            expiresAt: string;
+            maxUses: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        NewJoinToken: {
+            id: string;
+            server: string;
+            token: string;
+            expiresAt: string;
+            siteCaSha256: string;
+        } & {
+            [key: string]: unknown;
+        };
+        ProxyConfig: {
+            server: string;
+            enabled: boolean;
+            host: string;
+            port: number;
+            account: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        ProxyDecision: {
+            /** @enum {string} */
+            use: "proxy" | "direct";
+            reason: string;
+        } & {
+            [key: string]: unknown;
+        };
+        Role: {
+            id: number;
+            kind: string;
+            serverFqdn: string;
+            settings: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        Server: {
+            id: number;
+            fqdn: string;
+            siteCode: string;
+            isSiteServer: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        Setting: {
+            key: string;
+            value: string;
+            default: string;
+            isDefault: boolean;
+            description: string;
+            rule: string;
+            updatedAt: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        SigningKey: {
+            kid: string;
+            alg: string;
+            /** @enum {string} */
+            state: "current" | "previous" | "retired";
+            createdAt: string;
+            retiredAt: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        Site: {
+            code: string;
+            name: string;
+            /** @enum {string} */
+            type: "primary" | "cas" | "secondary";
+            parentCode: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        StatusMessage: {
+            id: number;
+            messageId: number;
+            /** @enum {string} */
+            severity: "informational" | "warning" | "error";
+            component: string;
+            server: string;
+            time: string;
+            text: string;
+            properties: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            source: "site" | "client";
+            clientId: string | null;
+            claimedTime: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        SyncResult: {
+            server: string;
+            upstreamUrl: string;
+            route: string;
+            updates: number;
+            added: number;
+        } & {
+            [key: string]: unknown;
+        };
+        TrafficAlert: {
+            thresholdGb: number;
+            warningPct: number;
+            criticalPct: number;
+            stopOnCritical?: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        Update: {
+            id: string;
+            title: string;
+            classification: string;
+            product: string;
+            releaseDate: string;
+            files: ({
+                name: string;
+                url: string;
+                size: number;
+                sha256: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+        } & {
+            [key: string]: unknown;
+        };
     };
     responses: never;
     parameters: never;
@@ -1191,15 +1737,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        code: string;
-                        name: string;
-                        /** @enum {string} */
-                        type: "primary" | "cas" | "secondary";
-                        parentCode: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Site"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -1273,15 +1811,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        code: string;
-                        name: string;
-                        /** @enum {string} */
-                        type: "primary" | "cas" | "secondary";
-                        parentCode: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Site"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -1364,15 +1894,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        code: string;
-                        name: string;
-                        /** @enum {string} */
-                        type: "primary" | "cas" | "secondary";
-                        parentCode: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Site"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -1446,14 +1968,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: number;
-                        fqdn: string;
-                        siteCode: string;
-                        isSiteServer: boolean;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Server"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -1535,14 +2050,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        fqdn: string;
-                        siteCode: string;
-                        isSiteServer: boolean;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Server"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -1618,14 +2126,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        fqdn: string;
-                        siteCode: string;
-                        isSiteServer: boolean;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Server"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -1776,16 +2277,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: number;
-                        kind: string;
-                        serverFqdn: string;
-                        settings: {
-                            [key: string]: unknown;
-                        };
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Role"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -1875,16 +2367,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        kind: string;
-                        serverFqdn: string;
-                        settings: {
-                            [key: string]: unknown;
-                        };
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Role"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2049,16 +2532,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        kind: string;
-                        serverFqdn: string;
-                        settings: {
-                            [key: string]: unknown;
-                        };
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Role"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2132,13 +2606,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: number;
-                        name: string;
-                        username: string;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Account"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2220,13 +2688,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        name: string;
-                        username: string;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Account"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2309,13 +2771,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        name: string;
-                        username: string;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Account"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2465,15 +2921,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        server: string;
-                        enabled: boolean;
-                        host: string;
-                        port: number;
-                        account: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    }) | null;
+                    "application/json": components["schemas"]["ProxyConfig"] | null;
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2558,15 +3006,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        server: string;
-                        enabled: boolean;
-                        host: string;
-                        port: number;
-                        account: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProxyConfig"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2717,13 +3157,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        use: "proxy" | "direct";
-                        reason: string;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProxyDecision"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -2817,32 +3251,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: ({
-                            /** @description the row's id: the paging cursor */
-                            id: number;
-                            messageId: number;
-                            /** @enum {string} */
-                            severity: "informational" | "warning" | "error";
-                            component: string;
-                            server: string;
-                            /** @description ISO-8601 time */
-                            time: string;
-                            text: string;
-                            properties: {
-                                [key: string]: unknown;
-                            };
-                            /**
-                             * @description site: the site's own components; client: a device uploaded it
-                             * @enum {string}
-                             */
-                            source: "site" | "client";
-                            /** @description the client that uploaded it (source client) */
-                            clientId: string | null;
-                            /** @description when the client says it happened (source client); not trusted */
-                            claimedTime: string | null;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
+                        items: components["schemas"]["StatusMessage"][];
                         nextCursor: number | null;
                     };
                 };
@@ -2921,17 +3330,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        server: string;
-                        component: string;
-                        /** @enum {string} */
-                        status: "OK" | "Warning" | "Critical";
-                        reason: string;
-                        /** @description ISO-8601 time */
-                        updatedAt: string;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["ComponentStatus"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3005,17 +3404,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        key: string;
-                        value: string;
-                        default: string;
-                        isDefault: boolean;
-                        description: string;
-                        rule: string;
-                        updatedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Setting"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3091,17 +3480,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        key: string;
-                        value: string;
-                        default: string;
-                        isDefault: boolean;
-                        description: string;
-                        rule: string;
-                        updatedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Setting"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3183,17 +3562,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        key: string;
-                        value: string;
-                        default: string;
-                        isDefault: boolean;
-                        description: string;
-                        rule: string;
-                        updatedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Setting"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3269,17 +3638,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        key: string;
-                        value: string;
-                        default: string;
-                        isDefault: boolean;
-                        description: string;
-                        rule: string;
-                        updatedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Setting"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3358,90 +3717,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        cmg: string;
-                        days: number;
-                        /** @description ISO-8601 time */
-                        from: string;
-                        /** @description ISO-8601 time */
-                        to: string;
-                        total: {
-                            requests: number;
-                            failed: number;
-                            bytesToClients: number;
-                            bytesFromClients: number;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        /** @description bytes to the devices over the last 14 days */
-                        outbound14Days: number;
-                        perDay: ({
-                            day: string;
-                            requests: number;
-                            failed: number;
-                            bytesToClients: number;
-                            bytesFromClients: number;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        byInstance: ({
-                            instance: number | null;
-                            requests: number;
-                            failed: number;
-                            bytesToClients: number;
-                            bytesFromClients: number;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        byConnectionPoint: ({
-                            connectionPoint: string;
-                            requests: number;
-                            failed: number;
-                            bytesToClients: number;
-                            bytesFromClients: number;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        byRoleKind: ({
-                            roleKind: string;
-                            requests: number;
-                            failed: number;
-                            bytesToClients: number;
-                            bytesFromClients: number;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        perDayByRoleKind: ({
-                            day: string;
-                            roleKind: string;
-                            requests: number;
-                            failed: number;
-                            bytesToClients: number;
-                            bytesFromClients: number;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        alert: ({
-                            thresholdGb: number;
-                            warningPct: number;
-                            criticalPct: number;
-                            stopOnCritical?: boolean;
-                        } & {
-                            [key: string]: unknown;
-                        }) | null;
-                        alertStates: ({
-                            /** @enum {string} */
-                            alert: "traffic" | "certificate-30d" | "certificate-7d";
-                            level: string;
-                            subject: string;
-                            /** @description ISO-8601 time */
-                            changedAt: string;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CmgTraffic"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3526,14 +3802,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        thresholdGb: number;
-                        warningPct: number;
-                        criticalPct: number;
-                        stopOnCritical?: boolean;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["TrafficAlert"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3691,31 +3960,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        cmg: string;
-                        serviceFqdn: string;
-                        checks: ({
-                            check: string;
-                            /** @enum {string} */
-                            status: "pass" | "fail" | "skip";
-                            detail: string;
-                            /** @description what to do, in the console's words */
-                            fix?: string;
-                            /** @description the same in the command line's words */
-                            cliFix?: string;
-                            reason?: string;
-                            cause?: string;
-                            instance?: number;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        passed: number;
-                        failed: number;
-                        skipped: number;
-                        ok: boolean;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CmgAnalysis"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3789,21 +4034,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: string;
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        /** @description ISO-8601 time */
-                        expiresAt: string;
-                        maxUses: number | null;
-                        devices: number;
-                        lastUsedAt: string | null;
-                        revokedAt: string | null;
-                        /** @enum {string} */
-                        state: "active" | "used" | "revoked" | "expired";
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["BulkToken"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3885,16 +4116,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @description shown this once */
-                        token: string;
-                        /** @description ISO-8601 time */
-                        expiresAt: string;
-                        maxUses: number | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["NewBulkToken"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -3970,21 +4192,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        /** @description ISO-8601 time */
-                        expiresAt: string;
-                        maxUses: number | null;
-                        devices: number;
-                        lastUsedAt: string | null;
-                        revokedAt: string | null;
-                        /** @enum {string} */
-                        state: "active" | "used" | "revoked" | "expired";
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["BulkToken"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4058,16 +4266,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        kid: string;
-                        alg: string;
-                        /** @enum {string} */
-                        state: "current" | "previous" | "retired";
-                        createdAt: string;
-                        retiredAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["SigningKey"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4145,13 +4344,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        current: string;
-                        previous: string | null;
-                        retired: string[];
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyRotation"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4234,17 +4427,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        server: string;
-                        /** @description shown this once */
-                        token: string;
-                        expiresAt: string;
-                        /** @description SHA-256 of the site CA certificate (DER, hex): the joining server pins it */
-                        siteCaSha256: string;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["NewJoinToken"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4318,23 +4501,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: string;
-                        server: string;
-                        createdAt: string;
-                        expiresAt: string;
-                        usedAt: string | null;
-                        revokedAt: string | null;
-                        /** @description the host certificate issued with it */
-                        certSerial: string | null;
-                        /**
-                         * @description active: may join; joined: used, its server known by its certificate; revoked; expired (never used)
-                         * @enum {string}
-                         */
-                        state: "active" | "joined" | "revoked" | "expired";
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["JoinToken"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4410,23 +4577,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        server: string;
-                        createdAt: string;
-                        expiresAt: string;
-                        usedAt: string | null;
-                        revokedAt: string | null;
-                        /** @description the host certificate issued with it */
-                        certSerial: string | null;
-                        /**
-                         * @description active: may join; joined: used, its server known by its certificate; revoked; expired (never used)
-                         * @enum {string}
-                         */
-                        state: "active" | "joined" | "revoked" | "expired";
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["JoinToken"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4506,26 +4657,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        thumbprint: string | null;
-                        subject: string | null;
-                        approved: boolean;
-                        alwaysInternet: boolean;
-                        lastContactAt: string | null;
-                        connectionType: ("intranet" | "internet") | null;
-                        /** @description ISO-8601 time */
-                        registeredAt: string;
-                        /** @description refused everywhere by an administrator */
-                        blocked: boolean;
-                        /** @description status messages refused for the client's limits (429) */
-                        statusRefused: number;
-                        /** @description when one was last refused */
-                        statusRefusedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Client"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4601,26 +4733,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        thumbprint: string | null;
-                        subject: string | null;
-                        approved: boolean;
-                        alwaysInternet: boolean;
-                        lastContactAt: string | null;
-                        connectionType: ("intranet" | "internet") | null;
-                        /** @description ISO-8601 time */
-                        registeredAt: string;
-                        /** @description refused everywhere by an administrator */
-                        blocked: boolean;
-                        /** @description status messages refused for the client's limits (429) */
-                        statusRefused: number;
-                        /** @description when one was last refused */
-                        statusRefusedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Client"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4703,26 +4816,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        thumbprint: string | null;
-                        subject: string | null;
-                        approved: boolean;
-                        alwaysInternet: boolean;
-                        lastContactAt: string | null;
-                        connectionType: ("intranet" | "internet") | null;
-                        /** @description ISO-8601 time */
-                        registeredAt: string;
-                        /** @description refused everywhere by an administrator */
-                        blocked: boolean;
-                        /** @description status messages refused for the client's limits (429) */
-                        statusRefused: number;
-                        /** @description when one was last refused */
-                        statusRefusedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Client"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4796,16 +4890,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        kid: string;
-                        alg: string;
-                        /** @enum {string} */
-                        state: "current" | "previous" | "retired";
-                        createdAt: string;
-                        retiredAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["SigningKey"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4883,13 +4968,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        current: string;
-                        previous: string | null;
-                        retired: string[];
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyRotation"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -4966,20 +5045,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        serial: string;
-                        fqdn: string;
-                        /** @description SHA-256 of the public key (SubjectPublicKeyInfo), base64url */
-                        spki: string;
-                        issuedAt: string;
-                        notAfter: string;
-                        revokedAt: string | null;
-                        revokedReason: string | null;
-                        /** @enum {string} */
-                        state: "valid" | "revoked" | "expired";
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["ConnectionPointCert"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -5062,20 +5128,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        serial: string;
-                        fqdn: string;
-                        /** @description SHA-256 of the public key (SubjectPublicKeyInfo), base64url */
-                        spki: string;
-                        issuedAt: string;
-                        notAfter: string;
-                        revokedAt: string | null;
-                        revokedReason: string | null;
-                        /** @enum {string} */
-                        state: "valid" | "revoked" | "expired";
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["ConnectionPointCert"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -5151,101 +5204,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        serviceFqdn: string;
-                        serviceName: string;
-                        cloud: string;
-                        provider: string;
-                        region: string;
-                        resourceGroup: string;
-                        instanceCount: number;
-                        crlCheck: boolean;
-                        minRsaBits: number;
-                        serverCertificate: {
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        trustedRoots: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        intermediates: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        deploy: {
-                            listenHost: string;
-                            publicHost: string;
-                            clientPortBase: number;
-                            tunnelPortBase: number;
-                            instanceHost: string;
-                            instanceAddresses?: string[];
-                            metricsPortBase: number;
-                            metricsHost?: string;
-                            trafficAlert?: ({
-                                thresholdGb: number;
-                                warningPct: number;
-                                criticalPct: number;
-                                stopOnCritical?: boolean;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        connectionPointServers: string[];
-                        /** @enum {string} */
-                        status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
-                        statusReason: string;
-                        /**
-                         * @description what the administrator asked for: running unless stopped or being deleted
-                         * @enum {string}
-                         */
-                        runState: "running" | "stopped" | "deleting";
-                        runStateAt: string | null;
-                        instances: ({
-                            index: number;
-                            clientUrl: string;
-                            clientPort: number;
-                            listenHost: string;
-                            tunnelHost: string;
-                            tunnelPort: number;
-                            metricsPort: number | null;
-                            connectionPoints: ({
-                                server: string;
-                                connected: boolean;
-                                detail: string;
-                                /** @description ISO-8601 time */
-                                reportedAt: string;
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                            restarts: number;
-                            lastRestartAt: string | null;
-                            lastExit: string | null;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        revision: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Cmg"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -5324,13 +5283,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        deleted: string;
-                        /** @description servers whose connection point role for it was removed */
-                        connectionPointsRemoved: string[];
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CmgDeleted"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -5431,101 +5384,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        serviceFqdn: string;
-                        serviceName: string;
-                        cloud: string;
-                        provider: string;
-                        region: string;
-                        resourceGroup: string;
-                        instanceCount: number;
-                        crlCheck: boolean;
-                        minRsaBits: number;
-                        serverCertificate: {
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        trustedRoots: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        intermediates: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        deploy: {
-                            listenHost: string;
-                            publicHost: string;
-                            clientPortBase: number;
-                            tunnelPortBase: number;
-                            instanceHost: string;
-                            instanceAddresses?: string[];
-                            metricsPortBase: number;
-                            metricsHost?: string;
-                            trafficAlert?: ({
-                                thresholdGb: number;
-                                warningPct: number;
-                                criticalPct: number;
-                                stopOnCritical?: boolean;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        connectionPointServers: string[];
-                        /** @enum {string} */
-                        status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
-                        statusReason: string;
-                        /**
-                         * @description what the administrator asked for: running unless stopped or being deleted
-                         * @enum {string}
-                         */
-                        runState: "running" | "stopped" | "deleting";
-                        runStateAt: string | null;
-                        instances: ({
-                            index: number;
-                            clientUrl: string;
-                            clientPort: number;
-                            listenHost: string;
-                            tunnelHost: string;
-                            tunnelPort: number;
-                            metricsPort: number | null;
-                            connectionPoints: ({
-                                server: string;
-                                connected: boolean;
-                                detail: string;
-                                /** @description ISO-8601 time */
-                                reportedAt: string;
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                            restarts: number;
-                            lastRestartAt: string | null;
-                            lastExit: string | null;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        revision: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Cmg"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -5605,101 +5464,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        serviceFqdn: string;
-                        serviceName: string;
-                        cloud: string;
-                        provider: string;
-                        region: string;
-                        resourceGroup: string;
-                        instanceCount: number;
-                        crlCheck: boolean;
-                        minRsaBits: number;
-                        serverCertificate: {
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        trustedRoots: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        intermediates: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        deploy: {
-                            listenHost: string;
-                            publicHost: string;
-                            clientPortBase: number;
-                            tunnelPortBase: number;
-                            instanceHost: string;
-                            instanceAddresses?: string[];
-                            metricsPortBase: number;
-                            metricsHost?: string;
-                            trafficAlert?: ({
-                                thresholdGb: number;
-                                warningPct: number;
-                                criticalPct: number;
-                                stopOnCritical?: boolean;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        connectionPointServers: string[];
-                        /** @enum {string} */
-                        status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
-                        statusReason: string;
-                        /**
-                         * @description what the administrator asked for: running unless stopped or being deleted
-                         * @enum {string}
-                         */
-                        runState: "running" | "stopped" | "deleting";
-                        runStateAt: string | null;
-                        instances: ({
-                            index: number;
-                            clientUrl: string;
-                            clientPort: number;
-                            listenHost: string;
-                            tunnelHost: string;
-                            tunnelPort: number;
-                            metricsPort: number | null;
-                            connectionPoints: ({
-                                server: string;
-                                connected: boolean;
-                                detail: string;
-                                /** @description ISO-8601 time */
-                                reportedAt: string;
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                            restarts: number;
-                            lastRestartAt: string | null;
-                            lastExit: string | null;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        revision: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Cmg"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -5779,101 +5544,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        serviceFqdn: string;
-                        serviceName: string;
-                        cloud: string;
-                        provider: string;
-                        region: string;
-                        resourceGroup: string;
-                        instanceCount: number;
-                        crlCheck: boolean;
-                        minRsaBits: number;
-                        serverCertificate: {
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        trustedRoots: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        intermediates: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        deploy: {
-                            listenHost: string;
-                            publicHost: string;
-                            clientPortBase: number;
-                            tunnelPortBase: number;
-                            instanceHost: string;
-                            instanceAddresses?: string[];
-                            metricsPortBase: number;
-                            metricsHost?: string;
-                            trafficAlert?: ({
-                                thresholdGb: number;
-                                warningPct: number;
-                                criticalPct: number;
-                                stopOnCritical?: boolean;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        connectionPointServers: string[];
-                        /** @enum {string} */
-                        status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
-                        statusReason: string;
-                        /**
-                         * @description what the administrator asked for: running unless stopped or being deleted
-                         * @enum {string}
-                         */
-                        runState: "running" | "stopped" | "deleting";
-                        runStateAt: string | null;
-                        instances: ({
-                            index: number;
-                            clientUrl: string;
-                            clientPort: number;
-                            listenHost: string;
-                            tunnelHost: string;
-                            tunnelPort: number;
-                            metricsPort: number | null;
-                            connectionPoints: ({
-                                server: string;
-                                connected: boolean;
-                                detail: string;
-                                /** @description ISO-8601 time */
-                                reportedAt: string;
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                            restarts: number;
-                            lastRestartAt: string | null;
-                            lastExit: string | null;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        revision: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Cmg"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6030,17 +5701,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        name: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        readOnly: boolean;
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        revokedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["AdminToken"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6124,19 +5785,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        readOnly: boolean;
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        revokedAt: string | null;
-                        /** @description shown this once; the site keeps only its hash */
-                        token: string;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["NewAdminToken"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6219,17 +5868,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        readOnly: boolean;
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        revokedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AdminToken"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6303,17 +5942,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        kind: "user" | "group";
-                        value: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        /** @description ISO-8601 time */
-                        updatedAt: string;
-                    }[];
+                    "application/json": components["schemas"]["AdminUser"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6397,17 +6026,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        kind: "user" | "group";
-                        value: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        /** @description ISO-8601 time */
-                        updatedAt: string;
-                    };
+                    "application/json": components["schemas"]["AdminUser"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6491,17 +6110,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        kind: "user" | "group";
-                        value: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        /** @description ISO-8601 time */
-                        updatedAt: string;
-                    };
+                    "application/json": components["schemas"]["AdminUser"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6578,17 +6187,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        kind: "user" | "group";
-                        value: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        /** @description ISO-8601 time */
-                        updatedAt: string;
-                    };
+                    "application/json": components["schemas"]["AdminUser"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6664,17 +6263,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        /** @enum {string} */
-                        role: "full-administrator" | "infrastructure-administrator" | "read-only-analyst";
-                        readOnly: boolean;
-                        /** @description ISO-8601 time */
-                        createdAt: string;
-                        revokedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AdminToken"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6764,25 +6353,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: ({
-                            id: number;
-                            /** @description ISO-8601 time */
-                            time: string;
-                            /** @description the admin token's name, or the local user for the CLI */
-                            actor: string;
-                            /** @description api or cli */
-                            via: string;
-                            /** @description service.method, e.g. proxies.set */
-                            action: string;
-                            /** @description e.g. server/scp01.contoso.com/proxy */
-                            object: string;
-                            /** @description the object before, secrets redacted; null when it did not exist */
-                            before: unknown;
-                            /** @description the object after, secrets redacted; null when it no longer exists */
-                            after: unknown;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
+                        items: components["schemas"]["AuditEntry"][];
                         nextCursor: number | null;
                     };
                 };
@@ -6865,26 +6436,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: string;
-                        name: string;
-                        thumbprint: string | null;
-                        subject: string | null;
-                        approved: boolean;
-                        alwaysInternet: boolean;
-                        lastContactAt: string | null;
-                        connectionType: ("intranet" | "internet") | null;
-                        /** @description ISO-8601 time */
-                        registeredAt: string;
-                        /** @description refused everywhere by an administrator */
-                        blocked: boolean;
-                        /** @description status messages refused for the client's limits (429) */
-                        statusRefused: number;
-                        /** @description when one was last refused */
-                        statusRefusedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Client"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -6958,14 +6510,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        locationIntervalMinutes: number;
-                        policyIntervalMinutes: number;
-                        useCmg: boolean;
-                        alwaysOnInternet: boolean;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ClientSettings"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -7048,14 +6593,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        locationIntervalMinutes: number;
-                        policyIntervalMinutes: number;
-                        useCmg: boolean;
-                        alwaysOnInternet: boolean;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ClientSettings"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -7131,26 +6669,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        thumbprint: string | null;
-                        subject: string | null;
-                        approved: boolean;
-                        alwaysInternet: boolean;
-                        lastContactAt: string | null;
-                        connectionType: ("intranet" | "internet") | null;
-                        /** @description ISO-8601 time */
-                        registeredAt: string;
-                        /** @description refused everywhere by an administrator */
-                        blocked: boolean;
-                        /** @description status messages refused for the client's limits (429) */
-                        statusRefused: number;
-                        /** @description when one was last refused */
-                        statusRefusedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Client"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -7230,26 +6749,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                        thumbprint: string | null;
-                        subject: string | null;
-                        approved: boolean;
-                        alwaysInternet: boolean;
-                        lastContactAt: string | null;
-                        connectionType: ("intranet" | "internet") | null;
-                        /** @description ISO-8601 time */
-                        registeredAt: string;
-                        /** @description refused everywhere by an administrator */
-                        blocked: boolean;
-                        /** @description status messages refused for the client's limits (429) */
-                        statusRefused: number;
-                        /** @description when one was last refused */
-                        statusRefusedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Client"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -7323,101 +6823,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        name: string;
-                        serviceFqdn: string;
-                        serviceName: string;
-                        cloud: string;
-                        provider: string;
-                        region: string;
-                        resourceGroup: string;
-                        instanceCount: number;
-                        crlCheck: boolean;
-                        minRsaBits: number;
-                        serverCertificate: {
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        trustedRoots: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        intermediates: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        deploy: {
-                            listenHost: string;
-                            publicHost: string;
-                            clientPortBase: number;
-                            tunnelPortBase: number;
-                            instanceHost: string;
-                            instanceAddresses?: string[];
-                            metricsPortBase: number;
-                            metricsHost?: string;
-                            trafficAlert?: ({
-                                thresholdGb: number;
-                                warningPct: number;
-                                criticalPct: number;
-                                stopOnCritical?: boolean;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        connectionPointServers: string[];
-                        /** @enum {string} */
-                        status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
-                        statusReason: string;
-                        /**
-                         * @description what the administrator asked for: running unless stopped or being deleted
-                         * @enum {string}
-                         */
-                        runState: "running" | "stopped" | "deleting";
-                        runStateAt: string | null;
-                        instances: ({
-                            index: number;
-                            clientUrl: string;
-                            clientPort: number;
-                            listenHost: string;
-                            tunnelHost: string;
-                            tunnelPort: number;
-                            metricsPort: number | null;
-                            connectionPoints: ({
-                                server: string;
-                                connected: boolean;
-                                detail: string;
-                                /** @description ISO-8601 time */
-                                reportedAt: string;
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                            restarts: number;
-                            lastRestartAt: string | null;
-                            lastExit: string | null;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        revision: number;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Cmg"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -7549,101 +6955,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        name: string;
-                        serviceFqdn: string;
-                        serviceName: string;
-                        cloud: string;
-                        provider: string;
-                        region: string;
-                        resourceGroup: string;
-                        instanceCount: number;
-                        crlCheck: boolean;
-                        minRsaBits: number;
-                        serverCertificate: {
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        trustedRoots: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        intermediates: ({
-                            subject: string;
-                            thumbprint: string;
-                            /** @description ISO-8601 time */
-                            notAfter: string;
-                            dnsNames?: string[];
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        deploy: {
-                            listenHost: string;
-                            publicHost: string;
-                            clientPortBase: number;
-                            tunnelPortBase: number;
-                            instanceHost: string;
-                            instanceAddresses?: string[];
-                            metricsPortBase: number;
-                            metricsHost?: string;
-                            trafficAlert?: ({
-                                thresholdGb: number;
-                                warningPct: number;
-                                criticalPct: number;
-                                stopOnCritical?: boolean;
-                            } & {
-                                [key: string]: unknown;
-                            }) | null;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                        connectionPointServers: string[];
-                        /** @enum {string} */
-                        status: "Provisioning" | "Ready" | "Degraded" | "Error" | "Stopping" | "Stopped" | "Starting" | "Deleting";
-                        statusReason: string;
-                        /**
-                         * @description what the administrator asked for: running unless stopped or being deleted
-                         * @enum {string}
-                         */
-                        runState: "running" | "stopped" | "deleting";
-                        runStateAt: string | null;
-                        instances: ({
-                            index: number;
-                            clientUrl: string;
-                            clientPort: number;
-                            listenHost: string;
-                            tunnelHost: string;
-                            tunnelPort: number;
-                            metricsPort: number | null;
-                            connectionPoints: ({
-                                server: string;
-                                connected: boolean;
-                                detail: string;
-                                /** @description ISO-8601 time */
-                                reportedAt: string;
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                            restarts: number;
-                            lastRestartAt: string | null;
-                            lastExit: string | null;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        revision: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Cmg"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -7730,22 +7042,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        endpoints: ({
-                            id: string;
-                            address: string;
-                            resolvedAddress: string;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        omitted: ({
-                            id: string;
-                            address: string;
-                            reason: string;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                    };
+                    "application/json": components["schemas"]["EndpointSelection"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -7913,56 +7210,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: number;
-                        /** @enum {string} */
-                        state: "running" | "done" | "failed";
-                        requestedBy: string;
-                        server: string | null;
-                        request: {
-                            [key: string]: unknown;
-                        };
-                        /** @description every endpoint with its stages, when done */
-                        result?: ({
-                            report: {
-                                ok: boolean;
-                                route: string;
-                                summary: {
-                                    [key: string]: number;
-                                };
-                                results: {
-                                    [key: string]: unknown;
-                                }[];
-                            } & {
-                                [key: string]: unknown;
-                            };
-                            /**
-                             * @description the site's check: what it did to the status
-                             * @enum {string}
-                             */
-                            transition?: "raised" | "unchanged" | "recovered" | "ok";
-                            statusMessage?: number | null;
-                            /** @enum {string} */
-                            component?: "OK" | "Critical";
-                            /** @description a server's check: entries left out and why */
-                            omitted?: {
-                                [key: string]: unknown;
-                            }[];
-                        } & {
-                            [key: string]: unknown;
-                        }) | null;
-                        error: ({
-                            code: string | number;
-                            message: string;
-                        } & {
-                            [key: string]: unknown;
-                        }) | null;
-                        /** @description ISO-8601 time */
-                        startedAt: string;
-                        finishedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["CheckRecord"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8043,56 +7291,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        /** @enum {string} */
-                        state: "running" | "done" | "failed";
-                        requestedBy: string;
-                        server: string | null;
-                        request: {
-                            [key: string]: unknown;
-                        };
-                        /** @description every endpoint with its stages, when done */
-                        result?: ({
-                            report: {
-                                ok: boolean;
-                                route: string;
-                                summary: {
-                                    [key: string]: number;
-                                };
-                                results: {
-                                    [key: string]: unknown;
-                                }[];
-                            } & {
-                                [key: string]: unknown;
-                            };
-                            /**
-                             * @description the site's check: what it did to the status
-                             * @enum {string}
-                             */
-                            transition?: "raised" | "unchanged" | "recovered" | "ok";
-                            statusMessage?: number | null;
-                            /** @enum {string} */
-                            component?: "OK" | "Critical";
-                            /** @description a server's check: entries left out and why */
-                            omitted?: {
-                                [key: string]: unknown;
-                            }[];
-                        } & {
-                            [key: string]: unknown;
-                        }) | null;
-                        error: ({
-                            code: string | number;
-                            message: string;
-                        } & {
-                            [key: string]: unknown;
-                        }) | null;
-                        /** @description ISO-8601 time */
-                        startedAt: string;
-                        finishedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CheckRecord"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8168,56 +7367,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        /** @enum {string} */
-                        state: "running" | "done" | "failed";
-                        requestedBy: string;
-                        server: string | null;
-                        request: {
-                            [key: string]: unknown;
-                        };
-                        /** @description every endpoint with its stages, when done */
-                        result?: ({
-                            report: {
-                                ok: boolean;
-                                route: string;
-                                summary: {
-                                    [key: string]: number;
-                                };
-                                results: {
-                                    [key: string]: unknown;
-                                }[];
-                            } & {
-                                [key: string]: unknown;
-                            };
-                            /**
-                             * @description the site's check: what it did to the status
-                             * @enum {string}
-                             */
-                            transition?: "raised" | "unchanged" | "recovered" | "ok";
-                            statusMessage?: number | null;
-                            /** @enum {string} */
-                            component?: "OK" | "Critical";
-                            /** @description a server's check: entries left out and why */
-                            omitted?: {
-                                [key: string]: unknown;
-                            }[];
-                        } & {
-                            [key: string]: unknown;
-                        }) | null;
-                        error: ({
-                            code: string | number;
-                            message: string;
-                        } & {
-                            [key: string]: unknown;
-                        }) | null;
-                        /** @description ISO-8601 time */
-                        startedAt: string;
-                        finishedAt: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CheckRecord"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8297,15 +7447,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        server: string;
-                        upstreamUrl: string;
-                        route: string;
-                        updates: number;
-                        added: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SyncResult"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8385,15 +7527,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        server: string;
-                        url: string;
-                        route: string;
-                        latestVersion: string;
-                        releases: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["FeedResult"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8467,23 +7601,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: string;
-                        title: string;
-                        classification: string;
-                        product: string;
-                        releaseDate: string;
-                        files: ({
-                            name: string;
-                            url: string;
-                            size: number;
-                            sha256: string;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Update"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8557,16 +7675,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        id: number;
-                        name: string;
-                        server: string;
-                        products: string[];
-                        classifications: string[];
-                        titleContains: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["Adr"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8651,16 +7760,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        name: string;
-                        server: string;
-                        products: string[];
-                        classifications: string[];
-                        titleContains: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Adr"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8736,16 +7836,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: number;
-                        name: string;
-                        server: string;
-                        products: string[];
-                        classifications: string[];
-                        titleContains: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Adr"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8825,24 +7916,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        rule: string;
-                        matched: number;
-                        files: ({
-                            updateId: string;
-                            file: string;
-                            /** @enum {string} */
-                            status: "downloaded" | "present" | "failed";
-                            code: number | string | null;
-                            bytes: number;
-                            message: string;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        failed: number;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AdrRun"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -8918,17 +7992,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": ({
-                        updateId: string;
-                        file: string;
-                        /** @enum {string} */
-                        status: "downloaded" | "present" | "failed";
-                        code: number | string | null;
-                        bytes: number;
-                        message: string;
-                    } & {
-                        [key: string]: unknown;
-                    })[];
+                    "application/json": components["schemas"]["AdrFile"][];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -9002,12 +8066,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @description send it as x-opencmg-csrf with every change */
-                        csrfToken: string;
-                        /** @description ISO-8601 time */
-                        expiresAt: string;
-                    };
+                    "application/json": components["schemas"]["ConsoleSession"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -9087,12 +8146,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @description send it as x-opencmg-csrf with every change */
-                        csrfToken: string;
-                        /** @description ISO-8601 time */
-                        expiresAt: string;
-                    };
+                    "application/json": components["schemas"]["ConsoleSession"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
@@ -9238,14 +8292,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        configured: boolean;
-                        /** @description register it at the directory */
-                        redirectUri: string | null;
-                        issuer: string | null;
-                    } & {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DirectoryStatus"];
                 };
             };
             /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */

@@ -3,7 +3,7 @@
  * header on every change, and the API's one error shape turned into `ApiError` (with the field a
  * validation error names, so a form shows the message next to that field).
  */
-import type { paths } from "./api-types.gen.ts";
+import type { components, paths } from "./api-types.gen.ts";
 
 export interface ApiErrorBody {
   error?: string;
@@ -70,6 +70,8 @@ export const get = <T>(path: string): Promise<T> => api<T>("GET", path);
 
 // ---- shapes generated from the API's OpenAPI document (api-types.gen.ts, `npm run build`) ----
 
+/** A shape the OpenAPI document names (components/schemas). */
+export type Shape<N extends keyof components["schemas"]> = components["schemas"][N];
 /** The JSON a route answers with on success (200, 201 or 202), as the OpenAPI document describes it. */
 type JsonOf<R> = R extends { content: { "application/json": infer T } } ? T : never;
 export type Answer<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends { responses: infer R }
@@ -82,30 +84,30 @@ export type Answer<P extends keyof paths, M extends keyof paths[P]> = paths[P][M
         : never
   : never;
 
-export type Cmg = Answer<"/api/v1/cmgs/{name}", "get">;
+export type Cmg = Shape<"Cmg">;
 /** Every status the service gives a CMG (the API's schema takes the service's list). */
 export type CmgStatus = Cmg["status"];
-export type CertInfo = Cmg["serverCertificate"];
-export type CmgInstance = Cmg["instances"][number];
+export type CertInfo = Shape<"CertInfo">;
+export type CmgInstance = Shape<"CmgInstance">;
 
 // ---- shapes the API returns (the site's model) ----
 
-export type Site = Answer<"/api/v1/site", "get">;
-export type Server = Answer<"/api/v1/servers/{fqdn}", "get">;
-export type Role = Answer<"/api/v1/servers/{fqdn}/roles", "post">;
-export type Account = Answer<"/api/v1/accounts", "post">;
-export type ProxyConfig = Answer<"/api/v1/servers/{fqdn}/proxy", "put">;
-export type ComponentStatus = Answer<"/api/v1/status/components", "get">[number];
-export type StatusMessage = Answer<"/api/v1/status/messages", "get">["items"][number];
+export type Site = Shape<"Site">;
+export type Server = Shape<"Server">;
+export type Role = Shape<"Role">;
+export type Account = Shape<"Account">;
+export type ProxyConfig = Shape<"ProxyConfig">;
+export type ComponentStatus = Shape<"ComponentStatus">;
+export type StatusMessage = Shape<"StatusMessage">;
 /** A page of a paged list (status messages): `nextCursor` asks for the next, older page. */
 export interface Paged<T> {
   items: T[];
   nextCursor: number | null;
 }
 
-export type Client = Answer<"/api/v1/clients/{id}", "get">;
+export type Client = Shape<"Client">;
 
-export type SiteSetting = Answer<"/api/v1/settings/{key}", "get">;
+export type SiteSetting = Shape<"Setting">;
 
 export interface TrafficTotals {
   requests: number;
@@ -114,10 +116,10 @@ export interface TrafficTotals {
   bytesFromClients: number;
 }
 /** GET /api/v1/cmgs/:name/traffic (CmgTrafficSummary with the traffic alert). */
-export type CmgTraffic = Answer<"/api/v1/cmgs/{name}/traffic", "get">;
+export type CmgTraffic = Shape<"CmgTraffic">;
 
-export type AnalyzeCheck = CmgAnalysis["checks"][number];
-export type CmgAnalysis = Answer<"/api/v1/cmgs/{name}/analyze", "post">;
+export type AnalyzeCheck = Shape<"AnalyzeCheck">;
+export type CmgAnalysis = Shape<"CmgAnalysis">;
 
 export interface Endpoint {
   id: string;
@@ -168,6 +170,6 @@ export type AdminRole = Me["role"];
 export const ROLE_LABELS: Record<AdminRole, string> = { "full-administrator": "Full Administrator", "infrastructure-administrator": "Infrastructure Administrator", "read-only-analyst": "Read-only Analyst" };
 /** GET /api/v1/whoami: who is signed in, with which role. */
 export type Me = Answer<"/api/v1/whoami", "get">;
-export type AdminUser = Answer<"/api/v1/admin-users", "post">;
-export type AdminToken = Answer<"/api/v1/admin-tokens/{name}/role", "put">;
-export type AuditEntry = Answer<"/api/v1/audit", "get">["items"][number];
+export type AdminUser = Shape<"AdminUser">;
+export type AdminToken = Shape<"AdminToken">;
+export type AuditEntry = Shape<"AuditEntry">;

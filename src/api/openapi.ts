@@ -15,6 +15,22 @@ function jsonSchema(schema: z.ZodType, io: "input" | "output"): Json {
   return rest;
 }
 
+/**
+ * An answer's schema, the shapes of schemas.ts's `named` referred to by name: their definitions go
+ * to `components` (the same definition whichever answer brings it).
+ */
+function responseSchema(schema: z.ZodType, components: Record<string, unknown>): Json {
+  const { $schema: _drop, $defs, ...rest } = z.toJSONSchema(schema, { io: "output", unrepresentable: "any", target: "draft-2020-12", metadata: S.named }) as Json;
+  for (const [id, def] of Object.entries(($defs ?? {}) as Json)) components[id] = toComponentRefs(def);
+  return toComponentRefs(rest) as Json;
+}
+
+function toComponentRefs(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(toComponentRefs);
+  if (v === null || typeof v !== "object") return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === "$ref" && typeof x === "string" ? x.replace("#/$defs/", "#/components/schemas/") : toComponentRefs(x)]));
+}
+
 const errorRef = { $ref: "#/components/schemas/Error" };
 const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: errorRef } } });
 
@@ -29,7 +45,7 @@ function operationId(r: Pick<ApiRoute, "method" | "path">): string {
   return r.method.toLowerCase() + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join("");
 }
 
-function operation(r: ApiRoute): Json {
+function operation(r: ApiRoute, components: Record<string, unknown>): Json {
   const params = [...r.path.matchAll(/:([a-zA-Z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
   const shape = queryShape(r).shape as Record<string, z.ZodType>;
   const query = Object.entries(shape).map(([name, schema]) => {
@@ -43,7 +59,7 @@ function operation(r: ApiRoute): Json {
       ? { description: "Done; no content" }
       : r.produces
         ? { description: "A file to download", content: Object.fromEntries(r.produces.map((t) => [t, { schema: { type: "string" } }])) }
-        : { description: "Success", content: { "application/json": { schema: r.response ? jsonSchema(r.response, "output") : {} } } };
+        : { description: "Success", content: { "application/json": { schema: r.response ? responseSchema(r.response, components) : {} } } };
   return {
     operationId: operationId(r),
     summary: r.summary,
@@ -71,7 +87,8 @@ const BUILT_IN: { method: "GET"; path: string; summary: string; tag: string }[] 
 
 export function openApiDocument(routes: readonly ApiRoute[], version: string): Json {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of routes) (paths[r.path.replace(/:([a-zA-Z]+)/g, "{$1}")] ??= {})[r.method.toLowerCase()] = operation(r);
+  const shapes: Record<string, unknown> = {};
+  for (const r of routes) (paths[r.path.replace(/:([a-zA-Z]+)/g, "{$1}")] ??= {})[r.method.toLowerCase()] = operation(r, shapes);
   for (const b of BUILT_IN) {
     (paths[b.path] ??= {}).get = { operationId: operationId(b), summary: b.summary, tags: [b.tag], security: [], responses: { "200": { description: "Success", content: { "application/json": { schema: {} } } } } };
   }
@@ -83,7 +100,7 @@ export function openApiDocument(routes: readonly ApiRoute[], version: string): J
     tags,
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "An admin token: <data>/admin.token (named admin), or one made by `opencmg site token create NAME [--read-only]`" } },
-      schemas: { Error: jsonSchema(S.error, "output") },
+      schemas: { Error: jsonSchema(S.error, "output"), ...Object.fromEntries(Object.entries(shapes).sort(([a], [b]) => a.localeCompare(b))) },
     },
     paths,
   };

@@ -226,3 +226,18 @@ export const error = z
     }),
   })
   .describe("Every error answer has this shape");
+
+/**
+ * The shapes the OpenAPI document names (components/schemas): a response refers to them by name,
+ * so the console's generated types have one type per shape.
+ */
+export const named = z.registry<{ id: string }>();
+for (const [id, schema] of Object.entries({
+  Site: site, Server: server, Role: role, Account: account, ProxyConfig: proxyConfig, ProxyDecision: proxyDecision,
+  StatusMessage: statusMessage, ComponentStatus: componentStatus, Client: client, BulkToken: bulkToken, ClientSettings: clientSettings,
+  CertInfo: certInfo, TrafficAlert: trafficAlert, CmgInstance: cmgInstance, CmgDeploy: cmgDeploy, Cmg: cmg, CmgDeleted: cmgDeleted, CmgTraffic: cmgTraffic,
+  AnalyzeCheck: analyzeCheck, CmgAnalysis: cmgAnalysis, SigningKey: signingKey, KeyRotation: keyRotation, ConnectionPointCert: connectionPointCert,
+  NewBulkToken: newBulkToken, JoinToken: joinToken, NewJoinToken: newJoinToken, Setting: setting, DirectoryStatus: directoryStatus, ConsoleSession: consoleSession,
+  Update: update, SyncResult: syncResult, FeedResult: feedResult, Adr: adr, AdrFile: adrFile, AdrRun: adrRun,
+  Endpoint: endpoint, EndpointSelection: endpointSelection, CheckRecord: checkRecord, AdminToken: token, NewAdminToken: newToken, AdminUser: adminUser, AuditEntry: auditEntry,
+} satisfies Record<string, z.ZodType>)) named.add(schema, { id });
