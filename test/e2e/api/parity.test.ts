@@ -116,7 +116,10 @@ describe("the OpenAPI document", () => {
     const create = doc.paths["/api/v1/cmgs"].post;
     assert.equal(create.requestBody.content["application/json"].schema.additionalProperties, false);
     assert.ok(create.requestBody.content["application/json"].schema.properties.serverPfx);
-    assert.ok(create.responses["201"].content["application/json"].schema.properties.serviceFqdn);
+    // A named shape: the answer refers to it, components/schemas holds it.
+    assert.equal(create.responses["201"].content["application/json"].schema.$ref, "#/components/schemas/Cmg");
+    assert.ok(doc.components.schemas.Cmg.properties.serviceFqdn);
+    assert.deepEqual(doc.components.schemas.Cmg.properties.status.enum, ["Provisioning", "Ready", "Degraded", "Error", "Stopping", "Stopped", "Starting", "Deleting"]);
     assert.ok(doc.paths["/api/v1/endpoints/export"].get.responses["200"].content["text/csv; charset=utf-8"]);
     assert.ok(doc.paths["/api/v1/status/messages"].get.parameters.some((p: { name: string }) => p.name === "cursor"));
   });
