@@ -1284,9 +1284,7 @@ export interface components {
                     summary: {
                         [key: string]: number;
                     };
-                    results: {
-                        [key: string]: unknown;
-                    }[];
+                    results: components["schemas"]["CheckResult"][];
                 } & {
                     [key: string]: unknown;
                 };
@@ -1309,6 +1307,31 @@ export interface components {
             }) | null;
             startedAt: string;
             finishedAt: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        CheckResult: {
+            url: string;
+            address: string;
+            required: boolean;
+            /** @enum {string} */
+            result: "pass" | "fail" | "warn" | "not-testable" | "skipped";
+            stage: ("dns" | "proxy" | "connect" | "tls" | "http") | null;
+            code: number | null;
+            hop: string | null;
+            httpStatus: number | null;
+            ms: number;
+            message: string;
+            stages: ({
+                /** @enum {string} */
+                stage: "dns" | "proxy" | "connect" | "tls" | "http";
+                /** @enum {string} */
+                result: "pass" | "fail" | "warn" | "skipped";
+                ms: number;
+                detail: string;
+            } & {
+                [key: string]: unknown;
+            })[];
         } & {
             [key: string]: unknown;
         };

@@ -135,35 +135,10 @@ export interface EndpointSelection {
   endpoints: Endpoint[];
   omitted: { id: string; address: string; reason: string }[];
 }
-export interface CheckStageOutcome {
-  stage: string;
-  result: string;
-  ms: number;
-  detail: string;
-}
-export interface EndpointCheckResult {
-  url: string;
-  address: string;
-  required: boolean;
-  result: string;
-  stage: string | null;
-  code: number | null;
-  hop: string | null;
-  httpStatus: number | null;
-  message: string;
-  stages: CheckStageOutcome[];
-}
+export type CheckStageOutcome = EndpointCheckResult["stages"][number];
+export type EndpointCheckResult = Shape<"CheckResult">;
 /** POST /api/v1/endpoints/checks answers with it at once (running); GET .../checks/:id when done. */
-export interface CheckRecord {
-  id: number;
-  state: "running" | "done" | "failed";
-  requestedBy: string;
-  server: string | null;
-  result?: { report: { ok: boolean; route: string; summary: Record<string, number>; results: EndpointCheckResult[] } } | null;
-  error: { code: string | number; message: string } | null;
-  startedAt: string;
-  finishedAt: string | null;
-}
+export type CheckRecord = Shape<"CheckRecord">;
 
 export type Permission = Me["permissions"][number];
 export type AdminRole = Me["role"];

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { ADMIN_ROLES } from "../site/services/admin-roles.ts";
+import { CHECK_STAGES } from "../endpoints/check-report.ts";
 import { CMG_STATUSES, RUN_STATES } from "../site/services/cmg-model.ts";
 import { cmgDeleted as cmgDeletedView } from "../site/services/cmgs.ts";
 import { connectionPointCertView, signingKeyView } from "../site/services/cmg-trust.ts";
@@ -179,6 +180,20 @@ export const endpointSelection = z.object({
   endpoints: z.array(endpoint),
   omitted: z.array(z.looseObject({ id: z.string(), address: z.string(), reason: z.string() })),
 });
+const checkStage = z.enum(CHECK_STAGES);
+export const checkResult = z.looseObject({
+  url: z.string(),
+  address: z.string(),
+  required: z.boolean(),
+  result: z.enum(["pass", "fail", "warn", "not-testable", "skipped"]),
+  stage: checkStage.nullable().describe("the stage that decided; null when nothing ran"),
+  code: z.number().nullable().describe("the error code of a failure (12002, 12007, 12029, 12030, 12175, 407)"),
+  hop: z.string().nullable().describe("which hop failed (the proxy or the target)"),
+  httpStatus: z.number().nullable(),
+  ms: z.number(),
+  message: z.string(),
+  stages: z.array(z.looseObject({ stage: checkStage, result: z.enum(["pass", "fail", "warn", "skipped"]), ms: z.number(), detail: z.string() })),
+});
 export const checkRecord = z.looseObject({
   id: z.number(),
   state: z.enum(["running", "done", "failed"]),
@@ -187,7 +202,7 @@ export const checkRecord = z.looseObject({
   request: z.record(z.string(), z.unknown()),
   result: z
     .looseObject({
-      report: z.looseObject({ ok: z.boolean(), route: z.string(), summary: z.record(z.string(), z.number()), results: z.array(z.record(z.string(), z.unknown())) }),
+      report: z.looseObject({ ok: z.boolean(), route: z.string(), summary: z.record(z.string(), z.number()), results: z.array(checkResult) }),
       transition: z.enum(["raised", "unchanged", "recovered", "ok"]).optional().describe("the site's check: what it did to the status"),
       statusMessage: z.number().nullable().optional(),
       component: z.enum(["OK", "Critical"]).optional(),
@@ -239,5 +254,5 @@ for (const [id, schema] of Object.entries({
   AnalyzeCheck: analyzeCheck, CmgAnalysis: cmgAnalysis, SigningKey: signingKey, KeyRotation: keyRotation, ConnectionPointCert: connectionPointCert,
   NewBulkToken: newBulkToken, JoinToken: joinToken, NewJoinToken: newJoinToken, Setting: setting, DirectoryStatus: directoryStatus, ConsoleSession: consoleSession,
   Update: update, SyncResult: syncResult, FeedResult: feedResult, Adr: adr, AdrFile: adrFile, AdrRun: adrRun,
-  Endpoint: endpoint, EndpointSelection: endpointSelection, CheckRecord: checkRecord, AdminToken: token, NewAdminToken: newToken, AdminUser: adminUser, AuditEntry: auditEntry,
+  Endpoint: endpoint, EndpointSelection: endpointSelection, CheckResult: checkResult, CheckRecord: checkRecord, AdminToken: token, NewAdminToken: newToken, AdminUser: adminUser, AuditEntry: auditEntry,
 } satisfies Record<string, z.ZodType>)) named.add(schema, { id });
