@@ -18,6 +18,7 @@ import { CmgPage } from "./pages/Cmg.tsx";
 import { ComponentStatusPage, StatusMessagesPage } from "./pages/Status.tsx";
 import { CmgMonitoringPage, ClientsPage } from "./pages/MonitoringCmg.tsx";
 import { EndpointsPage } from "./pages/Endpoints.tsx";
+import { ClientSettingsPage } from "./pages/ClientSettings.tsx";
 
 interface Node {
   path: string;
@@ -48,6 +49,7 @@ export const WORKSPACES: Workspace[] = [
         ],
       },
       { label: "Cloud Services", nodes: [{ path: "/administration/cloud-management-gateway", label: "Cloud Management Gateway", page: () => <CmgPage /> }] },
+      { label: "Client Settings", nodes: [{ path: "/administration/client-settings", label: "Client Settings", page: () => <ClientSettingsPage /> }] },
     ],
   },
   {
