@@ -75,7 +75,7 @@ const FIELD_PAGE: Record<string, Page> = {
 /** The label of the field each of the site's messages is shown beside, for the fields this change added. */
 const LABELS: Record<string, string> = {
   metricsPortBase: "Metrics port of the first instance (0: none)",
-  metricsHost: "Metrics listen address",
+  metricsHost: "Metrics bind address",
   stopOnCritical: "Stop this service when it exceeds the critical threshold",
 };
 

@@ -87,7 +87,7 @@ it("the wizard sets the metrics port and stop on critical; a refused port is nam
   await page.getByRole("button", { name: "Create Cloud Management Gateway" }).click();
   await page.getByRole("heading", { level: 2, name: "General" }).waitFor();
   const metricsPort = page.getByLabel("Metrics port of the first instance (0: none)");
-  const metricsHost = page.getByLabel("Metrics listen address");
+  const metricsHost = page.getByLabel("Metrics bind address");
 
   // Kubernetes: pods serve metrics on their own port, so the wizard asks for none.
   await chooseProvider(/^Kubernetes/);
