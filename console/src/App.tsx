@@ -18,6 +18,8 @@ import { CmgPage } from "./pages/Cmg.tsx";
 import { ComponentStatusPage, StatusMessagesPage } from "./pages/Status.tsx";
 import { CmgMonitoringPage, ClientsPage } from "./pages/MonitoringCmg.tsx";
 import { EndpointsPage } from "./pages/Endpoints.tsx";
+import { ClientSettingsPage } from "./pages/ClientSettings.tsx";
+import { BulkTokensPage } from "./pages/BulkTokens.tsx";
 
 interface Node {
   path: string;
@@ -45,9 +47,11 @@ export const WORKSPACES: Workspace[] = [
         nodes: [
           { path: "/administration/accounts", label: "Accounts", page: () => <AccountsPage /> },
           { path: "/administration/administrative-users", label: "Administrative Users", page: () => <AdminUsersPage /> },
+          { path: "/administration/bulk-registration-tokens", label: "Bulk Registration Tokens", page: () => <BulkTokensPage /> },
         ],
       },
       { label: "Cloud Services", nodes: [{ path: "/administration/cloud-management-gateway", label: "Cloud Management Gateway", page: () => <CmgPage /> }] },
+      { label: "Client Settings", nodes: [{ path: "/administration/client-settings", label: "Client Settings", page: () => <ClientSettingsPage /> }] },
     ],
   },
   {

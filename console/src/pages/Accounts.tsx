@@ -1,9 +1,10 @@
 /** Administration > Security > Accounts: stored once, referenced by proxies; secrets never shown. */
 import { useState, type FormEvent } from "react";
-import { Button, Field, Input, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
+import { Field, Input, MessageBar, MessageBarBody, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import { api, type Account } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { SetPasswordDialog } from "./AccountPassword.tsx";
 
 export function AccountsPage() {
   const accounts = useGet<Account[]>("/api/v1/accounts");
@@ -12,6 +13,8 @@ export function AccountsPage() {
   const [password, setPassword] = useState("");
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [removeError, setRemoveError] = useState<Error>();
+  const [passwordFor, setPasswordFor] = useState<Account>();
+  const [done, setDone] = useState<string>();
   const add = async (e: FormEvent) => {
     e.preventDefault();
     try {
@@ -39,6 +42,20 @@ export function AccountsPage() {
     <>
       <PageTitle>Accounts</PageTitle>
       <ErrorBar error={removeError} />
+      {done && (
+        <MessageBar intent="success" role="status">
+          <MessageBarBody>{done}</MessageBarBody>
+        </MessageBar>
+      )}
+      <SetPasswordDialog
+        account={passwordFor}
+        onClose={() => setPasswordFor(undefined)}
+        onSaved={(m) => {
+          setPasswordFor(undefined);
+          setDone(m);
+          accounts.reload();
+        }}
+      />
       <Show l={accounts} what="Accounts">
         {(list) => (
           <Table aria-label="Accounts" size="small">
@@ -55,6 +72,9 @@ export function AccountsPage() {
                   <TableCell>{a.name}</TableCell>
                   <TableCell>{a.username}</TableCell>
                   <TableCell>
+                    <ChangeButton size="small" onClick={() => { setDone(undefined); setPasswordFor(a); }} aria-label={`Set password of ${a.name}`}>
+                      Set password
+                    </ChangeButton>{" "}
                     <ChangeButton size="small" onClick={() => void remove(a)} aria-label={`Delete ${a.name}`}>
                       Delete
                     </ChangeButton>

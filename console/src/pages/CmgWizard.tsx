@@ -22,7 +22,7 @@ import {
 } from "@fluentui/react-components";
 import { api, type Cmg } from "../api.ts";
 import { certificateNames, pemBlocks, readFileBase64, readFileText } from "../certs.ts";
-import { ErrorBar, fieldErrors } from "../ui.tsx";
+import { ErrorBar, fieldErrors, labelErrors } from "../ui.tsx";
 
 const PAGES = ["General", "Settings", "Alerts", "Summary"] as const;
 type Page = (typeof PAGES)[number];
@@ -59,6 +59,8 @@ const FIELD_PAGE: Record<string, Page> = {
   clientPortBase: "Settings",
   tunnelPortBase: "Settings",
   instanceHost: "Settings",
+  metricsPortBase: "Settings",
+  metricsHost: "Settings",
   kubernetes: "Settings",
   kubeconfig: "Settings",
   namespace: "Settings",
@@ -67,6 +69,14 @@ const FIELD_PAGE: Record<string, Page> = {
   thresholdGb: "Alerts",
   warningPct: "Alerts",
   criticalPct: "Alerts",
+  stopOnCritical: "Alerts",
+};
+
+/** The label of the field each of the site's messages is shown beside, for the fields this change added. */
+const LABELS: Record<string, string> = {
+  metricsPortBase: "Metrics port of the first instance (0: none)",
+  metricsHost: "Metrics bind address",
+  stopOnCritical: "Stop this service when it exceeds the critical threshold",
 };
 
 interface Form {
@@ -94,7 +104,11 @@ interface Form {
   kubeconfig: string;
   namespace: string;
   image: string;
+  /** Local and external providers: instance i serves Prometheus metrics on metricsHost:metricsPortBase + i (a pod uses its own port). */
+  metricsPortBase: string;
+  metricsHost: string;
   alert: boolean;
+  stopOnCritical: boolean;
   thresholdGb: string;
   warningPct: string;
   criticalPct: string;
@@ -124,7 +138,10 @@ const EMPTY: Form = {
   kubeconfig: "",
   namespace: "opencmg",
   image: "",
+  metricsPortBase: "9440",
+  metricsHost: "127.0.0.1",
   alert: false,
+  stopOnCritical: false,
   thresholdGb: "",
   warningPct: "50",
   criticalPct: "90",
@@ -143,7 +160,11 @@ export function createBody(f: Form): Record<string, unknown> {
   }
   if (f.provider === "kubernetes")
     deploy.kubernetes = { kubeconfig: f.kubeconfig.trim(), namespace: f.namespace.trim(), ...(f.image.trim() ? { image: f.image.trim() } : {}) };
-  deploy.trafficAlert = f.alert ? { thresholdGb: num(f.thresholdGb), warningPct: num(f.warningPct), criticalPct: num(f.criticalPct) } : null;
+  if (f.provider !== "kubernetes") {
+    deploy.metricsPortBase = num(f.metricsPortBase);
+    deploy.metricsHost = f.metricsHost.trim();
+  }
+  deploy.trafficAlert = f.alert ? { thresholdGb: num(f.thresholdGb), warningPct: num(f.warningPct), criticalPct: num(f.criticalPct), stopOnCritical: f.stopOnCritical } : null;
   return {
     name: f.name.trim(),
     // The API takes the chain as more certificates after the server's own in serverCertPem.
@@ -232,7 +253,7 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
       setPage("General");
       onCreated(c);
     } catch (err) {
-      const e = fieldErrors(err, Object.keys(FIELD_PAGE));
+      const e = labelErrors(fieldErrors(err, Object.keys(FIELD_PAGE)), LABELS);
       setErrors(e);
       const field = Object.keys(e).find((k) => k !== "form");
       if (field) setPage(FIELD_PAGE[field]!);
@@ -330,6 +351,17 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
             </Field>
           </fieldset>
         )}
+        {f.provider !== "kubernetes" && (
+          <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
+            <legend>Metrics</legend>
+            <Field label={LABELS.metricsPortBase} hint="Instance i serves Prometheus metrics on this port + i." {...errorProps(errors, "metricsPortBase")}>
+              <Input value={f.metricsPortBase} onChange={(_, d) => set("metricsPortBase", d.value)} inputMode="numeric" />
+            </Field>
+            <Field label={LABELS.metricsHost} {...errorProps(errors, "metricsHost")}>
+              <Input value={f.metricsHost} onChange={(_, d) => set("metricsHost", d.value)} />
+            </Field>
+          </fieldset>
+        )}
         {f.provider === "kubernetes" && (
           <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
             <legend>Kubernetes deployment</legend>
@@ -361,6 +393,9 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
         <Field label="Percentage of threshold for Critical alert" {...errorProps(errors, "criticalPct")}>
           <Input value={f.criticalPct} onChange={(_, d) => set("criticalPct", d.value)} disabled={!f.alert} inputMode="numeric" />
         </Field>
+        <Field {...errorProps(errors, "stopOnCritical")}>
+          <Checkbox checked={f.stopOnCritical} disabled={!f.alert} onChange={(_, d) => set("stopOnCritical", Boolean(d.checked))} label={LABELS.stopOnCritical} />
+        </Field>
       </>
     );
   else
@@ -380,7 +415,8 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
             ["Trusted root certificates", String(f.trustedRoots.length)],
             ["Intermediate certificates", String(f.intermediates.length)],
             ["Verify Client Certificate Revocation", f.crlCheck ? "Yes" : "No"],
-            ["14-day threshold for alerting", f.alert ? `${f.thresholdGb} GB, warning at ${f.warningPct}%, critical at ${f.criticalPct}%` : "Off"],
+            ...(f.provider !== "kubernetes" ? [["Metrics", f.metricsPortBase.trim() === "0" ? "Off" : `${f.metricsHost}:${f.metricsPortBase} (instance i: + i)`]] : []),
+            ["14-day threshold for alerting", f.alert ? `${f.thresholdGb} GB, warning at ${f.warningPct}%, critical at ${f.criticalPct}%${f.stopOnCritical ? ", the service stops at critical" : ""}` : "Off"],
           ] as const
         ).map(([k, v]) => (
           <div key={k} style={{ display: "contents" }}>

@@ -28,6 +28,7 @@ import { api, type Account, type Cmg, type ProxyConfig, type Role, type Server }
 import { ChangeButton } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { DataTable } from "../table.tsx";
+import { EffectiveRoute } from "./ProxyEffective.tsx";
 
 export const ROLE_NAMES: Record<string, string> = {
   "management-point": "Management point",
@@ -206,6 +207,7 @@ function ProxyTab({ fqdn, roles, onRolesChanged }: { fqdn: string; roles: Role[]
   };
 
   return (
+    <>
     <form onSubmit={(e) => void save(e)} style={{ display: "grid", gap: 12, maxWidth: 560 }} aria-label="Proxy">
       <Saved text={saved} />
       {errors.form && <ErrorBar error={new Error(errors.form)} />}
@@ -267,6 +269,9 @@ function ProxyTab({ fqdn, roles, onRolesChanged }: { fqdn: string; roles: Role[]
         </ChangeButton>
       </div>
     </form>
+    {/* A string key: the route is asked again when what decides it changes, not on every render. */}
+    <EffectiveRoute fqdn={fqdn} installed={roles.map((r) => r.kind)} roleNames={ROLE_NAMES} config={JSON.stringify([proxy.data, sup?.settings.useProxyForSync, sup?.settings.useProxyForAdr])} />
+    </>
   );
 }
 

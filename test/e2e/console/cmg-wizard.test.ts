@@ -151,7 +151,7 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
 
   // What the local provider's start does: the instance from the CMG's start-up bundle; then the connection point role.
   const bundle = await writeCmgBundle(site, await site.services.cmgs.show("cmg"));
-  // Metrics off: the wizard has no metrics port field, and its default (9440) may be another test's.
+  // Metrics off: the wizard left its metrics port at the default (9440), which may be another test's.
   for (const f of bundle.files) instances.push(await startGatewayInstance({ ...loadStartupFile(f), metrics: null }, { log: gatewayLogs(site.logs) }));
   cp = await runConnectionPointRole(connectionPointRoleDeps(site), CP, { healthIntervalMs: 300, pollMs: 200 });
 
