@@ -7,14 +7,13 @@
  * violation in any state visited.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Browser, Locator, Page } from "playwright-core";
 import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { binJson } from "../../helpers/bin.ts";
 import { accessibilityFailures, launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
 
 const ACCOUNT = "proxy-account";
@@ -46,14 +45,7 @@ after(async () => {
 
 /** `opencmg account list --json` in another process. */
 function cliAccounts(): Promise<{ name: string; username: string }[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [OPENCMG_BIN, "--data", dataDir, "account", "list", "--json"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENCMG_DATA: "" } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-    child.once("close", (code) => (code === 0 ? resolve(JSON.parse(out) as never) : reject(new Error(`account list exited ${code}: ${err}`))));
-  });
+  return binJson(["--data", dataDir, "account", "list"]);
 }
 
 async function messageOf(control: Locator): Promise<string> {

@@ -9,7 +9,6 @@
  * there and in flags at the command line.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
@@ -26,7 +25,7 @@ import type { CmgAnalysis } from "../../../src/site/services/cmg-analyze.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 import { freePortRange } from "../../helpers/ports.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { runBinAsync } from "../../helpers/bin.ts";
 import { until } from "../../helpers/until.ts";
 import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
@@ -89,14 +88,7 @@ after(async () => {
 
 /** `opencmg cmg analyze` in another process (this one keeps serving the instance meanwhile). */
 function cliAnalyze(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [OPENCMG_BIN, "--data", dataDir, "cmg", "analyze", "cmg1", ...args], { stdio: ["ignore", "pipe", "pipe"], env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runBinAsync(["--data", dataDir, "cmg", "analyze", "cmg1", ...args], env);
 }
 
 const PRIVATE_CA = /^exactly the server certificate the site configured for the CMG \([^)]+\), for cmg\.contoso\.test; no root trusted here issued it \(/;

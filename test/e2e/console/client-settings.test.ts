@@ -6,7 +6,6 @@
  * agrees. No serious or critical accessibility violation in any state visited.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Browser, Locator, Page } from "playwright-core";
@@ -14,7 +13,7 @@ import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import type { ClientSettings } from "../../../src/site/services/clients.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { binJson } from "../../helpers/bin.ts";
 import { accessibilityFailures, launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
 
 let dataDir: string;
@@ -43,14 +42,7 @@ after(async () => {
 
 /** `opencmg site clients settings --json` in another process. */
 function cliSettings(): Promise<ClientSettings> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [OPENCMG_BIN, "--data", dataDir, "site", "clients", "settings", "--json"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENCMG_DATA: "" } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-    child.once("close", (code) => (code === 0 ? resolve(JSON.parse(out) as ClientSettings) : reject(new Error(`site clients settings exited ${code}: ${err}`))));
-  });
+  return binJson(["--data", dataDir, "site", "clients", "settings"]);
 }
 
 async function messageOf(control: Locator): Promise<string> {

@@ -6,7 +6,6 @@
  * process, agrees with each change.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
@@ -17,7 +16,7 @@ import { createCa } from "../../../src/pki/issue.ts";
 import type { CmgView } from "../../../src/site/services/cmg-model.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { binJson } from "../../helpers/bin.ts";
 import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 let dataDir: string;
@@ -54,14 +53,7 @@ after(async () => {
 
 /** `opencmg cmg show cmg1 --json` in another process. */
 function cliShow(): Promise<CmgView & { deploy: { trafficAlert: unknown } }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [OPENCMG_BIN, "--data", dataDir, "cmg", "show", "cmg1", "--json"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENCMG_DATA: "" } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-    child.once("close", (code) => (code === 0 ? resolve(JSON.parse(out) as never) : reject(new Error(`cmg show exited ${code}: ${err}`))));
-  });
+  return binJson(["--data", dataDir, "cmg", "show", "cmg1"]);
 }
 
 async function messageOf(control: Locator): Promise<string> {

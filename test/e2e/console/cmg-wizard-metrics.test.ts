@@ -7,7 +7,6 @@
  * shows. No serious or critical accessibility violation in any state visited.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
@@ -16,7 +15,7 @@ import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { binJson } from "../../helpers/bin.ts";
 import { accessibilityFailures, launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
 
 let dataDir: string;
@@ -56,14 +55,7 @@ interface Shown {
 
 /** `opencmg cmg show cmg --json` in another process. */
 function cliShow(): Promise<Shown> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [OPENCMG_BIN, "--data", dataDir, "cmg", "show", "cmg", "--json"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENCMG_DATA: "" } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-    child.once("close", (code) => (code === 0 ? resolve(JSON.parse(out) as Shown) : reject(new Error(`cmg show exited ${code}: ${err}`))));
-  });
+  return binJson(["--data", dataDir, "cmg", "show", "cmg"]);
 }
 
 async function messageOf(control: Locator): Promise<string> {

@@ -6,7 +6,6 @@
  * violation in any state visited.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
@@ -14,7 +13,7 @@ import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import type { ProxyDecision } from "../../../src/proxy/rules.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
+import { runBinAsync } from "../../helpers/bin.ts";
 import { accessibilityFailures, launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
 
 const SUP = "sup01.contoso.test";
@@ -45,15 +44,9 @@ after(async () => {
 });
 
 /** `opencmg proxy effective SUP SUBJECT --json` in another process: its exit code, output and error. */
-function cliRun(subject: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [OPENCMG_BIN, "--data", dataDir, "proxy", "effective", SUP, subject, "--json"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENCMG_DATA: "" } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-    child.once("close", (code) => resolve({ code, out, err }));
-  });
+async function cliRun(subject: string): Promise<{ code: number | null; out: string; err: string }> {
+  const r = await runBinAsync(["--data", dataDir, "proxy", "effective", SUP, subject, "--json"]);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 async function cliEffective(subject: string): Promise<ProxyDecision> {
