@@ -1,7 +1,8 @@
 // Runs every *.test.ts under src/ and test/e2e/ with Node's own test runner (Node 20's `--test`
 // takes no globs, so the files are listed here). Extra arguments filter by path substring.
 import { spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 function find(dir) {
@@ -28,5 +29,13 @@ if (files.length === 0) {
   process.exit(1);
 }
 const args = ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...files];
-const r = spawnSync(process.execPath, args, { stdio: "inherit" });
+// Every temporary file of the run (data folders, PostgreSQL clusters, browser profiles) goes
+// into one folder: removed after a green run, kept after a red one for its logs.
+// It is open like /tmp (sticky, everyone may write) because PostgreSQL and Squid run as their
+// own users inside it.
+const runTmp = mkdtempSync(join(tmpdir(), "opencmg-tests-"));
+chmodSync(runTmp, 0o1777);
+const r = spawnSync(process.execPath, args, { stdio: "inherit", env: { ...process.env, TMPDIR: runTmp } });
+if (r.status === 0) rmSync(runTmp, { recursive: true, force: true });
+else console.error(`The tests' temporary files (data folders and logs) are kept in ${runTmp}`);
 process.exit(r.status ?? 1);
