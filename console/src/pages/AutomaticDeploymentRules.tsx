@@ -118,10 +118,10 @@ function RunResults({ shown }: { shown: Shown }) {
   const ok = shown.files.length - failed;
   return (
     <section aria-label={`Results of ${shown.rule}`} style={{ margin: "12px 0" }}>
-      <MessageBar intent={failed > 0 ? "error" : "success"} layout="multiline" role="status">
+      <MessageBar intent={failed > 0 ? "error" : "success"} layout="multiline" role="status" style={{ marginBottom: 8 }}>
         <MessageBarBody>
           <MessageBarTitle>{shown.kind === "run" ? `${shown.rule} ran` : `Recorded results of ${shown.rule}`}</MessageBarTitle>
-          {shown.kind === "run" && `${shown.matched} matching updates. `}
+          {shown.kind === "run" && `Updates matched: ${shown.matched}. `}
           {ok} of {shown.files.length} files in the content library{failed > 0 ? `; ${failed} failed.` : "."}
         </MessageBarBody>
       </MessageBar>
