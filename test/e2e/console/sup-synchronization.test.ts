@@ -3,10 +3,11 @@
  * `opencmg role set FQDN software-update-point --upstream-url`, `opencmg sup sync` and `opencmg sup
  * updates`: Synchronize Now without an upstream update source refused beside that field; a URL the
  * site refuses shown beside it and nothing saved; the catalog's URL on a local stand-in for the
- * internet saved; Synchronize Now fetches it (the stand-in saw the request), says what it got,
- * shows the last synchronization and lists the updates. `opencmg role list` / `sup updates` /
- * `status messages`, run in another process, agree. A Read-only Analyst sees OK and Synchronize Now
- * disabled with the reason. No serious or critical accessibility violation in any state visited.
+ * internet saved; the proxy option refused beside it (the server has no proxy); Synchronize Now
+ * fetches the catalog (the stand-in saw the request), says what it got, shows the last
+ * synchronization and lists the updates. `opencmg role list` / `sup updates` / `status messages`,
+ * run in another process, agree. A Read-only Analyst sees OK and Synchronize Now disabled with the
+ * reason. No serious or critical accessibility violation in any state visited.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -115,6 +116,15 @@ it("saves the upstream update source, synchronizes from it and lists the updates
   await page.getByText(`The synchronization settings of ${SUP} are saved.`).waitFor();
   assert.equal(await upstream.getAttribute("aria-invalid"), null);
   assert.deepEqual(await cliSupSettings(), { allowCmgTraffic: false, useProxyForSync: false, useProxyForAdr: false, upstreamUrl: catalogUrl });
+
+  // The server has no proxy: the option to synchronize through it is refused beside it.
+  await useProxy.check();
+  await form.getByRole("button", { name: "OK" }).click();
+  await page.getByText(/^Use a proxy server when synchronizing software updates: needs a proxy server/).waitFor();
+  assert.match(await messageOf(useProxy), new RegExp(`^Use a proxy server when synchronizing software updates: needs a proxy server configured and enabled on ${SUP.replace(/\./g, "\\.")} first`));
+  assert.equal((await cliSupSettings()).useProxyForSync, false, "nothing saved");
+  await check("Software Update Synchronization with the proxy option refused");
+  await useProxy.uncheck();
 
   const before = net.requests().filter((r) => r.path === "/catalog.json").length;
   await syncNow.click();
