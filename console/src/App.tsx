@@ -1,6 +1,6 @@
 /**
  * The console's frame: sign-in, then the documents' workspaces and nodes in the navigation
- * (Administration, Monitoring, Internet endpoints), one page per node.
+ * (Administration, Software Library, Monitoring, Internet endpoints), one page per node.
  */
 import { useEffect, useState, type MouseEvent, type ReactNode } from "react";
 import { Button, Spinner, Text, makeStyles, tokens } from "@fluentui/react-components";
@@ -20,6 +20,8 @@ import { CmgMonitoringPage, ClientsPage } from "./pages/MonitoringCmg.tsx";
 import { EndpointsPage } from "./pages/Endpoints.tsx";
 import { ClientSettingsPage } from "./pages/ClientSettings.tsx";
 import { BulkTokensPage } from "./pages/BulkTokens.tsx";
+import { SoftwareUpdateSyncPage } from "./pages/SoftwareUpdateSync.tsx";
+import { AutomaticDeploymentRulesPage } from "./pages/AutomaticDeploymentRules.tsx";
 
 interface Node {
   path: string;
@@ -52,6 +54,18 @@ export const WORKSPACES: Workspace[] = [
       },
       { label: "Cloud Services", nodes: [{ path: "/administration/cloud-management-gateway", label: "Cloud Management Gateway", page: () => <CmgPage /> }] },
       { label: "Client Settings", nodes: [{ path: "/administration/client-settings", label: "Client Settings", page: () => <ClientSettingsPage /> }] },
+    ],
+  },
+  {
+    label: "Software Library",
+    groups: [
+      {
+        label: "Software Updates",
+        nodes: [
+          { path: "/software-library/software-update-synchronization", label: "Software Update Synchronization", page: () => <SoftwareUpdateSyncPage /> },
+          { path: "/software-library/automatic-deployment-rules", label: "Automatic Deployment Rules", page: () => <AutomaticDeploymentRulesPage /> },
+        ],
+      },
     ],
   },
   {
