@@ -27,7 +27,7 @@ export function AdminUsersPage() {
       setErrors({});
       users.reload();
     } catch (err) {
-      setErrors(fieldErrors(err, ["kind", "value", "role"]));
+      setErrors(fieldErrors(err, ["kind", "value", "role"], { kind: "Kind", value: "Name or group (the claim's value)", role: "Security role" }));
     }
   };
   const remove = async (u: AdminUser) => {
