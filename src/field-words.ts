@@ -51,6 +51,8 @@ const WORDS: Record<string, string> = {
   role: "Security role",
   fqdn: "FQDN",
   siteCode: "Site code",
+  messageId: "Message ID",
+  clientId: "Client ID",
   siteName: "Site name",
 };
 

@@ -320,6 +320,16 @@ const PROPERTY_LABELS: Record<string, string> = {
   intermediates: "Intermediate certificates",
 };
 
+/** The connection analyzer's labels; a refusal beside a field is "<its label>: <the rule>". */
+const ANALYZER_LABELS: Record<string, string> = {
+  clientCert: "Client certificate file (PEM, optional)",
+  clientCertPem: "Client certificate file (PEM, optional)",
+  clientKey: "Its private key file (PEM)",
+  clientKeyPem: "Its private key file (PEM)",
+  ca: "Trusted root for the server certificate (PEM, optional)",
+  caPem: "Trusted root for the server certificate (PEM, optional)",
+};
+
 interface ChosenCa {
   file: string;
   pem: string;
@@ -517,7 +527,7 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
       setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, body));
     } catch (e) {
       // The analyzer names the certificate, key and CA as the command line does (clientCert, clientKey, ca).
-      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey", "ca", "caPem"]));
+      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey", "ca", "caPem"], ANALYZER_LABELS));
     } finally {
       setRunning(false);
     }
@@ -551,14 +561,14 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
           <DialogTitle>Cloud Management Gateway Connection Analyzer: {cmg.name}</DialogTitle>
           <DialogContent>
             <div style={{ display: "flex", gap: 12, flexWrap: "wrap", marginBottom: 8 }}>
-              <Field label="Client certificate file (PEM, optional)" hint={client.file ? `Chosen: ${client.file}` : "a device's client authentication certificate, to check it and make the location requests"} {...err(errors.clientCert ? "clientCert" : "clientCertPem")}>
+              <Field label={ANALYZER_LABELS.clientCert} hint={client.file ? `Chosen: ${client.file}` : "a device's client authentication certificate, to check it and make the location requests"} {...err(errors.clientCert ? "clientCert" : "clientCertPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" onChange={(ev) => void chooseClientCert(ev.target.files?.[0])} />}
               </Field>
-              <Field label="Its private key file (PEM)" hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
+              <Field label={ANALYZER_LABELS.clientKey} hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(ev) => void chooseClientKey(ev.target.files?.[0])} />}
               </Field>
               <Field
-                label="Trusted root for the server certificate (PEM, optional)"
+                label={ANALYZER_LABELS.ca}
                 hint="the root devices trust for a server certificate from a private CA; the chosen certificates are listed below by subject"
                 {...err(errors.ca ? "ca" : "caPem")}
               >
