@@ -76,8 +76,9 @@ it("Client Settings shows the site's settings, names a refused interval by its l
   await policy.fill("0");
   await form.getByRole("button", { name: "OK" }).click();
   await page.waitForFunction(() => document.querySelectorAll('[aria-invalid="true"]').length >= 2);
-  assert.equal(await messageOf(policy), "Client policy polling interval (minutes): must be from 1 to 10080 minutes");
-  assert.equal(await messageOf(location), "Location request interval (minutes): must be from 1 to 10080 minutes");
+  // The field's hint follows its message in what the input is described by.
+  assert.match(await messageOf(policy), /^Client policy polling interval \(minutes\): must be from 1 to 10080 minutes 1 to 10080; the default is 60\.$/);
+  assert.match(await messageOf(location), /^Location request interval \(minutes\): must be from 1 to 10080 minutes 1 to 10080; the default 1440/);
   assert.equal(await policy.getAttribute("aria-invalid"), "true");
   assert.equal(await location.getAttribute("aria-invalid"), "true");
   await check("Client Settings with both intervals the site refused");
