@@ -22,7 +22,7 @@ import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
 import { freePortRange } from "../../helpers/ports.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { createHash, X509Certificate } from "node:crypto";
-import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { accessibilityFailures, contentHiddenAfterDialog, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 const CP = "cp01.contoso.test";
 let site: OpenedSite;
@@ -169,6 +169,8 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await page.getByRole("button", { name: "Next" }).click();
   await page.getByRole("button", { name: "Create" }).click();
   await page.getByText("The cloud management gateway cmg is created.").waitFor();
+  // The wizard closed on its own after Create: nothing keeps the page hidden from assistive technology.
+  assert.equal(await contentHiddenAfterDialog(page), "");
 
   const created = await site.services.cmgs.show("cmg");
   assert.equal(created.serviceFqdn, "cmg.contoso.test");

@@ -172,7 +172,7 @@ it("Sites: a site setting the site refuses shows its message next to it; a good 
   await field.fill("soon");
   await page.getByRole("button", { name: "Save endpoint-check-interval" }).click();
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
-  assert.match(await messageOf(field), /^endpoint-check-interval: /);
+  assert.match(await messageOf(field), /^Endpoint check interval: must be a duration/);
   assert.equal((await site.services.settings.get("endpoint-check-interval")).isDefault, true, "nothing saved");
   await assertAccessible("Sites with a refused setting");
   await field.fill("2h");
