@@ -13,7 +13,7 @@ import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { OPENCMG_BIN } from "../../helpers/bin.ts";
-import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { accessibilityFailures, contentHiddenAfterDialog, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 const SUP = "sup01.contoso.test";
 let dataDir: string;
@@ -242,4 +242,28 @@ it("signs out: the session ends at the server too", async () => {
   await page.getByLabel("Admin token").waitFor();
   const status = await page.evaluate(async () => (await fetch("/api/v1/servers")).status);
   assert.equal(status, 401);
+});
+
+it("a dialog removed while open (the session ends under it) leaves the sign-in page readable: no aria-hidden left on the app", async () => {
+  await page.getByLabel("Admin token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await nav("Accounts").click();
+  await page.getByRole("button", { name: /^Set password of / }).first().click();
+  const dialog = page.getByRole("dialog", { name: /^Set password: / });
+  await dialog.waitFor();
+  await dialog.getByLabel("New password", { exact: true }).fill("An0ther-S3cret!");
+  await dialog.getByLabel("Confirm password", { exact: true }).fill("An0ther-S3cret!");
+  // The session is gone (as when it expires): OK answers 401 and the console shows sign-in instead of the page and its dialog.
+  await context.clearCookies();
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await page.getByLabel("Admin token").waitFor();
+  assert.equal(await contentHiddenAfterDialog(page, "form"), "");
+  const a11y = await accessibilityFailures(page, "Sign-in after the session ended under an open dialog");
+  assert.equal(a11y, "", a11y);
+  // And the console works again from there.
+  await page.getByLabel("Admin token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await nav("Accounts").click();
+  await page.getByRole("heading", { level: 1, name: "Accounts" }).waitFor();
+  assert.equal(await contentHiddenAfterDialog(page), "");
 });
