@@ -88,12 +88,6 @@ export class ValidationError extends OpenCmgError {
     this.rule = rule;
     this.problems = [fieldProblem(field, rule), ...more.filter((p) => p.field !== field)];
   }
-  /** Every problem of `problems` in one error: the first is the top-level field, rule and message. */
-  static of(problems: readonly FieldProblem[]): ValidationError {
-    const [first, ...more] = problems;
-    if (!first) throw new Error("ValidationError.of needs at least one problem");
-    return new ValidationError(first.field, first.rule, undefined, more);
-  }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), field: this.field, rule: this.rule, errors: this.problems.map((p) => ({ field: p.field, rule: p.rule, message: p.message })) };
   }
@@ -106,20 +100,14 @@ export class ValidationError extends OpenCmgError {
  */
 export class FieldChecks {
   private readonly problems: FieldProblem[] = [];
+  /** The first failed check's own message (it may say more than field and rule: what was given). */
+  private firstMessage: string | undefined;
   take<T>(fn: () => T): T | undefined {
     try {
       return fn();
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
-      this.add(...e.problems);
-      return undefined;
-    }
-  }
-  async takeAsync<T>(fn: () => Promise<T>): Promise<T | undefined> {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof ValidationError)) throw e;
+      if (this.problems.length === 0) this.firstMessage = e.message;
       this.add(...e.problems);
       return undefined;
     }
@@ -132,12 +120,10 @@ export class FieldChecks {
   get list(): readonly FieldProblem[] {
     return this.problems;
   }
-  get failed(): boolean {
-    return this.problems.length > 0;
-  }
-  /** Throws every problem kept as one ValidationError; nothing when all checks passed. */
+  /** Throws every problem kept as one ValidationError (the first check's message on top); nothing when all checks passed. */
   done(): void {
-    if (this.problems.length > 0) throw ValidationError.of(this.problems);
+    const [first, ...more] = this.problems;
+    if (first) throw new ValidationError(first.field, first.rule, this.firstMessage, more);
   }
 }
 
