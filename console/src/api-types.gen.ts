@@ -1163,6 +1163,15 @@ export interface components {
                 field?: string;
                 /** @description the rule it breaks (validation) */
                 rule?: string;
+                /** @description validation: every field problem of the request, the top-level field first; a form shows each beside its field */
+                errors?: {
+                    /** @description the API's field name or path, e.g. deploy.trafficAlert.thresholdGb or trustedRoots.0 */
+                    field: string;
+                    /** @description the rule it breaks */
+                    rule: string;
+                    /** @description the field in words and the rule, e.g. "14-day threshold (GB): must be a number of GB above 0" */
+                    message: string;
+                }[];
             } & {
                 [key: string]: unknown;
             };
@@ -1763,7 +1772,7 @@ export interface operations {
                     "application/json": components["schemas"]["Site"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1837,7 +1846,7 @@ export interface operations {
                     "application/json": components["schemas"]["Site"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1920,7 +1929,7 @@ export interface operations {
                     "application/json": components["schemas"]["Site"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1994,7 +2003,7 @@ export interface operations {
                     "application/json": components["schemas"]["Server"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2076,7 +2085,7 @@ export interface operations {
                     "application/json": components["schemas"]["Server"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2152,7 +2161,7 @@ export interface operations {
                     "application/json": components["schemas"]["Server"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2226,7 +2235,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2303,7 +2312,7 @@ export interface operations {
                     "application/json": components["schemas"]["Role"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2393,7 +2402,7 @@ export interface operations {
                     "application/json": components["schemas"]["Role"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2468,7 +2477,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2558,7 +2567,7 @@ export interface operations {
                     "application/json": components["schemas"]["Role"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2632,7 +2641,7 @@ export interface operations {
                     "application/json": components["schemas"]["Account"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2714,7 +2723,7 @@ export interface operations {
                     "application/json": components["schemas"]["Account"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2797,7 +2806,7 @@ export interface operations {
                     "application/json": components["schemas"]["Account"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2871,7 +2880,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2947,7 +2956,7 @@ export interface operations {
                     "application/json": components["schemas"]["ProxyConfig"] | null;
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3032,7 +3041,7 @@ export interface operations {
                     "application/json": components["schemas"]["ProxyConfig"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3106,7 +3115,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3183,7 +3192,7 @@ export interface operations {
                     "application/json": components["schemas"]["ProxyDecision"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3279,7 +3288,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3356,7 +3365,7 @@ export interface operations {
                     "application/json": components["schemas"]["ComponentStatus"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3430,7 +3439,7 @@ export interface operations {
                     "application/json": components["schemas"]["Setting"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3506,7 +3515,7 @@ export interface operations {
                     "application/json": components["schemas"]["Setting"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3588,7 +3597,7 @@ export interface operations {
                     "application/json": components["schemas"]["Setting"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3664,7 +3673,7 @@ export interface operations {
                     "application/json": components["schemas"]["Setting"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3743,7 +3752,7 @@ export interface operations {
                     "application/json": components["schemas"]["CmgTraffic"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3828,7 +3837,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrafficAlert"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3902,7 +3911,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3986,7 +3995,7 @@ export interface operations {
                     "application/json": components["schemas"]["CmgAnalysis"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4060,7 +4069,7 @@ export interface operations {
                     "application/json": components["schemas"]["BulkToken"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4142,7 +4151,7 @@ export interface operations {
                     "application/json": components["schemas"]["NewBulkToken"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4218,7 +4227,7 @@ export interface operations {
                     "application/json": components["schemas"]["BulkToken"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4292,7 +4301,7 @@ export interface operations {
                     "application/json": components["schemas"]["SigningKey"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4370,7 +4379,7 @@ export interface operations {
                     "application/json": components["schemas"]["KeyRotation"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4453,7 +4462,7 @@ export interface operations {
                     "application/json": components["schemas"]["NewJoinToken"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4527,7 +4536,7 @@ export interface operations {
                     "application/json": components["schemas"]["JoinToken"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4603,7 +4612,7 @@ export interface operations {
                     "application/json": components["schemas"]["JoinToken"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4683,7 +4692,7 @@ export interface operations {
                     "application/json": components["schemas"]["Client"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4759,7 +4768,7 @@ export interface operations {
                     "application/json": components["schemas"]["Client"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4842,7 +4851,7 @@ export interface operations {
                     "application/json": components["schemas"]["Client"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4916,7 +4925,7 @@ export interface operations {
                     "application/json": components["schemas"]["SigningKey"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4994,7 +5003,7 @@ export interface operations {
                     "application/json": components["schemas"]["KeyRotation"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5071,7 +5080,7 @@ export interface operations {
                     "application/json": components["schemas"]["ConnectionPointCert"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5154,7 +5163,7 @@ export interface operations {
                     "application/json": components["schemas"]["ConnectionPointCert"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5230,7 +5239,7 @@ export interface operations {
                     "application/json": components["schemas"]["Cmg"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5309,7 +5318,7 @@ export interface operations {
                     "application/json": components["schemas"]["CmgDeleted"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5377,9 +5386,9 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    instances?: number | string;
+                    instances?: number;
                     crlCheck?: boolean;
-                    minRsaBits?: number | string;
+                    minRsaBits?: number;
                     trustedRoots?: string[];
                     intermediates?: string[];
                     replaceCertificates?: boolean;
@@ -5410,7 +5419,7 @@ export interface operations {
                     "application/json": components["schemas"]["Cmg"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5490,7 +5499,7 @@ export interface operations {
                     "application/json": components["schemas"]["Cmg"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5570,7 +5579,7 @@ export interface operations {
                     "application/json": components["schemas"]["Cmg"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5653,7 +5662,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5727,7 +5736,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdminToken"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5811,7 +5820,7 @@ export interface operations {
                     "application/json": components["schemas"]["NewAdminToken"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5894,7 +5903,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdminToken"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5968,7 +5977,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdminUser"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6052,7 +6061,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdminUser"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6136,7 +6145,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdminUser"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6213,7 +6222,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdminUser"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6289,7 +6298,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdminToken"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6381,7 +6390,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6462,7 +6471,7 @@ export interface operations {
                     "application/json": components["schemas"]["Client"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6536,7 +6545,7 @@ export interface operations {
                     "application/json": components["schemas"]["ClientSettings"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6619,7 +6628,7 @@ export interface operations {
                     "application/json": components["schemas"]["ClientSettings"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6695,7 +6704,7 @@ export interface operations {
                     "application/json": components["schemas"]["Client"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6775,7 +6784,7 @@ export interface operations {
                     "application/json": components["schemas"]["Client"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6849,7 +6858,7 @@ export interface operations {
                     "application/json": components["schemas"]["Cmg"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6936,12 +6945,18 @@ export interface operations {
                     crlCheck?: boolean;
                     /** @description smallest RSA key in a client certificate chain (2048-16384) */
                     minRsaBits?: number;
-                    /** @description public, usgov or custom (default public) */
-                    cloud?: string;
+                    /**
+                     * @description public, usgov or custom (default public)
+                     * @enum {string}
+                     */
+                    cloud?: "public" | "usgov" | "custom";
                     region?: string;
                     resourceGroup?: string;
-                    /** @description local, external or kubernetes (default local) */
-                    provider?: string;
+                    /**
+                     * @description local, external or kubernetes (default local)
+                     * @enum {string}
+                     */
+                    provider?: "local" | "external" | "kubernetes";
                     /** @description where the instances listen and how they are reached */
                     deploy?: {
                         listenHost?: string;
@@ -6981,7 +6996,7 @@ export interface operations {
                     "application/json": components["schemas"]["Cmg"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7068,7 +7083,7 @@ export interface operations {
                     "application/json": components["schemas"]["EndpointSelection"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7162,7 +7177,7 @@ export interface operations {
                     "application/x-ns-proxy-autoconfig": string;
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7236,7 +7251,7 @@ export interface operations {
                     "application/json": components["schemas"]["CheckRecord"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7317,7 +7332,7 @@ export interface operations {
                     "application/json": components["schemas"]["CheckRecord"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7393,7 +7408,7 @@ export interface operations {
                     "application/json": components["schemas"]["CheckRecord"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7473,7 +7488,7 @@ export interface operations {
                     "application/json": components["schemas"]["SyncResult"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7553,7 +7568,7 @@ export interface operations {
                     "application/json": components["schemas"]["FeedResult"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7627,7 +7642,7 @@ export interface operations {
                     "application/json": components["schemas"]["Update"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7701,7 +7716,7 @@ export interface operations {
                     "application/json": components["schemas"]["Adr"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7786,7 +7801,7 @@ export interface operations {
                     "application/json": components["schemas"]["Adr"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7862,7 +7877,7 @@ export interface operations {
                     "application/json": components["schemas"]["Adr"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7942,7 +7957,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdrRun"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8018,7 +8033,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdrFile"][];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8092,7 +8107,7 @@ export interface operations {
                     "application/json": components["schemas"]["ConsoleSession"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8172,7 +8187,7 @@ export interface operations {
                     "application/json": components["schemas"]["ConsoleSession"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8244,7 +8259,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8318,7 +8333,7 @@ export interface operations {
                     "application/json": components["schemas"]["DirectoryStatus"];
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8392,7 +8407,7 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8466,7 +8481,7 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8540,7 +8555,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks */
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -5,6 +5,13 @@
  */
 import type { components, paths } from "./api-types.gen.ts";
 
+/** One field's problem of a refused request: the API's field path, the rule, the field in words with the rule. */
+export interface FieldProblem {
+  field: string;
+  rule?: string;
+  message: string;
+}
+
 export interface ApiErrorBody {
   error?: string;
   kind?: string;
@@ -12,6 +19,8 @@ export interface ApiErrorBody {
   field?: string;
   rule?: string;
   message?: string;
+  /** Validation: every field problem of the request (the top-level field first). */
+  errors?: FieldProblem[];
 }
 
 export class ApiError extends Error {
@@ -23,6 +32,11 @@ export class ApiError extends Error {
   }
   get field(): string | undefined {
     return this.body.field;
+  }
+  /** Every field problem the API named (an older site names one: the top-level field). */
+  get problems(): FieldProblem[] {
+    if (this.body.errors && this.body.errors.length > 0) return this.body.errors;
+    return this.body.field ? [{ field: this.body.field, ...(this.body.rule ? { rule: this.body.rule } : {}), message: this.message }] : [];
   }
   /**
    * The route is not on this site's API yet (an older or partial server): a 404 that names no
@@ -57,7 +71,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     data = { message: text };
   }
   if (!res.ok) {
-    // The API's one error shape is { error: { code, kind, message, field?, rule? } }.
+    // The API's one error shape is { error: { code, kind, message, field?, rule?, errors? } }.
     const raw = (data ?? {}) as { error?: unknown };
     const err = new ApiError(res.status, (raw.error && typeof raw.error === "object" ? raw.error : raw) as ApiErrorBody);
     if (res.status === 401 && path !== "/api/v1/session") onSignedOut();

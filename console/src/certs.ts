@@ -124,3 +124,17 @@ export async function readFileBase64(f: File): Promise<string> {
   for (const x of bytes) s += String.fromCharCode(x);
   return btoa(s);
 }
+
+/**
+ * The SHA-1 thumbprint of the first certificate in `pem` as the documents show it (hex, upper
+ * case); "" where the browser offers no digest (a console served over plain HTTP to another host).
+ */
+export async function certificateThumbprint(pem: string): Promise<string> {
+  try {
+    if (!globalThis.crypto?.subtle) return "";
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-1", new Uint8Array(derOf(pem))));
+    return Array.from(digest, (x) => x.toString(16).padStart(2, "0")).join("").toUpperCase();
+  } catch {
+    return "";
+  }
+}

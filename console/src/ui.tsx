@@ -103,28 +103,36 @@ export function Show<T>({ l, what, children }: { l: Loaded<T>; what: string; chi
   );
 }
 
-/**
- * Field errors from an API error, keyed by the form's name for the field: the whole path the API
- * names ("deploy.trafficAlert.thresholdGb", "trustedRoots[0]") or its most specific part the form
- * knows; "form" when the form has no such field.
- */
-export function fieldErrors(e: unknown, known: readonly string[]): Record<string, string> {
-  if (e instanceof ApiError) {
-    const path = e.field ?? "";
-    const parts = path.split(/[.[\]]+/).filter((p) => p && !/^\d+$/.test(p));
-    const f = [path, ...parts.reverse()].find((p) => known.includes(p)) ?? "form";
-    return { [f]: e.message };
-  }
-  return { form: e instanceof Error ? e.message : String(e) };
+/** The form's name for the field an API path names: the whole path or its most specific part the form knows; "form" otherwise. */
+export function formField(path: string, known: readonly string[]): string {
+  const parts = path.split(/[.[\]]+/).filter((p) => p && !/^\d+$/.test(p));
+  return [path, ...parts.reverse()].find((p) => known.includes(p)) ?? "form";
 }
 
 /**
- * The same errors with each field's message in the form's words: the site's internal path
- * ("trafficAlert.thresholdGb: ...") replaced by the field's label as the administrator reads it.
+ * Every field error of an API error, keyed by the form's name for the field (formField), each in
+ * the form's words: "<the field's label>: <rule>" when `labels` has the field, else the site's
+ * message (which names the field in words). Problems of fields the form does not have are "form",
+ * one after another.
  */
-export function labelErrors(errors: Record<string, string>, labels: Record<string, string>): Record<string, string> {
-  // The site's echo of the whole object it checked (" (got {...})") is for the command line's JSON, not beside one field.
-  return Object.fromEntries(Object.entries(errors).map(([k, m]) => [k, labels[k] ? `${labels[k]}: ${m.replace(/^[\w.[\]]+: /, "").replace(/ \(got \{.*\}\)$/, "")}` : m]));
+export function fieldErrors(e: unknown, known: readonly string[], labels: Record<string, string> = {}): Record<string, string> {
+  if (!(e instanceof ApiError)) return { form: e instanceof Error ? e.message : String(e) };
+  const problems = e.problems;
+  if (problems.length === 0) return { form: e.message };
+  const out: Record<string, string> = {};
+  for (const p of problems) {
+    const key = formField(p.field, known);
+    const text = key !== "form" && labels[key] && p.rule ? `${labels[key]}: ${p.rule}` : p.message;
+    if (key === "form") out.form = out.form ? `${out.form} ${text}` : text;
+    else out[key] ??= text;
+  }
+  return out;
+}
+
+/** Fluent Field's props for a field's error (or none). */
+export function errorOf(errors: Record<string, string>, ...names: string[]): { validationMessage: string | undefined; validationState: "error" | "none" } {
+  const m = names.map((n) => errors[n]).find(Boolean);
+  return { validationMessage: m, validationState: m ? "error" : "none" };
 }
 
 export function PageTitle({ children }: { children: ReactNode }) {

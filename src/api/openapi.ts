@@ -69,7 +69,7 @@ function operation(r: ApiRoute, components: Record<string, unknown>): Json {
     ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(r.body, "input") } } } } : {}),
     responses: {
       [status]: success,
-      "400": errorResponse("Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks"),
+      "400": errorResponse("Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request"),
       "401": errorResponse("Missing, unknown or revoked admin token"),
       "403": errorResponse("A read-only admin token asked for a change"),
       "404": errorResponse("Not found (the object, or the route)"),

@@ -3,6 +3,7 @@
  * and body helpers. Apart from routes.ts so that each routes-<area>.ts can import it without a cycle.
  */
 import { z } from "zod";
+import { fieldProblem, issueProblems, type FieldChecks } from "../errors.ts";
 import type { SiteServices } from "../site/site.ts";
 import type { Actor } from "../site/services/audit.ts";
 import type { Permission } from "../site/services/admin-roles.ts";
@@ -87,6 +88,29 @@ export function parsedQuery<T extends z.ZodObject>(_schema: T, i: RouteInput): z
 /** Body shape errors are reported like every other validation failure (field + rule). */
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
   return schema.parse(body ?? {});
+}
+
+/**
+ * A strict object body parsed field by field: each field's problems (and each unknown field) go to
+ * `checks` and the fields that passed come back, so the route's later checks of them still run and
+ * the answer names every problem of the request at once.
+ */
+export function parseFields<T extends z.ZodObject>(schema: T, body: unknown, checks: FieldChecks): Partial<z.output<T>> {
+  const value = body ?? {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    checks.add(fieldProblem("body", "must be a JSON object"));
+    return {};
+  }
+  const given = value as Record<string, unknown>;
+  const shape = schema.shape as Record<string, z.ZodType>;
+  for (const k of Object.keys(given)) if (!(k in shape)) checks.add(fieldProblem(k, "is not a known field; check its spelling"));
+  const out: Record<string, unknown> = {};
+  for (const [k, s] of Object.entries(shape)) {
+    const r = s.safeParse(given[k]);
+    if (!r.success) checks.add(...r.error.issues.flatMap((i) => issueProblems(i, [k])));
+    else if (r.data !== undefined) out[k] = r.data;
+  }
+  return out as Partial<z.output<T>>;
 }
 
 /** The body of a change that takes no fields: none, or `{}` (unknown fields refused). */

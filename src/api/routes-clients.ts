@@ -3,18 +3,15 @@ import { z } from "zod";
 import type { ApiRoute } from "./route-kit.ts";
 import { emptyBody, parseBody, parsedQuery, q, needing } from "./route-kit.ts";
 import * as S from "./schemas.ts";
+import { settingsPatch } from "../site/services/clients.ts";
 
 const clientsQuery = z.strictObject({
   approved: q.bool.describe("true: approved clients only; false: those awaiting approval"),
   connectionType: z.enum(["intranet", "internet"], { error: "must be intranet or internet" }).optional().describe("how the client last reached a management point"),
   name: z.string().optional().describe("this computer name"),
 });
-const settingsBody = z.strictObject({
-  locationIntervalMinutes: z.number().optional(),
-  policyIntervalMinutes: z.number().optional(),
-  useCmg: z.boolean().optional(),
-  alwaysOnInternet: z.boolean().optional(),
-});
+// The service's rules in the body, so one pass names every field at fault.
+const settingsBody = z.strictObject(settingsPatch.shape);
 
 export const CLIENTS_ROUTES: ApiRoute[] = needing("infrastructure", [
   { method: "GET", path: "/api/v1/clients", tag: "clients", summary: "Registered clients with their last contact and connection type", query: clientsQuery, response: z.array(S.client), handle: (s, i) => s.clients.list(parsedQuery(clientsQuery, i)) },

@@ -8,6 +8,7 @@ import { emptyBody, needing, parseBody } from "./route-kit.ts";
 import * as S from "./schemas.ts";
 import type { ApiRoute } from "./route-kit.ts";
 import { deleteCmg } from "../site/services/cmgs.ts";
+import { instanceCount, minRsaBits } from "../site/services/cmg-model.ts";
 
 const pems = z.array(z.string().max(64 * 1024)).max(8);
 const thumbprints = z.array(z.string().max(100)).max(8);
@@ -15,9 +16,10 @@ const thumbprints = z.array(z.string().max(100)).max(8);
 export const cmgBodies = {
   update: z
     .object({
-      instances: z.union([z.number(), z.string()]).optional(),
+      // The service's rules of the fields that need no other, so one answer names each of them.
+      instances: instanceCount.optional(),
       crlCheck: z.boolean().optional(),
-      minRsaBits: z.union([z.number(), z.string()]).optional(),
+      minRsaBits: minRsaBits.optional(),
       trustedRoots: pems.optional(),
       intermediates: pems.optional(),
       replaceCertificates: z.boolean().optional(),

@@ -238,6 +238,16 @@ export const error = z
       message: z.string(),
       field: z.string().optional().describe("the field at fault (validation, not found, conflict)"),
       rule: z.string().optional().describe("the rule it breaks (validation)"),
+      errors: z
+        .array(
+          z.object({
+            field: z.string().describe("the API's field name or path, e.g. deploy.trafficAlert.thresholdGb or trustedRoots.0"),
+            rule: z.string().describe("the rule it breaks"),
+            message: z.string().describe("the field in words and the rule, e.g. \"14-day threshold (GB): must be a number of GB above 0\""),
+          }),
+        )
+        .optional()
+        .describe("validation: every field problem of the request, the top-level field first; a form shows each beside its field"),
     }),
   })
   .describe("Every error answer has this shape");

@@ -4,12 +4,13 @@
  * the services validate and decide, and every change goes through the audited services of the
  * request's identity (site/audited.ts).
  *
- * Every error, an unknown route included, is `{ "error": { code, kind, message, field?, rule? } }`.
+ * Every error, an unknown route included, is `{ "error": { code, kind, message, field?, rule?, errors? } }`;
+ * a validation error lists every field problem of the request in `errors`.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { ServerOptions } from "node:https";
 import { ZodError } from "zod";
-import { issueToValidation, OpenCmgError, ValidationError } from "../errors.ts";
+import { issuesToValidation, OpenCmgError, ValidationError } from "../errors.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { Actor } from "../site/services/audit.ts";
 import type { AdminIdentity } from "../site/services/admin-tokens.ts";
@@ -199,7 +200,7 @@ function refuseBody(body: unknown): void {
 
 function sendError(site: OpenedSite, err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   let e: unknown = err;
-  if (err instanceof ZodError) e = issueToValidation(err.issues[0]! as Parameters<typeof issueToValidation>[0]);
+  if (err instanceof ZodError) e = issuesToValidation(err.issues as Parameters<typeof issuesToValidation>[0]);
   if (e instanceof OpenCmgError) {
     if (e.kind === "internal") site.logs.component(LOG_FILES.smsprov).error(`Admin API ${req.method} ${req.url.split("?")[0]} failed: ${e.message}`);
     return reply.code(e.httpStatus).send(errorBody(e));

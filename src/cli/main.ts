@@ -3,7 +3,7 @@
  * Exit codes: 0 success, 2 usage or validation error (stderr names the field), 1 other failures.
  */
 import { Command, CommanderError, Option } from "commander";
-import { isOpenCmgError } from "../errors.ts";
+import { isOpenCmgError, ValidationError } from "../errors.ts";
 import { createContext, type CliContext } from "./context.ts";
 import { describeFailure, type Io } from "./output.ts";
 import { VERSION } from "../version.ts";
@@ -113,6 +113,8 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     if (isOpenCmgError(e)) {
       const hop = describeFailure(e);
       io.err.write(`error: ${e.message}${hop && !e.message.includes(String(e.code)) ? ` (${hop})` : ""}\n`);
+      // Every other field problem of the same command, so all can be fixed in one go.
+      if (e instanceof ValidationError) for (const p of e.problems.slice(1)) io.err.write(`error: ${p.field}: ${p.rule}\n`);
       return e.exitCode;
     }
     io.err.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -48,7 +48,7 @@ function certificatesOf(field: string, f: NamedFile): string[] {
  * const server = serverCertificateFromFiles({ pfx: { name: "cmg.pfx", content: bytes }, pfxPassword });
  * await site.services.cmgs.create({ name, serverCertPem: server.certPem, serverKeyPem: server.keyPem, serverChainPem: server.chainPem });
  */
-export function serverCertificateFromFiles(f: ServerCertificateFiles): ServerCertificatePems {
+export function serverCertificateFromFiles(f: ServerCertificateFiles, fields: { cert: string; key: string } = { cert: "serverCert", key: "serverKey" }): ServerCertificatePems {
   if (f.pfx) {
     if (f.cert || f.key) throw new ValidationError("serverPfx", "give either --server-pfx or --server-cert with --server-key, not both");
     if (f.pfxPassword === undefined) throw new ValidationError("pfxPassword", "give the PFX password on standard input with --pfx-password-stdin");
@@ -58,7 +58,7 @@ export function serverCertificateFromFiles(f: ServerCertificateFiles): ServerCer
   }
   if (!f.cert) throw new ValidationError("serverCert", "give the server authentication certificate: --server-cert FILE --server-key FILE, or --server-pfx FILE");
   if (!f.key) throw new ValidationError("serverKey", "give the certificate's private key with --server-key FILE");
-  const [certPem, ...chainPem] = certificatesOf("serverCert", f.cert);
+  const [certPem, ...chainPem] = certificatesOf(fields.cert, f.cert);
   return { certPem: certPem!, keyPem: text(f.key), chainPem };
 }
 

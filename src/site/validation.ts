@@ -4,7 +4,7 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
-import { ValidationError } from "../errors.ts";
+import { issueProblems, ValidationError } from "../errors.ts";
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
 
@@ -60,16 +60,19 @@ export const httpUrl = z
     }
   }, "must be an http:// or https:// URL");
 
-/** Parses `value` with `schema`; a failure becomes a ValidationError for `field`. */
+/**
+ * Parses `value` with `schema`; a failure becomes a ValidationError for `field` (or the field inside
+ * it), every issue of the value among its problems.
+ */
 export function check<T extends z.ZodType>(field: string, schema: T, value: unknown): z.output<T> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const sub = issue && issue.path.length > 0 ? `${field}.${issue.path.join(".")}` : field;
-  const rule = issue?.message ?? "is invalid";
+  const [first, ...more] = r.error.issues.flatMap((i) => issueProblems(i, [field]));
+  const sub = first?.field ?? field;
+  const rule = first?.rule ?? "is invalid";
   // Quote what was given, but never more than a glance: the value may be a stranger's megabyte.
   const got = JSON.stringify(value) ?? String(value);
-  throw new ValidationError(sub, rule, `${sub}: ${rule} (got ${got.length > 80 ? `${got.slice(0, 80)}... (${got.length} characters)` : got})`);
+  throw new ValidationError(sub, rule, `${sub}: ${rule} (got ${got.length > 80 ? `${got.slice(0, 80)}... (${got.length} characters)` : got})`, more);
 }
 
 /** Validates `value` against a schema; the first issue becomes a ValidationError naming its field. */

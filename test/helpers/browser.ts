@@ -85,3 +85,37 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
+
+/**
+ * What hides the page's content (`main`, or what `selector` names) from assistive technology while
+ * no dialog is open: elements around it with aria-hidden="true" or inert (a modal dialog's focus trap leaves them on the
+ * app root when the dialog goes away while open, and axe and screen readers then see nothing).
+ * Waits (bounded by `timeoutMs`) for a dialog's own clean-up, which runs after its last frame;
+ * "" when nothing hides the content, else the elements that still do.
+ */
+export async function contentHiddenAfterDialog(page: Page, selector = "main", timeoutMs = 10_000): Promise<string> {
+  const hiding = () =>
+    page.evaluate((sel) => {
+      const main = document.querySelector(sel);
+      if (!main) return [`no ${sel} element`];
+      const out: string[] = [];
+      for (let el: Element | null = main; el; el = el.parentElement) {
+        if (el.getAttribute("aria-hidden") === "true" || el.hasAttribute("inert")) out.push(`${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""} (${el.getAttribute("aria-hidden") === "true" ? "aria-hidden" : "inert"})`);
+      }
+      return out;
+    }, selector);
+  try {
+    await page.waitForFunction(
+      (sel) => {
+        if (document.querySelector('[role="dialog"], [role="alertdialog"]')) return false;
+        for (let el: Element | null = document.querySelector(sel); el; el = el.parentElement) if (el.getAttribute("aria-hidden") === "true" || el.hasAttribute("inert")) return false;
+        return document.querySelector(sel) !== null;
+      },
+      selector,
+      { timeout: timeoutMs },
+    );
+    return "";
+  } catch {
+    return `the page's content stays hidden from assistive technology: ${(await hiding()).join(", ") || "a dialog is still open"}`;
+  }
+}

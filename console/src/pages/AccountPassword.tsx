@@ -7,7 +7,7 @@ import { useState, type FormEvent } from "react";
 import { Button, Dialog, DialogActions, DialogBody, DialogContent, DialogSurface, DialogTitle, Field, Input } from "@fluentui/react-components";
 import { api, type Account } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
-import { ErrorBar, fieldErrors, labelErrors } from "../ui.tsx";
+import { ErrorBar, fieldErrors } from "../ui.tsx";
 
 const LABELS = { username: "User name", password: "New password", confirm: "Confirm password" };
 
@@ -36,7 +36,7 @@ function SetPasswordForm({ account, onClose, onSaved }: { account: Account; onCl
       await api("PUT", `/api/v1/accounts/${encodeURIComponent(account.name)}/password`, { password, ...(username.trim() !== account.username ? { username: username.trim() } : {}) });
       onSaved(`The password of ${account.name} is changed.`);
     } catch (err) {
-      setErrors(labelErrors(fieldErrors(err, ["username", "password"]), LABELS));
+      setErrors(fieldErrors(err, ["username", "password"], LABELS));
     }
   };
   const v = (f: keyof typeof LABELS) => ({ validationMessage: errors[f], validationState: errors[f] ? ("error" as const) : ("none" as const) });

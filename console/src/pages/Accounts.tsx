@@ -25,7 +25,7 @@ export function AccountsPage() {
       setErrors({});
       accounts.reload();
     } catch (err) {
-      setErrors(fieldErrors(err, ["name", "username", "password"]));
+      setErrors(fieldErrors(err, ["name", "username", "password"], { name: "Account name", username: "User name", password: "Password" }));
     }
   };
   const remove = async (a: Account) => {

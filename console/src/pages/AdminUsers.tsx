@@ -4,10 +4,11 @@
  * them needs a Full Administrator.
  */
 import { useState, type FormEvent } from "react";
-import { Dropdown, Field, Input, Option, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
+import { Dropdown, Field, Input, Option } from "@fluentui/react-components";
 import { api, ROLE_LABELS, type AdminRole, type AdminToken, type AdminUser } from "../api.ts";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { ChangeButton } from "../roles.tsx";
+import { DataTable } from "../table.tsx";
 
 const ROLES = Object.keys(ROLE_LABELS) as AdminRole[];
 
@@ -27,7 +28,7 @@ export function AdminUsersPage() {
       setErrors({});
       users.reload();
     } catch (err) {
-      setErrors(fieldErrors(err, ["kind", "value", "role"]));
+      setErrors(fieldErrors(err, ["kind", "value", "role"], { kind: "Kind", value: "Name or group (the claim's value)", role: "Security role" }));
     }
   };
   const remove = async (u: AdminUser) => {
@@ -47,30 +48,30 @@ export function AdminUsersPage() {
       <h2 style={{ fontSize: 18 }}>Directory users and groups</h2>
       <Show l={users} what="Administrative users">
         {(list) => (
-          <Table aria-label="Directory users and groups" size="small">
-            <TableHeader>
-              <TableRow>
-                <TableHeaderCell>Kind</TableHeaderCell>
-                <TableHeaderCell>Name or group</TableHeaderCell>
-                <TableHeaderCell>Security role</TableHeaderCell>
-                <TableHeaderCell>Actions</TableHeaderCell>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {list.map((u) => (
-                <TableRow key={`${u.kind}/${u.value}`}>
-                  <TableCell>{u.kind === "user" ? "User" : "Group"}</TableCell>
-                  <TableCell>{u.value}</TableCell>
-                  <TableCell>{ROLE_LABELS[u.role]}</TableCell>
-                  <TableCell>
-                    <ChangeButton need="security" size="small" onClick={() => void remove(u)} aria-label={`Remove ${u.value}`}>
-                      Remove
-                    </ChangeButton>
-                  </TableCell>
-                </TableRow>
-              ))}
-            </TableBody>
-          </Table>
+          <DataTable
+            label="Directory users and groups"
+            rows={list}
+            rowKey={(u) => `${u.kind}/${u.value}`}
+            initialSort={{ column: "value", direction: "ascending" }}
+            empty="No directory user or group has a role yet."
+            columns={[
+              { id: "kind", label: "Kind", text: (u) => (u.kind === "user" ? "User" : "Group"), filter: true, width: "14%" },
+              { id: "value", label: "Name or group", text: (u) => u.value, width: "40%" },
+              { id: "role", label: "Security role", text: (u) => ROLE_LABELS[u.role], filter: true, width: "28%" },
+              {
+                id: "actions",
+                label: "Actions",
+                text: () => "",
+                render: (u) => (
+                  <ChangeButton need="security" size="small" onClick={() => void remove(u)} aria-label={`Remove ${u.value}`}>
+                    Remove
+                  </ChangeButton>
+                ),
+                unsortable: true,
+                width: "18%",
+              },
+            ]}
+          />
         )}
       </Show>
       <h2 style={{ fontSize: 18 }}>Add a user or group</h2>
@@ -103,24 +104,17 @@ export function AdminUsersPage() {
       <h2 style={{ fontSize: 18 }}>Named admin tokens</h2>
       <Show l={tokens} what="Admin tokens">
         {(list) => (
-          <Table aria-label="Named admin tokens" size="small">
-            <TableHeader>
-              <TableRow>
-                <TableHeaderCell>Name</TableHeaderCell>
-                <TableHeaderCell>Security role</TableHeaderCell>
-                <TableHeaderCell>State</TableHeaderCell>
-              </TableRow>
-            </TableHeader>
-            <TableBody>
-              {list.map((t) => (
-                <TableRow key={t.name}>
-                  <TableCell>{t.name}</TableCell>
-                  <TableCell>{ROLE_LABELS[t.role]}</TableCell>
-                  <TableCell>{t.revokedAt ? `Revoked ${t.revokedAt}` : "Active"}</TableCell>
-                </TableRow>
-              ))}
-            </TableBody>
-          </Table>
+          <DataTable
+            label="Named admin tokens"
+            rows={list}
+            rowKey={(t) => t.name}
+            initialSort={{ column: "name", direction: "ascending" }}
+            columns={[
+              { id: "name", label: "Name", text: (t) => t.name, width: "40%" },
+              { id: "role", label: "Security role", text: (t) => ROLE_LABELS[t.role], filter: true, width: "30%" },
+              { id: "state", label: "State", text: (t) => (t.revokedAt ? `Revoked ${new Date(t.revokedAt).toLocaleString()}` : "Active"), sortValue: (t) => t.revokedAt ?? "", width: "30%" },
+            ]}
+          />
         )}
       </Show>
     </>

@@ -1,19 +1,19 @@
 /**
  * Monitoring > System Status > Audit: who changed what, newest first, filtered by who, action,
- * object and time range (the API's own filters), a page at a time. Before and after are shown as
- * the API gives them (secrets already redacted), wrapped so the table stays readable at 1280 px.
+ * object and time range (the API's own filters), a page at a time; the page shown sorts, searches
+ * and filters like every list (DataTable). Before and after are shown as the API gives them
+ * (secrets already redacted), wrapped so the table stays readable at 1280 px.
  */
 import { useState, type FormEvent } from "react";
-import { Button, Field, Input, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow, makeStyles } from "@fluentui/react-components";
+import { Button, Field, Input, makeStyles } from "@fluentui/react-components";
 import type { AuditEntry, Paged } from "../api.ts";
+import { DataTable } from "../table.tsx";
 import { PageTitle, Show, useGet } from "../ui.tsx";
 
 const useStyles = makeStyles({
   // Wraps rather than squeezes: a date-and-time input has a width of its own.
   filters: { display: "flex", flexWrap: "wrap", gap: "8px 12px", alignItems: "end", marginBottom: "12px" },
   filter: { width: "240px", "& input": { minWidth: 0 } },
-  table: { tableLayout: "fixed", width: "100%" },
-  wrap: { overflowWrap: "anywhere", whiteSpace: "normal", verticalAlign: "top" },
   json: { fontFamily: "monospace", fontSize: "12px", overflowWrap: "anywhere", whiteSpace: "pre-wrap", margin: 0, maxHeight: "8em", overflow: "auto" },
 });
 
@@ -81,41 +81,44 @@ export function AuditPage() {
       <Show l={page} what="The audit log">
         {(p) => (
           <>
-            <Table aria-label="Audit log" size="small" className={s.table}>
-              <TableHeader>
-                <TableRow>
-                  <TableHeaderCell style={{ width: "15%" }}>Time</TableHeaderCell>
-                  <TableHeaderCell style={{ width: "14%" }}>Who</TableHeaderCell>
-                  <TableHeaderCell style={{ width: "7%" }}>Via</TableHeaderCell>
-                  <TableHeaderCell style={{ width: "14%" }}>Action</TableHeaderCell>
-                  <TableHeaderCell style={{ width: "16%" }}>Object</TableHeaderCell>
-                  <TableHeaderCell style={{ width: "17%" }}>Before</TableHeaderCell>
-                  <TableHeaderCell style={{ width: "17%" }}>After</TableHeaderCell>
-                </TableRow>
-              </TableHeader>
-              <TableBody>
-                {p.items.length === 0 && (
-                  <TableRow>
-                    <TableCell colSpan={7}>No changes match these filters.</TableCell>
-                  </TableRow>
-                )}
-                {p.items.map((e) => (
-                  <TableRow key={e.id}>
-                    <TableCell className={s.wrap}>{new Date(e.time).toLocaleString()}</TableCell>
-                    <TableCell className={s.wrap}>{e.actor}</TableCell>
-                    <TableCell className={s.wrap}>{e.via}</TableCell>
-                    <TableCell className={s.wrap}>{e.action}</TableCell>
-                    <TableCell className={s.wrap}>{e.object}</TableCell>
-                    <TableCell className={s.wrap}>
-                      <pre className={s.json} tabIndex={0} aria-label={`Before, entry ${e.id}`}>{short(e.before)}</pre>
-                    </TableCell>
-                    <TableCell className={s.wrap}>
-                      <pre className={s.json} tabIndex={0} aria-label={`After, entry ${e.id}`}>{short(e.after)}</pre>
-                    </TableCell>
-                  </TableRow>
-                ))}
-              </TableBody>
-            </Table>
+            <DataTable
+              label="Audit log"
+              rows={p.items}
+              rowKey={(e) => String(e.id)}
+              initialSort={{ column: "time", direction: "descending" }}
+              empty="No changes match these filters."
+              columns={[
+                { id: "time", label: "Time", text: (e) => new Date(e.time).toLocaleString(), sortValue: (e) => e.time, width: "15%" },
+                { id: "actor", label: "Who", text: (e) => e.actor, filter: true, width: "14%" },
+                { id: "via", label: "Via", text: (e) => e.via, filter: true, width: "7%" },
+                { id: "action", label: "Action", text: (e) => e.action, filter: true, width: "14%" },
+                { id: "object", label: "Object", text: (e) => e.object, width: "16%" },
+                {
+                  id: "before",
+                  label: "Before",
+                  text: (e) => short(e.before),
+                  render: (e) => (
+                    <pre className={s.json} tabIndex={0} aria-label={`Before, entry ${e.id}`}>
+                      {short(e.before)}
+                    </pre>
+                  ),
+                  unsortable: true,
+                  width: "17%",
+                },
+                {
+                  id: "after",
+                  label: "After",
+                  text: (e) => short(e.after),
+                  render: (e) => (
+                    <pre className={s.json} tabIndex={0} aria-label={`After, entry ${e.id}`}>
+                      {short(e.after)}
+                    </pre>
+                  ),
+                  unsortable: true,
+                  width: "17%",
+                },
+              ]}
+            />
             <div style={{ display: "flex", gap: 8, marginTop: 8 }}>
               <Button disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
                 Newer

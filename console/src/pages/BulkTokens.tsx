@@ -9,7 +9,7 @@ import { Button, Field, Input, MessageBar, MessageBarBody, MessageBarTitle } fro
 import { api } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, labelErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 /** `GET /api/v1/tokens/bulk`'s rows (`S.bulkToken`); kept here so api.ts stays as its owner generates it. */
 export interface BulkToken {
@@ -55,7 +55,7 @@ export function BulkTokensPage() {
       setErrors({});
       list.reload();
     } catch (err) {
-      const f = labelErrors(fieldErrors(err, Object.keys(LABELS)), LABELS);
+      const f = fieldErrors(err, Object.keys(LABELS), LABELS);
       // The route names lifetimeMinutes, the service lifetime: one field either way.
       setErrors({ ...f, ...(f.lifetime ? { lifetimeMinutes: f.lifetime } : {}) });
     }

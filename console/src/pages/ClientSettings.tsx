@@ -8,7 +8,7 @@ import { useState, type FormEvent } from "react";
 import { Checkbox, Field, Input, MessageBar, MessageBarBody } from "@fluentui/react-components";
 import { api } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, labelErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 /** The API's client settings (`S.clientSettings`); kept here so api.ts stays as its owner generates it. */
 export interface ClientSettings {
@@ -59,7 +59,7 @@ function ClientSettingsForm({ initial, reload }: { initial: ClientSettings; relo
       setSaved(true);
       reload();
     } catch (err) {
-      setErrors(labelErrors(fieldErrors(err, KEYS), CLIENT_SETTING_LABELS));
+      setErrors(fieldErrors(err, KEYS, CLIENT_SETTING_LABELS));
     }
   };
   const v = (f: Key) => ({ validationMessage: errors[f], validationState: errors[f] ? ("error" as const) : ("none" as const) });

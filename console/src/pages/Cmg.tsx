@@ -33,7 +33,7 @@ import {
 } from "@fluentui/react-components";
 import { api, type Cmg, type CmgAnalysis } from "../api.ts";
 import { ChangeButton, ChangeToolbarButton } from "../roles.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, labelErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { CreateCmgWizard, ENVIRONMENTS } from "./CmgWizard.tsx";
 import { certificateSubject, pemBlocks, readFileText } from "../certs.ts";
 import { DataTable } from "../table.tsx";
@@ -227,7 +227,7 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
       onSaved();
       onClose();
     } catch (e) {
-      const f = fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCertPem", "serverKeyPem", "serverChainPem", "addTrustedRoots", "addIntermediates", "removeTrustedRoots", "removeIntermediates", "trustedRoots", "intermediates"]);
+      const f = fieldErrors(e, ["instances", "crlCheck", "minRsaBits", "serverCertPem", "serverKeyPem", "serverChainPem", "serverCert", "serverKey", "addTrustedRoots", "addIntermediates", "removeTrustedRoots", "removeIntermediates", "trustedRoots", "intermediates"], PROPERTY_LABELS);
       setErrors(f);
       // Show the tab that holds the field the site named.
       if (Object.keys(f).some((k) => /Roots|Intermediates|^trustedRoots|^intermediates/.test(k))) setTab("trust");
@@ -264,19 +264,19 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
                   <p style={{ margin: 0 }}>
                     Service FQDN {cmg.serviceFqdn}; server authentication certificate {cmg.serverCertificate.subject}, valid until {cmg.serverCertificate.notAfter}. The deployment method, service name and region need a new CMG.
                   </p>
-                  <Field label="VM instance" hint="1 to 16" {...e("instances")}>
+                  <Field label={PROPERTY_LABELS.instances} hint="1 to 16" {...e("instances")}>
                     <SpinButton value={instances} min={1} max={16} onChange={(_, d) => setInstances(d.value ?? Number(d.displayValue))} />
                   </Field>
                   <Field {...e("crlCheck")}>
                     <Checkbox checked={crlCheck} onChange={(_, d) => setCrlCheck(Boolean(d.checked))} label="Verify Client Certificate Revocation" />
                   </Field>
-                  <Field label="Smallest RSA key of a client certificate (bits)" {...e("minRsaBits")}>
+                  <Field label={PROPERTY_LABELS.minRsaBits} {...e("minRsaBits")}>
                     <Input value={minRsaBits} onChange={(_, d) => setMinRsaBits(d.value)} inputMode="numeric" />
                   </Field>
                   <Field
-                    label="Renew the server authentication certificate: certificate file (PEM with its key)"
+                    label={PROPERTY_LABELS.serverCertPem}
                     hint={serverFile ? `Chosen: ${serverFile}` : undefined}
-                    {...errorOf("serverCertPem", "serverKeyPem", "serverChainPem")}
+                    {...errorOf("serverCertPem", "serverKeyPem", "serverChainPem", "serverCert", "serverKey")}
                   >
                     {(p) => <input {...p} type="file" accept=".pem,.crt" onChange={(ev) => void chooseCert(ev.target.files?.[0])} />}
                   </Field>
@@ -301,6 +301,34 @@ function CmgProperties({ cmg, onClose, onSaved }: { cmg: Cmg; onClose: () => voi
     </Dialog>
   );
 }
+
+/** The General tab's labels; a refusal beside a field is "<its label>: <the rule>". */
+const PROPERTY_LABELS: Record<string, string> = {
+  instances: "VM instance",
+  crlCheck: "Verify Client Certificate Revocation",
+  minRsaBits: "Smallest RSA key of a client certificate (bits)",
+  serverCertPem: "Renew the server authentication certificate: certificate file (PEM with its key)",
+  serverKeyPem: "Renew the server authentication certificate: certificate file (PEM with its key)",
+  serverChainPem: "Renew the server authentication certificate: certificate file (PEM with its key)",
+  serverCert: "Renew the server authentication certificate: certificate file (PEM with its key)",
+  serverKey: "Renew the server authentication certificate: certificate file (PEM with its key)",
+  addTrustedRoots: "Add trusted root certificate files",
+  removeTrustedRoots: "Trusted root certificates",
+  trustedRoots: "Trusted root certificates",
+  addIntermediates: "Add intermediate certificate files",
+  removeIntermediates: "Intermediate certificates",
+  intermediates: "Intermediate certificates",
+};
+
+/** The connection analyzer's labels; a refusal beside a field is "<its label>: <the rule>". */
+const ANALYZER_LABELS: Record<string, string> = {
+  clientCert: "Client certificate file (PEM, optional)",
+  clientCertPem: "Client certificate file (PEM, optional)",
+  clientKey: "Its private key file (PEM)",
+  clientKeyPem: "Its private key file (PEM)",
+  ca: "Trusted root for the server certificate (PEM, optional)",
+  caPem: "Trusted root for the server certificate (PEM, optional)",
+};
 
 interface ChosenCa {
   file: string;
@@ -401,7 +429,7 @@ function AlertsTab({ cmg, onSaved }: { cmg: Cmg; onSaved: () => void }) {
       setSaved(enabled ? "The alert is saved." : "The alert is removed.");
       onSaved();
     } catch (e) {
-      setErrors(labelErrors(fieldErrors(e, ["thresholdGb", "warningPct", "criticalPct", "stopOnCritical"]), ALERT_LABELS));
+      setErrors(fieldErrors(e, ["thresholdGb", "warningPct", "criticalPct", "stopOnCritical"], ALERT_LABELS));
     }
   };
   const e = (n: string) => ({ validationMessage: errors[n], validationState: errors[n] ? ("error" as const) : ("none" as const) });
@@ -499,7 +527,7 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
       setResult(await api<CmgAnalysis>("POST", `/api/v1/cmgs/${encodeURIComponent(cmg.name)}/analyze`, body));
     } catch (e) {
       // The analyzer names the certificate, key and CA as the command line does (clientCert, clientKey, ca).
-      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey", "ca", "caPem"]));
+      setErrors(fieldErrors(e, ["clientCertPem", "clientKeyPem", "clientCert", "clientKey", "ca", "caPem"], ANALYZER_LABELS));
     } finally {
       setRunning(false);
     }
@@ -533,14 +561,14 @@ function ConnectionAnalyzer({ cmg, onClose }: { cmg: Cmg; onClose: () => void })
           <DialogTitle>Cloud Management Gateway Connection Analyzer: {cmg.name}</DialogTitle>
           <DialogContent>
             <div style={{ display: "flex", gap: 12, flexWrap: "wrap", marginBottom: 8 }}>
-              <Field label="Client certificate file (PEM, optional)" hint={client.file ? `Chosen: ${client.file}` : "a device's client authentication certificate, to check it and make the location requests"} {...err(errors.clientCert ? "clientCert" : "clientCertPem")}>
+              <Field label={ANALYZER_LABELS.clientCert} hint={client.file ? `Chosen: ${client.file}` : "a device's client authentication certificate, to check it and make the location requests"} {...err(errors.clientCert ? "clientCert" : "clientCertPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" onChange={(ev) => void chooseClientCert(ev.target.files?.[0])} />}
               </Field>
-              <Field label="Its private key file (PEM)" hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
+              <Field label={ANALYZER_LABELS.clientKey} hint={client.clientKeyPem ? "Private key loaded" : "when the certificate file has none"} {...err(errors.clientKey ? "clientKey" : "clientKeyPem")}>
                 {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(ev) => void chooseClientKey(ev.target.files?.[0])} />}
               </Field>
               <Field
-                label="Trusted root for the server certificate (PEM, optional)"
+                label={ANALYZER_LABELS.ca}
                 hint="the root devices trust for a server certificate from a private CA; the chosen certificates are listed below by subject"
                 {...err(errors.ca ? "ca" : "caPem")}
               >

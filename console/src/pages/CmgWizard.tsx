@@ -3,7 +3,7 @@
  * Alerts and Summary. The site validates everything again; an error it names a field of goes back
  * to that field's page and shows next to the field.
  */
-import { useState, type ReactNode } from "react";
+import { useCallback, useState, type InputHTMLAttributes, type ReactNode } from "react";
 import {
   Button,
   Checkbox,
@@ -18,11 +18,13 @@ import {
   Input,
   Option,
   SpinButton,
+  MessageBar,
+  MessageBarBody,
   Text,
 } from "@fluentui/react-components";
 import { api, type Cmg } from "../api.ts";
-import { certificateNames, pemBlocks, readFileBase64, readFileText } from "../certs.ts";
-import { ErrorBar, fieldErrors, labelErrors } from "../ui.tsx";
+import { certificateNames, certificateSubject, certificateThumbprint, pemBlocks, readFileBase64, readFileText } from "../certs.ts";
+import { ErrorBar, errorOf as errorProps, fieldErrors } from "../ui.tsx";
 
 const PAGES = ["General", "Settings", "Alerts", "Summary"] as const;
 type Page = (typeof PAGES)[number];
@@ -72,17 +74,63 @@ const FIELD_PAGE: Record<string, Page> = {
   stopOnCritical: "Alerts",
 };
 
-/** The label of the field each of the site's messages is shown beside, for the fields this change added. */
+/** Each field's label: the wizard's fields say them, and a refusal beside a field is "<its label>: <the rule>". */
 const LABELS: Record<string, string> = {
+  cloud: "Azure environment",
+  provider: "Provider",
+  serverCert: "Certificate file",
+  serverCertPem: "Certificate file",
+  serverPfx: "Certificate file",
+  pfxFile: "Certificate file",
+  pfxPassword: "PFX password",
+  serverKey: "Private key file",
+  serverKeyPem: "Private key file",
+  name: "Service name",
+  serviceFqdn: "Service FQDN",
+  region: "Region",
+  resourceGroup: "Resource group",
+  instances: "VM instance",
+  trustedRoots: "Trusted root certificate files (at most 2)",
+  intermediates: "Intermediate certificate files (at most 4)",
+  crlCheck: "Verify Client Certificate Revocation",
+  listenHost: "Listen address",
+  deploy: "Listen address",
+  publicHost: "Public host name (default: the service FQDN)",
+  instanceHost: "Public host name (default: the service FQDN)",
+  clientPortBase: "Client port of the first instance",
+  tunnelPortBase: "Tunnel port of the first instance",
   metricsPortBase: "Metrics port of the first instance (0: none)",
   metricsHost: "Metrics bind address",
+  kubeconfig: "Kubeconfig path",
+  kubernetes: "Kubeconfig path",
+  namespace: "Namespace",
+  image: "Gateway image (default: opencmg-gateway of this version)",
+  thresholdGb: "14-day threshold (GB)",
+  trafficAlert: "14-day threshold (GB)",
+  warningPct: "Percentage of threshold for Warning alert",
+  criticalPct: "Percentage of threshold for Critical alert",
   stopOnCritical: "Stop this service when it exceeds the critical threshold",
 };
+
+/** A chosen CA certificate: its file and, as the lists show it, its subject. */
+interface ChosenCa {
+  file: string;
+  pem: string;
+  subject: string;
+}
 
 interface Form {
   cloud: string;
   provider: string;
+  /** The chosen files themselves: a page mounts its file inputs anew, and they show these again. */
+  certFile: File | undefined;
+  keyFile: File | undefined;
+  trustedRootFiles: File[];
+  intermediateFiles: File[];
   certFileName: string;
+  /** The certificate as the browser read it (subject, SHA-1 thumbprint); "" for a PFX or an unreadable file. */
+  certSubject: string;
+  certThumbprint: string;
   serverCertPem: string;
   serverChainPem: string[];
   serverKeyPem: string;
@@ -93,8 +141,8 @@ interface Form {
   region: string;
   resourceGroup: string;
   instances: number;
-  trustedRoots: { file: string; pem: string }[];
-  intermediates: { file: string; pem: string }[];
+  trustedRoots: ChosenCa[];
+  intermediates: ChosenCa[];
   crlCheck: boolean;
   listenHost: string;
   publicHost: string;
@@ -117,7 +165,13 @@ interface Form {
 const EMPTY: Form = {
   cloud: "public",
   provider: "local",
+  certFile: undefined,
+  keyFile: undefined,
+  trustedRootFiles: [],
+  intermediateFiles: [],
   certFileName: "",
+  certSubject: "",
+  certThumbprint: "",
   serverCertPem: "",
   serverChainPem: [],
   serverKeyPem: "",
@@ -182,10 +236,31 @@ export function createBody(f: Form): Record<string, unknown> {
   };
 }
 
-function errorProps(errors: Record<string, string>, ...names: string[]) {
-  const m = names.map((n) => errors[n]).find(Boolean);
-  return { validationMessage: m, validationState: m ? ("error" as const) : ("none" as const) };
+/**
+ * A file input that shows the files chosen before: the wizard mounts a page's inputs anew (Next
+ * and Previous, a refused Create), and a new input would say "No file chosen".
+ */
+function FileInput({ files, onFiles, ...p }: InputHTMLAttributes<HTMLInputElement> & { files: readonly File[]; onFiles: (files: FileList | null) => void }) {
+  const keep = useCallback(
+    (el: HTMLInputElement | null) => {
+      if (!el) return;
+      const shown = Array.from(el.files ?? []);
+      if (shown.length === files.length && shown.every((f, i) => f === files[i])) return;
+      try {
+        const t = new DataTransfer();
+        for (const f of files) t.items.add(f);
+        el.files = t.files;
+      } catch {
+        // A browser that cannot set them: the field's hint still names the chosen files.
+      }
+    },
+    [files],
+  );
+  return <input {...p} ref={keep} type="file" onChange={(e) => onFiles(e.target.files)} />;
 }
+
+/** Which CA files are chosen, by their certificates' subjects (the file's name when it has none readable). */
+const caList = (cas: readonly ChosenCa[]): string => cas.map((c) => (c.subject ? `${c.subject} (${c.file})` : c.file)).join("; ");
 
 export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; onClose: () => void; onCreated: (c: Cmg) => void }) {
   const [page, setPage] = useState<Page>("General");
@@ -196,9 +271,9 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
 
   const chooseCert = async (file: File | undefined) => {
     if (!file) return;
-    setErrors({});
+    clearErrors("serverCert", "serverCertPem", "serverPfx", "pfxFile");
     if (/\.(pfx|p12)$/i.test(file.name)) {
-      setF((x) => ({ ...x, certFileName: file.name, serverPfx: "", serverCertPem: "", serverKeyPem: "" }));
+      setF((x) => ({ ...x, certFile: file, keyFile: undefined, certFileName: file.name, certSubject: "", certThumbprint: "", serverPfx: "", serverCertPem: "", serverKeyPem: "" }));
       const b64 = await readFileBase64(file);
       setF((x) => ({ ...x, serverPfx: b64 }));
       return;
@@ -207,7 +282,7 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
     const blocks = pemBlocks(text);
     const [cert, ...chain] = blocks.certificates;
     // A file that is no PEM certificate goes to the site as it is: its message names the field.
-    if (!cert) return setF((x) => ({ ...x, certFileName: file.name, serverPfx: "", serverCertPem: text, serverChainPem: [] }));
+    if (!cert) return setF((x) => ({ ...x, certFile: file, certFileName: file.name, certSubject: "", certThumbprint: "", serverPfx: "", serverCertPem: text, serverChainPem: [] }));
     let names: { commonName: string | undefined; dnsNames: string[] } = { commonName: undefined, dnsNames: [] };
     try {
       names = certificateNames(cert);
@@ -215,9 +290,13 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
       // Unreadable here: the site says what is wrong with it.
     }
     const fqdn = names.commonName && /\./.test(names.commonName) ? names.commonName : (names.dnsNames[0] ?? names.commonName ?? "");
+    const thumbprint = await certificateThumbprint(cert);
     setF((x) => ({
       ...x,
+      certFile: file,
       certFileName: file.name,
+      certSubject: certificateSubject(cert),
+      certThumbprint: thumbprint,
       serverPfx: "",
       serverCertPem: cert,
       serverChainPem: chain,
@@ -229,22 +308,23 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
   const chooseKey = async (file: File | undefined) => {
     if (!file) return;
     const text = await readFileText(file);
-    setErrors({});
+    clearErrors("serverKey", "serverKeyPem");
     // Without a PEM key block the file goes as it is, and the site's message names serverKeyPem.
-    set("serverKeyPem", pemBlocks(text).privateKey ?? text);
+    setF((x) => ({ ...x, keyFile: file, serverKeyPem: pemBlocks(text).privateKey ?? text }));
   };
   const addCas = async (which: "trustedRoots" | "intermediates", files: FileList | null) => {
     if (!files) return;
-    const add: { file: string; pem: string }[] = [];
-    for (const file of Array.from(files)) for (const pem of pemBlocks(await readFileText(file)).certificates) add.push({ file: file.name, pem });
-    setF((x) => ({ ...x, [which]: [...x[which], ...add] }));
+    const chosen = Array.from(files);
+    const add: ChosenCa[] = [];
+    for (const file of chosen) for (const pem of pemBlocks(await readFileText(file)).certificates) add.push({ file: file.name, pem, subject: certificateSubject(pem) });
+    clearErrors(which);
+    // The input shows what it holds now: these files (the list keeps those chosen before too).
+    setF((x) => ({ ...x, [which]: [...x[which], ...add], [which === "trustedRoots" ? "trustedRootFiles" : "intermediateFiles"]: chosen }));
   };
+  const clearErrors = (...names: string[]) => setErrors((e) => Object.fromEntries(Object.entries(e).filter(([k]) => !names.includes(k))));
 
-  // Every check is the site's: its error names the field, and the wizard goes back to that field's page.
-  const next = () => {
-    setErrors({});
-    setPage(PAGES[PAGES.indexOf(page) + 1]!);
-  };
+  // Every check is the site's: its errors name the fields, and they stay beside them until the next Create.
+  const next = () => setPage(PAGES[PAGES.indexOf(page) + 1]!);
   const create = async () => {
     setBusy(true);
     try {
@@ -253,10 +333,11 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
       setPage("General");
       onCreated(c);
     } catch (err) {
-      const e = labelErrors(fieldErrors(err, Object.keys(FIELD_PAGE)), LABELS);
+      const e = fieldErrors(err, Object.keys(FIELD_PAGE), LABELS);
       setErrors(e);
-      const field = Object.keys(e).find((k) => k !== "form");
-      if (field) setPage(FIELD_PAGE[field]!);
+      // The first page that holds a refused field; the others' refusals wait beside their fields.
+      const first = PAGES.find((p) => Object.keys(e).some((k) => FIELD_PAGE[k] === p));
+      if (first) setPage(first);
     } finally {
       setBusy(false);
     }
@@ -290,63 +371,63 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
   else if (page === "Settings")
     body = (
       <>
-        <Field label="Certificate file" hint={f.certFileName ? `Chosen: ${f.certFileName}` : "The CMG's server authentication certificate: PEM (certificate with its key, or a separate key file) or PFX"} {...errorProps(errors, "serverCert", "serverCertPem", "serverPfx", "pfxFile")}>
-          {(p) => <input {...p} type="file" accept=".pem,.crt,.cer,.pfx,.p12" onChange={(e) => void chooseCert(e.target.files?.[0])} />}
+        <Field label={LABELS.serverCertPem} hint={f.certFileName ? `Chosen: ${f.certFileName}${f.certSubject ? `: ${f.certSubject}` : ""}${f.certThumbprint ? `, thumbprint ${f.certThumbprint}` : ""}` : "The CMG's server authentication certificate: PEM (certificate with its key, or a separate key file) or PFX"} {...errorProps(errors, "serverCert", "serverCertPem", "serverPfx", "pfxFile")}>
+          {(p) => <FileInput {...p} accept=".pem,.crt,.cer,.pfx,.p12" files={f.certFile ? [f.certFile] : []} onFiles={(l) => void chooseCert(l?.[0])} />}
         </Field>
         {f.serverPfx ? (
-          <Field label="PFX password" {...errorProps(errors, "pfxPassword")}>
+          <Field label={LABELS.pfxPassword} {...errorProps(errors, "pfxPassword")}>
             <Input type="password" value={f.pfxPassword} onChange={(_, d) => set("pfxPassword", d.value)} autoComplete="off" />
           </Field>
         ) : (
-          <Field label="Private key file" hint={f.serverKeyPem ? "Private key loaded" : "PEM private key of the certificate, when the certificate file has none"} {...errorProps(errors, "serverKey", "serverKeyPem")}>
-            {(p) => <input {...p} type="file" accept=".pem,.key" onChange={(e) => void chooseKey(e.target.files?.[0])} />}
+          <Field label={LABELS.serverKeyPem} hint={f.serverKeyPem ? `Private key loaded${f.keyFile ? ` from ${f.keyFile.name}` : ` from ${f.certFileName}`}` : "PEM private key of the certificate, when the certificate file has none"} {...errorProps(errors, "serverKey", "serverKeyPem")}>
+            {(p) => <FileInput {...p} accept=".pem,.key" files={f.keyFile ? [f.keyFile] : []} onFiles={(l) => void chooseKey(l?.[0])} />}
           </Field>
         )}
-        <Field label="Service name" {...errorProps(errors, "name")}>
+        <Field label={LABELS.name} {...errorProps(errors, "name")}>
           <Input value={f.name} onChange={(_, d) => set("name", d.value)} />
         </Field>
-        <Field label="Service FQDN" hint="With a wildcard certificate, replace the * with the CMG's host name" {...errorProps(errors, "serviceFqdn")}>
+        <Field label={LABELS.serviceFqdn} hint="With a wildcard certificate, replace the * with the CMG's host name" {...errorProps(errors, "serviceFqdn")}>
           <Input value={f.serviceFqdn} onChange={(_, d) => set("serviceFqdn", d.value)} />
         </Field>
-        <Field label="Region" {...errorProps(errors, "region")}>
+        <Field label={LABELS.region} {...errorProps(errors, "region")}>
           <Input value={f.region} onChange={(_, d) => set("region", d.value)} />
         </Field>
-        <Field label="Resource group" {...errorProps(errors, "resourceGroup")}>
+        <Field label={LABELS.resourceGroup} {...errorProps(errors, "resourceGroup")}>
           <Input value={f.resourceGroup} onChange={(_, d) => set("resourceGroup", d.value)} />
         </Field>
-        <Field label="VM instance" hint="1 to 16" {...errorProps(errors, "instances")}>
+        <Field label={LABELS.instances} hint="1 to 16" {...errorProps(errors, "instances")}>
           <SpinButton value={f.instances} min={1} max={16} onChange={(_, d) => set("instances", d.value ?? Number(d.displayValue) ?? 1)} />
         </Field>
         <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
           <legend>Certificates: trusted root and intermediate CAs of client certificates</legend>
-          <Field label="Trusted root certificate files (at most 2)" hint={f.trustedRoots.map((r) => r.file).join(", ") || "none"} {...errorProps(errors, "trustedRoots")}>
-            {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" multiple onChange={(e) => void addCas("trustedRoots", e.target.files)} />}
+          <Field label={LABELS.trustedRoots} hint={caList(f.trustedRoots) || "none"} {...errorProps(errors, "trustedRoots")}>
+            {(p) => <FileInput {...p} accept=".pem,.crt,.cer" multiple files={f.trustedRootFiles} onFiles={(l) => void addCas("trustedRoots", l)} />}
           </Field>
-          <Field label="Intermediate certificate files (at most 4)" hint={f.intermediates.map((r) => r.file).join(", ") || "none"} {...errorProps(errors, "intermediates")}>
-            {(p) => <input {...p} type="file" accept=".pem,.crt,.cer" multiple onChange={(e) => void addCas("intermediates", e.target.files)} />}
+          <Field label={LABELS.intermediates} hint={caList(f.intermediates) || "none"} {...errorProps(errors, "intermediates")}>
+            {(p) => <FileInput {...p} accept=".pem,.crt,.cer" multiple files={f.intermediateFiles} onFiles={(l) => void addCas("intermediates", l)} />}
           </Field>
           {(f.trustedRoots.length > 0 || f.intermediates.length > 0) && (
-            <Button size="small" onClick={() => setF((x) => ({ ...x, trustedRoots: [], intermediates: [] }))}>
+            <Button size="small" onClick={() => setF((x) => ({ ...x, trustedRoots: [], intermediates: [], trustedRootFiles: [], intermediateFiles: [] }))}>
               Clear certificates
             </Button>
           )}
         </fieldset>
         <Field {...errorProps(errors, "crlCheck")}>
-          <Checkbox checked={f.crlCheck} onChange={(_, d) => set("crlCheck", Boolean(d.checked))} label="Verify Client Certificate Revocation" />
+          <Checkbox checked={f.crlCheck} onChange={(_, d) => set("crlCheck", Boolean(d.checked))} label={LABELS.crlCheck} />
         </Field>
         {f.provider === "local" && (
           <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
             <legend>Local deployment</legend>
-            <Field label="Listen address" {...errorProps(errors, "listenHost", "deploy")}>
+            <Field label={LABELS.listenHost} {...errorProps(errors, "listenHost", "deploy")}>
               <Input value={f.listenHost} onChange={(_, d) => set("listenHost", d.value)} />
             </Field>
-            <Field label="Public host name (default: the service FQDN)" {...errorProps(errors, "publicHost", "instanceHost")}>
+            <Field label={LABELS.publicHost} {...errorProps(errors, "publicHost", "instanceHost")}>
               <Input value={f.publicHost} onChange={(_, d) => set("publicHost", d.value)} />
             </Field>
-            <Field label="Client port of the first instance" {...errorProps(errors, "clientPortBase")}>
+            <Field label={LABELS.clientPortBase} {...errorProps(errors, "clientPortBase")}>
               <Input value={f.clientPortBase} onChange={(_, d) => set("clientPortBase", d.value)} inputMode="numeric" />
             </Field>
-            <Field label="Tunnel port of the first instance" {...errorProps(errors, "tunnelPortBase")}>
+            <Field label={LABELS.tunnelPortBase} {...errorProps(errors, "tunnelPortBase")}>
               <Input value={f.tunnelPortBase} onChange={(_, d) => set("tunnelPortBase", d.value)} inputMode="numeric" />
             </Field>
           </fieldset>
@@ -365,13 +446,13 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
         {f.provider === "kubernetes" && (
           <fieldset style={{ border: "1px solid #ccc", padding: 8 }}>
             <legend>Kubernetes deployment</legend>
-            <Field label="Kubeconfig path" hint="A file on the site server naming the cluster and the credentials to apply with (deploy/kubernetes/rbac.yaml lists the permissions)" {...errorProps(errors, "kubeconfig", "kubernetes")}>
+            <Field label={LABELS.kubeconfig} hint="A file on the site server naming the cluster and the credentials to apply with (deploy/kubernetes/rbac.yaml lists the permissions)" {...errorProps(errors, "kubeconfig", "kubernetes")}>
               <Input value={f.kubeconfig} onChange={(_, d) => set("kubeconfig", d.value)} />
             </Field>
-            <Field label="Namespace" {...errorProps(errors, "namespace")}>
+            <Field label={LABELS.namespace} {...errorProps(errors, "namespace")}>
               <Input value={f.namespace} onChange={(_, d) => set("namespace", d.value)} />
             </Field>
-            <Field label="Gateway image (default: opencmg-gateway of this version)" {...errorProps(errors, "image")}>
+            <Field label={LABELS.image} {...errorProps(errors, "image")}>
               <Input value={f.image} onChange={(_, d) => set("image", d.value)} />
             </Field>
           </fieldset>
@@ -384,13 +465,13 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
         <Field>
           <Checkbox checked={f.alert} onChange={(_, d) => set("alert", Boolean(d.checked))} label="Enable 14-day threshold for alerting" />
         </Field>
-        <Field label="14-day threshold (GB)" {...errorProps(errors, "thresholdGb", "trafficAlert")}>
+        <Field label={LABELS.thresholdGb} {...errorProps(errors, "thresholdGb", "trafficAlert")}>
           <Input value={f.thresholdGb} onChange={(_, d) => set("thresholdGb", d.value)} disabled={!f.alert} inputMode="decimal" />
         </Field>
-        <Field label="Percentage of threshold for Warning alert" {...errorProps(errors, "warningPct")}>
+        <Field label={LABELS.warningPct} {...errorProps(errors, "warningPct")}>
           <Input value={f.warningPct} onChange={(_, d) => set("warningPct", d.value)} disabled={!f.alert} inputMode="numeric" />
         </Field>
-        <Field label="Percentage of threshold for Critical alert" {...errorProps(errors, "criticalPct")}>
+        <Field label={LABELS.criticalPct} {...errorProps(errors, "criticalPct")}>
           <Input value={f.criticalPct} onChange={(_, d) => set("criticalPct", d.value)} disabled={!f.alert} inputMode="numeric" />
         </Field>
         <Field {...errorProps(errors, "stopOnCritical")}>
@@ -406,14 +487,14 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
             ["Azure environment", ENVIRONMENTS[f.cloud]],
             ["Provider", PROVIDERS[f.provider]],
             ...(f.provider === "kubernetes" ? [["Kubeconfig path", f.kubeconfig], ["Namespace", f.namespace]] : []),
-            ["Certificate file", f.certFileName],
+            ["Certificate file", f.certSubject ? `${f.certFileName}: ${f.certSubject}` : f.certFileName],
             ["Service name", f.name],
             ["Service FQDN", f.serviceFqdn],
             ["Region", f.region],
             ["Resource group", f.resourceGroup || "(none)"],
             ["VM instance", String(f.instances)],
-            ["Trusted root certificates", String(f.trustedRoots.length)],
-            ["Intermediate certificates", String(f.intermediates.length)],
+            ["Trusted root certificates", caList(f.trustedRoots) || "none"],
+            ["Intermediate certificates", caList(f.intermediates) || "none"],
             ["Verify Client Certificate Revocation", f.crlCheck ? "Yes" : "No"],
             ...(f.provider !== "kubernetes" ? [["Metrics", f.metricsPortBase.trim() === "0" ? "Off" : `${f.metricsHost}:${f.metricsPortBase} (instance i: + i)`]] : []),
             ["14-day threshold for alerting", f.alert ? `${f.thresholdGb} GB, warning at ${f.warningPct}%, critical at ${f.criticalPct}%${f.stopOnCritical ? ", the service stops at critical" : ""}` : "Off"],
@@ -428,6 +509,8 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
     );
 
   const i = PAGES.indexOf(page);
+  // Refusals of fields on the other pages, so none goes unseen while this page is shown.
+  const elsewhere = Object.entries(errors).flatMap(([k, m]) => (FIELD_PAGE[k] && FIELD_PAGE[k] !== page ? [[FIELD_PAGE[k], m] as const] : []));
   return (
     <Dialog open={open} onOpenChange={(_, d) => !d.open && onClose()} modalType="modal">
       <DialogSurface style={{ maxWidth: 720 }}>
@@ -445,6 +528,13 @@ export function CreateCmgWizard({ open, onClose, onCreated }: { open: boolean; o
             </nav>
             <h2 style={{ fontSize: 18, margin: "0 0 8px" }}>{page}</h2>
             {errors.form && <ErrorBar error={new Error(errors.form)} />}
+            {elsewhere.length > 0 && (
+              <MessageBar intent="error">
+                <MessageBarBody>
+                  Also refused, on other pages: {elsewhere.map(([p, m]) => `${m} (${p})`).join("; ")}
+                </MessageBarBody>
+              </MessageBar>
+            )}
             <div style={{ display: "grid", gap: 10 }}>{body}</div>
           </DialogContent>
           <DialogActions>

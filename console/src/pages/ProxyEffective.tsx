@@ -7,7 +7,7 @@
 import { useEffect, useId, useState } from "react";
 import { Field, Select } from "@fluentui/react-components";
 import { get } from "../api.ts";
-import { fieldErrors, labelErrors } from "../ui.tsx";
+import { fieldErrors } from "../ui.tsx";
 
 /** The API's answer (`S.proxyDecision`); kept here so api.ts stays as its owner generates it. */
 export type ProxyDecision = { subject: string; server: string; reason: string } & (
@@ -44,7 +44,7 @@ export function EffectiveRoute({ fqdn, installed, roleNames, config }: { fqdn: s
     let current = true;
     get<ProxyDecision>(`/api/v1/servers/${encodeURIComponent(fqdn)}/proxy/effective/${encodeURIComponent(subject)}`).then(
       (d) => current && (setDecision(d), setError(undefined)),
-      (e: unknown) => current && (setDecision(undefined), setError(Object.values(labelErrors(fieldErrors(e, ["role"]), { role: SUBJECT_LABEL }))[0])),
+      (e: unknown) => current && (setDecision(undefined), setError(Object.values(fieldErrors(e, ["role"], { role: SUBJECT_LABEL })).join(" "))),
     );
     return () => void (current = false);
   }, [fqdn, subject, config]);

@@ -50,6 +50,16 @@ function Saved({ text }: { text: string | undefined }) {
   );
 }
 
+/** The proxy tab's labels; a refusal beside a field is "<its label>: <the rule>". */
+const PROXY_LABELS: Record<string, string> = {
+  enabled: "Use a proxy server when synchronizing information from the internet",
+  host: "Proxy server name",
+  port: "Port",
+  account: "Account",
+  useProxyForSync: "Use a proxy server when synchronizing software updates",
+  useProxyForAdr: "Use a proxy server when downloading content by using automatic deployment rules",
+};
+
 export function ServersPage() {
   const servers = useGet<Server[]>("/api/v1/servers");
   const [selected, setSelected] = useState<string>();
@@ -179,12 +189,12 @@ function ProxyTab({ fqdn, roles, onRolesChanged }: { fqdn: string; roles: Role[]
             const a = await api<Account>("POST", "/api/v1/accounts", { name: newUser, username: newUser, password: newPassword });
             accountName = a.name;
           } catch (err) {
-            const f = fieldErrors(err, ["name", "username", "password"]);
+            const f = fieldErrors(err, ["name", "username", "password"], { name: "User name", username: "User name", password: "Password" });
             setErrors({ newUser: f.name ?? f.username ?? "", newPassword: f.password ?? "", form: f.form ?? "" });
             return;
           }
         } else if (creds) {
-          if (!account) return setErrors({ account: "account: choose an existing account, or New Account" });
+          if (!account) return setErrors({ account: "Account: choose an existing account, or New Account" });
           accountName = account;
         }
         const portValue = /^\d+$/.test(port.trim()) ? Number(port.trim()) : port;
@@ -201,7 +211,7 @@ function ProxyTab({ fqdn, roles, onRolesChanged }: { fqdn: string; roles: Role[]
       accounts.reload();
       setSaved("The proxy server configuration is saved.");
     } catch (err) {
-      const f = fieldErrors(err, ["host", "port", "account", "enabled", "useProxyForSync", "useProxyForAdr"]);
+      const f = fieldErrors(err, ["host", "port", "account", "enabled", "useProxyForSync", "useProxyForAdr"], PROXY_LABELS);
       setErrors(f);
     }
   };

@@ -1,4 +1,4 @@
-import { ConflictError, NotFoundError, OpenCmgError, ValidationError } from "../../errors.ts";
+import { ConflictError, checkAll, NotFoundError, OpenCmgError, ValidationError } from "../../errors.ts";
 import type { AccountInfo } from "../model.ts";
 import { accountName, check } from "../validation.ts";
 import { iso, type Db, type ServiceContext } from "./context.ts";
@@ -26,9 +26,8 @@ export class AccountsService {
   }
 
   async add(nameInput: string, usernameInput: string, password: string): Promise<AccountInfo> {
-    const name = check("name", accountName, nameInput);
-    const username = check("username", accountName, usernameInput);
-    checkSecret(password);
+    // Every field's problem at once, so a form shows them all.
+    const { name, username } = checkAll({ name: () => check("name", accountName, nameInput), username: () => check("username", accountName, usernameInput), password: () => checkSecret(password) });
     const sealed = this.key.seal(password, name);
     const now = iso(this.ctx.now());
     const info = await writeTransaction(this.ctx.db, async (tx) => {
@@ -42,9 +41,9 @@ export class AccountsService {
 
   async setPassword(nameInput: string, password: string, usernameInput?: string): Promise<AccountInfo> {
     const name = check("name", accountName, nameInput);
-    checkSecret(password);
+    const { given } = checkAll({ password: () => checkSecret(password), given: () => (usernameInput ? check("username", accountName, usernameInput) : undefined) });
     const current = await this.get(name);
-    const username = usernameInput ? check("username", accountName, usernameInput) : current.username;
+    const username = given ?? current.username;
     await this.ctx.db
       .updateTable("accounts")
       .set({ username, secret: this.key.seal(password, name), updated_at: iso(this.ctx.now()) })

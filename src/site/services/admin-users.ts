@@ -5,7 +5,7 @@
  * (`admin-oidc-groups-claim`). Someone both named and in groups gets the strongest of their roles.
  */
 import { z } from "zod";
-import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
+import { checkObject, ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import { check } from "../validation.ts";
 import { adminRole, readOnlyRole, strongest, type AdminRole } from "./admin-roles.ts";
@@ -60,7 +60,7 @@ export class AdminUsersService {
 
   /** Gives a directory user or group a role. */
   async add(input: AdminUserInput): Promise<AdminUser> {
-    const v = check("body", adminUserInput, input);
+    const v = checkObject(adminUserInput, input);
     const now = iso(this.ctx.now());
     if (await this.ctx.db.selectFrom("admin_users").select("id").where("kind", "=", v.kind).where("value", "=", v.value).executeTakeFirst()) {
       throw new ConflictError("value", `the ${v.kind} ${v.value} already has a role; change it with set-role`);

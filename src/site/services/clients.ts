@@ -127,7 +127,8 @@ const minutes = (max: number) =>
     z.number({ error: `must be a whole number of minutes from 1 to ${max}` }).int(`must be a whole number of minutes from 1 to ${max}`).min(1, `must be from 1 to ${max} minutes`).max(max, `must be from 1 to ${max} minutes`),
   );
 
-const settingsPatch = z.object({
+/** The client settings a change may give (the admin API's body is this, strict). */
+export const settingsPatch = z.object({
   locationIntervalMinutes: minutes(7 * 24 * 60).optional(),
   policyIntervalMinutes: minutes(7 * 24 * 60).optional(),
   useCmg: z.boolean().optional(),

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { z } from "zod";
-import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
+import { ConflictError, FieldChecks, NotFoundError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { CmgSettingsBase } from "../../wire/tunnel/protocol.ts";
 import { check } from "../validation.ts";
@@ -96,23 +96,29 @@ export class CmgsService {
   async create(input: CmgCreateInput): Promise<CmgView> {
     const { checkCaList, checkServerCertificate, requireSelfSigned, serviceFqdnFor } = await certificates();
     const now = this.ctx.now();
-    const name = check("name", cmgName, input.name).toLowerCase();
     const top = await this.sites.requireTop();
     if (top.type !== "primary" && top.type !== "cas") throw new ValidationError("site", "a CMG is created at the top-level site");
 
-    const cert = checkServerCertificate(input.serverCertPem, input.serverKeyPem, now);
-    const serviceFqdn = serviceFqdnFor(cert, input.serviceFqdn);
+    // Every field's problem at once (a check that needs another field's value waits for it to pass).
+    const v = new FieldChecks();
+    const name = v.take(() => check("name", cmgName, input.name).toLowerCase());
+    const cert = v.take(() => checkServerCertificate(input.serverCertPem, input.serverKeyPem, now));
+    const serviceFqdn = cert && v.take(() => serviceFqdnFor(cert, input.serviceFqdn));
+    const count = input.instances === undefined ? 1 : v.take(() => check("instances", instanceCount, input.instances));
+    const trustedRoots = v.take(() => checkCaList("trustedRoots", input.trustedRoots ?? [], 2, now));
+    const intermediates = v.take(() => checkCaList("intermediates", input.intermediates ?? [], 4, now));
+    if (trustedRoots) v.take(() => requireSelfSigned(trustedRoots));
+    const cloud = v.take(() => check("cloud", z.enum(CLOUDS, { error: `must be one of ${CLOUDS.join(", ")}` }), input.cloud ?? "public"));
+    const provider = v.take(() => check("provider", z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(", ")}` }), input.provider ?? "local"));
+    const region = v.take(() => check("region", label, input.region ?? "local"));
+    const resourceGroup = v.take(() => check("resourceGroup", label, input.resourceGroup ?? `${name ?? "cmg"}-rg`));
+    const given = v.take(() => check("deploy", deploySchema, input.deploy ?? {}));
+    const minRsa = input.minRsaBits === undefined ? 2048 : v.take(() => check("minRsaBits", minRsaBits, input.minRsaBits));
+    const deploy = name && given && serviceFqdn && provider ? v.take(() => providerDeploySettings(name, given, serviceFqdn, provider)) : undefined;
+    if (deploy && count !== undefined) v.take(() => checkInstanceAddresses(count, deploy));
+    v.done();
+    if (!name || !cert || !serviceFqdn || count === undefined || !trustedRoots || !intermediates || !cloud || !provider || !region || !resourceGroup || minRsa === undefined || !deploy) throw new Error("a CMG check passed without its value");
     const serviceName = serviceFqdn.split(".")[0]!;
-    const count = input.instances === undefined ? 1 : check("instances", instanceCount, input.instances);
-    const trustedRoots = checkCaList("trustedRoots", input.trustedRoots ?? [], 2, now);
-    const intermediates = checkCaList("intermediates", input.intermediates ?? [], 4, now);
-    requireSelfSigned(trustedRoots);
-    const cloud = check("cloud", z.enum(CLOUDS, { error: `must be one of ${CLOUDS.join(", ")}` }), input.cloud ?? "public");
-    const provider = check("provider", z.enum(PROVIDERS, { error: `must be one of ${PROVIDERS.join(", ")}` }), input.provider ?? "local");
-    const region = check("region", label, input.region ?? "local");
-    const resourceGroup = check("resourceGroup", label, input.resourceGroup ?? `${name}-rg`);
-    const deploy = providerDeploySettings(name, check("deploy", deploySchema, input.deploy ?? {}), serviceFqdn, provider);
-    checkInstanceAddresses(count, deploy);
     const serverCertPem = [cert.toString(), ...(input.serverChainPem ?? [])].join("");
     const created = iso(now);
     await writeTransaction(this.ctx.db, async (tx) => {
@@ -131,7 +137,7 @@ export class CmgsService {
           resource_group: resourceGroup,
           instances: count,
           crl_check: input.crlCheck === false ? 0 : 1,
-          min_rsa_bits: input.minRsaBits === undefined ? 2048 : check("minRsaBits", minRsaBits, input.minRsaBits),
+          min_rsa_bits: minRsa,
           server_cert: serverCertPem,
           server_key: this.key.seal(input.serverKeyPem, `cmg:${name}`),
           trusted_roots: JSON.stringify(trustedRoots),

@@ -1,4 +1,4 @@
-import { ValidationError } from "../../errors.ts";
+import { FieldChecks, ValidationError } from "../../errors.ts";
 import type { EgressRoute } from "../../egress/route.ts";
 import { checkProxyConfig, decideProxy, isProxySubject, type ProxyDecision } from "../../proxy/rules.ts";
 import { FEATURES, ROLE_KINDS, DEFAULT_PROXY_PORT, type ProxyConfig } from "../model.ts";
@@ -30,8 +30,10 @@ export class ProxiesService {
   /** Saves the server's proxy configuration, replacing the previous one entirely. */
   async set(fqdnInput: string, input: ProxyInput): Promise<ProxyConfig> {
     const fqdn = check("fqdn", fqdnRule, fqdnInput);
-    const host = check("host", proxyHost, input.host);
-    const port = input.port === undefined ? DEFAULT_PROXY_PORT : check("port", portRule, input.port);
+    // Every field's problem at once (the account's too), so a form shows them all.
+    const v = new FieldChecks();
+    const host = v.take(() => check("host", proxyHost, input.host));
+    const port = input.port === undefined ? DEFAULT_PROXY_PORT : v.take(() => check("port", portRule, input.port));
     const enabled = input.enabled ?? true;
     const accountName = input.account ?? null;
     const saved = await writeTransaction(this.ctx.db, async (tx) => {
@@ -39,19 +41,23 @@ export class ProxiesService {
       let accountId: number | null = null;
       if (accountName !== null) {
         const a = await findAccount(tx, accountName);
-        if (!a) throw new ValidationError("account", `must name an existing account; there is no account ${accountName} (create it with opencmg account add)`);
-        accountId = a.id;
+        accountId =
+          v.take(() => {
+            if (!a) throw new ValidationError("account", `must name an existing account; there is no account ${accountName} (create it with opencmg account add)`);
+            return a.id;
+          }) ?? null;
       }
-      const next = { enabled, host, port, account: accountName };
+      v.done();
+      const next = { enabled, host: host!, port: port!, account: accountName };
       checkProxyConfig(await loadProxyModel(tx), fqdn, next);
-      const row = { enabled: enabled ? 1 : 0, host, port, account_id: accountId, updated_at: iso(this.ctx.now()) };
+      const row = { enabled: enabled ? 1 : 0, host: next.host, port: next.port, account_id: accountId, updated_at: iso(this.ctx.now()) };
       // Replace, never merge: a new configuration overwrites the previous one as a whole.
       await tx.deleteFrom("proxy_configs").where("server_id", "=", server.id).execute();
       await tx.insertInto("proxy_configs").values({ server_id: server.id, ...row }).execute();
       return { server: fqdn, ...next };
     });
     const as = saved.account ? `with account ${saved.account}` : "without an account";
-    this.ctx.logs.component(LOG_FILES.smsprov).info(`Saved the proxy configuration of ${fqdn}: ${saved.enabled ? "enabled" : "disabled"}, ${host}:${port}, ${as}.`);
+    this.ctx.logs.component(LOG_FILES.smsprov).info(`Saved the proxy configuration of ${fqdn}: ${saved.enabled ? "enabled" : "disabled"}, ${saved.host}:${saved.port}, ${as}.`);
     return saved;
   }
 

@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto";
 /** JOSE is loaded by the methods that sign: every command opens the site's services, few sign. */
 const jose = () => import("jose");
 import { z } from "zod";
-import { NotFoundError, OpenCmgError, ValidationError } from "../../errors.ts";
+import { checkAll, NotFoundError, OpenCmgError, ValidationError } from "../../errors.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import type { PublicJwk, TokenOrigins, TokenTrust } from "../../wire/tunnel/protocol.ts";
 import type { CmgDeploySettings } from "./cmg-model.ts";
@@ -192,8 +192,11 @@ export class TokensService {
    * number of devices until it expires or is revoked, or at most `maxUses` of them.
    */
   async createBulk(input: { lifetimeMinutes?: unknown; maxUses?: unknown } = {}): Promise<{ id: string; token: string; expiresAt: string; maxUses: number | null }> {
-    const minutes = input.lifetimeMinutes === undefined ? BULK_DEFAULT_MINUTES : check("lifetime", lifetime, input.lifetimeMinutes);
-    const cap = input.maxUses === undefined || input.maxUses === null ? null : check("maxUses", maxUses, input.maxUses);
+    // Both fields' problems at once.
+    const { minutes, cap } = checkAll({
+      minutes: () => (input.lifetimeMinutes === undefined ? BULK_DEFAULT_MINUTES : check("lifetime", lifetime, input.lifetimeMinutes)),
+      cap: () => (input.maxUses === undefined || input.maxUses === null ? null : check("maxUses", maxUses, input.maxUses)),
+    });
     const id = randomUUID();
     const { token, expiresAt } = await this.sign(TOKEN_TYPES.bulk, {}, undefined, minutes * 60_000, id);
     await this.ctx.db.insertInto("bulk_tokens").values({ id, created_at: iso(this.ctx.now()), expires_at: iso(expiresAt), used_at: null, used_by: null, revoked_at: null, max_uses: cap }).execute();

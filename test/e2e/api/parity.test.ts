@@ -71,7 +71,14 @@ describe("errors and strict bodies", () => {
     assert.equal((await call("POST", `/api/v1/servers/${SUP}/roles`, { role: "software-update-point", upstreamUrl: net.url("https", "/catalog.json", "update.opencmg.test") })).status, 201);
     const typo = await call("PATCH", `/api/v1/servers/${SUP}/roles/software-update-point`, { useProxyForSynk: true });
     assert.equal(typo.status, 400);
-    assert.deepEqual(typo.body.error, { kind: "validation", code: "VALIDATION", message: typo.body.error.message, field: "useProxyForSynk", rule: "is not a known field" });
+    assert.deepEqual(typo.body.error, {
+      kind: "validation",
+      code: "VALIDATION",
+      message: typo.body.error.message,
+      field: "useProxyForSynk",
+      rule: "is not a known field",
+      errors: [{ field: "useProxyForSynk", rule: "is not a known field", message: "Use proxy for synk: is not a known field" }],
+    });
     assert.match(typo.body.error.message, /useProxyForSynk/);
     const settings = await call("PATCH", "/api/v1/clients/settings", { useCMG: true });
     assert.equal(settings.status, 400);

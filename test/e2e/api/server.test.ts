@@ -75,6 +75,43 @@ forEachDatabase("admin API", (db) => {
     assert.equal((await call("GET", "/api/v1/servers/srv01.contoso.com/proxy")).body, null);
   });
 
+  it("a request with several bad fields gets every one back at once, each named in words", async () => {
+    await call("POST", "/api/v1/servers", { fqdn: "srv01.contoso.com" });
+    const problems = (r: { body: { error: { errors?: { field: string; rule: string; message: string }[] } } }) => Object.fromEntries((r.body.error.errors ?? []).map((e) => [e.field, e.message]));
+    // The service's own checks (accounts).
+    const account = await call("POST", "/api/v1/accounts", { name: " padded ", username: "bad\u0001user", password: "" });
+    assert.equal(account.status, 400);
+    assert.equal(account.body.error.code, "VALIDATION");
+    assert.equal(account.body.error.field, "name", "the top-level field is the first problem, as before");
+    assert.match(account.body.error.message, /^name: must not start or end with spaces/);
+    assert.deepEqual(problems(account), {
+      name: "Name: must not start or end with spaces",
+      username: "User name: must not contain control characters",
+      password: "Password: must not be empty",
+    });
+    // A rule that needs the database (the account must exist) beside the others (proxy).
+    const proxy = await call("PUT", "/api/v1/servers/srv01.contoso.com/proxy", { host: "http://proxy", port: 70000, account: "nobody" });
+    assert.equal(proxy.status, 400);
+    assert.deepEqual(Object.keys(problems(proxy)).sort(), ["account", "host", "port"]);
+    assert.match(problems(proxy).port!, /^Port: must be from 1 to 65535$/);
+    assert.match(problems(proxy).account!, /^Proxy server account: must name an existing account/);
+    // The body's shape and rules and the certificate files together (Create Cloud Management Gateway).
+    const cmg = await call("POST", "/api/v1/cmgs", { name: "bad name!", region: "west europe", deploy: { trafficAlert: { thresholdGb: 0 } } });
+    assert.equal(cmg.status, 400);
+    assert.deepEqual(problems(cmg), {
+      name: "Name: must be 1-63 letters, digits or hyphens, starting with a letter or digit",
+      region: "Region: must be 1-90 letters, digits, dots, underscores or hyphens",
+      "deploy.trafficAlert.thresholdGb": "14-day threshold (GB): must be a number of GB above 0",
+      serverCertPem: "Certificate file: choose the server authentication certificate: a PEM certificate with its private key, or a PFX file with its password",
+    });
+    // Zod's own issues, all of them (Client Settings).
+    const settings = await call("PATCH", "/api/v1/clients/settings", { locationIntervalMinutes: 0, policyIntervalMinutes: "x", useCmg: "yes" });
+    assert.equal(settings.status, 400);
+    assert.deepEqual(Object.keys(problems(settings)).sort(), ["locationIntervalMinutes", "policyIntervalMinutes", "useCmg"]);
+    assert.deepEqual(await site.services.cmgs.list(), [], "nothing created");
+    assert.deepEqual((await call("GET", "/api/v1/accounts")).body, []);
+  });
+
   it("reads and changes site settings with the same rules as the CLI", async () => {
     const list = await call("GET", "/api/v1/settings");
     assert.equal(list.status, 200);

@@ -80,6 +80,14 @@ forEachDatabase("opencmg CLI", (db) => {
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(" "));
     }
+    // Several bad options at once: one line for each, the first as before.
+    const all = await cli(["proxy", "set", "srv01.contoso.com", "--host", "http://p.contoso.com", "--port", "0", "--account", "CONTOSO\\nobody"]);
+    assert.equal(all.code, 2, all.stderr);
+    const lines = all.stderr.trim().split("\n");
+    assert.equal(lines.length, 3, all.stderr);
+    assert.match(lines[0]!, /^error: host: must be a host name or FQDN, not a URL/);
+    assert.match(lines[1]!, /^error: port: must be from 1 to 65535$/);
+    assert.match(lines[2]!, /^error: account: must name an existing account/);
     assert.deepEqual((await cli(["proxy", "show", "srv01.contoso.com", "--json"])).json(), { server: "srv01.contoso.com", enabled: true, host: "good.contoso.com", port: 3128, account: null });
     assert.equal((await cli(["server", "list", "--json"])).json().length, 1);
     assert.equal((await cli(["role", "list", "--json"])).json().length, 0);

@@ -71,12 +71,17 @@ it("Client Settings shows the site's settings, names a refused interval by its l
   assert.equal(await policy.inputValue(), String(before.policyIntervalMinutes));
   await check("Client Settings as the site has them");
 
+  // Both intervals refused: each beside its field at once, by its label.
+  await location.fill("0");
   await policy.fill("0");
   await form.getByRole("button", { name: "OK" }).click();
-  await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
-  assert.match(await messageOf(policy), /^Client policy polling interval \(minutes\): must be from 1 to 10080 minutes /);
+  await page.waitForFunction(() => document.querySelectorAll('[aria-invalid="true"]').length >= 2);
+  // The field's hint follows its message in what the input is described by.
+  assert.match(await messageOf(policy), /^Client policy polling interval \(minutes\): must be from 1 to 10080 minutes 1 to 10080; the default is 60\.$/);
+  assert.match(await messageOf(location), /^Location request interval \(minutes\): must be from 1 to 10080 minutes 1 to 10080; the default 1440/);
   assert.equal(await policy.getAttribute("aria-invalid"), "true");
-  await check("Client Settings with a policy interval the site refused");
+  assert.equal(await location.getAttribute("aria-invalid"), "true");
+  await check("Client Settings with both intervals the site refused");
   assert.deepEqual(await cliSettings(), before, "nothing saved");
 
   await useCmg.setChecked(!before.useCmg);

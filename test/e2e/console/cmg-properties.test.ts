@@ -17,7 +17,7 @@ import type { CmgView } from "../../../src/site/services/cmg-model.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { binJson } from "../../helpers/bin.ts";
-import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { accessibilityFailures, contentHiddenAfterDialog, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 let dataDir: string;
 let site: OpenedSite;
@@ -84,6 +84,8 @@ it("the Trusted roots tab lists the CMG's CAs by subject, adds one from a file a
   await screenshot(page, "cmg-properties-trusted-roots");
   await dialog.getByRole("button", { name: "OK" }).click();
   await dialog.waitFor({ state: "detached" });
+  // The dialog went away while open (its page removes it on save): the page is readable again.
+  assert.equal(await contentHiddenAfterDialog(page), "");
   const shown = await cliShow();
   const subjects = shown.trustedRoots.map((c) => c.subject);
   assert.equal(subjects.length, 2, JSON.stringify(subjects));

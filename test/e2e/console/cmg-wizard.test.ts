@@ -21,7 +21,8 @@ import { connectionPointRoleDeps } from "../../../src/app/role-deps.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
 import { freePortRange } from "../../helpers/ports.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { createHash, X509Certificate } from "node:crypto";
+import { accessibilityFailures, contentHiddenAfterDialog, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 const CP = "cp01.contoso.test";
 let site: OpenedSite;
@@ -62,6 +63,14 @@ after(async () => {
 
 const nav = (label: string) => page.getByRole("navigation", { name: "Workspaces" }).getByRole("link", { name: label, exact: true });
 
+/** The text of what a field's input is described by (Fluent's hint and validation message). */
+async function describedBy(field: ReturnType<Page["getByLabel"]>): Promise<string> {
+  const ids = ((await field.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
+  return (await Promise.all(ids.map((id) => page.locator(`[id="${id}"]`).textContent()))).join(" ");
+}
+/** The names of the files a file input holds. */
+const chosenFiles = (label: string) => page.getByLabel(label, { exact: true }).evaluate((el) => Array.from((el as HTMLInputElement).files ?? [], (f) => f.name));
+
 it("creates a CMG through the wizard from PEM files; it turns Ready once its connection point reaches the instance", async () => {
   const clientPort = await freePortRange(1);
   const tunnelPort = await freePortRange(1);
@@ -92,6 +101,35 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await page.getByText("root-ca.pem").waitFor();
   await page.getByLabel("Intermediate certificate files (at most 4)").setInputFiles(files.intermediate);
   await page.getByText("intermediate-ca.pem").waitFor();
+  // The CA files are listed by their certificates' subjects; the certificate by its subject and thumbprint.
+  const thumbprint = createHash("sha1").update(new X509Certificate(pki.server.certPem).raw).digest("hex").toUpperCase();
+  assert.match(await describedBy(page.getByLabel("Trusted root certificate files (at most 2)")), /^CN=OpenCMG Test Root CA \(root-ca\.pem\)$/);
+  assert.match(await describedBy(page.getByLabel("Intermediate certificate files (at most 4)")), /^CN=OpenCMG Test Issuing CA \(intermediate-ca\.pem\)$/);
+  assert.equal(await describedBy(page.getByLabel("Certificate file", { exact: true })), `Chosen: cmg-server.pem: CN=cmg.contoso.test, thumbprint ${thumbprint}`);
+
+  // Three fields the site refuses, all on this page: each refusal beside its field at once, in the wizard's words.
+  await page.getByLabel("Service name", { exact: true }).fill("bad name!");
+  await page.getByLabel("Region", { exact: true }).fill("west europe");
+  await page.getByLabel("Client port of the first instance").fill("70000");
+  for (const p of ["Alerts", "Summary"]) {
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("heading", { level: 2, name: p }).waitFor();
+  }
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.getByRole("heading", { level: 2, name: "Settings" }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('[aria-invalid="true"]').length >= 3);
+  assert.match(await describedBy(page.getByLabel("Service name", { exact: true })), /^Service name: must be 1-63 letters, digits or hyphens/);
+  assert.match(await describedBy(page.getByLabel("Region", { exact: true })), /^Region: must be 1-90 letters/);
+  assert.match(await describedBy(page.getByLabel("Client port of the first instance")), /^Client port of the first instance: must leave room for 16 instances/);
+  await screenshot(page, "cmg-wizard-three-refusals");
+  await check("Create Cloud Management Gateway wizard, Settings page with three fields the site refused, dialog open");
+  // After the refused Create (the page mounted anew) the file fields still show their files.
+  assert.deepEqual(await chosenFiles("Certificate file"), ["cmg-server.pem"]);
+  assert.deepEqual(await chosenFiles("Private key file"), ["cmg-server.key"]);
+  assert.deepEqual(await chosenFiles("Trusted root certificate files (at most 2)"), ["root-ca.pem"]);
+  assert.equal(await describedBy(page.getByLabel("Certificate file", { exact: true })).then((t) => t.startsWith(`Chosen: cmg-server.pem: CN=cmg.contoso.test, thumbprint ${thumbprint}`)), true);
+  await page.getByLabel("Service name", { exact: true }).fill("cmg");
+  await page.getByLabel("Region", { exact: true }).fill("local");
   // The test PKI publishes no CRL here.
   await page.getByLabel("Verify Client Certificate Revocation").uncheck();
   await page.getByLabel("Listen address").fill("127.0.0.1");
@@ -103,6 +141,13 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await page.getByRole("button", { name: "Next" }).click();
   // Alerts: a threshold the site refuses comes back beside its field, on its page.
   await page.getByRole("heading", { level: 2, name: "Alerts" }).waitFor();
+  // A round trip (to Alerts and back) keeps the chosen files shown in their fields.
+  await page.getByRole("button", { name: "Previous" }).click();
+  await page.getByRole("heading", { level: 2, name: "Settings" }).waitFor();
+  assert.deepEqual(await chosenFiles("Certificate file"), ["cmg-server.pem"]);
+  assert.deepEqual(await chosenFiles("Intermediate certificate files (at most 4)"), ["intermediate-ca.pem"]);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("heading", { level: 2, name: "Alerts" }).waitFor();
   await page.getByLabel("Enable 14-day threshold for alerting").check();
   await page.getByLabel("14-day threshold (GB)").fill("0");
   await page.getByRole("button", { name: "Next" }).click();
@@ -111,20 +156,21 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await check("Create Cloud Management Gateway wizard, Summary page, dialog open");
   const v = await page.evaluate(() => document.querySelector("dl")?.textContent ?? "");
   assert.match(v, /Service FQDNcmg\.contoso\.test/);
+  assert.match(v, /Trusted root certificatesCN=OpenCMG Test Root CA \(root-ca\.pem\)/);
   await page.getByRole("button", { name: "Create" }).click();
   await page.getByRole("heading", { level: 2, name: "Alerts" }).waitFor();
   const threshold = page.getByLabel("14-day threshold (GB)");
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
-  const described = ((await threshold.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
-  const message = (await Promise.all(described.map((id) => page.locator(`[id="${id}"]`).textContent()))).join(" ");
-  // The API's own message for the field it names (the console has no such text of its own).
-  assert.match(message, /^deploy\.trafficAlert\.thresholdGb: must be a number of GB above 0$/);
+  // The site's rule beside the field, named by the field's label (not the API's path).
+  assert.match(await describedBy(threshold), /^14-day threshold \(GB\): must be a number of GB above 0$/);
   await check("Create Cloud Management Gateway wizard, Alerts page with a threshold the site refused, dialog open");
   assert.deepEqual(await site.services.cmgs.list(), [], "nothing created");
   await page.getByLabel("14-day threshold (GB)").fill("100");
   await page.getByRole("button", { name: "Next" }).click();
   await page.getByRole("button", { name: "Create" }).click();
   await page.getByText("The cloud management gateway cmg is created.").waitFor();
+  // The wizard closed on its own after Create: nothing keeps the page hidden from assistive technology.
+  assert.equal(await contentHiddenAfterDialog(page), "");
 
   const created = await site.services.cmgs.show("cmg");
   assert.equal(created.serviceFqdn, "cmg.contoso.test");
@@ -181,7 +227,7 @@ it("creates a CMG through the wizard from PEM files; it turns Ready once its con
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
   const keyIds = ((await keyField.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
   const keyMessage = (await Promise.all(keyIds.map((id) => page.locator(`[id="${id}"]`).textContent()))).join(" ");
-  assert.match(keyMessage, /^clientKey: the client certificate and its key go together( |$)/);
+  assert.match(keyMessage, /^Its private key file \(PEM\): the client certificate and its key go together( |$)/);
   await check("Connection analyzer, a client certificate without its key refused, dialog open");
   await page.getByRole("button", { name: "Close" }).click();
 

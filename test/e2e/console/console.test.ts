@@ -13,7 +13,7 @@ import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { OPENCMG_BIN } from "../../helpers/bin.ts";
-import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { accessibilityFailures, contentHiddenAfterDialog, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 const SUP = "sup01.contoso.test";
 let dataDir: string;
@@ -99,13 +99,18 @@ it("Servers and Site System Roles > Properties > Proxy: a proxy with a new accou
   await page.getByLabel("Use a proxy server when synchronizing information from the internet").check();
   await page.getByLabel("Proxy server name", { exact: true }).fill("proxy.contoso.test");
   assert.equal(await page.getByLabel("Port", { exact: true }).inputValue(), "80", "port 80 by default");
-  // The API's message for a bad port appears next to the Port field.
+  // A bad proxy server name and a bad port: the site's rules beside both fields at once, in the tab's words.
+  await page.getByLabel("Proxy server name", { exact: true }).fill("http://proxy.contoso.test");
   await page.getByLabel("Port", { exact: true }).fill("99999");
   await page.getByRole("button", { name: "OK" }).click();
-  await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
-  assert.match(await messageOf(page.getByLabel("Port", { exact: true })), /^port: /);
+  await page.waitForFunction(() => document.querySelectorAll('[aria-invalid="true"]').length >= 2);
+  assert.match(await messageOf(page.getByLabel("Port", { exact: true })), /^Port: must be from 1 to 65535$/);
+  assert.match(await messageOf(page.getByLabel("Proxy server name", { exact: true })), /^Proxy server name: must be a host name or FQDN, not a URL( The host name|$)/);
+  const a11y = await accessibilityFailures(page, "Proxy tab with two fields the site refused");
+  assert.equal(a11y, "", a11y);
   assert.equal(await site.services.proxies.show(SUP), null, "nothing saved");
 
+  await page.getByLabel("Proxy server name", { exact: true }).fill("proxy.contoso.test");
   await page.getByLabel("Port", { exact: true }).fill("8080");
   await page.getByLabel("Use credentials to connect to the proxy server").check();
   await page.getByRole("radio", { name: "New Account" }).check();
@@ -123,6 +128,27 @@ it("Servers and Site System Roles > Properties > Proxy: a proxy with a new accou
   const sup = (await site.services.roles.list(SUP)).find((r) => r.kind === "software-update-point");
   assert.equal(sup?.kind === "software-update-point" && sup.settings.useProxyForSync, true);
   assert.equal(sup?.kind === "software-update-point" && sup.settings.useProxyForAdr, false);
+});
+
+it("Accounts: three fields the site refuses are shown beside their fields at once, by their labels; nothing is created", async () => {
+  await nav("Accounts").click();
+  await page.getByRole("heading", { level: 1, name: "Accounts" }).waitFor();
+  const name = page.getByLabel("Account name", { exact: true });
+  const username = page.getByLabel("User name", { exact: true });
+  const password = page.getByLabel("Password", { exact: true });
+  await name.fill(" padded ");
+  await username.fill("");
+  await password.fill("");
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  await page.waitForFunction(() => document.querySelectorAll('[aria-invalid="true"]').length >= 3);
+  assert.equal(await messageOf(name), "Account name: must not start or end with spaces");
+  assert.equal(await messageOf(username), "User name: must not be empty");
+  assert.equal(await messageOf(password), "Password: must not be empty");
+  for (const f of [name, username, password]) assert.equal(await f.getAttribute("aria-invalid"), "true");
+  await screenshot(page, "accounts-three-refusals");
+  const a11y = await accessibilityFailures(page, "Accounts with three fields the site refused");
+  assert.equal(a11y, "", a11y);
+  assert.ok(!(await site.services.accounts.list()).some((a) => a.name.includes("padded")), "nothing created");
 });
 
 it("Component Status follows a component turning Critical and back without a reload", async () => {
@@ -216,4 +242,28 @@ it("signs out: the session ends at the server too", async () => {
   await page.getByLabel("Admin token").waitFor();
   const status = await page.evaluate(async () => (await fetch("/api/v1/servers")).status);
   assert.equal(status, 401);
+});
+
+it("a dialog removed while open (the session ends under it) leaves the sign-in page readable: no aria-hidden left on the app", async () => {
+  await page.getByLabel("Admin token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await nav("Accounts").click();
+  await page.getByRole("button", { name: /^Set password of / }).first().click();
+  const dialog = page.getByRole("dialog", { name: /^Set password: / });
+  await dialog.waitFor();
+  await dialog.getByLabel("New password", { exact: true }).fill("An0ther-S3cret!");
+  await dialog.getByLabel("Confirm password", { exact: true }).fill("An0ther-S3cret!");
+  // The session is gone (as when it expires): OK answers 401 and the console shows sign-in instead of the page and its dialog.
+  await context.clearCookies();
+  await dialog.getByRole("button", { name: "OK" }).click();
+  await page.getByLabel("Admin token").waitFor();
+  assert.equal(await contentHiddenAfterDialog(page, "form"), "");
+  const a11y = await accessibilityFailures(page, "Sign-in after the session ended under an open dialog");
+  assert.equal(a11y, "", a11y);
+  // And the console works again from there.
+  await page.getByLabel("Admin token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await nav("Accounts").click();
+  await page.getByRole("heading", { level: 1, name: "Accounts" }).waitFor();
+  assert.equal(await contentHiddenAfterDialog(page), "");
 });

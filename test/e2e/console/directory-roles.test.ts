@@ -106,8 +106,8 @@ it("a directory administrator signs in with the directory (PKCE, client secret),
   await nav(page, "Audit").click();
   await page.getByRole("table", { name: "Audit log" }).waitFor();
   await check(page, "Audit page, unfiltered");
-  await page.getByLabel("Who").fill("alice@contoso.test");
-  await page.getByLabel("Action").fill("accounts");
+  await page.getByLabel("Who", { exact: true }).fill("alice@contoso.test");
+  await page.getByLabel("Action", { exact: true }).fill("accounts");
   await page.getByRole("button", { name: "Apply filters" }).click();
   const row = page.getByRole("row").filter({ hasText: "accounts.add" });
   await row.waitFor();
@@ -117,7 +117,7 @@ it("a directory administrator signs in with the directory (PKCE, client secret),
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 1280px`);
   await check(page, "Audit page, filtered by who and action");
-  await page.getByLabel("Who").fill("nobody@contoso.test");
+  await page.getByLabel("Who", { exact: true }).fill("nobody@contoso.test");
   await page.getByRole("button", { name: "Apply filters" }).click();
   await page.getByText("No changes match these filters.").waitFor();
   await check(page, "Audit page, nothing matches");

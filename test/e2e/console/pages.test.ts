@@ -104,7 +104,7 @@ it("Status Messages: the site filters and pages them; a filter it refuses shows 
   await page.getByLabel("Message ID").fill("eleven");
   await page.getByRole("button", { name: "Apply filters" }).click();
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
-  assert.match(await messageOf(page.getByLabel("Message ID")), /^messageId: must be a message ID \(a whole number\)$/);
+  assert.match(await messageOf(page.getByLabel("Message ID")), /^Message ID: must be a message ID \(a whole number\)$/);
   await assertAccessible("Status Messages with a refused filter");
   await page.getByLabel("Message ID").fill("");
   await page.getByRole("combobox", { name: "Severity" }).click();
@@ -172,7 +172,7 @@ it("Sites: a site setting the site refuses shows its message next to it; a good 
   await field.fill("soon");
   await page.getByRole("button", { name: "Save endpoint-check-interval" }).click();
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
-  assert.match(await messageOf(field), /^endpoint-check-interval: /);
+  assert.match(await messageOf(field), /^Endpoint check interval: must be a duration/);
   assert.equal((await site.services.settings.get("endpoint-check-interval")).isDefault, true, "nothing saved");
   await assertAccessible("Sites with a refused setting");
   await field.fill("2h");
@@ -232,7 +232,7 @@ it("Create Cloud Management Gateway from a PFX file: a wrong password comes back
   await page.getByRole("button", { name: "Create" }).click();
   await page.getByRole("heading", { level: 2, name: "Settings" }).waitFor();
   await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
-  assert.match(await messageOf(page.getByLabel("PFX password")), /^pfxPassword: the password does not open the PFX file$/);
+  assert.match(await messageOf(page.getByLabel("PFX password")), /^PFX password: the password does not open the PFX file$/);
   assert.deepEqual(await site.services.cmgs.list(), [], "nothing created");
   await assertAccessible("Wizard with a refused PFX password");
   await page.getByLabel("PFX password").fill("Pfx-Pass-1");

@@ -1,6 +1,7 @@
 /**
  * The console's lists as an administrator reads them at 1280 px, in a real browser: on Servers,
- * Cloud Management Gateway, Clients, Component Status and Status Messages the columns do not
+ * Cloud Management Gateway, Clients, Component Status, Status Messages, Audit and Administrative
+ * Users the columns do not
  * overlap and no text spills out of its cell; a cut cell shows its full text on hover (title) and
  * on focus; each list sorts by a column header (aria-sort), searches every column and filters (the
  * status messages by the site's own filters, tested in pages.test.ts); a
@@ -18,6 +19,7 @@ import { tempDir } from "../../helpers/databases.ts";
 import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
 
 const LONG = "a-very-long-site-system-server-name-for-the-layout-check.branch-office.north.contoso.test";
+const LONG_GROUP = "CONTOSO\\Cloud management gateway administrators of the north branch offices and their deputies";
 const LONG_TEXT = `The component could not reach ${LONG} over HTTPS on port 443 after 5 attempts; see the component's log on that server for the reason of each attempt and the address tried`;
 let site: OpenedSite;
 let server: RunningSiteServer;
@@ -38,6 +40,10 @@ before(async () => {
   await site.services.status.setComponent(LONG, "SMS_CLOUD_PROXYCONNECTOR", "Critical", LONG_TEXT);
   await site.services.status.raise({ messageId: 500, severity: "informational", component: "SMS_TEST", server: "mp01.contoso.test", text: "first message" });
   await site.services.status.raise({ messageId: 501, severity: "error", component: "SMS_CLOUD_PROXYCONNECTOR", server: LONG, text: LONG_TEXT });
+  // Administrative users and tokens (and so audit entries of these changes too).
+  await site.services.adminUsers.add({ kind: "group", value: LONG_GROUP, role: "full-administrator" });
+  await site.services.adminUsers.add({ kind: "user", value: "alice@contoso.test", role: "read-only-analyst" });
+  await site.services.adminTokens.create("automation-readonly", { role: "read-only-analyst" });
   server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, console: { live: { pollMs: 500 } } });
   browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
@@ -161,5 +167,26 @@ it("every list sorts, searches and filters, its columns never overlap at 1280 px
   assert.equal(await cut.evaluate((e) => e.scrollWidth <= e.clientWidth + 1), true, "in full while focused");
   await screenshot(page, "status-messages");
   await check("Monitoring > Status Messages, a cut description focused");
+
+  // Audit: the page of entries sorts, searches and filters; before and after (JSON) stay in their cells.
+  await nav("Audit").click();
+  const audit = await checkList("Audit log", { sortColumn: "Action", index: 3, search: "cmgs.create", found: 1 });
+  await page.getByLabel("Filter by Action").selectOption("servers.add");
+  assert.deepEqual(await columnTexts(audit, 3), ["servers.add", "servers.add", "servers.add"]);
+  assert.deepEqual(await layoutFaults(audit), [], "Audit log filtered at 1280 px");
+  await screenshot(page, "audit-table");
+  await check("Monitoring > Audit, filtered by Action");
+  await page.getByLabel("Filter by Action").selectOption("");
+
+  // Administrative Users: both lists.
+  await nav("Administrative Users").click();
+  const users = await checkList("Directory users and groups", { sortColumn: "Name or group", index: 1, search: "alice", found: 1 });
+  await page.getByLabel("Filter by Kind").selectOption("Group");
+  assert.deepEqual(await columnTexts(users, 1), [LONG_GROUP]);
+  assert.deepEqual(await layoutFaults(users), [], "Directory users and groups filtered at 1280 px");
+  await page.getByLabel("Filter by Kind").selectOption("");
+  await checkList("Named admin tokens", { sortColumn: "Name", index: 0, search: "automation", found: 1 });
+  await screenshot(page, "admin-users-tables");
+  await check("Administration > Administrative Users, both lists");
   assert.deepEqual(a11y, [], a11y.join("\n\n"));
 });
