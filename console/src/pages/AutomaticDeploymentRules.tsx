@@ -10,7 +10,7 @@ import { Button, Field, Input, MessageBar, MessageBarBody, MessageBarTitle, Sele
 import { api, get, type Role, type Shape } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, labelErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 type Adr = Shape<"Adr">;
 type AdrFile = Shape<"AdrFile">;
@@ -171,7 +171,7 @@ function CreateRule({ sups, created }: { sups: string[]; created: () => void }) 
       setTitle("");
       created();
     } catch (err) {
-      setErrors(labelErrors(fieldErrors(err, Object.keys(ADR_LABELS)), ADR_LABELS));
+      setErrors(fieldErrors(err, Object.keys(ADR_LABELS), ADR_LABELS));
     }
   };
   const v = (f: string) => ({ validationMessage: errors[f], validationState: errors[f] ? ("error" as const) : ("none" as const) });

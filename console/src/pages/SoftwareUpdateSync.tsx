@@ -11,7 +11,7 @@ import { Checkbox, Field, Input, MessageBar, MessageBarBody, MessageBarTitle, Se
 import { api, type Paged, type Role, type Shape, type StatusMessage } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, labelErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 
 type Update = Shape<"Update">;
 type SyncResult = Shape<"SyncResult">;
@@ -98,7 +98,7 @@ function SyncSettings({ role, reload, synced }: { role: Role; reload: () => void
     setUseProxy(Boolean(settings.useProxyForSync));
   }, [settings.upstreamUrl, settings.useProxyForSync]);
 
-  const refused = (err: unknown) => setErrors(labelErrors(fieldErrors(err, Object.keys(SUP_SYNC_LABELS)), SUP_SYNC_LABELS));
+  const refused = (err: unknown) => setErrors(fieldErrors(err, Object.keys(SUP_SYNC_LABELS), SUP_SYNC_LABELS));
   const save = async (e: FormEvent) => {
     e.preventDefault();
     setSaved(false);
@@ -123,9 +123,9 @@ function SyncSettings({ role, reload, synced }: { role: Role; reload: () => void
       synced();
     } catch (err) {
       // A setting the site names goes beside its field; what the upstream answered, beside the button.
-      const f = fieldErrors(err, Object.keys(SUP_SYNC_LABELS));
+      const f = fieldErrors(err, Object.keys(SUP_SYNC_LABELS), SUP_SYNC_LABELS);
       if (f.form) setSyncError(new Error(f.form));
-      else setErrors(labelErrors(f, SUP_SYNC_LABELS));
+      else setErrors(f);
     } finally {
       setSyncing(false);
       last.reload();
