@@ -25,7 +25,7 @@ import {
   MessageBarBody,
 } from "@fluentui/react-components";
 import { api, type Account, type Cmg, type ProxyConfig, type Role, type Server } from "../api.ts";
-import { ChangeButton } from "../roles.tsx";
+import { ChangeButton, useChangeGuard } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { DataTable } from "../table.tsx";
 import { EffectiveRoute } from "./ProxyEffective.tsx";
@@ -297,6 +297,8 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
       setAddErrors(fieldErrors(err, ["role", "cmgName", "internalUrl"]));
     }
   };
+  // The CMG traffic box saves as it is ticked: it is a change control like the buttons.
+  const changeGuard = useChangeGuard();
   const av = (f: string) => ({ validationMessage: addErrors[f], validationState: addErrors[f] ? ("error" as const) : ("none" as const) });
   const setFlag = async (r: Role, key: string, value: boolean) => {
     try {
@@ -323,7 +325,7 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
               <TableCell>{ROLE_NAMES[r.kind] ?? r.kind}</TableCell>
               <TableCell>
                 {"allowCmgTraffic" in r.settings && (
-                  <Checkbox checked={Boolean(r.settings.allowCmgTraffic)} onChange={(_, d) => void setFlag(r, "allowCmgTraffic", Boolean(d.checked))} label="Allow Configuration Manager cloud management gateway traffic" />
+                  <Checkbox {...changeGuard} checked={Boolean(r.settings.allowCmgTraffic)} onChange={(_, d) => void setFlag(r, "allowCmgTraffic", Boolean(d.checked))} label="Allow Configuration Manager cloud management gateway traffic" />
                 )}
                 {r.kind === "cmg-connection-point" && <span>Cloud management gateway name: {String(r.settings.cmgName ?? "")}</span>}
                 {typeof r.settings.internalUrl === "string" && <span> Internal URL: {r.settings.internalUrl}</span>}
