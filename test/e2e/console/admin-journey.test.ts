@@ -240,7 +240,7 @@ it("document 004: the management point and software update point accept CMG traf
   }
   await a11y.check(page, `Properties of ${SUP}, Site System Roles tab, CMG traffic allowed`);
 
-  await addServerWithRole(CP, "CMG connection point", () => page.getByLabel("Cloud management gateway name").selectOption("cmg"));
+  await addServerWithRole(CP, "CMG connection point", async () => void (await page.getByLabel("Cloud management gateway name").selectOption("cmg")));
   assert.equal((await roleOf(CP, "cmg-connection-point"))?.settings.cmgName, "cmg");
   await a11y.check(page, `Properties of ${CP}, Site System Roles tab with the connection point role`);
 
