@@ -95,3 +95,13 @@ export async function assertEveryGuardedControlDisabled(page: Page, where: strin
   for (let i = 0; i < n; i++) assert.equal(await guarded.nth(i).isDisabled(), true, `${where}: guarded control ${i} is disabled`);
   return n;
 }
+
+/**
+ * The names (aria-label, else text) of the buttons a person can press on the page, tabs and
+ * drop-downs left out: for a role that reads only, each must be one that changes nothing.
+ */
+export async function enabledButtonNames(page: Page): Promise<string[]> {
+  return page.locator('button:not([disabled]):not([role="tab"]):not([role="combobox"]):not([aria-disabled="true"])').evaluateAll((els) =>
+    els.filter((e) => (e as HTMLElement).offsetParent !== null).map((e) => (e.getAttribute("aria-label") ?? e.textContent ?? "").trim()),
+  );
+}
