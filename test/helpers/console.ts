@@ -8,9 +8,14 @@ import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { accessibilityFailures } from "./browser.ts";
 
-/** A new browser context that reaches loopback only: a provider's pages would fetch a web font from the internet. */
+/**
+ * A new browser context that reaches loopback only: a provider's pages would fetch a web font from
+ * the internet. Each wait for an element is bounded at 2 minutes rather than 30 s: a busy CI machine
+ * is slow, and only a broken page ever waits that long.
+ */
 export async function loopbackContext(browser: Browser, viewport = { width: 1280, height: 1000 }): Promise<BrowserContext> {
   const context = await browser.newContext({ viewport });
+  context.setDefaultTimeout(120_000);
   await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/]|localhost[:/])/, (r) => r.abort());
   return context;
 }

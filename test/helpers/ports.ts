@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 
 /** A TCP port that was free on 127.0.0.1 a moment ago (for servers that cannot take port 0). */
 export async function freePort(): Promise<number> {
@@ -29,4 +29,16 @@ export async function freePortRange(n: number): Promise<number> {
     if (ok) return base;
   }
   throw new Error(`no ${n} consecutive free ports found`);
+}
+
+/** True once something accepts a TCP connection on 127.0.0.1:port (a listener is up), else false. */
+export function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: "127.0.0.1", port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
 }

@@ -18,7 +18,6 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
@@ -32,7 +31,7 @@ import { A11yLog, assertChangeDisabled, assertEveryGuardedControlDisabled, direc
 import { tempDir } from "../../helpers/databases.ts";
 import { ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, startAdminDirectory, type TestAdminDirectory } from "../../helpers/oidc-admin-provider.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
-import { freePortRange } from "../../helpers/ports.ts";
+import { answers, freePortRange } from "../../helpers/ports.ts";
 import { startCommand, startSiteServe, type RunningCommand, type SiteServe } from "../../helpers/site-serve.ts";
 import { until } from "../../helpers/until.ts";
 
@@ -63,18 +62,6 @@ const cli = <T>(...args: string[]): Promise<T> => binJson<T>(["--data", data, ..
 async function bootstrap(args: string[], input?: string): Promise<void> {
   const r = await runBinAsync(["--data", data, ...args], { ...process.env, OPENCMG_DATA: "" }, input);
   assert.equal(r.code, 0, `opencmg ${args.join(" ")}: ${r.stderr}`);
-}
-
-/** True once something accepts a TCP connection on 127.0.0.1:port (a gateway instance's client listener). */
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 type RoleRow = { kind: string; settings: Record<string, unknown> };
