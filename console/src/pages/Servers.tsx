@@ -121,7 +121,11 @@ function ServerProperties({ fqdn }: { fqdn: string }) {
       </TabList>
       <div role="tabpanel" aria-label={tab === "proxy" ? "Proxy" : tab === "roles" ? "Site System Roles" : "General"} style={{ paddingTop: 12 }}>
         {tab === "general" && <p>Site system server {fqdn}. Its roles share one proxy configuration (Proxy tab).</p>}
-        {tab === "proxy" && <ProxyTab fqdn={fqdn} roles={roles.data ?? []} onRolesChanged={roles.reload} />}
+        {tab === "proxy" && (
+          <Show l={roles} what="Site system roles">
+            {(list) => <ProxyTab fqdn={fqdn} roles={list} onRolesChanged={roles.reload} />}
+          </Show>
+        )}
         {tab === "roles" && (
           <Show l={roles} what="Site system roles">
             {(list) => <RolesTab fqdn={fqdn} roles={list} reload={roles.reload} />}
@@ -206,6 +210,9 @@ function ProxyTab({ fqdn, roles, onRolesChanged }: { fqdn: string; roles: Role[]
     }
   };
 
+  // The form shows once the server's configuration is read: what someone ticked or typed before
+  // it arrived would be overwritten by it.
+  if (proxy.data === undefined) return <Show l={proxy} what="Proxy configuration">{() => null}</Show>;
   return (
     <>
     <form onSubmit={(e) => void save(e)} style={{ display: "grid", gap: 12, maxWidth: 560 }} aria-label="Proxy">

@@ -79,8 +79,9 @@ before(async () => {
   writeFileSync(files.root, pki.root.certPem);
   writeFileSync(files.intermediate, pki.intermediate.certPem);
   writeFileSync(files.secondRoot, second.certPem);
-  clientPort = await freePortRange(2);
-  tunnelPort = await freePortRange(2);
+  // Four ports in a row, so the two instances' client and tunnel ports cannot collide: base, base+1; base+2, base+3.
+  clientPort = await freePortRange(4);
+  tunnelPort = clientPort + 2;
 
   // The bootstrap, with the CLI: the site, its server, the directory and its first Full Administrator.
   await bootstrap(["site", "init", "--site-code", "P01", "--site-name", "Journey site"]);
@@ -145,7 +146,20 @@ it("a new administrator signs in with the directory (PKCE, client secret)", asyn
 it("document 003: a software update point's server gets its proxy with a new proxy account; proxy show and proxy effective agree", async () => {
   await addServerWithRole(SUP, "Software update point");
   assert.ok(await roleOf(SUP, "software-update-point"), "role list shows the software update point");
+  // The form waits for the server's configuration (held here until the check): a box ticked before
+  // it arrived would be reset by it.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const proxyRoute = `**/api/v1/servers/${SUP}/proxy`;
+  await page.route(proxyRoute, async (route) => {
+    if (route.request().method() === "GET") await held;
+    await route.fallback();
+  });
   const section = await serverTab(SUP, "Proxy");
+  await section.getByText("Loading Proxy configuration").waitFor();
+  assert.equal(await section.getByLabel("Use a proxy server when synchronizing information from the internet").count(), 0, "no proxy form before the configuration is read");
+  release();
+  await page.unroute(proxyRoute);
   await section.getByLabel("Use a proxy server when synchronizing information from the internet").check();
   await section.getByLabel("Proxy server name", { exact: true }).fill("proxy.contoso.test");
   await section.getByLabel("Port", { exact: true }).fill("8080");
@@ -290,10 +304,11 @@ it("document 004, modify a CMG: Properties scales it to 2 instances, adds a trus
 
 it("monitoring: the CMG's instances with their tunnels, Component Status and Status Messages of the connection point, as the CLI sees them", async () => {
   // Both instances reached by the connection point, as cmg show says.
+  let seen: CmgView["instances"] = [];
   await until("cmg show: both instances' tunnels connected", async () => {
-    const c = await cmgShow();
-    return c.instances.length === 2 && c.instances.every((i) => i.connectionPoints.some((p) => p.server === CP && p.connected));
-  }, 120_000);
+    seen = (await cmgShow()).instances;
+    return seen.length === 2 && seen.every((i) => i.connectionPoints.some((p) => p.server === CP && p.connected));
+  }, 120_000).catch((e: Error) => assert.fail(`${e.message}; last seen: ${JSON.stringify(seen.map((i) => [i.index, i.clientUrl, i.connectionPoints]))}`));
   await nav(page, "Cloud Management Gateway").nth(1).click();
   const instances = page.getByRole("table", { name: "Instances and tunnels" });
   await until("Monitoring: both instances connected", async () => (await instances.getByText(`${CP}: connected`).count()) === 2, 120_000);
