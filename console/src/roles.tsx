@@ -31,6 +31,15 @@ function guard(need: Permission, disabled: boolean | undefined, reason: string |
   return reason === undefined ? { disabled } : { disabled: true, title: reason, "aria-describedby": `${CHANGE_REASON_ID}-${need}` };
 }
 
+/**
+ * The props that turn off a control which changes the site at once (a checkbox that saves as it
+ * is ticked), with the reason, for a role that may not: as ChangeButton does for a button.
+ */
+export function useChangeGuard(need: Permission = "infrastructure", disabled?: boolean) {
+  const { reason } = useCan(need);
+  return guard(need, disabled, reason);
+}
+
 /** A button that changes the site: disabled, with the reason, for a role that may not. */
 export function ChangeButton({ need = "infrastructure", disabled, ...props }: ComponentProps<typeof Button> & Need) {
   const { reason } = useCan(need);

@@ -13,14 +13,16 @@ export interface BinRun {
 /**
  * `opencmg ARGS` in another process, without blocking this one (a site server or an instance this
  * test runs in-process keeps serving meanwhile). `OPENCMG_DATA` is cleared unless `env` sets it.
+ * `input`: its standard input (a secret that never goes on the command line), else none.
  */
-export function runBinAsync(args: string[], env: NodeJS.ProcessEnv = { ...process.env, OPENCMG_DATA: "" }): Promise<BinRun> {
+export function runBinAsync(args: string[], env: NodeJS.ProcessEnv = { ...process.env, OPENCMG_DATA: "" }, input?: string): Promise<BinRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [OPENCMG_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+    const child = spawn(process.execPath, [OPENCMG_BIN, ...args], { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"], env });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr }));
   });

@@ -452,9 +452,9 @@ function AlertsTab({ cmg, onSaved }: { cmg: Cmg; onSaved: () => void }) {
         <Checkbox checked={stopOnCritical} disabled={!enabled} onChange={(_, d) => setStopOnCritical(Boolean(d.checked))} label={ALERT_LABELS.stopOnCritical} />
       </Field>
       <div>
-        <Button appearance="primary" onClick={() => void save()}>
+        <ChangeButton appearance="primary" onClick={() => void save()}>
           Save alerts
-        </Button>
+        </ChangeButton>
       </div>
       {saved && (
         <MessageBar intent="success" role="status">

@@ -25,7 +25,7 @@ import {
   MessageBarBody,
 } from "@fluentui/react-components";
 import { api, type Account, type Cmg, type ProxyConfig, type Role, type Server } from "../api.ts";
-import { ChangeButton } from "../roles.tsx";
+import { ChangeButton, useChangeGuard } from "../roles.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
 import { DataTable } from "../table.tsx";
 import { EffectiveRoute } from "./ProxyEffective.tsx";
@@ -131,7 +131,11 @@ function ServerProperties({ fqdn }: { fqdn: string }) {
       </TabList>
       <div role="tabpanel" aria-label={tab === "proxy" ? "Proxy" : tab === "roles" ? "Site System Roles" : "General"} style={{ paddingTop: 12 }}>
         {tab === "general" && <p>Site system server {fqdn}. Its roles share one proxy configuration (Proxy tab).</p>}
-        {tab === "proxy" && <ProxyTab fqdn={fqdn} roles={roles.data ?? []} onRolesChanged={roles.reload} />}
+        {tab === "proxy" && (
+          <Show l={roles} what="Site system roles">
+            {(list) => <ProxyTab fqdn={fqdn} roles={list} onRolesChanged={roles.reload} />}
+          </Show>
+        )}
         {tab === "roles" && (
           <Show l={roles} what="Site system roles">
             {(list) => <RolesTab fqdn={fqdn} roles={list} reload={roles.reload} />}
@@ -216,6 +220,9 @@ function ProxyTab({ fqdn, roles, onRolesChanged }: { fqdn: string; roles: Role[]
     }
   };
 
+  // The form shows once the server's configuration is read: what someone ticked or typed before
+  // it arrived would be overwritten by it.
+  if (proxy.data === undefined) return <Show l={proxy} what="Proxy configuration">{() => null}</Show>;
   return (
     <>
     <form onSubmit={(e) => void save(e)} style={{ display: "grid", gap: 12, maxWidth: 560 }} aria-label="Proxy">
@@ -307,6 +314,8 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
       setAddErrors(fieldErrors(err, ["role", "cmgName", "internalUrl"]));
     }
   };
+  // The CMG traffic box saves as it is ticked: it is a change control like the buttons.
+  const changeGuard = useChangeGuard();
   const av = (f: string) => ({ validationMessage: addErrors[f], validationState: addErrors[f] ? ("error" as const) : ("none" as const) });
   const setFlag = async (r: Role, key: string, value: boolean) => {
     try {
@@ -333,7 +342,7 @@ function RolesTab({ fqdn, roles, reload }: { fqdn: string; roles: Role[]; reload
               <TableCell>{ROLE_NAMES[r.kind] ?? r.kind}</TableCell>
               <TableCell>
                 {"allowCmgTraffic" in r.settings && (
-                  <Checkbox checked={Boolean(r.settings.allowCmgTraffic)} onChange={(_, d) => void setFlag(r, "allowCmgTraffic", Boolean(d.checked))} label="Allow Configuration Manager cloud management gateway traffic" />
+                  <Checkbox {...changeGuard} checked={Boolean(r.settings.allowCmgTraffic)} onChange={(_, d) => void setFlag(r, "allowCmgTraffic", Boolean(d.checked))} label="Allow Configuration Manager cloud management gateway traffic" />
                 )}
                 {r.kind === "cmg-connection-point" && <span>Cloud management gateway name: {String(r.settings.cmgName ?? "")}</span>}
                 {typeof r.settings.internalUrl === "string" && <span> Internal URL: {r.settings.internalUrl}</span>}

@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { writeCmgBundle } from "../../../src/cmg/bundle.ts";
@@ -13,7 +12,7 @@ import { initSite, openSite } from "../../../src/site/site.ts";
 import { OPENCMG_BIN } from "../../helpers/bin.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
-import { freePort, freePortRange } from "../../helpers/ports.ts";
+import { answers, freePort, freePortRange } from "../../helpers/ports.ts";
 import { until } from "../../helpers/until.ts";
 
 const started: ChildProcess[] = [];
@@ -50,17 +49,6 @@ before(async () => {
 after(() => {
   for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 });
-
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
 
 const services: { name: string; args: (port: number) => string[]; ready: RegExp; last: RegExp; port?: () => number }[] = [
   { name: "site serve", args: (p) => ["site", "serve", "--listen", `127.0.0.1:${p}`], ready: /serving the admin API/, last: /^OpenCMG site stopped \(SIGTERM\)$/ },

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { initSite, openSite } from "../../../src/site/site.ts";
@@ -16,8 +15,9 @@ import { OPENCMG_BIN } from "../../helpers/bin.ts";
 import { runCli } from "../../helpers/cli.ts";
 import { tempDir } from "../../helpers/databases.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
-import { freePortRange } from "../../helpers/ports.ts";
+import { answers, freePortRange } from "../../helpers/ports.ts";
 import { childrenOf } from "../../helpers/proc.ts";
+import { startSiteServe, type SiteServe } from "../../helpers/site-serve.ts";
 import { until } from "../../helpers/until.ts";
 
 const started: ChildProcess[] = [];
@@ -31,18 +31,6 @@ after(() => {
   for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 });
 
-/** True once something accepts a TCP connection on 127.0.0.1:port. */
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 async function newSite(): Promise<{ data: string; token: string }> {
   const data = tempDir();
   const site = await openSite({ dataDir: data });
@@ -54,14 +42,11 @@ async function newSite(): Promise<{ data: string; token: string }> {
   }
 }
 
-/** `opencmg site serve` on a free port; resolves with its API URL once it says it serves. */
-async function siteServe(data: string, extra: string[] = []): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  const child = spawn(process.execPath, [OPENCMG_BIN, "--data", data, "site", "serve", "--listen", "127.0.0.1:0", "--insecure-http", "--cmg-poll-interval", "0.2", ...extra], { stdio: ["ignore", "ignore", "pipe"] });
-  started.push(child);
-  let err = "";
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
-  const url = await until(`site serve to listen (stderr: ${err})`, () => /serving the admin API on (\S+)/.exec(err)?.[1] ?? (child.exitCode !== null ? assert.fail(`site serve exited ${child.exitCode}: ${err}`) : undefined));
-  return { child, url, stderr: () => err };
+/** `opencmg site serve` on a free port (test/helpers/site-serve.ts), killed after the tests if still running. */
+async function siteServe(data: string, extra: string[] = []): Promise<SiteServe> {
+  const serve = await startSiteServe(data, extra);
+  started.push(serve.child);
+  return serve;
 }
 
 function createBody(name: string, client: number, tunnel: number, instances = 1): Record<string, unknown> {

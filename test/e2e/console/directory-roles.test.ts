@@ -8,11 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
 import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { accessibilityFailures, launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { launchBrowser, screenshot } from "../../helpers/browser.ts";
+import { A11yLog, assertChangeDisabled, assertEveryGuardedControlDisabled, directorySignIn as signIn, forcedChange, loopbackContext, nav } from "../../helpers/console.ts";
 import { ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, startAdminDirectory, type TestAdminDirectory } from "../../helpers/oidc-admin-provider.ts";
 
 let site: OpenedSite;
@@ -20,8 +21,7 @@ let server: RunningSiteServer;
 let directory: TestAdminDirectory;
 let browser: Browser;
 let infraToken: string;
-const contexts: BrowserContext[] = [];
-const a11y: string[] = [];
+const a11y = new A11yLog();
 
 before(async () => {
   site = await openSite({ dataDir: tempDir("opencmg-console-roles-") });
@@ -51,45 +51,13 @@ after(async () => {
 });
 
 async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  contexts.push(context);
-  // Loopback only: the provider's pages would fetch a web font from the internet.
-  await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/]|localhost[:/])/, (r) => r.abort());
-  return context.newPage();
+  return (await loopbackContext(browser, { width: 1280, height: 900 })).newPage();
 }
 
-async function check(page: Page, state: string): Promise<void> {
-  const f = await accessibilityFailures(page, state);
-  if (f) a11y.push(f);
-}
+const check = (page: Page, state: string) => a11y.check(page, state);
 
-const nav = (page: Page, label: string) => page.getByRole("navigation", { name: "Workspaces" }).getByRole("link", { name: label, exact: true });
-
-/** Signs in at the console with the directory: the provider's own login and consent pages. */
-async function directorySignIn(page: Page, login: string): Promise<void> {
-  await page.goto(server.consoleUrl);
-  await page.getByRole("link", { name: "Sign in with the directory" }).waitFor();
-  await check(page, "sign-in page with directory sign-in");
-  await page.getByRole("link", { name: "Sign in with the directory" }).click();
-  await page.locator('input[name="login"]').fill(login);
-  await page.locator('input[name="password"]').fill("any password");
-  await page.getByRole("button", { name: "Sign-in" }).click();
-  await page.getByRole("button", { name: "Continue" }).click();
-  await nav(page, "Sites").waitFor();
-}
-
-/** A change the console's own session makes with its CSRF header, as a forced click would. */
-async function forcedChange(page: Page, method: string, path: string, body: unknown): Promise<{ status: number; code: string }> {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const s = (await (await fetch("/api/v1/session")).json()) as { csrfToken: string };
-      const r = await fetch(path, { method, headers: { "content-type": "application/json", "x-opencmg-csrf": s.csrfToken }, body: JSON.stringify(body) });
-      const j = (await r.json()) as { error?: { code?: string } };
-      return { status: r.status, code: j.error?.code ?? "" };
-    },
-    { method, path, body },
-  );
-}
+/** Signs in at the console with the directory, the sign-in page checked with axe-core first. */
+const directorySignIn = (page: Page, login: string) => signIn(page, server.consoleUrl, login, (p) => check(p, "sign-in page with directory sign-in"));
 
 it("a directory administrator signs in with the directory (PKCE, client secret), changes something, and the Audit page names them", async () => {
   const page = await newPage();
@@ -144,17 +112,9 @@ it("an analyst (by the groups claim) finds every change button disabled with the
     await nav(page, label).first().click();
     await page.getByRole("heading", { level: 1 }).filter({ hasText: label === "Servers and Site System Roles" ? "Servers" : label === "Internet endpoints" ? "endpoints" : label.split(" ")[0]! }).first().waitFor();
     await page.getByRole("note").first().waitFor();
-    for (const name of names) {
-      const button = page.getByRole("button", { name, exact: true }).first();
-      await button.waitFor();
-      assert.equal(await button.isDisabled(), true, `${label}: ${name} is disabled`);
-      assert.match((await button.getAttribute("title")) ?? "", /Read-only Analyst/);
-      const describedBy = (await button.getAttribute("aria-describedby")) ?? "";
-      assert.match((await page.locator(`[id="${describedBy.split(" ")[0]}"]`).textContent()) ?? "", /bob@contoso\.test is a Read-only Analyst/);
-    }
-    // Every button that changes the site on this page is disabled.
-    const guarded = page.locator('button[aria-describedby^="change-reason"]');
-    for (let i = 0; i < (await guarded.count()); i++) assert.equal(await guarded.nth(i).isDisabled(), true);
+    for (const name of names) await assertChangeDisabled(page, page.getByRole("button", { name, exact: true }).first(), `${label}: ${name}`, /bob@contoso\.test is a Read-only Analyst/);
+    // Every control that changes the site on this page is disabled.
+    await assertEveryGuardedControlDisabled(page, label);
     await check(page, `${label} as a Read-only Analyst`);
   }
   for (const [method, path, body] of [
@@ -200,5 +160,5 @@ it("a token with Infrastructure Administrator changes servers but cannot create 
   assert.equal(bearer.status, 403);
   assert.equal(((await bearer.json()) as { error: { code: string } }).error.code, "ROLE_FORBIDDEN");
   assert.deepEqual((await site.services.adminTokens.list()).map((t) => t.name).sort(), ["admin", "infra-ops"]);
-  assert.equal(a11y.join("\n\n"), "", "axe-core found violations");
+  a11y.assertNone();
 });
