@@ -27,6 +27,7 @@ import { m0014ClientMessages } from "./0014_client_messages.ts";
 import { m0012SettingsTrust } from "./0012_settings_trust.ts";
 import { m0016JoinTokens } from "./0016_join_tokens.ts";
 import { m0017AdminRoles } from "./0017_admin_roles.ts";
+import { m0018AdrLifecycle } from "./0018_adr_lifecycle.ts";
 import { m0019CmgClusterState } from "./0019_cmg_cluster_state.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
@@ -49,6 +50,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0012_settings_trust": m0012SettingsTrust,
   "0016_join_tokens": m0016JoinTokens,
   "0017_admin_roles": m0017AdminRoles,
+  "0018_adr_lifecycle": m0018AdrLifecycle,
   "0019_cmg_cluster_state": m0019CmgClusterState,
 };
 
