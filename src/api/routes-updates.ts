@@ -22,7 +22,7 @@ const adrChanges = z.strictObject({
   titleContains: z.string().nullable().optional().describe("null clears the title filter"),
   runAfterSync: z.boolean().optional(),
 });
-const scheduleBody = z.strictObject({ syncIntervalHours: z.number().nullable().describe(`hours between scheduled synchronisations (${SYNC_INTERVAL_HOURS.min} to ${SYNC_INTERVAL_HOURS.max}); null turns the schedule off`) });
+const scheduleBody = z.strictObject({ syncIntervalHours: z.number({ error: "must be a number of hours, or null to turn the schedule off" }).nullable().describe(`hours between scheduled synchronisations (${SYNC_INTERVAL_HOURS.min} to ${SYNC_INTERVAL_HOURS.max}); null turns the schedule off`) });
 const SUP_PATH = "/api/v1/servers/:fqdn/software-update-point";
 const schedule = (s: SiteServices, fqdn: string) => syncSchedule({ roles: s.roles, status: s.status, now: () => new Date() }, fqdn);
 
