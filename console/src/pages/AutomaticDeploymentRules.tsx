@@ -115,7 +115,7 @@ export function AutomaticDeploymentRulesPage() {
                 width: "26%",
                 render: (a) => (
                   <div style={{ display: "flex", gap: 4, flexWrap: "wrap" }}>
-                    <ChangeButton size="small" disabled={running !== undefined || !a.enabled} onClick={() => void run(a)} aria-label={`Run Now ${a.name}`}>
+                    <ChangeButton size="small" disabled={running !== undefined || !a.enabled} title={a.enabled ? undefined : "The rule is disabled: enable it to run it."} onClick={() => void run(a)} aria-label={`Run Now ${a.name}`}>
                       Run Now
                     </ChangeButton>
                     <Button size="small" onClick={() => void results(a)} aria-label={`Results of ${a.name}`}>

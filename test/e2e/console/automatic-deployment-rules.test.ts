@@ -231,6 +231,7 @@ it("edits the rule (a refusal beside its field first), disables and enables it, 
   await page.getByText(`Disabled automatic deployment rule ${RENAMED}.`).waitFor();
   await page.getByRole("button", { name: `Enable ${RENAMED}` }).waitFor();
   assert.equal(await page.getByRole("button", { name: `Run Now ${RENAMED}` }).isDisabled(), true, "a disabled rule does not run");
+  assert.equal(await page.getByRole("button", { name: `Run Now ${RENAMED}` }).getAttribute("title"), "The rule is disabled: enable it to run it.");
   assert.equal((await cliList())[0]!.enabled, false);
   const refused = await runBinAsync(["--data", dataDir, "adr", "run", RENAMED]);
   assert.notEqual(refused.code, 0);
