@@ -916,8 +916,26 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Synchronise update metadata from the upstream update source now, through the server's proxy */
+        /** Synchronise update metadata from the upstream update source now, through the server's proxy; then run the enabled rules that run after each synchronisation (answers when done) */
         post: operations["postApiV1ServersByFqdnSoftwareUpdatePointSync"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/servers/{fqdn}/software-update-point/schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The synchronisation schedule: its interval, the last synchronisation and the next */
+        get: operations["getApiV1ServersByFqdnSoftwareUpdatePointSchedule"];
+        /** Set the synchronisation schedule (every N hours) or turn it off (null) */
+        put: operations["putApiV1ServersByFqdnSoftwareUpdatePointSchedule"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -987,6 +1005,42 @@ export interface paths {
         get: operations["getApiV1AdrsByName"];
         put?: never;
         post?: never;
+        /** Delete a rule and its recorded download results (the content library keeps the files) */
+        delete: operations["deleteApiV1AdrsByName"];
+        options?: never;
+        head?: never;
+        /** Edit a rule: the fields given change, the others keep their values */
+        patch: operations["patchApiV1AdrsByName"];
+        trace?: never;
+    };
+    "/api/v1/adrs/{name}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enable a rule */
+        post: operations["postApiV1AdrsByNameEnable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/adrs/{name}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Disable a rule: it runs neither now nor after a synchronisation */
+        post: operations["postApiV1AdrsByNameDisable"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1209,6 +1263,21 @@ export interface components {
             products: string[];
             classifications: string[];
             titleContains: string | null;
+            enabled: boolean;
+            runAfterSync: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        AdrDeleted: {
+            id: number;
+            name: string;
+            server: string;
+            products: string[];
+            classifications: string[];
+            titleContains: string | null;
+            enabled: boolean;
+            runAfterSync: boolean;
+            resultsDeleted: number;
         } & {
             [key: string]: unknown;
         };
@@ -1654,6 +1723,15 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        RuleAfterSync: {
+            rule: string;
+            matched?: number;
+            files?: number;
+            failed?: number;
+            error?: string;
+        } & {
+            [key: string]: unknown;
+        };
         Server: {
             id: number;
             fqdn: string;
@@ -1717,6 +1795,21 @@ export interface components {
             route: string;
             updates: number;
             added: number;
+            rulesRun: components["schemas"]["RuleAfterSync"][];
+        } & {
+            [key: string]: unknown;
+        };
+        SyncSchedule: {
+            server: string;
+            syncIntervalHours: number | null;
+            lastSync: ({
+                time: string;
+                succeeded: boolean;
+                text: string;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            nextSync: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -7544,6 +7637,165 @@ export interface operations {
             };
         };
     };
+    getApiV1ServersByFqdnSoftwareUpdatePointSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                fqdn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncSchedule"];
+                };
+            };
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown or revoked admin token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A read-only admin token asked for a change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (the object, or the route) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (see smsprov.log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putApiV1ServersByFqdnSoftwareUpdatePointSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                fqdn: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description hours between scheduled synchronisations (1 to 720); null turns the schedule off */
+                    syncIntervalHours: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncSchedule"];
+                };
+            };
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown or revoked admin token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A read-only admin token asked for a change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (the object, or the route) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (see smsprov.log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     postApiV1ServersByFqdnServiceConnectionPointCheckUpdates: {
         parameters: {
             query?: never;
@@ -7788,6 +8040,8 @@ export interface operations {
                     products?: string[];
                     classifications?: string[];
                     titleContains?: string;
+                    /** @description run after each successful synchronisation of its software update point */
+                    runAfterSync?: boolean;
                 };
             };
         };
@@ -7867,6 +8121,329 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Adr"];
+                };
+            };
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown or revoked admin token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A read-only admin token asked for a change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (the object, or the route) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (see smsprov.log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteApiV1AdrsByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdrDeleted"];
+                };
+            };
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown or revoked admin token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A read-only admin token asked for a change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (the object, or the route) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (see smsprov.log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchApiV1AdrsByName: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    products?: string[];
+                    classifications?: string[];
+                    /** @description null clears the title filter */
+                    titleContains?: string | null;
+                    runAfterSync?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Adr"];
+                };
+            };
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown or revoked admin token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A read-only admin token asked for a change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (the object, or the route) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (see smsprov.log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postApiV1AdrsByNameEnable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Adr"];
+                };
+            };
+            /** @description Validation error: `field` names the field (an unknown one too), `rule` the rule it breaks; `errors` lists every field problem of the request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, unknown or revoked admin token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A read-only admin token asked for a change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (the object, or the route) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (see smsprov.log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postApiV1AdrsByNameDisable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
         responses: {
             /** @description Success */
             200: {

@@ -5,13 +5,13 @@
  */
 import type { AdrRunResult, DownloadProgress } from "../roles/sup/adr.ts";
 import type { FeedCheckResult } from "../roles/scp/update-feed.ts";
-import type { SyncResult } from "../roles/sup/sync.ts";
+import type { SyncOutcome } from "../roles/sup/sync-schedule.ts";
 import type { Actor } from "../site/services/audit.ts";
 import type { EndpointCheckRecord } from "../site/services/checks.ts";
 
 export interface SiteOperations {
-  /** `sup sync FQDN`: the software update point synchronises now. */
-  supSync(fqdn: string): Promise<SyncResult>;
+  /** `sup sync FQDN`: the software update point synchronises now; then its enabled run-after-sync rules run. */
+  supSync(fqdn: string): Promise<SyncOutcome>;
   /** `adr run NAME`. */
   adrRun(name: string, onProgress?: (p: DownloadProgress & { file: string }) => void): Promise<AdrRunResult>;
   /** `scp check-updates FQDN`. */

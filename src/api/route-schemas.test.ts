@@ -106,3 +106,27 @@ it("what the site answers fits each route's response schema (a CMG, tokens and k
   const one = await app.inject({ method: "GET", url: "/api/v1/settings/traffic-report-interval", headers: { authorization: `Bearer ${token}` } });
   assert.ok(ROUTES.find((r) => r.method === "GET" && r.path === "/api/v1/settings/:key")!.response!.safeParse(one.json()).success, one.body);
 });
+
+it("a rule's edit, disable, enable and delete, and the synchronisation schedule answer what their schemas say", async () => {
+  await site.services.servers.add({ fqdn: "sup01.contoso.test" });
+  await site.services.roles.add("sup01.contoso.test", "software-update-point", {});
+  await site.services.adrs.add({ name: "rule1", server: "sup01.contoso.test", products: ["Windows 11"] });
+  const answers = async (method: ApiRoute["method"], path: string, url: string, payload?: unknown): Promise<unknown> => {
+    const r = ROUTES.find((x) => x.method === method && x.path === path)!;
+    const res = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, payload: method === "GET" ? undefined : ((payload ?? {}) as object) });
+    assert.ok(res.statusCode < 300, `${method} ${url}: ${res.body}`);
+    const parsed = r.response!.safeParse(res.json());
+    assert.ok(parsed.success, `${method} ${url}: ${parsed.error?.message}`);
+    return res.json();
+  };
+  await answers("PATCH", "/api/v1/adrs/:name", "/api/v1/adrs/rule1", { name: "rule2", runAfterSync: true });
+  await answers("POST", "/api/v1/adrs/:name/disable", "/api/v1/adrs/rule2/disable");
+  await answers("POST", "/api/v1/adrs/:name/enable", "/api/v1/adrs/rule2/enable");
+  assert.deepEqual(await answers("GET", "/api/v1/servers/:fqdn/software-update-point/schedule", "/api/v1/servers/sup01.contoso.test/software-update-point/schedule"), { server: "sup01.contoso.test", syncIntervalHours: null, lastSync: null, nextSync: null });
+  const set = (await answers("PUT", "/api/v1/servers/:fqdn/software-update-point/schedule", "/api/v1/servers/sup01.contoso.test/software-update-point/schedule", { syncIntervalHours: 12 })) as { syncIntervalHours: number };
+  assert.equal(set.syncIntervalHours, 12);
+  const refused = await app.inject({ method: "PUT", url: "/api/v1/servers/sup01.contoso.test/software-update-point/schedule", headers: { authorization: `Bearer ${token}` }, payload: { syncIntervalHours: 0 } });
+  assert.equal(refused.statusCode, 400);
+  assert.equal(refused.json().error.field, "syncIntervalHours");
+  assert.equal(((await answers("DELETE", "/api/v1/adrs/:name", "/api/v1/adrs/rule2")) as { resultsDeleted: number }).resultsDeleted, 0);
+});

@@ -162,9 +162,33 @@ export const update = z.looseObject({
   releaseDate: z.string(),
   files: z.array(z.looseObject({ name: z.string(), url: z.string(), size: z.number(), sha256: z.string() })),
 });
-export const syncResult = z.looseObject({ server: z.string(), upstreamUrl: z.string(), route: z.string(), updates: z.number(), added: z.number() });
+export const ruleAfterSync = z.looseObject({ rule: z.string(), matched: z.number().optional(), files: z.number().optional(), failed: z.number().optional(), error: z.string().optional().describe("why the rule did not run") });
+export const syncResult = z.looseObject({
+  server: z.string(),
+  upstreamUrl: z.string(),
+  route: z.string(),
+  updates: z.number(),
+  added: z.number(),
+  rulesRun: z.array(ruleAfterSync).describe("the enabled rules that run after each synchronisation, run after this one"),
+});
+export const syncSchedule = z.looseObject({
+  server: z.string(),
+  syncIntervalHours: z.number().nullable().describe("null: off (synchronises only when asked)"),
+  lastSync: z.looseObject({ time, succeeded: z.boolean(), text: z.string() }).nullable(),
+  nextSync: time.nullable().describe("null when off"),
+});
 export const feedResult = z.looseObject({ server: z.string(), url: z.string(), route: z.string(), latestVersion: z.string(), releases: z.number() });
-export const adr = z.looseObject({ id: z.number(), name: z.string(), server: z.string(), products: z.array(z.string()), classifications: z.array(z.string()), titleContains: z.string().nullable() });
+export const adr = z.looseObject({
+  id: z.number(),
+  name: z.string(),
+  server: z.string(),
+  products: z.array(z.string()),
+  classifications: z.array(z.string()),
+  titleContains: z.string().nullable(),
+  enabled: z.boolean(),
+  runAfterSync: z.boolean(),
+});
+export const adrDeleted = adr.extend({ resultsDeleted: z.number().describe("its recorded download results, deleted with it") });
 export const adrFile = z.looseObject({
   updateId: z.string(),
   file: z.string(),
@@ -263,6 +287,7 @@ for (const [id, schema] of Object.entries({
   CertInfo: certInfo, TrafficAlert: trafficAlert, CmgInstance: cmgInstance, CmgDeploy: cmgDeploy, Cmg: cmg, CmgDeleted: cmgDeleted, CmgTraffic: cmgTraffic,
   AnalyzeCheck: analyzeCheck, CmgAnalysis: cmgAnalysis, SigningKey: signingKey, KeyRotation: keyRotation, ConnectionPointCert: connectionPointCert,
   NewBulkToken: newBulkToken, JoinToken: joinToken, NewJoinToken: newJoinToken, Setting: setting, DirectoryStatus: directoryStatus, ConsoleSession: consoleSession,
-  Update: update, SyncResult: syncResult, FeedResult: feedResult, Adr: adr, AdrFile: adrFile, AdrRun: adrRun,
+  Update: update, SyncResult: syncResult, FeedResult: feedResult, Adr: adr, AdrDeleted: adrDeleted, AdrFile: adrFile, AdrRun: adrRun,
+  RuleAfterSync: ruleAfterSync, SyncSchedule: syncSchedule,
   Endpoint: endpoint, EndpointSelection: endpointSelection, CheckResult: checkResult, CheckRecord: checkRecord, AdminToken: token, NewAdminToken: newToken, AdminUser: adminUser, AuditEntry: auditEntry,
 } satisfies Record<string, z.ZodType>)) named.add(schema, { id });

@@ -11,6 +11,7 @@ import { siteUsage, type EndpointMonitor, type EndpointMonitorOptions } from "..
 import { endpointSelection } from "../roles/scp/endpoint-selection.ts";
 import { checkUpdateFeed } from "../roles/scp/update-feed.ts";
 import { syncSoftwareUpdates } from "../roles/sup/sync.ts";
+import { runRulesAfterSync } from "../roles/sup/sync-schedule.ts";
 import { auditedAction } from "../site/audited.ts";
 import type { Actor } from "../site/services/audit.ts";
 import type { OpenedSite } from "../site/site.ts";
@@ -31,8 +32,12 @@ export function siteOperations(site: OpenedSite, actor: Actor, o: OperationsOpti
   const s = site.servicesAs(actor);
   const audit = site.services.audit;
   const ops: SiteOperations = {
-    supSync: (fqdn) =>
-      auditedAction(audit, actor, "sup.sync", `server/${fqdn}/role/software-update-point`, () => syncSoftwareUpdates(supSyncDeps(site), fqdn), (r) => ({ updates: r.updates, added: r.added, upstreamUrl: r.upstreamUrl, route: r.route })),
+    supSync: async (fqdn) => {
+      const r = await auditedAction(audit, actor, "sup.sync", `server/${fqdn}/role/software-update-point`, () => syncSoftwareUpdates(supSyncDeps(site), fqdn), (r) => ({ updates: r.updates, added: r.added, upstreamUrl: r.upstreamUrl, route: r.route }));
+      // Only after a successful synchronisation (a failed one threw above); each run audited as adrs.run.
+      const rulesRun = await runRulesAfterSync({ adrs: s.adrs, run: (name) => ops.adrRun(name), log: site.logs.component(LOG_FILES.ruleengine) }, r.server);
+      return { ...r, rulesRun };
+    },
     adrRun: (name, onProgress) =>
       auditedAction(audit, actor, "adrs.run", `adr/${name}`, () => adrRunner(site).run(name, onProgress), (r) => ({ matched: r.matched, files: r.files.length, failed: r.failed })),
     scpCheckUpdates: (fqdn) =>

@@ -1,6 +1,7 @@
 /**
  * `opencmg site serve`: the long-running site process: the admin API and the site's schedules (the
- * endpoint check, the CMG alert evaluation), each reading its interval from the site settings.
+ * endpoint check, the CMG alert evaluation, the software update points' synchronisation), each
+ * reading its interval from the site settings or the role's.
  */
 import type { Logger as PinoLogger } from "pino";
 import type { Authenticator } from "../api/auth.ts";
@@ -13,6 +14,7 @@ import { scheduleFromEnv, type EndpointMonitorOptions } from "../roles/scp/endpo
 import { cmgAlertEvaluator, endpointMonitor } from "./role-deps.ts";
 import { scheduleCmgAlerts } from "../roles/scp/cmg-alerts.ts";
 import { scheduleStatusRetention } from "../jobs/status-retention.ts";
+import { scheduleSupSync } from "../roles/sup/sync-schedule.ts";
 import { siteOperations } from "./operations.ts";
 import { LOG_FILES } from "../logs/files.ts";
 import type { Server as HttpsServer } from "node:https";
@@ -48,7 +50,16 @@ export interface SiteServerOptions {
    * clusters follow the site (`site serve`; default: not, `opencmg up` runs its own).
    */
   localCmgs?: { pollMs?: number } | false;
+  /**
+   * The software update points' synchronisation schedule (each its own `syncIntervalHours`, off
+   * unless set): how often it looks for one that is due (default every minute; tests shorten it);
+   * false: not at all.
+   */
+  supSyncSchedule?: { tickMs?: number } | false;
 }
+
+/** Who the schedule's synchronisations and rule runs are recorded as in the audit log. */
+const SCHEDULE_ACTOR = { name: "software update point schedule", via: "schedule" };
 
 export interface RunningSiteServer {
   url: string;
@@ -110,6 +121,13 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   if (o.localCmgs) cmgs = await superviseLocalCmgs(o.site, { dataDir: o.site.paths.data, ...(o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) });
   // The kubernetes CMGs' clusters follow every change too (loaded only where a site serves CMGs).
   const kube = o.localCmgs ? (await import("../cmg/kubernetes/provider.ts")).superviseKubernetesCmgs(o.site, o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) : undefined;
+  const supSync =
+    o.supSyncSchedule === false
+      ? undefined
+      : scheduleSupSync(
+          { roles: o.site.services.roles, status: o.site.services.status, now: o.site.ctx.now, log: o.site.logs.component(LOG_FILES.wsyncmgr), sync: (fqdn) => siteOperations(o.site, SCHEDULE_ACTOR, { signal: stopping.signal }).supSync(fqdn) },
+          o.supSyncSchedule ?? {},
+        );
   const retention = scheduleStatusRetention({ settings: o.site.services.settings, status: o.site.services.status, log: o.site.logs.component(LOG_FILES.statmgr), now: o.site.ctx.now });
   return {
     url: address,
@@ -123,6 +141,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
       await alerts.stop();
       await retention.stop();
       stopping.abort();
+      await supSync?.stop();
       await monitor.stop();
       await Promise.allSettled([...running]);
       await app.close();

@@ -142,7 +142,19 @@ export const METHODS: ServiceMethods = {
   // A synchronisation's catalog (the synchronisation itself is audited as `sup.sync`).
   updates: { store: SYSTEM, list: READ, filesOf: READ },
   // A rule run's downloads (the run is audited as `adrs.run`).
-  adrs: { add: named("adr", (s, name) => s.adrs.get(name), "name"), recordDownload: SYSTEM, list: READ, get: READ, results: READ },
+  // edit may rename: the rule is read by its old name before and by its new one after.
+  adrs: {
+    add: named("adr", (s, name) => s.adrs.get(name), "name"),
+    edit: { object: (a) => `adr/${arg(a, 0)}`, read: async (s, a) => (await s.adrs.find(arg(a, 0))) ?? (await s.adrs.find(field(a.slice(1), "name"))) ?? null },
+    setEnabled: named("adr", (s, name) => s.adrs.get(name)),
+    remove: named("adr", (s, name) => s.adrs.get(name)),
+    recordDownload: SYSTEM,
+    list: READ,
+    find: READ,
+    get: READ,
+    runAfterSync: READ,
+    results: READ,
+  },
   // secret: the opened client secret of the administrators' directory, for its sign-in only.
   settings: { set: setting, reset: setting, list: READ, get: READ, durationMs: READ, count: READ, secret: READ },
   // The bulk token itself is redacted from the record (its "token" field); its ID and expiry stay.

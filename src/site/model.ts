@@ -56,6 +56,8 @@ export interface SoftwareUpdatePointSettings {
   internalUrl?: string | undefined;
   /** The upstream update source (a JSON catalog). */
   upstreamUrl?: string | undefined;
+  /** Synchronise on a schedule, every this many hours; absent or null: only when asked (the default). */
+  syncIntervalHours?: number | null | undefined;
 }
 export interface ServiceConnectionPointSettings {
   updateFeedUrl?: string | undefined;

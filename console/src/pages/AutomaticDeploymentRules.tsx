@@ -1,29 +1,22 @@
 /**
  * Software Library > Software Updates > Automatic Deployment Rules, as `opencmg adr list|add|run|
- * results`: the rules; Create Automatic Deployment Rule (name, software update point, products,
- * update classifications, title); Run Now (the site answers when the downloads are done, through
- * the route the software update point's proxy settings give) and each rule's recorded download
- * results. The CLI and API neither edit nor delete a rule, so neither does this page.
+ * results|edit|enable|disable|delete`: the rules; Create Automatic Deployment Rule (name, software
+ * update point, products, update classifications, title, run after any synchronization); Run Now
+ * (the site answers when the downloads are done, through the route the software update point's
+ * proxy settings give); each rule's recorded download results; Edit, Enable/Disable, and Delete
+ * after a confirmation (AdrDialogs.tsx).
  */
 import { useState, type FormEvent } from "react";
-import { Button, Field, Input, MessageBar, MessageBarBody, MessageBarTitle, Select, Spinner } from "@fluentui/react-components";
+import { Button, Checkbox, Field, Input, MessageBar, MessageBarBody, MessageBarTitle, Select, Spinner } from "@fluentui/react-components";
 import { api, get, type Role, type Shape } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
 import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { ADR_LABELS, DeleteRuleDialog, EditRuleDialog, commaList as list } from "./AdrDialogs.tsx";
 
 type Adr = Shape<"Adr">;
 type AdrFile = Shape<"AdrFile">;
 
-/** The rule's settings, in the words of the Create Automatic Deployment Rule wizard. */
-export const ADR_LABELS: Record<string, string> = {
-  name: "Name",
-  server: "Software update point",
-  products: "Products (comma-separated)",
-  classifications: "Update classifications (comma-separated)",
-  titleContains: "Title contains",
-};
-const list = (v: string): string[] => v.split(",").map((x) => x.trim()).filter(Boolean);
 
 /** What the page shows below the rules: a run's outcome or the recorded results of a rule. */
 interface Shown {
@@ -39,9 +32,30 @@ export function AutomaticDeploymentRulesPage() {
   const [running, setRunning] = useState<string>();
   const [shown, setShown] = useState<Shown>();
   const [actionError, setActionError] = useState<Error>();
+  const [editing, setEditing] = useState<Adr>();
+  const [deleting, setDeleting] = useState<Adr>();
+  const [done, setDone] = useState<string>();
+
+  const changed = (message: string) => {
+    setEditing(undefined);
+    setDeleting(undefined);
+    setShown(undefined);
+    setDone(message);
+    rules.reload();
+  };
+  const toggle = async (a: Adr) => {
+    setActionError(undefined);
+    try {
+      const r = await api<Adr>("POST", `/api/v1/adrs/${encodeURIComponent(a.name)}/${a.enabled ? "disable" : "enable"}`, {});
+      changed(`${r.enabled ? "Enabled" : "Disabled"} automatic deployment rule ${r.name}.`);
+    } catch (err) {
+      setActionError(err as Error);
+    }
+  };
 
   const run = async (a: Adr) => {
     setRunning(a.name);
+    setDone(undefined);
     setActionError(undefined);
     setShown(undefined);
     try {
@@ -70,6 +84,13 @@ export function AutomaticDeploymentRulesPage() {
         A rule matches the synchronized software updates by product, classification and title; Run Now downloads their content into the content library, through the proxy server when the software update point&apos;s <i>Use a proxy server when downloading content by using automatic deployment rules</i> is on.
       </p>
       <ErrorBar error={actionError} />
+      {done && (
+        <MessageBar intent="success" role="status" style={{ marginBottom: 8 }}>
+          <MessageBarBody>{done}</MessageBarBody>
+        </MessageBar>
+      )}
+      <EditRuleDialog rule={editing} onClose={() => setEditing(undefined)} onSaved={changed} />
+      <DeleteRuleDialog rule={deleting} onClose={() => setDeleting(undefined)} onDeleted={changed} />
       <Show l={rules} what="Automatic deployment rules">
         {(rows) => (
           <DataTable
@@ -79,25 +100,36 @@ export function AutomaticDeploymentRulesPage() {
             initialSort={{ column: "name", direction: "ascending" }}
             empty="No automatic deployment rule."
             columns={[
-              { id: "name", label: "Name", text: (a) => a.name, width: "18%" },
-              { id: "server", label: "Software update point", text: (a) => a.server, filter: true, width: "18%" },
-              { id: "products", label: "Products", text: (a) => a.products.join(", "), width: "14%" },
-              { id: "classifications", label: "Update classifications", text: (a) => a.classifications.join(", "), width: "14%" },
-              { id: "title", label: "Title contains", text: (a) => a.titleContains ?? "", width: "12%" },
+              { id: "name", label: "Name", text: (a) => a.name, width: "14%" },
+              { id: "enabled", label: "Enabled", text: (a) => (a.enabled ? "Yes" : "No"), filter: true, width: "7%" },
+              { id: "afterSync", label: "After synchronization", text: (a) => (a.runAfterSync ? "Run" : "No"), width: "9%" },
+              { id: "server", label: "Software update point", text: (a) => a.server, filter: true, width: "13%" },
+              { id: "products", label: "Products", text: (a) => a.products.join(", "), width: "11%" },
+              { id: "classifications", label: "Update classifications", text: (a) => a.classifications.join(", "), width: "11%" },
+              { id: "title", label: "Title contains", text: (a) => a.titleContains ?? "", width: "9%" },
               {
                 id: "actions",
                 label: "Actions",
                 text: () => "",
                 unsortable: true,
-                width: "24%",
+                width: "26%",
                 render: (a) => (
                   <div style={{ display: "flex", gap: 4, flexWrap: "wrap" }}>
-                    <ChangeButton size="small" disabled={running !== undefined} onClick={() => void run(a)} aria-label={`Run Now ${a.name}`}>
+                    <ChangeButton size="small" disabled={running !== undefined || !a.enabled} title={a.enabled ? undefined : "The rule is disabled: enable it to run it."} onClick={() => void run(a)} aria-label={`Run Now ${a.name}`}>
                       Run Now
                     </ChangeButton>
                     <Button size="small" onClick={() => void results(a)} aria-label={`Results of ${a.name}`}>
                       Results
                     </Button>
+                    <ChangeButton size="small" onClick={() => { setDone(undefined); setEditing(a); }} aria-label={`Edit ${a.name}`}>
+                      Edit
+                    </ChangeButton>
+                    <ChangeButton size="small" onClick={() => void toggle(a)} aria-label={`${a.enabled ? "Disable" : "Enable"} ${a.name}`}>
+                      {a.enabled ? "Disable" : "Enable"}
+                    </ChangeButton>
+                    <ChangeButton size="small" onClick={() => { setDone(undefined); setDeleting(a); }} aria-label={`Delete ${a.name}`}>
+                      Delete
+                    </ChangeButton>
                   </div>
                 ),
               },
@@ -149,6 +181,7 @@ function CreateRule({ sups, created }: { sups: string[]; created: () => void }) 
   const [products, setProducts] = useState("");
   const [classifications, setClassifications] = useState("");
   const [title, setTitle] = useState("");
+  const [afterSync, setAfterSync] = useState(false);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [done, setDone] = useState<string>();
   const chosen = server || sups[0] || "";
@@ -162,6 +195,7 @@ function CreateRule({ sups, created }: { sups: string[]; created: () => void }) 
         products: list(products),
         classifications: list(classifications),
         ...(title.trim() ? { titleContains: title.trim() } : {}),
+        runAfterSync: afterSync,
       });
       setErrors({});
       setDone(a.name);
@@ -169,6 +203,7 @@ function CreateRule({ sups, created }: { sups: string[]; created: () => void }) 
       setProducts("");
       setClassifications("");
       setTitle("");
+      setAfterSync(false);
       created();
     } catch (err) {
       setErrors(fieldErrors(err, Object.keys(ADR_LABELS), ADR_LABELS));
@@ -199,6 +234,9 @@ function CreateRule({ sups, created }: { sups: string[]; created: () => void }) 
       </Field>
       <Field label={ADR_LABELS.titleContains} hint="Matches titles containing this text (any case); empty: any title." {...v("titleContains")}>
         <Input value={title} onChange={(_, d) => setTitle(d.value)} />
+      </Field>
+      <Field hint="Runs after each successful synchronization of the software update point, while the rule is enabled." {...v("runAfterSync")}>
+        <Checkbox label={ADR_LABELS.runAfterSync} checked={afterSync} onChange={(_, d) => setAfterSync(d.checked === true)} />
       </Field>
       <div>
         <ChangeButton appearance="primary" type="submit">

@@ -8,6 +8,7 @@
  */
 import { useEffect, useState, type FormEvent } from "react";
 import { Checkbox, Field, Input, MessageBar, MessageBarBody, MessageBarTitle, Select, Spinner } from "@fluentui/react-components";
+import { SyncScheduleForm } from "./SyncSchedule.tsx";
 import { api, type Paged, type Role, type Shape, type StatusMessage } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
@@ -54,6 +55,7 @@ export function SoftwareUpdateSyncPage() {
                 </Select>
               </Field>
               <SyncSettings key={chosen.serverFqdn} role={chosen} reload={roles.reload} synced={updates.reload} />
+              <SyncScheduleForm key={`schedule-${chosen.serverFqdn}`} fqdn={chosen.serverFqdn} />
             </>
           );
         }}
@@ -183,6 +185,9 @@ function SyncSettings({ role, reload, synced }: { role: Role; reload: () => void
         <MessageBar intent="success" role="status" style={{ marginTop: 8 }}>
           <MessageBarBody>
             Synchronized {result.updates} updates ({result.added} new) from {result.upstreamUrl} {result.route}.
+            {result.rulesRun.map((r) => (
+              <div key={r.rule}>{r.error !== undefined ? `Rule ${r.rule} did not run after the synchronization: ${r.error}` : `Ran rule ${r.rule} after the synchronization: ${r.matched} update(s) matched, ${(r.files ?? 0) - (r.failed ?? 0)} of ${r.files} file(s) in the content library.`}</div>
+            ))}
           </MessageBarBody>
         </MessageBar>
       )}

@@ -47,6 +47,7 @@ export class AdrRunner {
   /** Runs a rule now. Files already in the library are not downloaded again. */
   async run(name: string, onProgress?: (p: DownloadProgress & { file: string }) => void): Promise<AdrRunResult> {
     const rule = await this.deps.adrs.get(name);
+    if (!rule.enabled) throw new OpenCmgError("conflict", "ADR_DISABLED", `rule: automatic deployment rule ${rule.name} is disabled; enable it first (opencmg adr enable "${rule.name}")`);
     const log = this.deps.logs.component(LOG_FILES.ruleengine);
     const updates = (await this.deps.updates.list()).filter((u) => matches(rule, u));
     log.info(`Running automatic deployment rule ${rule.name}: ${updates.length} matching updates.`);

@@ -139,6 +139,9 @@ export interface AdrsTable {
   classifications: string; // JSON string[]
   title_contains: string | null;
   created_at: string;
+  enabled: ColumnType<Bool, Bool | undefined, Bool>;
+  run_after_sync: ColumnType<Bool, Bool | undefined, Bool>;
+  updated_at: string | null;
 }
 
 export interface AdrDownloadsTable {
@@ -407,7 +410,7 @@ export const SCHEMA_COLUMNS = {
   admin_tokens: ["id", "token_sha256", "created_at", "name", "read_only", "revoked_at", "role"],
   admin_users: ["id", "kind", "value", "role", "created_at", "updated_at"],
   updates: ["update_id", "title", "classification", "product", "release_date", "files", "synced_from", "synced_at"],
-  adrs: ["id", "name", "server", "products", "classifications", "title_contains", "created_at"],
+  adrs: ["id", "name", "server", "products", "classifications", "title_contains", "created_at", "enabled", "run_after_sync", "updated_at"],
   adr_downloads: ["id", "adr_id", "update_id", "file_name", "status", "code", "bytes", "sha256", "message", "time"],
   cmgs: ["name", "service_fqdn", "service_name", "cloud", "provider", "region", "resource_group", "instances", "crl_check", "min_rsa_bits", "server_cert", "server_key", "trusted_roots", "intermediates", "settings", "revision", "created_at", "updated_at", "run_state", "run_state_at", "run_state_reason"],
   cmg_tunnels: ["cmg_name", "instance", "connection_point", "connected", "detail", "reported_at"],

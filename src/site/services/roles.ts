@@ -19,7 +19,12 @@ export interface RoleOptions {
   upstreamUrl?: string | undefined;
   updateFeedUrl?: string | undefined;
   cmgName?: string | undefined;
+  /** The software update point's synchronisation schedule: every N hours; null turns it off. */
+  syncIntervalHours?: number | null | undefined;
 }
+
+/** The bounds of the synchronisation schedule (hours): at most hourly, at least monthly. */
+export const SYNC_INTERVAL_HOURS = { min: 1, max: 720 } as const;
 
 const roleKind = z.enum(ROLE_KINDS, { error: `must be one of ${ROLE_KINDS.join(", ")}` });
 
@@ -32,6 +37,7 @@ const APPLIES: Record<keyof RoleOptions, readonly RoleKind[]> = {
   upstreamUrl: ["software-update-point"],
   updateFeedUrl: ["service-connection-point"],
   cmgName: ["cmg-connection-point"],
+  syncIntervalHours: ["software-update-point"],
 };
 
 const optionsSchema = z.object({
@@ -43,6 +49,13 @@ const optionsSchema = z.object({
   upstreamUrl: httpUrl.optional(),
   updateFeedUrl: httpUrl.optional(),
   cmgName: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/i, "must be a CMG name (letters, digits, hyphens)").optional(),
+  syncIntervalHours: z
+    .number({ error: "must be a number of hours, or null to turn the schedule off" })
+    .int("must be a whole number of hours")
+    .min(SYNC_INTERVAL_HOURS.min, `must be at least ${SYNC_INTERVAL_HOURS.min} hour`)
+    .max(SYNC_INTERVAL_HOURS.max, `must be at most ${SYNC_INTERVAL_HOURS.max} hours (30 days)`)
+    .nullable()
+    .optional(),
 });
 
 function defaults(kind: RoleKind): RoleSettingsByKind[RoleKind] {

@@ -5,8 +5,12 @@
  * nothing created; a rule created and listed; Run Now downloads the matching update's content from
  * the stand-in (it served the file; the library holds its bytes) and shows each file's result;
  * Results shows what the site recorded. `opencmg adr list` / `adr results`, run in another
- * process, agree. A Read-only Analyst sees Create and Run Now disabled with the reason. No serious
- * or critical accessibility violation in any state visited.
+ * process, agree. A Read-only Analyst sees Create, Run Now, Edit, Disable and Delete disabled with
+ * the reason. Then the rule's lifecycle, as `opencmg adr edit|disable|enable|delete`: an edit that
+ * leaves no filter refused beside Products; the rule renamed, given a title filter and "run after
+ * any synchronization"; disabled (Run Now turned off; `adr run` in another process refused);
+ * enabled; Delete asks first (Cancel keeps it), then deletes it with its recorded results. No
+ * serious or critical accessibility violation in any state visited.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -19,7 +23,7 @@ import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-s
 import { supSyncDeps } from "../../../src/app/role-deps.ts";
 import { syncSoftwareUpdates } from "../../../src/roles/sup/sync.ts";
 import { tempDir } from "../../helpers/databases.ts";
-import { binJson } from "../../helpers/bin.ts";
+import { binJson, runBinAsync } from "../../helpers/bin.ts";
 import { serveBytes, startInternet, type Internet } from "../../helpers/internet.ts";
 import { accessibilityFailures, launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
 
@@ -79,6 +83,8 @@ interface ListedAdr {
   products: string[];
   classifications: string[];
   titleContains: string | null;
+  enabled: boolean;
+  runAfterSync: boolean;
 }
 interface RecordedFile {
   updateId: string;
@@ -112,7 +118,7 @@ it("creates a rule, runs it (the matching update's content downloaded from the s
   const products = form.getByLabel("Products (comma-separated)");
   const classifications = form.getByLabel("Update classifications (comma-separated)");
   await page.getByText("No automatic deployment rule.").waitFor();
-  assert.equal(await form.getByLabel("Software update point").inputValue(), SUP);
+  assert.equal(await form.getByLabel("Software update point", { exact: true }).inputValue(), SUP);
   await check("Automatic Deployment Rules, none yet");
 
   await products.fill("Windows 11");
@@ -164,7 +170,7 @@ it("creates a rule, runs it (the matching update's content downloaded from the s
   assert.deepEqual(a11y, [], a11y.join("\n\n"));
 });
 
-it("shows a Read-only Analyst Create and Run Now disabled, with the reason", async () => {
+it("shows a Read-only Analyst Create, Run Now, Edit, Disable and Delete disabled, with the reason", async () => {
   const analyst = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
   await analyst.goto(server.consoleUrl);
   await analyst.getByLabel("Admin token").fill(analystToken);
@@ -173,7 +179,8 @@ it("shows a Read-only Analyst Create and Run Now disabled, with the reason", asy
   const run = analyst.getByRole("button", { name: `Run Now ${RULE}` });
   const create = analyst.getByRole("form", { name: "Create Automatic Deployment Rule" }).getByRole("button", { name: "Create" });
   await run.waitFor();
-  for (const b of [run, create]) {
+  const lifecycle = ["Edit", "Disable", "Delete"].map((v) => analyst.getByRole("button", { name: `${v} ${RULE}` }));
+  for (const b of [run, create, ...lifecycle]) {
     assert.equal(await b.isDisabled(), true);
     assert.match((await b.getAttribute("title")) ?? "", /Read-only Analyst: this role reads only; changes are turned off\./);
   }
@@ -181,4 +188,77 @@ it("shows a Read-only Analyst Create and Run Now disabled, with the reason", asy
   await settle(analyst);
   assert.equal(await accessibilityFailures(analyst, "Automatic Deployment Rules as a Read-only Analyst"), "");
   await analyst.context().close();
+});
+
+it("edits the rule (a refusal beside its field first), disables and enables it, and deletes it after a confirmation; adr list, run and results agree", async () => {
+  const a11y: string[] = [];
+  const check = async (state: string) => {
+    await settle(page);
+    const f = await accessibilityFailures(page, state);
+    if (f) a11y.push(f);
+  };
+  const RENAMED = `${RULE} (monthly)`;
+  await page.reload();
+  const table = page.getByRole("table", { name: "Automatic deployment rules" });
+  await table.getByRole("cell", { name: RULE, exact: true }).waitFor();
+
+  await page.getByRole("button", { name: `Edit ${RULE}` }).click();
+  const edit = page.getByRole("form", { name: `Edit ${RULE}` });
+  const products = edit.getByLabel("Products (comma-separated)");
+  assert.equal(await products.inputValue(), "Windows 11");
+  assert.equal(await edit.getByLabel("Update classifications (comma-separated)").inputValue(), "Security Updates, Critical Updates");
+  await products.fill("");
+  await edit.getByLabel("Update classifications (comma-separated)").fill("");
+  await edit.getByRole("button", { name: "OK" }).click();
+  await edit.getByText(/^Products \(comma-separated\): a rule needs at least one product/).waitFor();
+  assert.match(await messageOf(products), /^Products \(comma-separated\): a rule needs at least one product, classification or title filter/);
+  await check("Edit automatic deployment rule refused: no filter left");
+  assert.deepEqual((await cliList()).map((a) => [a.name, a.products]), [[RULE, ["Windows 11"]]], "nothing changed");
+
+  await products.fill("Windows 11");
+  await edit.getByLabel("Name", { exact: true }).fill(RENAMED);
+  await edit.getByLabel("Title contains").fill("Cumulative");
+  await edit.getByLabel("Run the rule after any software update point synchronization").check();
+  await edit.getByRole("button", { name: "OK" }).click();
+  await page.getByText(`Saved automatic deployment rule ${RENAMED}.`).waitFor();
+  await table.getByRole("cell", { name: RENAMED, exact: true }).waitFor();
+  assert.deepEqual(
+    (await cliList()).map((a) => ({ name: a.name, products: a.products, classifications: a.classifications, titleContains: a.titleContains, enabled: a.enabled, runAfterSync: a.runAfterSync })),
+    [{ name: RENAMED, products: ["Windows 11"], classifications: [], titleContains: "Cumulative", enabled: true, runAfterSync: true }],
+  );
+
+  await page.getByRole("button", { name: `Disable ${RENAMED}` }).click();
+  await page.getByText(`Disabled automatic deployment rule ${RENAMED}.`).waitFor();
+  await page.getByRole("button", { name: `Enable ${RENAMED}` }).waitFor();
+  assert.equal(await page.getByRole("button", { name: `Run Now ${RENAMED}` }).isDisabled(), true, "a disabled rule does not run");
+  assert.equal(await page.getByRole("button", { name: `Run Now ${RENAMED}` }).getAttribute("title"), "The rule is disabled: enable it to run it.");
+  assert.equal((await cliList())[0]!.enabled, false);
+  const refused = await runBinAsync(["--data", dataDir, "adr", "run", RENAMED]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /is disabled; enable it first/);
+  await check("Automatic Deployment Rules with the rule disabled");
+
+  await page.getByRole("button", { name: `Enable ${RENAMED}` }).click();
+  await page.getByText(`Enabled automatic deployment rule ${RENAMED}.`).waitFor();
+  assert.equal((await cliList())[0]!.enabled, true);
+
+  await page.getByRole("button", { name: `Delete ${RENAMED}` }).click();
+  const confirm = page.getByRole("dialog", { name: `Delete ${RENAMED}?` });
+  await confirm.getByText("The rule and its recorded download results are deleted.").waitFor();
+  await check("Delete automatic deployment rule: the confirmation");
+  await confirm.getByRole("button", { name: "Cancel" }).click();
+  await confirm.waitFor({ state: "hidden" });
+  assert.deepEqual((await cliList()).map((a) => a.name), [RENAMED], "Cancel keeps the rule");
+
+  await page.getByRole("button", { name: `Delete ${RENAMED}` }).click();
+  await confirm.getByRole("button", { name: "Delete" }).click();
+  await page.getByText(`Deleted automatic deployment rule ${RENAMED} and its 1 recorded download result(s).`).waitFor();
+  await page.getByText("No automatic deployment rule.").waitFor();
+  assert.deepEqual(await cliList(), []);
+  const results = await runBinAsync(["--data", dataDir, "adr", "results", RENAMED]);
+  assert.notEqual(results.code, 0);
+  assert.match(results.stderr, /does not exist/);
+  assert.deepEqual(libraryFiles(), [win11], "the content library keeps the file");
+  await check("Automatic Deployment Rules after Delete");
+  assert.deepEqual(a11y, [], a11y.join("\n\n"));
 });

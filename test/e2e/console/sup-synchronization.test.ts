@@ -6,8 +6,12 @@
  * internet saved; the proxy option refused beside it (the server has no proxy); Synchronize Now
  * fetches the catalog (the stand-in saw the request), says what it got, shows the last
  * synchronization and lists the updates. `opencmg role list` / `sup updates` / `status messages`,
- * run in another process, agree. A Read-only Analyst sees OK and Synchronize Now disabled with the
- * reason. No serious or critical accessibility violation in any state visited.
+ * run in another process, agree. The synchronization schedule of a second software update point:
+ * an interval out of range refused beside Run every (hours) and nothing saved; 6 hours saved, and
+ * the site server's schedule (its tick shortened; the clock is not waited on) synchronizes it from
+ * the stand-in, the page showing the last and the next synchronization; turned off again. `sup
+ * schedule` in another process agrees. A Read-only Analyst sees OK, Save schedule and Synchronize
+ * Now disabled with the reason. No serious or critical accessibility violation in any state visited.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -21,6 +25,8 @@ import { serveBytes, startInternet, type Internet } from "../../helpers/internet
 import { accessibilityFailures, launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
 
 const SUP = "sup01.contoso.com";
+/** Synchronised only by the schedule. */
+const SUP2 = "sup02.contoso.com";
 const CATALOG = {
   version: 1,
   updates: [
@@ -46,8 +52,10 @@ before(async () => {
   const { adminToken } = await initSite(site, { code: "P01", name: "Console SUP synchronization" });
   await site.services.servers.add({ fqdn: SUP, siteServer: true });
   await site.services.roles.add(SUP, "software-update-point", {});
+  await site.services.servers.add({ fqdn: SUP2 });
+  await site.services.roles.add(SUP2, "software-update-point", { upstreamUrl: net.url("https", "/catalog.json", "update.opencmg.test") });
   analystToken = (await site.services.adminTokens.create("analyst", { role: "read-only-analyst" })).token;
-  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, console: { live: { pollMs: 500 } } });
+  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, console: { live: { pollMs: 500 } }, supSyncSchedule: { tickMs: 200 } });
   browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
   await page.goto(server.consoleUrl);
@@ -146,7 +154,69 @@ it("saves the upstream update source, synchronizes from it and lists the updates
   assert.deepEqual(a11y, [], a11y.join("\n\n"));
 });
 
-it("shows a Read-only Analyst OK and Synchronize Now disabled, with the reason", async () => {
+interface Schedule {
+  server: string;
+  syncIntervalHours: number | null;
+  lastSync: { time: string; succeeded: boolean; text: string } | null;
+  nextSync: string | null;
+}
+const cliSchedule = (): Promise<Schedule> => binJson<Schedule>(["--data", dataDir, "sup", "schedule", SUP2]);
+
+it("sets a schedule (out of range refused beside its field); the site server synchronizes on it from the stand-in and shows the next synchronization; sup schedule agrees", async () => {
+  const a11y: string[] = [];
+  const check = async (state: string) => {
+    await settle(page);
+    const f = await accessibilityFailures(page, state);
+    if (f) a11y.push(f);
+  };
+  await page.getByLabel("Software update point", { exact: true }).selectOption(SUP2);
+  const form = page.getByRole("form", { name: "Synchronization schedule" });
+  const enable = form.getByLabel("Enable synchronization on a schedule");
+  const every = form.getByLabel("Run every (hours)");
+  const save = form.getByRole("button", { name: "Save schedule" });
+  const next = page.getByRole("region", { name: "Next synchronization" });
+  const last = page.getByRole("region", { name: "Last synchronization" });
+  await next.getByText("Next synchronization: none (no schedule; synchronizes only when asked).").waitFor();
+  await last.getByText("Last synchronization: never.").waitFor();
+  assert.equal(await enable.isChecked(), false, "off by default");
+  const catalogBefore = net.requests().filter((r) => r.path === "/catalog.json").length;
+
+  await enable.check();
+  for (const [typed, rule] of [["0", /^Run every \(hours\): must be at least 1 hour/], ["721", /^Run every \(hours\): must be at most 720 hours/], ["six", /^Run every \(hours\): must be a number of hours/]] as const) {
+    await every.fill(typed);
+    await save.click();
+    await form.getByText(rule).waitFor();
+    assert.match(await messageOf(every), rule);
+  }
+  await check("Synchronization schedule refused: not a number of hours");
+  assert.equal((await cliSchedule()).syncIntervalHours, null, "nothing saved");
+
+  await every.fill("6");
+  await save.click();
+  await page.getByText(`The synchronization schedule of ${SUP2} is saved.`).waitFor();
+  // Never synchronized, so due at once: the site server's next tick synchronizes it.
+  await last.getByText("Last synchronization: succeeded").waitFor();
+  await last.getByText("Software update synchronization completed: 2 updates, 0 new.").waitFor();
+  const s = await cliSchedule();
+  assert.equal(s.syncIntervalHours, 6);
+  assert.equal(s.lastSync?.succeeded, true);
+  assert.equal(s.nextSync, new Date(new Date(s.lastSync!.time).getTime() + 6 * 3600_000).toISOString());
+  const shown = await page.evaluate((t) => new Date(t).toLocaleString(), s.nextSync!);
+  await next.getByText(`Next synchronization: ${shown} (every 6 hour(s)).`).waitFor();
+  assert.equal(net.requests().filter((r) => r.path === "/catalog.json").length, catalogBefore + 1, "the stand-in served the scheduled synchronization, once");
+  const messages = await binJson<{ server: string; severity: string }[]>(["--data", dataDir, "status", "messages", "--component", "SMS_WSUS_SYNC_MANAGER"]);
+  assert.deepEqual(messages.filter((m) => m.server === SUP2).map((m) => m.severity), ["informational"]);
+  await check("Synchronization schedule every 6 hours, synchronized on it");
+  await screenshot(page, "sup-synchronization-schedule");
+
+  await enable.uncheck();
+  await save.click();
+  await next.getByText("Next synchronization: none (no schedule; synchronizes only when asked).").waitFor();
+  assert.deepEqual({ ...(await cliSchedule()), lastSync: null }, { server: SUP2, syncIntervalHours: null, lastSync: null, nextSync: null });
+  assert.deepEqual(a11y, [], a11y.join("\n\n"));
+});
+
+it("shows a Read-only Analyst OK, Save schedule and Synchronize Now disabled, with the reason", async () => {
   const analyst = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
   await analyst.goto(server.consoleUrl);
   await analyst.getByLabel("Admin token").fill(analystToken);
@@ -154,8 +224,9 @@ it("shows a Read-only Analyst OK and Synchronize Now disabled, with the reason",
   await analyst.getByRole("navigation", { name: "Workspaces" }).getByRole("link", { name: "Software Update Synchronization", exact: true }).click();
   const syncNow = analyst.getByRole("button", { name: "Synchronize Now" });
   const ok = analyst.getByRole("form", { name: "Synchronization settings" }).getByRole("button", { name: "OK" });
+  const saveSchedule = analyst.getByRole("form", { name: "Synchronization schedule" }).getByRole("button", { name: "Save schedule" });
   await syncNow.waitFor();
-  for (const b of [syncNow, ok]) {
+  for (const b of [syncNow, ok, saveSchedule]) {
     assert.equal(await b.isDisabled(), true);
     assert.match((await b.getAttribute("title")) ?? "", /Read-only Analyst: this role reads only; changes are turned off\./);
   }

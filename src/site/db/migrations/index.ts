@@ -28,6 +28,7 @@ import { m0012SettingsTrust } from "./0012_settings_trust.ts";
 import { m0016JoinTokens } from "./0016_join_tokens.ts";
 import { m0017AdminRoles } from "./0017_admin_roles.ts";
 import { m0019CmgClusterState } from "./0019_cmg_cluster_state.ts";
+import { m0020AdrLifecycle } from "./0020_adr_lifecycle.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -50,6 +51,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0016_join_tokens": m0016JoinTokens,
   "0017_admin_roles": m0017AdminRoles,
   "0019_cmg_cluster_state": m0019CmgClusterState,
+  "0020_adr_lifecycle": m0020AdrLifecycle,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
