@@ -71,6 +71,16 @@ export function report(p: { n: number; conc: number; rate: number; latN: number;
   };
   cpuTable("CPU per small request, microseconds (user + system from /proc, timed part of the rps run; 10 ms clock ticks)", (r) => r.cpuUs, 0);
   cpuTable("CPU per MB of the large download, milliseconds (same method)", (r) => r.cpuMsPerMB, 2);
+  // CPU per request x requests per second: how busy each process was. A process near 100% is what
+  // limits the row; when none is, the machine is (its load average says how busy it was).
+  lines.push("");
+  lines.push("Share of one core during the timed rps run (CPU per request x req/s); none near 100%: the machine limits the row");
+  lines.push(`${"path".padEnd(6)}${parts.map((p) => p.padStart(9)).join("")}   busiest`);
+  for (const [k, r] of Object.entries(results)) {
+    const share = (p: string): number | undefined => (r.cpuUs[p] === undefined ? undefined : (r.cpuUs[p]! * (r.rps.rps ?? NaN)) / 1e4);
+    const busiest = Object.keys(r.cpuUs).reduce((a, b) => ((share(b) ?? 0) > (share(a) ?? 0) ? b : a));
+    lines.push(`${k.padEnd(6)}${parts.map((p) => (share(p) === undefined ? "-" : `${f(share(p))}%`).padStart(9)).join("")}   ${busiest} ${f(share(busiest))}% (load ${la(r.load)})`);
+  }
   if (extra.length > 0) lines.push("nginx = the front nginx (B, C, G, H); nginx2 = G's inner nginx; sshd = the sshd and its session processes; ssh = the ssh -R client");
 
   if (idle.length > 0) {

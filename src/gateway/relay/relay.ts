@@ -151,18 +151,30 @@ export class Relay {
     if (gone(res)) return cancelStream(stream);
     this.#status = status;
     res.writeHead(status, headers as never);
-    stream.on("data", (chunk: Buffer) => (trace.bytesOut += chunk.length));
-    // stream.pipe, not stream.pipeline: pipeline waits forever for an "end" that a destroyed
-    // HTTP/2 stream never emits once its readable side has seen EOF. Here "close" without
-    // "end" means the response was cut short, and the client must see it cut short too.
+    // By hand, not stream.pipe (which registers some ten listeners per response) nor
+    // stream.pipeline (which waits forever for an "end" that a destroyed HTTP/2 stream never
+    // emits once its readable side has seen EOF). Here "close" without "end" means the response
+    // was cut short, and the client must see it cut short too. Backpressure as pipe does it: a
+    // client that does not read stops the tunnel stream, whose window (TUNNEL_H2.streamWindow)
+    // then bounds what is held for it. A client that goes away closes the response, and start()
+    // cancels the tunnel stream then. The request's end (ok or client_aborted) is published when
+    // the client response closes (start()).
+    const out = res as NodeJS.WritableStream;
+    const resume = (): void => void stream.resume();
     let ended = false;
+    stream.on("data", (chunk: Buffer) => {
+      trace.bytesOut += chunk.length;
+      // A client gone meanwhile: start() cancels the tunnel stream; nothing more is written.
+      if (gone(res)) return;
+      if (!out.write(chunk)) {
+        stream.pause();
+        res.once("drain", resume);
+      }
+    });
     stream.once("end", () => {
       ended = true;
+      if (!gone(res)) out.end();
     });
-    // pipe() respects backpressure: a client that does not read stops the tunnel stream, whose
-    // window (TUNNEL_H2.streamWindow) then bounds what is held for it. The request's end (ok or
-    // client_aborted) is published when the client response closes (start()).
-    (stream as NodeJS.ReadableStream).pipe(res as NodeJS.WritableStream);
     stream.once("close", () => {
       if (ended || gone(res)) return;
       deps.log.warn(`Request ${trace.where()}: the response broke off on ${tunnel.label} (${a.lastError?.message ?? `stream closed with code ${stream.rstCode}`})`);
