@@ -140,7 +140,7 @@ export class Relay {
 
   /** Streams the role's answer to the client. */
   #respond(a: { tunnel: Tunnel; stream: ClientHttp2Stream; lastError?: StreamError }, upstream: IncomingHttpHeaders & { ":status"?: number }): void {
-    const { deps, trace, res } = this;
+    const { deps, trace, req, res } = this;
     const { tunnel, stream } = a;
     const { status, headers } = clientResponseHeaders(upstream);
     const tunnelError = upstream[Header.error];
@@ -161,11 +161,25 @@ export class Relay {
     // the client response closes (start()).
     const out = res as NodeJS.WritableStream;
     const resume = (): void => void stream.resume();
+    // HTTP/1.1: the chunks of one tick leave in one TLS write. Node hands HTTP/2 DATA over in
+    // pieces of at most 16 KiB (and slivers where a frame header splits a read), and a write
+    // each would cost a TLS record and a system call each.
+    const h1 = req.httpVersionMajor === 1 ? (res as ServerResponse) : null;
+    let corked = false;
+    const uncork = (): void => {
+      corked = false;
+      h1!.uncork();
+    };
     let ended = false;
     stream.on("data", (chunk: Buffer) => {
       trace.bytesOut += chunk.length;
       // A client gone meanwhile: start() cancels the tunnel stream; nothing more is written.
       if (gone(res)) return;
+      if (h1 && !corked) {
+        corked = true;
+        h1.cork();
+        process.nextTick(uncork);
+      }
       if (!out.write(chunk)) {
         stream.pause();
         res.once("drain", resume);
