@@ -59,7 +59,8 @@ export function headerListSize(headers: Readonly<Record<string, unknown>>): { by
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
-    const n = Buffer.byteLength(name) + 32;
+    // Field names are ASCII tokens (both parsers refuse anything else; the gateway's own are ASCII): a byte a character.
+    const n = name.length + 32;
     if (Array.isArray(value)) {
       for (const v of value as unknown[]) bytes += n + Buffer.byteLength(String(v));
       count += value.length;
