@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     const attackerTls = attackerCert === "legit" ? mtls : { ca: pki.root.certPem, cert: attackerDevice.certPem, key: attackerDevice.keyPem };
     const from = { localAddress: attackerAddress, nice: attackerNice };
     const prefix = `/CCM_Proxy_MutualAuth/${ROLES.mp}`;
-    const legitTarget: Target = { origin: `https://127.0.0.1:${setup.gateway.clientPort}`, prefix, tls: mtls };
+    const legitTarget: Target = { origin: `https://127.0.0.1:${setup.gateway.clientPort}`, prefix, tls: { ca: mtls.ca, ids: [{ cert: mtls.cert, key: mtls.key }] } };
     const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 2000));
     const gcRss = async (g: Part): Promise<number> => (g.child.alive ? (await g.ask("rss")).rssMiB : NaN);
 

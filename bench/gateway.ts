@@ -19,7 +19,11 @@
  * certificate. The idle-connection figures are the RSS of the gateway instance's process alone.
  *
  *   npx tsx bench/gateway.ts [--n 10000] [--conc 64] [--rate 100] [--lat-n 400] [--mb 256]
- *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F,G,H] [--workers 1,2]
+ *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F,G,H] [--workers 1,2] [--ids 8]
+ *
+ * `--ids 8`: the load generator's connections present that many client certificates (devices),
+ * spread evenly: the gateway caps requests in progress per identity (64), so one certificate at
+ * 64 connections would measure that cap. Every row's failed requests are printed by status.
  *
  * `--workers 1,2`: row D again for each count, as `Dw1`, `Dw2`, ..., against a real
  * `opencmg gateway serve --workers N` (bench/gateway/served.ts; `npm run build` first), the
@@ -27,7 +31,7 @@
  * every worker) is printed apart, and the gateway column is their sum.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROLES, startCrlServer } from "../test/helpers/cmg-harness.ts";
 import { makeTestPki } from "../test/helpers/pki-fixtures.ts";
@@ -55,8 +59,11 @@ async function main(): Promise<void> {
   const idleSteps = arg("idle", "1000,5000,15000").split(",").filter(Boolean).map(Number);
   const only = new Set(arg("only", ROWS.join(",")).split(","));
   const workerCounts = arg("workers", "").split(",").filter(Boolean).map(Number);
+  const idCount = Number(arg("ids", "8"));
+  if (!Number.isInteger(idCount) || idCount < 1) throw new Error("--ids: a number of client identities, 1 or more");
   if (workerCounts.some((w) => !Number.isInteger(w) || w < 1)) throw new Error("--workers: worker counts, e.g. 1,2");
 
+  const loadAtStart = loadavg();
   const dir = mkdtempSync(join(tmpdir(), "opencmg-bench-gw-"));
   const stops: (() => Promise<void>)[] = []; // run in reverse order at the end
   try {
@@ -129,7 +136,13 @@ async function main(): Promise<void> {
       stops.push(() => fr.stop());
     }
 
-    const mtls = { ca: pki.root.certPem, cert: pki.client.certPem, key: pki.client.keyPem };
+    // Client identities: the test client, then more devices from the same issuing CA.
+    const ids = [{ cert: pki.client.certPem, key: pki.client.keyPem }];
+    for (let i = 1; i < idCount; i++) {
+      const c = await issueCert({ issuer: pki.intermediate, commonName: `PC-BENCH-${i}`, usage: "client", ...(pki.crlUrls.intermediate ? { crlUrl: pki.crlUrls.intermediate } : {}) });
+      ids.push({ cert: c.certPem, key: c.keyPem });
+    }
+    const mtls = { ca: pki.root.certPem, ids };
     const gw: Target = { origin: `https://127.0.0.1:${setup.gateway.clientPort}`, prefix: `/CCM_Proxy_MutualAuth/${ROLES.mp}`, tls: mtls };
     const https = (port: number): Target => ({ origin: `https://127.0.0.1:${port}`, prefix: "", tls: mtls });
     const targets: Record<string, Target> = {
@@ -173,10 +186,10 @@ async function main(): Promise<void> {
       const dl = await load({ kind: "download", target: t, n: 1, conc, rate, bytes }, snapshot);
       const cpuMsPerMB: Record<string, number> = { load: (dl.cpuUs ?? NaN) / 1000 };
       for (const k of Object.keys(cpu)) cpuMsPerMB[k] = (used(k) * 1e3) / (bytes / 1e6);
-      results[name] = { rps, lat, dl, cpuUs, cpuMsPerMB };
+      results[name] = { rps, lat, dl, cpuUs, cpuMsPerMB, load: loadavg() };
       // Each row as it ends, so a run stopped early still shows what it measured.
       const total = Object.values(cpuUs).reduce((a, b) => a + b, 0);
-      process.stderr.write(`${name}: ${rps.rps?.toFixed(0)} req/s, p50 ${lat.p50Ms?.toFixed(3)} ms, p99 ${lat.p99Ms?.toFixed(3)} ms, ${dl.mbPerS?.toFixed(0)} MB/s, CPU ${total.toFixed(0)} us/req, errors ${rps.errors + lat.errors}\n`);
+      process.stderr.write(`${name}: ${rps.rps?.toFixed(0)} req/s, p50 ${lat.p50Ms?.toFixed(3)} ms, p99 ${lat.p99Ms?.toFixed(3)} ms, ${dl.mbPerS?.toFixed(0)} MB/s, CPU ${total.toFixed(0)} us/req, errors ${rps.errors + lat.errors} ${JSON.stringify({ ...rps.errorsBy, ...Object.fromEntries(Object.entries(lat.errorsBy).map(([k, v]) => [`${k} (latency)`, v])) })}, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
     };
 
     for (const name of ROWS.filter((x) => only.has(x))) {
@@ -246,7 +259,7 @@ async function main(): Promise<void> {
       await Promise.all(holders.map((h) => h.release()));
     }
     await stopAll(stops);
-    console.log(report({ n, conc, rate, latN, bytes }, results, idle));
+    console.log(report({ n, conc, rate, latN, bytes, ids: idCount, loadAtStart }, results, idle));
     if (cpuLines.length > 0) console.log(["", "CPU of each process of the served instance (whole row: rps, latency, download; % of one core)", ...cpuLines].join("\n"));
   } finally {
     await stopAll(stops);

@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     pipelining: 1,
     headersTimeout: j.timeoutMs,
     bodyTimeout: j.timeoutMs,
-    connect: { ca: t.tls!.ca, cert: t.tls!.cert, key: t.tls!.key, servername: SERVERNAME, timeout: j.timeoutMs },
+    connect: { ca: t.tls!.ca, cert: t.tls!.ids[0]!.cert, key: t.tls!.ids[0]!.key, servername: SERVERNAME, timeout: j.timeoutMs },
   });
   const path = `${t.prefix}/bytes/100`;
   const get = async (): Promise<void> => {

@@ -9,6 +9,8 @@ export interface RowResult {
   cpuUs: Record<string, number>;
   /** CPU milliseconds per MB of the large download, per process on the path. */
   cpuMsPerMB: Record<string, number>;
+  /** The machine's load average (1, 5, 15 min) when the row ended. */
+  load: number[];
 }
 
 export interface IdleStep {
@@ -19,18 +21,21 @@ export interface IdleStep {
   perConnKiB: number;
 }
 
-export function report(p: { n: number; conc: number; rate: number; latN: number; bytes: number }, results: Record<string, RowResult>, idle: IdleStep[]): string {
+export function report(p: { n: number; conc: number; rate: number; latN: number; bytes: number; ids: number; loadAtStart: number[] }, results: Record<string, RowResult>, idle: IdleStep[]): string {
   const f = (x: number | undefined, d = 0): string => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
   const lines: string[] = [];
-  lines.push(`Gateway benchmark: ${p.n} requests of ${SMALL} B at ${p.conc} connections; latency at ${p.rate} req/s x ${p.latN}; download ${p.bytes / 1024 / 1024} MiB`);
+  const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(" ");
+  lines.push(`Gateway benchmark: ${p.n} requests of ${SMALL} B at ${p.conc} connections from ${p.ids} client identities; latency at ${p.rate} req/s x ${p.latN}; download ${p.bytes / 1024 / 1024} MiB`);
   lines.push("A direct (HTTP) | B nginx one hop (HTTP) | C nginx one hop (mTLS) | D gateway+tunnel+connection point (mTLS) | E = D, tunnel via Squid");
   lines.push("F = D's topology as a bare Node relay (bench/floor-relay.ts): Node's own floor for D");
   lines.push("G = D's two hops built from nginx (mTLS, then TLS to a second nginx) | H = nginx (mTLS) in front of an OpenSSH reverse tunnel (ssh -R)");
   lines.push("Each part in its own process; load generator: undici, HTTP/1.1, in child processes.");
+  lines.push(`Machine load average (1 5 15 min) at the start: ${la(p.loadAtStart)}`);
   lines.push("");
-  lines.push(`${"path".padEnd(6)}${"req/s".padStart(10)}${"errors".padStart(8)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}${"MB/s".padStart(10)}`);
+  lines.push(`${"path".padEnd(6)}${"req/s".padStart(10)}${"errors".padStart(8)}${"p50 ms".padStart(10)}${"p99 ms".padStart(10)}${"MB/s".padStart(10)}   load at row end   errors by status`);
   for (const [k, r] of Object.entries(results)) {
-    lines.push(`${k.padEnd(6)}${f(r.rps.rps).padStart(10)}${String(r.rps.errors + r.lat.errors).padStart(8)}${f(r.lat.p50Ms, 3).padStart(10)}${f(r.lat.p99Ms, 3).padStart(10)}${f(r.dl.mbPerS).padStart(10)}`);
+    const by = [...Object.entries(r.rps.errorsBy), ...Object.entries(r.lat.errorsBy).map(([s, v]) => [`${s} (latency)`, v] as const)].map(([s, v]) => `${s}: ${v}`).join(", ");
+    lines.push(`${k.padEnd(6)}${f(r.rps.rps).padStart(10)}${String(r.rps.errors + r.lat.errors).padStart(8)}${f(r.lat.p50Ms, 3).padStart(10)}${f(r.lat.p99Ms, 3).padStart(10)}${f(r.dl.mbPerS).padStart(10)}   ${la(r.load).padEnd(16)}  ${by || "none"}`);
   }
   const R = (a: string, b: string, key: "rps" | "mbPerS"): string => {
     const x = key === "rps" ? results[a]?.rps.rps : results[a]?.dl.mbPerS;
@@ -66,6 +71,16 @@ export function report(p: { n: number; conc: number; rate: number; latN: number;
   };
   cpuTable("CPU per small request, microseconds (user + system from /proc, timed part of the rps run; 10 ms clock ticks)", (r) => r.cpuUs, 0);
   cpuTable("CPU per MB of the large download, milliseconds (same method)", (r) => r.cpuMsPerMB, 2);
+  // CPU per request x requests per second: how busy each process was. A process near 100% is what
+  // limits the row; when none is, the machine is (its load average says how busy it was).
+  lines.push("");
+  lines.push("Share of one core during the timed rps run (CPU per request x req/s); none near 100%: the machine limits the row");
+  lines.push(`${"path".padEnd(6)}${parts.map((p) => p.padStart(9)).join("")}   busiest`);
+  for (const [k, r] of Object.entries(results)) {
+    const share = (p: string): number | undefined => (r.cpuUs[p] === undefined ? undefined : (r.cpuUs[p]! * (r.rps.rps ?? NaN)) / 1e4);
+    const busiest = Object.keys(r.cpuUs).reduce((a, b) => ((share(b) ?? 0) > (share(a) ?? 0) ? b : a));
+    lines.push(`${k.padEnd(6)}${parts.map((p) => (share(p) === undefined ? "-" : `${f(share(p))}%`).padStart(9)).join("")}   ${busiest} ${f(share(busiest))}% (load ${la(r.load)})`);
+  }
   if (extra.length > 0) lines.push("nginx = the front nginx (B, C, G, H); nginx2 = G's inner nginx; sshd = the sshd and its session processes; ssh = the ssh -R client");
 
   if (idle.length > 0) {

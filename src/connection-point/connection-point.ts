@@ -161,9 +161,19 @@ export async function startConnectionPoint(o: ConnectionPointOptions): Promise<C
 
   // Traffic since the last report.
   const traffic = new TrafficCounter(o.name);
+  // Label children resolved once per label set: these move on every request, and a lookup by a
+  // labels object hashes it each time.
+  const counted = new Map<ForwardResult, { inc(): void }>();
+  const timed = new Map<string, { observe(seconds: number): void }>();
   const record = (roleId: string, result: ForwardResult, usage: ForwardUsage, seconds: number): void => {
-    metrics.requests.inc({ result });
-    metrics.requestDuration.observe({ role_kind: usage.kind === "-" ? "unknown" : usage.kind, result }, seconds);
+    let c = counted.get(result);
+    if (!c) counted.set(result, (c = metrics.requests.labels({ result })));
+    c.inc();
+    const kind = usage.kind === "-" ? "unknown" : usage.kind;
+    const key = `${kind} ${result}`;
+    let h = timed.get(key);
+    if (!h) timed.set(key, (h = metrics.requestDuration.labels({ role_kind: kind, result })));
+    h.observe(seconds);
     traffic.request(roleId, result, usage);
   };
 

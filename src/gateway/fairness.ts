@@ -95,8 +95,13 @@ export interface Admitted {
 
 /** Identity key: the token when the client proved itself with one, else the certificate thumbprint. */
 export function identityKey(id: ClientIdentity): string {
-  return id.token ? `token:${id.token.type}:${id.token.id}` : `${id.method}:${id.thumbprint}`;
+  // Identities are cached verdicts shared by many requests: the key is built once per identity.
+  let k = identityKeys.get(id);
+  if (k === undefined) identityKeys.set(id, (k = id.token ? `token:${id.token.type}:${id.token.id}` : `${id.method}:${id.thumbprint}`));
+  return k;
 }
+
+const identityKeys = new WeakMap<ClientIdentity, string>();
 
 /**
  * @example

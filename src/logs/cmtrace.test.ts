@@ -17,6 +17,21 @@ it("writes the CMTrace line format with the platform's time-zone bias", () => {
   );
 });
 
+it("gives every line its own time and date, within one second and across second, day and year boundaries", () => {
+  // The time fields of a second are formatted once and reused: each line must still carry its own.
+  const time = (at: Date): string => parseLines(formatLine("x", "C", "info", at))[0]!.time.slice(0, 12);
+  const date = (at: Date): string => parseLines(formatLine("x", "C", "info", at))[0]!.date;
+  assert.equal(time(new Date(2026, 11, 31, 23, 59, 58, 999)), "23:59:58.999");
+  assert.equal(time(new Date(2026, 11, 31, 23, 59, 59, 0)), "23:59:59.000");
+  assert.equal(time(new Date(2026, 11, 31, 23, 59, 59, 998)), "23:59:59.998");
+  assert.equal(date(new Date(2026, 11, 31, 23, 59, 59, 999)), "12-31-2026");
+  assert.equal(time(new Date(2027, 0, 1, 0, 0, 0, 0)), "00:00:00.000");
+  assert.equal(date(new Date(2027, 0, 1, 0, 0, 0, 1)), "01-01-2027");
+  // Back in time (a clock set back, or a test clock): never the later second's fields.
+  assert.equal(time(new Date(2026, 11, 31, 23, 59, 59, 500)), "23:59:59.500");
+  assert.equal(date(new Date(2026, 11, 31, 23, 59, 59, 500)), "12-31-2026");
+});
+
 it("escapes the end marker inside a message so a viewer reads one entry", () => {
   const line = formatLine("evil ]LOG]!><time=\"x\" text", "C", "info", new Date());
   assert.equal(line.split("]LOG]!>").length, 2);

@@ -41,18 +41,36 @@ const pad = (n: number, w = 2): string => String(n).padStart(w, "0");
 
 /** The marker that ends a message; escaped inside text so a viewer never cuts a line short. */
 export function escapeText(text: string): string {
-  return text.replaceAll("]LOG]!>", "]LOG]!&gt;");
+  // A search first: replaceAll builds a new string every time, and almost no line holds the marker.
+  return text.includes("]LOG]!>") ? text.replaceAll("]LOG]!>", "]LOG]!&gt;") : text;
+}
+
+/**
+ * The local time fields of the last second formatted: `HH:MM:SS`, the zone and the date are the
+ * same for every line of one second (a busy gateway writes a line per request).
+ */
+let stampCache: { second: number; hms: string; zone: string; date: string } | null = null;
+
+function stamp(at: Date): { hms: string; zone: string; date: string } {
+  const second = Math.floor(at.getTime() / 1000);
+  if (stampCache?.second === second) return stampCache;
+  // The platform writes its time-zone *bias* (UTC = local + bias): the sign of getTimezoneOffset().
+  const bias = at.getTimezoneOffset();
+  stampCache = {
+    second,
+    hms: `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`,
+    zone: `${bias < 0 ? "-" : "+"}${pad(Math.abs(bias), 3)}`,
+    date: `${pad(at.getMonth() + 1)}-${pad(at.getDate())}-${at.getFullYear()}`,
+  };
+  return stampCache;
 }
 
 /** One CMTrace line (with the trailing CRLF viewers expect). */
 export function formatLine(text: string, component: string, severity: Severity, at: Date, thread = process.pid): string {
-  // The platform writes its time-zone *bias* (UTC = local + bias): the sign of getTimezoneOffset().
-  const bias = at.getTimezoneOffset();
-  const zone = `${bias < 0 ? "-" : "+"}${pad(Math.abs(bias), 3)}`;
-  const time = `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}.${pad(at.getMilliseconds(), 3)}${zone}`;
-  const date = `${pad(at.getMonth() + 1)}-${pad(at.getDate())}-${at.getFullYear()}`;
+  const s = stamp(at);
+  const time = `${s.hms}.${pad(at.getMilliseconds(), 3)}${s.zone}`;
   return (
-    `<![LOG[${escapeText(text)}]LOG]!><time="${time}" date="${date}" component="${component}" ` +
+    `<![LOG[${escapeText(text)}]LOG]!><time="${time}" date="${s.date}" component="${component}" ` +
     `context="" type="${TYPE[severity]}" thread="${thread}" file="">\r\n`
   );
 }

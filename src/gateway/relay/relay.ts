@@ -140,7 +140,7 @@ export class Relay {
 
   /** Streams the role's answer to the client. */
   #respond(a: { tunnel: Tunnel; stream: ClientHttp2Stream; lastError?: StreamError }, upstream: IncomingHttpHeaders & { ":status"?: number }): void {
-    const { deps, trace, res } = this;
+    const { deps, trace, req, res } = this;
     const { tunnel, stream } = a;
     const { status, headers } = clientResponseHeaders(upstream);
     const tunnelError = upstream[Header.error];
@@ -151,18 +151,44 @@ export class Relay {
     if (gone(res)) return cancelStream(stream);
     this.#status = status;
     res.writeHead(status, headers as never);
-    stream.on("data", (chunk: Buffer) => (trace.bytesOut += chunk.length));
-    // stream.pipe, not stream.pipeline: pipeline waits forever for an "end" that a destroyed
-    // HTTP/2 stream never emits once its readable side has seen EOF. Here "close" without
-    // "end" means the response was cut short, and the client must see it cut short too.
+    // By hand, not stream.pipe (which registers some ten listeners per response) nor
+    // stream.pipeline (which waits forever for an "end" that a destroyed HTTP/2 stream never
+    // emits once its readable side has seen EOF). Here "close" without "end" means the response
+    // was cut short, and the client must see it cut short too. Backpressure as pipe does it: a
+    // client that does not read stops the tunnel stream, whose window (TUNNEL_H2.streamWindow)
+    // then bounds what is held for it. A client that goes away closes the response, and start()
+    // cancels the tunnel stream then. The request's end (ok or client_aborted) is published when
+    // the client response closes (start()).
+    const out = res as NodeJS.WritableStream;
+    const resume = (): void => void stream.resume();
+    // HTTP/1.1: the chunks of one tick leave in one TLS write. Node hands HTTP/2 DATA over in
+    // pieces of at most 16 KiB (and slivers where a frame header splits a read), and a write
+    // each would cost a TLS record and a system call each.
+    const h1 = req.httpVersionMajor === 1 ? (res as ServerResponse) : null;
+    let corked = false;
+    const uncork = (): void => {
+      corked = false;
+      h1!.uncork();
+    };
     let ended = false;
+    stream.on("data", (chunk: Buffer) => {
+      trace.bytesOut += chunk.length;
+      // A client gone meanwhile: start() cancels the tunnel stream; nothing more is written.
+      if (gone(res)) return;
+      if (h1 && !corked) {
+        corked = true;
+        h1.cork();
+        process.nextTick(uncork);
+      }
+      if (!out.write(chunk)) {
+        stream.pause();
+        res.once("drain", resume);
+      }
+    });
     stream.once("end", () => {
       ended = true;
+      if (!gone(res)) out.end();
     });
-    // pipe() respects backpressure: a client that does not read stops the tunnel stream, whose
-    // window (TUNNEL_H2.streamWindow) then bounds what is held for it. The request's end (ok or
-    // client_aborted) is published when the client response closes (start()).
-    (stream as NodeJS.ReadableStream).pipe(res as NodeJS.WritableStream);
     stream.once("close", () => {
       if (ended || gone(res)) return;
       deps.log.warn(`Request ${trace.where()}: the response broke off on ${tunnel.label} (${a.lastError?.message ?? `stream closed with code ${stream.rstCode}`})`);
