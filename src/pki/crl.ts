@@ -35,6 +35,8 @@ export interface CrlCacheOptions {
 
 interface Entry {
   crl: x509.X509Crl;
+  /** Revocation dates by serial (serialKey), read once per CRL: a check is one lookup, not a scan. */
+  revoked: Map<string, Date>;
   /** Until when the entry answers checks: the CRL's nextUpdate. */
   expires: Date;
   /** Thumbprints of issuers whose key verified this CRL (verification is async and not free). */
@@ -66,6 +68,7 @@ export class CrlCache {
   private readonly failureBackoffMs: number;
   private readonly minRefreshMs: number;
   private closed = false;
+  private stored = 0;
 
   constructor(private readonly options: CrlCacheOptions) {
     this.log = options.log ?? nullLog;
@@ -93,12 +96,12 @@ export class CrlCache {
     for (const url of urls) {
       try {
         const entry = await this.entryFor(url, issuer);
-        const revoked = entry.crl.findRevoked(cert.serialNumber);
-        if (revoked) {
+        const revokedOn = entry.revoked.get(serialKey(cert.serialNumber));
+        if (revokedOn) {
           return {
             ok: false,
             reason: "revoked",
-            detail: `certificate serial ${cert.serialNumber} ("${oneLine(cert.subject)}") was revoked on ${revoked.revocationDate.toISOString()} (CRL ${url})`,
+            detail: `certificate serial ${cert.serialNumber} ("${oneLine(cert.subject)}") was revoked on ${revokedOn.toISOString()} (CRL ${url})`,
           };
         }
         return { ok: true };
@@ -122,6 +125,14 @@ export class CrlCache {
       if (!r.ok) return r;
     }
     return { ok: true };
+  }
+
+  /**
+   * Changes whenever a CRL is taken into the cache (first download or refresh): a verdict cached
+   * under an older version may predate a revocation, so its holder must check again.
+   */
+  get version(): number {
+    return this.stored;
   }
 
   /** Stops background refreshes. Checks after close still work but no longer schedule refreshes. */
@@ -174,13 +185,19 @@ export class CrlCache {
     const expires = crl.nextUpdate;
     if (!expires) throw new Error("the CRL has no nextUpdate, so it cannot be cached safely");
     if (expires.getTime() <= now) throw new Error(`the CRL expired on ${expires.toISOString()} (the CA has not published a newer one)`);
-    return { crl, expires, verifiedBy: new Set() };
+    const revoked = new Map<string, Date>();
+    for (const e of crl.entries) {
+      const key = serialKey(e.serialNumber);
+      if (!revoked.has(key)) revoked.set(key, e.revocationDate);
+    }
+    return { crl, revoked, expires, verifiedBy: new Set() };
   }
 
   /** Caches a verified CRL and schedules its refresh shortly before its nextUpdate. */
   private store(url: string, entry: Entry, signer: X509Certificate): void {
     clearTimeout(this.entries.get(url)?.timer);
     this.entries.set(url, entry);
+    this.stored++;
     this.log.info(`Downloaded CRL ${url} (${entry.crl.entries.length} revoked, next update ${entry.expires.toISOString()})`);
     if (this.closed) return;
     const now = this.now().getTime();
@@ -228,6 +245,20 @@ async function verifyIssuer(entry: Entry, issuer: X509Certificate): Promise<void
   }
   if (!valid) throw new Error(`the CRL signature does not verify with the key of "${p.subject}"`);
   entry.verifiedBy.add(thumbprint);
+}
+
+/**
+ * A serial number as lowercase hex without leading zero bytes, for Node's (uppercase) and the CRL
+ * parser's (lowercase, sign byte dropped) spellings alike. Serials whose encodings differ only in
+ * leading zero bytes compare equal, so a CRL entry matches at least what the parser's own lookup
+ * matched.
+ */
+export function serialKey(hex: string): string {
+  let h = hex.toLowerCase();
+  if (h.length % 2) h = `0${h}`;
+  let i = 0;
+  while (i + 2 < h.length && h.startsWith("00", i)) i += 2;
+  return h.slice(i);
 }
 
 function oneLine(name: string): string {

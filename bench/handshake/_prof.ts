@@ -1,0 +1,21 @@
+import { X509Certificate } from "node:crypto";
+import { makeTestPki } from "/work/wt-verify/test/helpers/pki-fixtures.ts";
+import { issueCert, createCrl } from "/work/wt-verify/src/pki/issue.ts";
+import { MutualTlsAuthenticator } from "/work/wt-verify/bench/handshake/legacy/client-cert.ts";
+import { CrlCache } from "/work/wt-verify/bench/handshake/legacy/crl.ts";
+const N = Number(process.argv[2] ?? 200);
+const pki = await makeTestPki({ crlBaseUrl: "http://127.0.0.1:1" });
+const revoked = Array.from({ length: 1000 }, (_, i) => ({ serialHex: (0x10000 + i).toString(16) }));
+const crl = await createCrl({ issuer: pki.intermediate, revoked: [{ serialHex: pki.revokedClient.serialHex }, ...revoked], nextUpdate: new Date(Date.now() + 86400e3) });
+const files: Record<string, string> = { [pki.crlUrls.intermediate!]: crl, [pki.crlUrls.root!]: pki.crls.root };
+const certs: X509Certificate[] = [];
+for (let i = 0; i < N; i++) certs.push(new X509Certificate((await issueCert({ issuer: pki.intermediate, commonName: `PC-${i}`, usage: "client", crlUrl: pki.crlUrls.intermediate! })).certPem));
+const crls = new CrlCache({ fetch: async (u) => files[u]! });
+const auth = new MutualTlsAuthenticator({ trust: () => ({ generation: 1, trustedRoots: pki.trust.roots, intermediates: pki.trust.intermediates, crlCheck: true }), revocation: crls });
+const req = (c: X509Certificate) => ({ socket: { getPeerX509Certificate: () => c } }) as never;
+await auth.authenticate(req(new X509Certificate(pki.client.certPem)));
+const t0 = process.cpuUsage(); const w0 = performance.now();
+for (const c of certs) { const v = await auth.authenticate(req(c)); if (!v.ok) throw new Error(JSON.stringify(v)); }
+const t = process.cpuUsage(t0);
+console.log(`N=${N} cpu µs/cert ${((t.user + t.system) / N).toFixed(0)} wall ms/cert ${((performance.now() - w0) / N).toFixed(2)}`);
+crls.close();
