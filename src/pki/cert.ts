@@ -89,8 +89,7 @@ export function describe(cert: X509Certificate): CertSummary {
  * subjectText(peer) // "CN=PC-001"
  */
 export function subjectText(cert: X509Certificate): string {
-  const f = factsOf(cert);
-  return f ? new x509.Name(Uint8Array.from(f.subjectDer)).toString() : new x509.X509Certificate(cert.raw).subject;
+  return fromFacts(cert, (f) => new x509.Name(Uint8Array.from(f.subjectDer)).toString()) ?? new x509.X509Certificate(cert.raw).subject;
 }
 
 /**
