@@ -119,7 +119,7 @@ export interface MutualTlsOptions {
  * so a device opening several connections is checked once. A verdict holds only for the trust
  * settings' generation and the revocation data's version it was reached under (new roots or a
  * new CRL mean checking again: a verdict that outlived a revocation would let a revoked device
- * in), for `cacheMs` and never past the certificate's expiry. Failed CRL downloads are never
+ * in), for `cacheMs` and never past the expiry of a certificate of its chain. Failed CRL downloads are never
  * cached here (CrlCache has its own short back-off).
  *
  * @example
@@ -130,7 +130,7 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
   private readonly byConnection = new WeakMap<object, Cached>();
   private readonly byThumbprint = new Map<string, Cached>();
   /** Checks under way, so a burst of requests with a new certificate runs the checks once. */
-  private readonly pending = new Map<string, Promise<AuthVerdict>>();
+  private readonly pending = new Map<string, Promise<{ verdict: AuthVerdict; validUntil: number }>>();
   private readonly cacheMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
@@ -177,27 +177,32 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
       running = this.check(leaf, thumbprint, trust).finally(() => this.pending.delete(key));
       this.pending.set(key, running);
     }
-    const verdict = await running;
+    const { verdict, validUntil } = await running;
     if (verdict.ok || verdict.reason !== "crl_unavailable") {
-      const notAfter = validityOf(leaf).notAfter.getTime();
-      const entry: Cached = { verdict, generation, revocation, expires: Math.min(now + this.cacheMs, verdict.ok ? notAfter : Infinity) };
+      const entry: Cached = { verdict, generation, revocation, expires: Math.min(now + this.cacheMs, validUntil) };
       this.byConnection.set(conn, entry);
       this.remember(thumbprint, entry);
     }
     return verdict;
   }
 
-  private async check(leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null): Promise<AuthVerdict> {
-    if (!trust) return refusal("untrusted_chain", "no trusted roots are configured yet (no connection point has sent settings)");
+  /** The verdict, and until when an acceptance may be reused: the first expiry on the chain (a refusal: no such bound). */
+  private async check(leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null): Promise<{ verdict: AuthVerdict; validUntil: number }> {
+    const refused = (v: AuthVerdict) => ({ verdict: v, validUntil: Infinity });
+    if (!trust) return refused(refusal("untrusted_chain", "no trusted roots are configured yet (no connection point has sent settings)"));
     const chain = verifyClientChain(leaf, { roots: trust.trustedRoots, intermediates: trust.intermediates, at: new Date(this.now()), ...(trust.policy ? { policy: trust.policy } : {}) });
-    if (!chain.ok) return refusal(chain.reason, chain.detail, chain.cause);
+    if (!chain.ok) return refused(refusal(chain.reason, chain.detail, chain.cause));
     if (trust.crlCheck) {
       const r = await this.options.revocation.checkChain(chain.chain);
-      if (!r.ok) return refusal(r.reason, r.detail, r.reason === "crl_unavailable" ? r.cause : undefined);
+      if (!r.ok) return refused(refusal(r.reason, r.detail, r.reason === "crl_unavailable" ? r.cause : undefined));
     }
     return {
-      ok: true,
-      identity: { method: "mtls", thumbprint, subject: subjectText(leaf), sans: splitSans(leaf.subjectAltName), root: thumbprintOf(chain.chain.at(-1)!.raw) },
+      verdict: {
+        ok: true,
+        identity: { method: "mtls", thumbprint, subject: subjectText(leaf), sans: splitSans(leaf.subjectAltName), root: thumbprintOf(chain.chain.at(-1)!.raw) },
+      },
+      // An intermediate that expires before the leaf ends the acceptance with it.
+      validUntil: Math.min(...chain.chain.map((c) => validityOf(c).notAfter.getTime())),
     };
   }
 

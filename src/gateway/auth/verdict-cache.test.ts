@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import { makeTestPki, type TestPki } from "../../../test/helpers/pki-fixtures.ts";
 import { until } from "../../../test/helpers/until.ts";
 import { CrlCache } from "../../pki/crl.ts";
-import { createCrl } from "../../pki/issue.ts";
+import { createCa, createCrl, issueCert, type IssuedCert } from "../../pki/issue.ts";
 import { TLS_POLICY } from "../../pki/tls-policy.ts";
 import { MutualTlsAuthenticator, type ClientTrust } from "./client-cert.ts";
 
@@ -52,9 +52,9 @@ async function gatewayLike(auth: MutualTlsAuthenticator): Promise<{ server: Serv
 }
 
 /** One GET; `agent` keeps the connection open between calls (the same TLS connection is reused). */
-function get(port: number, agent: Agent | false): Promise<{ status: number; body: string; reused: boolean }> {
+function get(port: number, agent: Agent | false, client: IssuedCert = pki.client): Promise<{ status: number; body: string; reused: boolean }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path: "/", servername: "cmg.opencmg.test", ca: pki.root.certPem, cert: pki.client.certPem, key: pki.client.keyPem, agent, ...TLS_POLICY }, (res) => {
+    const req = request({ host: "127.0.0.1", port, path: "/", servername: "cmg.opencmg.test", ca: pki.root.certPem, cert: client.certPem, key: client.keyPem, agent, ...TLS_POLICY }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (d: string) => (body += d));
@@ -117,6 +117,29 @@ test("new trusted roots refuse a certificate accepted under the old ones, on its
     assert.deepEqual([sameConnection.status, sameConnection.body], [403, "untrusted_chain"]);
     const newConnection = await get(port, false);
     assert.deepEqual([newConnection.status, newConnection.body], [403, "untrusted_chain"]);
+  } finally {
+    agent.destroy();
+    server.close();
+    crls.close();
+  }
+});
+
+test("an acceptance ends when an intermediate of its chain expires, though the leaf is valid longer", async () => {
+  const t0 = Date.now();
+  const shortSub = await createCa({ commonName: "Issuing CA, one hour left", issuer: pki.root, notAfter: new Date(t0 + HOUR) });
+  const client = await issueCert({ issuer: shortSub, commonName: "PC-LONG", usage: "client", notAfter: new Date(t0 + 300 * 24 * HOUR) });
+  let clock = t0;
+  const crls = new CrlCache({ fetch: httpFetch });
+  const trust: ClientTrust = { generation: 1, trustedRoots: [pki.root.certPem], intermediates: [shortSub.certPem], crlCheck: false };
+  const auth = new MutualTlsAuthenticator({ trust: () => trust, revocation: crls, cacheMs: 10 * HOUR, now: () => clock });
+  const { server, port } = await gatewayLike(auth);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    assert.equal((await get(port, agent, client)).status, 200);
+    clock = t0 + HOUR + 60_000;
+    const sameConnection = await get(port, agent, client);
+    assert.equal(sameConnection.reused, true);
+    assert.deepEqual([sameConnection.status, sameConnection.body], [403, "expired"]);
   } finally {
     agent.destroy();
     server.close();
