@@ -146,3 +146,23 @@ test("an acceptance ends when an intermediate of its chain expires, though the l
     crls.close();
   }
 });
+
+test("the verdict cache is bounded by entries and drops the least recently used first", async () => {
+  const [a, b, c] = await Promise.all(["PC-A", "PC-B", "PC-C"].map((commonName) => issueCert({ issuer: pki.intermediate, commonName, usage: "client" })));
+  const crls = new CrlCache({ fetch: httpFetch });
+  const trust: ClientTrust = { generation: 1, trustedRoots: pki.trust.roots, intermediates: pki.trust.intermediates, crlCheck: false };
+  const auth = new MutualTlsAuthenticator({ trust: () => trust, revocation: crls, cacheMs: 600_000, maxCacheEntries: 2 });
+  const { server, port } = await gatewayLike(auth);
+  try {
+    for (const client of [a!, b!, a!, c!]) assert.equal((await get(port, false, client)).status, 200);
+    // A probe of what is cached, not a real change (those come with a new generation): the issuing
+    // CA's chain is no longer trusted, so only a cached verdict still answers 200.
+    trust.trustedRoots = [pki.root2.certPem];
+    assert.equal((await get(port, false, a!)).status, 200, "A, used again before C came, stays cached");
+    assert.equal((await get(port, false, c!)).status, 200, "C, the newest, is cached");
+    assert.equal((await get(port, false, b!)).status, 403, "B, the least recently used, was dropped");
+  } finally {
+    server.close();
+    crls.close();
+  }
+});
