@@ -89,6 +89,10 @@ export function describe(cert: X509Certificate): CertSummary {
  * subjectText(peer) // "CN=PC-001"
  */
 export function subjectText(cert: X509Certificate): string {
+  // One CN of plain characters (what device certificates carry): node:crypto's text is already the
+  // RFC 4514 text, nothing to escape or order. Anything else goes through the parser.
+  const plain = /^CN=[A-Za-z0-9][A-Za-z0-9._-]*$/.exec(cert.subject);
+  if (plain) return plain[0];
   return fromFacts(cert, (f) => new x509.Name(Uint8Array.from(f.subjectDer)).toString()) ?? new x509.X509Certificate(cert.raw).subject;
 }
 
@@ -177,6 +181,18 @@ function fromFacts<T>(cert: X509Certificate, read: (f: CertificateFacts) => T): 
   } catch {
     return undefined;
   }
+}
+
+const thumbprints = new WeakMap<X509Certificate, string>();
+
+/**
+ * thumbprintOf(cert.raw), remembered per certificate object (a configured CA's is asked for on
+ * every check).
+ */
+export function certThumbprint(cert: X509Certificate): string {
+  let t = thumbprints.get(cert);
+  if (t === undefined) thumbprints.set(cert, (t = thumbprintOf(cert.raw)));
+  return t;
 }
 
 function ekusOf(p: x509.X509Certificate): string[] {

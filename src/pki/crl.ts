@@ -12,7 +12,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { X509Certificate, webcrypto } from "node:crypto";
 import { nullLog, type ComponentLog } from "../logs/cmtrace.ts";
-import { crlUrls, thumbprintOf } from "./cert.ts";
+import { certThumbprint, crlUrls } from "./cert.ts";
 import { looksLikePem, pemBlocks } from "./pem.ts";
 
 /** Why no CRL could be used: the certificate names none, or none could be had. */
@@ -40,7 +40,7 @@ interface Entry {
   /** Until when the entry answers checks: the CRL's nextUpdate. */
   expires: Date;
   /** Thumbprints of issuers whose key verified this CRL (verification is async and not free). */
-  verifiedBy: Set<string>;
+  verifiedBy: Map<string, Promise<void>>;
   timer?: NodeJS.Timeout;
 }
 
@@ -151,7 +151,7 @@ export class CrlCache {
     }
     // Failures are remembered per URL *and* issuer, so a certificate pointing at another CA's
     // URL cannot hold back that CA's own clients.
-    const failureKey = `${url} ${thumbprintOf(issuer.raw)}`;
+    const failureKey = `${url} ${certThumbprint(issuer)}`;
     const failure = this.failures.get(failureKey);
     if (failure && this.now().getTime() - failure.at < this.failureBackoffMs) throw new Error(failure.message);
     try {
@@ -190,7 +190,7 @@ export class CrlCache {
       const key = serialKey(e.serialNumber);
       if (!revoked.has(key)) revoked.set(key, e.revocationDate);
     }
-    return { crl, revoked, expires, verifiedBy: new Set() };
+    return { crl, revoked, expires, verifiedBy: new Map() };
   }
 
   /** Caches a verified CRL and schedules its refresh shortly before its nextUpdate. */
@@ -230,10 +230,24 @@ export class CrlCache {
   }
 }
 
-/** Checks the CRL was issued and signed by `issuer` (remembered per issuer thumbprint). */
-async function verifyIssuer(entry: Entry, issuer: X509Certificate): Promise<void> {
-  const thumbprint = thumbprintOf(issuer.raw);
-  if (entry.verifiedBy.has(thumbprint)) return;
+/**
+ * Checks the CRL was issued and signed by `issuer` (remembered per issuer thumbprint). The check
+ * under way is shared: the devices of a reconnect storm all wait for the first CRL download, and
+ * each would otherwise verify its signature again.
+ */
+function verifyIssuer(entry: Entry, issuer: X509Certificate): Promise<void> {
+  const thumbprint = certThumbprint(issuer);
+  let verifying = entry.verifiedBy.get(thumbprint);
+  if (!verifying) {
+    verifying = verifySignature(entry, issuer);
+    entry.verifiedBy.set(thumbprint, verifying);
+    // A failure is not remembered here (entryFor's back-off is): the next check tries again.
+    verifying.catch(() => entry.verifiedBy.delete(thumbprint));
+  }
+  return verifying;
+}
+
+async function verifySignature(entry: Entry, issuer: X509Certificate): Promise<void> {
   const p = new x509.X509Certificate(issuer.raw);
   const sameName = Buffer.from(entry.crl.issuerName.toArrayBuffer()).equals(Buffer.from(p.subjectName.toArrayBuffer()));
   if (!sameName) throw new Error(`the CRL was issued by "${entry.crl.issuer}", not by "${p.subject}"`);
@@ -244,7 +258,6 @@ async function verifyIssuer(entry: Entry, issuer: X509Certificate): Promise<void
     valid = false;
   }
   if (!valid) throw new Error(`the CRL signature does not verify with the key of "${p.subject}"`);
-  entry.verifiedBy.add(thumbprint);
 }
 
 /**

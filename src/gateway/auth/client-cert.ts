@@ -13,7 +13,7 @@ import type { X509Certificate } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest, Http2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { subjectText, thumbprintOf, validityOf } from "../../pki/cert.ts";
+import { certThumbprint, subjectText, thumbprintOf, validityOf } from "../../pki/cert.ts";
 import type { CrlResult } from "../../pki/crl.ts";
 import { verifyClientChain, type ChainFailure, type ClientCertPolicy } from "../../pki/verify.ts";
 import type { ClientIdentity } from "../../wire/tunnel/headers.ts";
@@ -199,7 +199,7 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
     return {
       verdict: {
         ok: true,
-        identity: { method: "mtls", thumbprint, subject: subjectText(leaf), sans: splitSans(leaf.subjectAltName), root: thumbprintOf(chain.chain.at(-1)!.raw) },
+        identity: { method: "mtls", thumbprint, subject: subjectText(leaf), sans: splitSans(leaf.subjectAltName), root: certThumbprint(chain.chain.at(-1)!) },
       },
       // An intermediate that expires before the leaf ends the acceptance with it.
       validUntil: Math.min(...chain.chain.map((c) => validityOf(c).notAfter.getTime())),
