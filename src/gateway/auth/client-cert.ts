@@ -106,7 +106,7 @@ export interface MutualTlsOptions {
   /** The trust in force, or null before any settings arrived (then every client is refused as untrusted). */
   trust: () => ClientTrust | null;
   revocation: RevocationChecker;
-  /** How long a verdict is reused (default 60 s). Never past the certificate's expiry. */
+  /** How long a verdict is reused (default 60 s). Never past the expiry of a certificate of its chain. */
   cacheMs?: number;
   /** Verdicts kept by thumbprint (default 20,000; least recently used dropped first). */
   maxCacheEntries?: number;
@@ -119,8 +119,8 @@ export interface MutualTlsOptions {
  * so a device opening several connections is checked once. A verdict holds only for the trust
  * settings' generation and the revocation data's version it was reached under (new roots or a
  * new CRL mean checking again: a verdict that outlived a revocation would let a revoked device
- * in), for `cacheMs` and never past the expiry of a certificate of its chain. Failed CRL downloads are never
- * cached here (CrlCache has its own short back-off).
+ * in), for `cacheMs`, and never past the first expiry on its chain. Failed CRL downloads are
+ * never cached here (CrlCache has its own short back-off).
  *
  * @example
  * const auth = new MutualTlsAuthenticator({ trust: () => store.trust(), revocation: new CrlCache({ fetch }) });
