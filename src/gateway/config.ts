@@ -154,7 +154,7 @@ export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyByte
  *   maxPendingTunnels 64          only a handful of connection points dial an instance; strangers who reach the
  *   maxPendingTunnelsPerAddress 16  tunnel port can hold at most this many places, never a tunnel's
  *   maxWaitingPerAddress 2,048     connections of an address at its handshake cap wait paused, before any TLS work, for
- *   maxWaitingConnections 8,192   its places (first come, first served) instead of closing its oldest handshake: an
+ *   maxWaitingConnections 8,192   its places (newest first) instead of closing its oldest handshake: an
  *   maxWaitingTunnels(PerAddress) address reconnecting without end cost an accept and a TLS socket each time; waiting,
  *     1,024 / 2,048               a connection costs a socket until the handshake timeout
  *   maxRequestsPerClientIdentity 64  a device agent runs a handful of requests at once; 64 is two connections'

@@ -2,12 +2,13 @@
  * Reading certificates: PEM bundles into node:crypto X509Certificate objects, and a plain summary
  * of one certificate for logs, the admin API and validation (subject, names, usages, CRL URLs).
  * Node does not expose EKU OIDs reliably by name or CRL distribution points at all, so those
- * come from @peculiar/x509.
+ * come from one DER walk (der.ts), or from @peculiar/x509 where that walk cannot read a certificate.
  */
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { X509Certificate, createHash } from "node:crypto";
 import { ValidationError } from "../errors.ts";
+import { certificateFacts, crlDistributionUrls, ekuOids, EXT, type CertificateFacts } from "./der.ts";
 import { looksLikePem, pemBlocks } from "./pem.ts";
 
 export const EKU = {
@@ -82,6 +83,20 @@ export function describe(cert: X509Certificate): CertSummary {
 }
 
 /**
+ * The subject as RFC 4514 text, as `describe` gives it, without parsing the whole certificate.
+ *
+ * @example
+ * subjectText(peer) // "CN=PC-001"
+ */
+export function subjectText(cert: X509Certificate): string {
+  // One CN of plain characters (what device certificates carry): node:crypto's text is already the
+  // RFC 4514 text, nothing to escape or order. Anything else goes through the parser.
+  const plain = /^CN=[A-Za-z0-9][A-Za-z0-9._-]*$/.exec(cert.subject);
+  if (plain) return plain[0];
+  return fromFacts(cert, (f) => new x509.Name(Uint8Array.from(f.subjectDer)).toString()) ?? new x509.X509Certificate(cert.raw).subject;
+}
+
+/**
  * True when the certificate may authenticate a TLS client: its EKU lists clientAuth or
  * anyExtendedKeyUsage, or it has no EKU extension (RFC 5280: no EKU means no restriction; the
  * platform and OpenSSL agree).
@@ -90,6 +105,13 @@ export function describe(cert: X509Certificate): CertSummary {
  * if (!hasClientAuthEku(peer)) reject("wrong_usage");
  */
 export function hasClientAuthEku(cert: X509Certificate): boolean {
+  const fast = fromFacts(cert, (f) => {
+    const eku = f.extensions.get(EXT.extKeyUsage);
+    if (!eku) return true;
+    const ekus = ekuOids(eku);
+    return ekus.includes(EKU.clientAuth) || ekus.includes(EKU.any);
+  });
+  if (fast !== undefined) return fast;
   const p = new x509.X509Certificate(cert.raw);
   if (!p.getExtension(x509.ExtendedKeyUsageExtension)) return true;
   const ekus = ekusOf(p);
@@ -104,11 +126,18 @@ export function hasClientAuthEku(cert: X509Certificate): boolean {
  * crlUrls(clientCert) // ["http://pki.contoso.test/sub.crl"]
  */
 export function crlUrls(cert: X509Certificate): string[] {
+  const fast = fromFacts(cert, (f) => {
+    const cdp = f.extensions.get(EXT.crlDistributionPoints);
+    return cdp ? crlDistributionUrls(cdp) : [];
+  });
+  if (fast !== undefined) return fast;
   return crlUrlsOf(new x509.X509Certificate(cert.raw));
 }
 
 /** notBefore/notAfter as Dates (Node 20's X509Certificate only gives strings). */
 export function validityOf(cert: X509Certificate): { notBefore: Date; notAfter: Date } {
+  const fast = fromFacts(cert, (f) => ({ notBefore: new Date(f.notBefore), notAfter: new Date(f.notAfter) }));
+  if (fast !== undefined) return fast;
   const p = new x509.X509Certificate(cert.raw);
   return { notBefore: p.notBefore, notAfter: p.notAfter };
 }
@@ -121,6 +150,49 @@ export function validityOf(cert: X509Certificate): { notBefore: Date; notAfter: 
  */
 export function thumbprintOf(der: Uint8Array): string {
   return createHash("sha1").update(der).digest("hex").toUpperCase();
+}
+
+// One DER walk per certificate object (a handshake's check asks several questions of one leaf).
+const factsByCert = new WeakMap<X509Certificate, CertificateFacts | null>();
+
+/**
+ * The facts of one DER walk, memoised per certificate object; null when the walk cannot read the
+ * certificate (the callers then use the full parse, so nothing is judged differently).
+ */
+export function factsOf(cert: X509Certificate): CertificateFacts | null {
+  let f = factsByCert.get(cert);
+  if (f === undefined) {
+    try {
+      f = certificateFacts(cert.raw);
+    } catch {
+      f = null;
+    }
+    factsByCert.set(cert, f);
+  }
+  return f;
+}
+
+/** `read(facts)`, or undefined when the walk or `read` cannot read the certificate. */
+function fromFacts<T>(cert: X509Certificate, read: (f: CertificateFacts) => T): T | undefined {
+  const f = factsOf(cert);
+  if (!f) return undefined;
+  try {
+    return read(f);
+  } catch {
+    return undefined;
+  }
+}
+
+const thumbprints = new WeakMap<X509Certificate, string>();
+
+/**
+ * thumbprintOf(cert.raw), remembered per certificate object (a configured CA's is asked for on
+ * every check).
+ */
+export function certThumbprint(cert: X509Certificate): string {
+  let t = thumbprints.get(cert);
+  if (t === undefined) thumbprints.set(cert, (t = thumbprintOf(cert.raw)));
+  return t;
 }
 
 function ekusOf(p: x509.X509Certificate): string[] {

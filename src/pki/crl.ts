@@ -12,7 +12,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { X509Certificate, webcrypto } from "node:crypto";
 import { nullLog, type ComponentLog } from "../logs/cmtrace.ts";
-import { crlUrls, thumbprintOf } from "./cert.ts";
+import { certThumbprint, crlUrls } from "./cert.ts";
 import { looksLikePem, pemBlocks } from "./pem.ts";
 
 /** Why no CRL could be used: the certificate names none, or none could be had. */
@@ -35,10 +35,12 @@ export interface CrlCacheOptions {
 
 interface Entry {
   crl: x509.X509Crl;
+  /** Revocation dates by serial (serialKey), read once per CRL: a check is one lookup, not a scan. */
+  revoked: Map<string, Date>;
   /** Until when the entry answers checks: the CRL's nextUpdate. */
   expires: Date;
   /** Thumbprints of issuers whose key verified this CRL (verification is async and not free). */
-  verifiedBy: Set<string>;
+  verifiedBy: Map<string, Promise<void>>;
   timer?: NodeJS.Timeout;
 }
 
@@ -66,6 +68,7 @@ export class CrlCache {
   private readonly failureBackoffMs: number;
   private readonly minRefreshMs: number;
   private closed = false;
+  private stored = 0;
 
   constructor(private readonly options: CrlCacheOptions) {
     this.log = options.log ?? nullLog;
@@ -93,12 +96,12 @@ export class CrlCache {
     for (const url of urls) {
       try {
         const entry = await this.entryFor(url, issuer);
-        const revoked = entry.crl.findRevoked(cert.serialNumber);
-        if (revoked) {
+        const revokedOn = entry.revoked.get(serialKey(cert.serialNumber));
+        if (revokedOn) {
           return {
             ok: false,
             reason: "revoked",
-            detail: `certificate serial ${cert.serialNumber} ("${oneLine(cert.subject)}") was revoked on ${revoked.revocationDate.toISOString()} (CRL ${url})`,
+            detail: `certificate serial ${cert.serialNumber} ("${oneLine(cert.subject)}") was revoked on ${revokedOn.toISOString()} (CRL ${url})`,
           };
         }
         return { ok: true };
@@ -124,6 +127,14 @@ export class CrlCache {
     return { ok: true };
   }
 
+  /**
+   * Changes whenever a CRL is taken into the cache (first download or refresh): a verdict cached
+   * under an older version may predate a revocation, so its holder must check again.
+   */
+  get version(): number {
+    return this.stored;
+  }
+
   /** Stops background refreshes. Checks after close still work but no longer schedule refreshes. */
   close(): void {
     this.closed = true;
@@ -140,7 +151,7 @@ export class CrlCache {
     }
     // Failures are remembered per URL *and* issuer, so a certificate pointing at another CA's
     // URL cannot hold back that CA's own clients.
-    const failureKey = `${url} ${thumbprintOf(issuer.raw)}`;
+    const failureKey = `${url} ${certThumbprint(issuer)}`;
     const failure = this.failures.get(failureKey);
     if (failure && this.now().getTime() - failure.at < this.failureBackoffMs) throw new Error(failure.message);
     try {
@@ -174,13 +185,19 @@ export class CrlCache {
     const expires = crl.nextUpdate;
     if (!expires) throw new Error("the CRL has no nextUpdate, so it cannot be cached safely");
     if (expires.getTime() <= now) throw new Error(`the CRL expired on ${expires.toISOString()} (the CA has not published a newer one)`);
-    return { crl, expires, verifiedBy: new Set() };
+    const revoked = new Map<string, Date>();
+    for (const e of crl.entries) {
+      const key = serialKey(e.serialNumber);
+      if (!revoked.has(key)) revoked.set(key, e.revocationDate);
+    }
+    return { crl, revoked, expires, verifiedBy: new Map() };
   }
 
   /** Caches a verified CRL and schedules its refresh shortly before its nextUpdate. */
   private store(url: string, entry: Entry, signer: X509Certificate): void {
     clearTimeout(this.entries.get(url)?.timer);
     this.entries.set(url, entry);
+    this.stored++;
     this.log.info(`Downloaded CRL ${url} (${entry.crl.entries.length} revoked, next update ${entry.expires.toISOString()})`);
     if (this.closed) return;
     const now = this.now().getTime();
@@ -213,10 +230,24 @@ export class CrlCache {
   }
 }
 
-/** Checks the CRL was issued and signed by `issuer` (remembered per issuer thumbprint). */
-async function verifyIssuer(entry: Entry, issuer: X509Certificate): Promise<void> {
-  const thumbprint = thumbprintOf(issuer.raw);
-  if (entry.verifiedBy.has(thumbprint)) return;
+/**
+ * Checks the CRL was issued and signed by `issuer` (remembered per issuer thumbprint). The check
+ * under way is shared: the devices of a reconnect storm all wait for the first CRL download, and
+ * each would otherwise verify its signature again.
+ */
+function verifyIssuer(entry: Entry, issuer: X509Certificate): Promise<void> {
+  const thumbprint = certThumbprint(issuer);
+  let verifying = entry.verifiedBy.get(thumbprint);
+  if (!verifying) {
+    verifying = verifySignature(entry, issuer);
+    entry.verifiedBy.set(thumbprint, verifying);
+    // A failure is not remembered here (entryFor's back-off is): the next check tries again.
+    verifying.catch(() => entry.verifiedBy.delete(thumbprint));
+  }
+  return verifying;
+}
+
+async function verifySignature(entry: Entry, issuer: X509Certificate): Promise<void> {
   const p = new x509.X509Certificate(issuer.raw);
   const sameName = Buffer.from(entry.crl.issuerName.toArrayBuffer()).equals(Buffer.from(p.subjectName.toArrayBuffer()));
   if (!sameName) throw new Error(`the CRL was issued by "${entry.crl.issuer}", not by "${p.subject}"`);
@@ -227,7 +258,20 @@ async function verifyIssuer(entry: Entry, issuer: X509Certificate): Promise<void
     valid = false;
   }
   if (!valid) throw new Error(`the CRL signature does not verify with the key of "${p.subject}"`);
-  entry.verifiedBy.add(thumbprint);
+}
+
+/**
+ * A serial number as lowercase hex without leading zero bytes, for Node's (uppercase) and the CRL
+ * parser's (lowercase, sign byte dropped) spellings alike. Serials whose encodings differ only in
+ * leading zero bytes compare equal, so a CRL entry matches at least what the parser's own lookup
+ * matched.
+ */
+export function serialKey(hex: string): string {
+  let h = hex.toLowerCase();
+  if (h.length % 2) h = `0${h}`;
+  let i = 0;
+  while (i + 2 < h.length && h.startsWith("00", i)) i += 2;
+  return h.slice(i);
 }
 
 function oneLine(name: string): string {

@@ -6,8 +6,9 @@
  */
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { X509Certificate } from "node:crypto";
-import { hasClientAuthEku, parseCertificates, validityOf } from "./cert.ts";
+import { X509Certificate, type KeyObject } from "node:crypto";
+import { factsOf, hasClientAuthEku, parseCertificates, validityOf } from "./cert.ts";
+import { SIGNATURE_HASHES } from "./der.ts";
 
 export type ChainFailure = "untrusted_chain" | "expired" | "not_yet_valid" | "weak_signature" | "weak_key" | "wrong_usage";
 
@@ -62,9 +63,8 @@ const CURVES = new Set(["prime256v1", "secp384r1", "secp521r1"]);
  */
 export function verifyClientChain(leaf: Buffer | X509Certificate, trust: ChainTrust): ChainResult {
   const cert = leaf instanceof X509Certificate ? leaf : new X509Certificate(leaf);
-  const roots = trust.roots.flatMap((p) => parseCertificates(p, "roots"));
-  const intermediates = trust.intermediates.flatMap((p) => parseCertificates(p, "intermediates"));
-  const chain = buildPath([cert], roots, intermediates);
+  const anchors = compiledTrust(trust.roots, trust.intermediates);
+  const chain = buildPath([cert], anchors);
   if (!chain) {
     return { ok: false, reason: "untrusted_chain", detail: `no chain from "${subjectOf(cert)}" to a trusted root (issuer "${issuerOf(cert)}")` };
   }
@@ -87,18 +87,68 @@ export function verifyClientChain(leaf: Buffer | X509Certificate, trust: ChainTr
 }
 
 /**
+ * A configured CA, read once per trust configuration: what the path search asks of it on every
+ * handshake (may it sign certificates, its path length constraint, its key) costs nothing then.
+ */
+interface Anchor {
+  cert: X509Certificate;
+  /** A CA (basicConstraints) whose key usage, if any, includes keyCertSign. */
+  mayIssue: boolean;
+  pathLength: number | undefined;
+  publicKey: KeyObject;
+  /** Signature checks of configured CAs by this one, by the subject's certificate object. */
+  signed: WeakMap<X509Certificate, boolean>;
+}
+
+interface Anchors {
+  roots: Anchor[];
+  /** Roots first: the shortest path wins when an intermediate is also listed as a root. */
+  candidates: Anchor[];
+}
+
+// Trust configurations read, by their PEM text (a gateway has one at a time; a few more while
+// settings change, or in tests). Bounded, oldest dropped first.
+const compiled = new Map<string, Anchors>();
+const MAX_COMPILED = 16;
+
+function compiledTrust(rootPems: string[], intermediatePems: string[]): Anchors {
+  // The PEM text itself is the key, so changed roots can never find an older configuration's entry.
+  const key = `${rootPems.join("\n")}\u0000${intermediatePems.join("\n")}`;
+  let a = compiled.get(key);
+  if (!a) {
+    const roots = rootPems.flatMap((p) => parseCertificates(p, "roots")).map(anchorOf);
+    const intermediates = intermediatePems.flatMap((p) => parseCertificates(p, "intermediates")).map(anchorOf);
+    a = { roots, candidates: [...roots, ...intermediates] };
+    compiled.set(key, a);
+    if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+  }
+  return a;
+}
+
+function anchorOf(cert: X509Certificate): Anchor {
+  const p = new x509.X509Certificate(cert.raw);
+  const ku = p.getExtension(x509.KeyUsagesExtension);
+  return {
+    cert,
+    mayIssue: cert.ca && !(ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)),
+    pathLength: p.getExtension(x509.BasicConstraintsExtension)?.pathLength,
+    publicKey: cert.publicKey,
+    signed: new WeakMap(),
+  };
+}
+
+/**
  * Depth-first search for a path from `path[0]` to a root. Tries every candidate issuer (two CAs
  * may share a name, e.g. a renewed CA with a new key) and returns the first complete path.
  */
-function buildPath(path: X509Certificate[], roots: X509Certificate[], intermediates: X509Certificate[]): X509Certificate[] | null {
+function buildPath(path: X509Certificate[], anchors: Anchors): X509Certificate[] | null {
   const current = path[path.length - 1]!;
-  if (roots.some((r) => r.raw.equals(current.raw))) return path;
+  if (anchors.roots.some((r) => r.cert === current || r.cert.raw.equals(current.raw))) return path;
   if (path.length >= MAX_DEPTH) return null;
-  // Roots first: the shortest path wins when an intermediate is also listed as a root.
-  for (const candidate of [...roots, ...intermediates]) {
-    if (path.some((c) => c.raw.equals(candidate.raw))) continue;
+  for (const candidate of anchors.candidates) {
+    if (path.some((c) => c === candidate.cert || c.raw.equals(candidate.cert.raw))) continue;
     if (!issued(candidate, current, path.length - 1)) continue;
-    const found = buildPath([...path, candidate], roots, intermediates);
+    const found = buildPath([...path, candidate.cert], anchors);
     if (found) return found;
   }
   return null;
@@ -109,18 +159,20 @@ function buildPath(path: X509Certificate[], roots: X509Certificate[], intermedia
  * signature verifies, the issuer is a CA with keyCertSign, and its path length constraint allows
  * `below` intermediate CAs under it.
  */
-function issued(issuer: X509Certificate, subject: X509Certificate, below: number): boolean {
-  if (!issuer.ca || !subject.checkIssued(issuer)) return false;
-  const p = new x509.X509Certificate(issuer.raw);
-  const ku = p.getExtension(x509.KeyUsagesExtension);
-  if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) return false;
-  const pathLength = p.getExtension(x509.BasicConstraintsExtension)?.pathLength;
-  if (pathLength !== undefined && below > pathLength) return false;
+function issued(issuer: Anchor, subject: X509Certificate, below: number): boolean {
+  if (!issuer.mayIssue || !subject.checkIssued(issuer.cert)) return false;
+  if (issuer.pathLength !== undefined && below > issuer.pathLength) return false;
+  // One configured CA signing another is checked once per configuration, not per handshake.
+  const known = issuer.signed.get(subject);
+  if (known !== undefined) return known;
+  let ok = false;
   try {
-    return subject.verify(issuer.publicKey);
+    ok = subject.verify(issuer.publicKey);
   } catch {
-    return false;
+    ok = false;
   }
+  issuer.signed.set(subject, ok);
+  return ok;
 }
 
 /** The first weak signature or key of a verified path (leaf first, trust anchor last). */
@@ -154,7 +206,7 @@ export function certificateWeakness(c: X509Certificate, o: { minRsaBits?: number
     const hash = signatureHashOf(c);
     if (hash && WEAK_HASHES.has(hash)) return { reason: "weak_signature", detail: `"${subjectOf(c)}" is signed with ${hash}; reissue it with SHA-256 or better` };
   }
-  const key = c.publicKey;
+  const key = keyOf(c);
   const details = key.asymmetricKeyDetails ?? {};
   if ((key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "rsa-pss") && (details.modulusLength ?? 0) < minRsaBits) {
     const bits = details.modulusLength ?? 0;
@@ -168,7 +220,19 @@ export function certificateWeakness(c: X509Certificate, o: { minRsaBits?: number
   return undefined;
 }
 
+// A configured CA's key is looked at on every handshake whose chain it is on: read it once.
+const keys = new WeakMap<X509Certificate, KeyObject>();
+function keyOf(c: X509Certificate): KeyObject {
+  let k = keys.get(c);
+  if (!k) keys.set(c, (k = c.publicKey));
+  return k;
+}
+
 function signatureHashOf(c: X509Certificate): string | undefined {
+  const oid = factsOf(c)?.signatureOid;
+  if (oid !== undefined && SIGNATURE_HASHES.has(oid)) return SIGNATURE_HASHES.get(oid);
+  // RSA-PSS (the hash is in its parameters), an unknown algorithm, or a certificate the DER walk
+  // cannot read: the full parse decides.
   try {
     const alg = new x509.X509Certificate(c.raw).signatureAlgorithm as { hash?: { name?: string } };
     return alg.hash?.name?.toUpperCase();

@@ -13,7 +13,7 @@ import type { X509Certificate } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest, Http2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { describe, thumbprintOf, validityOf } from "../../pki/cert.ts";
+import { certThumbprint, subjectText, thumbprintOf, validityOf } from "../../pki/cert.ts";
 import type { CrlResult } from "../../pki/crl.ts";
 import { verifyClientChain, type ChainFailure, type ClientCertPolicy } from "../../pki/verify.ts";
 import type { ClientIdentity } from "../../wire/tunnel/headers.ts";
@@ -77,6 +77,8 @@ export interface ClientTrust {
 /** Revocation checking (src/pki/crl.ts CrlCache fits). */
 export interface RevocationChecker {
   checkChain(chain: X509Certificate[]): Promise<CrlResult>;
+  /** Changes whenever the revocation data changes (a new CRL): verdicts of older versions are checked again. */
+  readonly version: number;
 }
 
 /** What each refusal reason means in a log line: the check that failed. */
@@ -95,6 +97,8 @@ export const CHECK_NAMES: Record<RefusalReason, string> = {
 interface Cached {
   verdict: AuthVerdict;
   generation: number;
+  /** The revocation data's version when the check started (-1 with revocation checking off). */
+  revocation: number;
   expires: number;
 }
 
@@ -102,9 +106,9 @@ export interface MutualTlsOptions {
   /** The trust in force, or null before any settings arrived (then every client is refused as untrusted). */
   trust: () => ClientTrust | null;
   revocation: RevocationChecker;
-  /** How long a verdict is reused (default 60 s). Never past the certificate's expiry. */
+  /** How long a verdict is reused (default 60 s). Never past the expiry of a certificate of its chain. */
   cacheMs?: number;
-  /** Verdicts kept by thumbprint (default 20,000; oldest dropped first). */
+  /** Verdicts kept by thumbprint (default 20,000; least recently used dropped first). */
   maxCacheEntries?: number;
   now?: () => number;
 }
@@ -112,8 +116,11 @@ export interface MutualTlsOptions {
 /**
  * Client certificates (mutual TLS). Verdicts are cached per connection (the connection's
  * certificate cannot change: the listener disables renegotiation) and per certificate thumbprint,
- * so a device opening several connections is checked once. Failed CRL downloads are never cached
- * here (CrlCache has its own short back-off).
+ * so a device opening several connections is checked once. A verdict holds only for the trust
+ * settings' generation and the revocation data's version it was reached under (new roots or a
+ * new CRL mean checking again: a verdict that outlived a revocation would let a revoked device
+ * in), for `cacheMs`, and never past the first expiry on its chain. Failed CRL downloads are
+ * never cached here (CrlCache has its own short back-off).
  *
  * @example
  * const auth = new MutualTlsAuthenticator({ trust: () => store.trust(), revocation: new CrlCache({ fetch }) });
@@ -123,7 +130,7 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
   private readonly byConnection = new WeakMap<object, Cached>();
   private readonly byThumbprint = new Map<string, Cached>();
   /** Checks under way, so a burst of requests with a new certificate runs the checks once. */
-  private readonly pending = new Map<string, Promise<AuthVerdict>>();
+  private readonly pending = new Map<string, Promise<{ verdict: AuthVerdict; validUntil: number }>>();
   private readonly cacheMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
@@ -138,10 +145,11 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
   authenticate(req: ClientRequest): AuthVerdict | Promise<AuthVerdict> {
     const trust = this.options.trust();
     const generation = trust?.generation ?? -1;
+    const revocation = trust?.crlCheck ? this.options.revocation.version : -1;
     const now = this.now();
     const conn = connectionOf(req);
     const hit = this.byConnection.get(conn);
-    if (hit && hit.generation === generation && hit.expires > now) return hit.verdict;
+    if (hit && hit.generation === generation && hit.revocation === revocation && hit.expires > now) return hit.verdict;
 
     const socket = req.socket as TLSSocket;
     const leaf = typeof socket.getPeerX509Certificate === "function" ? socket.getPeerX509Certificate() : undefined;
@@ -149,43 +157,52 @@ export class MutualTlsAuthenticator implements ClientAuthenticator {
 
     const thumbprint = thumbprintOf(leaf.raw);
     const known = this.byThumbprint.get(thumbprint);
-    if (known && known.generation === generation && known.expires > now) {
+    if (known && known.generation === generation && known.revocation === revocation && known.expires > now) {
       this.byConnection.set(conn, known);
+      this.remember(thumbprint, known);
       return known.verdict;
     }
 
-    return this.checkAndRemember(conn, leaf, thumbprint, trust, generation, now);
+    return this.checkAndRemember(conn, leaf, thumbprint, trust, generation, revocation, now);
   }
 
-  private async checkAndRemember(conn: object, leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null, generation: number, now: number): Promise<AuthVerdict> {
-    const key = `${generation}:${thumbprint}`;
+  /**
+   * `revocation` is the version read before the check starts: a CRL taken in during the check
+   * makes the verdict stale at once (checked again next time), never the other way round.
+   */
+  private async checkAndRemember(conn: object, leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null, generation: number, revocation: number, now: number): Promise<AuthVerdict> {
+    const key = `${generation}:${revocation}:${thumbprint}`;
     let running = this.pending.get(key);
     if (!running) {
       running = this.check(leaf, thumbprint, trust).finally(() => this.pending.delete(key));
       this.pending.set(key, running);
     }
-    const verdict = await running;
+    const { verdict, validUntil } = await running;
     if (verdict.ok || verdict.reason !== "crl_unavailable") {
-      const notAfter = validityOf(leaf).notAfter.getTime();
-      const entry: Cached = { verdict, generation, expires: Math.min(now + this.cacheMs, verdict.ok ? notAfter : Infinity) };
+      const entry: Cached = { verdict, generation, revocation, expires: Math.min(now + this.cacheMs, validUntil) };
       this.byConnection.set(conn, entry);
       this.remember(thumbprint, entry);
     }
     return verdict;
   }
 
-  private async check(leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null): Promise<AuthVerdict> {
-    if (!trust) return refusal("untrusted_chain", "no trusted roots are configured yet (no connection point has sent settings)");
+  /** The verdict, and until when an acceptance may be reused: the first expiry on the chain (a refusal: no such bound). */
+  private async check(leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null): Promise<{ verdict: AuthVerdict; validUntil: number }> {
+    const refused = (v: AuthVerdict) => ({ verdict: v, validUntil: Infinity });
+    if (!trust) return refused(refusal("untrusted_chain", "no trusted roots are configured yet (no connection point has sent settings)"));
     const chain = verifyClientChain(leaf, { roots: trust.trustedRoots, intermediates: trust.intermediates, at: new Date(this.now()), ...(trust.policy ? { policy: trust.policy } : {}) });
-    if (!chain.ok) return refusal(chain.reason, chain.detail, chain.cause);
+    if (!chain.ok) return refused(refusal(chain.reason, chain.detail, chain.cause));
     if (trust.crlCheck) {
       const r = await this.options.revocation.checkChain(chain.chain);
-      if (!r.ok) return refusal(r.reason, r.detail, r.reason === "crl_unavailable" ? r.cause : undefined);
+      if (!r.ok) return refused(refusal(r.reason, r.detail, r.reason === "crl_unavailable" ? r.cause : undefined));
     }
-    const summary = describe(leaf);
     return {
-      ok: true,
-      identity: { method: "mtls", thumbprint, subject: summary.subject, sans: splitSans(leaf.subjectAltName), root: thumbprintOf(chain.chain.at(-1)!.raw) },
+      verdict: {
+        ok: true,
+        identity: { method: "mtls", thumbprint, subject: subjectText(leaf), sans: splitSans(leaf.subjectAltName), root: certThumbprint(chain.chain.at(-1)!) },
+      },
+      // An intermediate that expires before the leaf ends the acceptance with it.
+      validUntil: Math.min(...chain.chain.map((c) => validityOf(c).notAfter.getTime())),
     };
   }
 

@@ -1,0 +1,224 @@
+/**
+ * Client authentication at the gateway, and nothing else. One interface, `ClientAuthenticator`;
+ * the router picks an authenticator by the URL's scheme segment (`CCM_Proxy_MutualAuth` ->
+ * client certificates) and never looks inside. Site-issued tokens (`CCM_Proxy_ServerAuth`) will
+ * be a second implementation registered beside this one, with no change to routing.
+ *
+ * The client listener accepts any client certificate during the TLS handshake
+ * (`rejectUnauthorized: false`) so that the checks happen here, in order, and a refusal can say
+ * exactly which one failed: no certificate, untrusted chain, expired / not yet valid, wrong usage,
+ * revoked, CRL unavailable.
+ */
+import type { X509Certificate } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest, Http2Session } from "node:http2";
+import type { TLSSocket } from "node:tls";
+import { describe, thumbprintOf, validityOf } from "./cert.ts";
+import type { CrlResult } from "./crl.ts";
+import { verifyClientChain, type ChainFailure, type ClientCertPolicy } from "./verify.ts";
+import type { ClientIdentity } from "../../../src/wire/tunnel/headers.ts";
+
+export type { ClientIdentity } from "../../../src/wire/tunnel/headers.ts";
+
+/** Why the client-certificate authenticator refuses a request. */
+export type RefusalReason = "no_certificate" | ChainFailure | "revoked" | "crl_unavailable";
+
+/** A refusal: the status and reason code the client gets, and what the log line says. */
+export interface AuthRefusal {
+  ok: false;
+  /**
+   * 403 for client certificates; a token authenticator may answer 401, 429 (one client's share of
+   * a bounded resource is used up) or 503 (the instance's is).
+   */
+  status: 401 | 403 | 429 | 503;
+  /** Stable code, in the response body and `x-opencmg-reason` (RefusalReason for client certificates). */
+  reason: string;
+  /** Finer cause where one reason has several fixes (body `cause` and `x-opencmg-cause`; src/wire/refusals.ts). */
+  cause?: string;
+  /** Which check failed, for the log line. */
+  check: string;
+  /** Details for the log line only (names, dates, URLs). */
+  detail: string;
+  /** Extra response headers (e.g. `www-authenticate` for tokens). */
+  headers?: Record<string, string>;
+}
+
+/** `headers`: response headers for the client on success too (a token authenticator's fresh nonce). */
+export type AuthVerdict = { ok: true; identity: ClientIdentity; headers?: Record<string, string> } | AuthRefusal;
+
+/** A client request on the client listener, HTTP/1.1 or HTTP/2. */
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+
+/**
+ * Decides who a client is, or why it is refused. Implementations must be cheap on repeated calls
+ * from the same connection (the gateway calls it for every request), and should answer a
+ * repeated call synchronously: a plain verdict spares the request a promise and a microtask.
+ *
+ * @example
+ * const v = await auth.authenticate(req);
+ * if (!v.ok) return refuse(res, v.status, v.reason, v.check, v.detail);
+ */
+export interface ClientAuthenticator {
+  readonly method: ClientIdentity["method"];
+  authenticate(req: ClientRequest): AuthVerdict | Promise<AuthVerdict>;
+}
+
+/** The part of the instance's settings client-certificate checks depend on. */
+export interface ClientTrust {
+  /** Changes whenever the settings change; cached verdicts of older generations are discarded. */
+  generation: number;
+  trustedRoots: string[];
+  intermediates: string[];
+  crlCheck: boolean;
+  /** Stricter client certificate rules of this CMG (settings), if any. */
+  policy?: ClientCertPolicy;
+}
+
+/** Revocation checking (src/pki/crl.ts CrlCache fits). */
+export interface RevocationChecker {
+  checkChain(chain: X509Certificate[]): Promise<CrlResult>;
+}
+
+/** What each refusal reason means in a log line: the check that failed. */
+export const CHECK_NAMES: Record<RefusalReason, string> = {
+  no_certificate: "client certificate presence check: the client sent no certificate",
+  untrusted_chain: "certificate chain check: the certificate does not chain to a trusted root through the configured intermediates",
+  expired: "validity check: a certificate of the chain has expired",
+  not_yet_valid: "validity check: a certificate of the chain is not yet valid",
+  weak_signature: "signature strength check: a certificate of the chain is signed with SHA-1 or weaker",
+  weak_key: "key strength check: a certificate of the chain has an RSA key under 2048 bits or an uncommon curve",
+  wrong_usage: "usage check: the certificate does not allow client authentication",
+  revoked: "revocation check: the certificate is revoked",
+  crl_unavailable: "revocation check: no usable CRL (checking is on, so the request fails closed)",
+};
+
+interface Cached {
+  verdict: AuthVerdict;
+  generation: number;
+  expires: number;
+}
+
+export interface MutualTlsOptions {
+  /** The trust in force, or null before any settings arrived (then every client is refused as untrusted). */
+  trust: () => ClientTrust | null;
+  revocation: RevocationChecker;
+  /** How long a verdict is reused (default 60 s). Never past the certificate's expiry. */
+  cacheMs?: number;
+  /** Verdicts kept by thumbprint (default 20,000; oldest dropped first). */
+  maxCacheEntries?: number;
+  now?: () => number;
+}
+
+/**
+ * Client certificates (mutual TLS). Verdicts are cached per connection (the connection's
+ * certificate cannot change: the listener disables renegotiation) and per certificate thumbprint,
+ * so a device opening several connections is checked once. Failed CRL downloads are never cached
+ * here (CrlCache has its own short back-off).
+ *
+ * @example
+ * const auth = new MutualTlsAuthenticator({ trust: () => store.trust(), revocation: new CrlCache({ fetch }) });
+ */
+export class MutualTlsAuthenticator implements ClientAuthenticator {
+  readonly method = "mtls" as const;
+  private readonly byConnection = new WeakMap<object, Cached>();
+  private readonly byThumbprint = new Map<string, Cached>();
+  /** Checks under way, so a burst of requests with a new certificate runs the checks once. */
+  private readonly pending = new Map<string, Promise<AuthVerdict>>();
+  private readonly cacheMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+
+  constructor(private readonly options: MutualTlsOptions) {
+    this.cacheMs = options.cacheMs ?? 60_000;
+    this.maxEntries = options.maxCacheEntries ?? 20_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Synchronous for a connection or certificate already checked (the common case). */
+  authenticate(req: ClientRequest): AuthVerdict | Promise<AuthVerdict> {
+    const trust = this.options.trust();
+    const generation = trust?.generation ?? -1;
+    const now = this.now();
+    const conn = connectionOf(req);
+    const hit = this.byConnection.get(conn);
+    if (hit && hit.generation === generation && hit.expires > now) return hit.verdict;
+
+    const socket = req.socket as TLSSocket;
+    const leaf = typeof socket.getPeerX509Certificate === "function" ? socket.getPeerX509Certificate() : undefined;
+    if (!leaf) return refusal("no_certificate", "the TLS handshake carried no client certificate");
+
+    const thumbprint = thumbprintOf(leaf.raw);
+    const known = this.byThumbprint.get(thumbprint);
+    if (known && known.generation === generation && known.expires > now) {
+      this.byConnection.set(conn, known);
+      return known.verdict;
+    }
+
+    return this.checkAndRemember(conn, leaf, thumbprint, trust, generation, now);
+  }
+
+  private async checkAndRemember(conn: object, leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null, generation: number, now: number): Promise<AuthVerdict> {
+    const key = `${generation}:${thumbprint}`;
+    let running = this.pending.get(key);
+    if (!running) {
+      running = this.check(leaf, thumbprint, trust).finally(() => this.pending.delete(key));
+      this.pending.set(key, running);
+    }
+    const verdict = await running;
+    if (verdict.ok || verdict.reason !== "crl_unavailable") {
+      const notAfter = validityOf(leaf).notAfter.getTime();
+      const entry: Cached = { verdict, generation, expires: Math.min(now + this.cacheMs, verdict.ok ? notAfter : Infinity) };
+      this.byConnection.set(conn, entry);
+      this.remember(thumbprint, entry);
+    }
+    return verdict;
+  }
+
+  private async check(leaf: X509Certificate, thumbprint: string, trust: ClientTrust | null): Promise<AuthVerdict> {
+    if (!trust) return refusal("untrusted_chain", "no trusted roots are configured yet (no connection point has sent settings)");
+    const chain = verifyClientChain(leaf, { roots: trust.trustedRoots, intermediates: trust.intermediates, at: new Date(this.now()), ...(trust.policy ? { policy: trust.policy } : {}) });
+    if (!chain.ok) return refusal(chain.reason, chain.detail, chain.cause);
+    if (trust.crlCheck) {
+      const r = await this.options.revocation.checkChain(chain.chain);
+      if (!r.ok) return refusal(r.reason, r.detail, r.reason === "crl_unavailable" ? r.cause : undefined);
+    }
+    const summary = describe(leaf);
+    return {
+      ok: true,
+      identity: { method: "mtls", thumbprint, subject: summary.subject, sans: splitSans(leaf.subjectAltName), root: thumbprintOf(chain.chain.at(-1)!.raw) },
+    };
+  }
+
+  private remember(thumbprint: string, entry: Cached): void {
+    this.byThumbprint.delete(thumbprint);
+    this.byThumbprint.set(thumbprint, entry);
+    if (this.byThumbprint.size > this.maxEntries) {
+      const oldest = this.byThumbprint.keys().next().value;
+      if (oldest !== undefined) this.byThumbprint.delete(oldest);
+    }
+  }
+}
+
+function refusal(reason: RefusalReason, detail: string, cause?: string): AuthRefusal {
+  return { ok: false, status: 403, reason, check: CHECK_NAMES[reason], detail, ...(cause !== undefined ? { cause } : {}) };
+}
+
+/**
+ * The object that stands for the client's connection: the HTTP/2 session, or the TLS socket of
+ * an HTTP/1.1 connection (Http2ServerRequest#socket is a per-stream proxy, so it cannot be the key).
+ */
+function connectionOf(req: ClientRequest): object {
+  const stream = (req as Http2ServerRequest).stream as { session?: Http2Session } | undefined;
+  return stream?.session ?? req.socket;
+}
+
+/** Node writes SANs as `DNS:a, IP Address:1.2.3.4`; quoted values (with commas) stay whole. */
+function splitSans(value: string | undefined): string[] {
+  if (!value) return [];
+  const out: string[] = [];
+  for (const m of value.matchAll(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g)) {
+    const s = m[0].trim();
+    if (s) out.push(s);
+  }
+  return out;
+}
