@@ -335,10 +335,10 @@ it("monitoring: the CMG's instances with their tunnels, Component Status and Sta
 
 it("Administrative Users: the analysts' group is made Read-only Analyst; admin-users list agrees", async () => {
   await nav(page, "Administrative Users").click();
-  await page.getByRole("combobox", { name: "Kind" }).click();
+  await page.getByRole("combobox", { name: "Kind", exact: true }).click();
   await page.getByRole("option", { name: "Group", exact: true }).click();
   await page.getByLabel("Name or group (the claim's value)").fill(ANALYSTS);
-  await page.getByRole("combobox", { name: "Security role" }).click();
+  await page.getByRole("combobox", { name: "Security role", exact: true }).click();
   await page.getByRole("option", { name: "Read-only Analyst", exact: true }).click();
   await page.getByRole("button", { name: "Add", exact: true }).click();
   await page.getByRole("table", { name: "Directory users and groups" }).getByRole("cell", { name: ANALYSTS, exact: true }).waitFor();
@@ -360,7 +360,7 @@ it("the Audit page names the directory user for every change made in the console
 
   await nav(page, "Audit").click();
   await page.getByRole("table", { name: "Audit log" }).waitFor();
-  await page.getByLabel("Who").fill(ALICE);
+  await page.getByLabel("Who", { exact: true }).fill(ALICE);
   await page.getByRole("button", { name: "Apply filters" }).click();
   const rows = page.getByRole("table", { name: "Audit log" }).locator("tbody tr");
   await until("the Audit page to list alice's changes", async () => (await rows.count()) === Math.min(byConsole.length, 50));
