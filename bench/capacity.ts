@@ -107,12 +107,14 @@ interface LoadFigures {
   connected: number;
   drops: number;
   skipped: number;
+  handshakes: number;
+  resumed: number;
   back: number[];
 }
 
 async function reportAll(gens: Generator[]): Promise<LoadFigures> {
   const rs = await Promise.all(gens.map((g) => g.ask<GeneratorReport>({ type: "report" }, "report")));
-  const out: LoadFigures = { lat: { location: [], policy: [], status: [] }, failed: { location: 0, policy: 0, status: 0 }, why: {}, connected: 0, drops: 0, skipped: 0, back: [] };
+  const out: LoadFigures = { lat: { location: [], policy: [], status: [] }, failed: { location: 0, policy: 0, status: 0 }, why: {}, connected: 0, drops: 0, skipped: 0, handshakes: 0, resumed: 0, back: [] };
   for (const r of rs) {
     for (const k of KINDS) {
       out.lat[k].push(...r.lat[k]);
@@ -122,6 +124,8 @@ async function reportAll(gens: Generator[]): Promise<LoadFigures> {
     out.connected += r.connected;
     out.drops += r.drops;
     out.skipped += r.skipped;
+    out.handshakes += r.handshakes;
+    out.resumed += r.resumed;
     out.back.push(...r.back);
   }
   for (const k of KINDS) out.lat[k].sort((a, b) => a - b);
@@ -364,7 +368,8 @@ async function main(): Promise<void> {
     const storm = latencyTable(f, stormSeconds);
     const stormLines = [
       `storm: instance stopped in ${down.toFixed(1)} s, new one listening at ${up.toFixed(1)} s, first test request through it at ${ms(tunnelAt)} s, first device back at ${ms(f.back[0] ?? NaN)} s; ` +
-        `${f.back.length}/${devices} devices back within ${stormSeconds.toFixed(0)} s: 99% at ${ms(r99s)} s, 100% at ${ms(r100)} s (device backoff: full jitter, 1 s doubling to ${backoffCapS} s)`,
+        `${f.back.length}/${devices} devices back within ${stormSeconds.toFixed(0)} s: 99% at ${ms(r99s)} s, 100% at ${ms(r100)} s (device backoff: full jitter, 1 s doubling to ${backoffCapS} s); ` +
+        `${f.handshakes} TLS connections, ${f.resumed} of them resumed a session`,
       `the active devices' requests from the restart on (${stormSeconds.toFixed(0)} s; ${f.skipped} not sent while their device was reconnecting):`,
       ...storm.lines,
     ];

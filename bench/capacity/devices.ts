@@ -18,7 +18,8 @@
  * "connected", "report", "closed".
  */
 import { createSecureContext, type SecureContext } from "node:tls";
-import { Client } from "undici";
+import { Client, type buildConnector } from "undici";
+import { TlsSessions } from "../../src/client/tls-sessions.ts";
 import { issueCert } from "../../src/pki/issue.ts";
 import { KINDS, PERIOD_S, type DeviceTarget, type GeneratorJob, type GeneratorReport, type Kind } from "./mix.ts";
 
@@ -40,6 +41,12 @@ class Device {
   back = false;
   /** The pending timer of each kind of the mix. */
   readonly timers = new Map<string, NodeJS.Timeout>();
+  /**
+   * The device's TLS sessions, kept across reconnects as the client's transport keeps them, so a
+   * device coming back after a restart offers its ticket. Each connection is counted, and whether
+   * it resumed.
+   */
+  private readonly sessions = new TlsSessions();
 
   constructor(
     readonly n: number,
@@ -49,8 +56,18 @@ class Device {
   ) {}
 
   open(t: DeviceTarget): void {
+    const base = this.sessions.connector({ secureContext: this.ctx, servername: t.servername } as buildConnector.BuildOptions);
+    const connect: buildConnector.connector = (opts, cb) =>
+      base(opts, (err, socket) => {
+        if (socket) {
+          stats.handshakes++;
+          if ((socket as import("node:tls").TLSSocket).isSessionReused?.()) stats.resumed++;
+        }
+        // undici's callback types are a union of its two forms.
+        (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
+      });
     const c = new Client(t.origin, {
-      connect: { secureContext: this.ctx, servername: t.servername } as never,
+      connect,
       localAddress: this.address,
       pipelining: 1,
       keepAliveTimeout: 60 * 60_000,
@@ -168,6 +185,8 @@ const fresh = (): Omit<GeneratorReport, "type" | "id" | "connected"> => ({
   back: [],
   drops: 0,
   skipped: 0,
+  handshakes: 0,
+  resumed: 0,
 });
 let stats = fresh();
 
@@ -216,6 +235,8 @@ async function main(): Promise<void> {
       } else if (m.type === "storm") {
         stormT0 = m.t0;
         stats.back = [];
+        stats.handshakes = 0;
+        stats.resumed = 0;
         for (const d of devices) d.back = false;
       } else if (m.type === "report") {
         send({ type: "report", id: job.id, ...stats, connected: devices.filter((d) => d.connected && !d.coming).length } satisfies GeneratorReport);

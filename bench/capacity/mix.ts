@@ -51,4 +51,7 @@ export interface GeneratorReport {
   drops: number;
   /** Requests of the mix not sent because the device was reconnecting. */
   skipped: number;
+  /** TLS connections made since the last reset, and how many of them resumed a session (a ticket). */
+  handshakes: number;
+  resumed: number;
 }

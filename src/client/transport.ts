@@ -14,6 +14,7 @@ import { REFUSAL_HEADERS } from "../wire/refusals.ts";
 import { NONCE_HEADER, USE_DPOP_NONCE } from "../wire/tokens.ts";
 import type { RecordedRefusal } from "./store.ts";
 import { makeProof, type TokenKey } from "./token-key.ts";
+import { TlsSessions } from "./tls-sessions.ts";
 
 export interface ClientTls {
   certPem?: string | undefined;
@@ -95,6 +96,8 @@ export class MpTransport {
   /** One agent per address of a service name, when spreading across them. */
   private readonly pinned = new Map<string, Agent>();
   private readonly connectOptions: Record<string, unknown>;
+  /** Kept for the transport's life, so a reconnect (an instance restarted) resumes. */
+  readonly tlsSessions = new TlsSessions();
   /** Every address of a service name, in this client's order (null: requests go as they are). */
   readonly addresses: ServiceAddresses | null;
   /** The address that served the last request to a service name with several (null: none, or not spread). */
@@ -130,7 +133,7 @@ export class MpTransport {
       ...(tls.ca ? { ca: tls.ca } : {}),
       timeout: o.timeoutMs ?? 30_000,
     };
-    this.agent = new Agent({ connect: this.connectOptions, keepAliveTimeout: 10_000 });
+    this.agent = new Agent({ connect: this.tlsSessions.connector(this.connectOptions), keepAliveTimeout: 10_000 });
     this.addresses = o.spread ? new ServiceAddresses(o.spread.key, o.spread.resolver) : null;
   }
 
@@ -138,7 +141,7 @@ export class MpTransport {
   private agentFor(address: string): Agent {
     let a = this.pinned.get(address);
     if (!a) {
-      a = new Agent({ connect: { ...this.connectOptions, lookup: pinnedLookup(address) }, keepAliveTimeout: 10_000 });
+      a = new Agent({ connect: this.tlsSessions.connector({ ...this.connectOptions, lookup: pinnedLookup(address) }), keepAliveTimeout: 10_000 });
       this.pinned.set(address, a);
     }
     return a;
