@@ -1,7 +1,7 @@
 /**
  * A real `opencmg site serve` runs the CMG connection point role of its own server: the role added
  * (CLI) to the site server's FQDN while it runs turns a local CMG Ready, with no `connection-point
- * serve` process; removing the role ends the tunnel. A role on another server is not started here.
+ * serve` process; bound to another CMG, it moves its tunnel there; removing the role ends the tunnel. A role on another server is not started here.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -19,10 +19,12 @@ import { until } from "../../helpers/until.ts";
 const SELF = "site01.contoso.test";
 const OTHER = "cp02.contoso.test";
 let pki: TestPki;
+let pki2: TestPki;
 let serve: SiteServe | undefined;
 
 before(async () => {
   pki = await makeTestPki({ serverName: "cmg.contoso.test" });
+  pki2 = await makeTestPki({ serverName: "cmg2.contoso.test" });
 });
 
 after(async () => {
@@ -60,7 +62,7 @@ it("runs the connection point role of its own server when it is added, stops it 
   };
   const client = await freePortRange(1);
   const tunnel = await freePortRange(1);
-  const created = await api("POST", "/api/v1/cmgs", {
+  const body = {
     name: "cmg1",
     serverCertPem: pki.server.certPem,
     serverKeyPem: pki.server.keyPem,
@@ -68,7 +70,8 @@ it("runs the connection point role of its own server when it is added, stops it 
     instances: 1,
     provider: "local",
     deploy: { listenHost: "127.0.0.1", publicHost: "127.0.0.1", clientPortBase: client, tunnelPortBase: tunnel, metricsPortBase: 0 },
-  });
+  };
+  const created = await api("POST", "/api/v1/cmgs", body);
   assert.equal(created.status, 201, created.text);
 
   // Another server's role first: its host runs it, not this site server.
@@ -89,9 +92,18 @@ it("runs the connection point role of its own server when it is added, stops it 
   assert.match(serviceLog, new RegExp(`Connection point on ${SELF.replace(/\./g, "\\.")} started for CMG cmg1`));
   assert.doesNotMatch(serviceLog, new RegExp(`Connection point on ${OTHER.replace(/\./g, "\\.")}`));
 
+  // Bound to another CMG: the connection point is restarted for it, the first CMG's tunnel ends.
+  const tunnel2 = await freePortRange(1);
+  const created2 = await api("POST", "/api/v1/cmgs", { ...body, name: "cmg2", serverCertPem: pki2.server.certPem, serverKeyPem: pki2.server.keyPem, trustedRoots: [pki2.root.certPem], deploy: { ...body.deploy, clientPortBase: await freePortRange(1), tunnelPortBase: tunnel2 } });
+  assert.equal(created2.status, 201, created2.text);
+  await cli(["role", "set", SELF, "cmg-connection-point", "--cmg", "cmg2"]);
+  await until("cmg2 to be Ready through the same connection point", async () => (await api("GET", "/api/v1/cmgs/cmg2")).body.status === "Ready", 120_000);
+  await until("cmg1's tunnel to end once the role moved to cmg2", () => connectionsTo(tunnel) === 0, 60_000);
+  assert.ok(connectionsTo(tunnel2) > 0, "a tunnel is open to cmg2's instance");
+
   await cli(["role", "remove", SELF, "cmg-connection-point"]);
-  await until("the tunnel to end once the role is removed", () => connectionsTo(tunnel) === 0, 60_000);
-  await until("the site service to log the stop", () => /The connection point on site01\.contoso\.test for CMG cmg1 stopped\./.test(readFileSync(join(data, "logs", "CMGService.log"), "utf8")));
+  await until("the tunnel to end once the role is removed", () => connectionsTo(tunnel2) === 0, 60_000);
+  await until("the site service to log the stop", () => /The connection point on site01\.contoso\.test for CMG cmg2 stopped\./.test(readFileSync(join(data, "logs", "CMGService.log"), "utf8")));
   await serve.stop();
   assert.equal(serve.child.exitCode, 0, serve.stderr());
 });
