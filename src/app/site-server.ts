@@ -23,6 +23,7 @@ import { httpsOptions, loadAdminTls, requireLoopbackForHttp, type AdminTlsMateri
 /** How often the admin API's certificate is looked at again (renewed from the site CA, or re-read from the given files). */
 const TLS_RECHECK_MS = 12 * 3600 * 1000;
 import { superviseLocalCmgs, type LocalCmgSupervisor } from "../cmg/site-supervisor.ts";
+import { superviseLocalRoles, type LocalRolesOptions } from "./local-roles.ts";
 
 export interface SiteServerOptions {
   site: OpenedSite;
@@ -50,6 +51,11 @@ export interface SiteServerOptions {
    * clusters follow the site (`site serve`; default: not, `opencmg up` runs its own).
    */
   localCmgs?: { pollMs?: number } | false;
+  /**
+   * Run the CMG connection point role when it is assigned to this site server's own FQDN (`site
+   * serve`, unless --no-local-roles; default: not).
+   */
+  localRoles?: LocalRolesOptions | false;
   /**
    * The software update points' synchronisation schedule (each its own `syncIntervalHours`, off
    * unless set): how often it looks for one that is due (default every minute; tests shorten it);
@@ -121,6 +127,7 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
   if (o.localCmgs) cmgs = await superviseLocalCmgs(o.site, { dataDir: o.site.paths.data, ...(o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) });
   // The kubernetes CMGs' clusters follow every change too (loaded only where a site serves CMGs).
   const kube = o.localCmgs ? (await import("../cmg/kubernetes/provider.ts")).superviseKubernetesCmgs(o.site, o.localCmgs.pollMs !== undefined ? { pollMs: o.localCmgs.pollMs } : {}) : undefined;
+  const roles = o.localRoles ? await superviseLocalRoles(o.site, o.localRoles) : undefined;
   const supSync =
     o.supSyncSchedule === false
       ? undefined
@@ -138,6 +145,8 @@ export async function startSiteServer(o: SiteServerOptions): Promise<RunningSite
       // The instances first: they drain their clients and tunnels while the rest still runs.
       await cmgs?.close();
       await kube?.close();
+      // Then the connection point: it drains its tunnels and reports them down.
+      await roles?.close();
       await alerts.stop();
       await retention.stop();
       stopping.abort();

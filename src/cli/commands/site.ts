@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { hostname } from "node:os";
 import { pino } from "pino";
 import { ValidationError } from "../../errors.ts";
+import { check, fqdn as fqdnRule } from "../../site/validation.ts";
 import { initSite, openSite } from "../../site/site.ts";
 import { startSiteServer } from "../../app/site-server.ts";
 import { commandPath, type CliContext } from "../context.ts";
@@ -33,10 +34,12 @@ interface ServeOptions {
   cmgPollInterval: string;
   joinListen?: string;
   joinName?: string;
+  localRoles: boolean;
+  serverFqdn?: string;
 }
 
 /** The listener `site serve` asked for: TLS from the site CA unless a certificate is given or plain HTTP is asked for. */
-export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel" | "localCmgs" | "cmgPollInterval" | "joinListen" | "joinName">): AdminTransport {
+export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel" | "localCmgs" | "cmgPollInterval" | "joinListen" | "joinName" | "localRoles" | "serverFqdn">): AdminTransport {
   const given = [o.tlsCert && "--tls-cert", o.tlsKey && "--tls-key", o.tlsPfx && "--tls-pfx", o.tlsPfxPasswordFile && "--tls-pfx-password-file", o.tlsName.length > 0 && "--tls-name"].filter((x): x is string => typeof x === "string");
   if (o.insecureHttp) {
     if (given.length > 0) throw new ValidationError("insecure-http", "no TLS option with it", `insecure-http: plain HTTP has no certificate: leave out ${given.join(", ")}`);
@@ -120,6 +123,8 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
     .option("--no-local-cmgs", "do not run the instances of local-provider CMGs (default: this process runs them, following the site)")
     .option("--cmg-poll-interval <s>", "how often the site is read for local CMGs and their changes, seconds", "2")
+    .option("--server-fqdn <fqdn>", "this site server's own FQDN, as site system server: the roles assigned to it run in this process (default: this host's name)")
+    .option("--no-local-roles", "do not run the CMG connection point role assigned to this site server (default: this process runs it, following the site)")
     .option("--join-listen <host:port>", "where site system servers join and fetch their configuration (TLS, site CA); default: not served")
     .option("--join-name <fqdn>", "the name joining servers reach the join listener by (its certificate's; default: this host's name)")
     .action(async (o: ServeOptions, cmd: Command) => {
@@ -133,7 +138,8 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
-      const server = await startSiteServer({ site: opened, listen, transport, log, localCmgs: o.localCmgs ? { pollMs: poll * 1000 } : false });
+      const localRoles = o.localRoles ? { server: check("serverFqdn", fqdnRule, o.serverFqdn ?? hostname()), pollMs: poll * 1000 } : false;
+      const server = await startSiteServer({ site: opened, listen, transport, log, localCmgs: o.localCmgs ? { pollMs: poll * 1000 } : false, localRoles });
       let joinApi: { url: string; close(): Promise<void> } | undefined;
       if (joinListen) {
         const { startJoinListener } = await import("../../join/listener.ts");

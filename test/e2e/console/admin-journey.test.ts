@@ -13,8 +13,8 @@
  * the same pages disabled with the reason, and every change forced through the API with his
  * session is refused (403) with nothing changed. axe-core runs in every main state.
  *
- * The one step that is not a click: the connection point role runs as `opencmg connection-point
- * serve` on its server (docs/console.md, "What the console cannot do yet").
+ * The connection point role goes on the site server's own name (`site serve --server-fqdn`), so
+ * `site serve` runs it as soon as it is added: no `connection-point serve` in a shell.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -32,12 +32,13 @@ import { tempDir } from "../../helpers/databases.ts";
 import { ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, startAdminDirectory, type TestAdminDirectory } from "../../helpers/oidc-admin-provider.ts";
 import { makeTestPki, type TestPki } from "../../helpers/pki-fixtures.ts";
 import { answers, freePortRange } from "../../helpers/ports.ts";
-import { startCommand, startSiteServe, type RunningCommand, type SiteServe } from "../../helpers/site-serve.ts";
+import { startSiteServe, type SiteServe } from "../../helpers/site-serve.ts";
 import { until } from "../../helpers/until.ts";
 
 const SUP = "sup01.contoso.test";
 const MP = "mp01.contoso.test";
-const CP = "cp01.contoso.test";
+/** The site server itself: `site serve` runs the roles added to it. */
+const CP = "site01.contoso.test";
 const ALICE = "alice@contoso.test";
 const BOB = "bob@contoso.test";
 const ANALYSTS = "opencmg-analysts";
@@ -48,7 +49,6 @@ let files: Record<"cert" | "key" | "root" | "intermediate" | "secondRoot", strin
 let pki: TestPki;
 let serve: SiteServe;
 let directory: TestAdminDirectory;
-let connectionPoint: RunningCommand | undefined;
 let browser: Browser;
 let page: Page;
 let clientPort: number;
@@ -85,7 +85,7 @@ before(async () => {
 
   // The bootstrap, with the CLI: the site, its server, the directory and its first Full Administrator.
   await bootstrap(["site", "init", "--site-code", "P01", "--site-name", "Journey site"]);
-  serve = await startSiteServe(data);
+  serve = await startSiteServe(data, ["--server-fqdn", CP]);
   directory = await startAdminDirectory({
     redirectUri: new URL("/api/v1/session/directory/callback", serve.consoleUrl).toString(),
     accounts: { alice: { name: ALICE, groups: ["staff"] }, bob: { name: BOB, groups: ["staff", ANALYSTS] } },
@@ -100,7 +100,6 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await connectionPoint?.stop();
   await serve?.stop();
   await directory?.close();
 });
@@ -245,9 +244,7 @@ it("document 004: the management point and software update point accept CMG traf
   assert.equal((await roleOf(CP, "cmg-connection-point"))?.settings.cmgName, "cmg");
   await a11y.check(page, `Properties of ${CP}, Site System Roles tab with the connection point role`);
 
-  // NOT a click: the role runs on its server as `opencmg connection-point serve` (no console task starts it).
-  connectionPoint = await startCommand(["--data", data, "connection-point", "serve", "--server", CP, "--report-interval", "1", "--poll-interval", "0.2"], /connection point on \S+ dialling/);
-
+  // Nothing more: `site serve` runs the role it was just given on its own server.
   await nav(page, "Cloud Management Gateway").first().click();
   await page.waitForFunction(() => document.querySelector('[data-testid="status-cmg"]')?.textContent === "Ready", undefined, { timeout: 180_000 });
   await until("cmg show: Ready", async () => (await cmgShow()).status === "Ready", 60_000);
