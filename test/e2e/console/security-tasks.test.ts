@@ -1,0 +1,148 @@
+/**
+ * Administration > Security > Signing Keys and Certificates in a real browser, as `opencmg token
+ * signing-keys|rotate-signing-key`, `opencmg cmg settings-keys|rotate-settings-key` and
+ * `opencmg connection-point certificates|revoke`: each rotation only after a dialog saying what it
+ * does, then a new current key and the old one previous; a connection point certificate (issued as
+ * the connection point's start asks for it) revoked with a reason after its dialog. The CLI, run in
+ * another process, agrees with each step. An Infrastructure Administrator finds the token key's
+ * Rotate disabled with the reason, the others not. No serious or critical accessibility violation
+ * in any state visited.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, it } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
+import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-server.ts";
+import { tempDir } from "../../helpers/databases.ts";
+import { binJson } from "../../helpers/bin.ts";
+import { launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
+import { A11yLog, assertChangeDisabled, loopbackContext, nav } from "../../helpers/console.ts";
+import { makeTestPki } from "../../helpers/pki-fixtures.ts";
+
+interface ListedKey {
+  kid: string;
+  state: string;
+}
+interface ListedCert {
+  serial: string;
+  fqdn: string;
+  state: string;
+  revokedReason: string | null;
+}
+
+const CP = "cp01.contoso.test";
+
+let dataDir: string;
+let site: OpenedSite;
+let server: RunningSiteServer;
+let browser: Browser;
+let adminToken: string;
+let infraToken: string;
+
+before(async () => {
+  dataDir = join(tempDir("opencmg-console-security-tasks-"), "data");
+  site = await openSite({ dataDir });
+  ({ adminToken } = await initSite(site, { code: "P01", name: "Console security tasks" }));
+  const pki = await makeTestPki({ serverName: "cmg.contoso.test" });
+  await site.services.cmgs.create({ name: "cmg1", serverCertPem: pki.server.certPem, serverKeyPem: pki.server.keyPem, trustedRoots: [pki.root.certPem], crlCheck: false });
+  await site.services.servers.add({ fqdn: CP });
+  await site.services.roles.add(CP, "cmg-connection-point", { cmgName: "cmg1" });
+  // What a connection point asks the site for as it starts: its tunnel certificate, recorded.
+  await site.services.cmgTrust.connectionPointCertificate(CP);
+  // The settings an instance is sent are signed: the first settings-signing key is made then.
+  await site.services.cmgTrust.signedSettings("cmg1");
+  infraToken = (await site.services.adminTokens.create("infra", { role: "infrastructure-administrator" })).token;
+  server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, console: { live: { pollMs: 500 } } });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  await site?.close();
+});
+
+const cli = <T,>(args: string[]): Promise<T> => binJson<T>(["--data", dataDir, ...args]);
+const stateOf = (keys: ListedKey[], state: string): string[] => keys.filter((k) => k.state === state).map((k) => k.kid);
+
+async function signIn(token: string): Promise<Page> {
+  const context = await loopbackContext(browser);
+  const page = await context.newPage();
+  await page.goto(server.consoleUrl);
+  await page.getByLabel("Admin token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await nav(page, "Signing Keys and Certificates").click();
+  await page.getByRole("heading", { name: "Signing Keys and Certificates" }).waitFor();
+  return page;
+}
+
+/** Rotates a kind of key in the console, through its dialog, and checks the CLI's list before and after. */
+async function rotate(page: Page, a11y: A11yLog, o: { button: string; table: string; list: string[]; says: RegExp }): Promise<void> {
+  const before = await cli<ListedKey[]>(o.list);
+  const table = page.getByRole("table", { name: o.table });
+  await table.waitFor();
+  await page.getByRole("button", { name: o.button, exact: true }).click();
+  const dialog = page.getByRole("alertdialog");
+  await dialog.waitFor();
+  assert.match((await dialog.textContent()) ?? "", o.says, "the dialog says what a rotation does");
+  await settle(page);
+  await a11y.check(page, `${o.button}: the confirmation`);
+  await dialog.getByRole("button", { name: "Rotate", exact: true }).click();
+  await dialog.waitFor({ state: "detached" });
+  const after = await cli<ListedKey[]>(o.list);
+  const [current] = stateOf(after, "current");
+  assert.ok(current && !before.some((k) => k.kid === current), `a new current key: ${JSON.stringify(after)}`);
+  assert.deepEqual(stateOf(after, "previous"), stateOf(before, "current"), "the old current key is previous");
+  assert.deepEqual(stateOf(after, "retired").sort(), [...stateOf(before, "retired"), ...stateOf(before, "previous")].sort(), "the old previous key is retired");
+  // The page shows the new current key without a reload.
+  await table.getByRole("row").filter({ hasText: current }).filter({ hasText: "current" }).waitFor();
+  await settle(page);
+  await a11y.check(page, `${o.table}, after a rotation`);
+}
+
+it("rotates the token signing key and the settings-signing key and revokes a connection point certificate, each after its dialog; the CLI agrees", async () => {
+  const page = await signIn(adminToken);
+  const a11y = new A11yLog();
+  await settle(page);
+  await a11y.check(page, "Signing Keys and Certificates");
+
+  await rotate(page, a11y, { button: "Rotate token signing key", table: "Token signing keys", list: ["token", "signing-keys"], says: /tokens it signed stay accepted until the next rotation/ });
+  // A second rotation retires the first key.
+  await rotate(page, a11y, { button: "Rotate token signing key", table: "Token signing keys", list: ["token", "signing-keys"], says: /The previous key is retired/ });
+  await rotate(page, a11y, { button: "Rotate settings-signing key", table: "Settings-signing keys", list: ["cmg", "settings-keys"], says: /keeps signing beside it until the next rotation/ });
+  await screenshot(page, "security-keys");
+
+  const [cert] = await cli<ListedCert[]>(["connection-point", "certificates"]);
+  assert.equal(cert?.state, "valid");
+  const certs = page.getByRole("table", { name: "Connection point certificates" });
+  await certs.getByRole("button", { name: `Revoke ${cert.serial}` }).click();
+  const dialog = page.getByRole("alertdialog");
+  await dialog.waitFor();
+  assert.match((await dialog.textContent()) ?? "", new RegExp(`close this connection point's tunnels`));
+  await dialog.getByLabel("Reason").fill("server rebuilt");
+  await settle(page);
+  await a11y.check(page, "Revoke a connection point certificate: the confirmation");
+  await dialog.getByRole("button", { name: "Revoke", exact: true }).click();
+  await dialog.waitFor({ state: "detached" });
+  const [revoked] = await cli<ListedCert[]>(["connection-point", "certificates"]);
+  assert.deepEqual({ serial: revoked?.serial, state: revoked?.state, reason: revoked?.revokedReason }, { serial: cert.serial, state: "revoked", reason: "server rebuilt" });
+  await page.waitForFunction((s) => (document.querySelector(`button[aria-label="Revoke ${s}"]`) as HTMLButtonElement | null)?.disabled === true, cert.serial);
+  assert.match((await certs.textContent()) ?? "", /revoked/);
+  await settle(page);
+  await a11y.check(page, "Connection point certificate revoked");
+  a11y.assertNone();
+  await page.context().close();
+});
+
+it("an Infrastructure Administrator finds the token signing key's Rotate disabled with the reason, and may rotate the settings-signing key", async () => {
+  const page = await signIn(infraToken);
+  const a11y = new A11yLog();
+  await page.getByRole("table", { name: "Token signing keys" }).waitFor();
+  await assertChangeDisabled(page, page.getByRole("button", { name: "Rotate token signing key", exact: true }), "Rotate token signing key", /is a Infrastructure Administrator: only a Full Administrator/);
+  assert.equal(await page.getByRole("button", { name: "Rotate settings-signing key", exact: true }).isDisabled(), false);
+  await settle(page);
+  await a11y.check(page, "Signing Keys and Certificates as an Infrastructure Administrator");
+  a11y.assertNone();
+  await page.context().close();
+});
