@@ -4,12 +4,16 @@
  * `opencmg connection-point certificates|revoke`: each rotation only after a dialog saying what it
  * does, then a new current key and the old one previous; a connection point certificate (issued as
  * the connection point's start asks for it) revoked with a reason after its dialog. The CLI, run in
- * another process, agrees with each step. An Infrastructure Administrator finds the token key's
+ * another process, agrees with each step. On Monitoring > Clients, a token-registered client's new key
+ * (`opencmg site clients approve-key`) approved through a dialog, a malformed thumbprint refused
+ * beside its field first. An Infrastructure Administrator finds the token key's
  * Rotate disabled with the reason, the others not. No serious or critical accessibility violation
  * in any state visited.
  */
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { join } from "node:path";
+import { calculateJwkThumbprint, type JWK } from "jose";
 import { after, before, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { initSite, openSite, type OpenedSite } from "../../../src/site/site.ts";
@@ -17,7 +21,7 @@ import { startSiteServer, type RunningSiteServer } from "../../../src/app/site-s
 import { tempDir } from "../../helpers/databases.ts";
 import { binJson } from "../../helpers/bin.ts";
 import { launchBrowser, screenshot, settle } from "../../helpers/browser.ts";
-import { A11yLog, assertChangeDisabled, loopbackContext, nav } from "../../helpers/console.ts";
+import { A11yLog, assertChangeDisabled, loopbackContext, messageOf, nav } from "../../helpers/console.ts";
 import { makeTestPki } from "../../helpers/pki-fixtures.ts";
 
 interface ListedKey {
@@ -32,6 +36,17 @@ interface ListedCert {
 }
 
 const CP = "cp01.contoso.test";
+const DEVICE = "LAPTOP01";
+
+/** The RFC 7638 thumbprint of a new P-256 key, as a device makes one. */
+const newKeyThumbprint = (): Promise<string> => calculateJwkThumbprint(generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" }) as JWK, "sha256");
+
+interface ListedClient {
+  id: string;
+  name: string;
+  tokenKey: string | null;
+  approvedTokenKey: string | null;
+}
 
 let dataDir: string;
 let site: OpenedSite;
@@ -39,6 +54,7 @@ let server: RunningSiteServer;
 let browser: Browser;
 let adminToken: string;
 let infraToken: string;
+let boundKey: string;
 
 before(async () => {
   dataDir = join(tempDir("opencmg-console-security-tasks-"), "data");
@@ -52,6 +68,10 @@ before(async () => {
   await site.services.cmgTrust.connectionPointCertificate(CP);
   // The settings an instance is sent are signed: the first settings-signing key is made then.
   await site.services.cmgTrust.signedSettings("cmg1");
+  // A device registered with a token (what the management point records once the bulk token is
+  // proved): its tokens are bound to its key.
+  boundKey = await newKeyThumbprint();
+  await site.services.clients.registerWithToken({ name: DEVICE, jkt: boundKey });
   infraToken = (await site.services.adminTokens.create("infra", { role: "infrastructure-administrator" })).token;
   server = await startSiteServer({ site, listen: { host: "127.0.0.1", port: 0 }, transport: { kind: "http" }, endpointCheck: false, console: { live: { pollMs: 500 } } });
   browser = await launchBrowser();
@@ -131,6 +151,38 @@ it("rotates the token signing key and the settings-signing key and revokes a con
   assert.match((await certs.textContent()) ?? "", /revoked/);
   await settle(page);
   await a11y.check(page, "Connection point certificate revoked");
+  a11y.assertNone();
+  await page.context().close();
+});
+
+it("approves a new key for a token-registered client from the Clients list, a malformed thumbprint refused beside its field; site clients agrees", async () => {
+  const page = await signIn(adminToken);
+  const a11y = new A11yLog();
+  const clientOf = async () => (await cli<ListedClient[]>(["site", "clients"])).find((c) => c.name === DEVICE)!;
+  await nav(page, "Clients").click();
+  const table = page.getByRole("table", { name: "Clients" });
+  await table.getByRole("button", { name: `Approve new key for ${DEVICE}` }).click();
+  const dialog = page.getByRole("alertdialog");
+  await dialog.waitFor();
+  assert.match((await dialog.textContent()) ?? "", new RegExp(`bound to key ${boundKey}`));
+  const field = dialog.getByLabel("Key thumbprint");
+  await field.fill("not-a-thumbprint");
+  await dialog.getByRole("button", { name: "Approve key", exact: true }).click();
+  await page.waitForFunction(() => document.querySelector('[role="alertdialog"] [aria-invalid="true"]') !== null);
+  assert.match(await messageOf(page, field), /^Key thumbprint: must be a key thumbprint/);
+  await settle(page);
+  await a11y.check(page, "Approve a new key: a malformed thumbprint refused");
+  assert.equal((await clientOf()).approvedTokenKey, null, "nothing approved");
+
+  const newKey = await newKeyThumbprint();
+  await field.fill(newKey);
+  await dialog.getByRole("button", { name: "Approve key", exact: true }).click();
+  await dialog.waitFor({ state: "detached" });
+  await page.getByText(`${DEVICE} may bind key ${newKey} at its next registration.`).waitFor();
+  const approved = await clientOf();
+  assert.deepEqual({ tokenKey: approved.tokenKey, approvedTokenKey: approved.approvedTokenKey }, { tokenKey: boundKey, approvedTokenKey: newKey });
+  await settle(page);
+  await a11y.check(page, "Clients, a new key approved");
   a11y.assertNone();
   await page.context().close();
 });
