@@ -6,7 +6,9 @@
  * the connection point's start asks for it) revoked with a reason after its dialog. The CLI, run in
  * another process, agrees with each step. On Monitoring > Clients, a token-registered client's new key
  * (`opencmg site clients approve-key`) approved through a dialog, a malformed thumbprint refused
- * beside its field first. An Infrastructure Administrator finds the token key's
+ * beside its field first. Under Server Join Tokens (`opencmg server join-token create|list|revoke`), a
+ * token created for a server, shown once with the site CA's SHA-256 and the join command, then
+ * revoked after a dialog. An Infrastructure Administrator finds the token key's
  * Rotate disabled with the reason, the others not. No serious or critical accessibility violation
  * in any state visited.
  */
@@ -40,6 +42,12 @@ const DEVICE = "LAPTOP01";
 
 /** The RFC 7638 thumbprint of a new P-256 key, as a device makes one. */
 const newKeyThumbprint = (): Promise<string> => calculateJwkThumbprint(generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" }) as JWK, "sha256");
+
+interface ListedJoinToken {
+  id: string;
+  server: string;
+  state: string;
+}
 
 interface ListedClient {
   id: string;
@@ -187,12 +195,70 @@ it("approves a new key for a token-registered client from the Clients list, a ma
   await page.context().close();
 });
 
-it("an Infrastructure Administrator finds the token signing key's Rotate disabled with the reason, and may rotate the settings-signing key", async () => {
+it("creates a server join token shown once with the CA SHA-256 and the join command, lists it, and revokes it after a dialog; server join-token list agrees", async () => {
+  const page = await signIn(adminToken);
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(server.consoleUrl).origin });
+  const a11y = new A11yLog();
+  const tokens = () => cli<ListedJoinToken[]>(["server", "join-token", "list"]);
+  await nav(page, "Server Join Tokens").click();
+  await page.getByText("No join token.").waitFor();
+  const form = page.getByRole("form", { name: "Create Join Token" });
+  await form.getByRole("combobox", { name: "Server" }).click();
+  await page.getByRole("option", { name: CP, exact: true }).click();
+  const lifetime = form.getByLabel("Lifetime (minutes)");
+  await lifetime.fill("0");
+  await form.getByRole("button", { name: "Create" }).click();
+  await page.waitForFunction(() => document.querySelector('[aria-invalid="true"]') !== null);
+  assert.match(await messageOf(page, lifetime), /^Lifetime \(minutes\): must be /);
+  await settle(page);
+  await a11y.check(page, "Server Join Tokens, a lifetime refused");
+  assert.deepEqual(await tokens(), [], "nothing created");
+
+  await lifetime.fill("30");
+  await form.getByRole("button", { name: "Create" }).click();
+  const tokenField = page.getByLabel("Join token", { exact: true });
+  await tokenField.waitFor();
+  const token = await tokenField.inputValue();
+  const caSha256 = await page.getByLabel("Site CA SHA-256 (to pin)").inputValue();
+  assert.match(caSha256, /^[0-9a-f:]{64,}$/i);
+  assert.match((await page.locator("pre").textContent()) ?? "", new RegExp(`opencmg server join --site \\S+ --site-ca-sha256 ${caSha256} --token -`));
+  const [made] = await tokens();
+  assert.deepEqual({ server: made?.server, state: made?.state }, { server: CP, state: "active" });
+  await page.getByRole("button", { name: "Copy", exact: true }).click();
+  await page.getByText("Copied.").waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token);
+  const table = page.getByRole("table", { name: "Join tokens" });
+  await table.getByRole("button", { name: `Revoke ${made!.id}` }).waitFor();
+  assert.ok(!((await table.textContent()) ?? "").includes(token), "the list never holds the token");
+  await settle(page);
+  await a11y.check(page, "Server Join Tokens, a token just created");
+  await page.getByRole("button", { name: "Done", exact: true }).click();
+  await tokenField.waitFor({ state: "detached" });
+
+  await table.getByRole("button", { name: `Revoke ${made!.id}` }).click();
+  const dialog = page.getByRole("alertdialog");
+  await dialog.waitFor();
+  assert.match((await dialog.textContent()) ?? "", /joins nothing once revoked/);
+  await settle(page);
+  await a11y.check(page, "Revoke a join token: the confirmation");
+  await dialog.getByRole("button", { name: "Revoke", exact: true }).click();
+  await dialog.waitFor({ state: "detached" });
+  await page.waitForFunction((id) => (document.querySelector(`button[aria-label="Revoke ${id}"]`) as HTMLButtonElement | null)?.disabled === true, made!.id);
+  assert.equal((await tokens())[0]!.state, "revoked");
+  await settle(page);
+  await a11y.check(page, "Server Join Tokens, the token revoked");
+  a11y.assertNone();
+  await page.context().close();
+});
+
+it("an Infrastructure Administrator finds the token signing key's Rotate and the join token's Create disabled with the reason, and may rotate the settings-signing key", async () => {
   const page = await signIn(infraToken);
   const a11y = new A11yLog();
   await page.getByRole("table", { name: "Token signing keys" }).waitFor();
   await assertChangeDisabled(page, page.getByRole("button", { name: "Rotate token signing key", exact: true }), "Rotate token signing key", /is a Infrastructure Administrator: only a Full Administrator/);
   assert.equal(await page.getByRole("button", { name: "Rotate settings-signing key", exact: true }).isDisabled(), false);
+  await nav(page, "Server Join Tokens").click();
+  await assertChangeDisabled(page, page.getByRole("form", { name: "Create Join Token" }).getByRole("button", { name: "Create" }), "Create join token", /only a Full Administrator/);
   await settle(page);
   await a11y.check(page, "Signing Keys and Certificates as an Infrastructure Administrator");
   a11y.assertNone();
