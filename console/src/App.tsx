@@ -20,6 +20,8 @@ import { CmgMonitoringPage, ClientsPage } from "./pages/MonitoringCmg.tsx";
 import { EndpointsPage } from "./pages/Endpoints.tsx";
 import { ClientSettingsPage } from "./pages/ClientSettings.tsx";
 import { BulkTokensPage } from "./pages/BulkTokens.tsx";
+import { SecurityKeysPage } from "./pages/SecurityKeys.tsx";
+import { JoinTokensPage } from "./pages/JoinTokens.tsx";
 import { SoftwareUpdateSyncPage } from "./pages/SoftwareUpdateSync.tsx";
 import { AutomaticDeploymentRulesPage } from "./pages/AutomaticDeploymentRules.tsx";
 
@@ -50,6 +52,8 @@ export const WORKSPACES: Workspace[] = [
           { path: "/administration/accounts", label: "Accounts", page: () => <AccountsPage /> },
           { path: "/administration/administrative-users", label: "Administrative Users", page: () => <AdminUsersPage /> },
           { path: "/administration/bulk-registration-tokens", label: "Bulk Registration Tokens", page: () => <BulkTokensPage /> },
+          { path: "/administration/server-join-tokens", label: "Server Join Tokens", page: () => <JoinTokensPage /> },
+          { path: "/administration/signing-keys-and-certificates", label: "Signing Keys and Certificates", page: () => <SecurityKeysPage /> },
         ],
       },
       { label: "Cloud Services", nodes: [{ path: "/administration/cloud-management-gateway", label: "Cloud Management Gateway", page: () => <CmgPage /> }] },

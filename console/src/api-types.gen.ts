@@ -1426,6 +1426,8 @@ export interface components {
             blocked: boolean;
             statusRefused: number;
             statusRefusedAt: string | null;
+            tokenKey: string | null;
+            approvedTokenKey: string | null;
         } & {
             [key: string]: unknown;
         };

@@ -50,6 +50,8 @@ export const client = z.looseObject({
   blocked: z.boolean().describe("refused everywhere by an administrator"),
   statusRefused: z.number().describe("status messages refused for the client's limits (429)"),
   statusRefusedAt: time.nullable().describe("when one was last refused"),
+  tokenKey: z.string().nullable().describe("RFC 7638 thumbprint of the key the client's tokens are bound to (a token-registered client), else null"),
+  approvedTokenKey: z.string().nullable().describe("a key an administrator approved to replace tokenKey at the next registration, until it is used"),
 });
 export const bulkToken = z.looseObject({
   id: z.string(),

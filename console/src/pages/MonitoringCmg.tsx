@@ -3,11 +3,11 @@
  * tunnels (live), and the clients with their connection type and last contact.
  */
 import { useState } from "react";
-import { Badge, Button, Dropdown, Field, Input, MessageBar, MessageBarBody, Option, Spinner, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
+import { Badge, Button, Dialog, DialogActions, DialogBody, DialogContent, DialogSurface, DialogTitle, Dropdown, Field, Input, MessageBar, MessageBarBody, Option, Spinner, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow } from "@fluentui/react-components";
 import { api, type Client, type Cmg, type CmgTraffic } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, errorOf, fieldErrors, useGet } from "../ui.tsx";
 import { statusColor } from "./Cmg.tsx";
 
 /** One bar segment of the chart: a day, a role kind, bytes to the devices. */
@@ -182,6 +182,7 @@ export function ClientsPage() {
   const clients = useGet<Client[]>(`/api/v1/clients${q.size ? `?${q}` : ""}`, ["status"]);
   const [actionError, setActionError] = useState<Error>();
   const [notice, setNotice] = useState<string>();
+  const [approvingKey, setApprovingKey] = useState<Client>();
   const errors = clients.error ? fieldErrors(clients.error, ["name", "connectionType", "approved"]) : {};
   const err = (k: string) => ({ validationMessage: errors[k], validationState: errors[k] ? ("error" as const) : ("none" as const) });
   const act = async (c: Client, method: "POST" | "PUT" | "DELETE", path: string, done: string) => {
@@ -267,6 +268,11 @@ export function ClientsPage() {
                       Approve
                     </ChangeButton>
                   )}
+                  {c.tokenKey !== null && (
+                    <ChangeButton size="small" onClick={() => setApprovingKey(c)} aria-label={`Approve new key for ${c.name}`}>
+                      Approve new key
+                    </ChangeButton>
+                  )}
                   {c.blocked ? (
                     <ChangeButton size="small" onClick={() => void act(c, "DELETE", "block", `${c.name} is unblocked.`)} aria-label={`Unblock ${c.name}`}>
                       Unblock
@@ -282,6 +288,61 @@ export function ClientsPage() {
           ]}
         />
       )}
+      {approvingKey && (
+        <ApproveKey
+          client={approvingKey}
+          onClose={() => setApprovingKey(undefined)}
+          onApproved={(c) => {
+            setApprovingKey(undefined);
+            setActionError(undefined);
+            setNotice(`${c.name} may bind key ${c.approvedTokenKey ?? ""} at its next registration.`);
+            clients.reload();
+          }}
+        />
+      )}
     </>
+  );
+}
+
+const KEY_LABELS: Record<string, string> = { jkt: "Key thumbprint" };
+
+/**
+ * `opencmg site clients approve-key ID -- JKT`: a device that lost its bound key (reinstalled, disk
+ * replaced) is refused with the new key's thumbprint; approved here, it binds that key at its next
+ * registration.
+ */
+function ApproveKey({ client, onClose, onApproved }: { client: Client; onClose: () => void; onApproved: (c: Client) => void }) {
+  const [jkt, setJkt] = useState("");
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const approve = async () => {
+    try {
+      onApproved(await api<Client>("POST", `/api/v1/clients/${encodeURIComponent(client.id)}/approve-key`, { jkt }));
+    } catch (e) {
+      setErrors(fieldErrors(e, ["jkt"], KEY_LABELS));
+    }
+  };
+  return (
+    <Dialog open onOpenChange={(_, d) => !d.open && onClose()} modalType="alert">
+      <DialogSurface>
+        <DialogBody>
+          <DialogTitle>Approve a new key for {client.name}</DialogTitle>
+          <DialogContent>
+            <p>
+              {client.name}'s tokens are bound to key {client.tokenKey}. Approve a new key only for a device you know lost that key (reinstalled, disk replaced): the device binds the approved key at its next registration, and the old key's tokens stop working. The site's refusal of the device names the new key's thumbprint.
+            </p>
+            {errors.form && <ErrorBar error={new Error(errors.form)} />}
+            <Field label={KEY_LABELS.jkt} hint="43 characters, as the refusal and the client's log name it." {...errorOf(errors, "jkt")}>
+              <Input value={jkt} onChange={(_, d) => setJkt(d.value)} />
+            </Field>
+          </DialogContent>
+          <DialogActions>
+            <ChangeButton appearance="primary" onClick={() => void approve()}>
+              Approve key
+            </ChangeButton>
+            <Button onClick={onClose}>Cancel</Button>
+          </DialogActions>
+        </DialogBody>
+      </DialogSurface>
+    </Dialog>
   );
 }
