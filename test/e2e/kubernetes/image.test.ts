@@ -111,8 +111,9 @@ it("a gateway instance in the image serves a device through the connection point
     if (cp!.exitCode !== null) assert.fail(`connection point exited: ${cpOut}`);
     return (JSON.parse(await opencmg(["cmg", "show", "cmg1", "--json"])) as { status: string }).status === "Ready";
   });
-  const health = await fetch(`http://127.0.0.1:${ports.metrics}/healthz`);
-  assert.equal(health.status, 200, "the probe's endpoint says the instance has its tunnels");
+  // The CMG is Ready once the connection point has a tunnel to the instance; the instance's probe
+  // answers 200 once every one of its workers has its own, which can follow by a moment.
+  await until("the probe's endpoint to say the instance has its tunnels (every worker)", async () => (await fetch(`http://127.0.0.1:${ports.metrics}/healthz`)).status === 200);
 
   const r = await requestH1(ports.client, `/CCM_Proxy_MutualAuth/${mpRole}/SMS_MP/.sms_aut?MPLIST`, pki.root.certPem, { cert: pki.client });
   assert.equal(r.status, 200, r.body.toString());
