@@ -18,7 +18,7 @@ import { CLIENT_TOKEN_RENEW_AFTER_MS } from "../wire/tokens.ts";
 import { loadOrCreateTokenKey, tokenTimes, type TokenKey } from "./token-key.ts";
 import { MP_PATHS, type ClientTokenAnswer, type LocationAnswer, type MpCandidate, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
 import { makeBindProof } from "../wire/key-proof.ts";
-import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
+import { DEFAULT_CLIENT_SETTINGS, type ClientSettings } from "../wire/mp.ts";
 import { checkUrl, describeCandidates, errorText } from "./mp-url.ts";
 import { decideNetwork, type NetworkDecision } from "./network.ts";
 import { StatusQueue } from "./queue.ts";
@@ -102,6 +102,8 @@ export class ClientAgent {
   private started = false;
   /** Refusals met during the current cycle (also those of intranet/internet pings). */
   private refusals: RecordedRefusal[] = [];
+  /** The last site system the client refused this cycle for its server certificate (CRL check). */
+  private certRefused: Error | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.store = new ClientStore(o.dir);
@@ -126,7 +128,19 @@ export class ClientAgent {
       // Each client prefers one instance of the CMG's service name by its ID: clients spread across them.
       spread: { key: config.clientId, resolver: o.resolver },
       onFailover: (host, address, e) => this.log.location.warn(`${host} at ${address} cannot serve the client (${errorText(e)}); trying its next address.`),
+      onServerCertRefused: (e) => {
+        this.certRefused = e;
+        this.log.location.error(`Refused site system ${e.host}: ${e.message}`);
+      },
     });
+    this.applyCommunication(this.store.state().policy);
+  }
+
+  /** The site's Client Computer Communication settings from the last policy (absent: on). */
+  private applyCommunication(p: ClientSettings | null): void {
+    const check = p?.clientsCheckCrl ?? true;
+    if (check !== this.transport.checkCrl) this.log.location.info(`Checking the CRL of site systems' server certificates is ${check ? "on" : "off"} (the site's "Clients check the certificate revocation list (CRL) for site systems").`);
+    this.transport.checkCrl = check;
   }
 
   /** The client token and its key, loaded once (token clients only). */
@@ -194,6 +208,7 @@ export class ClientAgent {
     const first = !this.started;
     this.started = true;
     this.refusals = [];
+    this.certRefused = undefined;
     this.transport.newCycle();
     let net = await this.decide(c, s);
     this.noteNetwork(s, net);
@@ -204,7 +219,11 @@ export class ClientAgent {
     let uploadRetryAfterMs: number | null = null;
     if (!net.mp) {
       const refused = this.refusals.find((r) => r.byGateway);
-      const msg = refused
+      // Set by the transport's callback during decide (TypeScript cannot see that).
+      const certRefused = this.certRefused as Error | undefined;
+      const msg = certRefused
+        ? `${certRefused.message}; will retry`
+        : refused
         ? `the CMG refused the client: ${refused.status} ${refused.reason}${refused.cause ? ` (${refused.cause})` : ""}, ${explainRefusal(refused.reason, refused.cause).check} check (${refused.url}); opencmg client diagnose says what to fix; will retry`
         : `no ${net.connectionType} management point answers (${this.transport.lastRefusal?.message ?? (net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable")}); will retry`;
       errors.push(msg);
@@ -305,6 +324,7 @@ export class ClientAgent {
     try {
       const p = await this.transport.call<PolicyAnswer>(net.mp, MP_PATHS.policy);
       s.policy = p.settings;
+      this.applyCommunication(p.settings);
       s.lastPolicyAt = this.now().toISOString();
       if (!c.approved) this.store.writeConfig({ ...c, approved: true });
       this.log.policy.info(`Policy from ${net.mp} (${net.connectionType}): ${JSON.stringify(p.settings)}.`);

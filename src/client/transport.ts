@@ -4,7 +4,9 @@
  * refusals become MpRefusedError with the MP's reason code.
  */
 import type { LookupFunction } from "node:net";
-import { Agent, request } from "undici";
+import type { TLSSocket } from "node:tls";
+import { Agent, buildConnector, request } from "undici";
+import { ServerCertRefusedError, ServerCrlCheck, serverChain } from "./server-crl.ts";
 import { NetError, OpenCmgError } from "../errors.ts";
 import { ServiceAddresses, type Resolver } from "./addresses.ts";
 import { toNetError } from "../egress/errors.ts";
@@ -95,6 +97,12 @@ export class MpTransport {
   /** One agent per address of a service name, when spreading across them. */
   private readonly pinned = new Map<string, Agent>();
   private readonly connectOptions: Record<string, unknown>;
+  /**
+   * The site's "Clients check the certificate revocation list (CRL) for site systems" as the
+   * client's policy has it (on until a policy says otherwise): checked on each new connection.
+   */
+  checkCrl = true;
+  private readonly crl = new ServerCrlCheck();
   /** Every address of a service name, in this client's order (null: requests go as they are). */
   readonly addresses: ServiceAddresses | null;
   /** The address that served the last request to a service name with several (null: none, or not spread). */
@@ -120,6 +128,8 @@ export class MpTransport {
        * preferred address, the others are its failover order. Absent: the system picks.
        */
       spread?: { key: string; resolver?: Resolver | undefined } | undefined;
+      /** Called when the client refuses a site system's server certificate (revoked, or its CRL cannot be had). */
+      onServerCertRefused?: ((e: ServerCertRefusedError) => void) | undefined;
       /** Called when a request moves from an address to the next one. */
       onFailover?: ((host: string, address: string, e: Error) => void) | undefined;
     } = {},
@@ -130,7 +140,7 @@ export class MpTransport {
       ...(tls.ca ? { ca: tls.ca } : {}),
       timeout: o.timeoutMs ?? 30_000,
     };
-    this.agent = new Agent({ connect: this.connectOptions, keepAliveTimeout: 10_000 });
+    this.agent = new Agent({ connect: this.connector(this.connectOptions), keepAliveTimeout: 10_000 });
     this.addresses = o.spread ? new ServiceAddresses(o.spread.key, o.spread.resolver) : null;
   }
 
@@ -138,10 +148,31 @@ export class MpTransport {
   private agentFor(address: string): Agent {
     let a = this.pinned.get(address);
     if (!a) {
-      a = new Agent({ connect: { ...this.connectOptions, lookup: pinnedLookup(address) }, keepAliveTimeout: 10_000 });
+      a = new Agent({ connect: this.connector({ ...this.connectOptions, lookup: pinnedLookup(address) }), keepAliveTimeout: 10_000 });
       this.pinned.set(address, a);
     }
     return a;
+  }
+
+  /**
+   * Connects as undici would, then, when CRL checking is on and the connection is TLS, checks the
+   * server's certificates before the connection carries a request.
+   */
+  private connector(options: Record<string, unknown>): buildConnector.connector {
+    const connect = buildConnector(options as buildConnector.BuildOptions);
+    const trusted = (options.ca as string[] | undefined) ?? [];
+    return (opts, cb) =>
+      connect(opts, (err, socket) => {
+        if (err || !socket || !this.checkCrl || opts.protocol !== "https:") return err ? cb(err, null) : cb(null, socket!);
+        this.crl.check(opts.hostname, serverChain(socket as TLSSocket, trusted)).then(
+          () => cb(null, socket),
+          (e: unknown) => {
+            socket.destroy();
+            if (e instanceof ServerCertRefusedError) this.o.onServerCertRefused?.(e);
+            cb(e as Error, null);
+          },
+        );
+      });
   }
 
   /** A new client cycle: service names are resolved again and each starts at the client's preferred address. */
@@ -227,6 +258,7 @@ export class MpTransport {
       retryAfter = retryAfterSeconds(Array.isArray(ra) ? ra[0] : ra, Date.now());
       text = await res.body.text();
     } catch (e) {
+      if (e instanceof ServerCertRefusedError) throw e;
       throw toNetError(e, { route: { mode: "direct" }, targetHost: new URL(url).host });
     }
     let json: unknown;
@@ -283,6 +315,7 @@ export class MpTransport {
   }
 
   async close(): Promise<void> {
+    this.crl.close();
     await Promise.all([this.agent.close(), ...[...this.pinned.values()].map((a) => a.close())]);
   }
 }
