@@ -23,7 +23,8 @@ import { checkUrl, describeCandidates, errorText } from "./mp-url.ts";
 import { decideNetwork, type NetworkDecision } from "./network.ts";
 import { StatusQueue } from "./queue.ts";
 import { ClientStore, type ClientConfig, type ClientConnectionType, type ClientState, type RecordedRefusal } from "./store.ts";
-import { MpRefusedError, MpTransport, recordRefusal } from "./transport.ts";
+import { isTokenUrl, MpRefusedError, MpTransport, recordRefusal, tokenUrlOf } from "./transport.ts";
+import { mpTypeOf } from "./mp-url.ts";
 import type { Resolver } from "./addresses.ts";
 import { explainRefusal } from "../wire/refusals.ts";
 
@@ -143,10 +144,35 @@ export class ClientAgent {
     this.transport.checkCrl = check;
   }
 
+  /** A certificate client that authenticates with its client token through a CMG (the site's PKI setting off). */
+  private certificateByToken = false;
+
+  /**
+   * The site turned "Use PKI client certificate (client authentication capability) when available"
+   * off, and this certificate client holds a client token to authenticate with instead. On the
+   * intranet it still presents its certificate: a management point knows intranet clients by it.
+   */
+  private pkiOff(c: ClientConfig): boolean {
+    return c.hasCertificate && !c.tokenAuth && this.store.state().policy?.usePkiClientCertificate === false && this.store.clientToken() !== undefined;
+  }
+
   /** The client token and its key, loaded once (token clients only). */
   private tokenKey: TokenKey | undefined;
   private async tokenReady(c: ClientConfig): Promise<void> {
-    if (!c.tokenAuth || this.tokenKey) return;
+    const byToken = c.tokenAuth || this.pkiOff(c);
+    if (!c.tokenAuth && byToken !== this.certificateByToken) {
+      this.certificateByToken = byToken;
+      this.log.exec.info(
+        byToken
+          ? `The site turned "Use PKI client certificate (client authentication capability) when available" off: through a CMG this client authenticates with its client token (/CCM_Proxy_ServerAuth/), not its certificate.`
+          : `This client authenticates with its PKI client certificate (mutual TLS) again.`,
+      );
+      if (!byToken) {
+        this.transport.dropProvenToken();
+        this.tokenKey = undefined;
+      }
+    }
+    if (!byToken || this.tokenKey) return;
     const token = this.store.clientToken();
     if (!token) throw new OpenCmgError("not_found", "NO_CLIENT_TOKEN", `no client token in ${this.store.dir}: install again with --token or --id-token`);
     this.tokenKey = await loadOrCreateTokenKey(this.store.paths.tokenKey);
@@ -161,7 +187,7 @@ export class ClientAgent {
     const c = this.store.config();
     await this.tokenReady(c);
     const current = this.store.clientToken();
-    if (!c.tokenAuth || !current || !this.tokenKey) throw new OpenCmgError("validation", "NOT_A_TOKEN_CLIENT", "this client authenticates with a certificate, not a client token");
+    if (!(c.tokenAuth || this.certificateByToken) || !current || !this.tokenKey) throw new OpenCmgError("validation", "NOT_A_TOKEN_CLIENT", "this client authenticates with a certificate, not a client token");
     const { issuedAt, expiresAt } = tokenTimes(current);
     const age = this.now().getTime() - issuedAt.getTime();
     if (!force && age <= (this.o.tokenRenewAfterMs ?? CLIENT_TOKEN_RENEW_AFTER_MS)) return { renewed: false, expiresAt: expiresAt.toISOString() };
@@ -196,6 +222,12 @@ export class ClientAgent {
 
   /** Intranet or internet, and the management point to use (see decideNetwork). */
   private decide(c: ClientConfig, s: ClientState): Promise<NetworkDecision> {
+    if (this.certificateByToken) {
+      // Through a CMG at its token URL: the location answer names the mutual-TLS one to a certificate caller.
+      const candidates = s.candidates.map((m) => (m.type === "Internet" ? { ...m, url: tokenUrlOf(m.url) } : m));
+      const bootstrapMp = mpTypeOf(c.bootstrapMp) === "Internet" ? tokenUrlOf(c.bootstrapMp) : c.bootstrapMp;
+      return decideNetwork({ ...c, bootstrapMp }, { ...s, candidates }, { transport: this.transport, internalProbe: this.o.internalProbe, timeoutMs: this.o.probeTimeoutMs ?? 3000 });
+    }
     return decideNetwork(c, s, { transport: this.transport, internalProbe: this.o.internalProbe, timeoutMs: this.o.probeTimeoutMs ?? 3000 });
   }
 
@@ -229,7 +261,8 @@ export class ClientAgent {
       errors.push(msg);
       this.log.location.warn(msg);
     } else {
-      if (c.tokenAuth) {
+      // A certificate client on its token renews it where it authenticates with it (the CMG's token URL).
+      if (c.tokenAuth || (this.certificateByToken && isTokenUrl(net.mp))) {
         try {
           await this.renewToken(net.mp);
         } catch (e) {

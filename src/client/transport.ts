@@ -13,7 +13,7 @@ import { toNetError } from "../egress/errors.ts";
 import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
 import { MP_PATHS } from "../wire/mp.ts";
 import { REFUSAL_HEADERS } from "../wire/refusals.ts";
-import { NONCE_HEADER, USE_DPOP_NONCE } from "../wire/tokens.ts";
+import { NONCE_HEADER, TOKEN_SCHEME, USE_DPOP_NONCE } from "../wire/tokens.ts";
 import type { RecordedRefusal } from "./store.ts";
 import { makeProof, type TokenKey } from "./token-key.ts";
 
@@ -92,8 +92,25 @@ function pinnedLookup(address: string): LookupFunction {
   }) as unknown as LookupFunction;
 }
 
+/** A CMG's token URL (`/CCM_Proxy_ServerAuth/<roleId>`): the client authenticates there with its token. */
+export function isTokenUrl(url: string): boolean {
+  return url.includes(`/${TOKEN_SCHEME}/`);
+}
+
+/** The token URL of a CMG's mutual-TLS URL (`.../CCM_Proxy_MutualAuth/<roleId>` -> `.../CCM_Proxy_ServerAuth/<roleId>`); other URLs as they are. */
+export function tokenUrlOf(url: string): string {
+  return url.replace(/\/CCM_Proxy_MutualAuth\/([^/]+)\/?$/, `/${TOKEN_SCHEME}/$1`);
+}
+
 export class MpTransport {
   private readonly agent: Agent;
+  /**
+   * Connects without the client certificate, for token URLs (null when the client has none: the
+   * agent above already connects without). A certificate client whose site turned "Use PKI client
+   * certificate when available" off authenticates there with its client token only.
+   */
+  private readonly bareAgent: Agent | null;
+  private readonly bareOptions: Record<string, unknown>;
   /** One agent per address of a service name, when spreading across them. */
   private readonly pinned = new Map<string, Agent>();
   private readonly connectOptions: Record<string, unknown>;
@@ -141,17 +158,26 @@ export class MpTransport {
       timeout: o.timeoutMs ?? 30_000,
     };
     this.agent = new Agent({ connect: this.connector(this.connectOptions), keepAliveTimeout: 10_000 });
+    const { cert: _c, key: _k, ...bare } = this.connectOptions;
+    this.bareOptions = bare;
+    this.bareAgent = tls.certPem && tls.keyPem ? new Agent({ connect: this.connector(bare), keepAliveTimeout: 10_000 }) : null;
     this.addresses = o.spread ? new ServiceAddresses(o.spread.key, o.spread.resolver) : null;
   }
 
   /** The agent that connects to `address` only, by IP, with the URL's name as TLS servername. */
-  private agentFor(address: string): Agent {
-    let a = this.pinned.get(address);
+  private agentFor(address: string, bare: boolean): Agent {
+    const key = `${bare ? "bare" : "cert"}@${address}`;
+    let a = this.pinned.get(key);
     if (!a) {
-      a = new Agent({ connect: this.connector({ ...this.connectOptions, lookup: pinnedLookup(address) }), keepAliveTimeout: 10_000 });
-      this.pinned.set(address, a);
+      a = new Agent({ connect: this.connector({ ...(bare ? this.bareOptions : this.connectOptions), lookup: pinnedLookup(address) }), keepAliveTimeout: 10_000 });
+      this.pinned.set(key, a);
     }
     return a;
+  }
+
+  /** True when a request to `url` goes without the client certificate: a token URL, with a client token to prove. */
+  private bare(url: string): boolean {
+    return this.bareAgent !== null && this.proven !== undefined && isTokenUrl(url);
   }
 
   /**
@@ -193,12 +219,13 @@ export class MpTransport {
     const host = new URL(url).hostname;
     const addresses = this.addresses ? await this.addresses.candidates(host) : null;
     try {
-      if (!addresses) return await this.withNonce<T>(url, o, this.agent, new URL(url).origin);
+      const bare = this.bare(url);
+      if (!addresses) return await this.withNonce<T>(url, o, bare ? this.bareAgent! : this.agent, new URL(url).origin);
       // Each address in this client's order: the next when one cannot serve (a status upload
       // sent twice is acknowledged as a duplicate, so a retry elsewhere is safe).
       for (const [i, address] of addresses.entries()) {
         try {
-          const r = await this.withNonce<T>(url, o, this.agentFor(address), `${new URL(url).origin}@${address}`);
+          const r = await this.withNonce<T>(url, o, this.agentFor(address, bare), `${new URL(url).origin}@${address}`);
           this.addresses!.worked(address);
           this.lastAddress = address;
           return r;
@@ -232,7 +259,8 @@ export class MpTransport {
     const headers: Record<string, string> = { accept: "application/json" };
     if (o.body !== undefined) headers["content-type"] = "application/json";
     const method = o.method ?? (o.body === undefined ? "GET" : "POST");
-    if (this.proven) {
+    // A certificate client sends its token only where it authenticates with it (a token URL).
+    if (this.proven && (this.bareAgent === null || isTokenUrl(url))) {
       headers.authorization = `DPoP ${this.proven.token}`;
       headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token, this.nonces.get(nonceKey));
     } else if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -289,6 +317,11 @@ export class MpTransport {
     this.proven = { token, key };
   }
 
+  /** Stops sending the proven token (a certificate client back on its certificate). */
+  dropProvenToken(): void {
+    this.proven = undefined;
+  }
+
   /** True when a management point answers at `mpUrl` within `timeoutMs`. */
   async ping(mpUrl: string, timeoutMs: number): Promise<boolean> {
     try {
@@ -316,7 +349,7 @@ export class MpTransport {
 
   async close(): Promise<void> {
     this.crl.close();
-    await Promise.all([this.agent.close(), ...[...this.pinned.values()].map((a) => a.close())]);
+    await Promise.all([this.agent.close(), ...(this.bareAgent ? [this.bareAgent.close()] : []), ...[...this.pinned.values()].map((a) => a.close())]);
   }
 }
 
