@@ -304,7 +304,8 @@ export async function policy(deps: HandlerDeps, log: ComponentLog, caller: Calle
   // The default client settings and the site's Client Computer Communication settings, which the client enforces.
   const settings = { ...(await deps.clients.settings()), ...(await deps.sites.clientCommunication(deps.siteCode)) };
   await deps.clients.touch(client.id, connectionType);
-  log.info(`Policy request from ${client.id} (${client.name}, ${connectionType}): ${JSON.stringify(settings)}.`);
+  const how = caller.kind === "certificate" ? `PKI client certificate (mutual TLS, ${caller.via})` : caller.kind === "site-token" ? `${caller.type} token (${caller.via})` : caller.kind;
+  log.info(`Policy request from ${client.id} (${client.name}, ${connectionType}), authenticated by ${how}: ${JSON.stringify(settings)}.`);
   return { clientId: client.id, settings };
 }
 
