@@ -15,7 +15,7 @@ export const CHANGE_REASON_ID = "change-reason";
 export function reasonFor(me: Me | undefined, need: Permission): string | undefined {
   if (!me || me.permissions.includes(need)) return undefined;
   return need === "security"
-    ? `${me.name} is a ${me.roleLabel}: only a Full Administrator changes tokens, administrative users and directory sign-in.`
+    ? `${me.name} is a ${me.roleLabel}: only a Full Administrator changes tokens, administrative users, directory sign-in and client computer communication.`
     : `${me.name} is a ${me.roleLabel}: this role reads only; changes are turned off.`;
 }
 

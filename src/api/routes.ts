@@ -17,6 +17,7 @@ import { CMG_TRAFFIC_ROUTES } from "./routes-cmg-traffic.ts";
 import { TOKEN_ROUTES } from "./routes-tokens.ts";
 import { CMG_TRUST_ROUTES } from "./routes-cmg-trust.ts";
 import { CMG_ROUTES } from "./routes-cmg-lifecycle.ts";
+import { clientCommunicationPatch } from "../site/services/sites.ts";
 
 export type { ApiRoute, RouteInput } from "./route-kit.ts";
 export { Download, parseBody, parsedQuery, q, queryShape } from "./route-kit.ts";
@@ -45,6 +46,7 @@ export const bodies = {
     account: z.string().nullable().optional(),
   }),
   site: z.strictObject({ code: z.string(), name: z.string(), type: z.string().optional(), parentCode: z.string().optional() }),
+  clientCommunication: clientCommunicationPatch,
 };
 
 const statusQuery = z.strictObject({
@@ -63,6 +65,17 @@ const statusQuery = z.strictObject({
 const CORE: ApiRoute[] = needing("infrastructure", [
   { method: "GET", path: "/api/v1/site", tag: "site", summary: "The top-level site", response: S.site, handle: (s) => s.sites.requireTop() },
   { method: "GET", path: "/api/v1/sites", tag: "site", summary: "All sites of the hierarchy", response: z.array(S.site), handle: (s) => s.sites.list() },
+  { method: "GET", path: "/api/v1/sites/:code/client-communication", tag: "site", summary: "A primary site's Client Computer Communication settings", response: S.clientCommunication, handle: (s, i) => s.sites.clientCommunication(i.params.code!) },
+  {
+    method: "PATCH",
+    path: "/api/v1/sites/:code/client-communication",
+    tag: "site",
+    summary: "Change a primary site's Client Computer Communication settings (the given ones; a Full Administrator: they weaken how clients trust site systems when turned off)",
+    needs: "security",
+    body: bodies.clientCommunication,
+    response: S.clientCommunication,
+    handle: (s, i) => s.sites.setClientCommunication(i.params.code!, parseBody(bodies.clientCommunication, i.body)),
+  },
   { method: "POST", path: "/api/v1/sites", tag: "site", summary: "Add a child site", body: bodies.site, response: S.site, status: 201, handle: (s, i) => s.sites.add(parseBody(bodies.site, i.body)) },
 
   { method: "GET", path: "/api/v1/servers", tag: "servers", summary: "Site system servers", response: z.array(S.server), handle: (s) => s.servers.list() },

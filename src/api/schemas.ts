@@ -63,6 +63,7 @@ export const bulkToken = z.looseObject({
   revokedAt: time.nullable(),
   state: z.enum(["active", "used", "revoked", "expired"]),
 });
+export const clientCommunication = z.looseObject({ usePkiClientCertificate: z.boolean(), clientsCheckCrl: z.boolean() });
 export const clientSettings = z.looseObject({ locationIntervalMinutes: z.number(), policyIntervalMinutes: z.number(), useCmg: z.boolean(), alwaysOnInternet: z.boolean() });
 
 export const certInfo = z.looseObject({ subject: z.string(), thumbprint: z.string(), notAfter: time, dnsNames: z.array(z.string()).optional() });
@@ -285,7 +286,7 @@ export const error = z
 export const named = z.registry<{ id: string }>();
 for (const [id, schema] of Object.entries({
   Site: site, Server: server, Role: role, Account: account, ProxyConfig: proxyConfig, ProxyDecision: proxyDecision,
-  StatusMessage: statusMessage, ComponentStatus: componentStatus, Client: client, BulkToken: bulkToken, ClientSettings: clientSettings,
+  StatusMessage: statusMessage, ComponentStatus: componentStatus, Client: client, BulkToken: bulkToken, ClientSettings: clientSettings, ClientCommunication: clientCommunication,
   CertInfo: certInfo, TrafficAlert: trafficAlert, CmgInstance: cmgInstance, CmgDeploy: cmgDeploy, Cmg: cmg, CmgDeleted: cmgDeleted, CmgTraffic: cmgTraffic,
   AnalyzeCheck: analyzeCheck, CmgAnalysis: cmgAnalysis, SigningKey: signingKey, KeyRotation: keyRotation, ConnectionPointCert: connectionPointCert,
   NewBulkToken: newBulkToken, JoinToken: joinToken, NewJoinToken: newJoinToken, Setting: setting, DirectoryStatus: directoryStatus, ConsoleSession: consoleSession,

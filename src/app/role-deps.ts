@@ -19,7 +19,7 @@ import type { OpenedSite } from "../site/site.ts";
 
 export function managementPointDeps(site: OpenedSite): ManagementPointDeps {
   const s = site.services;
-  return { servers: s.servers, roles: s.roles, status: s.status, clients: s.clients, tokens: s.tokens, settings: s.settings, logs: site.logs, internetMps: siteInternetMps(site) };
+  return { servers: s.servers, roles: s.roles, status: s.status, clients: s.clients, sites: s.sites, tokens: s.tokens, settings: s.settings, logs: site.logs, internetMps: siteInternetMps(site) };
 }
 
 export function contentLibrary(site: OpenedSite): ContentLibrary {

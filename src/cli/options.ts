@@ -23,3 +23,11 @@ export function bindHostOpt(field: string, v: string): string {
   if (isIP(v) === 0 && !isHostName(v)) throw new ValidationError(field, "must be an IP address or host name to bind", `${field}: must be an IP address or host name to bind (got ${JSON.stringify(v)})`);
   return v;
 }
+
+/** An `<on|off>` option: undefined when not given, else true or false (refusing anything else, naming `field`). */
+export const onOff = (field: string, v: string | undefined): boolean | undefined => {
+  if (v === undefined) return undefined;
+  if (/^(on|true|yes|1)$/i.test(v)) return true;
+  if (/^(off|false|no|0)$/i.test(v)) return false;
+  throw new ValidationError(field, "must be on or off", `${field}: must be on or off (got ${JSON.stringify(v)})`);
+};

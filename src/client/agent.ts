@@ -18,12 +18,13 @@ import { CLIENT_TOKEN_RENEW_AFTER_MS } from "../wire/tokens.ts";
 import { loadOrCreateTokenKey, tokenTimes, type TokenKey } from "./token-key.ts";
 import { MP_PATHS, type ClientTokenAnswer, type LocationAnswer, type MpCandidate, type PolicyAnswer, type RegisterAnswer, type StatusUploadAnswer } from "../wire/mp.ts";
 import { makeBindProof } from "../wire/key-proof.ts";
-import { DEFAULT_CLIENT_SETTINGS } from "../wire/mp.ts";
+import { DEFAULT_CLIENT_SETTINGS, type ClientSettings } from "../wire/mp.ts";
 import { checkUrl, describeCandidates, errorText } from "./mp-url.ts";
 import { decideNetwork, type NetworkDecision } from "./network.ts";
 import { StatusQueue } from "./queue.ts";
 import { ClientStore, type ClientConfig, type ClientConnectionType, type ClientState, type RecordedRefusal } from "./store.ts";
-import { MpRefusedError, MpTransport, recordRefusal } from "./transport.ts";
+import { isTokenUrl, MpRefusedError, MpTransport, recordRefusal, tokenUrlOf } from "./transport.ts";
+import { mpTypeOf } from "./mp-url.ts";
 import type { Resolver } from "./addresses.ts";
 import { explainRefusal } from "../wire/refusals.ts";
 
@@ -102,6 +103,8 @@ export class ClientAgent {
   private started = false;
   /** Refusals met during the current cycle (also those of intranet/internet pings). */
   private refusals: RecordedRefusal[] = [];
+  /** The last site system the client refused this cycle for its server certificate (CRL check). */
+  private certRefused: Error | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.store = new ClientStore(o.dir);
@@ -126,13 +129,50 @@ export class ClientAgent {
       // Each client prefers one instance of the CMG's service name by its ID: clients spread across them.
       spread: { key: config.clientId, resolver: o.resolver },
       onFailover: (host, address, e) => this.log.location.warn(`${host} at ${address} cannot serve the client (${errorText(e)}); trying its next address.`),
+      onServerCertRefused: (e) => {
+        this.certRefused = e;
+        this.log.location.error(`Refused site system ${e.host}: ${e.message}`);
+      },
     });
+    this.applyCommunication(this.store.state().policy);
+  }
+
+  /** The site's Client Computer Communication settings from the last policy (absent: on). */
+  private applyCommunication(p: ClientSettings | null): void {
+    const check = p?.clientsCheckCrl ?? true;
+    if (check !== this.transport.checkCrl) this.log.location.info(`Checking the CRL of site systems' server certificates is ${check ? "on" : "off"} (the site's "Clients check the certificate revocation list (CRL) for site systems").`);
+    this.transport.checkCrl = check;
+  }
+
+  /** A certificate client that authenticates with its client token through a CMG (the site's PKI setting off). */
+  private certificateByToken = false;
+
+  /**
+   * The site turned "Use PKI client certificate (client authentication capability) when available"
+   * off, and this certificate client holds a client token to authenticate with instead. On the
+   * intranet it still presents its certificate: a management point knows intranet clients by it.
+   */
+  private pkiOff(c: ClientConfig): boolean {
+    return c.hasCertificate && !c.tokenAuth && this.store.state().policy?.usePkiClientCertificate === false && this.store.clientToken() !== undefined;
   }
 
   /** The client token and its key, loaded once (token clients only). */
   private tokenKey: TokenKey | undefined;
   private async tokenReady(c: ClientConfig): Promise<void> {
-    if (!c.tokenAuth || this.tokenKey) return;
+    const byToken = c.tokenAuth || this.pkiOff(c);
+    if (!c.tokenAuth && byToken !== this.certificateByToken) {
+      this.certificateByToken = byToken;
+      this.log.exec.info(
+        byToken
+          ? `The site turned "Use PKI client certificate (client authentication capability) when available" off: through a CMG this client authenticates with its client token (/CCM_Proxy_ServerAuth/), not its certificate.`
+          : `This client authenticates with its PKI client certificate (mutual TLS) again.`,
+      );
+      if (!byToken) {
+        this.transport.dropProvenToken();
+        this.tokenKey = undefined;
+      }
+    }
+    if (!byToken || this.tokenKey) return;
     const token = this.store.clientToken();
     if (!token) throw new OpenCmgError("not_found", "NO_CLIENT_TOKEN", `no client token in ${this.store.dir}: install again with --token or --id-token`);
     this.tokenKey = await loadOrCreateTokenKey(this.store.paths.tokenKey);
@@ -147,7 +187,7 @@ export class ClientAgent {
     const c = this.store.config();
     await this.tokenReady(c);
     const current = this.store.clientToken();
-    if (!c.tokenAuth || !current || !this.tokenKey) throw new OpenCmgError("validation", "NOT_A_TOKEN_CLIENT", "this client authenticates with a certificate, not a client token");
+    if (!(c.tokenAuth || this.certificateByToken) || !current || !this.tokenKey) throw new OpenCmgError("validation", "NOT_A_TOKEN_CLIENT", "this client authenticates with a certificate, not a client token");
     const { issuedAt, expiresAt } = tokenTimes(current);
     const age = this.now().getTime() - issuedAt.getTime();
     if (!force && age <= (this.o.tokenRenewAfterMs ?? CLIENT_TOKEN_RENEW_AFTER_MS)) return { renewed: false, expiresAt: expiresAt.toISOString() };
@@ -182,6 +222,12 @@ export class ClientAgent {
 
   /** Intranet or internet, and the management point to use (see decideNetwork). */
   private decide(c: ClientConfig, s: ClientState): Promise<NetworkDecision> {
+    if (this.certificateByToken) {
+      // Through a CMG at its token URL: the location answer names the mutual-TLS one to a certificate caller.
+      const candidates = s.candidates.map((m) => (m.type === "Internet" ? { ...m, url: tokenUrlOf(m.url) } : m));
+      const bootstrapMp = mpTypeOf(c.bootstrapMp) === "Internet" ? tokenUrlOf(c.bootstrapMp) : c.bootstrapMp;
+      return decideNetwork({ ...c, bootstrapMp }, { ...s, candidates }, { transport: this.transport, internalProbe: this.o.internalProbe, timeoutMs: this.o.probeTimeoutMs ?? 3000 });
+    }
     return decideNetwork(c, s, { transport: this.transport, internalProbe: this.o.internalProbe, timeoutMs: this.o.probeTimeoutMs ?? 3000 });
   }
 
@@ -194,6 +240,7 @@ export class ClientAgent {
     const first = !this.started;
     this.started = true;
     this.refusals = [];
+    this.certRefused = undefined;
     this.transport.newCycle();
     let net = await this.decide(c, s);
     this.noteNetwork(s, net);
@@ -204,13 +251,18 @@ export class ClientAgent {
     let uploadRetryAfterMs: number | null = null;
     if (!net.mp) {
       const refused = this.refusals.find((r) => r.byGateway);
-      const msg = refused
+      // Set by the transport's callback during decide (TypeScript cannot see that).
+      const certRefused = this.certRefused as Error | undefined;
+      const msg = certRefused
+        ? `${certRefused.message}; will retry`
+        : refused
         ? `the CMG refused the client: ${refused.status} ${refused.reason}${refused.cause ? ` (${refused.cause})` : ""}, ${explainRefusal(refused.reason, refused.cause).check} check (${refused.url}); opencmg client diagnose says what to fix; will retry`
         : `no ${net.connectionType} management point answers (${this.transport.lastRefusal?.message ?? (net.connectionType === "internet" ? "no CMG known or reachable" : "intranet MPs unreachable")}); will retry`;
       errors.push(msg);
       this.log.location.warn(msg);
     } else {
-      if (c.tokenAuth) {
+      // A certificate client on its token renews it where it authenticates with it (the CMG's token URL).
+      if (c.tokenAuth || (this.certificateByToken && isTokenUrl(net.mp))) {
         try {
           await this.renewToken(net.mp);
         } catch (e) {
@@ -305,6 +357,7 @@ export class ClientAgent {
     try {
       const p = await this.transport.call<PolicyAnswer>(net.mp, MP_PATHS.policy);
       s.policy = p.settings;
+      this.applyCommunication(p.settings);
       s.lastPolicyAt = this.now().toISOString();
       if (!c.approved) this.store.writeConfig({ ...c, approved: true });
       this.log.policy.info(`Policy from ${net.mp} (${net.connectionType}): ${JSON.stringify(p.settings)}.`);

@@ -4,14 +4,16 @@
  * refusals become MpRefusedError with the MP's reason code.
  */
 import type { LookupFunction } from "node:net";
-import { Agent, request } from "undici";
+import type { TLSSocket } from "node:tls";
+import { Agent, buildConnector, request } from "undici";
+import { ServerCertRefusedError, ServerCrlCheck, serverChain } from "./server-crl.ts";
 import { NetError, OpenCmgError } from "../errors.ts";
 import { ServiceAddresses, type Resolver } from "./addresses.ts";
 import { toNetError } from "../egress/errors.ts";
 import type { MpErrorAnswer, MpReason } from "../wire/mp.ts";
 import { MP_PATHS } from "../wire/mp.ts";
 import { REFUSAL_HEADERS } from "../wire/refusals.ts";
-import { NONCE_HEADER, USE_DPOP_NONCE } from "../wire/tokens.ts";
+import { NONCE_HEADER, TOKEN_SCHEME, USE_DPOP_NONCE } from "../wire/tokens.ts";
 import type { RecordedRefusal } from "./store.ts";
 import { makeProof, type TokenKey } from "./token-key.ts";
 import { TlsSessions } from "./tls-sessions.ts";
@@ -91,13 +93,40 @@ function pinnedLookup(address: string): LookupFunction {
   }) as unknown as LookupFunction;
 }
 
+/** A CMG's token URL (`/CCM_Proxy_ServerAuth/<roleId>`): the client authenticates there with its token. */
+export function isTokenUrl(url: string): boolean {
+  return url.includes(`/${TOKEN_SCHEME}/`);
+}
+
+/** The token URL of a CMG's mutual-TLS URL (`.../CCM_Proxy_MutualAuth/<roleId>` -> `.../CCM_Proxy_ServerAuth/<roleId>`); other URLs as they are. */
+export function tokenUrlOf(url: string): string {
+  return url.replace(/\/CCM_Proxy_MutualAuth\/([^/]+)\/?$/, `/${TOKEN_SCHEME}/$1`);
+}
+
 export class MpTransport {
   private readonly agent: Agent;
+  /**
+   * Connects without the client certificate, for token URLs (null when the client has none: the
+   * agent above already connects without). A certificate client whose site turned "Use PKI client
+   * certificate when available" off authenticates there with its client token only.
+   */
+  private readonly bareAgent: Agent | null;
+  private readonly bareOptions: Record<string, unknown>;
   /** One agent per address of a service name, when spreading across them. */
   private readonly pinned = new Map<string, Agent>();
   private readonly connectOptions: Record<string, unknown>;
-  /** Kept for the transport's life, so a reconnect (an instance restarted) resumes. */
-  readonly tlsSessions = new TlsSessions();
+  /**
+   * TLS sessions, kept for the transport's life so that a reconnect (an instance restarted)
+   * resumes: one store with the client certificate, one without, never mixed (a session resumes
+   * the identity it was made with).
+   */
+  private readonly sessions = { cert: new TlsSessions(), bare: new TlsSessions() };
+  /**
+   * The site's "Clients check the certificate revocation list (CRL) for site systems" as the
+   * client's policy has it (on until a policy says otherwise): checked on each new connection.
+   */
+  checkCrl = true;
+  private readonly crl = new ServerCrlCheck();
   /** Every address of a service name, in this client's order (null: requests go as they are). */
   readonly addresses: ServiceAddresses | null;
   /** The address that served the last request to a service name with several (null: none, or not spread). */
@@ -123,6 +152,8 @@ export class MpTransport {
        * preferred address, the others are its failover order. Absent: the system picks.
        */
       spread?: { key: string; resolver?: Resolver | undefined } | undefined;
+      /** Called when the client refuses a site system's server certificate (revoked, or its CRL cannot be had). */
+      onServerCertRefused?: ((e: ServerCertRefusedError) => void) | undefined;
       /** Called when a request moves from an address to the next one. */
       onFailover?: ((host: string, address: string, e: Error) => void) | undefined;
     } = {},
@@ -133,18 +164,48 @@ export class MpTransport {
       ...(tls.ca ? { ca: tls.ca } : {}),
       timeout: o.timeoutMs ?? 30_000,
     };
-    this.agent = new Agent({ connect: this.tlsSessions.connector(this.connectOptions), keepAliveTimeout: 10_000 });
+    this.agent = new Agent({ connect: this.connector(this.connectOptions, this.sessions.cert), keepAliveTimeout: 10_000 });
+    const { cert: _c, key: _k, ...bare } = this.connectOptions;
+    this.bareOptions = bare;
+    this.bareAgent = tls.certPem && tls.keyPem ? new Agent({ connect: this.connector(bare, this.sessions.bare), keepAliveTimeout: 10_000 }) : null;
     this.addresses = o.spread ? new ServiceAddresses(o.spread.key, o.spread.resolver) : null;
   }
 
   /** The agent that connects to `address` only, by IP, with the URL's name as TLS servername. */
-  private agentFor(address: string): Agent {
-    let a = this.pinned.get(address);
+  private agentFor(address: string, bare: boolean): Agent {
+    const key = `${bare ? "bare" : "cert"}@${address}`;
+    let a = this.pinned.get(key);
     if (!a) {
-      a = new Agent({ connect: this.tlsSessions.connector({ ...this.connectOptions, lookup: pinnedLookup(address) }), keepAliveTimeout: 10_000 });
-      this.pinned.set(address, a);
+      a = new Agent({ connect: this.connector({ ...(bare ? this.bareOptions : this.connectOptions), lookup: pinnedLookup(address) }, bare ? this.sessions.bare : this.sessions.cert), keepAliveTimeout: 10_000 });
+      this.pinned.set(key, a);
     }
     return a;
+  }
+
+  /** True when a request to `url` goes without the client certificate: a token URL, with a client token to prove. */
+  private bare(url: string): boolean {
+    return this.bareAgent !== null && this.proven !== undefined && isTokenUrl(url);
+  }
+
+  /**
+   * Connects as undici would, then, when CRL checking is on and the connection is TLS, checks the
+   * server's certificates before the connection carries a request.
+   */
+  private connector(options: Record<string, unknown>, sessions: TlsSessions): buildConnector.connector {
+    const connect = sessions.connector(options as buildConnector.BuildOptions);
+    const trusted = (options.ca as string[] | undefined) ?? [];
+    return (opts, cb) =>
+      connect(opts, (err, socket) => {
+        if (err || !socket || !this.checkCrl || opts.protocol !== "https:") return err ? cb(err, null) : cb(null, socket!);
+        this.crl.check(opts.hostname, serverChain(socket as TLSSocket, trusted)).then(
+          () => cb(null, socket),
+          (e: unknown) => {
+            socket.destroy();
+            if (e instanceof ServerCertRefusedError) this.o.onServerCertRefused?.(e);
+            cb(e as Error, null);
+          },
+        );
+      });
   }
 
   /** A new client cycle: service names are resolved again and each starts at the client's preferred address. */
@@ -165,12 +226,13 @@ export class MpTransport {
     const host = new URL(url).hostname;
     const addresses = this.addresses ? await this.addresses.candidates(host) : null;
     try {
-      if (!addresses) return await this.withNonce<T>(url, o, this.agent, new URL(url).origin);
+      const bare = this.bare(url);
+      if (!addresses) return await this.withNonce<T>(url, o, bare ? this.bareAgent! : this.agent, new URL(url).origin);
       // Each address in this client's order: the next when one cannot serve (a status upload
       // sent twice is acknowledged as a duplicate, so a retry elsewhere is safe).
       for (const [i, address] of addresses.entries()) {
         try {
-          const r = await this.withNonce<T>(url, o, this.agentFor(address), `${new URL(url).origin}@${address}`);
+          const r = await this.withNonce<T>(url, o, this.agentFor(address, bare), `${new URL(url).origin}@${address}`);
           this.addresses!.worked(address);
           this.lastAddress = address;
           return r;
@@ -204,7 +266,8 @@ export class MpTransport {
     const headers: Record<string, string> = { accept: "application/json" };
     if (o.body !== undefined) headers["content-type"] = "application/json";
     const method = o.method ?? (o.body === undefined ? "GET" : "POST");
-    if (this.proven) {
+    // A certificate client sends its token only where it authenticates with it (a token URL).
+    if (this.proven && (this.bareAgent === null || isTokenUrl(url))) {
       headers.authorization = `DPoP ${this.proven.token}`;
       headers.dpop = await makeProof(this.proven.key, method, url, this.proven.token, this.nonces.get(nonceKey));
     } else if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -230,6 +293,7 @@ export class MpTransport {
       retryAfter = retryAfterSeconds(Array.isArray(ra) ? ra[0] : ra, Date.now());
       text = await res.body.text();
     } catch (e) {
+      if (e instanceof ServerCertRefusedError) throw e;
       throw toNetError(e, { route: { mode: "direct" }, targetHost: new URL(url).host });
     }
     let json: unknown;
@@ -260,6 +324,11 @@ export class MpTransport {
     this.proven = { token, key };
   }
 
+  /** Stops sending the proven token (a certificate client back on its certificate). */
+  dropProvenToken(): void {
+    this.proven = undefined;
+  }
+
   /** True when a management point answers at `mpUrl` within `timeoutMs`. */
   async ping(mpUrl: string, timeoutMs: number): Promise<boolean> {
     try {
@@ -286,7 +355,8 @@ export class MpTransport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.agent.close(), ...[...this.pinned.values()].map((a) => a.close())]);
+    this.crl.close();
+    await Promise.all([this.agent.close(), ...(this.bareAgent ? [this.bareAgent.close()] : []), ...[...this.pinned.values()].map((a) => a.close())]);
   }
 }
 

@@ -77,10 +77,22 @@ function adminUser(kind: string | number, value: string | number): AuditRule {
 }
 /** Services whose changes are of security: only an actor whose role grants it may make them. */
 const SECURITY_SERVICES = new Set(["adminTokens", "adminUsers"]);
+/**
+ * Single changes of security in other services: turning off CRL checking or PKI client
+ * certificates weakens how clients and site systems trust each other.
+ */
+const SECURITY_METHODS = new Set(["sites.setClientCommunication"]);
 
 /** Every public method of every service: a read, a system write, or audited (how). */
 export const METHODS: ServiceMethods = {
-  sites: { init: site("code"), add: site("code"), rename: site(), remove: site(), top: READ, requireTop: READ, find: READ, get: READ, list: READ },
+  sites: {
+    init: site("code"),
+    add: site("code"),
+    rename: site(),
+    remove: site(),
+    setClientCommunication: { object: (a) => `site/${arg(a, 0).toUpperCase()}/client-communication`, read: async (s, a) => (await s.sites.find(arg(a, 0))) ? s.sites.clientCommunication(arg(a, 0)) : null },
+    clientCommunication: READ,
+    top: READ, requireTop: READ, find: READ, get: READ, list: READ },
   servers: { add: server("fqdn"), remove: server(), list: READ, get: READ },
   roles: { add: role, set: role, remove: role, list: READ, getById: READ, findOn: READ, softwareUpdatePoint: READ },
   // credentials: the opened password, for the egress pool's proxy authentication.
@@ -226,7 +238,7 @@ function refuseReadOnly(actor: Actor, what: string): void {
 
 /** The API checks each route's permission first; this keeps the security services closed to any other way in. */
 function refuseSecurity(actor: Actor, service: string, what: string): void {
-  if (actor.role && SECURITY_SERVICES.has(service) && !allows(actor.role, "security")) throw new ForbiddenError(`${actor.name} is a ${ROLE_LABELS[actor.role]}: ${what} needs a Full Administrator`);
+  if (actor.role && (SECURITY_SERVICES.has(service) || SECURITY_METHODS.has(what)) && !allows(actor.role, "security")) throw new ForbiddenError(`${actor.name} is a ${ROLE_LABELS[actor.role]}: ${what} needs a Full Administrator`);
 }
 
 /** Runs a change and its audit record in one database transaction (site/db/transaction.ts). */

@@ -22,6 +22,13 @@ export interface ClientSettings {
   useCmg: boolean;
   /** The documents' ClientAlwaysOnInternet = 1: use the CMG wherever the client is. */
   alwaysOnInternet: boolean;
+  /**
+   * The site's "Use PKI client certificate (client authentication capability) when available"
+   * (absent from an older management point: on).
+   */
+  usePkiClientCertificate?: boolean;
+  /** The site's "Clients check the certificate revocation list (CRL) for site systems" (absent: on). */
+  clientsCheckCrl?: boolean;
 }
 
 export const DEFAULT_CLIENT_SETTINGS: ClientSettings = { locationIntervalMinutes: 24 * 60, policyIntervalMinutes: 60, useCmg: true, alwaysOnInternet: false };

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { onOff } from "../options.ts";
 import { ValidationError } from "../../errors.ts";
 import { ClientAgent, type AgentOptions } from "../../client/agent.ts";
 import { clientCandidates, clientStatus, MAX_STATUS_COPIES, queueStatusCopies } from "../../client/folder.ts";
@@ -32,12 +33,6 @@ function wholeNumber(field: string, value: string, min: number, max: number): nu
   return Number(value);
 }
 
-const onOff = (field: string, v: string | undefined): boolean | undefined => {
-  if (v === undefined) return undefined;
-  if (/^(on|true|yes|1)$/i.test(v)) return true;
-  if (/^(off|false|no|0)$/i.test(v)) return false;
-  throw new ValidationError(field, "must be on or off", `${field}: must be on or off (got ${JSON.stringify(v)})`);
-};
 
 interface RunOptions {
   once?: boolean;

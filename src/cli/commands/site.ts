@@ -9,7 +9,7 @@ import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { PINO_LEVEL } from "../../logs/cmtrace.ts";
-import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
+import { LOG_LEVEL_HELP, logLevelOpt, onOff } from "../options.ts";
 import type { AdminTransport } from "../../app/admin-tls.ts";
 import { readFileSync } from "node:fs";
 
@@ -107,6 +107,27 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       await ctx.withSite(cmd, async (s) => {
         const sites = await s.services.sites.list();
         ctx.print(cmd, sites, () => table(sites as unknown as Record<string, unknown>[], ["code", "name", "type", "parentCode"]));
+      });
+    });
+
+  site
+    .command("client-communication [code]")
+    .description("show or change a primary site's Client Computer Communication settings (default: the top-level site)")
+    .option("--use-pki-client-cert <on|off>", "Use PKI client certificate (client authentication capability) when available")
+    .option("--check-crl <on|off>", "Clients check the certificate revocation list (CRL) for site systems")
+    .action(async (code: string | undefined, o: { usePkiClientCert?: string; checkCrl?: string }, cmd: Command) => {
+      await ctx.withSite(cmd, async (s) => {
+        const svc = s.services.sites;
+        const siteCode = code ?? (await svc.requireTop()).code;
+        const patch = { usePkiClientCertificate: onOff("usePkiClientCert", o.usePkiClientCert), clientsCheckCrl: onOff("checkCrl", o.checkCrl) };
+        const changed = Object.values(patch).some((v) => v !== undefined);
+        const c = changed ? await svc.setClientCommunication(siteCode, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined))) : await svc.clientCommunication(siteCode);
+        ctx.print(cmd, c, () =>
+          keyValues({
+            "Use PKI client certificate (client authentication capability) when available": c.usePkiClientCertificate ? "on" : "off",
+            "Clients check the certificate revocation list (CRL) for site systems": c.clientsCheckCrl ? "on" : "off",
+          }),
+        );
       });
     });
 

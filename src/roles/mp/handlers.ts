@@ -7,6 +7,7 @@ import { ValidationError } from "../../errors.ts";
 import type { ComponentLog } from "../../logs/cmtrace.ts";
 import type { RolesService } from "../../site/services/roles.ts";
 import type { Client, ClientsService, ConnectionType } from "../../site/services/clients.ts";
+import type { SitesService } from "../../site/services/sites.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import type { TokensService } from "../../site/services/tokens.ts";
 import { internetMpUrl } from "./internet-mps.ts";
@@ -40,6 +41,7 @@ export interface HandlerDeps {
   roles: RolesService;
   status: StatusService;
   siteCode: string;
+  sites: Pick<SitesService, "clientCommunication">;
   internetMps: () => Promise<InternetMp[]>;
   /** Registrations without a certificate that may await approval at once. */
   maxPendingRegistrations: number;
@@ -299,9 +301,11 @@ export async function locate(deps: HandlerDeps, log: ComponentLog, caller: Calle
 
 export async function policy(deps: HandlerDeps, log: ComponentLog, caller: Caller): Promise<PolicyAnswer> {
   const { client, connectionType } = await resolveClient(deps, caller, { requireApproved: true });
-  const settings = await deps.clients.settings();
+  // The default client settings and the site's Client Computer Communication settings, which the client enforces.
+  const settings = { ...(await deps.clients.settings()), ...(await deps.sites.clientCommunication(deps.siteCode)) };
   await deps.clients.touch(client.id, connectionType);
-  log.info(`Policy request from ${client.id} (${client.name}, ${connectionType}): ${JSON.stringify(settings)}.`);
+  const how = caller.kind === "certificate" ? `PKI client certificate (mutual TLS, ${caller.via})` : caller.kind === "site-token" ? `${caller.type} token (${caller.via})` : caller.kind;
+  log.info(`Policy request from ${client.id} (${client.name}, ${connectionType}), authenticated by ${how}: ${JSON.stringify(settings)}.`);
   return { clientId: client.id, settings };
 }
 

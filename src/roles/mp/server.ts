@@ -19,6 +19,7 @@ import type { ServersService } from "../../site/services/servers.ts";
 import type { StatusService } from "../../site/services/status.ts";
 import type { TokensService } from "../../site/services/tokens.ts";
 import type { SettingsService } from "../../site/services/settings.ts";
+import type { SitesService } from "../../site/services/sites.ts";
 import { ClientBlockedError, ClientNameTakenError, ReservedClientNameError } from "../../site/services/clients.ts";
 import { MpMetrics } from "./metrics.ts";
 import { StatusLimiter } from "./status-limit.ts";
@@ -39,6 +40,8 @@ export interface ManagementPointDeps {
   clients: ClientsService;
   /** Token uses and client tokens (a joined server's are signed by the site over the join). */
   tokens: Pick<TokensService, "useBulk" | "recordIdTokenUse" | "noteIdTokenClient" | "idTokenClient" | "issueClientToken">;
+  /** The site's Client Computer Communication settings, sent to clients with their policy. */
+  sites: Pick<SitesService, "clientCommunication">;
   /** The site settings the status message limits come from. */
   settings: Pick<SettingsService, "count">;
   logs: LogSet;
@@ -139,6 +142,7 @@ export async function startManagementPoint(o: ManagementPointOptions): Promise<M
     roles: o.deps.roles,
     status: o.deps.status,
     siteCode: server.siteCode,
+    sites: o.deps.sites,
     internetMps: o.deps.internetMps,
     maxPendingRegistrations: registrations.limits.maxPending,
     tokens: o.deps.tokens,

@@ -13,6 +13,8 @@ export interface SitesTable {
   type: string; // SiteType
   parent_code: string | null;
   created_at: string;
+  use_pki_client_cert: ColumnType<Bool, Bool | undefined, Bool>;
+  clients_check_crl: ColumnType<Bool, Bool | undefined, Bool>;
 }
 
 export interface ServersTable {
@@ -400,7 +402,7 @@ type ColumnLists = { readonly [T in keyof Database]: readonly (keyof Database[T]
  * that misses one.
  */
 export const SCHEMA_COLUMNS = {
-  sites: ["code", "name", "type", "parent_code", "created_at"],
+  sites: ["code", "name", "type", "parent_code", "created_at", "use_pki_client_cert", "clients_check_crl"],
   servers: ["id", "fqdn", "site_code", "is_site_server", "created_at"],
   roles: ["id", "server_id", "kind", "settings", "created_at", "updated_at"],
   accounts: ["id", "name", "username", "secret", "created_at", "updated_at"],

@@ -1,13 +1,33 @@
 import { z } from "zod";
 import { ConflictError, NotFoundError, ValidationError } from "../../errors.ts";
 import { SITE_TYPES, type Site, type SiteType } from "../model.ts";
-import { check, siteCode } from "../validation.ts";
+import { check, checkObject, siteCode } from "../validation.ts";
 import { iso, type ServiceContext } from "./context.ts";
 import { toSite } from "./snapshot.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 
 const siteName = z.string().trim().min(1, "must not be empty").max(128, "must be at most 128 characters");
 const siteType = z.enum(SITE_TYPES, { error: `must be one of ${SITE_TYPES.join(", ")}` });
+
+/**
+ * The primary site's Client Computer Communication settings (the documents' names), sent to
+ * clients with their policy and enforced by them.
+ */
+export interface ClientCommunication {
+  /** "Use PKI client certificate (client authentication capability) when available". */
+  usePkiClientCertificate: boolean;
+  /** "Clients check the certificate revocation list (CRL) for site systems". */
+  clientsCheckCrl: boolean;
+}
+
+/** Both on: clients present their PKI certificate (as before the setting existed) and check site systems' CRLs. */
+export const DEFAULT_CLIENT_COMMUNICATION: ClientCommunication = { usePkiClientCertificate: true, clientsCheckCrl: true };
+
+/** A change of the Client Computer Communication settings: the given ones change, the others keep their values. */
+export const clientCommunicationPatch = z.strictObject({
+  usePkiClientCertificate: z.boolean({ error: "must be true or false" }).optional(),
+  clientsCheckCrl: z.boolean({ error: "must be true or false" }).optional(),
+});
 
 export interface SiteInput {
   code: string;
@@ -77,6 +97,35 @@ export class SitesService {
 
   async list(): Promise<Site[]> {
     return (await this.ctx.db.selectFrom("sites").selectAll().orderBy("code").execute()).map(toSite);
+  }
+
+  /** The site's Client Computer Communication settings. */
+  async clientCommunication(code: string): Promise<ClientCommunication> {
+    const s = await this.get(code);
+    const r = await this.ctx.db.selectFrom("sites").select(["use_pki_client_cert", "clients_check_crl"]).where("code", "=", s.code).executeTakeFirstOrThrow();
+    return { usePkiClientCertificate: r.use_pki_client_cert === 1, clientsCheckCrl: r.clients_check_crl === 1 };
+  }
+
+  /**
+   * Changes the given Client Computer Communication settings of a primary site (the site clients
+   * are assigned to: a secondary site or a central administration site has no clients of its own).
+   */
+  async setClientCommunication(code: string, patch: unknown): Promise<ClientCommunication> {
+    const s = await this.get(code);
+    if (s.type !== "primary") throw new ValidationError("siteCode", `site ${s.code} is a ${s.type === "cas" ? "central administration" : "secondary"} site: client computer communication is set on a primary site`);
+    const given = checkObject(clientCommunicationPatch, patch);
+    const next = { ...(await this.clientCommunication(s.code)) };
+    if (given.usePkiClientCertificate !== undefined) next.usePkiClientCertificate = given.usePkiClientCertificate;
+    if (given.clientsCheckCrl !== undefined) next.clientsCheckCrl = given.clientsCheckCrl;
+    await this.ctx.db
+      .updateTable("sites")
+      .set({ use_pki_client_cert: next.usePkiClientCertificate ? 1 : 0, clients_check_crl: next.clientsCheckCrl ? 1 : 0 })
+      .where("code", "=", s.code)
+      .execute();
+    this.ctx.logs
+      .component(LOG_FILES.smsprov)
+      .info(`Changed client computer communication of site ${s.code}: use PKI client certificate when available ${next.usePkiClientCertificate ? "on" : "off"}, clients check the CRL for site systems ${next.clientsCheckCrl ? "on" : "off"}.`);
+    return next;
   }
 
   async rename(code: string, name: string): Promise<Site> {

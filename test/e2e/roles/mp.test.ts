@@ -99,7 +99,7 @@ forEachDatabase("management point", (db) => {
       ],
     });
     const pol = await call<PolicyAnswer>(mp.url, MP_PATHS.policy, { cert: pki.client });
-    assert.deepEqual(pol.json, { clientId: reg.json.clientId, settings: { locationIntervalMinutes: 1440, policyIntervalMinutes: 60, useCmg: true, alwaysOnInternet: false } });
+    assert.deepEqual(pol.json, { clientId: reg.json.clientId, settings: { locationIntervalMinutes: 1440, policyIntervalMinutes: 60, useCmg: true, alwaysOnInternet: false, usePkiClientCertificate: true, clientsCheckCrl: true } });
 
     const up = await call<StatusUploadAnswer>(mp.url, MP_PATHS.status, { cert: pki.client, body: { messages: [status("m-1"), status("m-2", { severity: "warning" })] } });
     assert.deepEqual(up.json, { acknowledged: ["m-1", "m-2"], duplicates: 0 });

@@ -29,6 +29,7 @@ import { m0016JoinTokens } from "./0016_join_tokens.ts";
 import { m0017AdminRoles } from "./0017_admin_roles.ts";
 import { m0019CmgClusterState } from "./0019_cmg_cluster_state.ts";
 import { m0020AdrLifecycle } from "./0020_adr_lifecycle.ts";
+import { m0021SiteClientCommunication } from "./0021_site_client_communication.ts";
 
 export type MigrationFactory = (dialect: Dialect) => Migration;
 
@@ -52,6 +53,7 @@ export const MIGRATIONS: Record<string, MigrationFactory> = {
   "0017_admin_roles": m0017AdminRoles,
   "0019_cmg_cluster_state": m0019CmgClusterState,
   "0020_adr_lifecycle": m0020AdrLifecycle,
+  "0021_site_client_communication": m0021SiteClientCommunication,
 };
 
 /** Any advisory lock key of our own; the same in every process. */
