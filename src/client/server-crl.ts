@@ -47,9 +47,9 @@ async function fetchCrl(url: string): Promise<Buffer> {
 }
 
 /** The server's chain, leaf first: what it sent, completed with the issuer from `trusted` when it sent the leaf only. */
-export function serverChain(socket: TLSSocket, trusted: string[]): X509Certificate[] {
+export function serverChain(presented: DetailedPeerCertificate | undefined, trusted: string[]): X509Certificate[] {
   const chain: X509Certificate[] = [];
-  let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  let c: DetailedPeerCertificate | undefined = presented;
   const seen = new Set<string>();
   while (c && c.raw && !seen.has(c.fingerprint256)) {
     seen.add(c.fingerprint256);

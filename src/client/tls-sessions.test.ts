@@ -10,7 +10,7 @@ import type { TLSSocket } from "node:tls";
 import { after, before, it } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { Agent, request } from "undici";
+import { Agent, request, type buildConnector } from "undici";
 import { makeTestPki, type TestPki } from "../../test/helpers/pki-fixtures.ts";
 import { DEFAULT_TICKET_PERIOD_MS, TicketKeys, ticketSecret } from "../gateway/tls-tickets.ts";
 import { TlsSessions } from "./tls-sessions.ts";
@@ -69,4 +69,28 @@ it("a session outlives garbage collection and resumes at a restarted instance", 
   } finally {
     await agent.destroy().catch(() => {});
   }
+});
+
+it("names the server's certificate on a resumed connection too (a resumed handshake carries none)", async () => {
+  const sessions = new TlsSessions();
+  const options = { ca: pki.root.certPem, servername: NAME };
+  const base = sessions.connector(options);
+  const presented: string[] = [];
+  const connect: buildConnector.connector = (opts, cb) =>
+    base(opts, (err, socket) => {
+      if (socket) presented.push(sessions.presented(TlsSessions.nameOf(opts, options), socket as TLSSocket)?.fingerprint256 ?? "none");
+      (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
+    });
+  const seen: boolean[] = [];
+  for (let i = 0; i < 2; i++) {
+    const agent = new Agent({ connect, keepAliveTimeout: 10_000 });
+    const one = await instance(seen);
+    const r = await request(`https://127.0.0.1:${one.port}/`, { dispatcher: agent });
+    assert.equal(await r.body.text(), "ok");
+    await agent.close();
+    one.stop();
+  }
+  assert.deepEqual(seen, [false, true], "the second connection resumed");
+  assert.notEqual(presented[0], "none");
+  assert.deepEqual(presented, [presented[0], presented[0]], "the resumed connection names the certificate the first one was given");
 });

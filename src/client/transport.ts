@@ -197,7 +197,12 @@ export class MpTransport {
     return (opts, cb) =>
       connect(opts, (err, socket) => {
         if (err || !socket || !this.checkCrl || opts.protocol !== "https:") return err ? cb(err, null) : cb(null, socket!);
-        this.crl.check(opts.hostname, serverChain(socket as TLSSocket, trusted)).then(
+        const presented = sessions.presented(TlsSessions.nameOf(opts, options as buildConnector.BuildOptions), socket as TLSSocket);
+        // Fails closed: a connection whose server certificate is not known is not checked as clean.
+        const checked = presented?.raw
+          ? this.crl.check(opts.hostname, serverChain(presented, trusted))
+          : Promise.reject(new ServerCertRefusedError("SERVER_CERT_CRL_UNAVAILABLE", opts.hostname, "the server's certificate is not known for this connection"));
+        checked.then(
           () => cb(null, socket),
           (e: unknown) => {
             socket.destroy();
