@@ -1651,20 +1651,44 @@ export interface components {
         };
         Endpoint: {
             id: string;
+            section: string;
+            features: ("url-forwarding" | "updates-and-servicing" | "windows-servicing" | "azure-services" | "delivery-optimization" | "connected-cache" | "cmg" | "cmg-content" | "cloud-distribution-point" | "azure-ad" | "azure-ad-user-discovery" | "software-updates" | "software-update-hierarchy" | "office-365" | "console-feedback" | "documentation-node" | "community-hub" | "geographical-view" | "asset-intelligence")[];
+            roles: ("service-connection-point" | "cmg-connection-point" | "software-update-point" | "management-point" | "distribution-point" | "cloud-distribution-point" | "asset-intelligence-sync-point" | "exchange-connector" | "site-server" | "client" | "console")[];
             address: string;
+            ports: {
+                /** @enum {string} */
+                scheme: "https" | "http";
+                port: number;
+            }[];
+            /** @enum {string} */
+            portSource: "url" | "section" | "assumed";
+            /** @enum {string} */
+            cloud: "public" | "usgov" | "any";
+            wildcard: boolean;
+            takesName: boolean;
+            /** @enum {string} */
+            parameter?: "child-sup-fqdn" | "parent-sup-fqdn";
+            /** @enum {string} */
+            network: "internet" | "intranet";
+            required: boolean;
+            always: boolean;
+            notes: string;
             resolvedAddress: string;
-        } & {
-            [key: string]: unknown;
+            host: string;
+            targets: {
+                /** @enum {string} */
+                scheme: "https" | "http";
+                port: number;
+                url: string;
+            }[];
         };
         EndpointSelection: {
             endpoints: components["schemas"]["Endpoint"][];
-            omitted: ({
+            omitted: {
                 id: string;
                 address: string;
                 reason: string;
-            } & {
-                [key: string]: unknown;
-            })[];
+            }[];
         };
         FeedResult: {
             server: string;

@@ -135,20 +135,9 @@ export type CmgTraffic = Shape<"CmgTraffic">;
 export type AnalyzeCheck = Shape<"AnalyzeCheck">;
 export type CmgAnalysis = Shape<"CmgAnalysis">;
 
-export interface Endpoint {
-  id: string;
-  address: string;
-  resolvedAddress: string;
-  roles?: string[];
-  features?: string[];
-  ports?: { scheme?: string; port?: number }[];
-  required?: boolean;
-  description?: string;
-}
-export interface EndpointSelection {
-  endpoints: Endpoint[];
-  omitted: { id: string; address: string; reason: string }[];
-}
+export type Endpoint = Shape<"Endpoint">;
+/** GET /api/v1/endpoints: the selection, and what the filters left out with why. */
+export type EndpointSelection = Shape<"EndpointSelection">;
 export type CheckStageOutcome = EndpointCheckResult["stages"][number];
 export type EndpointCheckResult = Shape<"CheckResult">;
 /** POST /api/v1/endpoints/checks answers with it at once (running); GET .../checks/:id when done. */

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { ADMIN_ROLES } from "../site/services/admin-roles.ts";
 import { CHECK_STAGES } from "../endpoints/check-report.ts";
+import { endpointSchema, portSchema } from "../endpoints/catalog-schema.ts";
 import { CMG_STATUSES, RUN_STATES } from "../site/services/cmg-model.ts";
 import { cmgDeleted as cmgDeletedView } from "../site/services/cmgs.ts";
 import { connectionPointCertView, signingKeyView } from "../site/services/cmg-trust.ts";
@@ -202,10 +203,15 @@ export const adrFile = z.looseObject({
 });
 export const adrRun = z.looseObject({ rule: z.string(), matched: z.number(), files: z.array(adrFile), failed: z.number() });
 
-export const endpoint = z.looseObject({ id: z.string(), address: z.string(), resolvedAddress: z.string() });
-export const endpointSelection = z.object({
+/** A catalog entry with its placeholders replaced (ResolvedEndpoint): the catalog's own schema and what resolving adds. */
+export const endpoint = endpointSchema.extend({
+  resolvedAddress: z.string().describe("the address with its placeholders replaced"),
+  host: z.string().describe("lower-case host name; wildcards keep their *. prefix"),
+  targets: z.array(z.strictObject({ scheme: portSchema.shape.scheme, port: z.number().int(), url: z.string() })).describe("one per entry of ports"),
+});
+export const endpointSelection = z.strictObject({
   endpoints: z.array(endpoint),
-  omitted: z.array(z.looseObject({ id: z.string(), address: z.string(), reason: z.string() })),
+  omitted: z.array(z.strictObject({ id: z.string(), address: z.string(), reason: z.string() })),
 });
 const checkStage = z.enum(CHECK_STAGES);
 export const checkResult = z.looseObject({

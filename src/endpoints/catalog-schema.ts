@@ -72,12 +72,12 @@ const sectionSchema = z.strictObject({
   reference: z.string().min(1).optional(),
 });
 
-const portSchema = z.strictObject({
+export const portSchema = z.strictObject({
   scheme: z.enum(["https", "http"]),
   port: z.number().int().min(1).max(65535),
 });
 
-const endpointSchema = z.strictObject({
+export const endpointSchema = z.strictObject({
   /** Stable identifier: `<section>/<address slug>`. */
   id: z.string().regex(/^[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9.-]*$/, "<section>/<slug>"),
   section: slug,
