@@ -23,6 +23,7 @@ import { BulkTokensPage } from "./pages/BulkTokens.tsx";
 import { SecurityKeysPage } from "./pages/SecurityKeys.tsx";
 import { JoinTokensPage } from "./pages/JoinTokens.tsx";
 import { SoftwareUpdateSyncPage } from "./pages/SoftwareUpdateSync.tsx";
+import { UpdatesServicingPage } from "./pages/UpdatesServicing.tsx";
 import { AutomaticDeploymentRulesPage } from "./pages/AutomaticDeploymentRules.tsx";
 
 interface Node {
@@ -39,6 +40,7 @@ export const WORKSPACES: Workspace[] = [
   {
     label: "Administration",
     groups: [
+      { label: "Updates and Servicing", nodes: [{ path: "/administration/updates-and-servicing", label: "Updates and Servicing", page: () => <UpdatesServicingPage /> }] },
       {
         label: "Site Configuration",
         nodes: [
