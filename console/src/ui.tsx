@@ -135,6 +135,11 @@ export function errorOf(errors: Record<string, string>, ...names: string[]): { v
   return { validationMessage: m, validationState: m ? "error" : "none" };
 }
 
+/** A time the API gives (ISO 8601) in the browser's local format; none: empty. */
+export function localTime(t: string | null | undefined): string {
+  return t ? new Date(t).toLocaleString() : "";
+}
+
 export function PageTitle({ children }: { children: ReactNode }) {
   return <h1 style={{ fontSize: 24, fontWeight: 600, margin: "0 0 12px" }}>{children}</h1>;
 }

@@ -9,7 +9,7 @@ import { Button, Field, Input, MessageBar, MessageBarBody, MessageBarTitle } fro
 import { api } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, localTime, useGet } from "../ui.tsx";
 
 /** `GET /api/v1/tokens/bulk`'s rows (`S.bulkToken`); kept here so api.ts stays as its owner generates it. */
 export interface BulkToken {
@@ -34,7 +34,6 @@ const LABELS: Record<string, string> = {
   lifetime: "Lifetime (minutes)",
   maxUses: "Maximum number of devices",
 };
-const when = (t: string | null) => (t ? new Date(t).toLocaleString() : "");
 const numberOrText = (v: string): number | string => (/^\s*\d+\s*$/.test(v) ? Number(v) : v);
 
 export function BulkTokensPage() {
@@ -96,9 +95,9 @@ export function BulkTokensPage() {
               { id: "state", label: "State", text: (t) => t.state, filter: true, width: "9%" },
               { id: "devices", label: "Devices registered", text: (t) => String(t.devices), sortValue: (t) => t.devices, width: "10%" },
               { id: "max", label: "Maximum devices", text: (t) => (t.maxUses === null ? "Any number" : String(t.maxUses)), sortValue: (t) => t.maxUses ?? Number.MAX_SAFE_INTEGER, width: "10%" },
-              { id: "created", label: "Created", text: (t) => when(t.createdAt), sortValue: (t) => t.createdAt, width: "14%" },
-              { id: "expires", label: "Expires", text: (t) => when(t.expiresAt), sortValue: (t) => t.expiresAt, width: "14%" },
-              { id: "last", label: "Last used", text: (t) => when(t.lastUsedAt), sortValue: (t) => t.lastUsedAt ?? "", width: "12%" },
+              { id: "created", label: "Created", text: (t) => localTime(t.createdAt), sortValue: (t) => t.createdAt, width: "14%" },
+              { id: "expires", label: "Expires", text: (t) => localTime(t.expiresAt), sortValue: (t) => t.expiresAt, width: "14%" },
+              { id: "last", label: "Last used", text: (t) => localTime(t.lastUsedAt), sortValue: (t) => t.lastUsedAt ?? "", width: "12%" },
               {
                 id: "actions",
                 label: "Actions",
@@ -120,7 +119,7 @@ export function BulkTokensPage() {
         <MessageBar intent="success" layout="multiline" role="status">
           <MessageBarBody>
             <MessageBarTitle>Token {created.id} created</MessageBarTitle>
-            Valid until {when(created.expiresAt)}, for {created.maxUses === null ? "any number of devices" : `at most ${created.maxUses} devices`}. Copy it now: it is not shown again. Give it to the device installer (<code>opencmg client install --token</code>).
+            Valid until {localTime(created.expiresAt)}, for {created.maxUses === null ? "any number of devices" : `at most ${created.maxUses} devices`}. Copy it now: it is not shown again. Give it to the device installer (<code>opencmg client install --token</code>).
             <div style={{ display: "flex", gap: 8, alignItems: "end", marginTop: 8 }}>
               <Field label="Bulk registration token" style={{ flex: 1 }} hint={copied ? "Copied." : undefined}>
                 <Input readOnly value={created.token} onFocus={(e) => e.currentTarget.select()} />

@@ -9,13 +9,12 @@ import { Button, Dialog, DialogActions, DialogBody, DialogContent, DialogSurface
 import { api, type Server, type Shape } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, errorOf, fieldErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, errorOf, fieldErrors, localTime, useGet } from "../ui.tsx";
 
 type JoinToken = Shape<"JoinToken">;
 type NewJoinToken = Shape<"NewJoinToken">;
 
 const LABELS: Record<string, string> = { server: "Server", lifetimeMinutes: "Lifetime (minutes)", lifetime: "Lifetime (minutes)" };
-const when = (t: string | null) => (t ? new Date(t).toLocaleString() : "");
 const numberOrText = (v: string): number | string => (/^\s*\d+\s*$/.test(v) ? Number(v) : v);
 
 export function JoinTokensPage() {
@@ -76,9 +75,9 @@ export function JoinTokensPage() {
               { id: "id", label: "Token ID", text: (t) => t.id, truncate: true, width: "20%" },
               { id: "server", label: "Server", text: (t) => t.server, filter: true, width: "16%" },
               { id: "state", label: "State", text: (t) => t.state, filter: true, width: "9%" },
-              { id: "created", label: "Created", text: (t) => when(t.createdAt), sortValue: (t) => t.createdAt, width: "14%" },
-              { id: "expires", label: "Expires", text: (t) => when(t.expiresAt), sortValue: (t) => t.expiresAt, width: "14%" },
-              { id: "used", label: "Joined", text: (t) => when(t.usedAt), sortValue: (t) => t.usedAt ?? "", width: "14%" },
+              { id: "created", label: "Created", text: (t) => localTime(t.createdAt), sortValue: (t) => t.createdAt, width: "14%" },
+              { id: "expires", label: "Expires", text: (t) => localTime(t.expiresAt), sortValue: (t) => t.expiresAt, width: "14%" },
+              { id: "used", label: "Joined", text: (t) => localTime(t.usedAt), sortValue: (t) => t.usedAt ?? "", width: "14%" },
               {
                 id: "actions",
                 label: "Actions",
@@ -100,7 +99,7 @@ export function JoinTokensPage() {
         <MessageBar intent="success" layout="multiline" role="status">
           <MessageBarBody>
             <MessageBarTitle>Join token {created.id} created for {created.server}</MessageBarTitle>
-            Valid until {when(created.expiresAt)}, for one join. Copy it now: it is not shown again. On {created.server}, the server's administrator runs (the token on standard input):
+            Valid until {localTime(created.expiresAt)}, for one join. Copy it now: it is not shown again. On {created.server}, the server's administrator runs (the token on standard input):
             <pre style={{ whiteSpace: "pre-wrap", overflowWrap: "anywhere" }}>{`opencmg server join --site https://SITE:8241 --site-ca-sha256 ${created.siteCaSha256} --token -`}</pre>
             <div style={{ display: "grid", gap: 8, marginTop: 8 }}>
               <Field label="Site CA SHA-256 (to pin)">

@@ -11,12 +11,11 @@ import { Button, Dialog, DialogActions, DialogBody, DialogContent, DialogSurface
 import { api, type Permission, type Shape } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, errorOf, fieldErrors, useGet, type Loaded } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, errorOf, fieldErrors, localTime, type Loaded, useGet } from "../ui.tsx";
 
 type SigningKey = Shape<"SigningKey">;
 type CpCert = Shape<"ConnectionPointCert">;
 
-const when = (t: string | null) => (t ? new Date(t).toLocaleString() : "");
 const STATE_ORDER = { current: 0, previous: 1, retired: 2 } as const;
 
 /** A change confirmed in an alert dialog first: `body` says what it does. */
@@ -81,8 +80,8 @@ function KeySection(p: { title: string; label: string; list: Loaded<SigningKey[]
               { id: "kid", label: "Key ID", text: (k) => k.kid, width: "40%" },
               { id: "alg", label: "Algorithm", text: (k) => k.alg, width: "10%" },
               { id: "state", label: "State", text: (k) => k.state, sortValue: (k) => STATE_ORDER[k.state], filter: true, width: "12%" },
-              { id: "created", label: "Created", text: (k) => when(k.createdAt), sortValue: (k) => k.createdAt, width: "19%" },
-              { id: "retired", label: "Retired", text: (k) => when(k.retiredAt), sortValue: (k) => k.retiredAt ?? "", width: "19%" },
+              { id: "created", label: "Created", text: (k) => localTime(k.createdAt), sortValue: (k) => k.createdAt, width: "19%" },
+              { id: "retired", label: "Retired", text: (k) => localTime(k.retiredAt), sortValue: (k) => k.retiredAt ?? "", width: "19%" },
             ]}
           />
         )}
@@ -139,9 +138,9 @@ function CpCertSection() {
               { id: "serial", label: "Serial number", text: (c) => c.serial, truncate: true, width: "16%" },
               { id: "spki", label: "Public key SHA-256", text: (c) => c.spki, truncate: true, width: "16%" },
               { id: "state", label: "State", text: (c) => c.state, filter: true, width: "8%" },
-              { id: "issued", label: "Issued", text: (c) => when(c.issuedAt), sortValue: (c) => c.issuedAt, width: "12%" },
-              { id: "notAfter", label: "Valid until", text: (c) => when(c.notAfter), sortValue: (c) => c.notAfter, width: "12%" },
-              { id: "revoked", label: "Revoked", text: (c) => (c.revokedAt ? `${when(c.revokedAt)} (${c.revokedReason ?? ""})` : ""), sortValue: (c) => c.revokedAt ?? "", width: "12%" },
+              { id: "issued", label: "Issued", text: (c) => localTime(c.issuedAt), sortValue: (c) => c.issuedAt, width: "12%" },
+              { id: "notAfter", label: "Valid until", text: (c) => localTime(c.notAfter), sortValue: (c) => c.notAfter, width: "12%" },
+              { id: "revoked", label: "Revoked", text: (c) => (c.revokedAt ? `${localTime(c.revokedAt)} (${c.revokedReason ?? ""})` : ""), sortValue: (c) => c.revokedAt ?? "", width: "12%" },
               {
                 id: "actions",
                 label: "Actions",

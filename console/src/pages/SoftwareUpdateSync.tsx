@@ -12,7 +12,7 @@ import { SyncScheduleForm } from "./SyncSchedule.tsx";
 import { api, type Paged, type Role, type Shape, type StatusMessage } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
 import { DataTable } from "../table.tsx";
-import { ErrorBar, PageTitle, Show, fieldErrors, useGet } from "../ui.tsx";
+import { ErrorBar, PageTitle, Show, fieldErrors, localTime, useGet } from "../ui.tsx";
 
 type Update = Shape<"Update">;
 type SyncResult = Shape<"SyncResult">;
@@ -24,7 +24,6 @@ export const SUP_SYNC_LABELS: Record<string, string> = {
 };
 /** The status system's component of the synchronisation (src/roles/sup/sync.ts). */
 const SYNC_COMPONENT = "SMS_WSUS_SYNC_MANAGER";
-const when = (t: string) => new Date(t).toLocaleString();
 
 export function SoftwareUpdateSyncPage() {
   const roles = useGet<Role[]>("/api/v1/roles");
@@ -165,7 +164,7 @@ function SyncSettings({ role, reload, synced }: { role: Role; reload: () => void
               <MessageBar intent={message.severity === "error" ? "error" : "success"} layout="multiline">
                 <MessageBarBody>
                   <MessageBarTitle>Last synchronization: {message.severity === "error" ? "failed" : "succeeded"}</MessageBarTitle>
-                  {when(message.time)}: {message.text}
+                  {localTime(message.time)}: {message.text}
                 </MessageBarBody>
               </MessageBar>
             ) : (

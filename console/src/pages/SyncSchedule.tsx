@@ -8,7 +8,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { Checkbox, Field, Input, MessageBar, MessageBarBody } from "@fluentui/react-components";
 import { api, type Shape } from "../api.ts";
 import { ChangeButton } from "../roles.tsx";
-import { ErrorBar, Show, fieldErrors, useGet } from "../ui.tsx";
+import { ErrorBar, Show, fieldErrors, localTime, useGet } from "../ui.tsx";
 
 type SyncSchedule = Shape<"SyncSchedule">;
 
@@ -16,7 +16,6 @@ export const SCHEDULE_LABELS: Record<string, string> = {
   enabled: "Enable synchronization on a schedule",
   syncIntervalHours: "Run every (hours)",
 };
-const when = (t: string) => new Date(t).toLocaleString();
 
 export function SyncScheduleForm({ fqdn }: { fqdn: string }) {
   const path = `/api/v1/servers/${encodeURIComponent(fqdn)}/software-update-point/schedule`;
@@ -70,7 +69,7 @@ export function SyncScheduleForm({ fqdn }: { fqdn: string }) {
       </form>
       <section aria-label="Next synchronization" style={{ margin: "12px 0" }}>
         <Show l={schedule} what="The synchronization schedule">
-          {(s) => <p style={{ margin: 0 }}>{s.nextSync === null ? "Next synchronization: none (no schedule; synchronizes only when asked)." : `Next synchronization: ${when(s.nextSync)} (every ${s.syncIntervalHours} hour(s)).`}</p>}
+          {(s) => <p style={{ margin: 0 }}>{s.nextSync === null ? "Next synchronization: none (no schedule; synchronizes only when asked)." : `Next synchronization: ${localTime(s.nextSync)} (every ${s.syncIntervalHours} hour(s)).`}</p>}
         </Show>
       </section>
     </>
