@@ -109,6 +109,83 @@ describe("admission of unfinished handshakes", () => {
     assert.deepEqual(started, [s1]);
   });
 
+  it("gated: at the listener's cap, newcomers of any address wait instead of closing a handshake in progress; newest first; the oldest waiting goes past the total waiting cap", () => {
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2, maxWaitingPerAddress: 4, maxWaiting: 3, waitTimeoutMs: 600_000, graceMs: 600_000 });
+    a.start = (s) => void started.push(s);
+    const [h1, h2] = [fake("10.0.0.1"), fake("10.0.0.2")];
+    a.accepted(h1);
+    a.accepted(h2);
+    const waiters = ["10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"].map(fake);
+    for (const w of waiters) a.accepted(w);
+    // Nothing in progress was closed; three wait, the oldest waiting (10.0.0.3) closed for the fourth.
+    assert.deepEqual([h1.destroyed, h2.destroyed], [false, false]);
+    assert.deepEqual(started, [h1, h2]);
+    assert.deepEqual(waiters.map((w) => w.destroyed), [true, false, false, false]);
+    assert.equal(a.waiting, 3);
+    // Places free up: the newest waiting take them, one place each.
+    a.settled(h1);
+    assert.deepEqual(started, [h1, h2, waiters[3]]);
+    h2.emit("close");
+    assert.deepEqual(started, [h1, h2, waiters[3], waiters[2]]);
+    assert.equal(a.waiting, 1);
+    assert.equal(a.pending, 2);
+  });
+
+  it("gated: a waiting connection whose address is at its cap is passed over for a newer one of an address with room", () => {
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 3, maxPendingPerAddress: 2, maxWaitingPerAddress: 4, waitTimeoutMs: 600_000, graceMs: 600_000 });
+    a.start = (s) => void started.push(s);
+    const [n1, n2, n3] = [fake("10.0.0.1"), fake("10.0.0.1"), fake("10.0.0.1")];
+    const other = fake("10.0.0.2");
+    const busy = fake("10.0.0.3");
+    a.accepted(n1);
+    a.accepted(n2);
+    a.accepted(busy);
+    a.accepted(other); // the listener is full: waits
+    a.accepted(n3); // its address is full: waits, newest
+    a.settled(busy);
+    // n3 is newer, but its address still holds two places: the place is other's.
+    assert.deepEqual(started, [n1, n2, busy, other]);
+    a.settled(n1);
+    assert.deepEqual(started, [n1, n2, busy, other, n3]);
+  });
+
+  it("gated: the grace follows recent handshake times (at least the floor, at most half the timeout), so a slow but busy handshake is not taken for an idle one", () => {
+    let now = 0;
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 1, maxPendingPerAddress: 1, maxWaitingPerAddress: 4, waitTimeoutMs: 10_000, graceMs: 100 }, () => {}, () => now);
+    a.start = (s) => void started.push(s);
+    assert.equal(a.graceMs, 100);
+    // Handshakes have been taking 1 s each (a saturated CPU): the grace grows towards 4 s.
+    for (let i = 0; i < 64; i++) {
+      const s = fake("10.0.0.1");
+      a.accepted(s);
+      now += 1000;
+      a.settled(s);
+    }
+    assert.ok(a.graceMs > 3900 && a.graceMs <= 4000, `grace ${a.graceMs}`);
+    const slow = fake("10.0.0.1");
+    a.accepted(slow);
+    now += 2000;
+    const newcomer = fake("10.0.0.1");
+    a.accepted(newcomer);
+    assert.equal(slow.destroyed, false, "a handshake within four recent handshake times keeps its place");
+    assert.equal(a.waiting, 1);
+    now += 3000;
+    a.accepted(fake("10.0.0.1"));
+    assert.equal(slow.destroyed, true, "past the grace the place is stale and goes to a newcomer");
+    // Capped at half the handshake timeout, however slow handshakes were.
+    const b = new Admission({ maxPending: 1, maxPendingPerAddress: 1, maxWaitingPerAddress: 1, waitTimeoutMs: 10_000, graceMs: 100 }, () => {}, () => now);
+    for (let i = 0; i < 64; i++) {
+      const s = fake("10.0.0.9");
+      b.accepted(s);
+      now += 60_000;
+      b.settled(s);
+    }
+    assert.equal(b.graceMs, 5000);
+  });
+
   it("logs floods at 1, 10, 100, 1000 ...", () => {
     assert.deepEqual([1, 2, 9, 10, 11, 100, 500, 1000].filter(worthLogging), [1, 10, 100, 1000]);
   });

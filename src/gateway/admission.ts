@@ -3,22 +3,32 @@
  * Each listener counts them apart from its established connections, in total and per source
  * address, so idle or slow handshakes cannot take the places of devices or connection points.
  *
- * When a cap is reached, the *oldest* unfinished handshake is closed to make room (of the same
- * address first, when the per-address cap is the one reached), not the new connection: a real
- * handshake takes milliseconds, so a peer that finishes its handshake is never starved by
- * connections that only sit there, and an attacker would have to open connections faster than
- * handshakes complete to keep anyone out. The handshake timeout ends the rest.
+ * Ungated (a plain TLS server's own listener): when a cap is reached, the *oldest* unfinished
+ * handshake is closed to make room (of the same address first, when the per-address cap is the
+ * one reached), not the new connection.
  *
- * Behind a gated listener (`listenGated`), a source address at its own cap closes its oldest
- * handshake only once that one has held its place for `graceMs` (a real handshake takes
- * milliseconds); until then its new connections wait, accepted but paused and not handed to TLS
- * (no handshake work, no buffers), newest first for the next free place of the address, within
- * `maxWaitingPerAddress` (past it the oldest waiting is closed) and for at most `waitTimeoutMs`.
- * Closing at once made an address that opens connections without end cost the instance an accept,
- * a TLS socket and a close each time, as fast as it could reconnect: its connections now sit and
- * cost a socket, a place changes hands at most once per `graceMs`, a newcomer of the address
- * (a device or connection point behind the same NAT) still gets a stale place at once, and every
- * other address's handshakes go on as before.
+ * Gated (`listenGated`): a connection is accepted paused and handed to TLS only once it has a
+ * place. At a cap (its address's or the listener's), the oldest handshake of that scope is closed
+ * for the newcomer only once it has held its place for `graceMs`; until then the newcomer waits,
+ * accepted but paused (no handshake work, no buffers), and the next free place goes to the newest
+ * waiting connection whose address is under its cap, within `maxWaitingPerAddress` and
+ * `maxWaiting` (past either the oldest waiting is closed) and for at most `waitTimeoutMs`.
+ *
+ * Why waiting, and why few places: in a reconnect storm thousands of devices arrive at once. With
+ * many places and eviction at once, the places hold more handshakes than the CPU finishes within
+ * the grace (Little's law: places x CPU per handshake), every place looks stale, and each newcomer
+ * closes a handshake that was nearly done: the instance spends all its CPU on handshakes nobody
+ * finishes (0 of 12,000 devices back in 187 s, measured). With places few enough that a handshake
+ * finishes well within the grace, a stale place really is idle (a peer that sends nothing), and
+ * the rest wait where they cost only a socket. Newest first, because under overload the oldest
+ * waiting are the closest to giving up (their handshake timeout), so serving them first would
+ * spend handshakes on peers that are gone. An address that opens connections without end costs
+ * an accept and a socket each, and every other address's handshakes go on.
+ *
+ * The grace follows the handshakes themselves: at least `graceMs`, and at least four times the
+ * recent handshake time (a moving average), at most half the handshake timeout. A host whose CPU
+ * is saturated, or devices on slow links, finish their handshakes late; a fixed grace would then
+ * call every place stale again.
  */
 import net, { type Socket } from "node:net";
 
@@ -28,15 +38,15 @@ export interface AdmissionLimits {
   /** Unfinished handshakes held at once from one source address. */
   maxPendingPerAddress: number;
   /**
-   * Gated listeners: connections of an address at its cap that wait for one of its places (paused,
-   * not handed to TLS yet), from one address and in total; over either, the new one is closed.
-   * 0 or absent: none wait, the address's oldest handshake is closed instead.
+   * Gated listeners: connections waiting for a place (paused, not handed to TLS yet), from one
+   * address and in total; over either, the oldest waiting (of the address, or of all) is closed.
+   * 0 or absent: none wait, the oldest handshake is closed at once instead.
    */
   maxWaitingPerAddress?: number;
   maxWaiting?: number;
   /** A connection that waited this long without a place is closed (the handshake timeout). */
   waitTimeoutMs?: number;
-  /** Gated listeners: an unfinished handshake holds its place at least this long before a newcomer of its address may take it (default 1 s). */
+  /** Gated listeners: an unfinished handshake holds its place at least this long before a newcomer may take it (default 1 s). */
   graceMs?: number;
 }
 
@@ -45,6 +55,11 @@ interface Pending {
   address: string;
   /** When it got its place (ms). */
   since: number;
+}
+
+interface Waiting {
+  address: string;
+  timer: NodeJS.Timeout;
 }
 
 /**
@@ -57,10 +72,14 @@ export class Admission {
   /** Insertion order is age: the first entry is the oldest. Keyed by remote address and port. */
   readonly #pending = new Map<string, Pending>();
   readonly #perAddress = new Map<string, number>();
-  /** Connections waiting for a place, by address, oldest first; and their timers. */
-  readonly #waiting = new Map<string, Set<Socket>>();
-  readonly #waitTimers = new Map<Socket, NodeJS.Timeout>();
+  /** Connections waiting for a place, oldest first: all of them, and by address. */
+  readonly #waiting = new Map<Socket, Waiting>();
+  readonly #waitingOf = new Map<string, Set<Socket>>();
+  /** Waiting connections, newest last; entries no longer in #waiting are skipped (and compacted away). */
+  #newest: Socket[] = [];
   #evicted = 0;
+  /** Moving average of recent handshake times (ms), from accepted to settled. */
+  #handshakeMs = 0;
   /** Set while `accepted` makes room: places freed then are the new connection's, not a waiting one's. */
   #makingRoom = false;
   /** Hands a connection to TLS once it has a place (listenGated sets it; otherwise TLS has it already). */
@@ -70,6 +89,7 @@ export class Admission {
     private readonly limits: AdmissionLimits,
     /** Called when connections were closed to make room: with the running total (for a throttled log line). */
     private readonly onEvicted: (total: number, address: string) => void = () => {},
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Unfinished handshakes now. */
@@ -84,26 +104,23 @@ export class Admission {
 
   /** Connections waiting for a place now. */
   get waiting(): number {
-    return this.#waitTimers.size;
+    return this.#waiting.size;
   }
 
-  /** A TCP connection was accepted (before TLS): counts it, closing the oldest ones over a cap, or lets it wait for a place of its address. */
+  /** A TCP connection was accepted (before TLS): gives it a place, closing a handshake over a cap when it may, or lets it wait for one. */
   accepted(socket: Socket): void {
     const address = socket.remoteAddress ?? "?";
-    const atCap = this.limits.maxPendingPerAddress > 0 && (this.#perAddress.get(address) ?? 0) >= this.limits.maxPendingPerAddress;
-    if (atCap && (this.limits.maxWaitingPerAddress ?? 0) > 0 && !this.#staleOf(address)) return this.#wait(socket, address);
+    const gated = (this.limits.maxWaitingPerAddress ?? 0) > 0;
     this.#makingRoom = true;
     try {
-      if (atCap) {
-        for (const [k, p] of this.#pending) {
-          if (p.address === address) {
-            this.#evict(k, p);
-            break;
-          }
-        }
+      if (this.#addressFull(address)) {
+        const oldest = this.#oldest(address);
+        if (gated && oldest && !this.#stale(oldest[1])) return this.#wait(socket, address);
+        if (oldest) this.#evict(oldest[0], oldest[1]);
       }
-      if (this.limits.maxPending > 0 && this.#pending.size >= this.limits.maxPending) {
-        const oldest = this.#pending.entries().next().value;
+      if (this.#full()) {
+        const oldest = this.#oldest();
+        if (gated && oldest && !this.#stale(oldest[1])) return this.#wait(socket, address);
         if (oldest) this.#evict(oldest[0], oldest[1]);
       }
     } finally {
@@ -114,68 +131,95 @@ export class Admission {
 
   /** The handshake finished (the TLS socket of a connection `accepted` saw): it no longer counts. */
   settled(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): void {
-    this.#forget(keyOf(socket));
+    const key = keyOf(socket);
+    const p = this.#pending.get(key);
+    if (p) this.#handshakeMs += (this.now() - p.since - this.#handshakeMs) / 16;
+    this.#forget(key);
+  }
+
+  /** How long a place is held before a newcomer may take it now (ms). */
+  get graceMs(): number {
+    const floor = this.limits.graceMs ?? 1000;
+    return Math.max(floor, Math.min(4 * this.#handshakeMs, (this.limits.waitTimeoutMs ?? 10_000) / 2));
+  }
+
+  #full(): boolean {
+    return this.limits.maxPending > 0 && this.#pending.size >= this.limits.maxPending;
+  }
+
+  #addressFull(address: string): boolean {
+    return this.limits.maxPendingPerAddress > 0 && (this.#perAddress.get(address) ?? 0) >= this.limits.maxPendingPerAddress;
+  }
+
+  /** The oldest unfinished handshake, of `address` when given. */
+  #oldest(address?: string): [string, Pending] | undefined {
+    for (const entry of this.#pending) if (address === undefined || entry[1].address === address) return entry;
+    return undefined;
+  }
+
+  #stale(p: Pending): boolean {
+    return this.now() - p.since >= this.graceMs;
   }
 
   #admit(socket: Socket, address: string): void {
     const key = keyOf(socket);
-    this.#pending.set(key, { socket, address, since: Date.now() });
+    this.#pending.set(key, { socket, address, since: this.now() });
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     socket.once("close", () => this.#forget(key));
     this.start(socket);
   }
 
-  /** True when the address's oldest unfinished handshake has held its place past the grace. */
-  #staleOf(address: string): boolean {
-    const limit = Date.now() - (this.limits.graceMs ?? 1000);
-    for (const p of this.#pending.values()) if (p.address === address) return p.since <= limit;
-    return false;
-  }
-
   #wait(socket: Socket, address: string): void {
     const l = this.limits;
-    const q = this.#waiting.get(address) ?? new Set<Socket>();
-    // Full: the oldest waiting is closed (newest first get the places: a newcomer of the address is
-    // not stuck behind connections that only sit there).
-    const full = (): boolean => q.size >= (l.maxWaitingPerAddress ?? 0) || (l.maxWaiting !== undefined && l.maxWaiting > 0 && this.#waitTimers.size >= l.maxWaiting);
-    if (full()) {
-      const oldest = q.size > 0 ? (q.values().next().value as Socket) : socket;
-      if (oldest !== socket) this.#unwait(oldest, address);
-      oldest.destroy();
-      this.#evicted++;
-      this.onEvicted(this.#evicted, address);
-      if (oldest === socket || full()) {
-        if (oldest !== socket) socket.destroy();
-        return;
-      }
-    }
-    this.#waiting.set(address, q);
-    q.add(socket);
+    const mine = this.#waitingOf.get(address) ?? new Set<Socket>();
+    this.#waitingOf.set(address, mine);
+    // Full: the oldest waiting goes (of the address, or of all), never the newcomer.
+    if (mine.size >= (l.maxWaitingPerAddress ?? 0)) this.#drop(mine.values().next().value);
+    else if (l.maxWaiting !== undefined && l.maxWaiting > 0 && this.#waiting.size >= l.maxWaiting) this.#drop(this.#waiting.keys().next().value);
     const timer = setTimeout(() => socket.destroy(), l.waitTimeoutMs ?? 10_000);
     timer.unref();
-    this.#waitTimers.set(socket, timer);
-    socket.once("close", () => this.#unwait(socket, address));
+    this.#waiting.set(socket, { address, timer });
+    mine.add(socket);
+    if (this.#newest.length > 2 * this.#waiting.size + 64) this.#newest = this.#newest.filter((s) => this.#waiting.has(s));
+    this.#newest.push(socket);
+    socket.once("close", () => this.#unwait(socket));
   }
 
-  #unwait(socket: Socket, address: string): void {
-    const timer = this.#waitTimers.get(socket);
-    if (!timer) return;
-    clearTimeout(timer);
-    this.#waitTimers.delete(socket);
-    const q = this.#waiting.get(address);
-    q?.delete(socket);
-    if (q?.size === 0) this.#waiting.delete(address);
+  /** Closes a waiting connection to make room in the queue. */
+  #drop(socket: Socket | undefined): void {
+    if (!socket) return;
+    const address = this.#waiting.get(socket)?.address ?? "?";
+    this.#unwait(socket);
+    socket.destroy();
+    this.#evicted++;
+    this.onEvicted(this.#evicted, address);
   }
 
-  /** A place of `address` may be free: the newest waiting connection takes it. */
-  #next(address: string): void {
-    const l = this.limits;
-    const q = this.#waiting.get(address);
-    while (q && q.size > 0 && (this.#perAddress.get(address) ?? 0) < l.maxPendingPerAddress && (l.maxPending <= 0 || this.#pending.size < l.maxPending)) {
-      const socket = [...q].pop()!;
-      this.#unwait(socket, address);
-      if (!socket.destroyed) this.#admit(socket, address);
+  #unwait(socket: Socket): void {
+    const w = this.#waiting.get(socket);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.#waiting.delete(socket);
+    const mine = this.#waitingOf.get(w.address);
+    mine?.delete(socket);
+    if (mine?.size === 0) this.#waitingOf.delete(w.address);
+  }
+
+  /**
+   * A place may be free: the newest waiting connections whose addresses are under their caps take
+   * the free places. Skips only connections of addresses at their cap, of which there are at most
+   * maxPending / maxPendingPerAddress, each with at most maxWaitingPerAddress waiting.
+   */
+  #next(): void {
+    const stack = this.#newest;
+    for (let i = stack.length - 1; i >= 0 && !this.#full() && this.#waiting.size > 0; i--) {
+      const socket = stack[i]!;
+      const w = this.#waiting.get(socket);
+      if (!w || this.#addressFull(w.address)) continue;
+      this.#unwait(socket);
+      if (!socket.destroyed) this.#admit(socket, w.address);
     }
+    while (stack.length > 0 && !this.#waiting.has(stack[stack.length - 1]!)) stack.pop();
   }
 
   #evict(key: string, p: Pending): void {
@@ -192,7 +236,7 @@ export class Admission {
     const n = (this.#perAddress.get(p.address) ?? 1) - 1;
     if (n <= 0) this.#perAddress.delete(p.address);
     else this.#perAddress.set(p.address, n);
-    if (!this.#makingRoom) this.#next(p.address);
+    if (!this.#makingRoom && this.#waiting.size > 0) this.#next();
   }
 }
 

@@ -96,23 +96,24 @@ export interface GatewayLimits {
   /** How long a client verdict is reused for the same certificate (per connection and by thumbprint). */
   authCacheMs: number;
   /**
-   * Client connections whose TLS handshake is not finished yet (TCP accepted, no TLS or slow TLS),
-   * counted apart from `maxConnections`; over it, the oldest unfinished one is closed (admission.ts).
+   * Client connections in their TLS handshake (TCP accepted, TLS not finished), counted apart from
+   * `maxConnections`, per gateway process; past it, new connections wait for a place (admission.ts).
    */
   maxPendingConnections: number;
   /** The same, from one source address. */
   maxPendingPerAddress: number;
   /**
-   * Connections of an address at its maxPendingPerAddress that wait for one of its places, accepted
+   * Connections waiting for a handshake place (their address or the listener at its cap), accepted
    * but paused before any TLS work (admission.ts), from one address and in total; past either the
-   * new one is closed. A waiting connection is closed after handshakeTimeoutMs.
+   * oldest waiting is closed. A waiting connection is closed after handshakeTimeoutMs.
    */
   maxWaitingPerAddress: number;
   maxWaitingConnections: number;
   /**
-   * An unfinished handshake holds its place at least this long before a newcomer of its address may
-   * take it (both listeners): places change hands at most this often, so an address reconnecting
-   * without end costs no TLS work, and a real handshake (milliseconds) is never cut short.
+   * An unfinished handshake holds its place at least this long (and at least four times the recent
+   * handshake time, at most half handshakeTimeoutMs) before a newcomer may take it (both
+   * listeners): places change hands at most this often, so an address reconnecting without end
+   * costs no TLS work, and a real handshake is never cut short, also when the CPU is saturated.
    */
   handshakeGraceMs: number;
   /** Admitted tunnels (site CA certificate checked, admitted by the site) held at once; unfinished handshakes do not count. */
@@ -145,18 +146,19 @@ export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyByte
  *   requestTimeoutMs 300 s        a whole upload; content uploads are chunked by clients
  *   idleTimeoutMs 120 s           clients poll every few minutes; a held idle connection costs memory
  *   maxConnections 18,000         devices at once per instance (the platform's sizing per VM)
- *   maxPendingConnections 1,024   unfinished handshakes on the client listener: enough for a reconnect storm
- *                                 of thousands of devices (handshakes finish in milliseconds), small next to
- *                                 maxConnections, so idle TCP connections never take devices' places
- *   maxPendingPerAddress 128      many devices share an address behind NAT, but 128 handshakes at the same
- *                                 moment from one address is already a burst
+ *   maxPendingConnections 256     handshakes in progress per process on the client listener: a reconnect storm's
+ *                                 excess waits paused (no TLS work) instead; 256 x ~1.5 ms of CPU each keeps a
+ *                                 handshake's time in its place well under the grace, so a stale place is an idle
+ *                                 peer, not a busy CPU (1,024 with eviction at once livelocked a 12,000-device storm)
+ *   maxPendingPerAddress 64       many devices share an address behind NAT, but 64 handshakes at the same
+ *                                 moment from one address is already a burst; a quarter of the places
  *   maxTunnels 256                authenticated tunnels: connection points x connections per instance, with room
  *   maxPendingTunnels 64          only a handful of connection points dial an instance; strangers who reach the
  *   maxPendingTunnelsPerAddress 16  tunnel port can hold at most this many places, never a tunnel's
- *   maxWaitingPerAddress 2,048     connections of an address at its handshake cap wait paused, before any TLS work, for
- *   maxWaitingConnections 8,192   its places (newest first) instead of closing its oldest handshake: an
- *   maxWaitingTunnels(PerAddress) address reconnecting without end cost an accept and a TLS socket each time; waiting,
- *     1,024 / 2,048               a connection costs a socket until the handshake timeout
+ *   maxWaitingPerAddress 2,048     connections past a handshake cap (their address's or the listener's) wait paused,
+ *   maxWaitingConnections 8,192   before any TLS work, for a place (newest first) instead of closing a handshake in
+ *   maxWaitingTunnels(PerAddress) progress: a storm's devices wait their turn, and an address reconnecting without
+ *     1,024 / 2,048               end costs a socket each until the handshake timeout, not a TLS socket
  *   maxRequestsPerClientIdentity 64  a device agent runs a handful of requests at once; 64 is two connections'
  *                                 worth of streams, and an identity gains nothing by opening more connections
  *   maxRequestsPerAddress 4,096   thousands of devices may sit behind one NAT address, each with a request or two
@@ -193,8 +195,8 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   maxAttempts: 3,
   retryAfterSeconds: 10,
   authCacheMs: 60_000,
-  maxPendingConnections: 1024,
-  maxPendingPerAddress: 128,
+  maxPendingConnections: 256,
+  maxPendingPerAddress: 64,
   maxWaitingPerAddress: 2048,
   maxWaitingConnections: 8192,
   handshakeGraceMs: 1000,
