@@ -1,9 +1,10 @@
 /**
- * Capacity benchmark: what one host's CMG holds. One gateway instance (with `--workers N` passed
- * through to `opencmg gateway serve` when given), one connection point and a management point
- * backend, each in its own process; load generators in child processes (bench/capacity/devices.ts),
- * each device its own client certificate from the test PKI, spread over many loopback source
- * addresses. IDLE idle authenticated devices are held while ACTIVE active devices run the mix
+ * Capacity benchmark: what one host's CMG holds. One gateway instance (`opencmg gateway serve
+ * --workers N`, N the host's cores unless given; `--workers 0` runs the instance in one bench
+ * process instead, for profiling), one connection point and a management point backend, each in
+ * its own process; load generators in child processes (bench/capacity/devices.ts), each device its
+ * own client certificate from the test PKI, spread over many loopback source addresses. IDLE idle
+ * authenticated devices are held while ACTIVE active devices run the mix
  * (location, policy, status upload; time compressed so they make `--rate` requests/s together);
  * then the instance restarts and the devices come back (the reconnect storm). The same idle +
  * active load then runs against nginx in mutual TLS (bench/gateway.ts row C's server) as the
@@ -211,7 +212,9 @@ async function main(): Promise<void> {
   const rate = Number(arg("rate", "500"));
   const measureS = Number(arg("measure-s", "60"));
   const perGen = Number(arg("per-gen", "5000"));
-  const workers = arg("workers", "");
+  const workersArg = Number(arg("workers", String(cpus().length)));
+  if (!Number.isInteger(workersArg) || workersArg < 0) throw new Error("--workers: a number of worker processes (0: the instance in one bench process)");
+  const workers = workersArg > 0 ? String(workersArg) : "";
   const stormS = Number(arg("storm-s", "180"));
   const backoffCapS = Number(arg("backoff-cap-s", "15"));
   const withNginx = !flag("no-nginx");

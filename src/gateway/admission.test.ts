@@ -186,6 +186,28 @@ describe("admission of unfinished handshakes", () => {
     assert.equal(b.graceMs, 5000);
   });
 
+  it("gated: a lowered limit closes nothing and makes newcomers wait; raising it hands places to the newest waiting", () => {
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 4, maxPendingPerAddress: 4, maxWaitingPerAddress: 8, waitTimeoutMs: 600_000, graceMs: 0 });
+    a.start = (s) => void started.push(s);
+    const first = [fake("10.0.0.1"), fake("10.0.0.2"), fake("10.0.0.3")];
+    for (const s of first) a.accepted(s);
+    a.setLimit(2);
+    const [w1, w2] = [fake("10.0.0.4"), fake("10.0.0.5")];
+    a.accepted(w1);
+    a.accepted(w2);
+    // Over the lowered limit, even with every place stale (grace 0): nothing closed, newcomers wait.
+    assert.deepEqual([...first, w1, w2].map((s) => s.destroyed), [false, false, false, false, false]);
+    assert.deepEqual(started, first);
+    assert.equal(a.waiting, 2);
+    a.setLimit(100);
+    // Up to maxPending (4): the one free place goes to the newest waiting.
+    assert.deepEqual(started.slice(3), [w2]);
+    assert.equal(a.waiting, 1);
+    first[0]!.emit("close");
+    assert.deepEqual(started.slice(3), [w2, w1]);
+  });
+
   it("logs floods at 1, 10, 100, 1000 ...", () => {
     assert.deepEqual([1, 2, 9, 10, 11, 100, 500, 1000].filter(worthLogging), [1, 10, 100, 1000]);
   });

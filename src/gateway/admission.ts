@@ -78,6 +78,8 @@ export class Admission {
   /** Waiting connections, newest last; entries no longer in #waiting are skipped (and compacted away). */
   #newest: Socket[] = [];
   #evicted = 0;
+  /** Handshakes in progress allowed now: maxPending, or fewer while the process is paced (setLimit). */
+  #limit: number;
   /** Moving average of recent handshake times (ms), from accepted to settled. */
   #handshakeMs = 0;
   /** Set while `accepted` makes room: places freed then are the new connection's, not a waiting one's. */
@@ -90,7 +92,20 @@ export class Admission {
     /** Called when connections were closed to make room: with the running total (for a throttled log line). */
     private readonly onEvicted: (total: number, address: string) => void = () => {},
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.#limit = limits.maxPending;
+  }
+
+  /**
+   * Runs at most `limit` handshakes at once from now on (at most maxPending): past it, newcomers
+   * wait. Lowering it closes nothing; raising it hands the free places to waiting connections.
+   */
+  setLimit(limit: number): void {
+    if (this.limits.maxPending <= 0) return;
+    const before = this.#limit;
+    this.#limit = Math.max(1, Math.min(limit, this.limits.maxPending));
+    if (this.#limit > before && this.#waiting.size > 0) this.#next();
+  }
 
   /** Unfinished handshakes now. */
   get pending(): number {
@@ -100,6 +115,11 @@ export class Admission {
   /** Unfinished handshakes closed to make room so far (waiting connections closed included). */
   get evicted(): number {
     return this.#evicted;
+  }
+
+  /** Handshakes in progress allowed now (maxPending unless paced: setLimit). */
+  get limit(): number {
+    return this.#limit;
   }
 
   /** Connections waiting for a place now. */
@@ -120,8 +140,10 @@ export class Admission {
       }
       if (this.#full()) {
         const oldest = this.#oldest();
-        if (gated && oldest && !this.#stale(oldest[1])) return this.#wait(socket, address);
-        if (oldest) this.#evict(oldest[0], oldest[1]);
+        // Under a lowered limit (setLimit) closing one would not make room: nothing is closed.
+        const room = this.#pending.size - 1 < this.#limit;
+        if (oldest && (!gated || (room && this.#stale(oldest[1])))) this.#evict(oldest[0], oldest[1]);
+        if (gated && this.#full()) return this.#wait(socket, address);
       }
     } finally {
       this.#makingRoom = false;
@@ -144,7 +166,7 @@ export class Admission {
   }
 
   #full(): boolean {
-    return this.limits.maxPending > 0 && this.#pending.size >= this.limits.maxPending;
+    return this.limits.maxPending > 0 && this.#pending.size >= this.#limit;
   }
 
   #addressFull(address: string): boolean {

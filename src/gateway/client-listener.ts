@@ -20,6 +20,7 @@ import type { CmgSettings } from "../wire/tunnel/protocol.ts";
 import type { ClientResponse } from "./relay/router.ts";
 import type { ClientRequest } from "./auth/client-cert.ts";
 import { Admission, listenGated, worthLogging } from "./admission.ts";
+import { paceHandshakes } from "./handshake-pace.ts";
 import { TLS_POLICY } from "../pki/tls-policy.ts";
 import type { TicketKeys } from "./tls-tickets.ts";
 
@@ -55,7 +56,7 @@ export interface ClientListener {
    */
   applySettings(s: CmgSettings): void;
   /** Connections in TLS handshake now, and waiting for a handshake place (admission.ts). */
-  handshakes(): { pending: number; waiting: number };
+  handshakes(): { pending: number; waiting: number; limit: number };
   close(graceMs?: number): Promise<void>;
 }
 
@@ -133,6 +134,9 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     },
   );
 
+  // Fewer handshakes at once while this process's event loop lags (a storm): the connected devices' requests go first.
+  const pace = limits.handshakePaceLagMs > 0 ? paceHandshakes((n) => admission.setLimit(n), { min: limits.minPendingConnections, max: limits.maxPendingConnections, targetLagMs: limits.handshakePaceLagMs, intervalMs: 250 }) : undefined;
+
   const sockets = new Set<TLSSocket>();
   server.on("secureConnection", (socket: TLSSocket) => {
     admission.settled(socket);
@@ -189,7 +193,7 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   return {
     port,
     server,
-    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
+    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting, limit: admission.limit }),
     applySettings(s) {
       const pair = s.serverCert ?? o.serverCert;
       server.setSecureContext(contextOptions([...s.trustedRoots, ...s.intermediates], pair));
@@ -203,6 +207,7 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
       }
     },
     async close(graceMs = 5000) {
+      pace?.stop();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           for (const s of sessions) s.destroy();

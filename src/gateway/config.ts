@@ -116,6 +116,13 @@ export interface GatewayLimits {
    * costs no TLS work, and a real handshake is never cut short, also when the CPU is saturated.
    */
   handshakeGraceMs: number;
+  /**
+   * Event-loop lag (p99 over 250 ms) past which a gateway process runs fewer client handshakes at
+   * once, down to minPendingConnections, so the devices already connected keep being answered
+   * (handshake-pace.ts); 0 turns pacing off.
+   */
+  handshakePaceLagMs: number;
+  minPendingConnections: number;
   /** Admitted tunnels (site CA certificate checked, admitted by the site) held at once; unfinished handshakes do not count. */
   maxTunnels: number;
   /**
@@ -152,6 +159,9 @@ export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyByte
  *                                 peer, not a busy CPU (1,024 with eviction at once livelocked a 12,000-device storm)
  *   maxPendingPerAddress 64       many devices share an address behind NAT, but 64 handshakes at the same
  *                                 moment from one address is already a burst; a quarter of the places
+ *   handshakePaceLagMs 100        a process whose event loop lags past 100 ms (p99) runs 30% fewer handshakes at once,
+ *   minPendingConnections 16      down to 16, and more again (an eighth) under 50 ms: in a storm the devices already
+ *                                 back keep getting answers in well under a second while the rest wait their turn
  *   maxTunnels 256                authenticated tunnels: connection points x connections per instance, with room
  *   maxPendingTunnels 64          only a handful of connection points dial an instance; strangers who reach the
  *   maxPendingTunnelsPerAddress 16  tunnel port can hold at most this many places, never a tunnel's
@@ -200,6 +210,8 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   maxWaitingPerAddress: 2048,
   maxWaitingConnections: 8192,
   handshakeGraceMs: 1000,
+  handshakePaceLagMs: 100,
+  minPendingConnections: 16,
   maxTunnels: 256,
   maxPendingTunnels: 64,
   maxPendingTunnelsPerAddress: 16,

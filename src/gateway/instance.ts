@@ -72,7 +72,7 @@ export interface GatewayStatus {
   /** Ready tunnels per connection point. */
   connectionPoints: Record<string, number>;
   /** Per listener: connections in TLS handshake now, and connections waiting for a handshake place of their address. */
-  handshakes: { client: { pending: number; waiting: number }; tunnel: { pending: number; waiting: number } };
+  handshakes: { client: { pending: number; waiting: number; limit: number }; tunnel: { pending: number; waiting: number; limit: number } };
 }
 
 export interface GatewayInstance {

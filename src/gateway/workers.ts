@@ -303,9 +303,10 @@ export function instanceStatus(instance: string, statuses: readonly (GatewayStat
   const connectionPoints: Record<string, number> = {};
   for (const s of known) for (const [cp, n] of Object.entries(s.connectionPoints)) connectionPoints[cp] = (connectionPoints[cp] ?? 0) + n;
   const revisions = known.map((s) => s.settingsRevision);
-  const sum = (pick: (s: GatewayStatus) => { pending: number; waiting: number }) => ({
+  const sum = (pick: (s: GatewayStatus) => { pending: number; waiting: number; limit: number }) => ({
     pending: known.reduce((a, s) => a + pick(s).pending, 0),
     waiting: known.reduce((a, s) => a + pick(s).waiting, 0),
+    limit: known.reduce((a, s) => a + pick(s).limit, 0),
   });
   return {
     instance,

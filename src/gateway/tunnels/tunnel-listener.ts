@@ -63,7 +63,7 @@ export interface TunnelListenerOptions {
 export interface TunnelListener {
   port: number;
   /** Connections in TLS handshake now, and waiting for a handshake place (admission.ts). */
-  handshakes(): { pending: number; waiting: number };
+  handshakes(): { pending: number; waiting: number; limit: number };
   /** Tells every connection point the workers' tunnel ports again (they changed). */
   announceWorkers(): void;
   /** Stops accepting, closes control streams, lets requests in flight finish for `graceMs`, then cuts. */
@@ -369,7 +369,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
 
   return {
     port,
-    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting }),
+    handshakes: () => ({ pending: admission.pending, waiting: admission.waiting, limit: admission.limit }),
     announceWorkers() {
       const m = workersMessage();
       if (m) for (const send of senders.values()) send(m);
