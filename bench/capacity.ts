@@ -74,6 +74,14 @@ function treeCpu(pid: number): number {
   return s;
 }
 
+/** CPU time of the whole machine from /proc/stat (clock ticks): busy and total. */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, x) => a + x, 0);
+  // idle and iowait
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
+}
+
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
 
@@ -352,6 +360,8 @@ async function main(): Promise<void> {
     // 2. The storm: the instance restarts; every device comes back on its own.
     process.stderr.write(`gateway: restarting the instance...\n`);
     for (const g of gens) g.child.send({ type: "reset" });
+    const stormCpu0 = Object.fromEntries(Object.entries(gwProcs).map(([k, pid]) => [k, k === "gateway" ? 0 : treeCpu(pid())]));
+    const machine0 = machineCpu();
     const stormT0 = Date.now();
     for (const g of gens) g.child.send({ type: "storm", t0: stormT0 });
     await gateway.stop();
@@ -366,6 +376,10 @@ async function main(): Promise<void> {
       f = await reportAll(gens);
     }
     const stormSeconds = (Date.now() - stormT0) / 1000;
+    // What limited the storm: each process's CPU over it (the new gateway's whole life), and the machine's.
+    const stormCpu = Object.entries(gwProcs).map(([k, pid]) => `${k} ${(((treeCpu(pid()) - stormCpu0[k]!) / stormSeconds) * 100).toFixed(0)}%`);
+    const machine1 = machineCpu();
+    const busy = (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total);
     const r99s = f.back.length >= Math.ceil(devices * 0.99) ? f.back[Math.ceil(devices * 0.99) - 1]! : NaN;
     const r100 = f.back.length >= devices ? f.back[devices - 1]! : NaN;
     const storm = latencyTable(f, stormSeconds);
@@ -373,6 +387,7 @@ async function main(): Promise<void> {
       `storm: instance stopped in ${down.toFixed(1)} s, new one listening at ${up.toFixed(1)} s, first test request through it at ${ms(tunnelAt)} s, first device back at ${ms(f.back[0] ?? NaN)} s; ` +
         `${f.back.length}/${devices} devices back within ${stormSeconds.toFixed(0)} s: 99% at ${ms(r99s)} s, 100% at ${ms(r100)} s (device backoff: full jitter, 1 s doubling to ${backoffCapS} s); ` +
         `${f.handshakes} TLS connections, ${f.resumed} of them resumed a session`,
+      `CPU over the storm, % of one core: ${stormCpu.join(", ")}; the machine's ${cpus().length} CPUs ${(busy * 100).toFixed(0)}% busy (every process on it)`,
       `the active devices' requests from the restart on (${stormSeconds.toFixed(0)} s; ${f.skipped} not sent while their device was reconnecting):`,
       ...storm.lines,
     ];
