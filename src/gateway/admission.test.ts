@@ -2,14 +2,18 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
-import { describe, it } from "node:test";
-import { Admission, worthLogging } from "./admission.ts";
+import net from "node:net";
+import tls from "node:tls";
+import { after, before, describe, it } from "node:test";
+import { makeTestPki, type TestPki } from "../../test/helpers/pki-fixtures.ts";
+import { until } from "../../test/helpers/until.ts";
+import { Admission, listenGated, worthLogging } from "./admission.ts";
 
 let port = 40000;
 /** A stand-in socket: an address, a port, and destroy() that closes it. */
 function fake(address: string): Socket & { destroyed: boolean } {
   const s = new EventEmitter() as unknown as Socket & { destroyed: boolean };
-  Object.assign(s, { remoteAddress: address, remotePort: port++, destroyed: false });
+  Object.assign(s, { remoteAddress: address, remotePort: port++, destroyed: false, bytesRead: 0 });
   s.destroy = (() => {
     s.destroyed = true;
     s.emit("close");
@@ -90,6 +94,25 @@ describe("admission of unfinished handshakes", () => {
     assert.deepEqual([s1.destroyed, s2.destroyed], [true, false]);
     assert.deepEqual(started, [s1, s2]);
     assert.equal(a.waiting, 0);
+  });
+
+  it("gated: a place whose peer has sent bytes (its handshake under way) is never taken, however long it is held; an idle one is", () => {
+    let now = 0;
+    const started: Socket[] = [];
+    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2, maxWaitingPerAddress: 4, waitTimeoutMs: 600_000, graceMs: 1000 }, () => {}, () => now);
+    a.start = (s) => void started.push(s);
+    const [busy, idle] = [fake("10.0.0.1"), fake("10.0.0.2")];
+    a.accepted(busy);
+    a.accepted(idle);
+    Object.assign(busy, { bytesRead: 517 });
+    now += 4000;
+    const [n1, n2] = [fake("10.0.0.3"), fake("10.0.0.4")];
+    a.accepted(n1);
+    assert.deepEqual([busy.destroyed, idle.destroyed], [false, true], "the idle place went to the newcomer");
+    a.accepted(n2);
+    assert.equal(busy.destroyed, false, "a handshake under way is not closed for a newcomer");
+    assert.deepEqual(started, [busy, idle, n1]);
+    assert.equal(a.waiting, 1);
   });
 
   it("gated: a waiting connection that closes leaves the queue, and one that waits too long is closed", async () => {
@@ -211,4 +234,52 @@ describe("admission of unfinished handshakes", () => {
   it("logs floods at 1, 10, 100, 1000 ...", () => {
     assert.deepEqual([1, 2, 9, 10, 11, 100, 500, 1000].filter(worthLogging), [1, 10, 100, 1000]);
   });
+
+  describe("on real sockets behind listenGated", () => {
+    let pki: TestPki;
+    before(async () => {
+      pki = await makeTestPki({ serverName: "cmg.contoso.test" });
+    });
+    const open: net.Socket[] = [];
+    after(() => {
+      for (const s of open) s.destroy();
+    });
+    const connect = async (port: number): Promise<net.Socket> => {
+      const s = net.connect(port, "127.0.0.1");
+      open.push(s);
+      s.on("error", () => {});
+      await new Promise((r) => s.once("connect", r));
+      return s;
+    };
+
+    it("a newcomer takes the place of a peer that sent nothing, never of one whose ClientHello has arrived; a TLS client still gets in after them", async () => {
+      const server = tls.createServer({ cert: pki.server.certPem, key: pki.server.keyPem });
+      const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2, maxWaitingPerAddress: 8, waitTimeoutMs: 600_000, graceMs: 50 });
+      server.on("secureConnection", (s) => a.settled(s));
+      const front = await listenGated(server, a, "127.0.0.1", 0);
+      try {
+        const port = (front.address() as net.AddressInfo).port;
+        // A handshake under way (the start of a ClientHello, then nothing), and an idle connection.
+        const started = await connect(port);
+        started.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+        const idle = await connect(port);
+        await until("both hold places", () => a.pending === 2);
+        // Long past the grace for both (well past what four recent handshake times could add: none finished yet).
+        await new Promise((r) => setTimeout(r, 200));
+        const client = tls.connect({ port, host: "127.0.0.1", ca: pki.root.certPem, servername: "cmg.contoso.test" });
+        client.on("error", () => {});
+        await new Promise<void>((resolve, reject) => {
+          client.once("secureConnect", resolve);
+          client.once("error", reject);
+        });
+        client.destroy();
+        await until("the idle connection closed", () => idle.destroyed || idle.readableEnded || undefined);
+        assert.equal(started.destroyed, false, "the connection that sent its ClientHello's first bytes keeps its place");
+        assert.equal(a.evicted, 1);
+      } finally {
+        front.close();
+      }
+    });
+  });
 });
+

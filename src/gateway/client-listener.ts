@@ -118,8 +118,8 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   h1.keepAliveTimeout = limits.idleTimeoutMs;
   // Idle timeout for HTTP/1.1 sockets and HTTP/2 sessions alike (no listener: they are destroyed).
   server.setTimeout(limits.idleTimeoutMs);
-  // Unfinished handshakes, bounded apart (in total, oldest closed first, and per address, where
-  // the excess waits its turn before any TLS work); the listening socket is the gate's (admission.ts).
+  // Unfinished handshakes, bounded apart (in total and per address; the excess waits its turn
+  // before any TLS work); the listening socket is the gate's (admission.ts).
   const admission = new Admission(
     {
       maxPending: limits.maxPendingConnections,
@@ -135,7 +135,17 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   );
 
   // Fewer handshakes at once while this process's event loop lags (a storm): the connected devices' requests go first.
-  const pace = limits.handshakePaceLagMs > 0 ? paceHandshakes((n) => admission.setLimit(n), { min: limits.minPendingConnections, max: limits.maxPendingConnections, targetLagMs: limits.handshakePaceLagMs, intervalMs: 250 }) : undefined;
+  // One line when pacing starts and one when it ends: a storm leaves two, not one per change.
+  const setLimit = (n: number): void => {
+    const before = admission.limit;
+    admission.setLimit(n);
+    if (before === limits.maxPendingConnections && n < before) {
+      o.log.warn(`Client listener: event loop lagging past ${limits.handshakePaceLagMs} ms; fewer TLS handshakes at once (${n}, down to ${limits.minPendingConnections}) so connected devices keep being answered; ${admission.waiting} connection(s) waiting for a handshake place`);
+    } else if (n === limits.maxPendingConnections && before < n) {
+      o.log.info(`Client listener: event loop caught up; up to ${n} TLS handshakes at once again`);
+    }
+  };
+  const pace = limits.handshakePaceLagMs > 0 ? paceHandshakes(setLimit, { min: limits.minPendingConnections, max: limits.maxPendingConnections, targetLagMs: limits.handshakePaceLagMs, intervalMs: 250 }) : undefined;
 
   const sockets = new Set<TLSSocket>();
   server.on("secureConnection", (socket: TLSSocket) => {

@@ -110,10 +110,11 @@ export interface GatewayLimits {
   maxWaitingPerAddress: number;
   maxWaitingConnections: number;
   /**
-   * An unfinished handshake holds its place at least this long (and at least four times the recent
-   * handshake time, at most half handshakeTimeoutMs) before a newcomer may take it (both
+   * A place whose peer has sent nothing is held at least this long (and at least four times the
+   * recent handshake time, at most half handshakeTimeoutMs) before a newcomer may take it (both
    * listeners): places change hands at most this often, so an address reconnecting without end
-   * costs no TLS work, and a real handshake is never cut short, also when the CPU is saturated.
+   * costs no TLS work. A place whose peer has sent bytes is never taken: a handshake under way is
+   * not cut short, however busy the machine (the handshake timeout ends one that stalls).
    */
   handshakeGraceMs: number;
   /**
@@ -154,9 +155,9 @@ export type GatewayLimitsInput = Partial<Omit<GatewayLimits, "maxRequestBodyByte
  *   idleTimeoutMs 120 s           clients poll every few minutes; a held idle connection costs memory
  *   maxConnections 18,000         devices at once per instance (the platform's sizing per VM)
  *   maxPendingConnections 256     handshakes in progress per process on the client listener: a reconnect storm's
- *                                 excess waits paused (no TLS work) instead; 256 x ~1.5 ms of CPU each keeps a
- *                                 handshake's time in its place well under the grace, so a stale place is an idle
- *                                 peer, not a busy CPU (1,024 with eviction at once livelocked a 12,000-device storm)
+ *                                 excess waits paused (no TLS work, no TLS memory) instead, and a turn of the event
+ *                                 loop holds at most 256 handshakes' CPU (~1.5 ms each); enough places for devices
+ *                                 on slow links, whose handshakes hold them for round trips
  *   maxPendingPerAddress 64       many devices share an address behind NAT, but 64 handshakes at the same
  *                                 moment from one address is already a burst; a quarter of the places
  *   handshakePaceLagMs 100        a process whose event loop lags past 100 ms (p99) runs 30% fewer handshakes at once,

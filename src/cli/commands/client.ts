@@ -304,8 +304,8 @@ function registerSiteClientCommands(program: Command, ctx: CliContext): void {
         const patch = {
           locationIntervalMinutes: o.locationInterval,
           policyIntervalMinutes: o.policyInterval,
-          useCmg: onOff("useCmg", o.useCmg),
-          alwaysOnInternet: onOff("alwaysInternet", o.alwaysInternet),
+          useCmg: onOff("--use-cmg", o.useCmg),
+          alwaysOnInternet: onOff("--always-internet", o.alwaysInternet),
         };
         const changed = Object.values(patch).some((v) => v !== undefined);
         const settings = changed ? await svc.setSettings(patch) : await svc.settings();

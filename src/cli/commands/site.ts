@@ -119,7 +119,7 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       await ctx.withSite(cmd, async (s) => {
         const svc = s.services.sites;
         const siteCode = code ?? (await svc.requireTop()).code;
-        const patch = { usePkiClientCertificate: onOff("usePkiClientCert", o.usePkiClientCert), clientsCheckCrl: onOff("checkCrl", o.checkCrl) };
+        const patch = { usePkiClientCertificate: onOff("--use-pki-client-cert", o.usePkiClientCert), clientsCheckCrl: onOff("--check-crl", o.checkCrl) };
         const changed = Object.values(patch).some((v) => v !== undefined);
         const c = changed ? await svc.setClientCommunication(siteCode, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined))) : await svc.clientCommunication(siteCode);
         ctx.print(cmd, c, () =>

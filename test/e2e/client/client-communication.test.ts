@@ -92,6 +92,11 @@ it("a client refuses a site system whose server certificate the published CRL re
   // An administrator who does not publish a CRL turns the check off; with the certificate not revoked
   // the policy reaches the client, which from then on skips the check.
   await publishCrl([]);
+  // A bad value is refused naming the flag as typed, and changes nothing.
+  const bad = await siteCli(["site", "client-communication", "--check-crl", "of", "--use-pki-client-cert", "off"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: --check-crl: must be on or off \(got "of"\)/);
+  assert.deepEqual((await siteCli(["site", "client-communication", "--json"])).json(), { usePkiClientCertificate: true, clientsCheckCrl: true });
   const off = await siteCli(["site", "client-communication", "--check-crl", "off", "--json"]);
   assert.equal(off.code, 0, off.stderr);
   assert.deepEqual(off.json(), { usePkiClientCertificate: true, clientsCheckCrl: false });

@@ -367,7 +367,7 @@ forEachDatabase("client agent", (db) => {
     assert.deepEqual(set.json(), { locationIntervalMinutes: 120, policyIntervalMinutes: 60, useCmg: false, alwaysOnInternet: true });
     const bad = await siteCli(["site", "clients", "settings", "--use-cmg", "maybe"]);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /^error: useCmg: must be on or off/);
+    assert.match(bad.stderr, /^error: --use-cmg: must be on or off/);
     const badMinutes = await siteCli(["site", "clients", "settings", "--location-interval", "0"]);
     assert.equal(badMinutes.code, 2);
     assert.match(badMinutes.stderr, /^error: locationIntervalMinutes: must be from 1/);
