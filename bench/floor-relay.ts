@@ -14,7 +14,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type ClientHttp2Session } from "node:http2";
 import https from "node:https";
 import tls, { type TLSSocket } from "node:tls";
-import { Agent } from "undici";
+import { Agent, Client } from "undici";
 import { TUNNEL_H2 } from "../src/wire/tunnel/h2.ts";
 
 export interface FloorSetup {
@@ -87,14 +87,14 @@ export function startFloorConnectionPoint(o: FloorSetup): void {
 }
 
 /**
- * One reverse HTTP/1.1 connection as the instance's client side: an agent of its own that never
- * opens a socket but reuses the one the connection point dialled (keep-alive, one request at a time).
+ * One reverse HTTP/1.1 connection as the instance's client side: an undici client that never
+ * opens a socket but uses the one the connection point dialled (keep-alive, one request at a time).
+ * The socket is handed over on the next tick: undici ignores a connector that answers synchronously.
  */
 class ReverseH1 {
-  readonly agent: http.Agent;
+  readonly client: Client;
   constructor(readonly socket: TLSSocket) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    this.agent.createConnection = () => socket;
+    this.client = new Client("http://floor.invalid", { pipelining: 1, connect: (_o, cb) => void process.nextTick(cb, null, socket) });
   }
 }
 
@@ -119,13 +119,15 @@ export async function startFloorH1Gateway(o: FloorSetup): Promise<{ ready(): boo
     release(c);
   });
   const relay = (c: ReverseH1, req: IncomingMessage, res: ServerResponse): void => {
-    const out = http.request({ agent: c.agent, method: req.method ?? "GET", path: req.url ?? "/", host: "floor.invalid" }, (r) => {
-      res.writeHead(r.statusCode ?? 502, { "content-length": r.headers["content-length"] });
-      r.pipe(res);
-      r.on("end", () => release(c));
-    });
-    out.on("error", () => res.destroy());
-    out.end();
+    c.client
+      .stream({ method: "GET", path: req.url ?? "/" }, ({ statusCode, headers: h }) => {
+        res.writeHead(statusCode, { "content-length": String(h["content-length"]) });
+        return res;
+      })
+      .then(
+        () => release(c),
+        () => res.destroy(),
+      );
   };
   const clients = https.createServer({ cert: o.cert, key: o.key, ca: o.clientCa, requestCert: true, rejectUnauthorized: true }, (req, res) => {
     const c = idle.pop();
