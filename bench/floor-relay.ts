@@ -88,13 +88,26 @@ export function startFloorConnectionPoint(o: FloorSetup): void {
 
 /**
  * One reverse HTTP/1.1 connection as the instance's client side: an undici client that never
- * opens a socket but uses the one the connection point dialled (keep-alive, one request at a time).
- * The socket is handed over on the next tick: undici ignores a connector that answers synchronously.
+ * opens a socket but uses the one the connection point dialled (kept alive, one request at a time).
+ * The socket is handed over once (a client that lost it must not loop on it), on the next tick:
+ * undici ignores a connector that answers synchronously.
  */
 class ReverseH1 {
   readonly client: Client;
   constructor(readonly socket: TLSSocket) {
-    this.client = new Client("http://floor.invalid", { pipelining: 1, connect: (_o, cb) => void process.nextTick(cb, null, socket) });
+    let given = false;
+    this.client = new Client("http://floor.invalid", {
+      pipelining: 1,
+      // The connection point's connections wait idle in the pool: undici must not close them (its default: 4 s).
+      keepAliveTimeout: 3_600_000,
+      keepAliveMaxTimeout: 3_600_000,
+      connect: (_o, cb) =>
+        void process.nextTick(() => {
+          if (given) return cb(new Error("the pooled connection is gone"), null);
+          given = true;
+          cb(null, socket);
+        }),
+    });
   }
 }
 
@@ -115,6 +128,7 @@ export async function startFloorH1Gateway(o: FloorSetup): Promise<{ ready(): boo
     socket.on("close", () => {
       const i = idle.indexOf(c);
       if (i >= 0) idle.splice(i, 1);
+      void c.client.destroy().catch(() => {});
     });
     release(c);
   });
@@ -153,11 +167,14 @@ export function startFloorH1ConnectionPoint(o: FloorSetup): void {
       })
       .catch(() => res.destroy());
   });
-  for (let i = 0; i < o.h1.connections; i++) {
+  // Keeps the pool at its size: a connection that closes is dialled again.
+  const dial = (): void => {
     const socket = tls.connect({ port: o.h1.tunnelPort, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () => {
       socket.setNoDelay(true);
       server.emit("connection", socket);
     });
     socket.on("error", () => {});
-  }
+    socket.once("close", () => void setTimeout(dial, 100).unref());
+  };
+  for (let i = 0; i < o.h1.connections; i++) dial();
 }
