@@ -260,7 +260,7 @@ async function main(): Promise<void> {
       ...signed,
       backends: { [ROLES.mp]: backendUrl },
       gateway: { clientPort: await freePort(), tunnelPort: await freePort(), idleTimeoutMs: 60 * 60_000 },
-      floor: { cert: "", key: "", clientCa: [], clientPort: 0, tunnelPort: 0, backendUrl, tunnels: 0 },
+      floor: { cert: "", key: "", clientCa: [], clientPort: 0, tunnelPort: 0, backendUrl, tunnels: 0, h1: { clientPort: 0, tunnelPort: 0, connections: 0 } },
     };
     const setupFile = join(dir, "setup.json");
     writeFileSync(setupFile, JSON.stringify(setup), { mode: 0o600 });

@@ -188,7 +188,7 @@ async function main(): Promise<void> {
         idleTimeoutMs: DEFAULT_LIMITS.idleTimeoutMs,
         ...(bodyLimitMiB > 0 ? { limits: { maxRequestBodyBytes: { mp: bodyLimit } } } : {}),
       },
-      floor: { cert: "", key: "", clientCa: [], clientPort: 0, tunnelPort: 0, backendUrl, tunnels: 0 },
+      floor: { cert: "", key: "", clientCa: [], clientPort: 0, tunnelPort: 0, backendUrl, tunnels: 0, h1: { clientPort: 0, tunnelPort: 0, connections: 0 } },
     };
     const setupFile = join(dir, "setup.json");
     writeFileSync(setupFile, JSON.stringify(setup), { mode: 0o600 });

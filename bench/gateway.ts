@@ -8,6 +8,7 @@
  *   E  like D, with the connection point's tunnel dialled through a real Squid (Egress#connect)
  *   F  the floor: D's topology in a few lines of plain Node (bench/floor-relay.ts), none of the
  *      product's checks; D - F is what the product itself costs
+ *   F1 like F with the tunnel a pool of reverse HTTP/1.1 connections instead of reverse HTTP/2
  *   G  D's two hops built from nginx: C's front, then TLS (client certificate) to a second nginx
  *      that proxies to the backend: what two C-speed hops cost, the limit for D
  *   H  what an administrator would build by hand: nginx (mTLS, like C) in front of an OpenSSH
@@ -19,7 +20,7 @@
  * certificate. The idle-connection figures are the RSS of the gateway instance's process alone.
  *
  *   npx tsx bench/gateway.ts [--n 10000] [--conc 64] [--rate 100] [--lat-n 400] [--mb 256]
- *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F,G,H] [--workers 1,2] [--ids 8]
+ *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F,F1,G,H] [--workers 1,2] [--ids 8]
  *
  * `--ids 8`: the load generator's connections present that many client certificates (devices),
  * spread evenly: the gateway caps requests in progress per identity (64), so one certificate at
@@ -48,7 +49,7 @@ import { report, type IdleStep, type RowResult } from "./gateway/report.ts";
 import { startServedGateway } from "./gateway/served.ts";
 import { startSshTunnel, type SshTunnel } from "./gateway/ssh.ts";
 
-const ROWS = ["A", "B", "C", "D", "E", "F", "G", "H"];
+const ROWS = ["A", "B", "C", "D", "E", "F", "F1", "G", "H"];
 
 async function main(): Promise<void> {
   const n = Number(arg("n", "10000"));
@@ -101,6 +102,8 @@ async function main(): Promise<void> {
         tunnelPort: await freePort(),
         backendUrl,
         tunnels: 2, // as many as the product's connection point keeps per instance
+        // F1: one reverse HTTP/1.1 connection per client connection of the load (one request at a time each), and a few spare.
+        h1: { clientPort: await freePort(), tunnelPort: await freePort(), connections: conc + 8 },
       },
     };
     const setupFile = join(dir, "setup.json");
@@ -118,6 +121,12 @@ async function main(): Promise<void> {
       floor.push((await Part.start("floor-gw", setupFile)).part, (await Part.start("floor-cp", setupFile)).part);
       stops.push(async () => void (await Promise.all(floor.map((f) => f.stop()))));
       await waitUntil("the floor relay's tunnels", () => floor[0]!.ready());
+    }
+    const floorH1: Part[] = [];
+    if (only.has("F1")) {
+      floorH1.push((await Part.start("floor-h1-gw", setupFile)).part, (await Part.start("floor-h1-cp", setupFile)).part);
+      stops.push(async () => void (await Promise.all(floorH1.map((f) => f.stop()))));
+      await waitUntil("the HTTP/1.1 floor relay's pool", () => floorH1[0]!.ready());
     }
     let twoHop: { front: Nginx; inner: Nginx; port: number } | null = null;
     if (only.has("G")) {
@@ -152,6 +161,7 @@ async function main(): Promise<void> {
       D: gw,
       E: gw,
       F: https(setup.floor.clientPort),
+      F1: https(setup.floor.h1.clientPort),
       ...(twoHop ? { G: https(twoHop.port) } : {}),
       ...(sshFront ? { H: https(sshFront.port) } : {}),
     };
@@ -161,6 +171,7 @@ async function main(): Promise<void> {
       const m: Record<string, () => number> = { backend: pid(backend.part.pid) };
       if (name === "B" || name === "C") m.nginx = pid(nginx.pid);
       if (name === "F") Object.assign(m, { gateway: pid(floor[0]!.pid), cp: pid(floor[1]!.pid) });
+      if (name === "F1") Object.assign(m, { gateway: pid(floorH1[0]!.pid), cp: pid(floorH1[1]!.pid) });
       if (name === "D" || name === "E") Object.assign(m, { gateway: pid(gateway.pid), cp: pid(cp.pid), ...(name === "E" ? { squid: pid(squid.pid) } : {}) });
       if (name === "G") Object.assign(m, { nginx: pid(twoHop!.front.pid), nginx2: pid(twoHop!.inner.pid) });
       if (name === "H") Object.assign(m, { nginx: pid(sshFront!.pid), sshd: () => treeCpuSeconds(ssh!.sshd.pid), ssh: pid(ssh!.ssh.pid) });

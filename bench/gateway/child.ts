@@ -2,7 +2,7 @@
  * Entry point of bench/gateway.ts's child processes: `child.ts MODE ARG...`.
  *   load JOB_JSON            one load job (prints "warm", waits for a line on stdin, prints the result)
  *   idle JOB_JSON            opens and holds idle authenticated connections until stdin closes
- *   backend | gateway | cp | floor-gw | floor-cp SETUP_FILE [SQUID_PORT]   a product part (IPC)
+ *   backend | gateway | cp | floor-gw | floor-cp | floor-h1-gw | floor-h1-cp SETUP_FILE [SQUID_PORT]   a part (IPC)
  */
 import { readFileSync } from "node:fs";
 import { runIdle, runLoad, type LoadJob, type Target } from "./load.ts";
@@ -31,6 +31,10 @@ if (mode === "load") {
   runFloorGateway(setup()).catch(exitOnError);
 } else if (mode === "floor-cp") {
   runFloorConnectionPoint(setup());
+} else if (mode === "floor-h1-gw") {
+  runFloorGateway(setup(), true).catch(exitOnError);
+} else if (mode === "floor-h1-cp") {
+  runFloorConnectionPoint(setup(), true);
 } else if (mode === "cp") {
   runConnectionPoint(setup(), a2 ? Number(a2) : null).catch(exitOnError);
 } else {

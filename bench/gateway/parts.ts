@@ -17,7 +17,7 @@ import { connectionPointLogs, startConnectionPoint } from "../../src/connection-
 import type { SignedSettings } from "../../src/wire/tunnel/signed-settings.ts";
 import type { StartupTrust } from "../../src/gateway/settings-store.ts";
 import type { GatewayLimitsInput } from "../../src/gateway/config.ts";
-import { startFloorConnectionPoint, startFloorGateway, type FloorSetup } from "../floor-relay.ts";
+import { startFloorConnectionPoint, startFloorGateway, startFloorH1ConnectionPoint, startFloorH1Gateway, type FloorSetup } from "../floor-relay.ts";
 
 /** Everything the gateway and connection point children need, written once by the parent. */
 export interface Setup {
@@ -87,14 +87,15 @@ export async function runGateway(setup: Setup): Promise<void> {
   ready();
 }
 
-export async function runFloorGateway(setup: Setup): Promise<void> {
-  const f = await startFloorGateway(setup.floor);
+/** `h1`: the F1 floor (a pool of reverse HTTP/1.1 connections) instead of F's reverse HTTP/2. */
+export async function runFloorGateway(setup: Setup, h1 = false): Promise<void> {
+  const f = await (h1 ? startFloorH1Gateway : startFloorGateway)(setup.floor);
   serveIpc(() => f.ready(), async () => {});
   ready();
 }
 
-export function runFloorConnectionPoint(setup: Setup): void {
-  startFloorConnectionPoint(setup.floor);
+export function runFloorConnectionPoint(setup: Setup, h1 = false): void {
+  (h1 ? startFloorH1ConnectionPoint : startFloorConnectionPoint)(setup.floor);
   serveIpc(() => true, async () => {});
   ready();
 }

@@ -27,7 +27,7 @@ export function report(p: { n: number; conc: number; rate: number; latN: number;
   const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(" ");
   lines.push(`Gateway benchmark: ${p.n} requests of ${SMALL} B at ${p.conc} connections from ${p.ids} client identities; latency at ${p.rate} req/s x ${p.latN}; download ${p.bytes / 1024 / 1024} MiB`);
   lines.push("A direct (HTTP) | B nginx one hop (HTTP) | C nginx one hop (mTLS) | D gateway+tunnel+connection point (mTLS) | E = D, tunnel via Squid");
-  lines.push("F = D's topology as a bare Node relay (bench/floor-relay.ts): Node's own floor for D");
+  lines.push("F = D's topology as a bare Node relay (bench/floor-relay.ts): Node's own floor for D | F1 = F with a pool of reverse HTTP/1.1 connections as the tunnel");
   lines.push("G = D's two hops built from nginx (mTLS, then TLS to a second nginx) | H = nginx (mTLS) in front of an OpenSSH reverse tunnel (ssh -R)");
   lines.push("Each part in its own process; load generator: undici, HTTP/1.1, in child processes.");
   lines.push(`Machine load average (1 5 15 min) at the start: ${la(p.loadAtStart)}`);
@@ -55,6 +55,8 @@ export function report(p: { n: number; conc: number; rate: number; latN: number;
   ratio("C", "A");
   ratio("E", "D");
   ratio("D", "F");
+  ratio("D", "F1");
+  ratio("F1", "F");
   ratio("F", "A");
 
   // The columns A-F always had; the ones only G and H use appear when those rows ran.
@@ -71,6 +73,15 @@ export function report(p: { n: number; conc: number; rate: number; latN: number;
   };
   cpuTable("CPU per small request, microseconds (user + system from /proc, timed part of the rps run; 10 ms clock ticks)", (r) => r.cpuUs, 0);
   cpuTable("CPU per MB of the large download, milliseconds (same method)", (r) => r.cpuMsPerMB, 2);
+  // The relay's own processes (gateway instance + connection point): what the floors and D compare on.
+  const relayUs = (k: string): number => (results[k]?.cpuUs.gateway ?? NaN) + (results[k]?.cpuUs.cp ?? NaN);
+  const relayed = ["D", "E", "F", "F1"].filter((k) => k in results);
+  if (relayed.length > 0) {
+    lines.push("");
+    lines.push(`gateway + cp CPU per small request, us: ${relayed.map((k) => `${k} ${f(relayUs(k))}`).join(", ")}`);
+    const rel = [["F1", "F"], ["D", "F"], ["D", "F1"]].filter(([a, b]) => a! in results && b! in results);
+    if (rel.length > 0) lines.push(`  ratios: ${rel.map(([a, b]) => `${a}/${b} ${f(relayUs(a!) / relayUs(b!), 2)}`).join(", ")}`);
+  }
   // CPU per request x requests per second: how busy each process was. A process near 100% is what
   // limits the row; when none is, the machine is (its load average says how busy it was).
   lines.push("");
