@@ -225,10 +225,12 @@ async function main(): Promise<void> {
               why[w] = (why[w] ?? 0) + 1;
               d.comeBack(target!);
             }
+            // At once, not after every device: a connect phase longer than the gateway's idle
+            // timeout would otherwise lose the first devices before their first ping.
+            d.schedule(target!);
           }
         };
         await Promise.all(Array.from({ length: 32 }, worker));
-        for (const d of devices) d.schedule(target!);
         send({ type: "connected", id: job.id, failed, why, ms: performance.now() - t0 });
       } else if (m.type === "reset") {
         stats = fresh();
