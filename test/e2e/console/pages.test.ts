@@ -156,13 +156,13 @@ it("Clients: filtered by connection type; approve, block and unblock as the site
   await page.getByRole("button", { name: "Approve PC01" }).click();
   await page.getByText("PC01 is approved.").waitFor();
   assert.equal((await site.services.clients.get(pc01.id)).approved, true);
-  await page.getByRole("button", { name: "Block PC01" }).click();
+  await page.getByRole("button", { name: "Block PC01", exact: true }).click();
   await page.getByRole("button", { name: "Unblock PC01" }).waitFor();
   assert.equal((await site.services.clients.get(pc01.id)).blocked, true);
   await screenshot(page, "clients");
   await assertAccessible("Clients");
   await page.getByRole("button", { name: "Unblock PC01" }).click();
-  await page.getByRole("button", { name: "Block PC01" }).waitFor();
+  await page.getByRole("button", { name: "Block PC01", exact: true }).waitFor();
   assert.equal((await site.services.clients.get(pc01.id)).blocked, false);
 });
 
