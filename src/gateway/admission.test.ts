@@ -115,6 +115,14 @@ describe("admission of unfinished handshakes", () => {
     assert.equal(a.waiting, 1);
   });
 
+  it("gated: one waiting connection per address at most, when that is the bound", () => {
+    const a = new Admission({ maxPending: 100, maxPendingPerAddress: 1, maxWaitingPerAddress: 1, waitTimeoutMs: 600_000, graceMs: 600_000 });
+    const [s1, s2, s3, s4] = Array.from({ length: 4 }, () => fake("10.0.0.1"));
+    for (const s of [s1!, s2!, s3!, s4!]) a.accepted(s);
+    assert.deepEqual([s1, s2, s3, s4].map((s) => s!.destroyed), [false, true, true, false]);
+    assert.equal(a.waiting, 1);
+  });
+
   it("gated: a waiting connection that closes leaves the queue, and one that waits too long is closed", async () => {
     const started: Socket[] = [];
     const a = new Admission({ maxPending: 100, maxPendingPerAddress: 1, maxWaitingPerAddress: 4, waitTimeoutMs: 1, graceMs: 600_000 });

@@ -197,11 +197,13 @@ export class Admission {
 
   #wait(socket: Socket, address: string): void {
     const l = this.limits;
+    // Full: the oldest waiting goes (of the address, or of all), never the newcomer.
+    const before = this.#waitingOf.get(address);
+    if (before && before.size >= (l.maxWaitingPerAddress ?? 0)) this.#drop(before.values().next().value);
+    else if (l.maxWaiting !== undefined && l.maxWaiting > 0 && this.#waiting.size >= l.maxWaiting) this.#drop(this.#waiting.keys().next().value);
+    // Read again: dropping the address's last waiting connection removed its set.
     const mine = this.#waitingOf.get(address) ?? new Set<Socket>();
     this.#waitingOf.set(address, mine);
-    // Full: the oldest waiting goes (of the address, or of all), never the newcomer.
-    if (mine.size >= (l.maxWaitingPerAddress ?? 0)) this.#drop(mine.values().next().value);
-    else if (l.maxWaiting !== undefined && l.maxWaiting > 0 && this.#waiting.size >= l.maxWaiting) this.#drop(this.#waiting.keys().next().value);
     const timer = setTimeout(() => socket.destroy(), l.waitTimeoutMs ?? 10_000);
     timer.unref();
     this.#waiting.set(socket, { address, timer });
