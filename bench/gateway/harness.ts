@@ -3,6 +3,7 @@
  * idle-connection holders, all children of `bench/gateway/child.ts` started through bench/lib/child.ts.
  */
 import { join } from "node:path";
+import { bundled } from "../lib/bundle.ts";
 import { Child } from "../lib/child.ts";
 import type { LoadJob, LoadResult, Target } from "./load.ts";
 import type { PartMessage } from "./parts.ts";
@@ -21,7 +22,8 @@ export class Part {
     // OPENCMG_BENCH_CPU_PROF=DIR: V8 CPU profiles of the product parts, written when they stop.
     const prof = process.env.OPENCMG_BENCH_CPU_PROF;
     const nodeArgs = prof && mode !== "backend" ? ["--cpu-prof", "--cpu-prof-dir", prof] : [];
-    const child = Child.node(CHILD, [mode, ...args], { name: mode, nodeArgs, stdin: "ignore", stdout: "inherit", ipc: true });
+    // Bundled as dist/ is (bench/lib/bundle.ts), run by Node without tsx: the code as it ships.
+    const child = Child.start(process.execPath, [...nodeArgs, bundled(CHILD), mode, ...args], { name: mode, stdin: "ignore", stdout: "inherit", ipc: true });
     const m = await child.message<Extract<PartMessage, { type: "ready" }>>("ready");
     return { part: new Part(child), ...(m.port ? { port: m.port } : {}) };
   }

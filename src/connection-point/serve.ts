@@ -53,7 +53,12 @@ export function serveTunnel(slot: TunnelSlot, socket: TLSSocket): Promise<boolea
 
     // The version the TLS handshake chose (dialTunnel accepts only one this release speaks).
     const version = alpnVersion(socket.alpnProtocol) ?? 0;
-    const pinger = keepAlive(session, ctx.pingMs, () => ctx.log.warn(`${slot.label}: the gateway missed a keep-alive answer; closing the tunnel`), countBytes);
+    const pinger = keepAlive(session, {
+      intervalMs: ctx.pingMs,
+      received: () => socket.bytesRead,
+      onTick: countBytes,
+      onMissed: () => ctx.log.warn(`${slot.label}: the gateway answered no keep-alive PING and sent nothing for ${(2 * ctx.pingMs) / 1000} s; closing the tunnel and dialling again`),
+    });
 
     session.on("stream", (stream, headers, flags) => {
       if (headers[":path"] === controlPath(version)) {

@@ -206,7 +206,12 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       setState(tunnel, "closed");
     });
 
-    const pinger = keepAlive(session, o.limits.tunnelPingMs, () => o.log.warn(`${tunnel.label} missed a keep-alive answer; closing it`));
+    const socket = session.socket;
+    const pinger = keepAlive(session, {
+      intervalMs: o.limits.tunnelPingMs,
+      received: () => socket.bytesRead,
+      onMissed: () => o.log.warn(`${tunnel.label} answered no keep-alive PING and sent nothing for ${(2 * o.limits.tunnelPingMs) / 1000} s; closing it (its connection point dials again)`),
+    });
 
     openControl(tunnel, version);
   }
