@@ -420,7 +420,9 @@ async function main(): Promise<void> {
     console.log(out.join("\n"));
   } finally {
     await stopAll(stops);
-    rmSync(dir, { recursive: true, force: true });
+    // OPENCMG_BENCH_KEEP=1 keeps the parts' data folders (their CMTrace logs) for a look afterwards.
+    if (process.env.OPENCMG_BENCH_KEEP === "1") console.error(`kept ${dir} (the parts' logs are under it)`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -10,6 +10,7 @@ import { ValidationError } from "../../errors.ts";
 import { gatewayLogs, startGatewayInstance, type GatewayInstanceConfig } from "../../gateway/instance.ts";
 import { loadStartupFile } from "../../gateway/startup-file.ts";
 import { LogSet, PINO_LEVEL } from "../../logs/cmtrace.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 import { DEFAULT_METRICS_HOST } from "../../observe/prometheus.ts";
 import { bindHostOpt, LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
 import { writeCmgBundle } from "../../cmg/bundle.ts";
@@ -20,6 +21,7 @@ import { deleteCmg, type CmgView } from "../../site/services/cmgs.ts";
 import { openSite, type OpenedSite } from "../../site/site.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, readStdin, table } from "../output.ts";
+import { logFatalFaults } from "../../app/faults.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { connectionPointRoleDeps } from "../../app/role-deps.ts";
 import { registerCmgTraffic, trafficText } from "./cmg-traffic.ts";
@@ -440,6 +442,7 @@ function registerServe(program: Command, ctx: CliContext): void {
       const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
       const workerIndex = process.env[WORKER_ENV];
       if (cluster.isWorker && workerIndex !== undefined) {
+        logFatalFaults(gatewayLogs(logs).service, `Gateway worker ${workerIndex} (pid ${process.pid})`);
         const link = await connectWorker(Number(workerIndex), workers);
         const inst = await startGatewayInstance({ ...cfg, metrics: null }, { log: gatewayLogs(logs), worker: link });
         // The primary says when to stop (or goes away); SIGTERM to the whole unit stops it too. Ctrl-C is the primary's.
@@ -456,6 +459,7 @@ function registerServe(program: Command, ctx: CliContext): void {
       if (workers > 1) {
         const resolved = resolveGatewayConfig(cfg);
         const serviceLog = gatewayLogs(logs).service;
+        logFatalFaults(serviceLog, `Gateway instance ${resolved.instanceName} primary (pid ${process.pid})`);
         const sup = await superviseWorkers(resolved, workers, serviceLog, (line) => ctx.io.err.write(`gateway ${resolved.instanceName} ${line}\n`));
         const stopped = waitForStop();
         ctx.io.err.write(
@@ -468,6 +472,7 @@ function registerServe(program: Command, ctx: CliContext): void {
         ctx.io.err.write(`gateway ${resolved.instanceName} stopped (${cause})\n`);
         return;
       }
+      logFatalFaults(gatewayLogs(logs).service, `Gateway instance (pid ${process.pid})`);
       const inst = await startGatewayInstance(cfg, { log: gatewayLogs(logs) });
       const stopped = waitForStop(); // before the line that says it listens: a stop may follow at once
       ctx.io.err.write(`gateway ${inst.instanceName} listening: clients on ${cfg.client.host}:${inst.clientPort}, tunnels on ${cfg.tunnel.host}:${inst.tunnelPort}${inst.metricsPort ? `, metrics on ${cfg.metrics?.host ?? DEFAULT_METRICS_HOST}:${inst.metricsPort}` : ""}\n`);
@@ -508,6 +513,7 @@ function registerServe(program: Command, ctx: CliContext): void {
         if (o.server !== undefined && o.server.toLowerCase() !== host.server) throw new ValidationError("server", `this data folder joined the site as ${host.server}, not ${o.server}`);
         server = host.server;
         const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
+        logFatalFaults(logs.component(LOG_FILES.cloudProxyConnector), `Connection point on ${server} (pid ${process.pid})`);
         const { joinedConnectionPointDeps } = await import("../../roles/cmg-connection-point/joined.ts");
         const deps = joinedConnectionPointDeps(host, logs);
         running = await runConnectionPointRole(deps, server, opts);
@@ -520,6 +526,7 @@ function registerServe(program: Command, ctx: CliContext): void {
         if (o.server === undefined) throw new ValidationError("server", "is required (the site system server hosting the role), unless this data folder holds a joined server");
         server = o.server;
         const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel });
+        logFatalFaults(site.logs.component(LOG_FILES.cloudProxyConnector), `Connection point on ${server} (pid ${process.pid})`);
         running = await runConnectionPointRole(connectionPointRoleDeps(site), server, opts);
         close = () => site.close();
       }

@@ -7,6 +7,8 @@ import { initSite, openSite } from "../../site/site.ts";
 import { startSiteServer } from "../../app/site-server.ts";
 import { commandPath, type CliContext } from "../context.ts";
 import { keyValues, table } from "../output.ts";
+import { logFatalFaults } from "../../app/faults.ts";
+import { LOG_FILES } from "../../logs/files.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { PINO_LEVEL } from "../../logs/cmtrace.ts";
 import { LOG_LEVEL_HELP, logLevelOpt, onOff } from "../options.ts";
@@ -159,6 +161,7 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
       const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
       await opened.services.sites.requireTop();
+      logFatalFaults(opened.logs.component(LOG_FILES.smsprov), `Site server (pid ${process.pid})`);
       const localRoles = o.localRoles ? { server: check("serverFqdn", fqdnRule, o.serverFqdn ?? hostname()), pollMs: poll * 1000 } : false;
       const server = await startSiteServer({ site: opened, listen, transport, log, localCmgs: o.localCmgs ? { pollMs: poll * 1000 } : false, localRoles });
       let joinApi: { url: string; close(): Promise<void> } | undefined;
