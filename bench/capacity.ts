@@ -119,11 +119,16 @@ interface LoadFigures {
   handshakes: number;
   resumed: number;
   back: number[];
+  tries: number;
+  triesWhy: Record<string, number>;
+  /** The worst generator's event-loop delay, ms. */
+  lagP99Ms: number;
+  lagMaxMs: number;
 }
 
 async function reportAll(gens: Generator[]): Promise<LoadFigures> {
   const rs = await Promise.all(gens.map((g) => g.ask<GeneratorReport>({ type: "report" }, "report")));
-  const out: LoadFigures = { lat: { location: [], policy: [], status: [] }, failed: { location: 0, policy: 0, status: 0 }, why: {}, connected: 0, drops: 0, skipped: 0, handshakes: 0, resumed: 0, back: [] };
+  const out: LoadFigures = { lat: { location: [], policy: [], status: [] }, failed: { location: 0, policy: 0, status: 0 }, why: {}, connected: 0, drops: 0, skipped: 0, handshakes: 0, resumed: 0, back: [], tries: 0, triesWhy: {}, lagP99Ms: 0, lagMaxMs: 0 };
   for (const r of rs) {
     for (const k of KINDS) {
       out.lat[k].push(...r.lat[k]);
@@ -136,6 +141,11 @@ async function reportAll(gens: Generator[]): Promise<LoadFigures> {
     out.handshakes += r.handshakes;
     out.resumed += r.resumed;
     out.back.push(...r.back);
+    out.tries += r.tries;
+    for (const [w, n] of Object.entries(r.triesWhy)) out.triesWhy[w] = (out.triesWhy[w] ?? 0) + n;
+    // The worst generator's: its devices were the latest to answer.
+    out.lagP99Ms = Math.max(out.lagP99Ms, r.lagP99Ms);
+    out.lagMaxMs = Math.max(out.lagMaxMs, r.lagMaxMs);
   }
   for (const k of KINDS) out.lat[k].sort((a, b) => a - b);
   out.back.sort((a, b) => a - b);
@@ -214,6 +224,50 @@ async function probe(origin: string, pki: { root: string; cert: string; key: str
   }
 }
 
+/**
+ * The storm as the instance saw it, every 5 s from its /healthz and /metrics (every worker added
+ * up): TLS handshakes in progress, connections waiting for a handshake place and the limit;
+ * handshakes done and failed, requests relayed, refusals by reason, and devices back.
+ */
+class GateTimeline {
+  private readonly rows: string[] = [];
+  private last = -Infinity;
+
+  constructor(
+    private readonly base: string,
+    private readonly t0: number,
+  ) {}
+
+  async sample(back: number): Promise<void> {
+    const t = (Date.now() - this.t0) / 1000;
+    if (t - this.last < 5) return;
+    this.last = t;
+    try {
+      const signal = AbortSignal.timeout(2000);
+      const h = (await (await fetch(`${this.base}/healthz`, { signal })).json()) as { handshakes?: { client?: { pending: number; waiting: number; limit: number } } };
+      const m = await (await fetch(`${this.base}/metrics`, { signal })).text();
+      const sum = (name: string, label?: RegExp): number => {
+        let n = 0;
+        for (const line of m.split("\n")) if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) if (!label || label.test(line)) n += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
+        return n;
+      };
+      const refusals = [...m.matchAll(/^opencmg_gateway_auth_refusals_total\{[^}]*reason="([^"]+)"[^}]*\} (\d+)/gm)].reduce<Record<string, number>>((a, x) => ({ ...a, [x[1]!]: (a[x[1]!] ?? 0) + Number(x[2]) }), {});
+      const c = h.handshakes?.client;
+      this.rows.push(
+        `${t.toFixed(0).padStart(4)} s  ${String(c?.pending ?? "-").padStart(7)} ${String(c?.waiting ?? "-").padStart(7)} ${String(c?.limit ?? "-").padStart(5)}  ` +
+          `${String(sum("opencmg_gateway_client_connections_total")).padStart(9)} ${String(sum("opencmg_gateway_tls_handshake_failures_total", /listener="client"/)).padStart(7)} ` +
+          `${String(sum("opencmg_gateway_requests_total", /result="ok"/)).padStart(8)} ${String(back).padStart(7)}  ${Object.entries(refusals).map(([k, v]) => `${k} ${v}`).join(", ") || "-"}`,
+      );
+    } catch (e) {
+      this.rows.push(`${t.toFixed(0).padStart(4)} s  (instance not answering: ${(e as Error).message})`);
+    }
+  }
+
+  lines(): string[] {
+    return ["the instance during the storm (every worker added up; counters since the new instance started):", "  time  pending waiting limit  TLS done  failed  relayed    back  refusals", ...this.rows];
+  }
+}
+
 async function main(): Promise<void> {
   const idle = Number(arg("idle", "50000"));
   const active = Number(arg("active", "10000"));
@@ -266,6 +320,7 @@ async function main(): Promise<void> {
     writeFileSync(setupFile, JSON.stringify(setup), { mode: 0o600 });
     const probeTls = { root: pki.root.certPem, cert: pki.client.certPem, key: pki.client.keyPem };
     const gwOrigin = `https://127.0.0.1:${setup.gateway.clientPort}`;
+    const metricsPort = await freePort();
 
     const startGateway = async (): Promise<Gateway> => {
       if (!workers) {
@@ -292,7 +347,8 @@ async function main(): Promise<void> {
         siteCaFile: "site-ca.pem",
         client: { host: "127.0.0.1", port: setup.gateway.clientPort },
         tunnel: { host: "127.0.0.1", port: setup.gateway.tunnelPort },
-        metrics: null,
+        // The instance's /healthz and /metrics: the storm's timeline reads the handshake gate from them.
+        metrics: { host: "127.0.0.1", port: metricsPort },
         trust: signed.trust,
       };
       writeFileSync(join(dir, "startup.json"), JSON.stringify(startup));
@@ -370,8 +426,10 @@ async function main(): Promise<void> {
     const up = (Date.now() - stormT0) / 1000;
     let f = await reportAll(gens);
     let tunnelAt = NaN;
+    const timeline = workers ? new GateTimeline(`http://127.0.0.1:${metricsPort}`, stormT0) : null;
     while (f.back.length < devices && Date.now() - stormT0 < stormS * 1000) {
       if (Number.isNaN(tunnelAt) && (await probe(gwOrigin, probeTls))) tunnelAt = (Date.now() - stormT0) / 1000;
+      await timeline?.sample(f.back.length);
       await sleep(1000);
       f = await reportAll(gens);
     }
@@ -388,9 +446,12 @@ async function main(): Promise<void> {
         `${f.back.length}/${devices} devices back within ${stormSeconds.toFixed(0)} s: 99% at ${ms(r99s)} s, 100% at ${ms(r100)} s (device backoff: full jitter, 1 s doubling to ${backoffCapS} s); ` +
         `${f.handshakes} TLS connections, ${f.resumed} of them resumed a session`,
       `CPU over the storm, % of one core: ${stormCpu.join(", ")}; the machine's ${cpus().length} CPUs ${(busy * 100).toFixed(0)}% busy (every process on it)`,
+      `devices' tries to come back: ${f.tries} (failed: ${Object.entries(f.triesWhy).map(([w, n]) => `${w} x${n}`).join(", ") || "none"}); ` +
+        `the generators' event loops over the storm (worst generator): p99 delay ${f.lagP99Ms.toFixed(0)} ms, max ${f.lagMaxMs.toFixed(0)} ms (how late the devices' half of each handshake came)`,
       `the active devices' requests from the restart on (${stormSeconds.toFixed(0)} s; ${f.skipped} not sent while their device was reconnecting):`,
       ...storm.lines,
     ];
+    if (timeline) stormLines.push("", ...timeline.lines());
     out.push("", ...stormLines);
     console.error(stormLines.join("\n"));
     await Promise.all(gens.map((g) => g.ask({ type: "close" }, "closed")));

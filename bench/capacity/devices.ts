@@ -17,6 +17,7 @@
  * close every connection; {type:"exit"}. Child -> parent: "ready" (certificates issued),
  * "connected", "report", "closed".
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { Client, type buildConnector } from "undici";
 import { TlsSessions } from "../../src/client/tls-sessions.ts";
@@ -119,6 +120,8 @@ class Device {
         if (!running) return;
         const why = await this.request(t, "hello");
         if (!running) return;
+        stats.tries++;
+        if (why !== null) stats.triesWhy[why] = (stats.triesWhy[why] ?? 0) + 1;
         if (why === null) {
           this.coming = false;
           this.attempt = 0;
@@ -178,7 +181,9 @@ class Device {
 
 let running = false;
 let stormT0 = 0;
-const fresh = (): Omit<GeneratorReport, "type" | "id" | "connected"> => ({
+const lag = monitorEventLoopDelay({ resolution: 10 });
+lag.enable();
+const fresh = (): Omit<GeneratorReport, "type" | "id" | "connected" | "lagP99Ms" | "lagMaxMs"> => ({
   lat: { location: [], policy: [], status: [] },
   failed: { location: 0, policy: 0, status: 0 },
   why: {},
@@ -187,6 +192,8 @@ const fresh = (): Omit<GeneratorReport, "type" | "id" | "connected"> => ({
   skipped: 0,
   handshakes: 0,
   resumed: 0,
+  tries: 0,
+  triesWhy: {},
 });
 let stats = fresh();
 
@@ -210,6 +217,7 @@ async function main(): Promise<void> {
         running = true;
         stormT0 = 0;
         stats = fresh();
+        lag.reset();
         const t0 = performance.now();
         let failed = 0;
         const why: Record<string, number> = {};
@@ -234,6 +242,7 @@ async function main(): Promise<void> {
         send({ type: "connected", id: job.id, failed, why, ms: performance.now() - t0 });
       } else if (m.type === "reset") {
         stats = fresh();
+        lag.reset();
       } else if (m.type === "storm") {
         stormT0 = m.t0;
         stats.back = [];
@@ -241,7 +250,7 @@ async function main(): Promise<void> {
         stats.resumed = 0;
         for (const d of devices) d.back = false;
       } else if (m.type === "report") {
-        send({ type: "report", id: job.id, ...stats, connected: devices.filter((d) => d.connected && !d.coming).length } satisfies GeneratorReport);
+        send({ type: "report", id: job.id, ...stats, lagP99Ms: lag.percentile(99) / 1e6, lagMaxMs: lag.max / 1e6, connected: devices.filter((d) => d.connected && !d.coming).length } satisfies GeneratorReport);
       } else if (m.type === "close") {
         running = false;
         await Promise.all(devices.map((d) => d.close()));

@@ -51,6 +51,12 @@ export interface GeneratorReport {
   drops: number;
   /** Requests of the mix not sent because the device was reconnecting. */
   skipped: number;
+  /** Tries of devices coming back (one request each) since the last reset, and why the failed ones failed. */
+  tries: number;
+  triesWhy: Record<string, number>;
+  /** This generator's event-loop delay since the last reset (ms): how late its devices' half of each exchange came. */
+  lagP99Ms: number;
+  lagMaxMs: number;
   /** TLS connections made since the last reset, and how many of them resumed a session (a ticket). */
   handshakes: number;
   resumed: number;
