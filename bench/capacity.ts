@@ -227,7 +227,8 @@ async function probe(origin: string, pki: { root: string; cert: string; key: str
 /**
  * The storm as the instance saw it, every 5 s from its /healthz and /metrics (every worker added
  * up): TLS handshakes in progress, connections waiting for a handshake place and the limit;
- * handshakes done and failed, requests relayed, refusals by reason, and devices back.
+ * handshakes done and failed, requests relayed, devices back, connections the gate closed (its
+ * place taken / the waiting queue full / waited past the timeout), and refusals by reason.
  */
 class GateTimeline {
   private readonly rows: string[] = [];
@@ -256,7 +257,9 @@ class GateTimeline {
       this.rows.push(
         `${t.toFixed(0).padStart(4)} s  ${String(c?.pending ?? "-").padStart(7)} ${String(c?.waiting ?? "-").padStart(7)} ${String(c?.limit ?? "-").padStart(5)}  ` +
           `${String(sum("opencmg_gateway_client_connections_total")).padStart(9)} ${String(sum("opencmg_gateway_tls_handshake_failures_total", /listener="client"/)).padStart(7)} ` +
-          `${String(sum("opencmg_gateway_requests_total", /result="ok"/)).padStart(8)} ${String(back).padStart(7)}  ${Object.entries(refusals).map(([k, v]) => `${k} ${v}`).join(", ") || "-"}`,
+          `${String(sum("opencmg_gateway_requests_total", /result="ok"/)).padStart(8)} ${String(back).padStart(7)}  ` +
+          `${["room", "queue_full", "wait_timeout"].map((w) => sum("opencmg_gateway_handshake_gate_closed_total", new RegExp(`listener="client".*why="${w}"|why="${w}".*listener="client"`))).join("/").padStart(16)}  ` +
+          `${Object.entries(refusals).map(([k, v]) => `${k} ${v}`).join(", ") || "-"}`,
       );
     } catch (e) {
       this.rows.push(`${t.toFixed(0).padStart(4)} s  (instance not answering: ${(e as Error).message})`);
@@ -264,7 +267,7 @@ class GateTimeline {
   }
 
   lines(): string[] {
-    return ["the instance during the storm (every worker added up; counters since the new instance started):", "  time  pending waiting limit  TLS done  failed  relayed    back  refusals", ...this.rows];
+    return ["the instance during the storm (every worker added up; counters since the new instance started):", "  time  pending waiting limit  TLS done  failed  relayed    back  gate closed r/q/t  refusals", ...this.rows];
   }
 }
 

@@ -45,6 +45,32 @@ describe("admission of unfinished handshakes", () => {
     assert.deepEqual([s1.destroyed, s2.destroyed, s3.destroyed], [true, false, false]);
   });
 
+  it("says why it closed each connection: its place taken, the waiting queue full, or waited too long", async () => {
+    // Ungated: a newcomer over the cap takes the oldest place.
+    const closed: string[] = [];
+    const ungated = new Admission({ maxPending: 1, maxPendingPerAddress: 0 });
+    ungated.onClosed = (why) => closed.push(why);
+    ungated.accepted(fake("10.0.0.1"));
+    ungated.accepted(fake("10.0.0.2"));
+    assert.deepEqual(closed, ["room"]);
+
+    // Gated: newcomers wait; past the address's waiting bound the oldest waiting goes.
+    const gated = new Admission({ maxPending: 1, maxPendingPerAddress: 1, maxWaitingPerAddress: 1, maxWaiting: 10, waitTimeoutMs: 30 });
+    const why: string[] = [];
+    gated.onClosed = (w) => why.push(w);
+    const [held, w1, w2] = [fake("10.0.0.1"), fake("10.0.0.1"), fake("10.0.0.1")];
+    gated.accepted(held);
+    gated.accepted(w1);
+    gated.accepted(w2);
+    assert.equal(w1.destroyed, true);
+    assert.deepEqual(why, ["queue_full"]);
+    // The place stays held: w2 waits past waitTimeoutMs and is closed for it.
+    await until("the waiting connection closed", () => w2.destroyed);
+    assert.deepEqual(why, ["queue_full", "wait_timeout"]);
+    assert.equal(gated.waiting, 0);
+    assert.equal(held.destroyed, false);
+  });
+
   it("stops counting a connection once its handshake is done or it closes", () => {
     let evicted = 0;
     const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2 }, () => evicted++);

@@ -49,6 +49,9 @@ export interface AdmissionLimits {
   graceMs?: number;
 }
 
+/** Why the gate closed a connection (Admission#onClosed). */
+export type GateClosure = "room" | "queue_full" | "wait_timeout";
+
 interface Pending {
   socket: Socket;
   address: string;
@@ -85,6 +88,13 @@ export class Admission {
   #makingRoom = false;
   /** Hands a connection to TLS once it has a place (listenGated sets it; otherwise TLS has it already). */
   start: (socket: Socket) => void = () => {};
+  /**
+   * Called for every connection closed by the gate itself, with why: `room` (its place went to a
+   * newcomer: it had sent nothing), `queue_full` (the oldest waiting, past maxWaiting or
+   * maxWaitingPerAddress), `wait_timeout` (waited waitTimeoutMs without a place). The listeners
+   * count them on /metrics: how far a storm or a flood is over what the instance serves.
+   */
+  onClosed: (why: GateClosure) => void = () => {};
 
   constructor(
     private readonly limits: AdmissionLimits,
@@ -204,7 +214,11 @@ export class Admission {
     // Read again: dropping the address's last waiting connection removed its set.
     const mine = this.#waitingOf.get(address) ?? new Set<Socket>();
     this.#waitingOf.set(address, mine);
-    const timer = setTimeout(() => socket.destroy(), l.waitTimeoutMs ?? 10_000);
+    const timer = setTimeout(() => {
+      this.#unwait(socket);
+      socket.destroy();
+      this.onClosed("wait_timeout");
+    }, l.waitTimeoutMs ?? 10_000);
     timer.unref();
     this.#waiting.set(socket, { address, timer });
     mine.add(socket);
@@ -221,6 +235,7 @@ export class Admission {
     socket.destroy();
     this.#evicted++;
     this.onEvicted(this.#evicted, address);
+    this.onClosed("queue_full");
   }
 
   #unwait(socket: Socket): void {
@@ -255,6 +270,7 @@ export class Admission {
     p.socket.destroy();
     this.#evicted++;
     this.onEvicted(this.#evicted, p.address);
+    this.onClosed("room");
   }
 
   #forget(key: string): void {

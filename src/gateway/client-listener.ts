@@ -134,6 +134,8 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
     },
   );
 
+  admission.onClosed = (why) => o.metrics.gateClosed.inc({ listener: "client", why });
+
   // Fewer handshakes at once while this process's event loop lags (a storm): the connected devices' requests go first.
   // One line when pacing starts and one when it ends: a storm leaves two, not one per change.
   const setLimit = (n: number): void => {

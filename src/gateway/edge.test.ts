@@ -36,6 +36,14 @@ async function handshakeFailures(h: CmgHarness, listener: "client" | "tunnel"): 
     .reduce((n, x) => n + x.value, 0);
 }
 
+/** Connections instance 0's handshake gate closed on `listener` (any reason). */
+async function gateClosed(h: CmgHarness, listener: "client" | "tunnel"): Promise<number> {
+  const text = await h.instances[0]!.metrics.registry.getSingleMetricAsString("opencmg_gateway_handshake_gate_closed_total");
+  return samples(text)
+    .filter((x) => x.name === "opencmg_gateway_handshake_gate_closed_total" && x.labels.listener === listener)
+    .reduce((n, x) => n + x.value, 0);
+}
+
 function tcp(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, "127.0.0.1");
@@ -76,6 +84,9 @@ describe("tunnel port flood: idle TCP connections that never start TLS", () => {
       // for them (paused, before any TLS work); the rest were closed.
       await until("the flood to be cut down to the per-address cap and waiting cap", () => flood.length - closedFlood <= 16 + 100, 60_000);
       assert.ok(h.logLines("gw0", "CMGService.log").some((l) => /unfinished TLS handshakes closed to make room/.test(l.text)));
+      // Every connection the gate closed is counted (before its peer can see the close), with why.
+      const seen = closedFlood;
+      assert.ok((await gateClosed(h, "tunnel")) >= seen && seen >= flood.length - (16 + 100), `gate closures counted: ${await gateClosed(h, "tunnel")}, flood connections closed: ${seen}`);
     } finally {
       for (const s of flood) s.destroy();
     }

@@ -47,6 +47,7 @@ it("names every gateway series for Prometheus: cmg_instance (never instance), _t
     "opencmg_gateway_tunnel_sessions",
     "opencmg_gateway_tunnel_sessions_total",
     "opencmg_gateway_tls_handshake_failures_total",
+    "opencmg_gateway_handshake_gate_closed_total",
     "opencmg_gateway_failovers_total",
     "opencmg_gateway_settings_revision",
     "opencmg_gateway_client_abuse_total",

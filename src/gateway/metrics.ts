@@ -11,6 +11,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { GatewayRequestResult } from "../observe/channels.ts";
 import { addProcessMetrics, DURATION_BUCKETS_SECONDS } from "../observe/prometheus.ts";
+import type { GateClosure } from "./admission.ts";
 
 /** Request results, the `result` label of opencmg_gateway_requests_total. */
 export type RequestResult = GatewayRequestResult;
@@ -35,6 +36,7 @@ export class GatewayMetrics {
   readonly tunnelSessions: Gauge<"connection_point">;
   readonly tunnelSessionsTotal: Counter;
   readonly handshakeFailures: Counter<"listener">;
+  readonly gateClosed: Counter<"listener" | "why">;
   readonly failovers: Counter;
   readonly settingsRevision: Gauge;
   readonly abuse: Counter<"rule" | "scope">;
@@ -64,6 +66,12 @@ export class GatewayMetrics {
     this.tunnelSessions = new Gauge({ name: "opencmg_gateway_tunnel_sessions", help: "Ready tunnel sessions by connection point", labelNames: ["connection_point"], registers });
     this.tunnelSessionsTotal = new Counter({ name: "opencmg_gateway_tunnel_sessions_total", help: "Tunnel sessions opened", registers });
     this.handshakeFailures = new Counter({ name: "opencmg_gateway_tls_handshake_failures_total", help: "TLS handshakes that failed, by listener", labelNames: ["listener"], registers });
+    this.gateClosed = new Counter({
+      name: "opencmg_gateway_handshake_gate_closed_total",
+      help: "Connections the handshake gate closed before TLS finished, by listener and why (room: its place went to a newcomer; queue_full; wait_timeout)",
+      labelNames: ["listener", "why"],
+      registers,
+    });
     this.failovers = new Counter({ name: "opencmg_gateway_failovers_total", help: "Requests retried on another tunnel", registers });
     this.settingsRevision = new Gauge({ name: "opencmg_gateway_settings_revision", help: "Revision of the settings in force (-1: none yet)", registers });
     this.settingsRevision.set(-1);
@@ -80,6 +88,9 @@ export class GatewayMetrics {
       registers,
     });
     for (const direction of ["in", "out"]) this.bytes.inc({ direction }, 0);
-    for (const listener of ["client", "tunnel"]) this.handshakeFailures.inc({ listener }, 0);
+    for (const listener of ["client", "tunnel"]) {
+      this.handshakeFailures.inc({ listener }, 0);
+      for (const why of ["room", "queue_full", "wait_timeout"] satisfies GateClosure[]) this.gateClosed.inc({ listener, why }, 0);
+    }
   }
 }

@@ -109,6 +109,7 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
       if (worthLogging(n)) o.log.warn(`Tunnel listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address}); someone holds connections to the tunnel port without opening a tunnel`);
     },
   );
+  admission.onClosed = (why) => o.metrics.gateClosed.inc({ listener: "tunnel", why });
   // A tunnel that said hello before any settings existed becomes ready when another one brings them.
   const senders = new Map<ClientHttp2Stream, (m: GatewayMessage) => void>();
   const unsubscribe = o.settings.onChange((s) => {
