@@ -73,7 +73,8 @@ describe("admission of unfinished handshakes", () => {
 
   it("stops counting a connection once its handshake is done or it closes", () => {
     let evicted = 0;
-    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2 }, () => evicted++);
+    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2 });
+    a.onClosed = () => evicted++;
     const [s1, s2] = [fake("10.0.0.1"), fake("10.0.0.1")];
     a.accepted(s1);
     a.accepted(s2);
@@ -125,7 +126,7 @@ describe("admission of unfinished handshakes", () => {
   it("gated: a place whose peer has sent bytes (its handshake under way) is never taken, however long it is held; an idle one is", () => {
     let now = 0;
     const started: Socket[] = [];
-    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2, maxWaitingPerAddress: 4, waitTimeoutMs: 600_000, graceMs: 1000 }, () => {}, () => now);
+    const a = new Admission({ maxPending: 2, maxPendingPerAddress: 2, maxWaitingPerAddress: 4, waitTimeoutMs: 600_000, graceMs: 1000 }, () => now);
     a.start = (s) => void started.push(s);
     const [busy, idle] = [fake("10.0.0.1"), fake("10.0.0.2")];
     a.accepted(busy);
@@ -211,7 +212,7 @@ describe("admission of unfinished handshakes", () => {
   it("gated: the grace follows recent handshake times (at least the floor, at most half the timeout), so a slow but busy handshake is not taken for an idle one", () => {
     let now = 0;
     const started: Socket[] = [];
-    const a = new Admission({ maxPending: 1, maxPendingPerAddress: 1, maxWaitingPerAddress: 4, waitTimeoutMs: 10_000, graceMs: 100 }, () => {}, () => now);
+    const a = new Admission({ maxPending: 1, maxPendingPerAddress: 1, maxWaitingPerAddress: 4, waitTimeoutMs: 10_000, graceMs: 100 }, () => now);
     a.start = (s) => void started.push(s);
     assert.equal(a.graceMs, 100);
     // Handshakes have been taking 1 s each (a saturated CPU): the grace grows towards 4 s.
@@ -233,7 +234,7 @@ describe("admission of unfinished handshakes", () => {
     a.accepted(fake("10.0.0.1"));
     assert.equal(slow.destroyed, true, "past the grace the place is stale and goes to a newcomer");
     // Capped at half the handshake timeout, however slow handshakes were.
-    const b = new Admission({ maxPending: 1, maxPendingPerAddress: 1, maxWaitingPerAddress: 1, waitTimeoutMs: 10_000, graceMs: 100 }, () => {}, () => now);
+    const b = new Admission({ maxPending: 1, maxPendingPerAddress: 1, maxWaitingPerAddress: 1, waitTimeoutMs: 10_000, graceMs: 100 }, () => now);
     for (let i = 0; i < 64; i++) {
       const s = fake("10.0.0.9");
       b.accepted(s);

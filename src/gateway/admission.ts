@@ -66,7 +66,8 @@ interface Waiting {
 
 /**
  * @example
- * const admission = new Admission({ maxPending: 64, maxPendingPerAddress: 16 }, (n) => log.warn(`${n} unfinished handshakes closed`));
+ * const admission = new Admission({ maxPending: 64, maxPendingPerAddress: 16 });
+ * admission.onClosed = (why, address) => metrics.inc({ why });
  * server.on("connection", (raw) => admission.accepted(raw));
  * server.on("secureConnection", (tlsSocket) => admission.settled(tlsSocket));
  */
@@ -89,17 +90,15 @@ export class Admission {
   /** Hands a connection to TLS once it has a place (listenGated sets it; otherwise TLS has it already). */
   start: (socket: Socket) => void = () => {};
   /**
-   * Called for every connection closed by the gate itself, with why: `room` (its place went to a
-   * newcomer: it had sent nothing), `queue_full` (the oldest waiting, past maxWaiting or
-   * maxWaitingPerAddress), `wait_timeout` (waited waitTimeoutMs without a place). The listeners
-   * count them on /metrics: how far a storm or a flood is over what the instance serves.
+   * Called for every connection closed by the gate itself, with why and the peer's address:
+   * `room` (its place went to a newcomer: it had sent nothing), `queue_full` (the oldest waiting,
+   * past maxWaiting or maxWaitingPerAddress), `wait_timeout` (waited waitTimeoutMs without a
+   * place). The listeners count them on /metrics and log the first two (throttled, by `evicted`).
    */
-  onClosed: (why: GateClosure) => void = () => {};
+  onClosed: (why: GateClosure, address: string) => void = () => {};
 
   constructor(
     private readonly limits: AdmissionLimits,
-    /** Called when connections were closed to make room: with the running total (for a throttled log line). */
-    private readonly onEvicted: (total: number, address: string) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {
     this.#limit = limits.maxPending;
@@ -217,7 +216,7 @@ export class Admission {
     const timer = setTimeout(() => {
       this.#unwait(socket);
       socket.destroy();
-      this.onClosed("wait_timeout");
+      this.onClosed("wait_timeout", address);
     }, l.waitTimeoutMs ?? 10_000);
     timer.unref();
     this.#waiting.set(socket, { address, timer });
@@ -234,8 +233,7 @@ export class Admission {
     this.#unwait(socket);
     socket.destroy();
     this.#evicted++;
-    this.onEvicted(this.#evicted, address);
-    this.onClosed("queue_full");
+    this.onClosed("queue_full", address);
   }
 
   #unwait(socket: Socket): void {
@@ -269,8 +267,7 @@ export class Admission {
     this.#forget(key);
     p.socket.destroy();
     this.#evicted++;
-    this.onEvicted(this.#evicted, p.address);
-    this.onClosed("room");
+    this.onClosed("room", p.address);
   }
 
   #forget(key: string): void {

@@ -120,21 +120,18 @@ export async function startClientListener(o: ClientListenerOptions): Promise<Cli
   server.setTimeout(limits.idleTimeoutMs);
   // Unfinished handshakes, bounded apart (in total and per address; the excess waits its turn
   // before any TLS work); the listening socket is the gate's (admission.ts).
-  const admission = new Admission(
-    {
-      maxPending: limits.maxPendingConnections,
-      maxPendingPerAddress: limits.maxPendingPerAddress,
-      maxWaitingPerAddress: limits.maxWaitingPerAddress,
-      maxWaiting: limits.maxWaitingConnections,
-      waitTimeoutMs: limits.handshakeTimeoutMs,
-      graceMs: limits.handshakeGraceMs,
-    },
-    (n, address) => {
-      if (worthLogging(n)) o.log.warn(`Client listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address})`);
-    },
-  );
-
-  admission.onClosed = (why) => o.metrics.gateClosed.inc({ listener: "client", why });
+  const admission = new Admission({
+    maxPending: limits.maxPendingConnections,
+    maxPendingPerAddress: limits.maxPendingPerAddress,
+    maxWaitingPerAddress: limits.maxWaitingPerAddress,
+    maxWaiting: limits.maxWaitingConnections,
+    waitTimeoutMs: limits.handshakeTimeoutMs,
+    graceMs: limits.handshakeGraceMs,
+  });
+  admission.onClosed = (why, address) => {
+    o.metrics.gateClosed.inc({ listener: "client", why });
+    if (why !== "wait_timeout" && worthLogging(admission.evicted)) o.log.warn(`Client listener: ${admission.evicted} unfinished TLS handshakes closed to make room so far (latest from ${address})`);
+  };
 
   // Fewer handshakes at once while this process's event loop lags (a storm): the connected devices' requests go first.
   // One line when pacing starts and one when it ends: a storm leaves two, not one per change.

@@ -96,20 +96,20 @@ export async function startTunnelListener(o: TunnelListenerOptions): Promise<Tun
   // stranger holding idle TCP connections would keep connection points out. Unfinished handshakes
   // are bounded apart (oldest closed first); maxTunnels counts authenticated tunnels only.
   // An address at its cap waits for its places before any TLS work, within bounds (admission.ts).
-  const admission = new Admission(
-    {
-      maxPending: o.limits.maxPendingTunnels,
-      maxPendingPerAddress: o.limits.maxPendingTunnelsPerAddress,
-      maxWaitingPerAddress: o.limits.maxWaitingTunnelsPerAddress,
-      maxWaiting: o.limits.maxWaitingTunnels,
-      waitTimeoutMs: o.limits.handshakeTimeoutMs,
-      graceMs: o.limits.handshakeGraceMs,
-    },
-    (n, address) => {
-      if (worthLogging(n)) o.log.warn(`Tunnel listener: ${n} unfinished TLS handshakes closed to make room so far (latest from ${address}); someone holds connections to the tunnel port without opening a tunnel`);
-    },
-  );
-  admission.onClosed = (why) => o.metrics.gateClosed.inc({ listener: "tunnel", why });
+  const admission = new Admission({
+    maxPending: o.limits.maxPendingTunnels,
+    maxPendingPerAddress: o.limits.maxPendingTunnelsPerAddress,
+    maxWaitingPerAddress: o.limits.maxWaitingTunnelsPerAddress,
+    maxWaiting: o.limits.maxWaitingTunnels,
+    waitTimeoutMs: o.limits.handshakeTimeoutMs,
+    graceMs: o.limits.handshakeGraceMs,
+  });
+  admission.onClosed = (why, address) => {
+    o.metrics.gateClosed.inc({ listener: "tunnel", why });
+    if (why !== "wait_timeout" && worthLogging(admission.evicted)) {
+      o.log.warn(`Tunnel listener: ${admission.evicted} unfinished TLS handshakes closed to make room so far (latest from ${address}); someone holds connections to the tunnel port without opening a tunnel`);
+    }
+  };
   // A tunnel that said hello before any settings existed becomes ready when another one brings them.
   const senders = new Map<ClientHttp2Stream, (m: GatewayMessage) => void>();
   const unsubscribe = o.settings.onChange((s) => {

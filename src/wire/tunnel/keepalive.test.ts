@@ -91,4 +91,3 @@ describe("keepAlive", () => {
     assert.ok(ticks - stoppedAt >= 2, "two silent intervals before it is declared dead");
   });
 });
-
