@@ -51,7 +51,9 @@ export async function startServedGateway(setup: Setup, workers: number): Promise
   const setupFile = join(dir, "setup.json");
   writeFileSync(setupFile, JSON.stringify({ ...setup, gateway: { ...setup.gateway, clientPort, tunnelPort } }), { mode: 0o600 });
 
-  const child: ChildProcess = spawn(process.execPath, [OPENCMG_BIN, "--data", join(dir, "data"), "gateway", "serve", "--config", config, "--workers", String(workers), "--log-level", "warning"], {
+  // The default log level, as an operator runs it: a CMGHttpHandler.log line (and a JSON copy on
+  // stdout) per request is part of what a request costs.
+  const child: ChildProcess = spawn(process.execPath, [OPENCMG_BIN, "--data", join(dir, "data"), "gateway", "serve", "--config", config, "--workers", String(workers)], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, OPENCMG_DATA: "" },
   });

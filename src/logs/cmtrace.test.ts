@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { tempDir } from "../../test/helpers/databases.ts";
 import { formatLine, isLogLevel, LOG_LEVELS, LogSet, parseLines } from "./cmtrace.ts";
 import { LOG_FILES } from "./files.ts";
@@ -103,4 +105,126 @@ it("several writers of one file (a gateway's worker processes) rotate it once, a
   assert.ok(current.length <= 4000 && previous.length <= 4000, `${current.length} and ${previous.length} bytes`);
   const numbers = [...parseLines(previous), ...parseLines(current)].map((l) => Number(l.text.split(" ")[1]));
   assert.deepEqual(numbers, Array.from({ length: 30 }, (_, i) => i), "every line once, in order");
+});
+
+it("writes a per-request log's lines in one append per turn of the event loop, an error line at once and after them", async () => {
+  const dir = tempDir();
+  const logs = new LogSet({ dir });
+  const http = logs.component(LOG_FILES.cmgHttpHandler);
+  const file = join(dir, "CMGHttpHandler.log");
+  http.info("GET /a 200");
+  const created = statSync(file).size;
+  for (let i = 0; i < 50; i++) http.info(`GET /b${i} 200`);
+  http.warn("403 client_cert_revoked");
+  assert.equal(statSync(file).size, created, "nothing appended during the turn: a request pays no system call for its line");
+  await nextTurn();
+  let lines = parseLines(readFileSync(file, "utf8"));
+  assert.equal(lines.length, 52, "the turn's lines, in one append at its end");
+  assert.deepEqual([lines[0]!.text, lines[51]!.type], ["GET /a 200", 2]);
+
+  http.info("GET /c 200");
+  http.error("502 tunnel_failed");
+  lines = parseLines(readFileSync(file, "utf8"));
+  assert.deepEqual(lines.slice(-2).map((l) => l.text), ["GET /c 200", "502 tunnel_failed"], "an error line is on disk when the call returns, after the lines before it");
+
+  // Other logs are unchanged: every line on disk when the call returns.
+  logs.component(LOG_FILES.cmgService).info("tunnel 1 is ready");
+  assert.equal(parseLines(readFileSync(join(dir, "CMGService.log"), "utf8")).length, 1);
+  http.info("GET /d 200");
+  logs.close();
+  assert.equal(parseLines(readFileSync(file, "utf8")).at(-1)!.text, "GET /d 200", "close writes what waits");
+});
+
+it("loses no per-request line when the process exits or dies in the same turn", () => {
+  const CMTRACE = join(import.meta.dirname, "cmtrace.ts");
+  const FILES = join(import.meta.dirname, "files.ts");
+  for (const end of ["process.exit(0)", "throw new Error('boom')"]) {
+    const dir = tempDir();
+    const script = `
+      import { LogSet } from ${JSON.stringify(CMTRACE)};
+      import { LOG_FILES } from ${JSON.stringify(FILES)};
+      const http = new LogSet({ dir: ${JSON.stringify(dir)} }).component(LOG_FILES.cmgHttpHandler);
+      for (let i = 0; i < 3; i++) http.info("GET /x" + i + " 200");
+      ${end};
+    `;
+    const r = spawnSync(process.execPath, [...process.execArgv, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    assert.notEqual(r.status, null, r.stderr);
+    const lines = parseLines(readFileSync(join(dir, "CMGHttpHandler.log"), "utf8"));
+    assert.deepEqual(lines.map((l) => l.text), ["GET /x0 200", "GET /x1 200", "GET /x2 200"], `${end}: ${r.stderr}`);
+  }
+});
+
+it("several processes rotating one busy file at once: none fails, every line stays whole, the lock is released", async () => {
+  const dir = tempDir();
+  const go = join(dir, "go");
+  const CMTRACE = join(import.meta.dirname, "cmtrace.ts");
+  const FILES = join(import.meta.dirname, "files.ts");
+  // Six writers, a rotation every ~40 lines, all starting together: rotations overlap, as a
+  // gateway's workers' do under load.
+  const script = (id: number): string => `
+    import { existsSync } from "node:fs";
+    import { LogSet } from ${JSON.stringify(CMTRACE)};
+    import { LOG_FILES } from ${JSON.stringify(FILES)};
+    const logs = new LogSet({ dir: ${JSON.stringify(dir)}, maxBytes: 8000 });
+    const log = logs.component(LOG_FILES.cmgService);
+    process.stdout.write("ready\\n");
+    const start = () => {
+      if (!existsSync(${JSON.stringify(go)})) return setTimeout(start, 2);
+      for (let i = 0; i < 5000; i++) log.info("writer ${id} line " + i + " " + "x".repeat(40));
+      logs.close();
+    };
+    start();
+  `;
+  let ready = 0;
+  const runs = Promise.all(
+    [0, 1, 2, 3, 4, 5].map(
+      (id) =>
+        new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, [...process.execArgv, "--input-type=module", "-e", script(id)], { stdio: ["ignore", "pipe", "pipe"] });
+          let stderr = "";
+          child.stdout.once("data", () => {
+            if (++ready === 6) writeFileSync(go, "");
+          });
+          child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+          child.on("close", (code) => resolve({ code, stderr }));
+        }),
+    ),
+  );
+  for (const r of await runs) assert.deepEqual(r, { code: 0, stderr: "" });
+  for (const name of ["CMGService.log", "CMGService.lo_"]) {
+    const text = readFileSync(join(dir, name), "utf8");
+    const entries = text.split("\r\n").filter(Boolean);
+    assert.equal(parseLines(text).length, entries.length, `${name}: every entry a whole line`);
+    assert.ok(entries.every((e) => /^<!\[LOG\[writer \d line \d+ x{40}\]LOG\]!>/.test(e)), `${name}: no line mixed with another`);
+  }
+  assert.ok(statSync(join(dir, "CMGService.log")).size <= 8000);
+  assert.equal(existsSync(join(dir, "CMGService.lock")), false, "the rotation lock is released");
+});
+
+it("a log that cannot be written drops its lines and says so on standard error; the process goes on", () => {
+  const dir = tempDir();
+  // Every write to /dev/full fails with ENOSPC: a full disk.
+  symlinkSync("/dev/full", join(dir, "CMGService.log"));
+  const modeBefore = statSync("/dev/full").mode;
+  const CMTRACE = join(import.meta.dirname, "cmtrace.ts");
+  const FILES = join(import.meta.dirname, "files.ts");
+  const script = `
+    import { LogSet } from ${JSON.stringify(CMTRACE)};
+    import { LOG_FILES } from ${JSON.stringify(FILES)};
+    const log = new LogSet({ dir: ${JSON.stringify(dir)} }).component(LOG_FILES.cmgService);
+    for (let i = 0; i < 5; i++) log.error("tunnel " + i + " closed");
+    process.stdout.write("still running");
+  `;
+  let r: SpawnSyncReturns<string>;
+  try {
+    r = spawnSync(process.execPath, [...process.execArgv, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+  } finally {
+    chmodSync("/dev/full", modeBefore & 0o7777); // should the check below fail, the machine keeps its /dev/full
+  }
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, "still running");
+  const reports = r.stderr.split("\n").filter((l) => l.includes("cannot write"));
+  assert.equal(reports.length, 1, `one report, not one per line: ${r.stderr}`);
+  assert.match(reports[0]!, /CMGService\.log \(ENOSPC: .*\); 1 line\(s\) lost so far\. Check the disk/);
+  assert.equal(statSync("/dev/full").mode, modeBefore, "a device behind a link is not chmodded");
 });

@@ -4,8 +4,10 @@
  *   <![LOG[text]LOG]!><time="HH:MM:SS.mmm+zzz" date="MM-DD-YYYY" component="Name" context="" type="1" thread="1234" file="">
  *
  * Writes are synchronous on a kept-open descriptor: a line is on disk before the call returns, so
- * a crash never loses the line that explains it. Size-based rotation keeps one previous file as
- * `NAME.lo_`, as the platform does.
+ * a crash never loses the line that explains it. A per-request log (an access log, `perRequest` in
+ * files.ts) is the exception for its info and warning lines: they are written in one batch per
+ * turn of the event loop, not a system call each; an error line, a close or the process's exit
+ * writes them first. Size-based rotation keeps one previous file as `NAME.lo_`, as the platform does.
  */
 import { chmodSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -98,53 +100,136 @@ export function parseLines(content: string): ParsedLine[] {
   return out;
 }
 
+/** A per-request log's waiting lines are written once they reach this many characters, without waiting for the turn to end. */
+const BATCH_CHARS = 64 * 1024;
+
+/** Files with lines waiting: written when the process exits, if not before (one listener for all). */
+const waiting = new Set<LogFile>();
+let exitListener = false;
+
+/** A rotation lock older than this was left by a process that died while rotating: it is removed. */
+const STALE_LOCK_MS = 10_000;
+/** A file that cannot be written is reported on standard error at most this often. */
+const REPORT_EVERY_MS = 60_000;
+
 class LogFile {
   private fd: number;
   private size: number;
+  /** Lines of a per-request log not written yet, and their length in characters. */
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private flushing: NodeJS.Immediate | null = null;
+  /** Lines lost since the file last failed, and when that was reported. */
+  private dropped = 0;
+  private reportedAt = -Infinity;
   constructor(
     readonly path: string,
     private readonly maxBytes: number,
   ) {
     this.fd = openSync(path, "a", 0o600);
     const st = fstatSync(this.fd);
-    if ((st.mode & 0o077) !== 0) fchmodSync(this.fd, 0o600); // a file from an older version, or copied
+    // A file from an older version, or copied. Only a regular file: a link to a device is not ours to change.
+    if (st.isFile() && (st.mode & 0o077) !== 0) fchmodSync(this.fd, 0o600);
     this.size = st.size;
   }
+  /** Writes a line now, after any waiting ones. */
   write(line: string): void {
-    const buf = Buffer.from(line, "utf8");
-    // The file's own size, not this writer's count: other processes may append to it too.
-    this.size = fstatSync(this.fd).size;
-    if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
-    writeSync(this.fd, buf);
-    this.size += buf.length;
+    this.flush();
+    this.append(line);
+  }
+  /** Queues a line; it is written at the end of this turn of the event loop (or sooner, see BATCH_CHARS). */
+  defer(line: string): void {
+    this.pending.push(line);
+    this.pendingChars += line.length;
+    if (this.pendingChars >= BATCH_CHARS) return this.flush();
+    if (this.flushing) return;
+    // Unreferenced: waiting lines never keep a process alive; the exit listener writes them.
+    this.flushing = setImmediate(() => this.flush()).unref();
+    waiting.add(this);
+    if (!exitListener) {
+      exitListener = true;
+      process.on("exit", () => {
+        for (const f of waiting) f.flush();
+      });
+    }
+  }
+  /** Writes the waiting lines, in one append. */
+  flush(): void {
+    if (this.flushing) clearImmediate(this.flushing);
+    this.flushing = null;
+    waiting.delete(this);
+    if (this.pending.length === 0) return;
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
+    const lines = this.pending.length;
+    this.pending = [];
+    this.pendingChars = 0;
+    this.append(text, lines);
+  }
+  /**
+   * Appends whole lines. Logging never throws into the code that logs: a request must not fail, nor
+   * a gateway worker die, because its log cannot be written (a full disk, a file removed). The
+   * lines are dropped then, and standard error says so (the journal, under systemd).
+   */
+  private append(text: string, lines = 1): void {
+    const buf = Buffer.from(text, "utf8");
+    try {
+      // The file's own size, not this writer's count: other processes may append to it too.
+      this.size = fstatSync(this.fd).size;
+      if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
+      writeSync(this.fd, buf);
+      this.size += buf.length;
+    } catch (err) {
+      this.dropped += lines;
+      const now = Date.now();
+      if (now - this.reportedAt < REPORT_EVERY_MS) return;
+      this.reportedAt = now;
+      const e = err as NodeJS.ErrnoException;
+      process.stderr.write(`opencmg: cannot write ${this.path} (${e.code ?? "error"}: ${e.message}); ${this.dropped} line(s) lost so far. Check the disk and the folder's permissions; writing resumes by itself.\n`);
+    }
   }
   /**
    * Several processes may append to one file (the worker processes of a gateway instance): each
-   * line is one append, so lines never mix; before rotating, the file's real size and identity are
-   * read, so a file another process rotated already is reopened, not rotated again.
+   * line (or batch of whole lines) is one append, so lines never mix. One process rotates at a
+   * time, under `NAME.lock` (created exclusively); a process that finds it taken keeps appending and
+   * looks again at its next write. The rotator renames the file only when it is still the one
+   * its descriptor holds (another process may have rotated it already), and opens the new file
+   * before closing the old one, so the descriptor in use is always open.
    */
   private rotate(): void {
-    const mine = fstatSync(this.fd);
-    let current: { ino: number; dev: number } | null = null;
+    const lock = this.path.replace(/\.log$/i, "") + ".lock";
+    let held: number;
     try {
-      current = statSync(this.path);
-    } catch {
-      // Renamed by another process, not created again yet.
-    }
-    if (!current || current.ino !== mine.ino || current.dev !== mine.dev) {
-      closeSync(this.fd);
-      this.fd = openSync(this.path, "a", 0o600);
-      this.size = fstatSync(this.fd).size;
+      held = openSync(lock, "wx", 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS) rmSync(lock, { force: true });
+      } catch {
+        // Released meanwhile.
+      }
       return;
     }
-    closeSync(this.fd);
-    const previous = this.path.replace(/\.log$/i, "") + ".lo_";
-    rmSync(previous, { force: true });
-    renameSync(this.path, previous);
-    this.fd = openSync(this.path, "a", 0o600);
-    this.size = 0;
+    try {
+      const mine = fstatSync(this.fd);
+      let current: { ino: number; dev: number } | null = null;
+      try {
+        current = statSync(this.path);
+      } catch {
+        // Renamed by another process, not created again yet.
+      }
+      // rename() replaces the previous file in one step: no moment without one.
+      if (current && current.ino === mine.ino && current.dev === mine.dev) renameSync(this.path, this.path.replace(/\.log$/i, "") + ".lo_");
+      const fd = openSync(this.path, "a", 0o600);
+      closeSync(this.fd);
+      this.fd = fd;
+      this.size = fstatSync(fd).size;
+    } finally {
+      closeSync(held);
+      rmSync(lock, { force: true });
+    }
   }
   close(): void {
+    this.flush();
     closeSync(this.fd);
   }
 }
@@ -191,7 +276,7 @@ export class LogSet {
     const { file, component } = spec;
     const write = (severity: Severity, text: string, fields?: Record<string, unknown>): void => {
       if (TYPE[severity] < this.minType) return;
-      this.write(file, component, severity, text);
+      this.write(file, component, severity, text, spec.perRequest === true && severity !== "error");
       const p = this.options.pino;
       if (p) {
         const obj = { component, log: file, ...fields };
@@ -209,13 +294,15 @@ export class LogSet {
     };
   }
 
-  private write(file: string, component: string, severity: Severity, text: string): void {
+  private write(file: string, component: string, severity: Severity, text: string, deferred: boolean): void {
     let f = this.files.get(file);
     if (!f) {
       f = new LogFile(join(this.options.dir, file), this.maxBytes);
       this.files.set(file, f);
     }
-    f.write(formatLine(text, component, severity, this.now()));
+    const line = formatLine(text, component, severity, this.now());
+    if (deferred) f.defer(line);
+    else f.write(line);
   }
 
   close(): void {

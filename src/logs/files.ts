@@ -6,6 +6,12 @@
 export interface LogFileSpec {
   readonly file: string;
   readonly component: string;
+  /**
+   * A line per request (an access log): info and warning lines are written in batches, once per
+   * turn of the event loop, instead of a system call each; an error line, a close or the process's
+   * exit writes what is waiting first (cmtrace.ts).
+   */
+  readonly perRequest?: true;
 }
 
 export const LOG_FILES = {
@@ -46,7 +52,7 @@ export const LOG_FILES = {
   /** CMG instance: service, tunnels, settings */
   cmgService: { file: "CMGService.log", component: "CMGService" },
   /** CMG instance: client traffic and refusals */
-  cmgHttpHandler: { file: "CMGHttpHandler.log", component: "CMGHttpHandler" },
+  cmgHttpHandler: { file: "CMGHttpHandler.log", component: "CMGHttpHandler", perRequest: true },
   /** CMG connection point: tunnels and forwarded requests */
   cloudProxyConnector: { file: "SMS_Cloud_ProxyConnector.log", component: "SMS_CLOUD_PROXYCONNECTOR" },
   /** client: agent service */
