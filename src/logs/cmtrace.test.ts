@@ -72,6 +72,15 @@ it("writes only lines at or above its level, to the files and the structured cop
   assert.deepEqual(lines.map((l) => [l.type, l.text]), [[2, "tunnel 2 closed"], [3, "no tunnel left"]]);
   assert.deepEqual(copied, ["warn tunnel 2 closed", "error no tunnel left"]);
 
+  // A per-request log: its warnings and errors are copied, not its line per request served.
+  const http = new LogSet({ dir, pino: sink as unknown as NonNullable<ConstructorParameters<typeof LogSet>[0]["pino"]> });
+  copied.length = 0;
+  http.component(LOG_FILES.cmgHttpHandler).info("GET /x 200");
+  http.component(LOG_FILES.cmgHttpHandler).warn("403 client_cert_revoked");
+  http.close();
+  assert.deepEqual(copied, ["warn 403 client_cert_revoked"]);
+  assert.equal(parseLines(readFileSync(join(dir, "CMGHttpHandler.log"), "utf8")).length, 2, "both in the file");
+
   const errorsOnly = new LogSet({ dir, level: "error" });
   errorsOnly.component(LOG_FILES.statmgr).warn("a warning");
   errorsOnly.close();

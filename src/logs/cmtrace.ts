@@ -239,7 +239,7 @@ export interface LogSetOptions {
   dir: string;
   /** Rotation size per file (default 2.5 MB, the platform's default). */
   maxBytes?: number;
-  /** Structured copy of every line (stdout for servers); none for one-shot CLI commands. */
+  /** Structured copy of every line but a per-request log's info lines (stdout for servers); none for one-shot CLI commands. */
   pino?: PinoLogger;
   /** Lines less severe than this are dropped, from the files and the structured copy alike (default info: all). */
   level?: LogLevel;
@@ -276,9 +276,13 @@ export class LogSet {
     const { file, component } = spec;
     const write = (severity: Severity, text: string, fields?: Record<string, unknown>): void => {
       if (TYPE[severity] < this.minType) return;
-      this.write(file, component, severity, text, spec.perRequest === true && severity !== "error");
+      const perRequest = spec.perRequest === true;
+      this.write(file, component, severity, text, perRequest && severity !== "error");
       const p = this.options.pino;
-      if (p) {
+      // A per-request log's info lines (one per request served) stay in its file: at a busy
+      // gateway's rate they would flood the journal, which then drops lines (journald's rate limit
+      // is 10,000 per 30 s per service by default), the service's own among them.
+      if (p && !(perRequest && severity === "info")) {
         const obj = { component, log: file, ...fields };
         if (severity === "error") p.error(obj, text);
         else if (severity === "warning") p.warn(obj, text);
