@@ -21,6 +21,7 @@
  *
  *   npx tsx bench/gateway.ts [--n 10000] [--conc 64] [--rate 100] [--lat-n 400] [--mb 256]
  *                            [--idle 1000,5000,15000] [--only A,B,C,D,E,F,F1,G,H] [--workers 1,2] [--ids 8]
+ *                            [--repeat 1]
  *
  * `--ids 8`: the load generator's connections present that many client certificates (devices),
  * spread evenly: the gateway caps requests in progress per identity (64), so one certificate at
@@ -30,6 +31,11 @@
  * `opencmg gateway serve --workers N` (bench/gateway/served.ts; `npm run build` first), the
  * connection point dialling every worker; the CPU of each of the instance's processes (primary,
  * every worker) is printed apart, and the gateway column is their sum.
+ *
+ * `--repeat 3`: every row (the served ones included) measured that many times, interleaved; the
+ * tables show each figure's median, and the relay's CPU per small request is printed for every
+ * repetition with D/F per repetition (bench/gateway/repeat.ts). On a shared machine one run's
+ * figures move by a fifth from run to run.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -46,6 +52,7 @@ import { startBaselineNginx, startFrontNginx, startTwoHopNginx, type Nginx } fro
 import type { Setup } from "./gateway/parts.ts";
 import { siteSigned } from "../test/helpers/settings-signer.ts";
 import { report, type IdleStep, type RowResult } from "./gateway/report.ts";
+import { medianRow, spreadLines } from "./gateway/repeat.ts";
 import { startServedGateway } from "./gateway/served.ts";
 import { startSshTunnel, type SshTunnel } from "./gateway/ssh.ts";
 
@@ -63,6 +70,8 @@ async function main(): Promise<void> {
   const idCount = Number(arg("ids", "8"));
   if (!Number.isInteger(idCount) || idCount < 1) throw new Error("--ids: a number of client identities, 1 or more");
   if (workerCounts.some((w) => !Number.isInteger(w) || w < 1)) throw new Error("--workers: worker counts, e.g. 1,2");
+  const repeat = Number(arg("repeat", "1"));
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) throw new Error("--repeat: how many times each row is measured, 1 to 9");
 
   const loadAtStart = loadavg();
   const dir = mkdtempSync(join(tmpdir(), "opencmg-bench-gw-"));
@@ -178,6 +187,8 @@ async function main(): Promise<void> {
       return m;
     };
     const results: Record<string, RowResult> = {};
+    /** Every repetition's result per row; `results` gets their medians. */
+    const runs: Record<string, RowResult[]> = {};
     const cpuLines: string[] = [];
     const idle: IdleStep[] = [];
 
@@ -197,53 +208,63 @@ async function main(): Promise<void> {
       const dl = await load({ kind: "download", target: t, n: 1, conc, rate, bytes }, snapshot);
       const cpuMsPerMB: Record<string, number> = { load: (dl.cpuUs ?? NaN) / 1000 };
       for (const k of Object.keys(cpu)) cpuMsPerMB[k] = (used(k) * 1e3) / (bytes / 1e6);
-      results[name] = { rps, lat, dl, cpuUs, cpuMsPerMB, load: loadavg() };
+      (runs[name] ??= []).push({ rps, lat, dl, cpuUs, cpuMsPerMB, load: loadavg() });
       // Each row as it ends, so a run stopped early still shows what it measured.
       const total = Object.values(cpuUs).reduce((a, b) => a + b, 0);
-      process.stderr.write(`${name}: ${rps.rps?.toFixed(0)} req/s, p50 ${lat.p50Ms?.toFixed(3)} ms, p99 ${lat.p99Ms?.toFixed(3)} ms, ${dl.mbPerS?.toFixed(0)} MB/s, CPU ${total.toFixed(0)} us/req, errors ${rps.errors + lat.errors} ${JSON.stringify({ ...rps.errorsBy, ...Object.fromEntries(Object.entries(lat.errorsBy).map(([k, v]) => [`${k} (latency)`, v])) })}, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
+      process.stderr.write(`${name}${repeat > 1 ? ` (${runs[name]!.length}/${repeat})` : ""}: ${rps.rps?.toFixed(0)} req/s, p50 ${lat.p50Ms?.toFixed(3)} ms, p99 ${lat.p99Ms?.toFixed(3)} ms, ${dl.mbPerS?.toFixed(0)} MB/s, CPU ${total.toFixed(0)} us/req, errors ${rps.errors + lat.errors} ${JSON.stringify({ ...rps.errorsBy, ...Object.fromEntries(Object.entries(lat.errorsBy).map(([k, v]) => [`${k} (latency)`, v])) })}, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
     };
 
-    for (const name of ROWS.filter((x) => only.has(x))) {
-      if (name === "E") {
-        // Same instance and backend; only the connection point's tunnel now goes through Squid.
+    for (let r = 0; r < repeat; r++) {
+      for (const name of ROWS.filter((x) => only.has(x))) {
+        if (name === "E") {
+          // Same instance and backend; only the connection point's tunnel now goes through Squid.
+          await cp.stop();
+          await waitUntil("the gateway to see the tunnel gone", async () => !(await gateway.ready()));
+          cp = (await Part.start("cp", setupFile, String(squid.port))).part;
+          await waitUntil("the tunnel through Squid", () => gateway.ready());
+        }
+        await measure(name, targets[name]!, onPath(name));
+      }
+      if (only.has("E") && r < repeat - 1) {
+        // The next repetition's D goes on a direct tunnel again.
         await cp.stop();
         await waitUntil("the gateway to see the tunnel gone", async () => !(await gateway.ready()));
-        cp = (await Part.start("cp", setupFile, String(squid.port))).part;
-        await waitUntil("the tunnel through Squid", () => gateway.ready());
+        cp = (await Part.start("cp", setupFile, "")).part;
+        await waitUntil("the gateway's direct tunnel", () => gateway.ready());
       }
-      await measure(name, targets[name]!, onPath(name));
-    }
 
-    // Row D per worker count, each a real `gateway serve --workers N` with a connection point of its own.
-    for (const w of workerCounts) {
-      const name = `Dw${w}`;
-      const served = await startServedGateway(setup, w);
-      const servedCp = (await Part.start("cp", served.setupFile, "")).part;
-      try {
-        await waitUntil(`tunnels to each of the ${w} workers`, async () => (await served.tunnelsPerWorker()).every((n) => n > 0));
-        const pids = served.workerPids();
-        // With one worker the instance is a single process (no primary).
-        const processes: Record<string, () => number> = { [w === 1 ? "instance" : "primary"]: () => cpuSeconds(served.primaryPid), ...Object.fromEntries(pids.map((pid, i) => [`worker ${i}`, () => cpuSeconds(pid)])) };
-        const at = Object.fromEntries(Object.entries(processes).map(([k, read]) => [k, read()]));
-        const t0 = performance.now();
-        await measure(name, { ...gw, origin: `https://127.0.0.1:${served.clientPort}` }, {
-          backend: () => cpuSeconds(backend.part.pid),
-          cp: () => cpuSeconds(servedCp.pid),
-          gateway: () => Object.values(processes).reduce((a, read) => a + read(), 0),
-        });
-        const wall = (performance.now() - t0) / 1000;
-        // Each process of the instance over the whole row (rps, latency and download): CPU seconds and the share of one core.
-        const per = Object.entries(processes).map(([k, read]) => {
-          const sec = read() - at[k]!;
-          return `${k} (pid ${!k.startsWith("worker") ? served.primaryPid : pids[Number(k.split(" ")[1])]}) ${sec.toFixed(2)} s = ${((sec / wall) * 100).toFixed(0)}%`;
-        });
-        process.stderr.write(`${name}: CPU per process of the instance over ${wall.toFixed(1)} s: ${per.join(", ")}\n`);
-        cpuLines.push(`${name}: ${per.join(", ")} (over ${wall.toFixed(1)} s)`);
-      } finally {
-        await servedCp.stop();
-        await served.stop();
+      // Row D per worker count, each a real `gateway serve --workers N` with a connection point of its own.
+      for (const w of workerCounts) {
+        const name = `Dw${w}`;
+        const served = await startServedGateway(setup, w);
+        const servedCp = (await Part.start("cp", served.setupFile, "")).part;
+        try {
+          await waitUntil(`tunnels to each of the ${w} workers`, async () => (await served.tunnelsPerWorker()).every((n) => n > 0));
+          const pids = served.workerPids();
+          // With one worker the instance is a single process (no primary).
+          const processes: Record<string, () => number> = { [w === 1 ? "instance" : "primary"]: () => cpuSeconds(served.primaryPid), ...Object.fromEntries(pids.map((pid, i) => [`worker ${i}`, () => cpuSeconds(pid)])) };
+          const at = Object.fromEntries(Object.entries(processes).map(([k, read]) => [k, read()]));
+          const t0 = performance.now();
+          await measure(name, { ...gw, origin: `https://127.0.0.1:${served.clientPort}` }, {
+            backend: () => cpuSeconds(backend.part.pid),
+            cp: () => cpuSeconds(servedCp.pid),
+            gateway: () => Object.values(processes).reduce((a, read) => a + read(), 0),
+          });
+          const wall = (performance.now() - t0) / 1000;
+          // Each process of the instance over the whole row (rps, latency and download): CPU seconds and the share of one core.
+          const per = Object.entries(processes).map(([k, read]) => {
+            const sec = read() - at[k]!;
+            return `${k} (pid ${!k.startsWith("worker") ? served.primaryPid : pids[Number(k.split(" ")[1])]}) ${sec.toFixed(2)} s = ${((sec / wall) * 100).toFixed(0)}%`;
+          });
+          process.stderr.write(`${name}: CPU per process of the instance over ${wall.toFixed(1)} s: ${per.join(", ")}\n`);
+          cpuLines.push(`${name}${repeat > 1 ? ` (${r + 1}/${repeat})` : ""}: ${per.join(", ")} (over ${wall.toFixed(1)} s)`);
+        } finally {
+          await servedCp.stop();
+          await served.stop();
+        }
       }
     }
+    for (const [name, rs] of Object.entries(runs)) results[name] = medianRow(rs);
 
     // Idle authenticated connections last, in the gateway process alone (its heap already warmed by the load).
     if (idleSteps.length > 0) {
@@ -271,6 +292,7 @@ async function main(): Promise<void> {
     }
     await stopAll(stops);
     console.log(report({ n, conc, rate, latN, bytes, ids: idCount, loadAtStart }, results, idle));
+    if (repeat > 1) console.log(["", ...spreadLines(runs)].join("\n"));
     if (cpuLines.length > 0) console.log(["", "CPU of each process of the served instance (whole row: rps, latency, download; % of one core)", ...cpuLines].join("\n"));
   } finally {
     await stopAll(stops);
