@@ -102,8 +102,11 @@ export function connectWorker(index: number, count: number): Promise<WorkerLink>
     const stopListeners: (() => void)[] = [];
     const verdicts = new Map<number, (v: ReplayVerdict) => void>();
     let nextProof = 1;
+    // With a callback, a write to a channel the primary has just closed fails into it (EPIPE)
+    // instead of as an "error" event nobody handles, which would end the worker as a defect;
+    // "disconnect" below stops the worker then.
     const send = (m: FromWorker): void => {
-      if (process.connected) process.send!(m);
+      if (process.connected) process.send!(m, () => {});
     };
     process.on("message", (raw: unknown) => {
       const m = raw as ToWorker;
