@@ -185,8 +185,14 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
   const proofs = new ProofReplayCache();
   let stopping = false;
 
+  // A worker may die between the check and the write: with a callback the write fails into it
+  // (EPIPE) rather than as an "error" event on the worker, which nobody handles and which would
+  // end the primary, and every worker with it. The worker's "exit" restarts it.
+  const tell = (w: Worker, m: ToWorker): void => {
+    if (w.isConnected()) w.send(m, () => {});
+  };
   const broadcast = (m: ToWorker, except?: Worker): void => {
-    for (const w of workers) if (w && w !== except && w.isConnected()) w.send(m);
+    for (const w of workers) if (w && w !== except) tell(w, m);
   };
 
   const start = (index: number): Promise<void> =>
@@ -199,9 +205,9 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
         const m = raw as FromWorker;
         if (m?.t === "hello") {
           // Node 20: every worker listens on the configured client port through the primary (port 0 included: the primary keeps one).
-          worker.send({ t: "init", clientPort: reusePort ? clientPort : cfg.client.port, tunnelPort: tunnelPorts[index]!, reusePort, settings: settings?.document ?? null, nonceSecret } satisfies ToWorker);
+          tell(worker, { t: "init", clientPort: reusePort ? clientPort : cfg.client.port, tunnelPort: tunnelPorts[index]!, reusePort, settings: settings?.document ?? null, nonceSecret });
         } else if (m?.t === "proof") {
-          worker.send({ t: "proof-verdict", id: m.id, verdict: proofs.use(m.window, m.current, m.client, m.proof) } satisfies ToWorker);
+          tell(worker, { t: "proof-verdict", id: m.id, verdict: proofs.use(m.window, m.current, m.client, m.proof) });
         } else if (m?.t === "listening") {
           listening = true;
           clientPort = m.clientPort;
@@ -286,7 +292,7 @@ export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number
                 clearTimeout(kill);
                 resolve();
               });
-              if (w.isConnected()) w.send({ t: "stop" } satisfies ToWorker);
+              if (w.isConnected()) tell(w, { t: "stop" });
               else w.kill("SIGTERM");
             }),
         ),
