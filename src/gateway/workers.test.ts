@@ -36,8 +36,9 @@ it("a worker whose primary goes away while it reports its status stops cleanly i
     child.once("message", () => {
       // The worker said hello: give it its start-up values, then go away as a killed primary does.
       child.send({ t: "init", clientPort: 1, tunnelPort: 2, reusePort: false, settings: null, nonceSecret: "" }, () => {
+        // "disconnect" comes once this end of the channel is closed: only then may the worker write.
+        child.once("disconnect", () => writeFileSync(gone, ""));
         child.disconnect();
-        writeFileSync(gone, "");
       });
     });
     assert.equal(await exited, 0, err);
