@@ -22,6 +22,7 @@ import { ROLES, startCrlServer } from "../test/helpers/cmg-harness.ts";
 import { makeTestPki } from "../test/helpers/pki-fixtures.ts";
 import { freePort } from "../test/helpers/ports.ts";
 import { siteSigned } from "../test/helpers/settings-signer.ts";
+import { GATE_CLOSURES } from "../src/gateway/admission.ts";
 import { issueCert } from "../src/pki/issue.ts";
 import { arg, Child, cpuSeconds, waitUntil } from "./lib/child.ts";
 import { Part } from "./gateway/harness.ts";
@@ -258,7 +259,7 @@ class GateTimeline {
         `${t.toFixed(0).padStart(4)} s  ${String(c?.pending ?? "-").padStart(7)} ${String(c?.waiting ?? "-").padStart(7)} ${String(c?.limit ?? "-").padStart(5)}  ` +
           `${String(sum("opencmg_gateway_client_connections_total")).padStart(9)} ${String(sum("opencmg_gateway_tls_handshake_failures_total", /listener="client"/)).padStart(7)} ` +
           `${String(sum("opencmg_gateway_requests_total", /result="ok"/)).padStart(8)} ${String(back).padStart(7)}  ` +
-          `${["room", "queue_full", "wait_timeout"].map((w) => sum("opencmg_gateway_handshake_gate_closed_total", new RegExp(`listener="client".*why="${w}"|why="${w}".*listener="client"`))).join("/").padStart(16)}  ` +
+          `${GATE_CLOSURES.map((w) => sum("opencmg_gateway_handshake_gate_closed_total", new RegExp(`listener="client".*why="${w}"|why="${w}".*listener="client"`))).join("/").padStart(16)}  ` +
           `${Object.entries(refusals).map(([k, v]) => `${k} ${v}`).join(", ") || "-"}`,
       );
     } catch (e) {

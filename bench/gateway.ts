@@ -186,6 +186,13 @@ async function main(): Promise<void> {
       if (name === "H") Object.assign(m, { nginx: pid(sshFront!.pid), sshd: () => treeCpuSeconds(ssh!.sshd.pid), ssh: pid(ssh!.ssh.pid) });
       return m;
     };
+    /** The connection point part again, its tunnel through Squid (`squidPort`) or direct (null). */
+    const restartCp = async (squidPort: number | null): Promise<void> => {
+      await cp.stop();
+      await waitUntil("the gateway to see the tunnel gone", async () => !(await gateway.ready()));
+      cp = (await Part.start("cp", setupFile, squidPort === null ? "" : String(squidPort))).part;
+      await waitUntil(squidPort === null ? "the gateway's direct tunnel" : "the tunnel through Squid", () => gateway.ready());
+    };
     const results: Record<string, RowResult> = {};
     /** Every repetition's result per row; `results` gets their medians. */
     const runs: Record<string, RowResult[]> = {};
@@ -216,22 +223,12 @@ async function main(): Promise<void> {
 
     for (let r = 0; r < repeat; r++) {
       for (const name of ROWS.filter((x) => only.has(x))) {
-        if (name === "E") {
-          // Same instance and backend; only the connection point's tunnel now goes through Squid.
-          await cp.stop();
-          await waitUntil("the gateway to see the tunnel gone", async () => !(await gateway.ready()));
-          cp = (await Part.start("cp", setupFile, String(squid.port))).part;
-          await waitUntil("the tunnel through Squid", () => gateway.ready());
-        }
+        // Same instance and backend; only the connection point's tunnel now goes through Squid.
+        if (name === "E") await restartCp(squid.port);
         await measure(name, targets[name]!, onPath(name));
       }
-      if (only.has("E") && r < repeat - 1) {
-        // The next repetition's D goes on a direct tunnel again.
-        await cp.stop();
-        await waitUntil("the gateway to see the tunnel gone", async () => !(await gateway.ready()));
-        cp = (await Part.start("cp", setupFile, "")).part;
-        await waitUntil("the gateway's direct tunnel", () => gateway.ready());
-      }
+      // The next repetition's D goes on a direct tunnel again.
+      if (only.has("E") && r < repeat - 1) await restartCp(null);
 
       // Row D per worker count, each a real `gateway serve --workers N` with a connection point of its own.
       for (const w of workerCounts) {

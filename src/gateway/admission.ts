@@ -50,7 +50,8 @@ export interface AdmissionLimits {
 }
 
 /** Why the gate closed a connection (Admission#onClosed). */
-export type GateClosure = "room" | "queue_full" | "wait_timeout";
+export const GATE_CLOSURES = ["room", "queue_full", "wait_timeout"] as const;
+export type GateClosure = (typeof GATE_CLOSURES)[number];
 
 interface Pending {
   socket: Socket;

@@ -11,7 +11,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { GatewayRequestResult } from "../observe/channels.ts";
 import { addProcessMetrics, DURATION_BUCKETS_SECONDS } from "../observe/prometheus.ts";
-import type { GateClosure } from "./admission.ts";
+import { GATE_CLOSURES } from "./admission.ts";
 
 /** Request results, the `result` label of opencmg_gateway_requests_total. */
 export type RequestResult = GatewayRequestResult;
@@ -90,7 +90,7 @@ export class GatewayMetrics {
     for (const direction of ["in", "out"]) this.bytes.inc({ direction }, 0);
     for (const listener of ["client", "tunnel"]) {
       this.handshakeFailures.inc({ listener }, 0);
-      for (const why of ["room", "queue_full", "wait_timeout"] satisfies GateClosure[]) this.gateClosed.inc({ listener, why }, 0);
+      for (const why of GATE_CLOSURES) this.gateClosed.inc({ listener, why }, 0);
     }
   }
 }
