@@ -3,8 +3,11 @@
  * `cluster` module) under a primary that binds nothing but the metrics port.
  *
  * - Client port: shared. Node 22.12+ binds it in every worker with `reusePort` (the kernel spreads
- *   connections); Node 20 has no reusePort, so the cluster primary holds the port and hands
- *   connections out in turn.
+ *   connections); Node 20 has no reusePort, so the cluster primary creates the listening socket
+ *   and every worker accepts from it (SCHED_NONE). Either way a connection that no worker has
+ *   taken yet waits in the kernel's bounded backlog: with the cluster's default round robin the
+ *   primary would accept it and hold it until a worker asks, an unbounded queue a stranger could
+ *   fill up to the primary's open-file limit.
  * - Tunnel ports: one per worker. Worker 0 listens on the instance's tunnel port (10140 + index),
  *   worker w on that port + 16·w (instances take 16 ports from the base). Every worker tells the
  *   connection points the tunnel ports of all workers (the `workers` control message,
@@ -172,6 +175,8 @@ export interface WorkerSupervisor {
  */
 export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number, log: ComponentLog, onLine: (line: string) => void = () => {}): Promise<WorkerSupervisor> {
   const reusePort = hasReusePort();
+  // Read by the cluster module at the first fork; see the header for why not round robin.
+  if (!reusePort) cluster.schedulingPolicy = cluster.SCHED_NONE;
   const workers: (Worker | null)[] = Array.from({ length: count }, () => null);
   const tunnelPorts: number[] = Array.from({ length: count }, (_, w) => workerTunnelPort(cfg.tunnel.port, w));
   const attempts = Array.from({ length: count }, () => 0);

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import http2 from "node:http2";
 import https from "node:https";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
 import tls from "node:tls";
 import { after, before, describe, it } from "node:test";
@@ -320,5 +321,41 @@ describe("gateway serve --workers 2", () => {
     await until("worker 1 to be restarted", () => workerPid(1).length === restarts + 1);
     await until("the restarted worker's metrics", async () => value(await metrics(), "opencmg_gateway_settings_revision", "1") !== null);
     assert.equal(value(await metrics(), "opencmg_gateway_settings_revision", "1"), 2);
+  });
+
+  it("connections no worker has taken yet wait in the kernel's backlog, not in the primary (Node 20 included)", async () => {
+    // On Node 20 the workers share the port through the cluster module. With its default (round
+    // robin) the primary accepted every connection and held it until a worker took it: a queue
+    // bounded only by the primary's open files, which a stranger could fill while the workers were busy.
+    const primary = gw.child.pid!;
+    const pids = [workerPid(0).at(-1)!, workerPid(1).at(-1)!];
+    const openFiles = (): number => readdirSync(`/proc/${primary}/fd`).length;
+    const health = async (): Promise<number> => (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status;
+    await health();
+    const before = openFiles();
+    const sockets: net.Socket[] = [];
+    for (const p of pids) process.kill(p, "SIGSTOP");
+    try {
+      await Promise.all(
+        Array.from(
+          { length: 200 },
+          () =>
+            new Promise<void>((resolve, reject) => {
+              const s = net.connect(clientPort, "127.0.0.1", () => resolve());
+              s.once("error", reject);
+              sockets.push(s);
+            }),
+        ),
+      );
+      // The primary answers on its event loop, after it has seen the connections (accepted or not).
+      await health();
+      const held = openFiles() - before;
+      assert.ok(held < 20, `with both workers stopped, 200 waiting connections made the primary hold ${held} more open files`);
+    } finally {
+      for (const p of pids) process.kill(p, "SIGCONT");
+      for (const s of sockets) s.destroy();
+    }
+    // Answered by a worker (with the previous test's settings, which check CRLs, a refusal).
+    assert.match((await requestOnce()).worker, /^[01]$/, "the workers answer once they run again");
   });
 });
