@@ -18,6 +18,29 @@ export function logLevelOpt(v: string): LogLevel {
   return v;
 }
 
+/** The `--log-size-mb` bounds and default, in megabytes (2.5: the platform's default log size). */
+export const LOG_SIZE_MB = { min: 1, max: 1024, default: "2.5" } as const;
+
+/** The `--log-size-mb` option's help text. */
+export const LOG_SIZE_HELP = `size in MB at which each CMTrace file rotates to NAME.lo_, one previous file kept (${LOG_SIZE_MB.min} to ${LOG_SIZE_MB.max}; decimals allowed)`;
+
+/**
+ * `--log-size-mb`: the rotation size of each CMTrace file, in bytes. Plain decimal numbers only
+ * (no sign, exponent or hexadecimal, which Number() would take): an administrator types
+ * megabytes, and `1e3` or `0x10` in a unit file is more likely a mistake than a size.
+ *
+ * @example
+ * const maxBytes = logSizeOpt("1.5"); // 1572864
+ */
+export function logSizeOpt(v: string): number {
+  const mb = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+  if (!(mb >= LOG_SIZE_MB.min && mb <= LOG_SIZE_MB.max)) {
+    const rule = `must be a number of megabytes from ${LOG_SIZE_MB.min} to ${LOG_SIZE_MB.max}`;
+    throw new ValidationError("logSizeMb", rule, `logSizeMb: ${rule} (got ${JSON.stringify(v)})`);
+  }
+  return Math.round(mb * 1024 * 1024);
+}
+
 /** `--metrics-host`: the address a metrics listener binds, an IP address or a host name. */
 export function bindHostOpt(field: string, v: string): string {
   if (isIP(v) === 0 && !isHostName(v)) throw new ValidationError(field, "must be an IP address or host name to bind", `${field}: must be an IP address or host name to bind (got ${JSON.stringify(v)})`);
