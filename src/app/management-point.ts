@@ -30,6 +30,8 @@ export interface ManagementPointProcessOptions {
   pino?: PinoLogger | undefined;
   /** The least severe CMTrace line written (default info). */
   logLevel?: LogLevel | undefined;
+  /** The size at which each CMTrace file rotates, in bytes (default 2.5 MB). */
+  logSizeBytes?: number | undefined;
   serverFqdn: string;
   listen: { host: string; port: number };
   /** Server certificate and key (PEM); issued by the site CA for the server when left out. */
@@ -51,7 +53,7 @@ export interface RunningManagementPoint {
 
 export async function runManagementPoint(o: ManagementPointProcessOptions): Promise<RunningManagementPoint> {
   if (isJoined(o.dataDir)) return runJoined(o);
-  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel });
+  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel, logSizeBytes: o.logSizeBytes });
   try {
     const pki = new SitePki(site.paths.data);
     if (!o.caPem && !existsSync(`${pki.dir}/site-ca.pem`)) throw new ValidationError("ca", "the site CA is needed", `ca: no site CA in ${pki.dir}; run \`opencmg site init\` or give --ca`);
@@ -102,7 +104,7 @@ async function runJoined(o: ManagementPointProcessOptions): Promise<RunningManag
   try {
     // Refused (403) here when the server has no management-point role: before the database is opened.
     const tls = o.tls ?? (await joinedRoleTls(host, "management-point"));
-    site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel, actor: { name: fqdn, via: "join" } });
+    site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel, logSizeBytes: o.logSizeBytes, actor: { name: fqdn, via: "join" } });
     const opened = site;
     const deps: ManagementPointDeps = { ...managementPointDeps(opened), tokens: { ...pickTokens(opened), ...joinedClientTokens(host, opened.logs.component(LOG_FILES.mpRegistration)) } };
     return await serve(o, deps, { ...tls, caPem: o.caPem ?? host.caPem }, async () => {

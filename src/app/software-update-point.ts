@@ -28,6 +28,8 @@ export interface SoftwareUpdatePointProcessOptions {
   work?: string | undefined;
   pino?: PinoLogger | undefined;
   logLevel?: LogLevel | undefined;
+  /** The size at which each CMTrace file rotates, in bytes (default 2.5 MB). */
+  logSizeBytes?: number | undefined;
   serverFqdn: string;
   listen: { host: string; port: number };
   /** Server certificate and key (PEM); issued by the site CA for the server when left out. */
@@ -41,7 +43,7 @@ export interface RunningSoftwareUpdatePoint {
 
 export async function runSoftwareUpdatePoint(o: SoftwareUpdatePointProcessOptions): Promise<RunningSoftwareUpdatePoint> {
   if (isJoined(o.dataDir)) return runJoined(o);
-  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel });
+  const site = await openSite({ dataDir: o.dataDir, databaseUrl: o.databaseUrl, work: o.work, pino: o.pino, logLevel: o.logLevel, logSizeBytes: o.logSizeBytes });
   try {
     const fqdn = o.serverFqdn.toLowerCase();
     // Listening on one address: clients may name it, so the issued certificate names it too.
@@ -64,7 +66,7 @@ export async function runSoftwareUpdatePoint(o: SoftwareUpdatePointProcessOption
 async function runJoined(o: SoftwareUpdatePointProcessOptions): Promise<RunningSoftwareUpdatePoint> {
   if (o.databaseUrl) throw new ValidationError("database", "a joined software update point reads the site over its join, not the database: leave out --database (and OPENCMG_DATABASE)");
   const host = new JoinedHost(o.dataDir);
-  const logs = new LogSet({ dir: join(o.dataDir, "logs"), pino: o.pino, ...(o.logLevel ? { level: o.logLevel } : {}) });
+  const logs = new LogSet({ dir: join(o.dataDir, "logs"), pino: o.pino, ...(o.logLevel ? { level: o.logLevel } : {}), ...(o.logSizeBytes ? { maxBytes: o.logSizeBytes } : {}) });
   try {
     const fqdn = o.serverFqdn.toLowerCase();
     if (fqdn !== host.server) throw new ValidationError("server", `this data folder joined the site as ${host.server}, not ${fqdn}`);

@@ -122,14 +122,14 @@ const LOOPBACK = "127.0.0.1";
  * Every port is checked before anything is written: a busy one throws a ValidationError naming
  * the option that changes it, and leaves the data folder as it was (or absent).
  */
-export async function up(o: { dataDir: string; databaseUrl?: string | undefined; ports?: Partial<UpPorts>; logLevel?: LogLevel; onStep?: (s: string) => void }): Promise<RunningUp> {
+export async function up(o: { dataDir: string; databaseUrl?: string | undefined; ports?: Partial<UpPorts>; logLevel?: LogLevel; logSizeBytes?: number; onStep?: (s: string) => void }): Promise<RunningUp> {
   const step = o.onStep ?? (() => undefined);
   const dataDir = resolve(o.dataDir);
   const asked = o.ports ?? {};
   const ports: UpPorts = { ...DEFAULT_UP_PORTS, ...rememberedPorts(dataDir), ...asked };
   // A new CMG has one instance on the client and tunnel ports; an existing one is checked below, once read.
   await checkPortsFree(plannedPorts(ports, [{ index: 0, clientPort: ports.client, tunnelPort: ports.tunnel }]));
-  const site: OpenedSite = await openSite({ dataDir, databaseUrl: o.databaseUrl, work: "up", logLevel: o.logLevel });
+  const site: OpenedSite = await openSite({ dataDir, databaseUrl: o.databaseUrl, work: "up", logLevel: o.logLevel, logSizeBytes: o.logSizeBytes });
   const running: { close(): Promise<void> }[] = [];
   try {
     const existing = (await site.services.cmgs.list()).some((c) => c.name === UP_CMG) ? await site.services.cmgs.show(UP_CMG) : undefined;

@@ -91,6 +91,8 @@ export interface OpenSiteOptions {
   pino?: PinoLogger | undefined;
   /** The least severe CMTrace line written (default info: all). */
   logLevel?: LogLevel | undefined;
+  /** The size at which each CMTrace file rotates, in bytes (default 2.5 MB, LogSet's). */
+  logSizeBytes?: number | undefined;
   now?: () => Date;
   /** Extra trusted roots for outbound TLS, added to those of `<data>/egress-ca.pem`. */
   egressCa?: string[] | undefined;
@@ -127,7 +129,7 @@ export async function openSite(o: OpenSiteOptions): Promise<OpenedSite> {
   mkdirSync(paths.data, { recursive: true, mode: 0o700 });
   if ((statSync(paths.data).mode & 0o077) !== 0) chmodSync(paths.data, 0o700);
   if (!o.databaseUrl) ownerOnly(paths.sqlite);
-  const logs = new LogSet({ dir: paths.logs, pino: o.pino, ...(o.logLevel ? { level: o.logLevel } : {}) });
+  const logs = new LogSet({ dir: paths.logs, pino: o.pino, ...(o.logLevel ? { level: o.logLevel } : {}), ...(o.logSizeBytes ? { maxBytes: o.logSizeBytes } : {}) });
   const database = await openDatabase({
     databaseUrl: o.databaseUrl,
     sqlitePath: paths.sqlite,

@@ -12,7 +12,7 @@ import { loadStartupFile } from "../../gateway/startup-file.ts";
 import { LogSet, PINO_LEVEL } from "../../logs/cmtrace.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import { DEFAULT_METRICS_HOST } from "../../observe/prometheus.ts";
-import { bindHostOpt, LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
+import { bindHostOpt, LOG_LEVEL_HELP, LOG_SIZE_HELP, LOG_SIZE_MB, logLevelOpt, logSizeOpt } from "../options.ts";
 import { writeCmgBundle } from "../../cmg/bundle.ts";
 import { runConnectionPointRole } from "../../roles/cmg-connection-point/role.ts";
 import { caCertificatesFromFiles, serverCertificateFromFiles, type NamedFile } from "../../cmg/certificate-files.ts";
@@ -430,16 +430,20 @@ function registerServe(program: Command, ctx: CliContext): void {
     .option("--metrics-host <addr>", "address the metrics listener binds (default: the start-up file's, else 127.0.0.1)")
     .option("--metrics-port <n>", "metrics port (default: the start-up file's; 0: none)")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .option("--log-size-mb <MB>", LOG_SIZE_HELP, LOG_SIZE_MB.default)
     .option("--workers <n>", `worker processes sharing the client port, each with its own tunnels (default: the host's cores, ${availableParallelism()} here; at most ${MAX_WORKERS})`)
-    .action(async (o: { config: string; metricsHost?: string; metricsPort?: string; logLevel: string; workers?: string }, cmd: Command) => {
+    .action(async (o: { config: string; metricsHost?: string; metricsPort?: string; logLevel: string; logSizeMb: string; workers?: string }, cmd: Command) => {
       const logLevel = logLevelOpt(o.logLevel);
+      const logSizeBytes = logSizeOpt(o.logSizeMb);
       const metricsHost = o.metricsHost === undefined ? undefined : bindHostOpt("metricsHost", o.metricsHost);
       const metricsPort = portOpt("metricsPort", o.metricsPort);
       const workers = workersOpt(o.workers ?? process.env.OPENCMG_GATEWAY_WORKERS);
       const cfg = withMetricsListener(loadStartupFile(o.config), metricsHost, metricsPort);
       const g = ctx.globals(cmd);
       // Every worker writes the instance's log files (cmtrace.ts appends line by line, rotation is shared).
-      const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
+      // The workers re-run this command line, so each rotates at the primary's size: a worker with a
+      // smaller one would rotate the shared files early, cutting the others' history short.
+      const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel, maxBytes: logSizeBytes });
       const workerIndex = process.env[WORKER_ENV];
       if (cluster.isWorker && workerIndex !== undefined) {
         logFatalFaults(gatewayLogs(logs).service, `Gateway worker ${workerIndex} (pid ${process.pid})`);
@@ -491,9 +495,11 @@ function registerServe(program: Command, ctx: CliContext): void {
     .option("--metrics-port <n>", "Prometheus metrics on this port (default: none)")
     .option("--metrics-host <addr>", "address the metrics listener binds", DEFAULT_METRICS_HOST)
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .option("--log-size-mb <MB>", LOG_SIZE_HELP, LOG_SIZE_MB.default)
     .option("--poll-interval <s>", "how often the site is read for changes (CMG settings, instances, roles), seconds", "10")
-    .action(async (o: { server?: string; reportInterval: string; metricsPort?: string; metricsHost: string; logLevel: string; pollInterval: string }, cmd: Command) => {
+    .action(async (o: { server?: string; reportInterval: string; metricsPort?: string; metricsHost: string; logLevel: string; logSizeMb: string; pollInterval: string }, cmd: Command) => {
       const logLevel = logLevelOpt(o.logLevel);
+      const logSizeBytes = logSizeOpt(o.logSizeMb);
       const metricsHost = bindHostOpt("metricsHost", o.metricsHost);
       const metricsPort = portOpt("metricsPort", o.metricsPort);
       const seconds = Number(o.reportInterval);
@@ -512,7 +518,7 @@ function registerServe(program: Command, ctx: CliContext): void {
         const host = new JoinedHost(g.data);
         if (o.server !== undefined && o.server.toLowerCase() !== host.server) throw new ValidationError("server", `this data folder joined the site as ${host.server}, not ${o.server}`);
         server = host.server;
-        const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel });
+        const logs = new LogSet({ dir: join(g.data, "logs"), pino: pino({ level: PINO_LEVEL[logLevel] }), level: logLevel, maxBytes: logSizeBytes });
         logFatalFaults(logs.component(LOG_FILES.cloudProxyConnector), `Connection point on ${server} (pid ${process.pid})`);
         const { joinedConnectionPointDeps } = await import("../../roles/cmg-connection-point/joined.ts");
         const deps = joinedConnectionPointDeps(host, logs);
@@ -525,7 +531,7 @@ function registerServe(program: Command, ctx: CliContext): void {
       } else {
         if (o.server === undefined) throw new ValidationError("server", "is required (the site system server hosting the role), unless this data folder holds a joined server");
         server = o.server;
-        const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel });
+        const site = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: pino({ level: PINO_LEVEL[logLevel] }), logLevel, logSizeBytes });
         logFatalFaults(site.logs.component(LOG_FILES.cloudProxyConnector), `Connection point on ${server} (pid ${process.pid})`);
         running = await runConnectionPointRole(connectionPointRoleDeps(site), server, opts);
         close = () => site.close();

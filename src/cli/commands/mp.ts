@@ -8,7 +8,7 @@ import { commandPath, type CliContext } from "../context.ts";
 import { parseListen } from "./site.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { PINO_LEVEL } from "../../logs/cmtrace.ts";
-import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
+import { LOG_LEVEL_HELP, LOG_SIZE_HELP, LOG_SIZE_MB, logLevelOpt, logSizeOpt } from "../options.ts";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -32,9 +32,11 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
     .option("--trusted-root <file>", "a CA that client certificates chain to (repeatable; default: the site CA)", collect)
     .option("--metrics <host:port>", "serve Prometheus metrics (GET /metrics) here, e.g. 127.0.0.1:9450 (default: none)")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { server: string; listen: string; cert?: string; key?: string; ca?: string; trustedRoot?: string[]; metrics?: string; logLevel: string }, cmd: Command) => {
+    .option("--log-size-mb <MB>", LOG_SIZE_HELP, LOG_SIZE_MB.default)
+    .action(async (o: { server: string; listen: string; cert?: string; key?: string; ca?: string; trustedRoot?: string[]; metrics?: string; logLevel: string; logSizeMb: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
       const logLevel = logLevelOpt(o.logLevel);
+      const logSizeBytes = logSizeOpt(o.logSizeMb);
       if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
       const g = ctx.globals(cmd);
       const running = await runManagementPoint({
@@ -43,6 +45,7 @@ export function registerMpCommands(program: Command, ctx: CliContext): void {
         work: commandPath(cmd),
         pino: pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization"] }),
         logLevel,
+        logSizeBytes,
         serverFqdn: o.server,
         listen,
         tls: o.cert && o.key ? { certPem: readFile("cert", o.cert), keyPem: readFile("key", o.key) } : undefined,

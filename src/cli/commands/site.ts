@@ -11,7 +11,7 @@ import { logFatalFaults } from "../../app/faults.ts";
 import { LOG_FILES } from "../../logs/files.ts";
 import { waitForStop } from "../../app/signals.ts";
 import { PINO_LEVEL } from "../../logs/cmtrace.ts";
-import { LOG_LEVEL_HELP, logLevelOpt, onOff } from "../options.ts";
+import { LOG_LEVEL_HELP, LOG_SIZE_HELP, LOG_SIZE_MB, logLevelOpt, logSizeOpt, onOff } from "../options.ts";
 import type { AdminTransport } from "../../app/admin-tls.ts";
 import { readFileSync } from "node:fs";
 
@@ -32,6 +32,7 @@ interface ServeOptions {
   tlsPfxPasswordFile?: string;
   insecureHttp?: boolean;
   logLevel: string;
+  logSizeMb: string;
   localCmgs: boolean;
   cmgPollInterval: string;
   joinListen?: string;
@@ -41,7 +42,7 @@ interface ServeOptions {
 }
 
 /** The listener `site serve` asked for: TLS from the site CA unless a certificate is given or plain HTTP is asked for. */
-export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel" | "localCmgs" | "cmgPollInterval" | "joinListen" | "joinName" | "localRoles" | "serverFqdn">): AdminTransport {
+export function transportOf(o: Omit<ServeOptions, "listen" | "logLevel" | "logSizeMb" | "localCmgs" | "cmgPollInterval" | "joinListen" | "joinName" | "localRoles" | "serverFqdn">): AdminTransport {
   const given = [o.tlsCert && "--tls-cert", o.tlsKey && "--tls-key", o.tlsPfx && "--tls-pfx", o.tlsPfxPasswordFile && "--tls-pfx-password-file", o.tlsName.length > 0 && "--tls-name"].filter((x): x is string => typeof x === "string");
   if (o.insecureHttp) {
     if (given.length > 0) throw new ValidationError("insecure-http", "no TLS option with it", `insecure-http: plain HTTP has no certificate: leave out ${given.join(", ")}`);
@@ -144,6 +145,7 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
     .option("--tls-pfx-password-file <file>", "the file holding the password of --tls-pfx")
     .option("--insecure-http", "plain HTTP instead of TLS: a loopback --listen address only")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
+    .option("--log-size-mb <MB>", LOG_SIZE_HELP, LOG_SIZE_MB.default)
     .option("--no-local-cmgs", "do not run the instances of local-provider CMGs (default: this process runs them, following the site)")
     .option("--cmg-poll-interval <s>", "how often the site is read for local CMGs and their changes, seconds", "2")
     .option("--server-fqdn <fqdn>", "this site server's own FQDN, as site system server: the roles assigned to it run in this process (default: this host's name)")
@@ -155,11 +157,12 @@ export function registerSiteCommands(program: Command, ctx: CliContext): void {
       const transport = transportOf(o);
       const joinListen = o.joinListen === undefined ? undefined : parseListen(o.joinListen, "joinListen");
       const logLevel = logLevelOpt(o.logLevel);
+      const logSizeBytes = logSizeOpt(o.logSizeMb);
       const poll = Number(o.cmgPollInterval);
       if (!(poll >= 0.1 && poll <= 3600)) throw new ValidationError("cmgPollInterval", "must be from 0.1 to 3600 seconds", `cmgPollInterval: must be from 0.1 to 3600 seconds (got ${JSON.stringify(o.cmgPollInterval)})`);
       const g = ctx.globals(cmd);
       const log = pino({ level: PINO_LEVEL[logLevel], redact: ["req.headers.authorization", "req.headers.cookie", "req.headers['x-opencmg-csrf']", "*.password", "*.secret", "*.token"] });
-      const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel });
+      const opened = await openSite({ dataDir: g.data, databaseUrl: g.database, work: commandPath(cmd), pino: log, logLevel, logSizeBytes });
       await opened.services.sites.requireTop();
       logFatalFaults(opened.logs.component(LOG_FILES.smsprov), `Site server (pid ${process.pid})`);
       const localRoles = o.localRoles ? { server: check("serverFqdn", fqdnRule, o.serverFqdn ?? hostname()), pollMs: poll * 1000 } : false;

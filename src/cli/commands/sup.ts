@@ -8,7 +8,7 @@ import { ValidationError } from "../../errors.ts";
 import type { AdrChanges } from "../../site/services/adrs.ts";
 import { PINO_LEVEL } from "../../logs/cmtrace.ts";
 import { commandPath, type CliContext } from "../context.ts";
-import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
+import { LOG_LEVEL_HELP, LOG_SIZE_HELP, LOG_SIZE_MB, logLevelOpt, logSizeOpt } from "../options.ts";
 import { table } from "../output.ts";
 import { parseListen } from "./site.ts";
 import { syncSchedule, type RuleAfterSync } from "../../roles/sup/sync-schedule.ts";
@@ -64,9 +64,11 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
     .option("--cert <file>", "server certificate (PEM; default: issued by the site CA for --server)")
     .option("--key <file>", "its private key (PEM)")
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: { server: string; listen: string; cert?: string; key?: string; logLevel: string }, cmd: Command) => {
+    .option("--log-size-mb <MB>", LOG_SIZE_HELP, LOG_SIZE_MB.default)
+    .action(async (o: { server: string; listen: string; cert?: string; key?: string; logLevel: string; logSizeMb: string }, cmd: Command) => {
       const listen = parseListen(o.listen);
       const logLevel = logLevelOpt(o.logLevel);
+      const logSizeBytes = logSizeOpt(o.logSizeMb);
       if (Boolean(o.cert) !== Boolean(o.key)) throw new ValidationError(o.cert ? "key" : "cert", "--cert and --key go together");
       const g = ctx.globals(cmd);
       const running = await runSoftwareUpdatePoint({
@@ -75,6 +77,7 @@ export function registerSupCommands(program: Command, ctx: CliContext): void {
         work: commandPath(cmd),
         pino: pino({ level: PINO_LEVEL[logLevel] }),
         logLevel,
+        logSizeBytes,
         serverFqdn: o.server,
         listen,
         tls: o.cert && o.key ? { certPem: readPem("cert", o.cert), keyPem: readPem("key", o.key) } : undefined,

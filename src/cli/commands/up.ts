@@ -4,7 +4,7 @@ import { DEFAULT_UP_PORTS, up, type UpPorts } from "../../app/up.ts";
 import type { CliContext } from "../context.ts";
 import { keyValues } from "../output.ts";
 import { waitForStop } from "../../app/signals.ts";
-import { LOG_LEVEL_HELP, logLevelOpt } from "../options.ts";
+import { LOG_LEVEL_HELP, LOG_SIZE_HELP, LOG_SIZE_MB, logLevelOpt, logSizeOpt } from "../options.ts";
 
 function port(field: string, v: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new ValidationError(field, "must be a port from 1 to 65535");
@@ -23,15 +23,17 @@ export function registerUpCommand(program: Command, ctx: CliContext): void {
     .option("--client-port <n>", `CMG client port ${last(DEFAULT_UP_PORTS.client)}`)
     .option("--tunnel-port <n>", `CMG tunnel port ${last(DEFAULT_UP_PORTS.tunnel)}`)
     .option("--log-level <level>", LOG_LEVEL_HELP, "info")
-    .action(async (o: PortOptions & { logLevel: string }, cmd: Command) => {
+    .option("--log-size-mb <MB>", LOG_SIZE_HELP, LOG_SIZE_MB.default)
+    .action(async (o: PortOptions & { logLevel: string; logSizeMb: string }, cmd: Command) => {
       const g = ctx.globals(cmd);
       const logLevel = logLevelOpt(o.logLevel);
+      const logSizeBytes = logSizeOpt(o.logSizeMb);
       const ports: Partial<UpPorts> = {};
       for (const key of Object.keys(DEFAULT_UP_PORTS) as (keyof UpPorts)[]) {
         const v = o[`${key}Port`];
         if (v !== undefined) ports[key] = port(`${key}Port`, v);
       }
-      const running = await up({ dataDir: g.data, databaseUrl: g.database, ports, logLevel, onStep: (s) => ctx.io.err.write(`... ${s}\n`) });
+      const running = await up({ dataDir: g.data, databaseUrl: g.database, ports, logLevel, logSizeBytes, onStep: (s) => ctx.io.err.write(`... ${s}\n`) });
       const stopped = waitForStop(); // before the facts are printed: a stop may follow at once
       const f = running.facts;
       ctx.print(cmd, f, () =>
