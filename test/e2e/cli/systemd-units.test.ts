@@ -2,7 +2,8 @@
  * The systemd units in deploy/systemd/ run commands `opencmg` knows: each unit's ExecStart, with
  * its Environment= defaults and a sample instance name filled in, parses (every option exists)
  * and reaches the command's own checks. A deliberately wrong log level proves it: only a command
- * line whose every option parsed gets as far as `logLevel: must be one of ...`. And systemd's own
+ * line whose every option parsed gets as far as `logLevel: must be one of ...`; a wrong log size
+ * likewise proves the unit passes its OPENCMG_LOG_SIZE_MB to `--log-size-mb`. And systemd's own
  * checker, `systemd-analyze verify` (it runs without systemd as PID 1), accepts each unit without
  * a warning: an unknown key or value is only a warning to it, so its output must be empty too.
  */
@@ -65,6 +66,14 @@ for (const [unit, instance, command] of units) {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /logLevel: must be one of info, warning, error \(got "loud"\)/);
     assert.doesNotMatch(r.stderr, /unknown option/);
+  });
+
+  it(`${unit} passes OPENCMG_LOG_SIZE_MB (default 2.5) to \`--log-size-mb\``, async () => {
+    assert.match(new Map(serviceKeys(unit)).get("Environment") ?? "", /(^|\s)OPENCMG_LOG_SIZE_MB=2\.5(\s|$)/);
+    const args = commandLine(unit, instance, { OPENCMG_LOG_SIZE_MB: "0" });
+    const r = await runCli(["--data", join(tempDir("opencmg-unit-"), "data"), ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /logSizeMb: must be a number of megabytes from 1 to 1024 \(got "0"\)/);
   });
 
   it(`${unit} passes \`systemd-analyze verify\` with no warning`, { skip: analyze ? false : "systemd-analyze is not installed" }, () => {
