@@ -175,8 +175,9 @@ export interface WorkerSupervisor {
  */
 export async function superviseWorkers(cfg: ResolvedGatewayConfig, count: number, log: ComponentLog, onLine: (line: string) => void = () => {}): Promise<WorkerSupervisor> {
   const reusePort = hasReusePort();
-  // Read by the cluster module at the first fork; see the header for why not round robin.
-  if (!reusePort) cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Read by the cluster module at the first fork; see the header for why not round robin. Node's
+  // own NODE_CLUSTER_SCHED_POLICY (rr, none), when set, is the administrator's choice and stands.
+  if (!reusePort && process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   const workers: (Worker | null)[] = Array.from({ length: count }, () => null);
   const tunnelPorts: number[] = Array.from({ length: count }, (_, w) => workerTunnelPort(cfg.tunnel.port, w));
   const attempts = Array.from({ length: count }, () => 0);
