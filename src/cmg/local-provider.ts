@@ -71,7 +71,15 @@ export function workersArgs(instances: number, env: NodeJS.ProcessEnv): string[]
   return ["--workers", String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, instances))))];
 }
 
-export function runLocalInstances(o: { files: string[]; dataDir: string; log: ComponentLog; env?: NodeJS.ProcessEnv; onRestart?: (r: InstanceRestart) => void }): LocalInstances {
+export function runLocalInstances(o: {
+  files: string[];
+  dataDir: string;
+  log: ComponentLog;
+  env?: NodeJS.ProcessEnv;
+  /** The supervising process's log options (`--log-level`, `--log-size-mb`), given to every instance. */
+  logArgs?: string[];
+  onRestart?: (r: InstanceRestart) => void;
+}): LocalInstances {
   let stopping = false;
   const children = new Map<number, ChildProcess>();
   /** Instances asked for, by index: their start-up file. An index not here is not restarted. */
@@ -81,7 +89,7 @@ export function runLocalInstances(o: { files: string[]; dataDir: string; log: Co
   const retired = new WeakSet<ChildProcess>();
 
   const start = (index: number, file: string, attempt: number, onReady?: { resolve: () => void; reject: (e: Error) => void }): void => {
-    const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file, ...workersArgs(wanted.size || 1, { ...process.env, ...o.env })], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...o.env, [EXIT_WITH_PARENT_ENV]: "1" } });
+    const child = spawn(process.execPath, [BIN, "--data", o.dataDir, "gateway", "serve", "--config", file, ...(o.logArgs ?? []), ...workersArgs(wanted.size || 1, { ...process.env, ...o.env })], { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, ...o.env, [EXIT_WITH_PARENT_ENV]: "1" } });
     children.set(index, child);
     let err = "";
     child.stderr!.setEncoding("utf8");

@@ -120,7 +120,9 @@ export async function startLocalCmg(
     );
   };
   const files = (b: { files: string[] }, v: CmgView): string[] => (v.runState === "running" ? b.files : []);
-  const running = runLocalInstances({ files: files(bundle, view), dataDir: o.dataDir, log, onRestart, ...(o.env ? { env: o.env } : {}) });
+  // The instances log as the process that runs them was told to (`site serve --log-level ... --log-size-mb ...`).
+  const logArgs = ["--log-level", site.logs.level, "--log-size-mb", String(site.logs.maxBytes / (1024 * 1024))];
+  const running = runLocalInstances({ files: files(bundle, view), dataDir: o.dataDir, log, logArgs, onRestart, ...(o.env ? { env: o.env } : {}) });
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const stop = async (): Promise<void> => {

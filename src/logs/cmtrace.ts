@@ -250,7 +250,8 @@ export interface LogSetOptions {
 /** The set of component log files of one process. */
 export class LogSet {
   private readonly files = new Map<string, LogFile>();
-  private readonly maxBytes: number;
+  /** The size at which each file rotates. */
+  readonly maxBytes: number;
   private readonly now: () => Date;
   private readonly minType: number;
   constructor(private readonly options: LogSetOptions) {

@@ -24,7 +24,8 @@ let running: RunningLocalCmg | undefined;
 before(async () => {
   pki = await makeTestPki({ serverName: "cmg.contoso.test" });
   dataDir = tempDir();
-  site = await openSite({ dataDir });
+  // Log options as `site serve --log-level warning --log-size-mb 3` gives them: its instances get them too.
+  site = await openSite({ dataDir, logLevel: "warning", logSizeBytes: 3 * 1024 * 1024 });
   await initSite(site, { code: "P01", name: "E2E" });
 });
 
@@ -56,6 +57,11 @@ it("starts a local CMG's instances, shows them running, and stops them", async (
   running = await startLocalCmg(site, "CMG1", { dataDir });
   assert.equal(running.view.name, "cmg1");
   assert.equal(running.pids().length, 2);
+  for (const pid of running.pids()) {
+    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const at = args.indexOf("--log-level");
+    assert.deepEqual(args.slice(at, at + 4), ["--log-level", "warning", "--log-size-mb", "3"], `instance ${pid} runs with the site's log options: ${args.join(" ")}`);
+  }
   // Ready means each instance said it listens.
   assert.equal(await listening(clientBase), true);
   assert.equal(await listening(clientBase + 1), true);
