@@ -3,25 +3,16 @@
  * unknown; applied to the CMTrace files and the structured copy on stdout when known.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { tempDir } from "../../helpers/databases.ts";
 import { runCli } from "../../helpers/cli.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
-import { until } from "../../helpers/until.ts";
+import { SERVE_COMMANDS, serveSiteOnce } from "../../helpers/serve-commands.ts";
 import { parseLines } from "../../../src/logs/cmtrace.ts";
 
 describe("--log-level", () => {
-  const commands: string[][] = [
-    ["site", "serve"],
-    ["gateway", "serve", "--config", "instance-0.json"],
-    ["connection-point", "serve", "--server", "cp1.contoso.com"],
-    ["mp", "serve", "--server", "mp1.contoso.com"],
-    ["up"],
-  ];
-  for (const command of commands) {
+  for (const command of SERVE_COMMANDS) {
     it(`${command.slice(0, 2).join(" ")}: refuses an unknown level, naming the field and the levels, and writes nothing`, async () => {
       const data = join(tempDir("opencmg-loglevel-"), "data");
       for (const bad of ["debug", "WARNING", "warn"]) {
@@ -35,16 +26,7 @@ describe("--log-level", () => {
 
   /** Runs `site serve` at `level` until it listens, stops it; its sitecomp.log lines and stdout. */
   async function serveOnce(data: string, level: string[]): Promise<{ lines: string[]; stdout: string }> {
-    const p = spawn(process.execPath, [OPENCMG_BIN, "--data", data, "site", "serve", "--listen", "127.0.0.1:0", ...level], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | string | null>((r) => p.once("exit", (c, s) => r(c ?? s)));
-    await until("site serve to listen or exit", () => /serving the admin API/.test(stderr) || p.exitCode !== null);
-    assert.match(stderr, /serving the admin API/);
-    p.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
+    const { stdout } = await serveSiteOnce(data, level);
     const file = join(data, "logs", "sitecomp.log");
     return { lines: existsSync(file) ? parseLines(readFileSync(file, "utf8")).map((l) => l.text) : [], stdout };
   }

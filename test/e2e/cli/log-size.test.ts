@@ -4,26 +4,16 @@
  * when it is.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { tempDir } from "../../helpers/databases.ts";
 import { runCli } from "../../helpers/cli.ts";
-import { OPENCMG_BIN } from "../../helpers/bin.ts";
-import { until } from "../../helpers/until.ts";
+import { SERVE_COMMANDS, serveSiteOnce } from "../../helpers/serve-commands.ts";
 import { formatLine, parseLines } from "../../../src/logs/cmtrace.ts";
 
 describe("--log-size-mb", () => {
-  const commands: string[][] = [
-    ["site", "serve"],
-    ["gateway", "serve", "--config", "instance-0.json"],
-    ["connection-point", "serve", "--server", "cp1.contoso.com"],
-    ["mp", "serve", "--server", "mp1.contoso.com"],
-    ["sup", "serve", "--server", "sup1.contoso.com"],
-    ["up"],
-  ];
-  for (const command of commands) {
+  for (const command of SERVE_COMMANDS) {
     it(`${command.slice(0, 2).join(" ")}: refuses a size that is not 1 to 1024 MB, naming the field and the rule, and writes nothing`, async () => {
       const data = join(tempDir("opencmg-logsize-"), "data");
       for (const bad of ["0", "2000", "abc", "-1"]) {
@@ -33,18 +23,6 @@ describe("--log-size-mb", () => {
       }
       assert.equal(existsSync(data), false);
     });
-  }
-
-  /** Runs `site serve` with `args` until it listens, then stops it. */
-  async function serveOnce(data: string, args: string[]): Promise<void> {
-    const p = spawn(process.execPath, [OPENCMG_BIN, "--data", data, "site", "serve", "--listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | string | null>((r) => p.once("exit", (c, s) => r(c ?? s)));
-    await until("site serve to listen or exit", () => /serving the admin API/.test(stderr) || p.exitCode !== null);
-    assert.match(stderr, /serving the admin API/);
-    p.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
   }
 
   /**
@@ -68,14 +46,14 @@ describe("--log-size-mb", () => {
     const filler = fillerLine(1024 * 1024 - 64);
 
     writeFileSync(log, filler, { mode: 0o600 });
-    await serveOnce(data, []);
+    await serveSiteOnce(data, []);
     assert.equal(existsSync(previous), false, "not rotated at the default size");
     const kept = readFileSync(log, "utf8");
     assert.ok(kept.startsWith(filler), "the filler is still at the start of sitecomp.log");
     assert.ok(parseLines(kept).some((l) => /^Admin API and console listening on /.test(l.text)), "the new lines follow it");
 
     writeFileSync(log, filler, { mode: 0o600 });
-    await serveOnce(data, ["--log-size-mb", "1"]);
+    await serveSiteOnce(data, ["--log-size-mb", "1"]);
     assert.equal(readFileSync(previous, "utf8"), filler, "the full file became sitecomp.lo_");
     const fresh = parseLines(readFileSync(log, "utf8"));
     assert.ok(!fresh.some((l) => l.component === "filler"), "the new sitecomp.log starts empty");
